@@ -1,0 +1,278 @@
+"""TOML configuration → validated, frozen dataclasses.
+
+A config has four tables: ``[simulation]``, ``[network]``, ``[task]`` and
+``[training]``.  Every key is checked (unknown keys, types, ranges); an error is a
+:class:`ConfigError` whose one-line message names the offending key, e.g.
+``network.tau_m_ms: must be > 0 (got -3.0)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "SimulationConfig",
+    "NetworkConfig",
+    "TrainingConfig",
+    "Config",
+    "load_config",
+    "parse_config",
+    "to_toml",
+]
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message is one line naming the key or file."""
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _nonneg(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _prob(v: float) -> str | None:
+    return None if 0.0 < v <= 1.0 else "must be in (0, 1]"
+
+
+def _check(*fns):
+    return {"checks": fns}
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (runtime | cpp_standalone)."""
+
+    dt_ms: float = field(default=1.0, metadata=_check(_positive))
+    n_steps: int = field(default=1000, metadata=_check(_positive))
+    seed: int = field(default=0, metadata=_check(_nonneg))
+    device: str = "runtime"
+
+    def __post_init__(self) -> None:
+        from neuroplast.network.devices import DEVICES
+
+        if self.device not in DEVICES:
+            raise ConfigError(f"simulation.device: must be one of {', '.join(DEVICES)} (got {self.device!r})")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """``[network]``: sizes, neuron constants (ms, units of v), connectivity, initial weights.
+
+    The first ``n_rec − n_alif`` recurrent neurons are LIF (β = 0), the last
+    ``n_alif`` are ALIF with adaptation strength ``beta`` and time constant ``tau_a_ms``.
+    Initial weights are Gaussian with standard deviation ``w_*_scale / sqrt(fan_in)``.
+    """
+
+    n_rec: int = field(default=100, metadata=_check(_positive))
+    n_alif: int = field(default=0, metadata=_check(_nonneg))
+    n_out: int = field(default=1, metadata=_check(_positive))
+    tau_m_ms: float = field(default=30.0, metadata=_check(_positive))
+    tau_a_ms: float = field(default=2000.0, metadata=_check(_positive))
+    beta: float = field(default=0.0, metadata=_check(_nonneg))
+    v_th: float = field(default=0.03, metadata=_check(_positive))
+    n_ref: int = field(default=0, metadata=_check(_nonneg))
+    gamma: float = field(default=0.3, metadata=_check(_positive))
+    tau_out_ms: float = field(default=30.0, metadata=_check(_positive))
+    surrogate: str = "piecewise_linear"
+    input_scale: float = field(default=1.0, metadata=_check(_positive))
+    readout_scale: float = field(default=1.0, metadata=_check(_positive))
+    p_in: float = field(default=1.0, metadata=_check(_prob))
+    p_rec: float = field(default=1.0, metadata=_check(_prob))
+    w_in_scale: float = field(default=1.0, metadata=_check(_nonneg))
+    w_rec_scale: float = field(default=0.0, metadata=_check(_nonneg))
+    w_out_scale: float = field(default=1.0, metadata=_check(_nonneg))
+
+    def __post_init__(self) -> None:
+        from neuroplast.model.surrogates import SURROGATES
+
+        if self.n_alif > self.n_rec:
+            raise ConfigError(f"network.n_alif: must be <= network.n_rec ({self.n_rec}) (got {self.n_alif})")
+        if self.surrogate not in SURROGATES:
+            raise ConfigError(
+                f"network.surrogate: unknown surrogate {self.surrogate!r} "
+                f"(known: {', '.join(SURROGATES.names())})"
+            )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """``[training]``: rule, loss, optimizer and schedule.
+
+    ``learning_rate`` is per batch-mean gradient; ``reg_coeff`` c_reg and
+    ``reg_rate_hz`` f* set the firing-rate regularization; ``weight_decay`` is used by
+    the adaptive (Kolen–Pollack) feedback; ``feedback_scale`` scales random feedback.
+    """
+
+    rule: str = "eprop"
+    loss: str = "mse"
+    optimizer: str = "sgd"
+    learning_rate: float = field(default=1e-4, metadata=_check(_positive))
+    iterations: int = field(default=100, metadata=_check(_positive))
+    batch_size: int = field(default=1, metadata=_check(_positive))
+    reg_coeff: float = field(default=0.0, metadata=_check(_nonneg))
+    reg_rate_hz: float = field(default=10.0, metadata=_check(_nonneg))
+    weight_decay: float = field(default=0.0, metadata=_check(_nonneg))
+    feedback_scale: float = field(default=1.0, metadata=_check(_positive))
+    adam_beta1: float = field(default=0.9, metadata=_check(_nonneg))
+    adam_beta2: float = field(default=0.999, metadata=_check(_nonneg))
+    adam_eps: float = field(default=1e-8, metadata=_check(_positive))
+    path: str = "auto"
+    train_output: bool = True
+
+    def __post_init__(self) -> None:
+        from neuroplast.model.losses import LOSSES
+        from neuroplast.training import GRADIENT_PATHS, OPTIMIZERS
+
+        if self.loss not in LOSSES:
+            raise ConfigError(
+                f"training.loss: unknown loss {self.loss!r} (known: {', '.join(LOSSES.names())})"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"training.optimizer: unknown optimizer {self.optimizer!r} "
+                f"(known: {', '.join(OPTIMIZERS.names())})"
+            )
+        if self.path != "auto" and self.path not in GRADIENT_PATHS:
+            raise ConfigError(
+                f"training.path: must be 'auto' or one of {', '.join(GRADIENT_PATHS.names())} "
+                f"(got {self.path!r})"
+            )
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole resolved configuration."""
+
+    simulation: SimulationConfig
+    network: NetworkConfig
+    task: Any  # the task's own frozen parameter dataclass (see neuroplast.tasks)
+    training: TrainingConfig
+    source: str = ""
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """A copy with some keys of one table changed (validated again)."""
+        sec = getattr(self, section)
+        data = {f.name: getattr(sec, f.name) for f in fields(sec)}
+        data.update(changes)
+        new_sec = _build(type(sec), data, section)
+        return dataclasses.replace(self, **{section: new_sec})
+
+
+_SCALARS = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        (inner,) = typing.get_args(tp)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list (got {type(value).__name__})")
+        return tuple(_coerce(inner, v, f"{key}[{i}]") for i, v in enumerate(value))
+    allowed = _SCALARS.get(tp)
+    if allowed is None:  # pragma: no cover - programming error in a dataclass
+        raise TypeError(f"unsupported config type {tp!r} for {key}")
+    if isinstance(value, bool) and tp is not bool:
+        raise ConfigError(f"{key}: must be {tp.__name__} (got bool)")
+    if not isinstance(value, allowed):
+        raise ConfigError(f"{key}: must be {tp.__name__} (got {type(value).__name__} {value!r})")
+    return tp(value)
+
+
+def _build(cls: type, data: dict[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        key = f"{section}.{f.name}"
+        value = _coerce(hints[f.name], data[f.name], key)
+        for check in f.metadata.get("checks", ()):
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                msg = check(v)
+                if msg:
+                    raise ConfigError(f"{key}: {msg} (got {v!r})")
+        kwargs[f.name] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{section}: {exc}") from None
+
+
+def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
+    """Validate a parsed TOML mapping into a :class:`Config`."""
+    from neuroplast.tasks import TASKS
+
+    known = {"simulation", "network", "task", "training"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{key}: unknown table (known: {', '.join(sorted(known))})")
+        if not isinstance(data[key], dict):
+            raise ConfigError(f"{key}: must be a table")
+    sim = _build(SimulationConfig, data.get("simulation", {}), "simulation")
+    net = _build(NetworkConfig, data.get("network", {}), "network")
+    task_data = dict(data.get("task", {}))
+    task_name = task_data.pop("name", "sine")
+    if not isinstance(task_name, str) or task_name not in TASKS:
+        raise ConfigError(f"task.name: unknown task {task_name!r} (known: {', '.join(TASKS.names())})")
+    task_cls = TASKS.get(task_name)
+    task = _build(task_cls.Params, task_data, "task")
+    train = _build(TrainingConfig, data.get("training", {}), "training")
+    cfg = Config(sim, net, task, train, source)
+    task_cls.check_config(cfg)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file (errors name the file or the key)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({str(exc).splitlines()[0]})") from None
+    return parse_config(data, str(p))
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def to_toml(cfg: Config) -> str:
+    """The full resolved config (every key, defaults included) as TOML text."""
+    from neuroplast.tasks import TASKS
+
+    lines: list[str] = []
+    for section in ("simulation", "network", "task", "training"):
+        sec = getattr(cfg, section)
+        lines.append(f"[{section}]")
+        if section == "task":
+            lines.append(f"name = {_toml_value(TASKS.name_of(type(sec)))}")
+        for f in fields(sec):
+            lines.append(f"{f.name} = {_toml_value(getattr(sec, f.name))}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,564 @@
+"""Reader of the ``neuroplast-run`` HDF5 run log.
+
+:func:`open_run` validates the file and returns a :class:`RunLog` with typed access.  The HDF5 file is
+opened only for the duration of each access, so a :class:`RunLog` holds no file handle.  Every problem with
+the file (missing, not HDF5, truncated, not a run log, newer format, missing projection ...) raises
+:class:`~neuroplast.io.schema.RunFileError` with a one-line message naming the file.
+
+A file whose writer was killed is read up to its last flush: the number of trials is the smallest of the
+``n_trials_complete`` attribute and the lengths of the per-trial datasets, and every per-trial array is cut
+to that length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from neuroplast.io.schema import (
+    ATTR_FINISHED,
+    ATTR_ITERATIONS_COMPLETE,
+    ATTR_TRIALS_COMPLETE,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    LIBVER,
+    TRIAL_COLUMNS,
+    RunFileError,
+    check_name,
+    chunk_rows,
+    report_root,
+)
+
+__all__ = ["open_run", "RunLog", "ProjectionLog", "TrialReplay", "Trace"]
+
+_REQUIRED_GROUPS = ("populations", "spikes", "trials", "inputs", "targets", "projections")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _attr(value: Any) -> Any:
+    """Convert an HDF5 attribute value to a plain Python value."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.ndim else value.item()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True)
+class TrialReplay:
+    """Everything needed to re-run trial ``index`` outside the training loop.
+
+    Attributes
+    ----------
+    index : int
+        Trial index ``k``.
+    iteration : int
+        Training iteration the trial belongs to.
+    start_step : int
+        Global step of the trial's first step.
+    n_steps : int
+        Number of steps ``T`` of the trial.
+    x : numpy.ndarray, shape (T, n_in), float64
+        Input spikes (counts per step).
+    target : numpy.ndarray or int
+        Regression: target values, shape (T, n_out), float64.  Classification: the class label.
+    mask : numpy.ndarray of bool, shape (T,), or None
+        Classification: steps that enter the loss; ``None`` for regression.
+    weights_before : dict of str to numpy.ndarray or None
+        ``projection -> (n_edges,)`` weights the trial ran with (row ``iteration`` of ``weights``), in
+        edge order; ``None`` if that row was never written (writer killed before the iteration ended).
+    loss : float
+        Loss recorded for the trial.
+    """
+
+    index: int
+    iteration: int
+    start_step: int
+    n_steps: int
+    x: np.ndarray
+    target: np.ndarray | int
+    mask: np.ndarray | None
+    weights_before: dict[str, np.ndarray] | None
+    loss: float
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Per-step trace of one variable (a SONATA report).
+
+    Attributes
+    ----------
+    pop, var : str
+        Population and variable.
+    times_ms : numpy.ndarray, shape (T,)
+        Time of every row, ms.
+    node_ids : numpy.ndarray of uint64, shape (n_elements,)
+        Node id of every column.
+    data : numpy.ndarray of float32, shape (T, n_elements)
+        Values.
+    units : str
+        Units of ``data``.
+    """
+
+    pop: str
+    var: str
+    times_ms: np.ndarray
+    node_ids: np.ndarray
+    data: np.ndarray
+    units: str
+
+
+class ProjectionLog:
+    """Weights, updates and gradients of one projection.
+
+    Attributes
+    ----------
+    name : str
+        Projection name.
+    source_ids, target_ids : numpy.ndarray of uint64, shape (n_edges,)
+        Edge end points, in edge order.
+    weights : numpy.ndarray, shape (n_iterations + 1, n_edges) or (n_iterations, n_edges)
+        Weights before every update, plus the final weights once the run finished.
+    updates : numpy.ndarray, shape (n_iterations, n_edges)
+        Change applied at every update.
+    estimators : list of str
+        Names of the stored gradient estimators (``eprop``, ``bptt`` ...).
+    """
+
+    def __init__(self, run: RunLog, name: str, g: h5py.Group) -> None:
+        self._run = run
+        self.name = name
+        self.source_ids = np.asarray(g["source_ids"][()], dtype=np.uint64)
+        self.target_ids = np.asarray(g["target_ids"][()], dtype=np.uint64)
+        n_it = run.n_iterations
+        self.updates = np.asarray(g["updates"][:n_it])
+        self.weights = np.asarray(g["weights"][: n_it + 1])
+        self.estimators = sorted(g["grad"].keys()) if "grad" in g else []
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edges."""
+        return int(self.source_ids.size)
+
+    def grad(self, estimator: str) -> np.ndarray:
+        """Per-trial gradient of the loss with respect to every weight.
+
+        Parameters
+        ----------
+        estimator : str
+            Estimator name, one of :attr:`estimators`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_trials, n_edges), float64
+            NaN where the estimator was not computed for a trial.
+
+        Raises
+        ------
+        RunFileError
+            If the estimator is not stored for this projection.
+        """
+        if estimator not in self.estimators:
+            raise RunFileError(
+                self._run.path,
+                f"projection {self.name!r} has no gradient estimator {estimator!r} "
+                f"(available: {', '.join(self.estimators) or 'none'})",
+            )
+        with self._run._open() as f:
+            return np.asarray(f["projections"][self.name]["grad"][estimator][: self._run.n_trials])
+
+    def __repr__(self) -> str:
+        return (
+            f"ProjectionLog({self.name!r}, n_edges={self.n_edges}, weights={self.weights.shape}, "
+            f"estimators={self.estimators})"
+        )
+
+
+class RunLog:
+    """Typed, read-only view of a run log (plus :meth:`write_grad`).  Create it with :func:`open_run`.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    attrs : dict
+        Root attributes as plain Python values.
+    config_toml : str
+        Full resolved configuration (TOML text).
+    dt_ms : float
+        Time step, ms.
+    seed : int
+        Random seed.
+    format_version : int
+        Layout version of the file.
+    task_kind : str
+        ``"regression"`` or ``"classification"``.
+    n_in, n_out, n_steps : int
+        Input channels, readout units, maximum steps per trial.
+    n_trials : int
+        Number of complete trials on disk.
+    n_iterations : int
+        Number of weight updates on disk.
+    finished : bool
+        Whether :meth:`RunWriter.finish` was called (final weights present).
+    trials : dict of str to numpy.ndarray
+        Per-trial columns (``start_step``, ``n_steps``, ``iteration``, ``loss`` and extras), each
+        ``(n_trials,)``.
+    populations : dict of str to dict of str to numpy.ndarray
+        Per-neuron parameters of every population.
+    population_sizes : dict of str to int
+        Number of neurons per population.
+    projection_names : list of str
+        Stored projections.
+    traces : list of (str, str)
+        ``(pop, var)`` pairs with a stored report.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._open() as f:
+            self._load(f)
+
+    # ------------------------------------------------------------------ file access
+    @contextmanager
+    def _open(self, mode: str = "r") -> Iterator[h5py.File]:
+        try:
+            f = h5py.File(self.path, mode, libver=LIBVER) if mode != "r" else h5py.File(self.path, "r")
+        except FileNotFoundError as exc:
+            raise RunFileError(self.path, "no such file") from exc
+        except OSError as exc:
+            msg = _one_line(exc)
+            if "lock" in msg.lower():
+                raise RunFileError(
+                    self.path, f"cannot open, file is locked (still being written?): {msg}"
+                ) from exc
+            raise RunFileError(self.path, f"cannot open as HDF5 (truncated or damaged file?): {msg}") from exc
+        try:
+            yield f
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise RunFileError(self.path, f"damaged or incomplete run log: {_one_line(exc)}") from exc
+        finally:
+            f.close()
+
+    def _load(self, f: h5py.File) -> None:
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+        fmt = attrs.get("format")
+        if fmt is None:
+            raise RunFileError(self.path, "not a neuroplast run log (no 'format' attribute)")
+        if fmt != FORMAT_NAME:
+            raise RunFileError(
+                self.path, f"not a neuroplast run log (format={fmt!r}, expected {FORMAT_NAME!r})"
+            )
+        version = attrs.get("format_version")
+        if not isinstance(version, int):
+            raise RunFileError(self.path, f"missing or invalid 'format_version' attribute ({version!r})")
+        if version > FORMAT_VERSION:
+            raise RunFileError(
+                self.path,
+                f"format_version {version} is newer than this neuroplast supports ({FORMAT_VERSION}); "
+                "upgrade neuroplast",
+            )
+        for grp in _REQUIRED_GROUPS:
+            if grp not in f:
+                raise RunFileError(self.path, f"damaged run log: group /{grp} is missing")
+        for key in ("dt_ms", "config", "task_kind", "n_in", "n_out", "n_steps"):
+            if key not in attrs:
+                raise RunFileError(self.path, f"damaged run log: root attribute {key!r} is missing")
+        self.attrs: dict[str, Any] = attrs
+        self.format_version = version
+        self.config_toml: str = str(attrs["config"])
+        self.dt_ms = float(attrs["dt_ms"])
+        self.seed = int(attrs.get("seed", -1))
+        self.task_kind = str(attrs["task_kind"])
+        self.n_in, self.n_out, self.n_steps = int(attrs["n_in"]), int(attrs["n_out"]), int(attrs["n_steps"])
+        self.finished = bool(attrs.get(ATTR_FINISHED, 0))
+
+        gt = f["trials"]
+        missing = [c for c in TRIAL_COLUMNS if c not in gt]
+        if missing:
+            raise RunFileError(self.path, f"damaged run log: /trials lacks {', '.join(missing)}")
+        lengths = [int(attrs.get(ATTR_TRIALS_COMPLETE, gt["start_step"].shape[0]))]
+        lengths += [gt[c].shape[0] for c in TRIAL_COLUMNS]
+        lengths.append(f["inputs"]["values"].shape[0])
+        tg = f["targets"]
+        lengths += [tg[k].shape[0] for k in ("values", "labels", "mask") if k in tg]
+        for g in f["projections"].values():
+            if "grad" in g:
+                lengths += [d.shape[0] for d in g["grad"].values()]
+        self.n_trials = int(min(lengths))
+        self.trials: dict[str, np.ndarray] = {k: np.asarray(d[: self.n_trials]) for k, d in gt.items()}
+
+        self.projection_names = sorted(f["projections"].keys())
+        n_it = [int(attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
+        n_it += [f["projections"][p]["updates"].shape[0] for p in self.projection_names]
+        self.n_iterations = int(min(n_it))
+
+        self.populations: dict[str, dict[str, np.ndarray]] = {}
+        self.population_sizes: dict[str, int] = {}
+        for pop, g in f["populations"].items():
+            self.populations[pop] = {k: np.asarray(d[()]) for k, d in g.items()}
+            self.population_sizes[pop] = int(g.attrs.get("size", 0))
+        self.traces: list[tuple[str, str]] = sorted(
+            (pop, name[len("report_") :])
+            for name in f.keys()
+            if name.startswith("report_")
+            for pop in f[name].keys()
+        )
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def spike_populations(self) -> list[str]:
+        """Populations with a spike group."""
+        with self._open() as f:
+            return sorted(f["spikes"].keys())
+
+    def projection(self, name: str) -> ProjectionLog:
+        """Weights, updates and gradients of projection ``name``.
+
+        Raises
+        ------
+        RunFileError
+            If the projection is not in the file.
+        """
+        if name not in self.projection_names:
+            raise RunFileError(
+                self.path,
+                f"has no projection {name!r} (available: {', '.join(self.projection_names) or 'none'})",
+            )
+        with self._open() as f:
+            return ProjectionLog(self, name, f["projections"][name])
+
+    def _end_step(self) -> int:
+        if self.n_trials == 0:
+            return 0
+        return int(self.trials["start_step"][-1] + self.trials["n_steps"][-1])
+
+    def spikes(self, pop: str, trial: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes of a population, sorted by time.
+
+        Parameters
+        ----------
+        pop : str
+            Population name.
+        trial : int, optional
+            Only the spikes of this trial (timestamps stay global).
+
+        Returns
+        -------
+        timestamps : numpy.ndarray of float64
+            Spike times, ms (``step * dt_ms``, on the run's continuous time axis).
+        node_ids : numpy.ndarray of uint64
+            Node ids.
+        """
+        with self._open() as f:
+            if pop not in f["spikes"]:
+                raise RunFileError(
+                    self.path,
+                    f"has no spikes for population {pop!r} "
+                    f"(available: {', '.join(sorted(f['spikes'].keys()))})",
+                )
+            g = f["spikes"][pop]
+            ts = np.asarray(g["timestamps"][()], dtype=np.float64)
+            ids = np.asarray(g["node_ids"][()], dtype=np.uint64)
+        n = min(ts.size, ids.size)
+        ts, ids = ts[:n], ids[:n]
+        steps = np.rint(ts / self.dt_ms).astype(np.int64)
+        if trial is None:
+            lo, hi = 0, self._end_step()  # drop spikes of trials a killed writer never listed
+        else:
+            k = self._trial_index(trial)
+            lo = int(self.trials["start_step"][k])
+            hi = lo + int(self.trials["n_steps"][k])
+        a, b = np.searchsorted(steps, [lo, hi], side="left")
+        return ts[a:b], ids[a:b]
+
+    def _trial_index(self, k: int) -> int:
+        k = int(k)
+        if k < 0:
+            k += self.n_trials
+        if not 0 <= k < self.n_trials:
+            raise IndexError(f"trial {k} out of range: {self.path} has {self.n_trials} trials")
+        return k
+
+    def replay(self, k: int) -> TrialReplay:
+        """Inputs, targets and weights of trial ``k``, to re-run it.
+
+        Parameters
+        ----------
+        k : int
+            Trial index (negative counts from the end).
+
+        Returns
+        -------
+        TrialReplay
+        """
+        k = self._trial_index(k)
+        T = int(self.trials["n_steps"][k])
+        it = int(self.trials["iteration"][k])
+        with self._open() as f:
+            x = np.asarray(f["inputs/values"][k, :T], dtype=np.float64)
+            mask: np.ndarray | None = None
+            target: np.ndarray | int
+            if self.task_kind == "regression":
+                target = np.asarray(f["targets/values"][k, :T], dtype=np.float64)
+            else:
+                target = int(f["targets/labels"][k])
+                mask = np.asarray(f["targets/mask"][k, :T]).astype(bool)
+            wb: dict[str, np.ndarray] | None = {}
+            for name in self.projection_names:
+                w = f["projections"][name]["weights"]
+                if not 0 <= it < min(w.shape[0], self.n_iterations + 1):
+                    wb = None
+                    break
+                wb[name] = np.asarray(w[it])
+        return TrialReplay(
+            k, it, int(self.trials["start_step"][k]), T, x, target, mask, wb, float(self.trials["loss"][k])
+        )
+
+    def trace(self, pop: str, var: str) -> Trace:
+        """Per-step trace of ``var`` in ``pop`` (stored with :meth:`RunWriter.add_trace`)."""
+        if (pop, var) not in self.traces:
+            avail = ", ".join(f"{p}/{v}" for p, v in self.traces) or "none"
+            raise RunFileError(self.path, f"has no trace {pop}/{var} (available: {avail})")
+        with self._open() as f:
+            g = f[report_root(var)][pop]
+            start, stop, dt = (float(v) for v in g["mapping/time"][()])
+            n = int(round((stop - start) / dt))
+            data = np.asarray(g["data"][:n])
+            times = start + dt * np.arange(data.shape[0])
+            return Trace(
+                pop,
+                var,
+                times,
+                np.asarray(g["mapping/node_ids"][()]),
+                data,
+                str(_attr(g["data"].attrs.get("units", ""))),
+            )
+
+    # ------------------------------------------------------------------ writing after the run
+    def write_grad(self, estimator: str, projection: str, array: Any, *, overwrite: bool = False) -> None:
+        """Add a per-trial gradient (e.g. exact BPTT computed after training) to a closed run log.
+
+        Parameters
+        ----------
+        estimator : str
+            Estimator name, stored at ``/projections/<projection>/grad/<estimator>``.
+        projection : str
+            Projection name.
+        array : array_like, shape (n_trials, n_edges)
+            Gradient for every trial (NaN where not computed).
+        overwrite : bool, optional
+            Replace an existing dataset of that name.
+
+        Raises
+        ------
+        RunFileError
+            If the projection is missing, the estimator exists and ``overwrite`` is false, or the file
+            cannot be opened for writing (e.g. a writer still has it open).
+        ValueError
+            If ``array`` has the wrong shape.
+        """
+        check_name("estimator", estimator)
+        proj = self.projection(projection)
+        arr = np.asarray(array, dtype=np.float64)
+        if arr.shape != (self.n_trials, proj.n_edges):
+            raise ValueError(f"gradient must have shape ({self.n_trials}, {proj.n_edges}), got {arr.shape}")
+        with self._open("r+") as f:
+            gg = f["projections"][projection].require_group("grad")
+            if estimator in gg:
+                if not overwrite:
+                    raise RunFileError(
+                        self.path,
+                        f"projection {projection!r} already has gradient "
+                        f"{estimator!r} (pass overwrite=True to replace it)",
+                    )
+                del gg[estimator]
+            n_edges = proj.n_edges
+            gg.create_dataset(
+                estimator,
+                data=arr,
+                maxshape=(None, n_edges if n_edges else None),
+                chunks=(chunk_rows(8 * max(1, n_edges)), max(1, n_edges)),
+                fillvalue=np.nan,
+            )
+            f.flush()
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> str:
+        """Human-readable multi-line summary: sizes, trials, loss first/last/min, file size."""
+        size = os.path.getsize(self.path)
+        lines = [
+            f"{self.path} ({size / 1e6:.3f} MB, {FORMAT_NAME} v{self.format_version}, "
+            f"neuroplast {self.attrs.get('neuroplast_version', '?')}, "
+            f"brian2 {self.attrs.get('brian2_version', '?')})",
+            f"task: {self.task_kind}, dt = {self.dt_ms:g} ms, seed = {self.seed}, n_in = {self.n_in}, "
+            f"n_out = {self.n_out}, n_steps = {self.n_steps}",
+            "populations: " + ", ".join(f"{p} ({n})" for p, n in self.population_sizes.items()),
+        ]
+        with self._open() as f:
+            for name in self.projection_names:
+                g = f["projections"][name]
+                ests = sorted(g["grad"].keys()) if "grad" in g else []
+                lines.append(
+                    f"projection {name}: {g['source_ids'].shape[0]} edges, grad: {', '.join(ests) or 'none'}"
+                )
+        loss = self.trials.get("loss", np.empty(0))
+        if loss.size:
+            lines.append(
+                f"trials: {self.n_trials}, iterations: {self.n_iterations}, "
+                f"loss first {loss[0]:.6g} / last {loss[-1]:.6g} / min {np.nanmin(loss):.6g}"
+            )
+        else:
+            lines.append(f"trials: 0, iterations: {self.n_iterations}")
+        lines.append("finished" if self.finished else "not finished (writer still running or killed)")
+        if self.traces:
+            lines.append("traces: " + ", ".join(f"{p}/{v}" for p, v in self.traces))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"RunLog({str(self.path)!r}, trials={self.n_trials}, iterations={self.n_iterations})"
+
+
+def open_run(path: str | os.PathLike[str]) -> RunLog:
+    """Open and validate a ``neuroplast-run`` HDF5 run log.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    RunLog
+
+    Raises
+    ------
+    RunFileError
+        If the file is missing, is a folder, is not HDF5, is truncated or damaged, is not a neuroplast run
+        log, or has a newer ``format_version``.  The message is one line and names the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise RunFileError(p, "no such file")
+    if p.is_dir():
+        raise RunFileError(p, "is a directory, not a run-log file")
+    try:
+        ok = h5py.is_hdf5(p)
+    except OSError as exc:
+        raise RunFileError(p, f"cannot read: {_one_line(exc)}") from exc
+    if not ok:
+        raise RunFileError(p, "not an HDF5 file")
+    return RunLog(p)

@@ -1,0 +1,856 @@
+"""Streaming writer of the ``neuroplast-run`` HDF5 run log.
+
+:class:`RunWriter` buffers trials in memory and appends them in whole chunks to resizable, chunked,
+uncompressed datasets.  After every flush the file on disk is consistent: every trial counted in
+``/trials`` (and in the root attribute ``n_trials_complete``) has its spikes, inputs, targets and gradients
+written, because the trial rows are written *last*.  ``h5py.File.flush`` is called at the end of every flush,
+so a writer killed with ``SIGKILL`` leaves a file from which :func:`neuroplast.io.open_run` reads every
+flushed trial.  See ``docs/hdf5.md`` for the layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+
+from neuroplast.io.schema import (
+    ATTR_FINISHED,
+    ATTR_ITERATIONS_COMPLETE,
+    ATTR_TRIALS_COMPLETE,
+    BIAS_PROJECTION,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    LIBVER,
+    TRIAL_COLUMNS,
+    TRIAL_DTYPES,
+    RunFileError,
+    check_name,
+    chunk_rows,
+    report_root,
+    sorting_dtype,
+)
+
+__all__ = ["RunWriter"]
+
+TaskKind = Literal["regression", "classification"]
+SpikeDict = Mapping[str, tuple[Any, Any]]
+
+
+def _neuroplast_version() -> str:
+    from neuroplast import __version__
+
+    return str(__version__)
+
+
+def _brian2_version() -> str:
+    # metadata only: brian2 is never imported by the io package
+    try:
+        return metadata.version("brian2")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _growing(
+    group: h5py.Group,
+    name: str,
+    tail: tuple[int, ...],
+    dtype: Any,
+    *,
+    fill: Any = None,
+    cap: int | None = None,
+) -> h5py.Dataset:
+    """Create an empty dataset that grows along axis 0 (chunked, uncompressed).
+
+    Chunks hold at most ``cap`` rows (default 1024 for 1-D datasets, 64 for row datasets) and about
+    :data:`~neuroplast.io.schema.CHUNK_BYTES`, so that small runs give small files and wide rows get
+    one row per chunk.
+    """
+    if cap is None:
+        cap = 64 if tail else 1024
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = itemsize * int(np.prod(tail, dtype=np.int64)) if tail else itemsize
+    chunk_tail = tuple(max(1, int(n)) for n in tail)
+    # a fixed dimension cannot be smaller than its chunk, so zero-length tails stay unlimited
+    maxshape = (None,) + tuple(int(n) if n > 0 else None for n in tail)
+    kwargs: dict[str, Any] = {}
+    if fill is not None:
+        kwargs["fillvalue"] = fill
+    return group.create_dataset(
+        name,
+        shape=(0,) + tuple(int(n) for n in tail),
+        maxshape=maxshape,
+        chunks=(chunk_rows(row_bytes, cap=cap),) + chunk_tail,
+        dtype=dtype,
+        **kwargs,
+    )
+
+
+def _append(ds: h5py.Dataset, block: np.ndarray) -> None:
+    """Append ``block`` (rows along axis 0) to the growing dataset ``ds``."""
+    n0 = ds.shape[0]
+    n = block.shape[0]
+    if n == 0:
+        return
+    ds.resize((n0 + n,) + ds.shape[1:])
+    ds[n0 : n0 + n] = block
+
+
+def _as_ids(a: Any, what: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.equal(np.mod(arr, 1), 0)):
+            raise ValueError(f"{what} must hold integers")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{what} must be non-negative")
+    return arr.astype(np.uint64)
+
+
+def _as_vector(a: Any, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"{what} must have shape ({n},), got {arr.shape}")
+    return arr
+
+
+@dataclass
+class _Trial:
+    start_step: int
+    n_steps: int
+    iteration: int
+    loss: float
+    x: np.ndarray  # (n_steps_max, n_in) uint8, zero padded
+    target: np.ndarray  # regression: (n_steps_max, n_out) float64 NaN padded; classification: int64 scalar
+    mask: np.ndarray | None  # classification: (n_steps_max,) uint8
+    spikes: dict[str, tuple[np.ndarray, np.ndarray]]  # pop -> (global steps int64, node ids uint64)
+    extras: dict[str, float]
+    grads: dict[tuple[str, str], np.ndarray]
+
+
+@dataclass
+class _Trace:
+    pop: str
+    var: str
+    node_ids: np.ndarray
+    units: str
+    start_step: int
+    next_step: int
+    rows_written: int = 0
+    buffer: list[np.ndarray] = field(default_factory=list)
+
+
+class RunWriter:
+    """Write one training run to a new ``neuroplast-run`` HDF5 file.
+
+    Use as a context manager; the file is flushed and closed on exit (also when the block raises, in which
+    case every complete buffered trial is still written).
+
+    Parameters
+    ----------
+    path : str or Path
+        File to create.  Its folder must exist.
+    config_toml : str
+        The full resolved configuration as TOML text; stored verbatim in the root attribute ``config``.
+    dt_ms : float
+        Simulation time step, ms.  Spike at global step ``s`` gets timestamp ``s * dt_ms`` ms.
+    seed : int
+        Random seed of the run.
+    populations : mapping of str to mapping of str to array_like
+        ``pop -> {parameter: values}``: per-neuron model parameters actually used (``alpha``, ``rho``,
+        ``v_th``, ...), each 1-D of the population size (scalars are broadcast).  A population with no
+        parameters may be given as ``{}`` if it is ``input`` (size ``n_in``) or ``readout`` (size ``n_out``).
+    projections_edges : mapping of str to (array_like, array_like) or None
+        ``projection -> (source_ids, target_ids)`` in edge order, node ids of the source/target
+        populations.  The readout bias is the pseudo-projection ``"bias"``; pass ``None`` for it to get
+        ``source_ids = target_ids = arange(n_out)``.
+    n_in, n_out : int
+        Number of input channels and of readout units.
+    task_kind : {"regression", "classification"}
+        Regression targets are ``(n_steps, n_out)`` values; classification targets are one label per trial
+        plus a ``(n_steps,)`` mask of the steps that enter the loss.
+    n_steps : int
+        Maximum number of steps of a trial (dataset width; shorter trials are padded, see
+        :meth:`add_trial`).
+    force : bool, optional
+        Overwrite an existing file (it is removed first).  Without it an existing file is an error.
+    flush_every : int, optional
+        Flush after this many buffered trials.  The writer also flushes at every :meth:`add_iteration`,
+        at :meth:`finish` and on close.
+    brian2_version : str, optional
+        Stored in the ``brian2_version`` attribute; by default read from the installed distribution's
+        metadata (brian2 is not imported).
+
+    Raises
+    ------
+    RunFileError
+        If the file exists and ``force`` is false, or it cannot be created.
+    ValueError
+        On inconsistent arguments.
+
+    Examples
+    --------
+    >>> with RunWriter("run.h5", config_toml=toml, dt_ms=1.0, seed=0, populations=pops,
+    ...                projections_edges=edges, n_in=2, n_out=1, task_kind="regression",
+    ...                n_steps=100) as w:                                     # doctest: +SKIP
+    ...     k = w.add_trial(0, x, y, loss=0.3, spikes={"recurrent": (steps, ids)})
+    ...     w.add_iteration(weights_before, updates)
+    ...     w.finish(final_weights)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        config_toml: str,
+        dt_ms: float,
+        seed: int,
+        populations: Mapping[str, Mapping[str, Any]],
+        projections_edges: Mapping[str, tuple[Any, Any] | None],
+        n_in: int,
+        n_out: int,
+        task_kind: TaskKind,
+        n_steps: int,
+        force: bool = False,
+        flush_every: int = 16,
+        brian2_version: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._f: h5py.File | None = None
+        self._finished = False
+        if task_kind not in ("regression", "classification"):
+            raise ValueError(f"task_kind must be 'regression' or 'classification', got {task_kind!r}")
+        for nm, v in (("n_in", n_in), ("n_out", n_out), ("n_steps", n_steps), ("flush_every", flush_every)):
+            if int(v) != v or int(v) < 1:
+                raise ValueError(f"{nm} must be a positive integer, got {v!r}")
+        dt_ms = float(dt_ms)
+        if not (math.isfinite(dt_ms) and dt_ms > 0):
+            raise ValueError(f"dt_ms must be a positive finite number of ms, got {dt_ms!r}")
+        if not isinstance(config_toml, str):
+            raise TypeError("config_toml must be TOML text (str)")
+        try:
+            tomllib.loads(config_toml)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config_toml is not valid TOML: {exc}") from exc
+        if int(seed) != seed:
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+
+        self.dt_ms = dt_ms
+        self.task_kind: TaskKind = task_kind
+        self.n_in, self.n_out, self.n_steps = int(n_in), int(n_out), int(n_steps)
+        self.flush_every = int(flush_every)
+        self._pops = self._check_populations(populations)
+        self.population_sizes = {
+            p: len(next(iter(d.values()))) if d else self._default_size(p) for p, d in self._pops.items()
+        }
+        self._edges = self._check_edges(projections_edges)
+
+        # buffered state
+        self._trials: list[_Trial] = []
+        self._iters: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+        self._final: dict[str, np.ndarray] | None = None
+        self._traces: dict[tuple[str, str], _Trace] = {}
+        self._trace_first_var: dict[str, str] = {}
+        self._extras: list[str] = []
+        self._estimators: dict[str, list[str]] = {p: [] for p in self._edges}
+        self._n_trials_written = 0
+        self._n_trials_added = 0
+        self._n_iters_added = 0
+        self._n_iters_written = 0
+        self._next_step = 0
+
+        self._create(force, config_toml, int(seed), brian2_version)
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _default_size_for(pop: str, n_in: int, n_out: int) -> int | None:
+        return {"input": n_in, "readout": n_out}.get(pop)
+
+    def _default_size(self, pop: str) -> int:
+        n = self._default_size_for(pop, self.n_in, self.n_out)
+        if n is None:
+            raise ValueError(f"population {pop!r} has no parameters: cannot infer its size")
+        return n
+
+    def _check_populations(
+        self, populations: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for pop, params in populations.items():
+            check_name("population", pop)
+            arrays = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+            sizes = {a.shape[0] for a in arrays.values() if a.ndim == 1}
+            if any(a.ndim > 1 for a in arrays.values()):
+                raise ValueError(f"population {pop!r}: parameters must be 1-D per-neuron arrays or scalars")
+            if len(sizes) > 1:
+                raise ValueError(
+                    f"population {pop!r}: parameter arrays have different lengths {sorted(sizes)}"
+                )
+            if sizes:
+                n = sizes.pop()
+            elif (n := self._default_size_for(pop, self.n_in, self.n_out)) is None:
+                if arrays:
+                    raise ValueError(f"population {pop!r}: all parameters are scalars, size unknown")
+                raise ValueError(f"population {pop!r} has no parameters: cannot infer its size")
+            for k in arrays:
+                check_name("parameter", k)
+                arrays[k] = np.broadcast_to(arrays[k], (n,)).copy()
+            expected = self._default_size_for(pop, self.n_in, self.n_out)
+            if expected is not None and n != expected:
+                raise ValueError(f"population {pop!r} has {n} neurons but n_in/n_out says {expected}")
+            out[pop] = arrays
+        return out
+
+    def _check_edges(
+        self, projections_edges: Mapping[str, tuple[Any, Any] | None]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        out = {}
+        for name, st in projections_edges.items():
+            check_name("projection", name)
+            if st is None:
+                if name != BIAS_PROJECTION:
+                    raise ValueError(f"projection {name!r}: edges missing (only 'bias' may be None)")
+                ids = np.arange(self.n_out, dtype=np.uint64)
+                out[name] = (ids, ids.copy())
+                continue
+            src = _as_ids(st[0], f"projection {name!r} source_ids")
+            tgt = _as_ids(st[1], f"projection {name!r} target_ids")
+            if src.shape != tgt.shape:
+                raise ValueError(f"projection {name!r}: {src.size} source ids but {tgt.size} target ids")
+            out[name] = (src, tgt)
+        return out
+
+    def _create(self, force: bool, config_toml: str, seed: int, brian2_version: str | None) -> None:
+        p = self.path
+        if p.is_dir():
+            raise RunFileError(p, "is a directory, not a run-log file")
+        if not p.parent.is_dir():
+            raise RunFileError(p, f"folder {p.parent} does not exist")
+        if p.exists() or p.is_symlink():
+            if not force:
+                raise RunFileError(p, "already exists; refusing to overwrite (pass force=True to replace it)")
+            p.unlink()
+        try:
+            f = h5py.File(p, "w-", libver=LIBVER)
+        except OSError as exc:
+            raise RunFileError(p, f"cannot create: {exc}") from exc
+        self._f = f
+        try:
+            self._layout(f, config_toml, seed, brian2_version)
+            f.flush()
+        except BaseException:
+            f.close()
+            self._f = None
+            raise
+
+    def _layout(self, f: h5py.File, config_toml: str, seed: int, brian2_version: str | None) -> None:
+        a = f.attrs
+        a["format"] = FORMAT_NAME
+        a["format_version"] = np.int64(FORMAT_VERSION)
+        a["neuroplast_version"] = _neuroplast_version()
+        a["brian2_version"] = brian2_version if brian2_version is not None else _brian2_version()
+        a["dt_ms"] = np.float64(self.dt_ms)
+        a["seed"] = np.int64(seed)
+        a["config"] = config_toml
+        a["task_kind"] = self.task_kind
+        a["n_in"] = np.int64(self.n_in)
+        a["n_out"] = np.int64(self.n_out)
+        a["n_steps"] = np.int64(self.n_steps)
+        a[ATTR_TRIALS_COMPLETE] = np.int64(0)
+        a[ATTR_ITERATIONS_COMPLETE] = np.int64(0)
+        a[ATTR_FINISHED] = np.int8(0)
+
+        gp = f.create_group("populations")
+        gs = f.create_group("spikes")
+        for pop, params in self._pops.items():
+            g = gp.create_group(pop)
+            g.attrs["size"] = np.int64(self.population_sizes[pop])
+            for k, v in params.items():
+                g.create_dataset(k, data=v, dtype=np.float64)
+            s = gs.create_group(pop)
+            s.attrs.create("sorting", np.uint8(2), dtype=sorting_dtype())
+            ts = _growing(s, "timestamps", (), np.float64, cap=8192)
+            ts.attrs["units"] = "ms"
+            _growing(s, "node_ids", (), np.uint64, cap=8192)
+
+        gt = f.create_group("trials")
+        for col in TRIAL_COLUMNS:
+            _growing(gt, col, (), TRIAL_DTYPES[col])
+        gt["loss"].attrs["units"] = "1"
+        gt["start_step"].attrs["units"] = "steps"
+        gt["n_steps"].attrs["units"] = "steps"
+
+        gi = f.create_group("inputs")
+        gi.attrs["n_in"] = np.int64(self.n_in)
+        _growing(gi, "values", (self.n_steps, self.n_in), np.uint8).attrs["units"] = "spikes"
+
+        gtar = f.create_group("targets")
+        gtar.attrs["kind"] = self.task_kind
+        if self.task_kind == "regression":
+            _growing(gtar, "values", (self.n_steps, self.n_out), np.float64, fill=np.nan)
+        else:
+            _growing(gtar, "labels", (), np.int64, fill=-1)
+            _growing(gtar, "mask", (self.n_steps,), np.uint8)
+
+        gproj = f.create_group("projections")
+        for name, (src, tgt) in self._edges.items():
+            g = gproj.create_group(name)
+            g.attrs["n_edges"] = np.int64(src.size)
+            if name == BIAS_PROJECTION:
+                g.attrs["note"] = (
+                    "readout bias; not a SONATA edge population (source_ids = target_ids = unit)"
+                )
+            g.create_dataset("source_ids", data=src, dtype=np.uint64)
+            g.create_dataset("target_ids", data=tgt, dtype=np.uint64)
+            _growing(g, "weights", (src.size,), np.float64, fill=np.nan)
+            _growing(g, "updates", (src.size,), np.float64, fill=np.nan)
+            g.create_group("grad")
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def n_trials(self) -> int:
+        """Number of trials added so far (written or buffered)."""
+        return self._n_trials_added
+
+    @property
+    def n_trials_flushed(self) -> int:
+        """Number of trials already on disk (the file's ``n_trials_complete``)."""
+        return self._n_trials_written
+
+    @property
+    def n_iterations(self) -> int:
+        """Number of iterations (weight updates) added so far."""
+        return self._n_iters_added
+
+    @property
+    def next_step(self) -> int:
+        """First global step after the last trial added; the default ``start_step`` of the next trial."""
+        return self._next_step
+
+    def _require_open(self) -> h5py.File:
+        if self._f is None:
+            raise RunFileError(self.path, "writer is closed")
+        return self._f
+
+    def _require_running(self) -> None:
+        self._require_open()
+        if self._finished:
+            raise RunFileError(self.path, "run already finished; no more trials or iterations can be added")
+
+    def add_trial(
+        self,
+        iteration: int,
+        x: Any,
+        target: Any,
+        *,
+        loss: float,
+        mask: Any = None,
+        spikes: SpikeDict | None = None,
+        extras: Mapping[str, float] | None = None,
+        grads: Mapping[str, Mapping[str, Any]] | None = None,
+        start_step: int | None = None,
+        local_spike_steps: bool = True,
+    ) -> int:
+        """Buffer one trial (flushed to disk every ``flush_every`` trials).
+
+        Parameters
+        ----------
+        iteration : int
+            Index of the training iteration (weight update) this trial belongs to; the trial was run with
+            the weights ``weights[iteration]`` stored by :meth:`add_iteration`.
+        x : array_like, shape (T, n_in)
+            Input spikes of the trial, ``T <= n_steps``; non-negative integers (spike counts per step)
+            stored as uint8.  Trials shorter than ``n_steps`` are zero padded on disk.
+        target : array_like
+            Regression: target values, shape (T, n_out) (padding on disk is NaN).  Classification: the
+            integer class label in ``[0, n_out)``.
+        loss : float
+            Loss of the trial (dimensionless).
+        mask : array_like of bool, shape (T,), optional
+            Classification only: steps that enter the loss; default all steps.
+        spikes : mapping of str to (array_like, array_like), optional
+            ``pop -> (steps, node_ids)``.  Steps are time-step indices, local to the trial (``0 <= s < T``)
+            unless ``local_spike_steps=False``, in which case they are global.
+        extras : mapping of str to float, optional
+            Extra per-trial scalar columns (``accuracy``, ``rate`` ...), stored in ``/trials/<name>``.
+            Columns missing from some trials are NaN there.
+        grads : mapping of str to mapping of str to array_like, optional
+            ``projection -> {estimator: gradient}``, each gradient of shape ``(n_edges,)`` (loss units per
+            weight unit).  Missing (trial, estimator) entries are NaN on disk.
+        start_step : int, optional
+            Global step at which the trial starts; default :attr:`next_step`.  Trials must not overlap or
+            go back in time (spikes are written sorted by time).
+        local_spike_steps : bool, optional
+            Whether ``spikes`` steps are local to the trial (default) or global.
+
+        Returns
+        -------
+        int
+            Index ``k`` of the trial (0-based, over the whole run).
+
+        Raises
+        ------
+        ValueError
+            On shapes or values inconsistent with the run.
+        RunFileError
+            If the writer is closed or finished.
+        """
+        self._require_running()
+        xa = np.asarray(x)
+        if xa.ndim != 2 or xa.shape[1] != self.n_in or not 1 <= xa.shape[0] <= self.n_steps:
+            raise ValueError(
+                f"x must have shape (T, {self.n_in}) with 1 <= T <= {self.n_steps}, got {xa.shape}"
+            )
+        T = int(xa.shape[0])
+        if xa.dtype != np.bool_ and xa.size:
+            if np.any(xa < 0) or np.any(xa > 255) or np.any(np.mod(xa, 1) != 0):
+                raise ValueError("x must hold spike counts (integers in [0, 255]) to be stored as uint8")
+        xpad = np.zeros((self.n_steps, self.n_in), dtype=np.uint8)
+        xpad[:T] = xa.astype(np.uint8)
+
+        start = self._next_step if start_step is None else int(start_step)
+        if start < self._next_step:
+            raise ValueError(
+                f"start_step {start} is before the end of the previous trial ({self._next_step}); "
+                "trials must follow each other in time"
+            )
+
+        mpad: np.ndarray | None = None
+        if self.task_kind == "regression":
+            ya = np.asarray(target, dtype=np.float64)
+            if ya.shape != (T, self.n_out):
+                raise ValueError(f"regression target must have shape ({T}, {self.n_out}), got {ya.shape}")
+            tval = np.full((self.n_steps, self.n_out), np.nan)
+            tval[:T] = ya
+            if mask is not None:
+                raise ValueError("mask is only stored for classification tasks")
+        else:
+            label = np.asarray(target)
+            if label.ndim != 0 or int(label) != label or not 0 <= int(label) < self.n_out:
+                raise ValueError(
+                    f"classification target must be an integer label in [0, {self.n_out}), got {target!r}"
+                )
+            tval = np.asarray(int(label), dtype=np.int64)
+            m = np.ones(T, dtype=bool) if mask is None else np.asarray(mask)
+            if m.shape != (T,):
+                raise ValueError(f"mask must have shape ({T},), got {m.shape}")
+            mpad = np.zeros(self.n_steps, dtype=np.uint8)
+            mpad[:T] = m.astype(bool)
+
+        sp: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for pop, pair in (spikes or {}).items():
+            if pop not in self._pops:
+                raise ValueError(f"spikes for unknown population {pop!r} (known: {sorted(self._pops)})")
+            steps = np.asarray(pair[0])
+            ids = _as_ids(pair[1], f"spikes[{pop!r}] node ids")
+            if steps.ndim != 1 or steps.shape != ids.shape:
+                raise ValueError(f"spikes[{pop!r}]: steps and node ids must be 1-D of equal length")
+            if steps.size and not np.all(np.mod(steps, 1) == 0):
+                raise ValueError(f"spikes[{pop!r}]: steps must be integers (time-step indices)")
+            steps = steps.astype(np.int64)
+            if local_spike_steps:
+                steps = steps + start
+            if steps.size and (steps.min() < start or steps.max() >= start + T):
+                raise ValueError(f"spikes[{pop!r}]: steps outside the trial [{start}, {start + T})")
+            if ids.size and int(ids.max()) >= self.population_sizes[pop]:
+                raise ValueError(
+                    f"spikes[{pop!r}]: node id {int(ids.max())} >= population size "
+                    f"{self.population_sizes[pop]}"
+                )
+            order = np.lexsort((ids, steps))
+            sp[pop] = (steps[order], ids[order])
+
+        ex: dict[str, float] = {}
+        for k, v in (extras or {}).items():
+            check_name("trial column", k)
+            if k in TRIAL_COLUMNS:
+                raise ValueError(f"extra column {k!r} clashes with a mandatory trial column")
+            ex[k] = float(v)
+
+        gr: dict[tuple[str, str], np.ndarray] = {}
+        for proj, per_est in (grads or {}).items():
+            if proj not in self._edges:
+                raise ValueError(f"gradient for unknown projection {proj!r} (known: {sorted(self._edges)})")
+            for est, g in per_est.items():
+                check_name("estimator", est)
+                gr[(proj, est)] = _as_vector(g, self._edges[proj][0].size, f"grads[{proj!r}][{est!r}]")
+
+        self._trials.append(_Trial(start, T, int(iteration), float(loss), xpad, tval, mpad, sp, ex, gr))
+        for k in ex:
+            if k not in self._extras:
+                self._extras.append(k)
+        for proj, est in gr:
+            if est not in self._estimators[proj]:
+                self._estimators[proj].append(est)
+        self._next_step = start + T
+        self._n_trials_added += 1
+        if len(self._trials) >= self.flush_every:
+            self.flush()
+        return self._n_trials_added - 1
+
+    def _check_weight_dict(
+        self, d: Mapping[str, Any], what: str, *, fill_zero: bool
+    ) -> dict[str, np.ndarray]:
+        unknown = set(d) - set(self._edges)
+        if unknown:
+            raise ValueError(f"{what}: unknown projections {sorted(unknown)}")
+        out = {}
+        for name, (src, _) in self._edges.items():
+            if name not in d:
+                if not fill_zero:
+                    raise ValueError(f"{what}: projection {name!r} missing")
+                out[name] = np.zeros(src.size)
+            else:
+                out[name] = _as_vector(d[name], src.size, f"{what}[{name!r}]")
+        return out
+
+    def add_iteration(self, weights_before: Mapping[str, Any], updates: Mapping[str, Any]) -> int:
+        """Record one weight update and flush.
+
+        Parameters
+        ----------
+        weights_before : mapping of str to array_like
+            ``projection -> (n_edges,)`` weights before the update (the weights the trials of this iteration
+            ran with), for every projection.
+        updates : mapping of str to array_like
+            ``projection -> (n_edges,)`` the change actually applied (``w_after - w_before``).  A projection
+            left out had no update (zeros are stored).
+
+        Returns
+        -------
+        int
+            Index of the iteration (row of ``weights``/``updates``).
+        """
+        self._require_running()
+        wb = self._check_weight_dict(weights_before, "weights_before", fill_zero=False)
+        up = self._check_weight_dict(updates, "updates", fill_zero=True)
+        self._iters.append((wb, up))
+        self._n_iters_added += 1
+        self.flush()
+        return self._n_iters_added - 1
+
+    def finish(self, final_weights: Mapping[str, Any]) -> None:
+        """Store the weights after the last update, mark the run finished and flush.
+
+        Parameters
+        ----------
+        final_weights : mapping of str to array_like
+            ``projection -> (n_edges,)`` weights after the last update (row ``n_iterations`` of ``weights``).
+        """
+        self._require_running()
+        self._final = self._check_weight_dict(final_weights, "final_weights", fill_zero=False)
+        self._finished = True
+        self.flush()
+
+    def add_trace(
+        self,
+        pop: str,
+        var: str,
+        data: Any,
+        node_ids: Any,
+        *,
+        start_step: int | None = None,
+        units: str = "1",
+    ) -> None:
+        """Buffer per-step traces of one variable as a SONATA report.
+
+        Successive calls for the same ``(pop, var)`` must be contiguous in time; together they form one
+        report with ``mapping/time = [start, stop, dt]`` in ms.
+
+        Parameters
+        ----------
+        pop : str
+            Population name.
+        var : str
+            Variable name (``v``, ``a``, ``z`` ...).  The first variable traced for ``pop`` is readable
+            by libsonata at ``/report/<pop>``; every variable is at ``/report_<var>/<pop>``.
+        data : array_like, shape (T, n_elements)
+            Values at ``T`` consecutive steps, stored as float32.
+        node_ids : array_like, shape (n_elements,)
+            Node id of each column (unique: one element per node).
+        start_step : int, optional
+            Global step of the first row; default: right after the previous call for ``(pop, var)``, or 0.
+        units : str, optional
+            Units of the values (the ``units`` attribute of ``data``), default ``"1"`` (dimensionless).
+        """
+        self._require_open()
+        check_name("population", pop)
+        check_name("variable", var)
+        arr = np.asarray(data, dtype=np.float32)
+        ids = _as_ids(node_ids, "node_ids")
+        if arr.ndim != 2 or arr.shape[1] != ids.size or arr.shape[0] < 1:
+            raise ValueError(f"data must have shape (T, {ids.size}) with T >= 1, got {arr.shape}")
+        if np.unique(ids).size != ids.size:
+            raise ValueError("node_ids must be unique (one element per node)")
+        if pop in self.population_sizes and ids.size and int(ids.max()) >= self.population_sizes[pop]:
+            raise ValueError(f"node id {int(ids.max())} >= size of population {pop!r}")
+        key = (pop, var)
+        tr = self._traces.get(key)
+        if tr is None:
+            s0 = 0 if start_step is None else int(start_step)
+            if s0 < 0:
+                raise ValueError("start_step must be >= 0")
+            tr = _Trace(pop, var, ids, str(units), s0, s0)
+            self._traces[key] = tr
+            self._trace_first_var.setdefault(pop, var)
+        else:
+            if not np.array_equal(ids, tr.node_ids):
+                raise ValueError(f"trace {pop}/{var}: node_ids differ from the first call")
+            if start_step is not None and int(start_step) != tr.next_step:
+                raise ValueError(
+                    f"trace {pop}/{var}: start_step {start_step} is not contiguous (expected {tr.next_step})"
+                )
+            if str(units) != tr.units:
+                raise ValueError(f"trace {pop}/{var}: units {units!r} differ from {tr.units!r}")
+        tr.buffer.append(arr)
+        tr.next_step += arr.shape[0]
+
+    # ------------------------------------------------------------------ flushing
+    def flush(self) -> None:
+        """Write everything buffered, in an order that keeps the file consistent, then ``h5py`` flush.
+
+        Order: traces, iterations (weights then updates), per-trial payload (spikes, inputs, targets,
+        gradients, extra columns), the mandatory trial columns, and finally the ``n_trials_complete`` /
+        ``n_iterations_complete`` attributes.
+        """
+        f = self._require_open()
+        self._flush_traces(f)
+        self._flush_iterations(f)
+        self._flush_trials(f)
+        f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(self._n_trials_written)
+        f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(self._n_iters_written)
+        if self._finished:
+            f.attrs[ATTR_FINISHED] = np.int8(1)
+        f.flush()
+
+    def _flush_traces(self, f: h5py.File) -> None:
+        for (pop, var), tr in self._traces.items():
+            if not tr.buffer:
+                continue
+            root = report_root(var)
+            gpath = f"{root}/{pop}"
+            if gpath not in f:
+                g = f.require_group(root).create_group(pop)
+                g.attrs["variable"] = var
+                n = tr.node_ids.size
+                d = _growing(g, "data", (n,), np.float32)
+                d.attrs["units"] = tr.units
+                m = g.create_group("mapping")
+                m.create_dataset("node_ids", data=tr.node_ids, dtype=np.uint64)
+                m.create_dataset("index_pointers", data=np.arange(n + 1, dtype=np.uint64))
+                m["index_pointer"] = m["index_pointers"]  # hard link, for bmtk
+                m.create_dataset("element_ids", data=np.zeros(n, dtype=np.uint32))
+                m.create_dataset("element_pos", data=np.full(n, 0.5, dtype=np.float32))
+                t = m.create_dataset("time", data=np.array([tr.start_step * self.dt_ms] * 2 + [self.dt_ms]))
+                t.attrs["units"] = "ms"
+                if self._trace_first_var.get(pop) == var and f"report/{pop}" not in f:
+                    f.require_group("report")[pop] = g  # hard link: the libsonata-readable copy
+            g = f[gpath]
+            block = np.concatenate(tr.buffer, axis=0)
+            _append(g["data"], block)
+            tr.rows_written += block.shape[0]
+            tr.buffer.clear()
+            g["mapping/time"][1] = (tr.start_step + tr.rows_written) * self.dt_ms
+
+    def _flush_iterations(self, f: h5py.File) -> None:
+        if self._iters:
+            for name in self._edges:
+                g = f["projections"][name]
+                _append(g["weights"], np.stack([wb[name] for wb, _ in self._iters]))
+                _append(g["updates"], np.stack([up[name] for _, up in self._iters]))
+            self._n_iters_written += len(self._iters)
+            self._iters.clear()
+        if self._final is not None:
+            for name in self._edges:
+                _append(f["projections"][name]["weights"], self._final[name][None, :])
+            self._final = None
+
+    def _flush_trials(self, f: h5py.File) -> None:
+        trials = self._trials
+        if not trials:
+            return
+        B = len(trials)
+        for pop in self._pops:
+            parts = [t.spikes[pop] for t in trials if pop in t.spikes]
+            if parts:
+                steps = np.concatenate([p[0] for p in parts])
+                ids = np.concatenate([p[1] for p in parts])
+                s = f["spikes"][pop]
+                _append(s["timestamps"], steps.astype(np.float64) * self.dt_ms)
+                _append(s["node_ids"], ids)
+        _append(f["inputs/values"], np.stack([t.x for t in trials]))
+        if self.task_kind == "regression":
+            _append(f["targets/values"], np.stack([t.target for t in trials]))
+        else:
+            _append(f["targets/labels"], np.array([t.target for t in trials], dtype=np.int64))
+            _append(f["targets/mask"], np.stack([t.mask for t in trials]))
+        for proj, ests in self._estimators.items():
+            gg = f["projections"][proj]["grad"]
+            n_edges = self._edges[proj][0].size
+            for est in ests:
+                if est not in gg:
+                    ds = _growing(gg, est, (n_edges,), np.float64, fill=np.nan)
+                    ds.resize((self._n_trials_written, n_edges))
+                block = np.full((B, n_edges), np.nan)
+                for i, t in enumerate(trials):
+                    if (proj, est) in t.grads:
+                        block[i] = t.grads[(proj, est)]
+                _append(gg[est], block)
+        gt = f["trials"]
+        for col in self._extras:
+            if col not in gt:
+                ds = _growing(gt, col, (), np.float64, fill=np.nan)
+                ds.resize((self._n_trials_written,))
+            _append(gt[col], np.array([t.extras.get(col, np.nan) for t in trials]))
+        # mandatory trial rows last: a trial exists on disk once its row is there
+        _append(gt["loss"], np.array([t.loss for t in trials], dtype=np.float64))
+        _append(gt["iteration"], np.array([t.iteration for t in trials], dtype=np.int64))
+        _append(gt["n_steps"], np.array([t.n_steps for t in trials], dtype=np.int64))
+        _append(gt["start_step"], np.array([t.start_step for t in trials], dtype=np.int64))
+        self._n_trials_written += B
+        trials.clear()
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Flush what is buffered and close the file (idempotent)."""
+        f = self._f
+        if f is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._f = None
+            f.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # the block failed: keep what is complete, never mask the original exception
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._f is None else ("finished" if self._finished else "open")
+        return (
+            f"RunWriter({str(self.path)!r}, {state}, trials={self._n_trials_added}, "
+            f"iterations={self._n_iters_added})"
+        )

@@ -1,0 +1,167 @@
+"""Parameters of the discrete-time model of docs/model.md, as the equations use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ModelParams", "Weights"]
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Every number that enters the equations of docs/model.md.
+
+    Attributes
+    ----------
+    dt : float
+        Time step (ms).
+    alpha : float
+        Membrane decay per step, exp(−dt/τ_m) (dimensionless).
+    rho : ndarray, shape (N,)
+        Adaptation decay per step and neuron, exp(−dt/τ_a).
+    beta : ndarray, shape (N,)
+        Adaptation strength per neuron (0 → LIF), in units of v per unit of a.
+    v_th : float
+        Base threshold (units of v).
+    n_ref : int
+        Refractory period in steps (z held at 0 for n_ref steps after a spike).
+    gamma : float
+        Pseudo-derivative dampening factor γ (dimensionless).
+    kappa : float
+        Readout decay per step, exp(−dt/τ_out).
+    input_scale : float
+        c_in, multiplies the synaptic current W_in x_t + W_rec z_{t−1} (the e-prop
+        tutorials use 1 − α).
+    readout_scale : float
+        c_out, multiplies W_out z_t in the readout (the tutorials use 1 − κ).
+    surrogate : str
+        Name of the pseudo-derivative shape (see :mod:`neuroplast.model.surrogates`).
+    """
+
+    dt: float
+    alpha: float
+    rho: np.ndarray
+    beta: np.ndarray
+    v_th: float
+    n_ref: int
+    gamma: float
+    kappa: float
+    input_scale: float = 1.0
+    readout_scale: float = 1.0
+    surrogate: str = "piecewise_linear"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rho", np.asarray(self.rho, dtype=float).copy())
+        object.__setattr__(self, "beta", np.asarray(self.beta, dtype=float).copy())
+        self.rho.setflags(write=False)
+        self.beta.setflags(write=False)
+        if self.rho.shape != self.beta.shape or self.rho.ndim != 1:
+            raise ValueError("rho and beta must be 1-D arrays of the same length (one per neuron)")
+
+    @property
+    def n_rec(self) -> int:
+        """Number of recurrent neurons N."""
+        return int(self.rho.shape[0])
+
+    @classmethod
+    def from_time_constants(
+        cls,
+        *,
+        n_rec: int,
+        dt: float = 1.0,
+        tau_m: float = 20.0,
+        tau_a: float | np.ndarray = 2000.0,
+        beta: float | np.ndarray = 0.0,
+        v_th: float = 0.6,
+        n_ref: int = 0,
+        gamma: float = 0.3,
+        tau_out: float = 20.0,
+        input_scale: float = 1.0,
+        readout_scale: float = 1.0,
+        surrogate: str = "piecewise_linear",
+    ) -> ModelParams:
+        """Build parameters from time constants in ms (α = exp(−dt/τ_m), ...)."""
+        tau_a_arr = np.broadcast_to(np.asarray(tau_a, dtype=float), (n_rec,))
+        beta_arr = np.broadcast_to(np.asarray(beta, dtype=float), (n_rec,))
+        return cls(
+            dt=float(dt),
+            alpha=float(np.exp(-dt / tau_m)),
+            rho=np.exp(-dt / tau_a_arr),
+            beta=beta_arr,
+            v_th=float(v_th),
+            n_ref=int(n_ref),
+            gamma=float(gamma),
+            kappa=float(np.exp(-dt / tau_out)),
+            input_scale=float(input_scale),
+            readout_scale=float(readout_scale),
+            surrogate=surrogate,
+        )
+
+
+@dataclass
+class Weights:
+    """Dense weight matrices (post × pre); absent synapses are exact zeros.
+
+    Attributes
+    ----------
+    w_in : ndarray, shape (N, n_in)
+    w_rec : ndarray, shape (N, N), zero diagonal (no autapses)
+    w_out : ndarray, shape (n_out, N)
+    b_out : ndarray, shape (n_out,)
+    mask_in, mask_rec, mask_out : bool ndarrays of the same shapes
+        Which synapses exist (sparse connectivity); updates never leave the mask.
+    """
+
+    w_in: np.ndarray
+    w_rec: np.ndarray
+    w_out: np.ndarray
+    b_out: np.ndarray
+    mask_in: np.ndarray = field(default=None)  # type: ignore[assignment]
+    mask_rec: np.ndarray = field(default=None)  # type: ignore[assignment]
+    mask_out: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.w_in = np.asarray(self.w_in, dtype=float)
+        self.w_rec = np.asarray(self.w_rec, dtype=float)
+        self.w_out = np.asarray(self.w_out, dtype=float)
+        self.b_out = np.asarray(self.b_out, dtype=float)
+        n = self.w_rec.shape[0]
+        if self.w_rec.shape != (n, n) or self.w_in.shape[0] != n or self.w_out.shape[1] != n:
+            raise ValueError("inconsistent weight shapes: need w_in (N,n_in), w_rec (N,N), w_out (n_out,N)")
+        if self.b_out.shape != (self.w_out.shape[0],):
+            raise ValueError("b_out must have shape (n_out,)")
+        if self.mask_in is None:
+            self.mask_in = np.ones(self.w_in.shape, dtype=bool)
+        if self.mask_rec is None:
+            self.mask_rec = ~np.eye(n, dtype=bool)
+        if self.mask_out is None:
+            self.mask_out = np.ones(self.w_out.shape, dtype=bool)
+        self.mask_rec = self.mask_rec & ~np.eye(n, dtype=bool)
+        self.w_in = np.where(self.mask_in, self.w_in, 0.0)
+        self.w_rec = np.where(self.mask_rec, self.w_rec, 0.0)
+        self.w_out = np.where(self.mask_out, self.w_out, 0.0)
+
+    @property
+    def n_in(self) -> int:
+        return int(self.w_in.shape[1])
+
+    @property
+    def n_rec(self) -> int:
+        return int(self.w_rec.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.w_out.shape[0])
+
+    def copy(self) -> Weights:
+        return Weights(
+            self.w_in.copy(),
+            self.w_rec.copy(),
+            self.w_out.copy(),
+            self.b_out.copy(),
+            self.mask_in.copy(),
+            self.mask_rec.copy(),
+            self.mask_out.copy(),
+        )

@@ -1,0 +1,459 @@
+"""Brian2 wiring of the model of docs/model.md (thin: the maths lives in NumPy).
+
+The network implements the *discrete* equations with explicit per-step updates
+(no ODE integration), scheduled inside one Brian2 time step as follows::
+
+    before_synapses  [grad] ε^a_t = (ρ − βψ_{t−1}) ε^a_{t−1} + ψ_{t−1} z̄_{t−1}  (per synapse)
+    thresholds       input:  spike if X(t, i) > 0.5                           (x_t)
+    synapses         input → recurrent: I_in += w;  recurrent → recurrent: I_rec += w
+                     (the recurrent event space still holds z_{t−1}: its threshold runs later)
+    after_synapses   recurrent update (v_t, a_t, r̂_t, ψ_t; z̄ traces), then threshold (z_t),
+                     then recurrent → readout: I_out += w
+    before_resets    readout: y_t = κ y_{t−1} + c_out I_out + b; loss error;
+                     [grad] learning signal L_t = c_out Σ_k B_jk err_k (summed variable)
+    resets           z = 1, r = n_ref for neurons that spiked
+    before_end       [grad] e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t; readout traces
+    end              monitors record v_t, a_t, z_t, ψ_t, y_t, L_t
+
+One :class:`Brian2Network` is compiled once for given sizes, connectivity and
+trial length; every trial then sets weights, per-neuron parameters, inputs and
+targets without recompiling (runtime: in place; cpp_standalone: ``run_args``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neuroplast.model.losses import get_loss
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.surrogates import get_surrogate
+from neuroplast.network.devices import DEVICES, cache_dir, configure_brian2
+
+__all__ = ["Brian2Network", "TrialResult", "edges_of"]
+
+_ACTIVE_STANDALONE: list[Brian2Network] = []
+
+
+def edges_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target)."""
+    tgt, src = np.nonzero(mask.T.T)  # rows = post, cols = pre
+    order = np.lexsort((tgt, src))
+    return src[order].astype(np.int64), tgt[order].astype(np.int64)
+
+
+@dataclass
+class TrialResult:
+    """What one Brian2 trial returns.
+
+    Attributes
+    ----------
+    v, a, z, psi, L : ndarray (T, N) or None   recorded recurrent states (when ``record``)
+    y : ndarray (T, n_out)                      readout
+    grads : dict[str, ndarray] or None          online gradient per projection, dense
+        (``"input"``, ``"recurrent"``, ``"output"``, ``"bias"``), without rate regularization
+    esum : dict[str, ndarray] or None           Σ_t e_t per synapse (dense) for the
+        regularization term, for ``"input"`` and ``"recurrent"``
+    spike_count : ndarray (N,)                  spikes per recurrent neuron
+    spikes : tuple(ndarray, ndarray)            (step index, neuron id) of recurrent spikes
+    """
+
+    y: np.ndarray
+    spike_count: np.ndarray
+    spikes: tuple[np.ndarray, np.ndarray]
+    v: np.ndarray | None = None
+    a: np.ndarray | None = None
+    z: np.ndarray | None = None
+    psi: np.ndarray | None = None
+    L: np.ndarray | None = None
+    grads: dict[str, np.ndarray] | None = None
+    esum: dict[str, np.ndarray] | None = None
+
+
+class Brian2Network:
+    """The model as a Brian2 network, compiled once and run trial by trial.
+
+    Parameters
+    ----------
+    params : ModelParams
+        Model constants; per-neuron ρ, β, and n_ref can change per trial.
+    masks : Weights
+        Only the masks (connectivity) and sizes are used for building.
+    n_steps : int
+        Steps per trial T.
+    device : {"runtime", "cpp_standalone"}
+    loss : str
+        Loss name (``"mse"`` or ``"cross_entropy"``), for the online error and
+        learning signal.
+    gradients : bool
+        Add the online e-prop eligibility traces and gradient accumulators.
+    record : bool
+        Record v, a, z, ψ, L of every recurrent neuron at every step.
+    build_dir : path, optional
+        cpp_standalone project folder (default: a folder under the cache).
+    """
+
+    def __init__(
+        self,
+        params: ModelParams,
+        masks: Weights,
+        n_steps: int,
+        *,
+        device: str = "runtime",
+        loss: str = "mse",
+        gradients: bool = False,
+        record: bool = True,
+        build_dir: str | Path | None = None,
+    ) -> None:
+        if device not in DEVICES:
+            raise ValueError(f"unknown device {device!r} (known: {', '.join(DEVICES)})")
+        self.params = params
+        self.n_steps = int(n_steps)
+        self.device = device
+        self.loss = get_loss(loss)
+        self.gradients = gradients
+        self.record = record
+        self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
+        self.edges = {
+            "input": edges_of(masks.mask_in),
+            "recurrent": edges_of(masks.mask_rec),
+            "output": edges_of(masks.mask_out),
+        }
+        self._build_dir = Path(build_dir) if build_dir else None
+        self._build()
+
+    # ------------------------------------------------------------------ build
+    def _build(self) -> None:
+        import brian2 as b2
+
+        configure_brian2()
+        if self.device == "cpp_standalone":
+            for old in _ACTIVE_STANDALONE:
+                old._stale = True
+            _ACTIVE_STANDALONE.clear()
+            b2.set_device("cpp_standalone", build_on_run=False)
+            b2.device.reinit()  # one standalone project per process: start a fresh one
+            b2.set_device("cpp_standalone", build_on_run=False)
+            b2.prefs.devices.cpp_standalone.openmp_threads = 0
+            _ACTIVE_STANDALONE.append(self)
+        else:
+            b2.set_device("runtime")
+            b2.prefs.codegen.target = "cython"
+        self._stale = False
+        p = self.params
+        dt = p.dt * b2.ms
+        T = self.n_steps
+        b2.defaultclock.dt = dt
+        sur = get_surrogate(p.surrogate)
+
+        self.X = b2.TimedArray(np.zeros((T, self.n_in)), dt=dt, name="X_input")
+        self.Y = b2.TimedArray(np.zeros((T, self.n_out)), dt=dt, name="Y_target")
+        self.M = b2.TimedArray(np.zeros((T, 1)), dt=dt, name="M_mask")
+        self._namespace = {"X_input": self.X, "Y_target": self.Y, "M_mask": self.M}
+
+        inp = b2.NeuronGroup(
+            self.n_in,
+            """
+            zbar : 1
+            alpha : 1 (shared)
+            c_in : 1 (shared)
+            """,
+            threshold="X_input(t, i) > 0.5",
+            name="input",
+        )
+        rec = b2.NeuronGroup(
+            self.n_rec,
+            """
+            v : 1
+            a : 1
+            z : 1
+            r : 1
+            refr : 1
+            psi : 1
+            I_in : 1
+            I_rec : 1
+            zbar : 1
+            zout : 1
+            count : 1
+            L : 1
+            alpha : 1 (shared)
+            c_in : 1 (shared)
+            v_th : 1 (shared)
+            gamma : 1 (shared)
+            kappa : 1 (shared)
+            rho : 1
+            beta : 1
+            n_ref : 1
+            """,
+            threshold="v > v_th + beta * a and refr < 0.5",
+            reset="z = 1.0\nr = n_ref\ncount += 1.0",
+            name="recurrent",
+        )
+        psi_expr = sur.brian2_psi("(v - (v_th + beta * a))")
+        rec_update = f"""
+        refr = int(r > 0.5)
+        r = clip(r - 1.0, 0.0, n_ref)
+        zbar = alpha * zbar + c_in * z
+        v = alpha * v + c_in * (I_in + I_rec) - v_th * z
+        a = rho * a + z
+        psi = (1.0 - refr) * {psi_expr}
+        z = 0.0
+        I_in = 0.0
+        I_rec = 0.0
+        """
+        rec.run_regularly(rec_update, when="after_synapses", order=0, name="recurrent_update")
+        rec.thresholder["spike"].when = "after_synapses"
+        rec.thresholder["spike"].order = 1
+        inp.run_regularly(
+            "zbar = alpha * zbar + c_in * X_input(t, i)",
+            when="after_synapses",
+            order=0,
+            name="input_trace",
+        )
+        out = b2.NeuronGroup(
+            self.n_out,
+            """
+            y : 1
+            I_out : 1
+            err : 1
+            b : 1
+            gb : 1
+            bf : 1
+            expsum : 1
+            kappa : 1 (shared)
+            c_out : 1 (shared)
+            """,
+            name="readout",
+        )
+        out.run_regularly(
+            "y = kappa * y + c_out * I_out + b\nI_out = 0.0",
+            when="before_resets",
+            order=0,
+            name="readout_update",
+        )
+        self._objects = [inp, rec, out]
+        syn_model = "w : 1"
+        if self.gradients:
+            syn_model += "\neps_a : 1\nebar : 1\ng : 1\nesum : 1"
+        s_in = b2.Synapses(inp, rec, syn_model, on_pre="I_in_post += w", name="proj_input")
+        s_rec = b2.Synapses(rec, rec, syn_model, on_pre="I_rec_post += w", name="proj_recurrent")
+        s_out = b2.Synapses(
+            rec,
+            out,
+            "w : 1" + ("\ng : 1" if self.gradients else ""),
+            on_pre="I_out_post += w",
+            name="proj_output",
+        )
+        for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
+            src, tgt = self.edges[key]
+            syn.connect(i=src, j=tgt)
+        s_out.pre.when = "after_synapses"
+        s_out.pre.order = 3
+        self._objects += [s_in, s_rec, s_out]
+        # Loss error (and softmax normaliser) on the readout, after y_t.
+        self._objects += self.loss.brian2_objects(b2, out)
+        if self.gradients:
+            self._objects += self._gradient_objects(b2, rec, out, s_in, s_rec, s_out)
+        self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
+        self.spike_mon.when = "after_synapses"
+        self.spike_mon.order = 2
+        self._objects.append(self.spike_mon)
+        rec_vars = ["v", "a", "z", "psi"] + (["L"] if self.gradients else [])
+        if self.record:
+            self.rec_mon = b2.StateMonitor(rec, rec_vars, record=True, when="end", name="rec_states")
+            self._objects.append(self.rec_mon)
+        self.out_mon = b2.StateMonitor(out, ["y"], record=True, when="end", name="out_states")
+        self._objects.append(self.out_mon)
+        self.groups = {"input": inp, "recurrent": rec, "readout": out}
+        self.synapses = {"input": s_in, "recurrent": s_rec, "output": s_out}
+        self.net = b2.Network(*self._objects)
+        self._set_shared(p)
+        if self.device == "cpp_standalone":
+            self.net.run(T * dt, namespace=self._namespace)
+            folder = self._build_dir or (cache_dir() / f"standalone_{id(self)}")
+            b2.device.build(directory=str(folder), compile=True, run=False, with_output=False)
+            self._device = b2.get_device()
+            b2.set_device("runtime")  # leave the process usable for runtime networks
+        else:
+            self.net.store("initial")
+
+    def _gradient_objects(self, b2, rec, out, s_in, s_rec, s_out) -> list:
+        """Eligibility traces, learning signal and gradient accumulators (docs/model.md §3)."""
+        objs = []
+        fb = b2.Synapses(
+            out, rec, "B : 1\nL_post = c_out_pre * B * err_pre : 1 (summed)", name="proj_feedback"
+        )
+        src, tgt = self.edges["output"]
+        fb.connect(i=tgt, j=src)  # readout k → recurrent j, in the output projection's edge order
+        upd = fb.summed_updaters["L_post"]
+        upd.when = "before_resets"
+        upd.order = 10
+        self.feedback = fb
+        objs.append(fb)
+        for syn, name in ((s_in, "input"), (s_rec, "recurrent")):
+            syn.run_regularly(
+                "eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre",
+                when="before_synapses",
+                order=0,
+                name=f"elig_a_{name}",
+            )
+            syn.run_regularly(
+                """
+                esum += psi_post * (zbar_pre - beta_post * eps_a)
+                ebar = kappa_post * ebar + psi_post * (zbar_pre - beta_post * eps_a)
+                g += L_post * ebar
+                """,
+                when="before_end",
+                order=1,
+                name=f"elig_e_{name}",
+            )
+        rec.run_regularly("zout = kappa * zout + z", when="before_end", order=0, name="zout_trace")
+        s_out.run_regularly(
+            "g += c_out_post * err_post * zout_pre", when="before_end", order=1, name="grad_output"
+        )
+        out.run_regularly(
+            "bf = kappa * bf + 1.0\ngb += err * bf", when="before_end", order=1, name="grad_bias"
+        )
+        return objs
+
+    # ---------------------------------------------------------- per-trial I/O
+    def _set_shared(self, p: ModelParams) -> None:
+        inp, rec, out = self._objects[:3]
+        inp.alpha = p.alpha
+        inp.c_in = p.input_scale
+        rec.alpha = p.alpha
+        rec.c_in = p.input_scale
+        rec.v_th = p.v_th
+        rec.gamma = p.gamma
+        rec.kappa = p.kappa
+        out.kappa = p.kappa
+        out.c_out = p.readout_scale
+
+    def _check_usable(self) -> None:
+        if self._stale:
+            raise RuntimeError(
+                "this cpp_standalone network was superseded by a newer one in the same "
+                "process (Brian2 has one standalone device); rebuild it"
+            )
+
+    def run_trial(
+        self,
+        weights: Weights,
+        x: np.ndarray,
+        *,
+        target: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        feedback: np.ndarray | None = None,
+        params: ModelParams | None = None,
+    ) -> TrialResult:
+        """Simulate one trial from rest.
+
+        Parameters
+        ----------
+        weights : Weights
+            Dense weights (must respect the masks the network was built with).
+        x : ndarray (T, n_in)
+            Input spikes (0/1) per step.
+        target : ndarray (T, n_out), optional
+            y* (regression) or one-hot π* (classification); zeros if omitted.
+        mask : ndarray (T,), optional
+            Recall-window mask for cross-entropy (ones if omitted).
+        feedback : ndarray (N, n_out), optional
+            Learning-signal weights B (default W_outᵀ, symmetric e-prop).
+        params : ModelParams, optional
+            Per-neuron ρ, β, n_ref for this trial (α, v_th, γ, κ, c_in, c_out are
+            fixed at build time and must not differ).
+        """
+        import brian2 as b2
+
+        self._check_usable()
+        T = self.n_steps
+        x = np.asarray(x, dtype=float)
+        if x.shape != (T, self.n_in):
+            raise ValueError(f"x must have shape ({T}, {self.n_in}), got {x.shape}")
+        if not np.all((x == 0.0) | (x == 1.0)):
+            raise ValueError("Brian2 inputs are spikes: x must contain only 0 and 1")
+        p = params or self.params
+        self._check_fixed(p)
+        tgt = np.zeros((T, self.n_out)) if target is None else np.asarray(target, float)
+        msk = np.ones(T) if mask is None else np.asarray(mask, float)
+        fbk = weights.w_out.T if feedback is None else np.asarray(feedback, float)
+        w = {
+            "input": weights.w_in,
+            "recurrent": weights.w_rec,
+            "output": weights.w_out,
+        }
+        values = {}
+        for key, syn in self.synapses.items():
+            src, tgt_ids = self.edges[key]
+            values[syn.w] = np.ascontiguousarray(w[key][tgt_ids, src], dtype=float)
+        rec, out = self.groups["recurrent"], self.groups["readout"]
+        values[rec.rho] = np.asarray(p.rho, float)
+        values[rec.beta] = np.asarray(p.beta, float)
+        values[rec.n_ref] = np.full(self.n_rec, float(p.n_ref))
+        values[out.b] = np.asarray(weights.b_out, float)
+        if self.gradients:
+            src, tgt_ids = self.edges["output"]
+            values[self.feedback.B] = np.ascontiguousarray(fbk[src, tgt_ids], dtype=float)
+        arrays = {self.X: x, self.Y: tgt}
+        if self.loss.uses_mask:
+            arrays[self.M] = msk[:, None]
+        if self.device == "cpp_standalone":
+            run_args = dict(values)
+            run_args.update(arrays)
+            self._device.run(run_args=run_args, with_output=False)
+        else:
+            b2.set_device("runtime")
+            self.net.restore("initial")
+            for view, val in values.items():
+                view[:] = val
+            for ta, val in arrays.items():
+                ta.values[:] = val
+            self.net.run(T * p.dt * b2.ms, namespace=self._namespace)
+        return self._collect()
+
+    def _check_fixed(self, p: ModelParams) -> None:
+        q = self.params
+        for name in ("dt", "alpha", "v_th", "gamma", "kappa", "input_scale", "readout_scale"):
+            if abs(getattr(p, name) - getattr(q, name)) > 0.0:
+                raise ValueError(f"parameter {name!r} is fixed when the network is built")
+        if p.surrogate != q.surrogate:
+            raise ValueError("the surrogate is fixed when the network is built")
+
+    def _collect(self) -> TrialResult:
+        rec = self.groups["recurrent"]
+        res = TrialResult(
+            y=np.asarray(self.out_mon.y[:]).T.copy(),
+            spike_count=np.asarray(rec.count[:]).copy(),
+            spikes=(
+                np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64),
+                np.asarray(self.spike_mon.i[:]).astype(np.int64),
+            ),
+        )
+        if self.record:
+            m = self.rec_mon
+            res.v, res.a, res.z, res.psi = (
+                np.asarray(getattr(m, k)[:]).T.copy() for k in "v a z psi".split()
+            )
+            if self.gradients:
+                res.L = np.asarray(m.L[:]).T.copy()
+        if self.gradients:
+            res.grads, res.esum = {}, {}
+            shapes = {
+                "input": (self.n_rec, self.n_in),
+                "recurrent": (self.n_rec, self.n_rec),
+                "output": (self.n_out, self.n_rec),
+            }
+            for key, syn in self.synapses.items():
+                src, tgt = self.edges[key]
+                g = np.zeros(shapes[key])
+                g[tgt, src] = np.asarray(syn.g[:])
+                res.grads[key] = g
+                if key != "output":
+                    e = np.zeros(shapes[key])
+                    e[tgt, src] = np.asarray(syn.esum[:])
+                    res.esum[key] = e
+            res.grads["bias"] = np.asarray(self.groups["readout"].gb[:]).copy()
+        return res

@@ -1,0 +1,245 @@
+"""The plasticity-rule contract, the rule registry and the built-in rules.
+
+A rule estimates dE/dW for one trial.  Every e-prop-like rule has the form
+
+    ĝ_ji = Σ_t L_j^t ē_ji^t (+ regularization),   L_j^t = c_out Σ_k B_jk err_k^t
+
+and differs only in its feedback matrix B (symmetric, random, adaptive, ...).  The
+Brian2 network carries the eligibility traces and the summed learning signal for
+any B (:mod:`neuroplast.network.builder`), so such a rule plugs in with
+
+* ``name`` and a frozen ``Params`` dataclass (its options),
+* ``init_feedback`` / ``feedback`` / ``after_update`` — how B is made and evolves,
+* ``numpy_grads`` — the NumPy formula of the same estimate (used by the factorized
+  path and by the tests that compare the Brian2 accumulators with it).
+
+Rules that need the exact backward pass (``bptt``) set ``online = False``: the
+network only records the forward trajectory and ``numpy_grads`` does the rest.
+
+Third-party rules register through the ``neuroplast.rules`` entry-point group (the
+entry point loads a :class:`Rule` subclass); a plugin that fails to load gives a
+``RuntimeWarning`` and is skipped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import numpy as np
+
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.registry import Registry
+
+__all__ = ["Rule", "RULES", "register_rule", "get_rule", "rule_names", "load_plugins", "TrialData"]
+
+ENTRY_POINT_GROUP = "neuroplast.rules"
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Everything a rule's NumPy formula needs about one simulated trial.
+
+    Attributes
+    ----------
+    params : ModelParams
+    weights : Weights            weights in force during the trial
+    x : ndarray (T, n_in)        input spikes
+    target : ndarray (T, n_out)  y* or one-hot π*
+    mask : ndarray (T,)          loss mask (recall window)
+    traj : Trajectory            recorded v, a, z, ψ, y of this trial (unbatched)
+    loss : str                   loss name
+    feedback : ndarray (N, n_out) B used for the learning signal
+    reg_coeff : float            c_reg
+    reg_target : float           f* in spikes per step
+    """
+
+    params: ModelParams
+    weights: Weights
+    x: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray
+    traj: Any
+    loss: str
+    feedback: np.ndarray
+    reg_coeff: float
+    reg_target: float
+
+
+class Rule:
+    """Base class and contract of a plasticity rule (see module docstring)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    online: ClassVar[bool] = True  # the Brian2 eligibility machinery computes this rule's estimate
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, training: Any, params: Any | None = None) -> None:
+        self.training = training
+        self.params = params if params is not None else self.Params()
+
+    def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
+        """Initial feedback matrix B, shape (N, n_out). Default: W_outᵀ."""
+        return weights.w_out.T.copy()
+
+    def feedback(self, weights: Weights, b: np.ndarray) -> np.ndarray:
+        """B for the next trial, given the current weights and the rule's B state."""
+        return b
+
+    def adjust_updates(self, updates: dict[str, np.ndarray], weights: Weights) -> dict[str, np.ndarray]:
+        """Change the optimizer's updates before they are applied (default: none)."""
+        return updates
+
+    def after_update(self, b: np.ndarray, weights: Weights, updates: dict[str, np.ndarray]) -> np.ndarray:
+        """The rule's B after ``weights`` (before the update) received ``updates``."""
+        return b
+
+    def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
+        """NumPy formula of this rule's trial estimate: dense arrays per projection."""
+        from neuroplast.model.losses import get_loss
+        from neuroplast.plasticity.eprop_numpy import eprop_trial_grads
+
+        return eprop_trial_grads(
+            data.params,
+            data.weights,
+            data.x,
+            data.traj,
+            data.target,
+            data.mask,
+            get_loss(data.loss),
+            data.feedback,
+            c_reg=data.reg_coeff,
+            f_target=data.reg_target,
+            method="factorized",
+        )
+
+
+RULES: Registry[type[Rule]] = Registry("rule")
+_plugins_loaded = False
+
+
+def register_rule(cls: type[Rule]) -> type[Rule]:
+    """Class decorator: register a :class:`Rule` subclass under ``cls.name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Rule)):
+        raise TypeError(f"{cls!r} is not a neuroplast Rule subclass")
+    RULES.register(cls.name, cls)
+    return cls
+
+
+def load_plugins(refresh: bool = False) -> list[str]:
+    """Load third-party rules from the ``neuroplast.rules`` entry points.
+
+    Returns the names that loaded; a plugin that fails warns and is skipped.
+    """
+    global _plugins_loaded
+    if _plugins_loaded and not refresh:
+        return []
+    _plugins_loaded = True
+    loaded = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+            if ep.name.lower() in RULES and RULES.get(ep.name) is cls:
+                continue
+            if not (isinstance(cls, type) and issubclass(cls, Rule)):
+                raise TypeError(f"entry point {ep.value!r} is not a Rule subclass")
+            if cls.name.lower() != ep.name.lower():
+                raise ValueError(f"entry point name {ep.name!r} differs from the rule's name {cls.name!r}")
+            if cls.name not in RULES:
+                RULES.register(cls.name, cls)
+            loaded.append(cls.name)
+        except Exception as exc:  # noqa: BLE001 - any plugin failure must not crash neuroplast
+            warnings.warn(
+                f"neuroplast: rule plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
+                f"{type(exc).__name__}: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return loaded
+
+
+def get_rule(name: str) -> type[Rule]:
+    """Rule class by name, built-ins and plugins."""
+    load_plugins()
+    return RULES.get(name)
+
+
+def rule_names() -> list[str]:
+    load_plugins()
+    return RULES.names()
+
+
+@register_rule
+class EpropSymmetric(Rule):
+    """e-prop with symmetric feedback B = W_outᵀ (tracks W_out)."""
+
+    name = "eprop"
+    description = "e-prop, symmetric feedback B = W_out^T"
+
+    def feedback(self, weights: Weights, b: np.ndarray) -> np.ndarray:
+        return weights.w_out.T.copy()
+
+
+@register_rule
+class EpropRandom(Rule):
+    """e-prop with fixed random feedback B ~ N(0, feedback_scale²/N) (random e-prop)."""
+
+    name = "eprop-random"
+    description = "e-prop, fixed random feedback"
+
+    def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
+        scale = self.training.feedback_scale / np.sqrt(weights.n_rec)
+        return rng.normal(0.0, scale, (weights.n_rec, weights.n_out))
+
+
+@register_rule
+class EpropAdaptive(EpropRandom):
+    """e-prop with adaptive (Kolen–Pollack) feedback.
+
+    B starts random and receives W_out's optimizer update (transposed); both B and
+    W_out decay by the factor (1 − ``training.weight_decay``) per update, so B → W_outᵀ
+    over training.
+    """
+
+    name = "eprop-adaptive"
+    description = "e-prop, Kolen-Pollack adaptive feedback"
+
+    def adjust_updates(self, updates: dict[str, np.ndarray], weights: Weights) -> dict[str, np.ndarray]:
+        out = dict(updates)
+        out["output"] = updates["output"] - self.training.weight_decay * weights.w_out
+        return out
+
+    def after_update(self, b: np.ndarray, weights: Weights, updates: dict[str, np.ndarray]) -> np.ndarray:
+        lam = self.training.weight_decay
+        # ΔW_out = −η g − λ W_out  ⇒  B ← (1 − λ) B − η gᵀ
+        return (1.0 - lam) * b + (updates["output"] + lam * weights.w_out).T
+
+
+@register_rule
+class Bptt(Rule):
+    """Exact BPTT gradient of the trial (Brian2 forward, NumPy backward)."""
+
+    name = "bptt"
+    description = "exact BPTT (reset path detached), Brian2 forward + NumPy backward"
+    online = False
+
+    def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
+        from neuroplast.model.losses import get_loss
+        from neuroplast.reference.bptt import bptt_grads
+
+        return bptt_grads(
+            data.params,
+            data.weights,
+            data.x,
+            data.traj,
+            data.target,
+            data.mask,
+            get_loss(data.loss),
+            c_reg=data.reg_coeff,
+            f_target=data.reg_target,
+        )

@@ -1,0 +1,289 @@
+"""Training loop: Brian2 trials, rule gradients, optimizers, weight updates, logging.
+
+Per iteration: the task yields a batch of trials; for each, the Brian2 network
+simulates the trial from rest with the current weights and either accumulates the
+rule's gradient online (``online`` path: per-synapse eligibility traces inside
+Brian2) or records per-neuron factors from which NumPy contracts the same gradient
+(``factorized`` path; also used by rules that are not online, e.g. ``bptt``).  The
+batch-mean gradient goes through the optimizer and is applied once per iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuroplast.config import Config
+from neuroplast.model.losses import get_loss
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.reference import Trajectory
+from neuroplast.registry import Registry
+
+__all__ = [
+    "OPTIMIZERS",
+    "GRADIENT_PATHS",
+    "model_params",
+    "init_weights",
+    "Trainer",
+    "PROJECTIONS",
+]
+
+#: Trainable parameter groups, in log order.
+PROJECTIONS = ("input", "recurrent", "output", "bias")
+
+
+# ----------------------------------------------------------------- optimizers
+class SGD:
+    """Plain gradient descent: Δθ = −η g."""
+
+    def __init__(self, training: Any) -> None:
+        self.lr = training.learning_rate
+
+    def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: -self.lr * g for k, g in grads.items()}
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) with bias correction, per parameter group."""
+
+    def __init__(self, training: Any) -> None:
+        self.lr = training.learning_rate
+        self.b1, self.b2, self.eps = training.adam_beta1, training.adam_beta2, training.adam_eps
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self.t = 0
+
+    def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.t += 1
+        out = {}
+        for k, g in grads.items():
+            m = self.m.get(k, np.zeros_like(g))
+            v = self.v.get(k, np.zeros_like(g))
+            m = self.b1 * m + (1 - self.b1) * g
+            v = self.b2 * v + (1 - self.b2) * g * g
+            self.m[k], self.v[k] = m, v
+            mhat = m / (1 - self.b1**self.t)
+            vhat = v / (1 - self.b2**self.t)
+            out[k] = -self.lr * mhat / (np.sqrt(vhat) + self.eps)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"t": self.t, "m": dict(self.m), "v": dict(self.v)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        self.m = dict(state["m"])
+        self.v = dict(state["v"])
+
+
+OPTIMIZERS: Registry[type] = Registry("optimizer")
+OPTIMIZERS.register("sgd", SGD)
+OPTIMIZERS.register("adam", Adam)
+
+
+# ------------------------------------------------------------- model & weights
+def model_params(cfg: Config) -> ModelParams:
+    """ModelParams of docs/model.md from a config (first n_rec − n_alif neurons LIF)."""
+    n = cfg.network
+    beta = np.zeros(n.n_rec)
+    beta[n.n_rec - n.n_alif :] = n.beta
+    return ModelParams.from_time_constants(
+        n_rec=n.n_rec,
+        dt=cfg.simulation.dt_ms,
+        tau_m=n.tau_m_ms,
+        tau_a=n.tau_a_ms,
+        beta=beta,
+        v_th=n.v_th,
+        n_ref=n.n_ref,
+        gamma=n.gamma,
+        tau_out=n.tau_out_ms,
+        input_scale=n.input_scale,
+        readout_scale=n.readout_scale,
+        surrogate=n.surrogate,
+    )
+
+
+def init_weights(cfg: Config, n_in: int, seed: int) -> Weights:
+    """Seeded initial weights and connectivity masks (std = scale/√fan_in)."""
+    n = cfg.network
+    rng = np.random.default_rng([seed, 0])
+    mask_in = rng.random((n.n_rec, n_in)) < n.p_in
+    mask_rec = (rng.random((n.n_rec, n.n_rec)) < n.p_rec) & ~np.eye(n.n_rec, dtype=bool)
+    w_in = rng.normal(0.0, n.w_in_scale / np.sqrt(max(1.0, n_in * n.p_in)), (n.n_rec, n_in))
+    w_rec = rng.normal(0.0, n.w_rec_scale / np.sqrt(max(1.0, n.n_rec * n.p_rec)), (n.n_rec, n.n_rec))
+    w_out = rng.normal(0.0, n.w_out_scale / np.sqrt(n.n_rec), (n.n_out, n.n_rec))
+    return Weights(w_in, w_rec, w_out, np.zeros(n.n_out), mask_in, mask_rec)
+
+
+# ------------------------------------------------------------- gradient paths
+@dataclass
+class PathResult:
+    grads: dict[str, np.ndarray]
+    traj: Trajectory | None
+
+
+def _reg_signal(count: np.ndarray, T: int, c_reg: float, f_target: float) -> np.ndarray:
+    """Per-neuron regularization signal c_reg (f_j − f*)/T (f in spikes per step)."""
+    return c_reg * (count / T - f_target) / T
+
+
+def _online(trainer: Trainer, res, data) -> dict[str, np.ndarray]:
+    grads = dict(res.grads)
+    if trainer.cfg.training.reg_coeff > 0:
+        r = _reg_signal(res.spike_count, trainer.T, trainer.cfg.training.reg_coeff, trainer.f_target)
+        grads["input"] = grads["input"] + r[:, None] * res.esum["input"]
+        grads["recurrent"] = grads["recurrent"] + r[:, None] * res.esum["recurrent"]
+    return grads
+
+
+def _factorized(trainer: Trainer, res, data) -> dict[str, np.ndarray]:
+    return trainer.rule.numpy_grads(data)
+
+
+GRADIENT_PATHS: Registry[Callable] = Registry("gradient path")
+GRADIENT_PATHS.register("online", _online)
+GRADIENT_PATHS.register("factorized", _factorized)
+
+
+def choose_path(cfg: Config, rule_online: bool) -> str:
+    """``training.path`` or, for ``auto``: factorized for large dense nets and non-online rules."""
+    if not rule_online:
+        return "factorized"
+    if cfg.training.path != "auto":
+        return cfg.training.path
+    n = cfg.network
+    large_dense = n.n_rec >= 256 and n.p_rec == 1.0
+    return "factorized" if large_dense else "online"
+
+
+def trajectory_of(res, y: np.ndarray) -> Trajectory:
+    """Unbatched Trajectory from a recorded Brian2 trial."""
+    refr = np.zeros_like(res.v, dtype=bool)
+    return Trajectory(res.v, res.a, res.z, res.psi, refr, y, batched=False)
+
+
+# --------------------------------------------------------------------- trainer
+@dataclass
+class IterationLog:
+    """What one iteration produced (for logs and progress)."""
+
+    iteration: int
+    losses: list[float]
+    trial_grads: list[dict[str, np.ndarray]]
+    results: list[Any]
+    trials: list[Any]
+    weights_before: Weights
+    feedback_before: np.ndarray
+    updates: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Trainer:
+    """Owns the network, task, rule and optimizer of one training run.
+
+    Parameters
+    ----------
+    cfg : Config
+    rule : str, optional
+        Rule name (default ``cfg.training.rule``).
+    seed : int, optional
+        Overrides ``cfg.simulation.seed``.
+    record : bool
+        Record per-step recurrent states even on the online path (for traces).
+    """
+
+    def __init__(
+        self, cfg: Config, *, rule: str | None = None, seed: int | None = None, record: bool = False
+    ) -> None:
+        from neuroplast.network.builder import Brian2Network
+        from neuroplast.plasticity.rules import get_rule
+        from neuroplast.tasks import TASKS
+
+        self.cfg = cfg
+        self.seed = cfg.simulation.seed if seed is None else int(seed)
+        self.rule_name = rule or cfg.training.rule
+        self.rule = get_rule(self.rule_name)(cfg.training)
+        task_name = TASKS.name_of(type(cfg.task))
+        self.task = TASKS.get(task_name)(cfg.task, cfg.simulation.n_steps, cfg.simulation.dt_ms, self.seed)
+        self.T = cfg.simulation.n_steps
+        self.params = model_params(cfg)
+        self.weights = init_weights(cfg, self.task.n_in, self.seed)
+        self.feedback = self.rule.init_feedback(self.weights, np.random.default_rng([self.seed, 3]))
+        self.optimizer = OPTIMIZERS.get(cfg.training.optimizer)(cfg.training)
+        self.loss = get_loss(cfg.training.loss)
+        self.f_target = cfg.training.reg_rate_hz * cfg.simulation.dt_ms * 1e-3
+        self.path = choose_path(cfg, self.rule.online)
+        self.net = Brian2Network(
+            self.params,
+            self.weights,
+            self.T,
+            device=cfg.simulation.device,
+            loss=cfg.training.loss,
+            gradients=self.path == "online",
+            record=record or self.path != "online",
+        )
+        self.iteration = 0
+
+    def run_iteration(self) -> IterationLog:
+        """Simulate one batch, compute the gradient, apply the update."""
+        from neuroplast.plasticity.rules import TrialData
+
+        it = self.iteration
+        trials = self.task.trials(it, self.cfg.training.batch_size)
+        w_before = self.weights.copy()
+        b_before = self.feedback.copy()
+        fb = self.rule.feedback(self.weights, self.feedback)
+        path = GRADIENT_PATHS.get(self.path)
+        losses, grads_list, results = [], [], []
+        for trial in trials:
+            res = self.net.run_trial(self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb)
+            traj = trajectory_of(res, res.y) if res.v is not None else None
+            data = TrialData(
+                self.params,
+                self.weights,
+                trial.x,
+                trial.target,
+                trial.mask,
+                traj,
+                self.cfg.training.loss,
+                fb,
+                self.cfg.training.reg_coeff,
+                self.f_target,
+            )
+            g = path(self, res, data)
+            grads_list.append(g)
+            results.append(res)
+            losses.append(self.loss.value(res.y, trial.target, trial.mask))
+        mean = {k: np.mean([g[k] for g in grads_list], axis=0) for k in PROJECTIONS}
+        if not self.cfg.training.train_output:
+            mean["output"] = np.zeros_like(mean["output"])
+            mean["bias"] = np.zeros_like(mean["bias"])
+        updates = self.optimizer.step(mean)
+        masks = {
+            "input": self.weights.mask_in,
+            "recurrent": self.weights.mask_rec,
+            "output": self.weights.mask_out,
+            "bias": np.ones_like(self.weights.b_out, dtype=bool),
+        }
+        updates = {k: np.where(masks[k], u, 0.0) for k, u in updates.items()}
+        updates = self.rule.adjust_updates(updates, self.weights)
+        self.feedback = self.rule.after_update(self.feedback, w_before, updates)
+        self.weights = Weights(
+            self.weights.w_in + updates["input"],
+            self.weights.w_rec + updates["recurrent"],
+            self.weights.w_out + updates["output"],
+            self.weights.b_out + updates["bias"],
+            self.weights.mask_in,
+            self.weights.mask_rec,
+            self.weights.mask_out,
+        )
+        self.iteration += 1
+        return IterationLog(it, losses, grads_list, results, trials, w_before, b_before, updates)
