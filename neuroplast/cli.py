@@ -30,11 +30,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--iterations: must be >= 1 (got {args.iterations})")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed: must be >= 0 (got {args.seed})")
+    if args.trace_neurons is not None and args.trace_neurons < 1:
+        raise UsageError(f"--trace-neurons: must be >= 1 (got {args.trace_neurons})")
     trace = [v for v in (args.trace or "").split(",") if v]
     for v in trace:
         if v not in TRACEABLE:
             raise UsageError(f"--trace: unknown variable {v!r} (known: {', '.join(TRACEABLE)})")
     out = Path(args.out) if args.out else Path("runs") / (Path(args.config).stem + ".h5")
+    if out.is_dir():
+        raise UsageError(f"{out}: is a directory, not a run-log file")
     if out.exists() and not args.force:
         raise UsageError(f"{out}: exists; use --force to overwrite it")
     if not out.parent.exists():
@@ -67,6 +71,68 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from neuroplast.io import open_run
 
     print(open_run(args.run).summary())
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from neuroplast.analysis.compare import compare_run
+
+    def _fmt(v: float) -> str:
+        return "nan" if v != v else f"{v:.3g}"
+
+    res = compare_run(args.run, keep_reset=args.keep_reset, progress=not (args.quiet or args.json))
+    if args.json:
+
+        def plain(o):
+            if isinstance(o, dict):
+                return {k: plain(v) for k, v in o.items()}
+            if isinstance(o, (list, tuple, np.ndarray)):
+                return [plain(v) for v in (o.tolist() if isinstance(o, np.ndarray) else o)]
+            if isinstance(o, float) and o != o:
+                return None
+            return o
+
+        print(json.dumps(plain(res), indent=1))
+        return 0
+    ref = res["reference"]
+    print(
+        f"{res['file']}: rule {res['rule']}, {len(res['replayed'])} of {res['n_trials']} trials replayed, "
+        f"reference {ref} ({'reset path kept' if res['keep_reset'] else 'reset detached'}); "
+        f"replayed vs logged loss: max rel. diff {res['loss_check']['max_rel_diff']:.2g}"
+    )
+    print("wrote " + ", ".join(f"grad/{e}" for e in res["written"]))
+    cols = ("cosine", "rel_error", "sign_agreement", "norm_ratio", "rel_error_vs_eprop_part")
+    heads = ("cosine", "rel. error", "sign agreement", "norm ratio", "vs kept part")
+    for proj, ests in res["projections"].items():
+        print(f"\n{proj}: vs {ref}, mean over trials [first -> last]")
+        used = [c for c in cols if any(c in m for m in ests.values())]
+        table = [["estimator"] + [heads[cols.index(c)] for c in used]]
+        for est, m in ests.items():
+            table.append(
+                [est]
+                + [
+                    f"{_fmt(m[c]['mean'])} [{_fmt(m[c]['first'])} -> {_fmt(m[c]['last'])}]" if c in m else "-"
+                    for c in used
+                ]
+            )
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for row in table:
+            print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from neuroplast.analysis.plots import plot_run
+
+    res = plot_run(args.run, args.out, trial=args.trial)
+    for note in res["notes"]:
+        print(f"note: {note}")
+    names = ", ".join(p.name for p in res["written"])
+    print(f"wrote {len(res['written'])} figures to {res['out_dir']}: {names}")
     return 0
 
 
@@ -104,6 +170,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ins.add_argument("run", help="run log (HDF5) written by `neuroplast run`")
     ins.set_defaults(func=_cmd_inspect)
+    cmp_ = sub.add_parser(
+        "compare",
+        help="replay every trial, write exact BPTT into the run log and compare the logged estimators",
+        description="Replay every trial of RUN with the NumPy reference (checking that the replayed loss "
+        "equals the logged one), write the exact BPTT gradient and its split into the part e-prop keeps "
+        "and the part through W_rec (grad/bptt, grad/bptt_eprop_part, grad/bptt_recurrent_part), and "
+        "print cosine, relative error, sign agreement and norm ratio of every logged estimator against it.",
+    )
+    cmp_.add_argument("run", help="run log (HDF5) written by `neuroplast run`; gradients are added to it")
+    cmp_.add_argument("--json", action="store_true", help="print the results as JSON")
+    cmp_.add_argument(
+        "--keep-reset",
+        action="store_true",
+        help="compare against the gradient with the reset path differentiated too (grad/bptt_full)",
+    )
+    cmp_.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmp_.set_defaults(func=_cmd_compare)
+    plot = sub.add_parser(
+        "plot",
+        help="write PNG figures of a run log",
+        description="Write loss.png, alignment.png (needs `neuroplast compare` first), factorization.png "
+        "and raster.png for RUN.",
+    )
+    plot.add_argument("run", help="run log (HDF5) written by `neuroplast run`")
+    plot.add_argument("--out", help="output folder (default: <run stem>_plots/ next to the file)")
+    plot.add_argument("--trial", type=int, default=0, help="trial whose factorization is plotted (default 0)")
+    plot.set_defaults(func=_cmd_plot)
     return parser
 
 

@@ -43,6 +43,10 @@ def _prob(v: float) -> str | None:
     return None if 0.0 < v <= 1.0 else "must be in (0, 1]"
 
 
+def _fraction(v: float) -> str | None:
+    return None if 0.0 <= v < 1.0 else "must be in [0, 1)"
+
+
 def _check(*fns):
     return {"checks": fns}
 
@@ -122,16 +126,19 @@ class TrainingConfig:
     reg_rate_hz: float = field(default=10.0, metadata=_check(_nonneg))
     weight_decay: float = field(default=0.0, metadata=_check(_nonneg))
     feedback_scale: float = field(default=1.0, metadata=_check(_positive))
-    adam_beta1: float = field(default=0.9, metadata=_check(_nonneg))
-    adam_beta2: float = field(default=0.999, metadata=_check(_nonneg))
+    adam_beta1: float = field(default=0.9, metadata=_check(_fraction))
+    adam_beta2: float = field(default=0.999, metadata=_check(_fraction))
     adam_eps: float = field(default=1e-8, metadata=_check(_positive))
     path: str = "auto"
     train_output: bool = True
 
     def __post_init__(self) -> None:
         from neuroplast.model.losses import LOSSES
+        from neuroplast.plasticity.rules import rule_names
         from neuroplast.training import GRADIENT_PATHS, OPTIMIZERS
 
+        if self.rule.strip().lower() not in rule_names():
+            raise ConfigError(f"training.rule: unknown rule {self.rule!r} (known: {', '.join(rule_names())})")
         if self.loss not in LOSSES:
             raise ConfigError(
                 f"training.loss: unknown loss {self.loss!r} (known: {', '.join(LOSSES.names())})"
@@ -164,7 +171,11 @@ class Config:
         data = {f.name: getattr(sec, f.name) for f in fields(sec)}
         data.update(changes)
         new_sec = _build(type(sec), data, section)
-        return dataclasses.replace(self, **{section: new_sec})
+        new = dataclasses.replace(self, **{section: new_sec})
+        from neuroplast.tasks import TASKS
+
+        TASKS.get(TASKS.name_of(type(new.task))).check_config(new)
+        return new
 
 
 _SCALARS = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}

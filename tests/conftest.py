@@ -63,3 +63,28 @@ def eq_network(request, eq_weights, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp(f"eq_{request.param}")
     return Brian2Network(make_params("mix"), eq_weights, T_EQ, device=request.param, build_dir=folder)
+
+
+T_GRAD = 600
+
+
+@pytest.fixture(
+    scope="session",
+    params=[("runtime", "mse"), ("runtime", "cross_entropy"), ("cpp_standalone", "mse"),
+            ("cpp_standalone", "cross_entropy")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
+def grad_network(request, eq_weights, tmp_path_factory):
+    """A gradient-accumulating network per (device, loss), built once per session.
+
+    Brian2 has one standalone project per process, so tests using this fixture are
+    grouped by its parameter (pytest orders session-scoped parameters that way).
+    """
+    from neuroplast.network.builder import Brian2Network
+
+    device, loss = request.param
+    folder = tmp_path_factory.mktemp(f"grad_{device}_{loss}")
+    return Brian2Network(
+        make_params("mix"), eq_weights, T_GRAD, device=device, loss=loss, gradients=True, record=True,
+        build_dir=folder,
+    )

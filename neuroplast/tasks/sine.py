@@ -37,6 +37,8 @@ class SineTask(Task):
     def check_config(cls, cfg) -> None:
         from neuroplast.config import ConfigError
 
+        if not cfg.task.periods_ms:
+            raise ConfigError("task.periods_ms: must list at least one period (got [])")
         if cfg.network.n_out != 1:
             raise ConfigError(f"network.n_out: the sine task has 1 output (got {cfg.network.n_out})")
         if cfg.training.loss != "mse":

@@ -1,0 +1,25 @@
+"""Analysis of run logs: exact-gradient comparison (:func:`compare_run`), metrics and figures.
+
+* :mod:`neuroplast.analysis.metrics` — cosine, relative error, sign agreement, norm ratio (pure NumPy);
+* :mod:`neuroplast.analysis.compare` — replay every trial with the NumPy reference, write exact BPTT and
+  its factorization parts into the file, compare every logged estimator against it;
+* :mod:`neuroplast.analysis.plots` — PNG figures (loss, gradient alignment, factorization, raster).
+"""
+
+from neuroplast.analysis.compare import compare_run
+from neuroplast.analysis.metrics import (
+    all_metrics,
+    cosine_similarity,
+    norm_ratio,
+    relative_error,
+    sign_agreement,
+)
+
+__all__ = [
+    "compare_run",
+    "all_metrics",
+    "cosine_similarity",
+    "norm_ratio",
+    "relative_error",
+    "sign_agreement",
+]

@@ -1,0 +1,493 @@
+"""Replay every trial of a run log with the NumPy reference, compute exact BPTT and compare estimators.
+
+For every trial ``k`` of a ``neuroplast-run`` file (``docs/hdf5.md``) :func:`compare_run`
+
+1. rebuilds the dense weights the trial ran with from ``weights[iteration]`` and the edge lists,
+2. replays the trial with :func:`neuroplast.model.reference.simulate` (identical to the Brian2 network)
+   and checks that the replayed loss equals the logged loss (relative difference ≤ :data:`LOSS_RTOL`),
+3. computes the exact gradient :func:`neuroplast.reference.bptt.bptt_grads` (reset path detached, the
+   gradient that e-prop factorizes) and its split ``dE/dW = Σ_t L*_t e_t = Σ_t L^kept_t e_t +
+   Σ_t L^rec_t e_t`` into the part e-prop keeps (learning signal through the readout and the rate
+   regularizer) and the part that flows back through ``W_rec``,
+
+then writes ``grad/bptt`` (every projection), ``grad/bptt_eprop_part`` and ``grad/bptt_recurrent_part``
+(input and recurrent) into the file and measures every other stored estimator against the exact gradient
+(:mod:`neuroplast.analysis.metrics`): per trial and summarized (mean over trials, first and last trial).
+Nothing is written unless every replayable trial passes the loss check.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from neuroplast.analysis.metrics import METRICS, relative_error
+from neuroplast.io import RunFileError, RunLog, open_run
+from neuroplast.io.schema import LIBVER
+from neuroplast.model.losses import Loss, get_loss
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.reference import Trajectory, simulate
+
+__all__ = [
+    "LOSS_RTOL",
+    "REFERENCE",
+    "REFERENCE_FULL",
+    "KEPT_PART",
+    "RECURRENT_PART",
+    "ReplayContext",
+    "ReplayedTrial",
+    "replay_context",
+    "replay_trial",
+    "compare_run",
+]
+
+#: Largest relative difference allowed between the replayed and the logged loss of a trial.
+LOSS_RTOL = 1e-9
+#: Exact gradient with the reset path detached (what e-prop's factorization is exact for).
+REFERENCE = "bptt"
+#: Exact gradient with the reset path differentiated too (``keep_reset=True``).
+REFERENCE_FULL = "bptt_full"
+#: Part of :data:`REFERENCE` that e-prop keeps (learning signal through the readout + regularizer).
+KEPT_PART = "bptt_eprop_part"
+#: Part of :data:`REFERENCE` that flows back through the recurrent weights (dropped by e-prop).
+RECURRENT_PART = "bptt_recurrent_part"
+#: Estimators written by :func:`compare_run` (not compared as estimators).
+WRITTEN = (REFERENCE, REFERENCE_FULL, KEPT_PART, RECURRENT_PART)
+#: Projections with a gradient, in log order.
+GRAD_PROJECTIONS = ("input", "recurrent", "output", "bias")
+#: Projections whose gradient is split into the kept and the recurrent part.
+PART_PROJECTIONS = ("input", "recurrent")
+#: HDF5 attribute set on every gradient dataset written here.
+WRITTEN_BY = "neuroplast compare"
+
+
+@dataclass(frozen=True)
+class ReplayContext:
+    """What is constant over the trials of a run: model, loss, regularizer, connectivity.
+
+    Attributes
+    ----------
+    run : RunLog
+        The file.
+    config : Config
+        Configuration stored in the file.
+    params : ModelParams
+        Model constants (from the stored config, as ``neuroplast run`` built them).
+    loss : Loss
+        Task loss.
+    c_reg : float
+        Rate-regularization coefficient ``training.reg_coeff``.
+    f_target : float
+        Target rate f* = ``reg_rate_hz · dt_ms · 1e-3``, spikes per step.
+    edges : dict of str to (numpy.ndarray, numpy.ndarray)
+        ``projection -> (source_ids, target_ids)`` as int64, in edge order.
+    n_in, n_rec, n_out : int
+        Population sizes.
+    masks : dict of str to numpy.ndarray of bool
+        Dense connectivity masks (post × pre) of ``input``, ``recurrent``, ``output``.
+    """
+
+    run: RunLog
+    config: Any
+    params: ModelParams
+    loss: Loss
+    c_reg: float
+    f_target: float
+    edges: dict[str, tuple[np.ndarray, np.ndarray]]
+    n_in: int
+    n_rec: int
+    n_out: int
+    masks: dict[str, np.ndarray]
+
+    def dense_weights(self, weights_before: dict[str, np.ndarray]) -> Weights:
+        """Dense :class:`Weights` from edge vectors (``RunLog.replay(k).weights_before``).
+
+        Parameters
+        ----------
+        weights_before : dict of str to numpy.ndarray
+            ``projection -> (n_edges,)`` weights in edge order (``bias``: ``(n_out,)``).
+
+        Returns
+        -------
+        Weights
+            Post × pre matrices, zero outside the masks built from the edge lists.
+        """
+        shapes = {
+            "input": (self.n_rec, self.n_in),
+            "recurrent": (self.n_rec, self.n_rec),
+            "output": (self.n_out, self.n_rec),
+        }
+        dense = {}
+        for name, shape in shapes.items():
+            src, tgt = self.edges[name]
+            m = np.zeros(shape)
+            m[tgt, src] = np.asarray(weights_before[name], dtype=np.float64)
+            dense[name] = m
+        bias = np.zeros(self.n_out)
+        bias[self.edges["bias"][1]] = np.asarray(weights_before["bias"], dtype=np.float64)
+        return Weights(
+            dense["input"],
+            dense["recurrent"],
+            dense["output"],
+            bias,
+            self.masks["input"],
+            self.masks["recurrent"],
+            self.masks["output"],
+        )
+
+    def edge_vector(self, name: str, dense: np.ndarray) -> np.ndarray:
+        """Dense (post × pre) gradient or weight matrix → 1-D array in the log's edge order of ``name``."""
+        src, tgt = self.edges[name]
+        if name == "bias":
+            return np.asarray(dense, dtype=np.float64)[tgt]
+        return np.asarray(dense, dtype=np.float64)[tgt, src]
+
+
+@dataclass(frozen=True)
+class ReplayedTrial:
+    """One trial replayed with the NumPy reference.
+
+    Attributes
+    ----------
+    index, iteration : int
+        Trial index and training iteration.
+    weights : Weights
+        Dense weights the trial ran with.
+    x : numpy.ndarray, shape (T, n_in)
+        Input spikes.
+    target : numpy.ndarray, shape (T, n_out)
+        Regression target, or the one-hot label π* at every step (classification).
+    mask : numpy.ndarray, shape (T,)
+        Steps that enter the loss (1/0); all ones for regression.
+    traj : Trajectory
+        Replayed trajectory (unbatched).
+    loss : float
+        Task loss of the replay (dimensionless).
+    logged_loss : float
+        Task loss written by the training run.
+    """
+
+    index: int
+    iteration: int
+    weights: Weights
+    x: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray
+    traj: Trajectory
+    loss: float
+    logged_loss: float
+
+    @property
+    def loss_rel_diff(self) -> float:
+        """|replayed − logged| / max(|logged|, |replayed|) (0 when both are 0)."""
+        scale = max(abs(self.loss), abs(self.logged_loss))
+        return 0.0 if scale == 0 else abs(self.loss - self.logged_loss) / scale
+
+
+def replay_context(run: RunLog) -> ReplayContext:
+    """Build the :class:`ReplayContext` of a run log.
+
+    Raises
+    ------
+    RunFileError
+        If the stored config is not a valid neuroplast config, a projection is missing, or the population
+        sizes disagree with the config.
+    """
+    from neuroplast.config import ConfigError, parse_config
+    from neuroplast.training import model_params
+
+    try:
+        cfg = parse_config(tomllib.loads(run.config_toml), str(run.path))
+    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        raise RunFileError(run.path, f"stored config cannot be used to replay the run: {exc}") from exc
+    edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in GRAD_PROJECTIONS:
+        p = run.projection(name)
+        edges[name] = (p.source_ids.astype(np.int64), p.target_ids.astype(np.int64))
+    n_rec = int(cfg.network.n_rec)
+    n_in, n_out = run.n_in, run.n_out
+    if run.population_sizes.get("recurrent", n_rec) != n_rec or cfg.network.n_out != n_out:
+        raise RunFileError(run.path, "population sizes disagree with the stored config")
+    bounds = {
+        "input": (n_in, n_rec),
+        "recurrent": (n_rec, n_rec),
+        "output": (n_rec, n_out),
+        "bias": (n_out,) * 2,
+    }
+    for name, (n_src, n_tgt) in bounds.items():
+        src, tgt = edges[name]
+        if src.size and (src.max() >= n_src or tgt.max() >= n_tgt):
+            raise RunFileError(run.path, f"projection {name!r} has node ids outside the populations")
+    masks = {}
+    for name, shape in (("input", (n_rec, n_in)), ("recurrent", (n_rec, n_rec)), ("output", (n_out, n_rec))):
+        m = np.zeros(shape, dtype=bool)
+        m[edges[name][1], edges[name][0]] = True
+        masks[name] = m
+    tr = cfg.training
+    return ReplayContext(
+        run=run,
+        config=cfg,
+        params=model_params(cfg),
+        loss=get_loss(tr.loss),
+        c_reg=float(tr.reg_coeff),
+        f_target=float(tr.reg_rate_hz * cfg.simulation.dt_ms * 1e-3),
+        edges=edges,
+        n_in=n_in,
+        n_rec=n_rec,
+        n_out=n_out,
+        masks=masks,
+    )
+
+
+def replay_trial(ctx: ReplayContext, k: int) -> ReplayedTrial | None:
+    """Replay trial ``k`` with the NumPy reference.
+
+    Parameters
+    ----------
+    ctx : ReplayContext
+    k : int
+        Trial index.
+
+    Returns
+    -------
+    ReplayedTrial or None
+        ``None`` if the weights of the trial's iteration are not in the file (writer killed before the
+        iteration ended).
+    """
+    r = ctx.run.replay(k)
+    if r.weights_before is None:
+        return None
+    T = r.n_steps
+    if ctx.run.task_kind == "classification":
+        target = np.zeros((T, ctx.n_out))
+        target[:, int(r.target)] = 1.0
+        mask = np.asarray(r.mask, dtype=np.float64)
+    else:
+        target = np.asarray(r.target, dtype=np.float64)
+        mask = np.ones(T)
+    w = ctx.dense_weights(r.weights_before)
+    traj = simulate(ctx.params, w, r.x).squeeze()
+    loss = float(ctx.loss.value(traj.y, target, mask))
+    return ReplayedTrial(r.index, r.iteration, w, r.x, target, mask, traj, loss, r.loss)
+
+
+def _exact_grads(ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool) -> dict[str, dict[str, np.ndarray]]:
+    """Dense exact gradients and factorization parts of one trial: ``estimator -> projection -> array``."""
+    from neuroplast.plasticity.eprop_numpy import factorized_grads, recurrent_pre
+    from neuroplast.reference.bptt import bptt_grads, ideal_learning_signal
+
+    p, w = ctx.params, tr.weights
+    kw = dict(c_reg=ctx.c_reg, f_target=ctx.f_target)
+    out: dict[str, dict[str, np.ndarray]] = {
+        REFERENCE: bptt_grads(p, w, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, **kw)
+    }
+    if keep_reset:
+        out[REFERENCE_FULL] = bptt_grads(
+            p, w, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, detach_reset=False, **kw
+        )
+    sig = ideal_learning_signal(p, w, tr.traj, tr.target, tr.mask, ctx.loss, **kw)
+    pre = {"input": p.input_scale * tr.x, "recurrent": recurrent_pre(p, tr.traj.z)}
+    wmask = {"input": w.mask_in, "recurrent": w.mask_rec}
+    for est, part in ((KEPT_PART, "eprop"), (RECURRENT_PART, "recurrent")):
+        out[est] = {
+            name: np.where(
+                wmask[name], factorized_grads(p, tr.traj, pre[name], sig[part], filtered=False), 0.0
+            )
+            for name in PART_PROJECTIONS
+        }
+    return out
+
+
+def _summary(per_trial: np.ndarray, done: np.ndarray) -> dict[str, Any]:
+    """Mean over trials (NaN ignored), first and last replayed trial, and the per-trial values."""
+    vals = per_trial[done]
+    finite = vals[np.isfinite(vals)]
+    return {
+        "mean": float(np.mean(finite)) if finite.size else float("nan"),
+        "first": float(vals[0]) if vals.size else float("nan"),
+        "last": float(vals[-1]) if vals.size else float("nan"),
+        "per_trial": per_trial,
+    }
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr)
+
+
+def compare_run(
+    path: str | Path,
+    *,
+    estimators: list[str] | None = None,
+    keep_reset: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compute exact BPTT for every trial of a run log, store it, and compare the logged estimators.
+
+    Parameters
+    ----------
+    path : str or Path
+        Run log written by ``neuroplast run``; modified in place (``grad/bptt``, ``grad/bptt_eprop_part``,
+        ``grad/bptt_recurrent_part``, and ``grad/bptt_full`` with ``keep_reset``; existing ones replaced).
+    estimators : list of str, optional
+        Estimators to compare (default: every stored one except those written here).
+    keep_reset : bool
+        Also compute the gradient with the reset term −v_th z_{t−1} differentiated (``grad/bptt_full``) and
+        compare against it instead of the reset-detached gradient.
+    progress : bool
+        Show a progress bar and messages on stderr.
+
+    Returns
+    -------
+    dict
+        ``file``, ``rule``, ``task_kind``, ``n_trials``, ``replayed`` (trial indices), ``skipped`` (trial
+        indices without weights), ``reference`` (estimator compared against), ``keep_reset``,
+        ``loss_check`` (``max_rel_diff``, ``tolerance``), ``written`` (estimator names), and
+        ``projections``: ``projection -> estimator -> metric -> {mean, first, last, per_trial}``
+        with metrics ``cosine``, ``rel_error``, ``sign_agreement``, ``norm_ratio`` (dimensionless; see
+        :mod:`neuroplast.analysis.metrics`) and, for input and recurrent, ``rel_error_vs_eprop_part``
+        (‖ĝ − kept part‖ / ‖kept part‖: 0 for an exact symmetric-feedback e-prop).  ``per_trial`` is a
+        ``(n_trials,)`` array, NaN for skipped trials.  ``bptt_eprop_part`` (the best e-prop can do) and
+        a logged ``bptt`` (from ``--rule bptt``, as ``bptt_logged``) appear as estimators too.
+
+    Raises
+    ------
+    RunFileError
+        If the file is not a replayable run log, has no trial with weights, or a replayed loss differs from
+        the logged one (the replay would not be the same trajectory).
+    """
+    from tqdm import tqdm
+
+    run = open_run(path)
+    if run.n_trials == 0:
+        raise RunFileError(run.path, "has no complete trials to compare")
+    ctx = replay_context(run)
+    reference = REFERENCE_FULL if keep_reset else REFERENCE
+
+    # which stored estimators to compare (read before anything is written)
+    stored: dict[str, dict[str, np.ndarray]] = {}
+    with h5py.File(run.path, "r") as f:
+        for name in GRAD_PROJECTIONS:
+            g = f["projections"][name].get("grad", {})
+            for est in g:
+                if est in WRITTEN and not (est == REFERENCE and g[est].attrs.get("written_by") is None):
+                    continue
+                label = "bptt_logged" if est == REFERENCE else est
+                if estimators is not None and est not in estimators and label not in estimators:
+                    continue
+                stored.setdefault(label, {})[name] = np.asarray(g[est][: run.n_trials], dtype=np.float64)
+    if estimators is not None:
+        missing = [e for e in estimators if e not in stored]
+        if missing:
+            raise RunFileError(run.path, f"has no gradient estimator {', '.join(missing)}")
+
+    n = run.n_trials
+    n_edges = {name: ctx.edges[name][0].size for name in GRAD_PROJECTIONS}
+    computed: dict[str, dict[str, np.ndarray]] = {
+        est: {name: np.full((n, n_edges[name]), np.nan) for name in projs}
+        for est, projs in (
+            (REFERENCE, GRAD_PROJECTIONS),
+            (KEPT_PART, PART_PROJECTIONS),
+            (RECURRENT_PART, PART_PROJECTIONS),
+            *([(REFERENCE_FULL, GRAD_PROJECTIONS)] if keep_reset else []),
+        )
+    }
+    done = np.zeros(n, dtype=bool)
+    skipped: list[int] = []
+    max_diff = 0.0
+    for k in tqdm(range(n), desc="compare", unit="trial", disable=not progress, leave=False, file=sys.stderr):
+        tr = replay_trial(ctx, k)
+        if tr is None:
+            skipped.append(k)
+            continue
+        if not tr.loss_rel_diff <= LOSS_RTOL:
+            raise RunFileError(
+                run.path,
+                f"trial {k}: replayed loss {tr.loss:.12g} differs from the logged loss {tr.logged_loss:.12g} "
+                f"(relative {tr.loss_rel_diff:.2g} > {LOSS_RTOL:g}); the file does not reproduce its run, "
+                "nothing written",
+            )
+        max_diff = max(max_diff, tr.loss_rel_diff)
+        for est, by_proj in _exact_grads(ctx, tr, keep_reset).items():
+            for name, dense in by_proj.items():
+                computed[est][name][k] = ctx.edge_vector(name, dense)
+        done[k] = True
+    if not done.any():
+        raise RunFileError(
+            run.path,
+            f"cannot be replayed: none of its {n} trials has the weights of its iteration "
+            "(the writer stopped before the first update was logged)",
+        )
+    if skipped:  # always said, also without progress output
+        _say(
+            True,
+            f"{run.path}: skipped {len(skipped)} trial(s) without stored weights "
+            f"(trials {skipped[0]}..{skipped[-1]}); their gradients are NaN",
+        )
+
+    if "bptt_logged" in stored:  # keep the training run's own bptt estimate under another name
+        try:
+            with h5py.File(run.path, "r+", libver=LIBVER) as f:
+                for name in GRAD_PROJECTIONS:
+                    g = f["projections"][name].get("grad")
+                    if g is not None and REFERENCE in g and g[REFERENCE].attrs.get("written_by") is None:
+                        if "bptt_logged" in g:
+                            del g["bptt_logged"]
+                        g.move(REFERENCE, "bptt_logged")
+        except OSError as exc:
+            raise RunFileError(run.path, f"cannot open for writing: {exc}") from exc
+    written = []
+    for est, by_proj in computed.items():
+        for name, arr in by_proj.items():
+            run.write_grad(est, name, arr, overwrite=True)
+        written.append(est)
+    try:
+        with h5py.File(run.path, "r+", libver=LIBVER) as f:
+            for est, by_proj in computed.items():
+                for name in by_proj:
+                    ds = f["projections"][name]["grad"][est]
+                    ds.attrs["written_by"] = WRITTEN_BY
+                    ds.attrs["detach_reset"] = np.int8(est != REFERENCE_FULL)
+    except OSError as exc:
+        raise RunFileError(run.path, f"cannot mark the written gradients: {exc}") from exc
+
+    ref = computed[reference]
+    kept = computed[KEPT_PART]
+    rows = dict(stored)
+    rows[KEPT_PART] = kept
+    projections: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in GRAD_PROJECTIONS:
+        res: dict[str, dict[str, Any]] = {}
+        for est in sorted(rows):
+            if name not in rows[est]:
+                continue
+            g = rows[est][name]
+            m = {
+                key: _summary(np.asarray(fn(g, ref[name], batch_axes=1)), done) for key, fn in METRICS.items()
+            }
+            if name in PART_PROJECTIONS and est != KEPT_PART:
+                m["rel_error_vs_eprop_part"] = _summary(
+                    np.asarray(relative_error(g, kept[name], batch_axes=1)), done
+                )
+            res[est] = m
+        projections[name] = res
+
+    return {
+        "file": str(run.path),
+        "rule": str(ctx.config.training.rule),
+        "task_kind": run.task_kind,
+        "n_trials": n,
+        "replayed": [int(k) for k in np.flatnonzero(done)],
+        "skipped": skipped,
+        "reference": reference,
+        "keep_reset": bool(keep_reset),
+        "loss_check": {"max_rel_diff": max_diff, "tolerance": LOSS_RTOL},
+        "written": written,
+        "projections": projections,
+    }

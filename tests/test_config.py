@@ -1,0 +1,452 @@
+"""TOML configs → validated frozen dataclasses: shipped models load, every bad value is a one-line
+:class:`ConfigError` naming the key (or the file), and ``to_toml`` round-trips.
+
+Fast: nothing here imports Brian2.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import subprocess
+import sys
+import tomllib
+import typing
+from pathlib import Path
+
+import pytest
+
+from neuroplast.config import (
+    Config,
+    ConfigError,
+    NetworkConfig,
+    SimulationConfig,
+    TrainingConfig,
+    load_config,
+    parse_config,
+    to_toml,
+)
+from neuroplast.tasks import TASKS
+from neuroplast.tasks.evidence import EvidenceTask
+from neuroplast.tasks.sine import SineTask
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+SINE = MODELS / "sine.toml"
+EVIDENCE = MODELS / "evidence.toml"
+
+
+def _raw(path: Path) -> dict:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def _error(data: dict) -> str:
+    """The message of the ConfigError that ``parse_config(data)`` raises (checked to be one line)."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    msg = str(info.value)
+    assert msg and "\n" not in msg and "\r" not in msg, f"not one line: {msg!r}"
+    return msg
+
+
+def _modified(base: Path, table: str, **changes) -> dict:
+    data = copy.deepcopy(_raw(base))
+    data.setdefault(table, {}).update(changes)
+    return data
+
+
+def _assert_names_key(msg: str, key: str) -> None:
+    assert msg.startswith((f"{key}:", f"{key}[")), f"message does not start with {key!r}: {msg!r}"
+
+
+# ------------------------------------------------------------------ shipped models
+def test_sine_model_loads() -> None:
+    cfg = load_config(SINE)
+    assert isinstance(cfg, Config)
+    assert isinstance(cfg.task, SineTask.Params)
+    assert cfg.network.n_out == 1 and cfg.training.loss == "mse"
+    assert cfg.task.periods_ms == (1000.0, 500.0, 333.0, 200.0)
+    assert cfg.source == str(SINE)
+
+
+def test_evidence_model_loads() -> None:
+    cfg = load_config(EVIDENCE)
+    assert isinstance(cfg.task, EvidenceTask.Params)
+    n, t, tr, sim = cfg.network, cfg.task, cfg.training, cfg.simulation
+    assert TASKS.get("evidence").kind == "classification"
+    assert tr.loss == "cross_entropy" and tr.optimizer == "adam"
+    assert n.n_out == 2 and n.n_rec == 40 and n.n_alif == 20
+    assert t.n_in % 4 == 0
+    need = (t.n_cues * (t.cue_ms + t.gap_ms) + t.recall_ms) / sim.dt_ms
+    assert need <= sim.n_steps <= 1000  # scaled for a quick run
+    assert n.beta > 0 and n.tau_a_ms == 2000.0
+    assert tr.reg_coeff > 0 and tr.reg_rate_hz == 10.0
+
+
+def test_empty_config_uses_defaults() -> None:
+    cfg = parse_config({})
+    assert cfg.simulation == SimulationConfig()
+    assert cfg.network == NetworkConfig()
+    assert cfg.training == TrainingConfig()
+    assert cfg.task == SineTask.Params()
+
+
+def test_configs_are_frozen() -> None:
+    cfg = load_config(SINE)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.network.n_rec = 3  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.task.n_in = 3  # type: ignore[misc]
+
+
+def test_loading_does_not_import_brian2() -> None:
+    code = f"import sys; from neuroplast.config import load_config; load_config({str(EVIDENCE)!r}); "
+    code += "print('brian2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ unknown keys and tables
+@pytest.mark.parametrize(
+    ("base", "table"),
+    [
+        (SINE, "simulation"),
+        (SINE, "network"),
+        (SINE, "task"),
+        (SINE, "training"),
+        (EVIDENCE, "task"),
+    ],
+)
+def test_unknown_key_in_each_table(base: Path, table: str) -> None:
+    msg = _error(_modified(base, table, bogus_key=1))
+    _assert_names_key(msg, f"{table}.bogus_key")
+    assert "unknown key" in msg
+
+
+def test_unknown_table() -> None:
+    data = _raw(SINE)
+    data["netwrok"] = {"n_rec": 3}
+    msg = _error(data)
+    _assert_names_key(msg, "netwrok")
+    assert "unknown table" in msg
+
+
+def test_top_level_scalar_is_unknown_table() -> None:
+    data = _raw(SINE)
+    data["seed"] = 3
+    _assert_names_key(_error(data), "seed")
+
+
+def test_table_that_is_not_a_table() -> None:
+    data = _raw(SINE)
+    data["network"] = 3
+    msg = _error(data)
+    _assert_names_key(msg, "network")
+    assert "table" in msg
+
+
+# ------------------------------------------------------------------ types
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("network", "tau_m_ms", "30"),  # string for a float
+        ("simulation", "dt_ms", "1.0"),
+        ("network", "n_rec", 100.0),  # float for an int
+        ("simulation", "n_steps", 1000.5),
+        ("simulation", "seed", 1.0),
+        ("network", "v_th", True),  # bool for a number
+        ("network", "n_ref", False),
+        ("training", "learning_rate", True),
+        ("training", "train_output", 1),  # number for a bool
+        ("training", "optimizer", 3),  # number for a string
+        ("network", "surrogate", ["piecewise_linear"]),
+        ("task", "periods_ms", 1000.0),  # scalar for a list
+        ("task", "periods_ms", [1000.0, "500"]),  # bad element
+    ],
+)
+def test_wrong_type(table: str, key: str, value) -> None:
+    msg = _error(_modified(SINE, table, **{key: value}))
+    _assert_names_key(msg, f"{table}.{key}")
+    assert "must be" in msg
+
+
+def test_int_accepted_for_float() -> None:
+    cfg = parse_config(_modified(SINE, "network", tau_m_ms=25))
+    assert cfg.network.tau_m_ms == 25.0 and isinstance(cfg.network.tau_m_ms, float)
+
+
+# ------------------------------------------------------------------ ranges
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("network", "tau_m_ms", -3.0),
+        ("network", "tau_m_ms", 0.0),
+        ("network", "tau_a_ms", -1.0),
+        ("network", "tau_out_ms", 0),
+        ("network", "v_th", 0.0),
+        ("network", "n_ref", -1),
+        ("network", "n_rec", 0),
+        ("network", "n_alif", -1),
+        ("network", "beta", -0.1),
+        ("network", "gamma", 0.0),
+        ("network", "p_rec", 0.0),
+        ("network", "p_rec", 1.5),
+        ("network", "p_in", -0.5),
+        ("network", "w_in_scale", -1.0),
+        ("simulation", "dt_ms", 0.0),
+        ("simulation", "n_steps", 0),
+        ("simulation", "seed", -1),
+        ("training", "learning_rate", 0.0),
+        ("training", "iterations", 0),
+        ("training", "batch_size", -2),
+        ("training", "reg_coeff", -1.0),
+        ("training", "adam_beta1", 1.0),
+        ("training", "adam_beta2", 1.5),
+        ("training", "adam_eps", 0.0),
+        ("task", "n_in", 0),
+        ("task", "rate_hz", -50.0),
+        ("task", "periods_ms", [1000.0, -5.0]),
+        ("task", "periods_ms", []),
+        ("network", "tau_m_ms", float("nan")),
+    ],
+)
+def test_out_of_range(table: str, key: str, value) -> None:
+    msg = _error(_modified(SINE, table, **{key: value}))
+    _assert_names_key(msg, f"{table}.{key}")
+    assert "must" in msg
+
+
+def test_negative_tau_message() -> None:
+    msg = _error(_modified(SINE, "network", tau_m_ms=-3))
+    assert msg == "network.tau_m_ms: must be > 0 (got -3.0)"
+
+
+def test_n_alif_larger_than_n_rec() -> None:
+    msg = _error(_modified(SINE, "network", n_rec=10, n_alif=11))
+    _assert_names_key(msg, "network.n_alif")
+    assert "n_rec" in msg
+
+
+# ------------------------------------------------------------------ registry names
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("network", "surrogate", "no_such_surrogate"),
+        ("training", "loss", "no_such_loss"),
+        ("training", "optimizer", "no_such_optimizer"),
+        ("training", "rule", "no_such_rule"),
+        ("training", "path", "no_such_path"),
+        ("simulation", "device", "no_such_device"),
+        ("task", "name", "no_such_task"),
+    ],
+)
+def test_unknown_name(table: str, key: str, value: str) -> None:
+    msg = _error(_modified(SINE, table, **{key: value}))
+    _assert_names_key(msg, f"{table}.{key}")
+    assert repr(value) in msg
+
+
+def test_unknown_name_lists_known_names() -> None:
+    msg = _error(_modified(SINE, "training", optimizer="adamw"))
+    assert "adam" in msg and "sgd" in msg
+
+
+# ------------------------------------------------------------------ task cross-checks
+def test_evidence_n_in_multiple_of_4() -> None:
+    msg = _error(_modified(EVIDENCE, "task", n_in=42))
+    _assert_names_key(msg, "task.n_in")
+    assert "multiple of 4" in msg
+
+
+@pytest.mark.parametrize(("base", "n_out"), [(EVIDENCE, 1), (EVIDENCE, 3), (SINE, 2)])
+def test_wrong_n_out_for_task(base: Path, n_out: int) -> None:
+    msg = _error(_modified(base, "network", n_out=n_out))
+    _assert_names_key(msg, "network.n_out")
+
+
+@pytest.mark.parametrize(("base", "loss"), [(EVIDENCE, "mse"), (SINE, "cross_entropy")])
+def test_wrong_loss_for_task(base: Path, loss: str) -> None:
+    _assert_names_key(_error(_modified(base, "training", loss=loss)), "training.loss")
+
+
+def test_evidence_trial_longer_than_n_steps() -> None:
+    msg = _error(_modified(EVIDENCE, "simulation", n_steps=100))
+    _assert_names_key(msg, "simulation.n_steps")
+
+
+def test_evidence_keys_do_not_apply_to_sine() -> None:
+    msg = _error(_modified(SINE, "task", n_cues=3))
+    _assert_names_key(msg, "task.n_cues")
+
+
+# ------------------------------------------------------------------ files
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "no_such.toml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg
+
+
+def test_folder_is_not_a_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[network\nn_rec = 3\n",
+        "[network]\nn_rec = \n",
+        "[network]\nn_rec = 3\nn_rec = 4\n",
+        '[network]\nsurrogate = "unterminated\n',
+    ],
+)
+def test_invalid_toml_names_file(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}:") and "TOML" in msg
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"# caf\xe9\n[network]\nn_rec = 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:")
+
+
+def test_bad_value_in_file_names_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(SINE.read_text(encoding="utf-8").replace("tau_m_ms = 30.0", "tau_m_ms = -3.0"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == "network.tau_m_ms: must be > 0 (got -3.0)"
+
+
+# ------------------------------------------------------------------ round trip
+@pytest.mark.parametrize("path", [SINE, EVIDENCE])
+def test_to_toml_round_trip(path: Path) -> None:
+    cfg = load_config(path)
+    text = to_toml(cfg)
+    again = parse_config(tomllib.loads(text), cfg.source)
+    assert again == cfg
+    assert to_toml(again) == text
+
+
+def test_to_toml_round_trip_awkward_values() -> None:
+    cfg = parse_config(
+        {
+            "training": {"learning_rate": 1e-8, "rule": "eprop-random", "train_output": False},
+            "network": {"beta": 0.1 + 0.2, "n_rec": 7, "n_alif": 3, "v_th": 123456789.123},
+            "task": {"name": "sine", "periods_ms": [7.0]},
+        }
+    )
+    again = parse_config(tomllib.loads(to_toml(cfg)))
+    assert again == cfg
+    assert again.network.beta == 0.1 + 0.2  # exact floats
+
+
+def test_to_toml_writes_every_key() -> None:
+    cfg = load_config(SINE)
+    data = tomllib.loads(to_toml(cfg))
+    for section in ("simulation", "network", "training"):
+        assert set(data[section]) == {f.name for f in dataclasses.fields(getattr(cfg, section))}
+    assert set(data["task"]) == {"name"} | {f.name for f in dataclasses.fields(cfg.task)}
+    assert data["task"]["name"] == "sine"
+
+
+# ------------------------------------------------------------------ Config.replace
+def test_replace_changes_one_table() -> None:
+    cfg = load_config(SINE)
+    new = cfg.replace("training", iterations=3, rule="eprop-random")
+    assert new.training.iterations == 3 and new.training.rule == "eprop-random"
+    assert cfg.training.iterations == 40  # original unchanged
+    assert new.network == cfg.network and new.task == cfg.task
+    assert new.replace("simulation", seed=9).simulation.seed == 9
+
+
+def test_replace_coerces_int_to_float() -> None:
+    new = load_config(SINE).replace("network", tau_m_ms=20)
+    assert isinstance(new.network.tau_m_ms, float)
+
+
+@pytest.mark.parametrize(
+    ("section", "changes", "key"),
+    [
+        ("network", {"tau_m_ms": -3.0}, "network.tau_m_ms"),
+        ("network", {"n_rec": 10.0}, "network.n_rec"),
+        ("network", {"nope": 1}, "network.nope"),
+        ("training", {"iterations": 0}, "training.iterations"),
+        ("training", {"rule": "no_such_rule"}, "training.rule"),
+        ("simulation", {"seed": -1}, "simulation.seed"),
+        ("task", {"n_in": 0}, "task.n_in"),
+        ("network", {"n_out": 2}, "network.n_out"),  # cross-table check with the task
+        ("training", {"loss": "cross_entropy"}, "training.loss"),
+    ],
+)
+def test_replace_validates(section: str, changes: dict, key: str) -> None:
+    cfg = load_config(SINE)
+    with pytest.raises(ConfigError) as info:
+        cfg.replace(section, **changes)
+    msg = str(info.value)
+    assert "\n" not in msg
+    _assert_names_key(msg, key)
+
+
+def test_replace_validates_evidence_cross_checks() -> None:
+    cfg = load_config(EVIDENCE)
+    with pytest.raises(ConfigError, match=r"^task\.n_in:"):
+        cfg.replace("task", n_in=42)
+    with pytest.raises(ConfigError, match=r"^simulation\.n_steps:"):
+        cfg.replace("simulation", n_steps=50)
+
+
+def test_config_error_is_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+# ------------------------------------------------------------------ docs/configs.md stays accurate
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "configs.md"
+
+
+def _doc_row_start(name: str, tp, default) -> str:
+    if typing.get_origin(tp) in (tuple, list):
+        type_text = f"list of {typing.get_args(tp)[0].__name__}"
+    else:
+        type_text = tp.__name__
+    if isinstance(default, bool):
+        default_text = "true" if default else "false"
+    elif isinstance(default, str):
+        default_text = f'"{default}"'
+    elif isinstance(default, tuple):
+        default_text = "[" + ", ".join(repr(x) for x in default) + "]"
+    else:
+        default_text = repr(default)
+    return f"| `{name}` | {type_text} | `{default_text}` |"
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [SimulationConfig, NetworkConfig, TrainingConfig, SineTask.Params, EvidenceTask.Params],
+    ids=lambda c: c.__qualname__,
+)
+def test_docs_list_every_key_with_type_and_default(cls) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        row = _doc_row_start(f.name, hints[f.name], f.default)
+        assert row in text, f"docs/configs.md lacks the row {row!r}"
+
+
+def test_docs_example_config_is_valid() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert block is not None
+    cfg = parse_config(tomllib.loads(block.group(1)))
+    assert cfg.network.n_alif == 50 and cfg.training.rule == "eprop-random"
