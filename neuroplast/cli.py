@@ -36,15 +36,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for v in trace:
         if v not in TRACEABLE:
             raise UsageError(f"--trace: unknown variable {v!r} (known: {', '.join(TRACEABLE)})")
-    out = Path(args.out) if args.out else Path("runs") / (Path(args.config).stem + ".h5")
-    if out.is_dir():
-        raise UsageError(f"{out}: is a directory, not a run-log file")
-    if out.exists() and not args.force:
-        raise UsageError(f"{out}: exists; use --force to overwrite it")
-    if not out.parent.exists():
-        if args.out:
-            raise UsageError(f"{out.parent}: output folder does not exist")
-        out.parent.mkdir(parents=True)
+    resumed: dict[str, int] = {}
+    if args.resume is not None:
+        from neuroplast.io import open_run
+
+        out = Path(args.resume)
+        if args.force:
+            raise UsageError("--resume continues a run log in place; it cannot be combined with --force")
+        if args.out and Path(args.out).resolve() != out.resolve():
+            raise UsageError(f"--out {args.out}: with --resume the run log is {out}; leave --out out")
+        if out.is_dir():
+            raise UsageError(f"{out}: is a directory, not a run-log file")
+        if not out.exists():
+            raise UsageError(f"{out}: --resume: no such run log")
+        was_finished = open_run(out).finished
+    else:
+        out = Path(args.out) if args.out else Path("runs") / (Path(args.config).stem + ".h5")
+        if out.is_dir():
+            raise UsageError(f"{out}: is a directory, not a run-log file")
+        if out.exists() and not args.force:
+            raise UsageError(f"{out}: exists; use --force to overwrite it (or --resume {out} to continue it)")
+        if not out.parent.exists():
+            if args.out:
+                raise UsageError(f"{out.parent}: output folder does not exist")
+            out.parent.mkdir(parents=True)
     path = run_training(
         cfg,
         out,
@@ -55,10 +70,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         trace=trace,
         trace_neurons=args.trace_neurons,
         progress=not args.quiet,
+        resume=out if args.resume is not None else None,
+        on_resume=resumed.update,
     )
     from neuroplast.io import open_run
 
     run = open_run(path)
+    if args.resume is not None and was_finished:
+        print(f"{path}: run already finished ({run.n_iterations} iterations); nothing to resume")
+        return 0
+    if resumed:
+        print(
+            f"resumed {path} after iteration {resumed['iterations']} "
+            f"(cut off {resumed['dropped_trials']} trials, {resumed['dropped_iterations']} iterations "
+            "of unfinished work)"
+        )
     loss = run.trials["loss"]
     print(
         f"wrote {path}: {run.n_trials} trials, {run.n_iterations} iterations, "
@@ -162,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", help="comma-separated recurrent variables to log per step (v,a,z,psi)")
     run.add_argument("--trace-neurons", type=int, help="log traces of only the first N recurrent neurons")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--resume",
+        metavar="RUN.h5",
+        help="continue an unfinished (e.g. killed) run log of the same config in place: cut it back to its "
+        "last complete iteration and train on, bit for bit as an uninterrupted run; a finished run log is "
+        "left as it is (exit 0)",
+    )
     run.set_defaults(func=_cmd_run)
     ins = sub.add_parser(
         "inspect",

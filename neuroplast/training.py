@@ -182,7 +182,7 @@ class IterationLog:
     results: list[Any]
     trials: list[Any]
     weights_before: Weights
-    feedback_before: np.ndarray
+    feedback_before: np.ndarray  # the B the trials of this iteration used
     updates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -239,8 +239,7 @@ class Trainer:
         it = self.iteration
         trials = self.task.trials(it, self.cfg.training.batch_size)
         w_before = self.weights.copy()
-        b_before = self.feedback.copy()
-        fb = self.rule.feedback(self.weights, self.feedback)
+        fb = self.effective_feedback()
         path = GRADIENT_PATHS.get(self.path)
         losses, grads_list, results = [], [], []
         for trial in trials:
@@ -286,4 +285,62 @@ class Trainer:
             self.weights.mask_out,
         )
         self.iteration += 1
-        return IterationLog(it, losses, grads_list, results, trials, w_before, b_before, updates)
+        return IterationLog(it, losses, grads_list, results, trials, w_before, fb, updates)
+
+    def effective_feedback(self) -> np.ndarray:
+        """The feedback matrix B (N × n_out) the next trials use: ``rule.feedback(weights, B state)``."""
+        return self.rule.feedback(self.weights, self.feedback)
+
+    # ------------------------------------------------------------- resumable state
+    def state(self) -> dict[str, Any]:
+        """Everything that evolves during training, to continue a run bit for bit (``--resume``).
+
+        Returns
+        -------
+        dict
+            ``iteration`` (int, iterations done), ``weights`` (dict of the dense ``w_in``, ``w_rec``,
+            ``w_out``, ``b_out`` arrays), ``feedback`` (the rule's B, shape (N, n_out)) and ``optimizer``
+            (the optimizer's :meth:`state`, e.g. Adam ``t``, ``m``, ``v``).  Arrays are copies.
+        """
+        w = self.weights
+        opt = self.optimizer.state()
+        return {
+            "iteration": int(self.iteration),
+            "weights": {k: getattr(w, k).copy() for k in ("w_in", "w_rec", "w_out", "b_out")},
+            "feedback": np.array(self.feedback, copy=True),
+            "optimizer": {
+                k: ({n: np.array(a, copy=True) for n, a in v.items()} if isinstance(v, dict) else v)
+                for k, v in opt.items()
+            },
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state` (connectivity masks stay those of this trainer's initialization).
+
+        Parameters
+        ----------
+        state : dict
+            As returned by :meth:`state`.
+
+        Raises
+        ------
+        ValueError
+            If an array's shape differs from this trainer's.
+        """
+        w = self.weights
+        arrays = {}
+        for k in ("w_in", "w_rec", "w_out", "b_out"):
+            a = np.asarray(state["weights"][k], dtype=float)
+            if a.shape != getattr(w, k).shape:
+                raise ValueError(f"state: {k} has shape {a.shape}, expected {getattr(w, k).shape}")
+            arrays[k] = a.copy()
+        fb = np.asarray(state["feedback"], dtype=float)
+        if fb.shape != np.shape(self.feedback):
+            raise ValueError(f"state: feedback has shape {fb.shape}, expected {np.shape(self.feedback)}")
+        a = arrays
+        self.weights = Weights(
+            a["w_in"], a["w_rec"], a["w_out"], a["b_out"], w.mask_in, w.mask_rec, w.mask_out
+        )
+        self.feedback = fb.copy()
+        self.optimizer.load_state(state["optimizer"])
+        self.iteration = int(state["iteration"])

@@ -65,6 +65,14 @@ ATTR_TRIALS_COMPLETE = "n_trials_complete"
 ATTR_ITERATIONS_COMPLETE = "n_iterations_complete"
 ATTR_FINISHED = "finished"
 
+#: Group holding the resumable training state (``--resume``): two slots written alternately, slot
+#: ``i % 2`` after iteration ``i`` (1-based count of iterations done), each with the attributes
+#: :data:`ATTR_STATE_ITERATION` and :data:`ATTR_STATE_DIGEST` (sha256 over the slot's arrays).
+RESUME_GROUP = "resume"
+RESUME_SLOTS = ("slot0", "slot1")
+ATTR_STATE_ITERATION = "iteration"
+ATTR_STATE_DIGEST = "sha256"
+
 #: Chunk budget (bytes) used when choosing chunk shapes of growing datasets (small files for small runs,
 #: one row per chunk for wide rows).
 CHUNK_BYTES = 1 << 16

@@ -6,11 +6,16 @@ uncompressed datasets.  After every flush the file on disk is consistent: every 
 written, because the trial rows are written *last*.  ``h5py.File.flush`` is called at the end of every flush,
 so a writer killed with ``SIGKILL`` leaves a file from which :func:`neuroplast.io.open_run` reads every
 flushed trial.  See ``docs/hdf5.md`` for the layout.
+
+:meth:`RunWriter.append` reopens such a file (killed or closed, not finished), cuts every dataset back to the
+last complete iteration and continues writing; with the resumable state that :meth:`RunWriter.add_iteration`
+stores under ``/resume`` a training run continues bit for bit (``neuroplast run --resume``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import tomllib
 from collections.abc import Mapping
@@ -26,11 +31,15 @@ import numpy as np
 from neuroplast.io.schema import (
     ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
+    ATTR_STATE_DIGEST,
+    ATTR_STATE_ITERATION,
     ATTR_TRIALS_COMPLETE,
     BIAS_PROJECTION,
     FORMAT_NAME,
     FORMAT_VERSION,
     LIBVER,
+    RESUME_GROUP,
+    RESUME_SLOTS,
     TRIAL_COLUMNS,
     TRIAL_DTYPES,
     RunFileError,
@@ -40,7 +49,7 @@ from neuroplast.io.schema import (
     sorting_dtype,
 )
 
-__all__ = ["RunWriter"]
+__all__ = ["RunWriter", "read_states", "state_digest"]
 
 TaskKind = Literal["regression", "classification"]
 SpikeDict = Mapping[str, tuple[Any, Any]]
@@ -103,6 +112,113 @@ def _append(ds: h5py.Dataset, block: np.ndarray) -> None:
         return
     ds.resize((n0 + n,) + ds.shape[1:])
     ds[n0 : n0 + n] = block
+
+
+def state_digest(state: Mapping[str, np.ndarray]) -> str:
+    """sha256 (hex) over the names, dtypes, shapes and bytes of a flat state, in sorted name order.
+
+    Parameters
+    ----------
+    state : mapping of str to numpy.ndarray
+        ``"a/b" -> array`` (0-d arrays for scalars).
+
+    Returns
+    -------
+    str
+        Hex digest; stored with every resume slot so that a slot half overwritten by a killed writer is
+        recognized and ignored.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state):
+        a = np.ascontiguousarray(state[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _flat_state(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, v in state.items():
+        for part in str(name).split("/"):
+            check_name("state entry", part)
+        a = np.array(v, copy=True)
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"state entry {name!r} must be numeric, got dtype {a.dtype}")
+        out[str(name)] = a
+    return out
+
+
+def _datasets(g: h5py.Group) -> dict[str, h5py.Dataset]:
+    """Every dataset below ``g``, by path relative to ``g``."""
+    out: dict[str, h5py.Dataset] = {}
+    g.visititems(lambda n, o: out.__setitem__(n, o) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def _write_slot(
+    f: h5py.File,
+    state: dict[str, np.ndarray],
+    iteration: int,
+    cache: dict[str, dict[str, h5py.Dataset]] | None = None,
+) -> None:
+    """Overwrite resume slot ``iteration % 2`` with ``state`` (arrays first, then iteration and digest).
+
+    ``cache`` (slot name -> {dataset name -> open dataset}) saves the lookups of the slot's datasets.
+    """
+    slot = RESUME_SLOTS[iteration % 2]
+    g = f.require_group(RESUME_GROUP).require_group(slot)
+    g.attrs[ATTR_STATE_ITERATION] = np.int64(-1)  # invalid while being overwritten
+    cache = {} if cache is None else cache
+    have = cache.get(slot)
+    if have is None:
+        have = cache[slot] = _datasets(g)
+    for name in [n for n in have if n not in state]:
+        del g[name]
+        del have[name]
+    for name, a in state.items():
+        ds = have.get(name)
+        if ds is not None and ds.shape == a.shape and ds.dtype == a.dtype:
+            ds[()] = a
+        else:
+            if ds is not None or name in g:
+                del g[name]
+            have[name] = g.create_dataset(name, data=a)
+    g.attrs[ATTR_STATE_DIGEST] = state_digest(state)
+    g.attrs[ATTR_STATE_ITERATION] = np.int64(iteration)
+
+
+def read_states(f: h5py.File) -> dict[int, dict[str, np.ndarray]]:
+    """Valid resume slots of an open run log.
+
+    Parameters
+    ----------
+    f : h5py.File
+        The run log.
+
+    Returns
+    -------
+    dict of int to dict of str to numpy.ndarray
+        ``iterations done -> flat state`` for every slot whose digest matches its arrays (a slot that a killed
+        writer left half overwritten is left out).
+    """
+    out: dict[int, dict[str, np.ndarray]] = {}
+    root = f.get(RESUME_GROUP)
+    if not isinstance(root, h5py.Group):
+        return out
+    for slot in RESUME_SLOTS:
+        g = root.get(slot)
+        if not isinstance(g, h5py.Group):
+            continue
+        try:
+            it = int(g.attrs.get(ATTR_STATE_ITERATION, -1))
+            digest = g.attrs.get(ATTR_STATE_DIGEST)
+            digest = digest.decode() if isinstance(digest, bytes) else digest
+            state = {name: np.asarray(ds[()]) for name, ds in _datasets(g).items()}
+        except (OSError, KeyError, ValueError, TypeError):
+            continue
+        if it >= 0 and digest == state_digest(state):
+            out[it] = state
+    return out
 
 
 def _as_ids(a: Any, what: str) -> np.ndarray:
@@ -268,6 +384,11 @@ class RunWriter:
         self._n_iters_added = 0
         self._n_iters_written = 0
         self._next_step = 0
+        self._state: tuple[int, dict[str, np.ndarray]] | None = None
+        self._dcache: dict[str, h5py.Dataset] = {}
+        self._slot_cache: dict[str, dict[str, h5py.Dataset]] = {}
+        self.resume_state: dict[str, np.ndarray] | None = None
+        self.resumed: dict[str, int] | None = None
 
         self._create(force, config_toml, int(seed), brian2_version)
 
@@ -415,6 +536,191 @@ class RunWriter:
             _growing(g, "weights", (src.size,), np.float64, fill=np.nan)
             _growing(g, "updates", (src.size,), np.float64, fill=np.nan)
             g.create_group("grad")
+
+    # ------------------------------------------------------------------ appending
+    @classmethod
+    def append(
+        cls,
+        path: str | Path,
+        *,
+        flush_every: int = 16,
+        require_state: bool = False,
+        trials_per_iteration: int | None = None,
+    ) -> RunWriter:
+        """Reopen an unfinished (e.g. killed) run log, cut it back to its last complete iteration, continue.
+
+        The file is opened read/write.  ``K``, the number of iterations kept, is the largest count such that
+        the ``n_iterations_complete`` attribute and the ``weights``/``updates`` rows cover it, every trial
+        of iterations ``< K`` is on disk (exactly ``K * trials_per_iteration`` of them when that is given)
+        and, with ``require_state``, a valid resume slot for ``K`` exists (``K = 0`` needs none).  Then,
+        in an order that keeps the file readable if this is killed too, the counters are set to ``K`` and
+        the kept trials, and every dataset is shrunk: trial rows, inputs, targets and gradients of later
+        trials, ``weights``/``updates`` rows ``>= K``, spikes at or after the end of the last kept trial and
+        trace rows past it.  Writing then goes on as with a new writer.
+
+        Parameters
+        ----------
+        path : str or Path
+            An existing ``neuroplast-run`` file that is not finished.
+        flush_every : int, optional
+            As for the constructor.
+        require_state : bool, optional
+            Keep only iterations for which a resume state (see :meth:`add_iteration`) is stored.
+        trials_per_iteration : int, optional
+            Trials every iteration has (the batch size); used to check that no trial is missing.
+
+        Returns
+        -------
+        RunWriter
+            Open writer.  ``resume_state`` is the flat state of iteration ``K`` (``None`` for ``K = 0`` or
+            when no state is stored) and ``resumed`` is a dict with ``iterations`` (``K``), ``trials`` (kept),
+            ``dropped_trials`` and ``dropped_iterations`` (rows cut off).
+
+        Raises
+        ------
+        RunFileError
+            If the file is missing, not a run log, finished, locked, or damaged beyond its last flush.
+        """
+        from neuroplast.io.reader import open_run
+
+        run = open_run(path)  # validates format, version, groups and required attributes
+        p = run.path
+        if run.finished:
+            raise RunFileError(p, "run already finished; nothing to resume")
+        self = cls.__new__(cls)
+        self.path = p
+        self._f = None
+        self._finished = False
+        self.flush_every = int(flush_every)
+        if self.flush_every < 1:
+            raise ValueError(f"flush_every must be a positive integer, got {flush_every!r}")
+        self.dt_ms = run.dt_ms
+        self.task_kind = run.task_kind  # type: ignore[assignment]
+        self.n_in, self.n_out, self.n_steps = run.n_in, run.n_out, run.n_steps
+        self._trials, self._iters, self._final = [], [], None
+        self._traces, self._trace_first_var = {}, {}
+        self._state = None
+        self._dcache, self._slot_cache = {}, {}
+        try:
+            f = h5py.File(p, "r+", libver=LIBVER)
+        except OSError as exc:
+            msg = " ".join(str(exc).split())
+            what = (
+                "file is locked (still being written?)"
+                if "lock" in msg.lower()
+                else "cannot open for writing"
+            )
+            raise RunFileError(p, f"{what}: {msg}") from exc
+        self._f = f
+        try:
+            self._reopen(f, require_state, trials_per_iteration)
+            f.flush()
+        except BaseException:
+            f.close()
+            self._f = None
+            raise
+        return self
+
+    def _reopen(self, f: h5py.File, require_state: bool, trials_per_iteration: int | None) -> None:
+        p = self.path
+        self._pops = {
+            pop: {k: np.asarray(d[()]) for k, d in g.items()} for pop, g in f["populations"].items()
+        }
+        self.population_sizes = {pop: int(g.attrs["size"]) for pop, g in f["populations"].items()}
+        self._edges = {
+            name: (np.asarray(g["source_ids"][()], np.uint64), np.asarray(g["target_ids"][()], np.uint64))
+            for name, g in f["projections"].items()
+        }
+        gt, gproj = f["trials"], f["projections"]
+        grads = [(proj, est) for proj, g in gproj.items() for est in g["grad"].keys()]
+        per_trial = [gt[c] for c in gt] + [f["inputs/values"]]
+        per_trial += [f["targets"][k] for k in ("values", "labels", "mask") if k in f["targets"]]
+        per_trial += [gproj[proj]["grad"][est] for proj, est in grads]
+        n_trials = min([int(f.attrs.get(ATTR_TRIALS_COMPLETE, 0))] + [d.shape[0] for d in per_trial])
+        iteration = np.asarray(gt["iteration"][:n_trials])
+        n_iters = min(
+            [int(f.attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
+            + [g[k].shape[0] for g in gproj.values() for k in ("weights", "updates")]
+        )
+        states = read_states(f)
+
+        def ok(k: int) -> bool:
+            n_keep = int(np.count_nonzero(iteration < k))
+            if np.any(iteration[:n_keep] >= k) or (k > 0 and not np.all(np.diff(iteration[:n_keep]) >= 0)):
+                return False
+            if trials_per_iteration is not None and n_keep != k * int(trials_per_iteration):
+                return False
+            if k > 0 and n_keep and int(iteration[n_keep - 1]) != k - 1:
+                return False
+            return not require_state or k == 0 or k in states
+
+        K = next((k for k in range(n_iters, -1, -1) if ok(k)), None)
+        if K is None:  # pragma: no cover - k = 0 always qualifies
+            raise RunFileError(p, "damaged run log: no consistent iteration to resume from")
+        n_keep = int(np.count_nonzero(iteration < K))
+        starts = np.asarray(gt["start_step"][:n_keep])
+        lengths = np.asarray(gt["n_steps"][:n_keep])
+        end_step = int(starts[-1] + lengths[-1]) if n_keep else 0
+
+        # counters first: a kill during the cuts below leaves a file that reads (and resumes) the same
+        f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(n_keep)
+        f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(K)
+        f.flush()
+        total = gt["start_step"].shape[0]
+        dropped_iters = max(g["updates"].shape[0] for g in gproj.values()) - K
+        for d in per_trial:
+            d.resize((n_keep,) + d.shape[1:])
+        for g in gproj.values():
+            for k in ("weights", "updates"):
+                g[k].resize((K,) + g[k].shape[1:])
+        for s in f["spikes"].values():
+            ts, ids = s["timestamps"], s["node_ids"]
+            n = min(ts.shape[0], ids.shape[0])
+            steps = np.rint(np.asarray(ts[:n]) / self.dt_ms).astype(np.int64)
+            m = int(np.searchsorted(steps, end_step, side="left"))
+            ts.resize((m,))
+            ids.resize((m,))
+        for root in [k for k in f.keys() if k.startswith("report_")]:
+            var = root[len("report_") :]
+            for pop, g in f[root].items():
+                t0, _, dt = (float(v) for v in g["mapping/time"][()])
+                start = int(round(t0 / self.dt_ms))
+                rows = max(0, min(g["data"].shape[0], end_step - start))
+                g["data"].resize((rows,) + g["data"].shape[1:])
+                g["mapping/time"][1] = (start + rows) * self.dt_ms
+                tr = _Trace(
+                    pop,
+                    var,
+                    np.asarray(g["mapping/node_ids"][()], np.uint64),
+                    str(g["data"].attrs.get("units", "1")),
+                    start,
+                    start + rows,
+                    rows,
+                )
+                self._traces[(pop, var)] = tr
+        rep = f.get("report")
+        if isinstance(rep, h5py.Group):
+            for pop, g in rep.items():
+                var = g.attrs.get("variable")
+                if var is not None:
+                    self._trace_first_var[pop] = var.decode() if isinstance(var, bytes) else str(var)
+        for pop, var in self._traces:
+            self._trace_first_var.setdefault(pop, var)
+
+        self._extras = [c for c in gt if c not in TRIAL_COLUMNS]
+        self._estimators = {name: [] for name in self._edges}
+        for proj, est in grads:
+            self._estimators[proj].append(est)
+        self._n_trials_written = self._n_trials_added = n_keep
+        self._n_iters_written = self._n_iters_added = K
+        self._next_step = end_step
+        self.resume_state = states.get(K) if K > 0 else None
+        self.resumed = {
+            "iterations": K,
+            "trials": n_keep,
+            "dropped_trials": int(total - n_keep),
+            "dropped_iterations": int(max(0, dropped_iters)),
+        }
 
     # ------------------------------------------------------------------ public API
     @property
@@ -614,7 +920,13 @@ class RunWriter:
                 out[name] = _as_vector(d[name], src.size, f"{what}[{name!r}]")
         return out
 
-    def add_iteration(self, weights_before: Mapping[str, Any], updates: Mapping[str, Any]) -> int:
+    def add_iteration(
+        self,
+        weights_before: Mapping[str, Any],
+        updates: Mapping[str, Any],
+        *,
+        state: Mapping[str, Any] | None = None,
+    ) -> int:
         """Record one weight update and flush.
 
         Parameters
@@ -625,6 +937,12 @@ class RunWriter:
         updates : mapping of str to array_like
             ``projection -> (n_edges,)`` the change actually applied (``w_after - w_before``).  A projection
             left out had no update (zeros are stored).
+        state : mapping of str to array_like, optional
+            Resumable training state *after* this update (``"group/name" -> array``, numeric, 0-d for
+            scalars), e.g. dense weights, feedback and optimizer moments.  Written to the resume slot
+            ``/resume/slot<(i + 1) % 2>`` with its iteration count and sha256 digest, in the same flush and
+            before the ``n_iterations_complete`` attribute, so that :meth:`append` finds a complete state
+            for the last complete iteration.
 
         Returns
         -------
@@ -634,8 +952,11 @@ class RunWriter:
         self._require_running()
         wb = self._check_weight_dict(weights_before, "weights_before", fill_zero=False)
         up = self._check_weight_dict(updates, "updates", fill_zero=True)
+        flat = _flat_state(state) if state is not None else None
         self._iters.append((wb, up))
         self._n_iters_added += 1
+        if flat is not None:
+            self._state = (self._n_iters_added, flat)
         self.flush()
         return self._n_iters_added - 1
 
@@ -720,13 +1041,16 @@ class RunWriter:
         """Write everything buffered, in an order that keeps the file consistent, then ``h5py`` flush.
 
         Order: traces, iterations (weights then updates), per-trial payload (spikes, inputs, targets,
-        gradients, extra columns), the mandatory trial columns, and finally the ``n_trials_complete`` /
-        ``n_iterations_complete`` attributes.
+        gradients, extra columns), the mandatory trial columns, the resume state (if given to
+        :meth:`add_iteration`), and finally the ``n_trials_complete`` / ``n_iterations_complete`` attributes.
         """
         f = self._require_open()
         self._flush_traces(f)
         self._flush_iterations(f)
         self._flush_trials(f)
+        if self._state is not None:
+            _write_slot(f, self._state[1], self._state[0], self._slot_cache)
+            self._state = None
         f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(self._n_trials_written)
         f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(self._n_iters_written)
         if self._finished:
@@ -762,17 +1086,39 @@ class RunWriter:
             tr.buffer.clear()
             g["mapping/time"][1] = (tr.start_step + tr.rows_written) * self.dt_ms
 
+    def _ds(self, path: str) -> h5py.Dataset:
+        """Open dataset at ``path`` (kept open: h5py lookups cost more than small writes)."""
+        d = self._dcache.get(path)
+        if d is None:
+            d = self._dcache[path] = self._require_open()[path]
+        return d
+
+    def _growing_ds(self, group: str, name: str, tail: tuple[int, ...]) -> h5py.Dataset:
+        """``group/name``, created (float64, NaN filled, grown to the trials written so far) if missing."""
+        path = f"{group}/{name}"
+        d = self._dcache.get(path)
+        if d is None:
+            f = self._require_open()
+            if path not in f:
+                d = _growing(f[group], name, tail, np.float64, fill=np.nan)
+                d.resize((self._n_trials_written,) + tail)
+            self._dcache[path] = d = f[path]
+        return d
+
     def _flush_iterations(self, f: h5py.File) -> None:
         if self._iters:
             for name in self._edges:
-                g = f["projections"][name]
-                _append(g["weights"], np.stack([wb[name] for wb, _ in self._iters]))
-                _append(g["updates"], np.stack([up[name] for _, up in self._iters]))
+                _append(
+                    self._ds(f"projections/{name}/weights"), np.stack([wb[name] for wb, _ in self._iters])
+                )
+                _append(
+                    self._ds(f"projections/{name}/updates"), np.stack([up[name] for _, up in self._iters])
+                )
             self._n_iters_written += len(self._iters)
             self._iters.clear()
         if self._final is not None:
             for name in self._edges:
-                _append(f["projections"][name]["weights"], self._final[name][None, :])
+                _append(self._ds(f"projections/{name}/weights"), self._final[name][None, :])
             self._final = None
 
     def _flush_trials(self, f: h5py.File) -> None:
@@ -785,38 +1131,31 @@ class RunWriter:
             if parts:
                 steps = np.concatenate([p[0] for p in parts])
                 ids = np.concatenate([p[1] for p in parts])
-                s = f["spikes"][pop]
-                _append(s["timestamps"], steps.astype(np.float64) * self.dt_ms)
-                _append(s["node_ids"], ids)
-        _append(f["inputs/values"], np.stack([t.x for t in trials]))
+                _append(self._ds(f"spikes/{pop}/timestamps"), steps.astype(np.float64) * self.dt_ms)
+                _append(self._ds(f"spikes/{pop}/node_ids"), ids)
+        _append(self._ds("inputs/values"), np.stack([t.x for t in trials]))
         if self.task_kind == "regression":
-            _append(f["targets/values"], np.stack([t.target for t in trials]))
+            _append(self._ds("targets/values"), np.stack([t.target for t in trials]))
         else:
-            _append(f["targets/labels"], np.array([t.target for t in trials], dtype=np.int64))
-            _append(f["targets/mask"], np.stack([t.mask for t in trials]))
+            _append(self._ds("targets/labels"), np.array([t.target for t in trials], dtype=np.int64))
+            _append(self._ds("targets/mask"), np.stack([t.mask for t in trials]))
         for proj, ests in self._estimators.items():
-            gg = f["projections"][proj]["grad"]
             n_edges = self._edges[proj][0].size
             for est in ests:
-                if est not in gg:
-                    ds = _growing(gg, est, (n_edges,), np.float64, fill=np.nan)
-                    ds.resize((self._n_trials_written, n_edges))
+                ds = self._growing_ds(f"projections/{proj}/grad", est, (n_edges,))
                 block = np.full((B, n_edges), np.nan)
                 for i, t in enumerate(trials):
                     if (proj, est) in t.grads:
                         block[i] = t.grads[(proj, est)]
-                _append(gg[est], block)
-        gt = f["trials"]
+                _append(ds, block)
         for col in self._extras:
-            if col not in gt:
-                ds = _growing(gt, col, (), np.float64, fill=np.nan)
-                ds.resize((self._n_trials_written,))
-            _append(gt[col], np.array([t.extras.get(col, np.nan) for t in trials]))
+            ds = self._growing_ds("trials", col, ())
+            _append(ds, np.array([t.extras.get(col, np.nan) for t in trials]))
         # mandatory trial rows last: a trial exists on disk once its row is there
-        _append(gt["loss"], np.array([t.loss for t in trials], dtype=np.float64))
-        _append(gt["iteration"], np.array([t.iteration for t in trials], dtype=np.int64))
-        _append(gt["n_steps"], np.array([t.n_steps for t in trials], dtype=np.int64))
-        _append(gt["start_step"], np.array([t.start_step for t in trials], dtype=np.int64))
+        _append(self._ds("trials/loss"), np.array([t.loss for t in trials], dtype=np.float64))
+        _append(self._ds("trials/iteration"), np.array([t.iteration for t in trials], dtype=np.int64))
+        _append(self._ds("trials/n_steps"), np.array([t.n_steps for t in trials], dtype=np.int64))
+        _append(self._ds("trials/start_step"), np.array([t.start_step for t in trials], dtype=np.int64))
         self._n_trials_written += B
         trials.clear()
 
@@ -830,6 +1169,8 @@ class RunWriter:
             self.flush()
         finally:
             self._f = None
+            self._dcache.clear()
+            self._slot_cache.clear()
             f.close()
 
     def __enter__(self) -> RunWriter:

@@ -1,0 +1,113 @@
+"""Benchmark: ms per trial of the online and factorized e-prop paths.
+
+    python scripts/bench_eprop.py [--device cpp_standalone] [--steps 1000] [--repeats 3]
+                                  [--sizes 100:1.0,1000:1.0,10000:0.01]
+
+For every size N (with recurrent connection probability p) the script builds the network once per
+path (compilation is *not* timed), then times whole trials (median of ``--repeats``):
+
+* online:     Brian2 accumulates Σ_t L ē per synapse (no recording), then the gradient is read back;
+* factorized: Brian2 simulates and records ψ, z per neuron; NumPy contracts F^T z̄.
+
+It prints ms per trial, ns per synapse-step of the online path, and the factorized/online ratio.
+Input: 100 Poisson channels at 20 Hz, dense input projection, MSE on a sine target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from neuroplast.model.losses import get_loss
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.network.builder import Brian2Network
+from neuroplast.plasticity.eprop_numpy import eprop_trial_grads
+from neuroplast.training import trajectory_of
+
+
+def make(n: int, p_rec: float, n_in: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    params = ModelParams.from_time_constants(
+        n_rec=n, tau_m=20.0, tau_a=500.0, beta=0.0, v_th=0.5, n_ref=2, tau_out=20.0
+    )
+    mask_rec = rng.random((n, n)) < p_rec
+    fan = max(1.0, n * p_rec)
+    w = Weights(
+        rng.normal(0.0, 1.0 / np.sqrt(n_in), (n, n_in)),
+        rng.normal(0.0, 0.3 / np.sqrt(fan), (n, n)),
+        rng.normal(0.0, 1.0 / np.sqrt(n), (1, n)),
+        np.zeros(1),
+        mask_rec=mask_rec,
+    )
+    return params, w
+
+
+def bench(n: int, p_rec: float, args) -> dict:
+    params, w = make(n, p_rec, args.n_in)
+    T = args.steps
+    rng = np.random.default_rng(1)
+    x = (rng.random((T, args.n_in)) < 20e-3).astype(float)
+    target = np.sin(2 * np.pi * np.arange(T) / 250.0)[:, None]
+    mask = np.ones(T)
+    loss = get_loss("mse")
+    n_syn = int(w.mask_in.sum() + w.mask_rec.sum() + w.mask_out.sum())
+    out = {"N": n, "p_rec": p_rec, "synapses": n_syn}
+
+    net = Brian2Network(params, w, T, device=args.device, gradients=True, record=False)
+    net.run_trial(w, x, target=target, mask=mask)  # warm-up (file system caches)
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        res = net.run_trial(w, x, target=target, mask=mask)
+        times.append(time.perf_counter() - t0)
+    out["online_ms"] = 1e3 * statistics.median(times)
+    out["rate_hz"] = float(res.spike_count.mean() / (T * params.dt * 1e-3))
+    g_online = res.grads
+
+    net = Brian2Network(params, w, T, device=args.device, gradients=False, record=True)
+    net.run_trial(w, x, target=target, mask=mask)
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        res = net.run_trial(w, x, target=target, mask=mask)
+        g = eprop_trial_grads(params, w, x, trajectory_of(res, res.y), target, mask, loss, w.w_out.T)
+        times.append(time.perf_counter() - t0)
+    out["factorized_ms"] = 1e3 * statistics.median(times)
+    rel = max(
+        np.linalg.norm(g[k] - g_online[k]) / max(np.linalg.norm(g_online[k]), 1e-300)
+        for k in ("input", "recurrent", "output")
+    )
+    out["max_rel_diff"] = float(rel)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpp_standalone", choices=["runtime", "cpp_standalone"])
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n-in", type=int, default=100)
+    ap.add_argument("--sizes", default="100:1.0,1000:1.0,10000:0.01", help="comma-separated N:p_rec pairs")
+    args = ap.parse_args()
+    rows = []
+    for item in args.sizes.split(","):
+        n, p = item.split(":")
+        rows.append(bench(int(n), float(p), args))
+        r = rows[-1]
+        ns = 1e6 * r["online_ms"] / (r["synapses"] * args.steps)
+        ratio = r["factorized_ms"] / r["online_ms"]
+        print(
+            f"N={r['N']:>6} p_rec={r['p_rec']:<5} synapses={r['synapses']:>9}  rate={r['rate_hz']:5.1f} Hz  "
+            f"online {r['online_ms']:9.1f} ms/trial ({ns:6.2f} "
+            f"ns/synapse-step)  factorized {r['factorized_ms']:9.1f} ms/trial  "
+            f"factorized/online {ratio:5.2f}  max rel diff {r['max_rel_diff']:.1e}",
+            flush=True,
+        )
+    print(f"device={args.device} steps={args.steps} repeats={args.repeats} (median)")
+
+
+if __name__ == "__main__":
+    main()
