@@ -187,13 +187,18 @@ class EpropSymmetric(Rule):
 
 @register_rule
 class EpropRandom(Rule):
-    """e-prop with fixed random feedback B ~ N(0, feedback_scale²/N) (random e-prop)."""
+    """e-prop with fixed random feedback (random e-prop).
+
+    B ~ N(0, σ²) with σ = ``feedback_scale`` × the standard deviation of the initial W_out (1/√N if
+    W_out starts at zero), so that random and symmetric learning signals have the same magnitude.
+    """
 
     name = "eprop-random"
     description = "e-prop, fixed random feedback"
 
     def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
-        scale = self.training.feedback_scale / np.sqrt(weights.n_rec)
+        sd = float(np.std(weights.w_out))
+        scale = self.training.feedback_scale * (sd if sd > 0 else 1.0 / np.sqrt(weights.n_rec))
         return rng.normal(0.0, scale, (weights.n_rec, weights.n_out))
 
 
