@@ -228,6 +228,7 @@ class Trainer:
             device=cfg.simulation.device,
             loss=cfg.training.loss,
             gradients=self.path == "online",
+            regularization=cfg.training.reg_coeff > 0,
             record=record or self.path != "online",
         )
         self.iteration = 0

@@ -56,7 +56,7 @@ def bench(n: int, p_rec: float, args) -> dict:
     n_syn = int(w.mask_in.sum() + w.mask_rec.sum() + w.mask_out.sum())
     out = {"N": n, "p_rec": p_rec, "synapses": n_syn}
 
-    net = Brian2Network(params, w, T, device=args.device, gradients=True, record=False)
+    net = Brian2Network(params, w, T, device=args.device, gradients=True, regularization=False, record=False)
     net.run_trial(w, x, target=target, mask=mask)  # warm-up (file system caches)
     times = []
     for _ in range(args.repeats):

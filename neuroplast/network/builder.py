@@ -3,7 +3,6 @@
 The network implements the *discrete* equations with explicit per-step updates
 (no ODE integration), scheduled inside one Brian2 time step as follows::
 
-    before_synapses  [grad] ε^a_t = (ρ − βψ_{t−1}) ε^a_{t−1} + ψ_{t−1} z̄_{t−1}  (per synapse)
     thresholds       input:  spike if X(t, i) > 0.5                           (x_t)
     synapses         input → recurrent: I_in += w;  recurrent → recurrent: I_rec += w
                      (the recurrent event space still holds z_{t−1}: its threshold runs later)
@@ -12,7 +11,8 @@ The network implements the *discrete* equations with explicit per-step updates
     before_resets    readout: y_t = κ y_{t−1} + c_out I_out + b; loss error;
                      [grad] learning signal L_t = c_out Σ_k B_jk err_k (summed variable)
     resets           z = 1, r = n_ref for neurons that spiked
-    before_end       [grad] e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t; readout traces
+    before_end       [grad] e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t, then
+                     ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t  (one pass per synapse); readout traces
     end              monitors record v_t, a_t, z_t, ψ_t, y_t, L_t
 
 One :class:`Brian2Network` is compiled once for given sizes, connectivity and
@@ -89,6 +89,8 @@ class Brian2Network:
         learning signal.
     gradients : bool
         Add the online e-prop eligibility traces and gradient accumulators.
+    regularization : bool
+        Also accumulate Σ_t e_t per synapse (needed for the firing-rate regularization term).
     record : bool
         Record v, a, z, ψ, L of every recurrent neuron at every step.
     build_dir : path, optional
@@ -104,6 +106,7 @@ class Brian2Network:
         device: str = "runtime",
         loss: str = "mse",
         gradients: bool = False,
+        regularization: bool = True,
         record: bool = True,
         build_dir: str | Path | None = None,
     ) -> None:
@@ -114,6 +117,7 @@ class Brian2Network:
         self.device = device
         self.loss = get_loss(loss)
         self.gradients = gradients
+        self.regularization = gradients and regularization
         self.record = record
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
         self.edges = {
@@ -236,7 +240,7 @@ class Brian2Network:
         self._objects = [inp, rec, out]
         syn_model = "w : 1"
         if self.gradients:
-            syn_model += "\neps_a : 1\nebar : 1\ng : 1\nesum : 1"
+            syn_model += "\neps_a : 1\nebar : 1\ng : 1" + ("\nesum : 1" if self.regularization else "")
         s_in = b2.Synapses(inp, rec, syn_model, on_pre="I_in_post += w", name="proj_input")
         s_rec = b2.Synapses(rec, rec, syn_model, on_pre="I_rec_post += w", name="proj_recurrent")
         s_out = b2.Synapses(
@@ -292,22 +296,20 @@ class Brian2Network:
         upd.order = 10
         self.feedback = fb
         objs.append(fb)
+        # One pass over the synapses per step, at the end of step t: e_t, ē_t, Σ L ē (and Σ e), then
+        # ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t for the next step (the same values as updating ε^a at
+        # the start of step t+1, in a single sweep over the synaptic state).
+        esum = "esum += psi_post * (zbar_pre - beta_post * eps_a)\n" if self.regularization else ""
         for syn, name in ((s_in, "input"), (s_rec, "recurrent")):
             syn.run_regularly(
-                "eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre",
-                when="before_synapses",
-                order=0,
-                name=f"elig_a_{name}",
-            )
-            syn.run_regularly(
-                """
-                esum += psi_post * (zbar_pre - beta_post * eps_a)
-                ebar = kappa_post * ebar + psi_post * (zbar_pre - beta_post * eps_a)
+                esum
+                + """ebar = kappa_post * ebar + psi_post * (zbar_pre - beta_post * eps_a)
                 g += L_post * ebar
+                eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre
                 """,
                 when="before_end",
                 order=1,
-                name=f"elig_e_{name}",
+                name=f"elig_{name}",
             )
         rec.run_regularly("zout = kappa * zout + z", when="before_end", order=0, name="zout_trace")
         s_out.run_regularly(
@@ -451,7 +453,7 @@ class Brian2Network:
                 g = np.zeros(shapes[key])
                 g[tgt, src] = np.asarray(syn.g[:])
                 res.grads[key] = g
-                if key != "output":
+                if key != "output" and self.regularization:
                     e = np.zeros(shapes[key])
                     e[tgt, src] = np.asarray(syn.esum[:])
                     res.esum[key] = e
