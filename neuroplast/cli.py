@@ -1,4 +1,4 @@
-"""The ``neuroplast`` command: run | inspect (compare and plot come with later issues).
+"""The ``neuroplast`` command: run | inspect | compare | plot.
 
 Errors in inputs (configs, files, options) print one line to stderr and exit with
 status 2; nothing is overwritten unless ``--force`` is given.

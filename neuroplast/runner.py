@@ -11,7 +11,7 @@ import numpy as np
 
 from neuroplast.config import Config, to_toml
 from neuroplast.model.losses import softmax
-from neuroplast.training import PROJECTIONS, Trainer
+from neuroplast.training import Trainer
 
 __all__ = ["run_training", "log_iteration", "edge_vectors", "config_difference", "TRACEABLE"]
 
@@ -352,5 +352,3 @@ def _restore(trainer: Trainer, writer: Any, logged: dict[str, tuple[np.ndarray, 
                 writer.path, f"resume state of iteration {K} does not match the logged {name} weights"
             )
 
-
-__all__ += ["PROJECTIONS"]

@@ -23,10 +23,10 @@ from neuroplast.config import TrainingConfig
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.reference import simulate
 from neuroplast.plasticity.rules import TrialData, get_rule
+from neuroplast.training import PROJECTIONS
 
 __all__ = ["small_problem", "compare_rule_with_bptt", "compare_rule_online_with_numpy"]
 
-PROJECTIONS = ("input", "recurrent", "output", "bias")
 
 
 def small_problem(seed: int = 0, *, recurrent: bool = True, n_rec: int = 20, n_in: int = 12, T: int = 300):

@@ -39,7 +39,7 @@ _ACTIVE_STANDALONE: list[Brian2Network] = []
 
 def edges_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target)."""
-    tgt, src = np.nonzero(mask.T.T)  # rows = post, cols = pre
+    tgt, src = np.nonzero(mask)  # rows = post, cols = pre
     order = np.lexsort((tgt, src))
     return src[order].astype(np.int64), tgt[order].astype(np.int64)
 
