@@ -52,11 +52,9 @@ def small_problem(seed: int = 0, *, recurrent: bool = True, n_rec: int = 20, n_i
 
 
 def _metrics(est: np.ndarray, exact: np.ndarray) -> dict[str, float]:
-    ne = float(np.linalg.norm(exact))
-    return {
-        "rel_error": float(np.linalg.norm(est - exact) / ne) if ne > 0 else float("nan"),
-        "cosine": float(np.sum(est * exact) / (np.linalg.norm(est) * ne)) if ne > 0 else float("nan"),
-    }
+    from neuroplast.analysis.metrics import cosine_similarity, relative_error
+
+    return {"rel_error": float(relative_error(est, exact)), "cosine": float(cosine_similarity(est, exact))}
 
 
 def compare_rule_with_bptt(rule: str, *, seed: int = 0, training: Any | None = None) -> dict[str, Any]:

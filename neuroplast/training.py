@@ -167,8 +167,7 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
 
 def trajectory_of(res, y: np.ndarray) -> Trajectory:
     """Unbatched Trajectory from a recorded Brian2 trial."""
-    refr = np.zeros_like(res.v, dtype=bool)
-    return Trajectory(res.v, res.a, res.z, res.psi, refr, y, batched=False)
+    return Trajectory(res.v, res.a, res.z, res.psi, res.refractory, y, batched=False)
 
 
 # --------------------------------------------------------------------- trainer

@@ -38,6 +38,7 @@ def test_brian2_equals_reference(eq_network, eq_weights, kind, n_ref):
     assert np.max(np.abs(ref.y - res.y)) <= TOL
     # ψ is the same expression on both sides (surrogate registry)
     assert np.max(np.abs(ref.psi - res.psi)) <= TOL * 10
+    assert np.array_equal(ref.refractory, res.refractory)
     # the spike monitor agrees with the recorded z
     steps, ids = res.spikes
     assert len(steps) == n_spikes

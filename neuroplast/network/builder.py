@@ -51,6 +51,7 @@ class TrialResult:
     Attributes
     ----------
     v, a, z, psi, L : ndarray (T, N) or None   recorded recurrent states (when ``record``)
+    refractory : bool ndarray (T, N) or None   r̂_t, z forced to 0 (when ``record``)
     y : ndarray (T, n_out)                      readout
     grads : dict[str, ndarray] or None          online gradient per projection, dense
         (``"input"``, ``"recurrent"``, ``"output"``, ``"bias"``), without rate regularization
@@ -67,6 +68,7 @@ class TrialResult:
     a: np.ndarray | None = None
     z: np.ndarray | None = None
     psi: np.ndarray | None = None
+    refractory: np.ndarray | None = None
     L: np.ndarray | None = None
     grads: dict[str, np.ndarray] | None = None
     esum: dict[str, np.ndarray] | None = None
@@ -264,7 +266,7 @@ class Brian2Network:
         self.spike_mon.when = "after_synapses"
         self.spike_mon.order = 2
         self._objects.append(self.spike_mon)
-        rec_vars = ["v", "a", "z", "psi"] + (["L"] if self.gradients else [])
+        rec_vars = ["v", "a", "z", "psi", "refr"] + (["L"] if self.gradients else [])
         if self.record:
             self.rec_mon = b2.StateMonitor(rec, rec_vars, record=True, when="end", name="rec_states")
             self._objects.append(self.rec_mon)
@@ -439,6 +441,7 @@ class Brian2Network:
             res.v, res.a, res.z, res.psi = (
                 np.asarray(getattr(m, k)[:]).T.copy() for k in "v a z psi".split()
             )
+            res.refractory = np.asarray(m.refr[:]).T > 0.5
             if self.gradients:
                 res.L = np.asarray(m.L[:]).T.copy()
         if self.gradients:
