@@ -70,8 +70,19 @@ def test_online_equals_numpy(grad_network, eq_weights, kind, feedback):
     online["input"] = online["input"] + r[:, None] * res.esum["input"]
     online["recurrent"] = online["recurrent"] + r[:, None] * res.esum["recurrent"]
     for method in ("online", "factorized"):
-        ref = eprop_trial_grads(params, eq_weights, x, traj, target, mask, get_loss(loss), B,
-                                c_reg=c_reg, f_target=f_target, method=method)
+        ref = eprop_trial_grads(
+            params,
+            eq_weights,
+            x,
+            traj,
+            target,
+            mask,
+            get_loss(loss),
+            B,
+            c_reg=c_reg,
+            f_target=f_target,
+            method=method,
+        )
         for p in PROJECTIONS:
             assert np.linalg.norm(ref[p]) > 0, p
             assert _rel(online[p], ref[p]) <= RTOL, (net.device, method, p, _rel(online[p], ref[p]))
@@ -87,8 +98,44 @@ def test_online_gradient_can_disagree(grad_network, eq_weights):
     params = make_params("mix", n_ref=2)
     x = make_input(seed=21, T=T_GRAD)
     target, mask = _task(net.loss.name, eq_weights.n_out)
-    a = net.run_trial(eq_weights, x, target=target, mask=mask, feedback=_feedback("eprop", eq_weights),
-                      params=params)
-    b = net.run_trial(eq_weights, x, target=target, mask=mask,
-                      feedback=_feedback("eprop-random", eq_weights), params=params)
+    a = net.run_trial(
+        eq_weights, x, target=target, mask=mask, feedback=_feedback("eprop", eq_weights), params=params
+    )
+    b = net.run_trial(
+        eq_weights, x, target=target, mask=mask, feedback=_feedback("eprop-random", eq_weights), params=params
+    )
     assert _rel(a.grads["recurrent"], b.grads["recurrent"]) > 1e-3
+
+
+@pytest.fixture(scope="module")
+def lif_only_network(eq_weights, tmp_path_factory):
+    """A runtime network built for LIF neurons only: no per-synapse ε^a state."""
+    from neuroplast.network.builder import Brian2Network
+
+    net = Brian2Network(
+        make_params("lif", n_ref=2),
+        eq_weights,
+        T_GRAD,
+        device="runtime",
+        loss="mse",
+        gradients=True,
+        record=True,
+        build_dir=tmp_path_factory.mktemp("lif_only"),
+    )
+    assert not net.adaptation
+    return net
+
+
+def test_lif_only_network_equals_numpy_and_refuses_alif(lif_only_network, eq_weights):
+    params = make_params("lif", n_ref=2)
+    x = make_input(seed=21, T=T_GRAD)
+    target, mask = _task("mse", eq_weights.n_out)
+    B = _feedback("eprop-random", eq_weights)
+    res = lif_only_network.run_trial(eq_weights, x, target=target, mask=mask, feedback=B, params=params)
+    ref = eprop_trial_grads(
+        params, eq_weights, x, trajectory_of(res, res.y), target, mask, get_loss("mse"), B, method="online"
+    )
+    for p in PROJECTIONS:
+        assert _rel(res.grads[p], ref[p]) <= RTOL, p
+    with pytest.raises(ValueError, match="adaptation"):
+        lif_only_network.run_trial(eq_weights, x, target=target, mask=mask, params=make_params("alif"))

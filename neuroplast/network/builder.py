@@ -93,6 +93,9 @@ class Brian2Network:
         Add the online e-prop eligibility traces and gradient accumulators.
     regularization : bool
         Also accumulate Σ_t e_t per synapse (needed for the firing-rate regularization term).
+    adaptation : bool, optional
+        Carry the per-synapse ALIF trace ε^a (default: whether any β of ``params`` is non-zero). Without
+        it, trials with β ≠ 0 are refused.
     record : bool
         Record v, a, z, ψ, L of every recurrent neuron at every step.
     build_dir : path, optional
@@ -109,6 +112,7 @@ class Brian2Network:
         loss: str = "mse",
         gradients: bool = False,
         regularization: bool = True,
+        adaptation: bool | None = None,
         record: bool = True,
         build_dir: str | Path | None = None,
     ) -> None:
@@ -120,6 +124,8 @@ class Brian2Network:
         self.loss = get_loss(loss)
         self.gradients = gradients
         self.regularization = gradients and regularization
+        # Without ALIF neurons the per-synapse ε^a is identically 0: leave it out (less memory traffic).
+        self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
         self.record = record
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
         self.edges = {
@@ -242,7 +248,9 @@ class Brian2Network:
         self._objects = [inp, rec, out]
         syn_model = "w : 1"
         if self.gradients:
-            syn_model += "\neps_a : 1\nebar : 1\ng : 1" + ("\nesum : 1" if self.regularization else "")
+            syn_model += "\nebar : 1\ng : 1"
+            syn_model += "\neps_a : 1" if self.adaptation else ""
+            syn_model += "\nesum : 1" if self.regularization else ""
         s_in = b2.Synapses(inp, rec, syn_model, on_pre="I_in_post += w", name="proj_input")
         s_rec = b2.Synapses(rec, rec, syn_model, on_pre="I_rec_post += w", name="proj_recurrent")
         s_out = b2.Synapses(
@@ -301,14 +309,14 @@ class Brian2Network:
         # One pass over the synapses per step, at the end of step t: e_t, ē_t, Σ L ē (and Σ e), then
         # ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t for the next step (the same values as updating ε^a at
         # the start of step t+1, in a single sweep over the synaptic state).
-        esum = "esum += psi_post * (zbar_pre - beta_post * eps_a)\n" if self.regularization else ""
+        e = "psi_post * (zbar_pre - beta_post * eps_a)" if self.adaptation else "psi_post * zbar_pre"
+        code = (f"esum += {e}\n" if self.regularization else "") + f"ebar = kappa_post * ebar + {e}\n"
+        code += "g += L_post * ebar\n"
+        if self.adaptation:
+            code += "eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre\n"
         for syn, name in ((s_in, "input"), (s_rec, "recurrent")):
             syn.run_regularly(
-                esum
-                + """ebar = kappa_post * ebar + psi_post * (zbar_pre - beta_post * eps_a)
-                g += L_post * ebar
-                eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre
-                """,
+                code,
                 when="before_end",
                 order=1,
                 name=f"elig_{name}",
@@ -419,6 +427,11 @@ class Brian2Network:
         return self._collect()
 
     def _check_fixed(self, p: ModelParams) -> None:
+        if self.gradients and not self.adaptation and np.any(p.beta != 0.0):
+            raise ValueError(
+                "this network was built without adaptation traces (all beta = 0); "
+                "build it with adaptation=True to run ALIF neurons"
+            )
         q = self.params
         for name in ("dt", "alpha", "v_th", "gamma", "kappa", "input_scale", "readout_scale"):
             if abs(getattr(p, name) - getattr(q, name)) > 0.0:
