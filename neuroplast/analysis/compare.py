@@ -33,6 +33,7 @@ from neuroplast.io.schema import LIBVER
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.reference import Trajectory, simulate
+from neuroplast.training import PROJECTIONS
 
 __all__ = [
     "LOSS_RTOL",
@@ -59,8 +60,8 @@ KEPT_PART = "bptt_eprop_part"
 RECURRENT_PART = "bptt_recurrent_part"
 #: Estimators written by :func:`compare_run` (not compared as estimators).
 WRITTEN = (REFERENCE, REFERENCE_FULL, KEPT_PART, RECURRENT_PART)
-#: Projections with a gradient, in log order.
-GRAD_PROJECTIONS = ("input", "recurrent", "output", "bias")
+#: Projections with a gradient, in log order (the trainer's parameter groups).
+GRAD_PROJECTIONS = PROJECTIONS
 #: Projections whose gradient is split into the kept and the recurrent part.
 PART_PROJECTIONS = ("input", "recurrent")
 #: HDF5 attribute set on every gradient dataset written here.
