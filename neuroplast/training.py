@@ -170,6 +170,62 @@ def trajectory_of(res, y: np.ndarray) -> Trajectory:
     return Trajectory(res.v, res.a, res.z, res.psi, res.refractory, y, batched=False)
 
 
+# ------------------------------------------------------------------- updates
+def trainable(grads: dict[str, np.ndarray], train_output: bool) -> dict[str, np.ndarray]:
+    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``."""
+    if train_output:
+        return dict(grads)
+    out = dict(grads)
+    out["output"] = np.zeros_like(grads["output"])
+    out["bias"] = np.zeros_like(grads["bias"])
+    return out
+
+
+def apply_updates(
+    rule: Any, weights: Weights, feedback: np.ndarray, updates: dict[str, np.ndarray]
+) -> tuple[Weights, np.ndarray, dict[str, np.ndarray]]:
+    """Apply an optimizer's updates the way every training mode does.
+
+    The updates are masked by the connectivity, changed by ``rule.adjust_updates``, the rule's B
+    state follows (``rule.after_update``), and the weights receive them.
+
+    Parameters
+    ----------
+    rule : Rule
+    weights : Weights
+        Weights before the update.
+    feedback : ndarray (N, n_out)
+        The rule's B state before the update.
+    updates : dict
+        ``input``, ``recurrent``, ``output``, ``bias`` changes from the optimizer (dense).
+
+    Returns
+    -------
+    weights : Weights       after the update
+    feedback : ndarray      the rule's B state after the update
+    updates : dict          the changes actually applied (``w_after − w_before`` up to rounding)
+    """
+    masks = {
+        "input": weights.mask_in,
+        "recurrent": weights.mask_rec,
+        "output": weights.mask_out,
+        "bias": np.ones_like(weights.b_out, dtype=bool),
+    }
+    updates = {k: np.where(masks[k], u, 0.0) for k, u in updates.items()}
+    updates = rule.adjust_updates(updates, weights)
+    feedback = rule.after_update(feedback, weights, updates)
+    new = Weights(
+        weights.w_in + updates["input"],
+        weights.w_rec + updates["recurrent"],
+        weights.w_out + updates["output"],
+        weights.b_out + updates["bias"],
+        weights.mask_in,
+        weights.mask_rec,
+        weights.mask_out,
+    )
+    return new, feedback, updates
+
+
 # --------------------------------------------------------------------- trainer
 @dataclass
 class IterationLog:
@@ -262,27 +318,8 @@ class Trainer:
             results.append(res)
             losses.append(self.loss.value(res.y, trial.target, trial.mask))
         mean = {k: np.mean([g[k] for g in grads_list], axis=0) for k in PROJECTIONS}
-        if not self.cfg.training.train_output:
-            mean["output"] = np.zeros_like(mean["output"])
-            mean["bias"] = np.zeros_like(mean["bias"])
-        updates = self.optimizer.step(mean)
-        masks = {
-            "input": self.weights.mask_in,
-            "recurrent": self.weights.mask_rec,
-            "output": self.weights.mask_out,
-            "bias": np.ones_like(self.weights.b_out, dtype=bool),
-        }
-        updates = {k: np.where(masks[k], u, 0.0) for k, u in updates.items()}
-        updates = self.rule.adjust_updates(updates, self.weights)
-        self.feedback = self.rule.after_update(self.feedback, w_before, updates)
-        self.weights = Weights(
-            self.weights.w_in + updates["input"],
-            self.weights.w_rec + updates["recurrent"],
-            self.weights.w_out + updates["output"],
-            self.weights.b_out + updates["bias"],
-            self.weights.mask_in,
-            self.weights.mask_rec,
-            self.weights.mask_out,
+        self.weights, self.feedback, updates = apply_updates(
+            self.rule, self.weights, self.feedback, self.optimizer.step(trainable(mean, self.cfg.training.train_output))
         )
         self.iteration += 1
         return IterationLog(it, losses, grads_list, results, trials, w_before, fb, updates)

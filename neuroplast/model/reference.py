@@ -22,7 +22,7 @@ import numpy as np
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.surrogates import get_surrogate
 
-__all__ = ["Trajectory", "simulate", "sigmoid_spike"]
+__all__ = ["Trajectory", "NetState", "advance", "simulate", "sigmoid_spike"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,76 @@ def sigmoid_spike(u: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
     return s, slope * s * (1.0 - s)
 
 
+@dataclass(frozen=True)
+class NetState:
+    """State of the network after step t (arrays (B, N), readout (B, n_out)).
+
+    ``r`` is the refractory counter r_t (steps left, int); everything is 0 at rest (t = 0).
+    """
+
+    v: np.ndarray
+    a: np.ndarray
+    z: np.ndarray
+    r: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def rest(cls, batch: int, n_rec: int, n_out: int) -> NetState:
+        """All-zero state v_0 = a_0 = z_0 = r_0 = y_0 = 0."""
+        z = np.zeros((batch, n_rec))
+        return cls(z.copy(), z.copy(), z.copy(), np.zeros((batch, n_rec), dtype=np.int64), np.zeros((batch, n_out)))
+
+
+def advance(
+    params: ModelParams,
+    weights: Weights,
+    state: NetState,
+    i_in: np.ndarray,
+    *,
+    sur=None,
+    smooth_slope: float | None = None,
+) -> tuple[NetState, np.ndarray, np.ndarray]:
+    """One step t of equations (1)–(5): the state after step t−1 → the state after step t.
+
+    Parameters
+    ----------
+    params : ModelParams
+    weights : Weights
+        Weights in force during step t (``w_in`` is not read: pass its current ``i_in``).
+    state : NetState
+        State after step t−1.
+    i_in : ndarray (B, N)
+        Input current W_in x_t (before the factor c_in).
+    sur : Surrogate, optional
+        ``get_surrogate(params.surrogate)`` (looked up when omitted).
+    smooth_slope : float, optional
+        Smooth spike test mode (see :func:`simulate`).
+
+    Returns
+    -------
+    state : NetState   after step t
+    psi : ndarray (B, N)   ψ_t
+    refr : ndarray (B, N) bool   r̂_t
+    """
+    sur = sur or get_surrogate(params.surrogate)
+    alpha, rho, beta, v_th = params.alpha, params.rho, params.beta, params.v_th
+    v, a, z, r = state.v, state.a, state.z, state.r
+    i_rec = z @ weights.w_rec.T
+    v = alpha * v + params.input_scale * (i_in + i_rec) - v_th * z
+    a = rho * a + z
+    thr = v_th + beta * a
+    refr = r > 0
+    if smooth_slope is None:
+        z = np.where(refr, 0.0, (v > thr).astype(float))
+        psi = np.where(refr, 0.0, sur.psi(v - thr, v_th, params.gamma))
+        r = np.where(z > 0.5, params.n_ref, np.maximum(r - 1, 0))
+    else:
+        z, dz = sigmoid_spike((v - thr) / v_th, smooth_slope)
+        psi = dz / v_th
+    y = params.kappa * state.y + params.readout_scale * (z @ weights.w_out.T) + weights.b_out
+    return NetState(v, a, z, r, y), psi, refr
+
+
 def simulate(
     params: ModelParams,
     weights: Weights,
@@ -109,8 +179,6 @@ def simulate(
     B, T, _ = x.shape
     N, n_out = weights.n_rec, weights.n_out
     sur = get_surrogate(params.surrogate)
-    alpha, rho, beta, v_th = params.alpha, params.rho, params.beta, params.v_th
-    c_in, c_out, kappa = params.input_scale, params.readout_scale, params.kappa
 
     out_v = np.empty((B, T, N))
     out_a = np.empty((B, T, N))
@@ -120,25 +188,9 @@ def simulate(
     out_y = np.empty((B, T, n_out))
 
     i_in = x @ weights.w_in.T  # (B, T, N): W_in x_t for every step at once
-    v = np.zeros((B, N))
-    a = np.zeros((B, N))
-    z = np.zeros((B, N))
-    r = np.zeros((B, N), dtype=np.int64)
-    y = np.zeros((B, n_out))
+    state = NetState.rest(B, N, n_out)
     for t in range(T):
-        i_rec = z @ weights.w_rec.T
-        v = alpha * v + c_in * (i_in[:, t] + i_rec) - v_th * z
-        a = rho * a + z
-        thr = v_th + beta * a
-        refr = r > 0
-        if smooth_slope is None:
-            z = np.where(refr, 0.0, (v > thr).astype(float))
-            psi = np.where(refr, 0.0, sur.psi(v - thr, v_th, params.gamma))
-        else:
-            z, dz = sigmoid_spike((v - thr) / v_th, smooth_slope)
-            psi = dz / v_th
-        r = np.where(z > 0.5, params.n_ref, np.maximum(r - 1, 0)) if smooth_slope is None else r
-        y = kappa * y + c_out * (z @ weights.w_out.T) + weights.b_out
-        out_v[:, t], out_a[:, t], out_z[:, t] = v, a, z
-        out_psi[:, t], out_ref[:, t], out_y[:, t] = psi, refr, y
+        state, psi, refr = advance(params, weights, state, i_in[:, t], sur=sur, smooth_slope=smooth_slope)
+        out_v[:, t], out_a[:, t], out_z[:, t] = state.v, state.a, state.z
+        out_psi[:, t], out_ref[:, t], out_y[:, t] = psi, refr, state.y
     return Trajectory(out_v, out_a, out_z, out_psi, out_ref, out_y, batched)

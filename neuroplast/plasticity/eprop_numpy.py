@@ -40,6 +40,7 @@ __all__ = [
     "backward_filter",
     "recurrent_pre",
     "eligibility_steps",
+    "EligibilityTrace",
     "eligibility_grads",
     "factorized_grads",
     "learning_signal",
@@ -157,19 +158,40 @@ def eligibility_steps(
     T, N = psi.shape
     if pre.ndim != 2 or pre.shape[0] != T:
         raise ValueError(f"pre must have shape (T={T}, n_pre), got {pre.shape}")
-    n_pre = pre.shape[1]
-    alpha = params.alpha
-    rho = params.rho[:, None]
-    beta = params.beta[:, None]
-    ev = np.zeros(n_pre)  # ε^v_{t-1}: shared by all postsynaptic neurons (α is a scalar)
-    ea = np.zeros((N, n_pre))  # ε^a_{t-1}
-    psi_prev = np.zeros((N, 1))
+    trace = EligibilityTrace(params, pre.shape[1])
     for t in range(T):
-        ea = (rho - beta * psi_prev) * ea + psi_prev * ev[None, :]
-        ev = alpha * ev + pre[t]
-        psi_t = psi[t][:, None]
-        yield t, psi_t * (ev[None, :] - beta * ea)
-        psi_prev = psi_t
+        yield t, trace.advance(psi[t], pre[t])
+
+
+class EligibilityTrace:
+    """The per-synapse eligibility recursion of one projection, advanced one step at a time.
+
+    Holds ε^v_{t−1} (per presynaptic neuron), ε^a_{t−1} (per synapse) and ψ_{t−1}; used by
+    :func:`eligibility_steps` and by the in-trial learning reference, which needs e_t as soon as
+    step t is simulated.
+
+    Parameters
+    ----------
+    params : ModelParams
+    n_pre : int
+        Number of presynaptic neurons.
+    """
+
+    def __init__(self, params: ModelParams, n_pre: int) -> None:
+        self.alpha = params.alpha
+        self.rho = params.rho[:, None]
+        self.beta = params.beta[:, None]
+        self.ev = np.zeros(n_pre)  # ε^v_{t-1}: shared by all postsynaptic neurons (α is a scalar)
+        self.ea = np.zeros((params.n_rec, n_pre))  # ε^a_{t-1}
+        self.psi_prev = np.zeros((params.n_rec, 1))
+
+    def advance(self, psi_t: np.ndarray, pre_t: np.ndarray) -> np.ndarray:
+        """e_t (N, n_pre) from ψ_t (N,) and the presynaptic drive pre_t (n_pre,); a fresh array."""
+        self.ea = (self.rho - self.beta * self.psi_prev) * self.ea + self.psi_prev * self.ev[None, :]
+        self.ev = self.alpha * self.ev + pre_t
+        psi_col = np.asarray(psi_t, dtype=float)[:, None]
+        self.psi_prev = psi_col
+        return psi_col * (self.ev[None, :] - self.beta * self.ea)
 
 
 def eligibility_grads(

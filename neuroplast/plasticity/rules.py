@@ -13,6 +13,11 @@ any B (:mod:`neuroplast.network.builder`), so such a rule plugs in with
 * ``numpy_grads`` — the NumPy formula of the same estimate (used by the factorized
   path and by the tests that compare the Brian2 accumulators with it).
 
+Rules that can also learn *inside* a trial (``training.update_every_steps``) give the same
+update as Brian2 abstract code in ``brian2_update`` (see :class:`Rule`); the NumPy reference of
+in-trial learning (:mod:`neuroplast.plasticity.in_trial`) applies the rule's Python hooks instead, and
+the tests hold the two to the same numbers.
+
 Rules that need the exact backward pass (``bptt``) set ``online = False``: the
 network only records the forward trajectory and ``numpy_grads`` does the rest.
 
@@ -74,6 +79,16 @@ class Rule:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     online: ClassVar[bool] = True  # the Brian2 eligibility machinery computes this rule's estimate
+    #: Brian2 abstract code of one in-trial update (``training.update_every_steps``), or ``None`` when
+    #: the rule cannot learn inside a trial.  Keys ``"hidden"`` (run on every input and recurrent
+    #: synapse) and ``"readout"`` (run on every readout synapse, which also holds its feedback
+    #: weight).  Each statement list runs after ``dw = −η g`` and before ``w = w + dw; g = 0``, and
+    #: may read ``w`` (weight before the update), ``g`` (dE/dw accumulated since the last update),
+    #: ``eta`` (learning rate), ``lam`` (``training.weight_decay``) and, on readout synapses, ``B``
+    #: (the feedback weight B_jk of this W_out,kj); it may change ``dw`` and ``B``.  It must do
+    #: exactly what :meth:`adjust_updates`, :meth:`after_update` and :meth:`feedback` do with an SGD
+    #: update (the in-trial equality tests check that).
+    brian2_update: ClassVar[dict[str, str] | None] = None
 
     @dataclass(frozen=True)
     class Params:
@@ -180,6 +195,7 @@ class EpropSymmetric(Rule):
 
     name = "eprop"
     description = "e-prop, symmetric feedback B = W_out^T"
+    brian2_update = {"hidden": "", "readout": "B = w + dw"}
 
     def feedback(self, weights: Weights, b: np.ndarray) -> np.ndarray:
         return weights.w_out.T.copy()
@@ -195,6 +211,7 @@ class EpropRandom(Rule):
 
     name = "eprop-random"
     description = "e-prop, fixed random feedback"
+    brian2_update = {"hidden": "", "readout": ""}
 
     def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
         sd = float(np.std(weights.w_out))
@@ -213,6 +230,7 @@ class EpropAdaptive(EpropRandom):
 
     name = "eprop-adaptive"
     description = "e-prop, Kolen-Pollack adaptive feedback"
+    brian2_update = {"hidden": "", "readout": "dw = dw - lam * w\nB = (1 - lam) * B + (dw + lam * w)"}
 
     def adjust_updates(self, updates: dict[str, np.ndarray], weights: Weights) -> dict[str, np.ndarray]:
         out = dict(updates)
