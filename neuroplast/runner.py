@@ -351,4 +351,3 @@ def _restore(trainer: Trainer, writer: Any, logged: dict[str, tuple[np.ndarray, 
             raise RunFileError(
                 writer.path, f"resume state of iteration {K} does not match the logged {name} weights"
             )
-

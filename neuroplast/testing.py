@@ -28,7 +28,6 @@ from neuroplast.training import PROJECTIONS
 __all__ = ["small_problem", "compare_rule_with_bptt", "compare_rule_online_with_numpy"]
 
 
-
 def small_problem(seed: int = 0, *, recurrent: bool = True, n_rec: int = 20, n_in: int = 12, T: int = 300):
     """A seeded LIF/ALIF mix (half each) with refractoriness, a 2-output regression target and inputs.
 

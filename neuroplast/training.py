@@ -319,7 +319,10 @@ class Trainer:
             losses.append(self.loss.value(res.y, trial.target, trial.mask))
         mean = {k: np.mean([g[k] for g in grads_list], axis=0) for k in PROJECTIONS}
         self.weights, self.feedback, updates = apply_updates(
-            self.rule, self.weights, self.feedback, self.optimizer.step(trainable(mean, self.cfg.training.train_output))
+            self.rule,
+            self.weights,
+            self.feedback,
+            self.optimizer.step(trainable(mean, self.cfg.training.train_output)),
         )
         self.iteration += 1
         return IterationLog(it, losses, grads_list, results, trials, w_before, fb, updates)

@@ -70,8 +70,12 @@ T_GRAD = 600
 
 @pytest.fixture(
     scope="session",
-    params=[("runtime", "mse"), ("runtime", "cross_entropy"), ("cpp_standalone", "mse"),
-            ("cpp_standalone", "cross_entropy")],
+    params=[
+        ("runtime", "mse"),
+        ("runtime", "cross_entropy"),
+        ("cpp_standalone", "mse"),
+        ("cpp_standalone", "cross_entropy"),
+    ],
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
 def grad_network(request, eq_weights, tmp_path_factory):
@@ -85,6 +89,12 @@ def grad_network(request, eq_weights, tmp_path_factory):
     device, loss = request.param
     folder = tmp_path_factory.mktemp(f"grad_{device}_{loss}")
     return Brian2Network(
-        make_params("mix"), eq_weights, T_GRAD, device=device, loss=loss, gradients=True, record=True,
+        make_params("mix"),
+        eq_weights,
+        T_GRAD,
+        device=device,
+        loss=loss,
+        gradients=True,
+        record=True,
         build_dir=folder,
     )

@@ -70,7 +70,9 @@ def test_without_updates_equals_per_trial_eprop(kind, loss):
     ref = eprop_trial_grads(params, w, x, traj, target, mask, get_loss(loss), w.w_out.T, method="online")
     assert traj.z.sum() > 50, "the network must spike"
     for every, lr in ((T, 0.1), (50, 0.0)):
-        res = in_trial_learning(params, w, x, target, mask, loss, rule, w.w_out.T, learning_rate=lr, every=every)
+        res = in_trial_learning(
+            params, w, x, target, mask, loss, rule, w.w_out.T, learning_rate=lr, every=every
+        )
         assert np.array_equal(res.traj.z, traj.z[0])
         assert rel(res.traj.v, traj.v[0]) < RTOL
         if every == T:
@@ -141,7 +143,16 @@ def _window_grads(params, res, x, target, mask, s0, s1):
 def test_train_output_false_keeps_the_readout():
     params, w, x, target, mask = problem("lif", "mse")
     res = in_trial_learning(
-        params, w, x, target, mask, "mse", make_rule("eprop"), w.w_out.T, learning_rate=0.002, every=50,
+        params,
+        w,
+        x,
+        target,
+        mask,
+        "mse",
+        make_rule("eprop"),
+        w.w_out.T,
+        learning_rate=0.002,
+        every=50,
         train_output=False,
     )
     assert all(np.array_equal(W.w_out, w.w_out) and np.array_equal(W.b_out, w.b_out) for W in res.weights)

@@ -86,7 +86,9 @@ class NetState:
     def rest(cls, batch: int, n_rec: int, n_out: int) -> NetState:
         """All-zero state v_0 = a_0 = z_0 = r_0 = y_0 = 0."""
         z = np.zeros((batch, n_rec))
-        return cls(z.copy(), z.copy(), z.copy(), np.zeros((batch, n_rec), dtype=np.int64), np.zeros((batch, n_out)))
+        return cls(
+            z.copy(), z.copy(), z.copy(), np.zeros((batch, n_rec), dtype=np.int64), np.zeros((batch, n_out))
+        )
 
 
 def advance(

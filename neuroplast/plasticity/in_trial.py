@@ -193,4 +193,3 @@ def in_trial_learning(
     esum = {k: np.where(masks[k], v, 0.0) for k, v in esum.items()}
     traj = Trajectory(out["v"], out["a"], out["z"], out["psi"], out_ref, out_y, batched=False)
     return InTrialResult(traj, np.asarray(starts, dtype=np.int64), seg_w, seg_b, fb_state, grads, esum)
-
