@@ -59,6 +59,10 @@ class TrialResult:
         regularization term, for ``"input"`` and ``"recurrent"``
     spike_count : ndarray (N,)                  spikes per recurrent neuron
     spikes : tuple(ndarray, ndarray)            (step index, neuron id) of recurrent spikes
+    in_trial : dict[str, ndarray] or None       with in-trial updates: the weights in force from step
+        0, k, 2k, … on, shape (n_segments, n_edges) in edge order (``"input"``, ``"recurrent"``,
+        ``"output"``, ``"feedback"`` (B of each readout edge), ``"bias"`` (n_segments, n_out));
+        ``grads`` then holds only what was accumulated after the last in-trial update
     """
 
     y: np.ndarray
@@ -72,6 +76,7 @@ class TrialResult:
     L: np.ndarray | None = None
     grads: dict[str, np.ndarray] | None = None
     esum: dict[str, np.ndarray] | None = None
+    in_trial: dict[str, np.ndarray] | None = None
 
 
 class Brian2Network:
@@ -100,6 +105,13 @@ class Brian2Network:
         Record v, a, z, ψ, L of every recurrent neuron at every step.
     build_dir : path, optional
         cpp_standalone project folder (default: a folder under the cache).
+    update_every : int
+        k > 0: learn inside the trial — after every k-th step (t = k, 2k, … < T) the weights take an
+        SGD step on the gradient accumulated since the previous one (docs/model.md §6; needs
+        ``gradients``).  0: weights are constant during a trial.
+    rule_code : dict, optional
+        The rule's in-trial update as Brian2 code (:attr:`Rule.brian2_update
+        <neuroplast.plasticity.rules.Rule.brian2_update>`); required with ``update_every``.
     """
 
     def __init__(
@@ -115,6 +127,8 @@ class Brian2Network:
         adaptation: bool | None = None,
         record: bool = True,
         build_dir: str | Path | None = None,
+        update_every: int = 0,
+        rule_code: dict[str, str] | None = None,
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(DEVICES)})")
@@ -134,6 +148,14 @@ class Brian2Network:
             "output": edges_of(masks.mask_out),
         }
         self._build_dir = Path(build_dir) if build_dir else None
+        self.update_every = int(update_every)
+        if self.update_every < 0:
+            raise ValueError(f"update_every must be >= 0 steps, got {update_every}")
+        if self.update_every and not gradients:
+            raise ValueError("in-trial updates (update_every > 0) need gradients=True")
+        if self.update_every and rule_code is None:
+            raise ValueError("in-trial updates need the rule's Brian2 update code (rule_code)")
+        self.rule_code = dict(rule_code or {})
         self._build()
 
     # ------------------------------------------------------------------ build
@@ -198,6 +220,8 @@ class Brian2Network:
             rho : 1
             beta : 1
             n_ref : 1
+            in_trial_lr : 1 (shared)
+            in_trial_decay : 1 (shared)
             """,
             threshold="v > v_th + beta * a and refr < 0.5",
             reset="z = 1.0\nr = n_ref\ncount += 1.0",
@@ -236,6 +260,8 @@ class Brian2Network:
             expsum : 1
             kappa : 1 (shared)
             c_out : 1 (shared)
+            in_trial_lr : 1 (shared)
+            in_trial_decay : 1 (shared)
             """,
             name="readout",
         )
@@ -253,13 +279,10 @@ class Brian2Network:
             syn_model += "\nesum : 1" if self.regularization else ""
         s_in = b2.Synapses(inp, rec, syn_model, on_pre="I_in_post += w", name="proj_input")
         s_rec = b2.Synapses(rec, rec, syn_model, on_pre="I_rec_post += w", name="proj_recurrent")
-        s_out = b2.Synapses(
-            rec,
-            out,
-            "w : 1" + ("\ng : 1" if self.gradients else ""),
-            on_pre="I_out_post += w",
-            name="proj_output",
-        )
+        out_model = "w : 1"
+        if self.gradients:
+            out_model += "\ng : 1\nB : 1\nL_pre = c_out_post * B * err_post : 1 (summed)"
+        s_out = b2.Synapses(rec, out, out_model, on_pre="I_out_post += w", name="proj_output")
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
             src, tgt = self.edges[key]
             syn.connect(i=src, j=tgt)
@@ -270,6 +293,8 @@ class Brian2Network:
         self._objects += self.loss.brian2_objects(b2, out)
         if self.gradients:
             self._objects += self._gradient_objects(b2, rec, out, s_in, s_rec, s_out)
+        if self.update_every:
+            self._objects += self._in_trial_objects(b2, out, s_in, s_rec, s_out, dt)
         self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
         self.spike_mon.when = "after_synapses"
         self.spike_mon.order = 2
@@ -296,16 +321,11 @@ class Brian2Network:
     def _gradient_objects(self, b2, rec, out, s_in, s_rec, s_out) -> list:
         """Eligibility traces, learning signal and gradient accumulators (docs/model.md §3)."""
         objs = []
-        fb = b2.Synapses(
-            out, rec, "B : 1\nL_post = c_out_pre * B * err_pre : 1 (summed)", name="proj_feedback"
-        )
-        src, tgt = self.edges["output"]
-        fb.connect(i=tgt, j=src)  # readout k → recurrent j, in the output projection's edge order
-        upd = fb.summed_updaters["L_post"]
+        # The learning signal is a summed variable of the readout synapses onto their *presynaptic*
+        # (recurrent) neurons: each readout synapse k←j holds its feedback weight B_jk next to W_out,kj.
+        upd = s_out.summed_updaters["L_pre"]
         upd.when = "before_resets"
         upd.order = 10
-        self.feedback = fb
-        objs.append(fb)
         # One pass over the synapses per step, at the end of step t: e_t, ē_t, Σ L ē (and Σ e), then
         # ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t for the next step (the same values as updating ε^a at
         # the start of step t+1, in a single sweep over the synaptic state).
@@ -329,6 +349,54 @@ class Brian2Network:
             "bf = kappa * bf + 1.0\ngb += err * bf", when="before_end", order=1, name="grad_bias"
         )
         return objs
+
+    def _in_trial_objects(self, b2, out, s_in, s_rec, s_out, dt) -> list:
+        """In-trial SGD steps every k steps, and monitors of the weights they produce (docs/model.md §6).
+
+        The updates run in the ``start`` slot of steps k, 2k, … (0-based), i.e. after step k, 2k, …
+        (1-based) has been accumulated and before the next step propagates a spike. Their clock also
+        ticks at t = 0, where ``active`` = 0 makes the step a no-op (g is still 0 there, and a weight
+        decay must not act).
+        """
+        every = self.update_every * dt
+        self._namespace["t_first_update"] = 0.5 * dt
+        head = (
+            "active = int(t > t_first_update)\n"
+            "eta = in_trial_lr_post * active\n"
+            "lam = in_trial_decay_post * active\n"
+            "dw = -eta * g\n"
+        )
+        tail = "w = w + dw\ng = 0.0\n"
+        for syn, key, code in (
+            (s_in, "input", self.rule_code.get("hidden", "")),
+            (s_rec, "recurrent", self.rule_code.get("hidden", "")),
+            (s_out, "output", self.rule_code.get("readout", "")),
+        ):
+            syn.run_regularly(
+                head + (code.strip() + "\n" if code.strip() else "") + tail,
+                dt=every,
+                when="start",
+                order=0,
+                name=f"in_trial_{key}",
+            )
+        out.run_regularly(
+            "active = int(t > t_first_update)\neta = in_trial_lr * active\nb = b + (-eta * gb)\ngb = 0.0",
+            dt=every,
+            when="start",
+            order=0,
+            name="in_trial_bias",
+        )
+
+        def mon(group, variables, name):
+            return b2.StateMonitor(group, variables, record=True, dt=every, when="start", order=1, name=name)
+
+        self.in_trial_mons = {
+            "input": mon(s_in, "w", "w_in_mon"),
+            "recurrent": mon(s_rec, "w", "w_rec_mon"),
+            "output": mon(s_out, ["w", "B"], "w_out_mon"),
+            "bias": mon(out, "b", "b_mon"),
+        }
+        return list(self.in_trial_mons.values())
 
     # ---------------------------------------------------------- per-trial I/O
     def _set_shared(self, p: ModelParams) -> None:
@@ -359,6 +427,9 @@ class Brian2Network:
         mask: np.ndarray | None = None,
         feedback: np.ndarray | None = None,
         params: ModelParams | None = None,
+        learning_rate: float = 0.0,
+        output_learning_rate: float | None = None,
+        weight_decay: float = 0.0,
     ) -> TrialResult:
         """Simulate one trial from rest.
 
@@ -377,6 +448,10 @@ class Brian2Network:
         params : ModelParams, optional
             Per-neuron ρ, β, n_ref for this trial (α, v_th, γ, κ, c_in, c_out are
             fixed at build time and must not differ).
+        learning_rate, output_learning_rate, weight_decay : float
+            In-trial updates only (``update_every`` > 0): SGD step η of the input and recurrent weights,
+            of the readout weights and bias (default η; 0 keeps the readout fixed), and the rule's
+            weight decay λ.
         """
         import brian2 as b2
 
@@ -406,9 +481,15 @@ class Brian2Network:
         values[rec.beta] = np.asarray(p.beta, float)
         values[rec.n_ref] = np.full(self.n_rec, float(p.n_ref))
         values[out.b] = np.asarray(weights.b_out, float)
+        if self.update_every:
+            eta_out = learning_rate if output_learning_rate is None else output_learning_rate
+            values[rec.in_trial_lr] = np.asarray(float(learning_rate))
+            values[rec.in_trial_decay] = np.asarray(float(weight_decay))
+            values[out.in_trial_lr] = np.asarray(float(eta_out))
+            values[out.in_trial_decay] = np.asarray(float(weight_decay))
         if self.gradients:
             src, tgt_ids = self.edges["output"]
-            values[self.feedback.B] = np.ascontiguousarray(fbk[src, tgt_ids], dtype=float)
+            values[self.synapses["output"].B] = np.ascontiguousarray(fbk[src, tgt_ids], dtype=float)
         arrays = {self.X: x, self.Y: tgt}
         if self.loss.uses_mask:
             arrays[self.M] = msk[:, None]
@@ -474,4 +555,13 @@ class Brian2Network:
                     e[tgt, src] = np.asarray(syn.esum[:])
                     res.esum[key] = e
             res.grads["bias"] = np.asarray(self.groups["readout"].gb[:]).copy()
+        if self.update_every:
+            m = self.in_trial_mons
+            res.in_trial = {
+                "input": np.asarray(m["input"].w[:]).T.copy(),
+                "recurrent": np.asarray(m["recurrent"].w[:]).T.copy(),
+                "output": np.asarray(m["output"].w[:]).T.copy(),
+                "feedback": np.asarray(m["output"].B[:]).T.copy(),
+                "bias": np.asarray(m["bias"].b[:]).T.copy(),
+            }
         return res

@@ -1,0 +1,132 @@
+"""In-trial learning in Brian2 (``update_every``) equals the NumPy reference of docs/model.md §6.
+
+Both devices; LIF / ALIF mixes; MSE and cross-entropy; the three built-in feedback rules.  The
+trajectories must have identical spikes, and the weights of every segment, the feedback B and the
+gradient left for the trial-end update must agree to ≤ 1e-10 relative (the per-step sums are the
+same; only the order of the synaptic-input sums differs, a few ulp).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuroplast.config import TrainingConfig
+from neuroplast.model.reference import simulate
+from neuroplast.plasticity.in_trial import in_trial_learning
+from neuroplast.plasticity.rules import get_rule
+from tests.conftest import make_input, make_params
+
+pytestmark = pytest.mark.brian2
+
+RTOL = 1e-10
+T, EVERY, LR, DECAY = 600, 100, 2e-3, 0.01
+
+# (device, loss, rule): the rule's update code is compiled into the network, so each case is one build.
+CASES = [
+    ("runtime", "mse", "eprop"),
+    ("runtime", "mse", "eprop-random"),
+    ("runtime", "mse", "eprop-adaptive"),
+    ("runtime", "cross_entropy", "eprop"),
+    ("cpp_standalone", "mse", "eprop-adaptive"),
+    ("cpp_standalone", "cross_entropy", "eprop"),
+]
+
+
+def _rel(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-300))
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: "-".join(c))
+def case(request, eq_weights, tmp_path_factory):
+    """A network with in-trial updates every 100 steps, built once per case."""
+    from neuroplast.network.builder import Brian2Network
+
+    device, loss, rule_name = request.param
+    rule = get_rule(rule_name)(TrainingConfig(weight_decay=DECAY))
+    net = Brian2Network(
+        make_params("mix"),
+        eq_weights,
+        T,
+        device=device,
+        loss=loss,
+        gradients=True,
+        record=True,
+        update_every=EVERY,
+        rule_code=rule.brian2_update,
+        build_dir=tmp_path_factory.mktemp(f"in_trial_{device}_{loss}"),
+    )
+    return net, rule
+
+
+def _task(loss: str, n_out: int):
+    mask = np.ones(T)
+    if loss == "mse":
+        t = np.arange(T)[:, None]
+        return np.sin(2 * np.pi * t / np.array([200.0, 333.0])[:n_out]), mask
+    target = np.zeros((T, n_out))
+    target[:, 1] = 1.0
+    mask[: T // 2] = 0.0
+    return target, mask
+
+
+@pytest.mark.parametrize("kind", ["lif", "mix"])
+def test_in_trial_equals_numpy(case, eq_weights, kind):
+    net, rule = case
+    loss = net.loss.name
+    params = make_params(kind, n_ref=2)
+    x = make_input(seed=31, T=T)
+    target, mask = _task(loss, eq_weights.n_out)
+    fb0 = rule.init_feedback(eq_weights, np.random.default_rng(5))
+    B0 = rule.feedback(eq_weights, fb0)
+    res = net.run_trial(
+        eq_weights,
+        x,
+        target=target,
+        mask=mask,
+        feedback=B0,
+        params=params,
+        learning_rate=LR,
+        weight_decay=DECAY,
+    )
+    ref = in_trial_learning(
+        params, eq_weights, x, target, mask, loss, rule, fb0, learning_rate=LR, every=EVERY
+    )
+    # identical spikes, and in-trial learning changed them
+    assert np.array_equal(res.z, ref.traj.z)
+    fixed = simulate(params, eq_weights, x)
+    assert not np.array_equal(res.z, fixed.z[0]), "the in-trial updates must change the trajectory"
+    assert res.z.sum() > 200
+    # weights and B of every segment (edge order), and the changes themselves
+    assert ref.starts.tolist() == [0, 100, 200, 300, 400, 500]
+    src_in, tgt_in = net.edges["input"]
+    src_rec, tgt_rec = net.edges["recurrent"]
+    src_out, tgt_out = net.edges["output"]
+    want = [
+        {
+            "input": W.w_in[tgt_in, src_in],
+            "recurrent": W.w_rec[tgt_rec, src_rec],
+            "output": W.w_out[tgt_out, src_out],
+            "feedback": ref.feedback[m][src_out, tgt_out],
+            "bias": W.b_out,
+        }
+        for m, W in enumerate(ref.weights)
+    ]
+    for m, seg in enumerate(want):
+        for key, w in seg.items():
+            got = res.in_trial[key]
+            assert got.shape[0] == len(want), key
+            assert _rel(got[m], w) < RTOL, (m, key)
+            if m == 0:
+                continue
+            change = w - want[m - 1][key]
+            if key == "feedback" and rule.name == "eprop-random":
+                assert np.array_equal(got[m], got[m - 1])  # fixed random feedback
+                continue
+            # the updates themselves agree (not only weight + small update)
+            assert np.linalg.norm(change) > 0, (m, key)
+            assert _rel(got[m] - got[m - 1], change) < 1e-8, (m, key)
+    for key in ("input", "recurrent", "output", "bias"):
+        assert _rel(res.grads[key], ref.grads[key]) < RTOL, key
+    for key in ("input", "recurrent"):
+        assert _rel(res.esum[key], ref.esum[key]) < RTOL, key
