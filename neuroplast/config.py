@@ -131,6 +131,7 @@ class TrainingConfig:
     adam_eps: float = field(default=1e-8, metadata=_check(_positive))
     path: str = "auto"
     train_output: bool = True
+    update_every_steps: int = field(default=0, metadata=_check(_nonneg))
 
     def __post_init__(self) -> None:
         from neuroplast.model.losses import LOSSES
@@ -152,6 +153,28 @@ class TrainingConfig:
             raise ConfigError(
                 f"training.path: must be 'auto' or one of {', '.join(GRADIENT_PATHS.names())} "
                 f"(got {self.path!r})"
+            )
+        if self.update_every_steps:
+            self._check_in_trial()
+
+    def _check_in_trial(self) -> None:
+        """In-trial updates (docs/model.md §6) need SGD, single trials, the online path, a Brian2 rule."""
+        from neuroplast.plasticity.rules import get_rule
+
+        why = "in-trial updates (training.update_every_steps > 0)"
+        if self.optimizer != "sgd":
+            raise ConfigError(f"training.optimizer: {why} use plain SGD; got {self.optimizer!r}")
+        if self.batch_size != 1:
+            raise ConfigError(
+                f"training.batch_size: {why} learn from one trial at a time; got {self.batch_size}"
+            )
+        if self.path == "factorized":
+            raise ConfigError(f"training.path: {why} run on the online path; got 'factorized'")
+        rule = get_rule(self.rule)
+        if not rule.online or rule.brian2_update is None:
+            raise ConfigError(
+                f"training.rule: {rule.name!r} cannot learn inside a trial (it has no Brian2 update code); "
+                "set training.update_every_steps = 0"
             )
 
 
@@ -245,6 +268,11 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
     task = _build(task_cls.Params, task_data, "task")
     train = _build(TrainingConfig, data.get("training", {}), "training")
     cfg = Config(sim, net, task, train, source)
+    if train.update_every_steps >= sim.n_steps:
+        raise ConfigError(
+            f"training.update_every_steps: {train.update_every_steps} leaves no update inside a trial of "
+            f"simulation.n_steps = {sim.n_steps} steps (use a smaller value, or 0 for per-trial updates)"
+        )
     task_cls.check_config(cfg)
     return cfg
 

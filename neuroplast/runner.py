@@ -238,7 +238,16 @@ def run_training(
         if logged_n is not None:
             trace_neurons = logged_n
         projs = [run.projection(name) for name in run.projection_names]
-        logged = {pl.name: (pl.weights, pl.updates) for pl in projs}
+        # the weights each logged update was applied to (with in-trial learning: the last in-trial row)
+        logged = {
+            pl.name: (
+                pl.weights
+                if pl.in_trial_weights is None or pl.in_trial_weights.shape[1] == 0
+                else pl.in_trial_weights[:, -1],
+                pl.updates,
+            )
+            for pl in projs
+        }
         out = resume
     elif out is None:
         raise ValueError("out: a run-log path is needed (or resume=...)")
@@ -271,6 +280,7 @@ def run_training(
             task_kind=kind,
             n_steps=T,
             force=force,
+            update_every_steps=cfg.training.update_every_steps,
         )
     with writer:
         bar = tqdm(
@@ -326,8 +336,11 @@ def log_iteration(
             )
     wb = edge_vectors(trainer, _weight_dict(log.weights_before, log.feedback_before))
     ups = dict(log.updates)
-    ups["feedback"] = trainer.effective_feedback() - log.feedback_before
-    writer.add_iteration(wb, edge_vectors(trainer, ups), state=_flatten(trainer.state()))
+    fb_end = log.feedback_before if log.feedback_end is None else log.feedback_end
+    ups["feedback"] = trainer.effective_feedback() - fb_end
+    writer.add_iteration(
+        wb, edge_vectors(trainer, ups), state=_flatten(trainer.state()), in_trial=log.in_trial
+    )
 
 
 def _restore(trainer: Trainer, writer: Any, logged: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:

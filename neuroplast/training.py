@@ -158,6 +158,8 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
     """``training.path`` or, for ``auto``: factorized for large dense nets and non-online rules."""
     if not rule_online:
         return "factorized"
+    if cfg.training.update_every_steps:
+        return "online"  # in-trial updates need the gradient inside the simulation
     if cfg.training.path != "auto":
         return cfg.training.path
     n = cfg.network
@@ -237,8 +239,13 @@ class IterationLog:
     results: list[Any]
     trials: list[Any]
     weights_before: Weights
-    feedback_before: np.ndarray  # the B the trials of this iteration used
+    feedback_before: np.ndarray  # the B the trials of this iteration used (at their start)
     updates: dict[str, np.ndarray] = field(default_factory=dict)
+    #: In-trial learning: edge-order weights in force from step k, 2k, … on (``input``, ``recurrent``,
+    #: ``output``, ``feedback``, ``bias``; rows (n_updates, n_edges)); ``updates`` then apply to the last row.
+    in_trial: dict[str, np.ndarray] | None = None
+    #: B at the end of the trial, before the (trial-end) update.
+    feedback_end: np.ndarray | None = None
 
 
 class Trainer:
@@ -285,6 +292,8 @@ class Trainer:
             gradients=self.path == "online",
             regularization=cfg.training.reg_coeff > 0,
             record=record or self.path != "online",
+            update_every=cfg.training.update_every_steps,
+            rule_code=self.rule.brian2_update if cfg.training.update_every_steps else None,
         )
         self.iteration = 0
 
@@ -296,6 +305,8 @@ class Trainer:
         trials = self.task.trials(it, self.cfg.training.batch_size)
         w_before = self.weights.copy()
         fb = self.effective_feedback()
+        if self.cfg.training.update_every_steps:
+            return self._in_trial_iteration(trials, w_before, fb)
         path = GRADIENT_PATHS.get(self.path)
         losses, grads_list, results = [], [], []
         for trial in trials:
@@ -326,6 +337,87 @@ class Trainer:
         )
         self.iteration += 1
         return IterationLog(it, losses, grads_list, results, trials, w_before, fb, updates)
+
+    def _in_trial_iteration(self, trials, w_before: Weights, fb: np.ndarray) -> IterationLog:
+        """One trial that learns inside itself (docs/model.md §6), then the trial-end update."""
+        from neuroplast.plasticity.rules import TrialData
+
+        tr = self.cfg.training
+        (trial,) = trials  # batch_size is 1 (checked by the config)
+        res = self.net.run_trial(
+            self.weights,
+            trial.x,
+            target=trial.target,
+            mask=trial.mask,
+            feedback=fb,
+            learning_rate=tr.learning_rate,
+            output_learning_rate=tr.learning_rate if tr.train_output else 0.0,
+            weight_decay=tr.weight_decay,
+        )
+        # the weights and B in force at the end of the trial (after the last in-trial update)
+        w_end, b_end = self.dense_weights({k: v[-1] for k, v in res.in_trial.items()})
+        data = TrialData(
+            self.params,
+            w_end,
+            trial.x,
+            trial.target,
+            trial.mask,
+            None,
+            tr.loss,
+            b_end,
+            tr.reg_coeff,
+            self.f_target,
+        )
+        g = GRADIENT_PATHS.get("online")(self, res, data)  # what the last segment left, + regularization
+        self.weights, self.feedback, updates = apply_updates(
+            self.rule, w_end, b_end, self.optimizer.step(trainable(g, tr.train_output))
+        )
+        self.iteration += 1
+        rows = {k: v[1:] for k, v in res.in_trial.items()}
+        return IterationLog(
+            self.iteration - 1,
+            [self.loss.value(res.y, trial.target, trial.mask)],
+            [g],
+            [res],
+            trials,
+            w_before,
+            fb,
+            updates,
+            in_trial=rows,
+            feedback_end=b_end,
+        )
+
+    def dense_weights(self, edge_values: dict[str, np.ndarray]) -> tuple[Weights, np.ndarray]:
+        """Weights and B (N × n_out) from edge-order vectors of the network's projections.
+
+        Parameters
+        ----------
+        edge_values : dict
+            ``input``, ``recurrent``, ``output``, ``feedback`` (in the output projection's edge order),
+            ``bias``.
+        """
+        w = self.weights
+        dense = {
+            "input": np.zeros_like(w.w_in),
+            "recurrent": np.zeros_like(w.w_rec),
+            "output": np.zeros_like(w.w_out),
+        }
+        for key, m in dense.items():
+            src, tgt = self.net.edges[key]
+            m[tgt, src] = edge_values[key]
+        src, tgt = self.net.edges["output"]
+        b = np.zeros((w.n_rec, w.n_out))
+        b[src, tgt] = edge_values["feedback"]
+        new = Weights(
+            dense["input"],
+            dense["recurrent"],
+            dense["output"],
+            np.array(edge_values["bias"], dtype=float),
+            w.mask_in,
+            w.mask_rec,
+            w.mask_out,
+        )
+        return new, b
 
     def effective_feedback(self) -> np.ndarray:
         """The feedback matrix B (N × n_out) the next trials use: ``rule.feedback(weights, B state)``."""

@@ -450,3 +450,31 @@ def test_docs_example_config_is_valid() -> None:
     assert block is not None
     cfg = parse_config(tomllib.loads(block.group(1)))
     assert cfg.network.n_alif == 50 and cfg.training.rule == "eprop-random"
+
+
+# ------------------------------------------------------------------ in-trial updates
+@pytest.mark.parametrize(
+    ("changes", "key", "words"),
+    [
+        ({"update_every_steps": 100, "optimizer": "adam"}, "training.optimizer", "SGD"),
+        ({"update_every_steps": 100, "optimizer": "sgd", "batch_size": 2}, "training.batch_size", "one trial"),
+        ({"update_every_steps": 100, "optimizer": "sgd", "path": "factorized"}, "training.path", "online"),
+        ({"update_every_steps": 100, "optimizer": "sgd", "rule": "bptt"}, "training.rule", "inside a trial"),
+        ({"update_every_steps": 1000, "optimizer": "sgd"}, "training.update_every_steps", "n_steps"),
+        ({"update_every_steps": -1}, "training.update_every_steps", ">= 0"),
+        ({"update_every_steps": 2.5, "optimizer": "sgd"}, "training.update_every_steps", ""),
+    ],
+)
+def test_in_trial_update_errors(changes: dict, key: str, words: str) -> None:
+    msg = _error(_modified(SINE, "training", **changes))
+    _assert_names_key(msg, key)
+    assert words in msg
+
+
+def test_in_trial_updates_accepted() -> None:
+    from neuroplast.config import parse_config
+
+    data = tomllib.loads(SINE.read_text())
+    data["training"].update(update_every_steps=100, optimizer="sgd", rule="eprop-adaptive")
+    cfg = parse_config(data)
+    assert cfg.training.update_every_steps == 100

@@ -360,14 +360,21 @@ def compare_run(
     Raises
     ------
     RunFileError
-        If the file is not a replayable run log, has no trial with weights, or a replayed loss differs from
-        the logged one (the replay would not be the same trajectory).
+        If the file is not a replayable run log, has no trial with weights, learned inside its trials, or a
+        replayed loss differs from the logged one (the replay would not be the same trajectory).
     """
     from tqdm import tqdm
 
     run = open_run(path)
     if run.n_trials == 0:
         raise RunFileError(run.path, "has no complete trials to compare")
+    if run.update_every_steps:
+        raise RunFileError(
+            run.path,
+            f"the run learned inside its trials (training.update_every_steps = {run.update_every_steps}): "
+            "its weights change during a trial, so there is no single-weights BPTT gradient to compare "
+            "with; compare a run with per-trial updates",
+        )
     ctx = replay_context(run)
     reference = REFERENCE_FULL if keep_reset else REFERENCE
 

@@ -82,6 +82,11 @@ class TrialReplay:
         edge order; ``None`` if that row was never written (writer killed before the iteration ended).
     loss : float
         Loss recorded for the trial.
+    update_every_steps : int
+        k > 0 if the trial learned inside itself (0 otherwise).
+    in_trial_weights : dict of str to numpy.ndarray or None
+        With k > 0: ``projection -> ((T − 1) // k, n_edges)`` the weights in force from step k, 2k, … of
+        the trial on (``weights_before`` holds for steps 0 … k − 1).
     """
 
     index: int
@@ -93,6 +98,19 @@ class TrialReplay:
     mask: np.ndarray | None
     weights_before: dict[str, np.ndarray] | None
     loss: float
+    update_every_steps: int = 0
+    in_trial_weights: dict[str, np.ndarray] | None = None
+
+    def weights_at(self, step: int) -> dict[str, np.ndarray] | None:
+        """Weights in force at 0-based step ``step`` of the trial (edge order), or ``None`` if not logged."""
+        if not 0 <= step < self.n_steps:
+            raise IndexError(f"step {step} outside the trial's {self.n_steps} steps")
+        m = step // self.update_every_steps if self.update_every_steps else 0
+        if m == 0 or self.weights_before is None:
+            return self.weights_before
+        if self.in_trial_weights is None:
+            return None
+        return {k: v[m - 1] for k, v in self.in_trial_weights.items()}
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,10 @@ class ProjectionLog:
     weights : numpy.ndarray, shape (n_iterations + 1, n_edges) or (n_iterations, n_edges)
         Weights before every update, plus the final weights once the run finished.
     updates : numpy.ndarray, shape (n_iterations, n_edges)
-        Change applied at every update.
+        Change applied at every update (with in-trial learning: the trial-end update, applied to the last
+        in-trial weights).
+    in_trial_weights : numpy.ndarray, shape (n_iterations, n_in_trial_updates, n_edges), or None
+        Runs that learn inside trials: the weights in force from step k, 2k, … of each iteration's trial.
     estimators : list of str
         Names of the stored gradient estimators (``eprop``, ``bptt`` ...).
     """
@@ -146,6 +167,7 @@ class ProjectionLog:
         n_it = run.n_iterations
         self.updates = np.asarray(g["updates"][:n_it])
         self.weights = np.asarray(g["weights"][: n_it + 1])
+        self.in_trial_weights = np.asarray(g["in_trial_weights"][:n_it]) if "in_trial_weights" in g else None
         self.estimators = sorted(g["grad"].keys()) if "grad" in g else []
 
     @property
@@ -285,6 +307,7 @@ class RunLog:
         self.task_kind = str(attrs["task_kind"])
         self.n_in, self.n_out, self.n_steps = int(attrs["n_in"]), int(attrs["n_out"]), int(attrs["n_steps"])
         self.finished = bool(attrs.get(ATTR_FINISHED, 0))
+        self.update_every_steps = int(attrs.get("update_every_steps", 0))
 
         gt = f["trials"]
         missing = [c for c in TRIAL_COLUMNS if c not in gt]
@@ -303,7 +326,12 @@ class RunLog:
 
         self.projection_names = sorted(f["projections"].keys())
         n_it = [int(attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
-        n_it += [f["projections"][p]["updates"].shape[0] for p in self.projection_names]
+        n_it += [
+            f["projections"][p][k].shape[0]
+            for p in self.projection_names
+            for k in ("updates", "in_trial_weights")
+            if k in f["projections"][p]
+        ]
         self.n_iterations = int(min(n_it))
 
         self.populations: dict[str, dict[str, np.ndarray]] = {}
@@ -424,8 +452,23 @@ class RunLog:
                     wb = None
                     break
                 wb[name] = np.asarray(w[it])
+            inw: dict[str, np.ndarray] | None = None
+            if self.update_every_steps and it < self.n_iterations:
+                inw = {
+                    n: np.asarray(f["projections"][n]["in_trial_weights"][it]) for n in self.projection_names
+                }
         return TrialReplay(
-            k, it, int(self.trials["start_step"][k]), T, x, target, mask, wb, float(self.trials["loss"][k])
+            k,
+            it,
+            int(self.trials["start_step"][k]),
+            T,
+            x,
+            target,
+            mask,
+            wb,
+            float(self.trials["loss"][k]),
+            self.update_every_steps,
+            inw,
         )
 
     def trace(self, pop: str, var: str) -> Trace:

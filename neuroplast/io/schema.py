@@ -65,6 +65,10 @@ ATTR_TRIALS_COMPLETE = "n_trials_complete"
 ATTR_ITERATIONS_COMPLETE = "n_iterations_complete"
 ATTR_FINISHED = "finished"
 
+#: Per-iteration datasets of every ``/projections/<name>`` group (``in_trial_weights`` only in runs that
+#: learn inside their trials, root attribute ``update_every_steps`` > 0).
+ITERATION_DATASETS = ("weights", "updates", "in_trial_weights")
+
 #: Group holding the resumable training state (``--resume``): two slots written alternately, slot
 #: ``i % 2`` after iteration ``i`` (1-based count of iterations done), each with the attributes
 #: :data:`ATTR_STATE_ITERATION` and :data:`ATTR_STATE_DIGEST` (sha256 over the slot's arrays).

@@ -37,6 +37,7 @@ from neuroplast.io.schema import (
     BIAS_PROJECTION,
     FORMAT_NAME,
     FORMAT_VERSION,
+    ITERATION_DATASETS,
     LIBVER,
     RESUME_GROUP,
     RESUME_SLOTS,
@@ -306,6 +307,10 @@ class RunWriter:
     brian2_version : str, optional
         Stored in the ``brian2_version`` attribute; by default read from the installed distribution's
         metadata (brian2 is not imported).
+    update_every_steps : int, optional
+        k > 0: the run learns inside its trials (docs/model.md §6).  Every iteration then also stores the
+        weights in force from step k, 2k, … < ``n_steps`` on (``/projections/<name>/in_trial_weights``,
+        shape (n_iterations, (n_steps − 1) // k, n_edges)), so that a replay is exact.
 
     Raises
     ------
@@ -340,6 +345,7 @@ class RunWriter:
         force: bool = False,
         flush_every: int = 16,
         brian2_version: str | None = None,
+        update_every_steps: int = 0,
     ) -> None:
         self.path = Path(path)
         self._f: h5py.File | None = None
@@ -360,11 +366,14 @@ class RunWriter:
             raise ValueError(f"config_toml is not valid TOML: {exc}") from exc
         if int(seed) != seed:
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if int(update_every_steps) != update_every_steps or update_every_steps < 0:
+            raise ValueError(f"update_every_steps must be an integer >= 0, got {update_every_steps!r}")
 
         self.dt_ms = dt_ms
         self.task_kind: TaskKind = task_kind
         self.n_in, self.n_out, self.n_steps = int(n_in), int(n_out), int(n_steps)
         self.flush_every = int(flush_every)
+        self.update_every_steps = int(update_every_steps)
         self._pops = self._check_populations(populations)
         self.population_sizes = {
             p: len(next(iter(d.values()))) if d else self._default_size(p) for p, d in self._pops.items()
@@ -374,6 +383,7 @@ class RunWriter:
         # buffered state
         self._trials: list[_Trial] = []
         self._iters: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+        self._in_trial: list[dict[str, np.ndarray]] = []
         self._final: dict[str, np.ndarray] | None = None
         self._traces: dict[tuple[str, str], _Trace] = {}
         self._trace_first_var: dict[str, str] = {}
@@ -487,6 +497,7 @@ class RunWriter:
         a["n_in"] = np.int64(self.n_in)
         a["n_out"] = np.int64(self.n_out)
         a["n_steps"] = np.int64(self.n_steps)
+        a["update_every_steps"] = np.int64(self.update_every_steps)
         a[ATTR_TRIALS_COMPLETE] = np.int64(0)
         a[ATTR_ITERATIONS_COMPLETE] = np.int64(0)
         a[ATTR_FINISHED] = np.int8(0)
@@ -535,6 +546,8 @@ class RunWriter:
             g.create_dataset("target_ids", data=tgt, dtype=np.uint64)
             _growing(g, "weights", (src.size,), np.float64, fill=np.nan)
             _growing(g, "updates", (src.size,), np.float64, fill=np.nan)
+            if self.n_in_trial_updates:
+                _growing(g, "in_trial_weights", (self.n_in_trial_updates, src.size), np.float64, fill=np.nan)
             g.create_group("grad")
 
     # ------------------------------------------------------------------ appending
@@ -598,6 +611,8 @@ class RunWriter:
         self.task_kind = run.task_kind  # type: ignore[assignment]
         self.n_in, self.n_out, self.n_steps = run.n_in, run.n_out, run.n_steps
         self._trials, self._iters, self._final = [], [], None
+        self._in_trial = []
+        self.update_every_steps = int(run.update_every_steps)
         self._traces, self._trace_first_var = {}, {}
         self._state = None
         self._dcache, self._slot_cache = {}, {}
@@ -640,7 +655,7 @@ class RunWriter:
         iteration = np.asarray(gt["iteration"][:n_trials])
         n_iters = min(
             [int(f.attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
-            + [g[k].shape[0] for g in gproj.values() for k in ("weights", "updates")]
+            + [g[k].shape[0] for g in gproj.values() for k in ITERATION_DATASETS if k in g]
         )
         states = read_states(f)
 
@@ -671,8 +686,9 @@ class RunWriter:
         for d in per_trial:
             d.resize((n_keep,) + d.shape[1:])
         for g in gproj.values():
-            for k in ("weights", "updates"):
-                g[k].resize((K,) + g[k].shape[1:])
+            for k in ITERATION_DATASETS:
+                if k in g:
+                    g[k].resize((K,) + g[k].shape[1:])
         for s in f["spikes"].values():
             ts, ids = s["timestamps"], s["node_ids"]
             n = min(ts.shape[0], ids.shape[0])
@@ -723,6 +739,11 @@ class RunWriter:
         }
 
     # ------------------------------------------------------------------ public API
+    @property
+    def n_in_trial_updates(self) -> int:
+        """In-trial updates per trial, (n_steps − 1) // update_every_steps (0 without in-trial learning)."""
+        return (self.n_steps - 1) // self.update_every_steps if self.update_every_steps else 0
+
     @property
     def n_trials(self) -> int:
         """Number of trials added so far (written or buffered)."""
@@ -920,12 +941,27 @@ class RunWriter:
                 out[name] = _as_vector(d[name], src.size, f"{what}[{name!r}]")
         return out
 
+    def _check_in_trial(self, d: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if set(d) != set(self._edges):
+            raise ValueError(
+                f"in_trial: needs exactly the projections {sorted(self._edges)}, got {sorted(d)}"
+            )
+        out = {}
+        for name, (src, _) in self._edges.items():
+            a = np.asarray(d[name], dtype=np.float64)
+            want = (self.n_in_trial_updates, src.size)
+            if a.shape != want:
+                raise ValueError(f"in_trial[{name!r}]: shape {a.shape}, expected {want}")
+            out[name] = a
+        return out
+
     def add_iteration(
         self,
         weights_before: Mapping[str, Any],
         updates: Mapping[str, Any],
         *,
         state: Mapping[str, Any] | None = None,
+        in_trial: Mapping[str, Any] | None = None,
     ) -> int:
         """Record one weight update and flush.
 
@@ -943,6 +979,10 @@ class RunWriter:
             ``/resume/slot<(i + 1) % 2>`` with its iteration count and sha256 digest, in the same flush and
             before the ``n_iterations_complete`` attribute, so that :meth:`append` finds a complete state
             for the last complete iteration.
+        in_trial : mapping of str to array_like, optional
+            Required when the writer has ``update_every_steps``: ``projection -> (n_in_trial_updates,
+            n_edges)`` the weights in force from step k, 2k, … of this iteration's trial on.  With in-trial
+            learning ``updates`` is the trial-end update, applied to the last of these rows.
 
         Returns
         -------
@@ -953,6 +993,13 @@ class RunWriter:
         wb = self._check_weight_dict(weights_before, "weights_before", fill_zero=False)
         up = self._check_weight_dict(updates, "updates", fill_zero=True)
         flat = _flat_state(state) if state is not None else None
+        if self.update_every_steps:
+            if in_trial is None:
+                raise ValueError("in_trial: this run learns inside trials; the in-trial weights are required")
+            rows = self._check_in_trial(in_trial)
+            self._in_trial.append(rows)
+        elif in_trial is not None:
+            raise ValueError("in_trial: this run log was created without update_every_steps")
         self._iters.append((wb, up))
         self._n_iters_added += 1
         if flat is not None:
@@ -1114,8 +1161,14 @@ class RunWriter:
                 _append(
                     self._ds(f"projections/{name}/updates"), np.stack([up[name] for _, up in self._iters])
                 )
+                if self._in_trial:
+                    _append(
+                        self._ds(f"projections/{name}/in_trial_weights"),
+                        np.stack([rows[name] for rows in self._in_trial]),
+                    )
             self._n_iters_written += len(self._iters)
             self._iters.clear()
+            self._in_trial.clear()
         if self._final is not None:
             for name in self._edges:
                 _append(self._ds(f"projections/{name}/weights"), self._final[name][None, :])
