@@ -457,7 +457,7 @@ def test_docs_example_config_is_valid() -> None:
     ("changes", "key", "words"),
     [
         ({"update_every_steps": 100, "optimizer": "adam"}, "training.optimizer", "SGD"),
-        ({"update_every_steps": 100, "optimizer": "sgd", "batch_size": 2}, "training.batch_size", "one trial"),
+        ({"update_every_steps": 100, "optimizer": "sgd", "batch_size": 2}, "training.batch_size", "one"),
         ({"update_every_steps": 100, "optimizer": "sgd", "path": "factorized"}, "training.path", "online"),
         ({"update_every_steps": 100, "optimizer": "sgd", "rule": "bptt"}, "training.rule", "inside a trial"),
         ({"update_every_steps": 1000, "optimizer": "sgd"}, "training.update_every_steps", "n_steps"),
