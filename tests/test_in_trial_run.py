@@ -171,3 +171,17 @@ def test_resume_after_kill_mid_flush(work: Path, ref_run: Path) -> None:
     res = _run(_cli("run", "in_trial.toml", "--iterations", ITERATIONS, "--resume", out), work)
     assert res.returncode == 0, res.stderr
     _assert_same_file(out, ref_run)
+
+
+def test_sine_online_learns(tmp_path: Path) -> None:
+    """models/sine_online.toml (in-trial SGD every 100 steps, 40 trials) lowers the loss by > 50 %."""
+    from neuroplast.runner import run_training
+
+    path = Path(__file__).resolve().parents[1] / "models" / "sine_online.toml"
+    cfg = load_config(path)
+    assert cfg.training.update_every_steps == 100
+    run = open_run(run_training(cfg, tmp_path / "sine_online.h5", progress=False))
+    loss = run.trials["loss"]
+    assert loss.size == cfg.training.iterations
+    assert loss[-5:].mean() < 0.5 * loss[:5].mean(), loss
+    assert run.projection("recurrent").in_trial_weights.shape[:2] == (cfg.training.iterations, 9)
