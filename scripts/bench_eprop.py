@@ -1,13 +1,16 @@
 """Benchmark: ms per trial of the online and factorized e-prop paths.
 
     python scripts/bench_eprop.py [--device cpp_standalone] [--steps 1000] [--repeats 3]
-                                  [--sizes 100:1.0,1000:1.0,10000:0.01]
+                                  [--sizes 100:1.0,1000:1.0,10000:0.01] [--update-every K]
 
 For every size N (with recurrent connection probability p) the script builds the network once per
 path (compilation is *not* timed), then times whole trials (median of ``--repeats``):
 
 * online:     Brian2 accumulates Σ_t L ē per synapse (no recording), then the gradient is read back;
 * factorized: Brian2 simulates and records ψ, z per neuron; NumPy contracts F^T z̄.
+
+With ``--update-every K`` it also times the online path learning inside the trial (an SGD step every K
+steps, symmetric e-prop, docs/model.md §6; the weight monitors included).
 
 It prints ms per trial, ns per synapse-step of the online path, and the factorized/online ratio.
 Input: 100 Poisson channels at 20 Hz, dense input projection, MSE on a sine target.
@@ -81,6 +84,29 @@ def bench(n: int, p_rec: float, args) -> dict:
         for k in ("input", "recurrent", "output")
     )
     out["max_rel_diff"] = float(rel)
+    if args.update_every:
+        from neuroplast.plasticity.rules import get_rule
+
+        code = get_rule("eprop").brian2_update
+        net = Brian2Network(
+            params,
+            w,
+            T,
+            device=args.device,
+            gradients=True,
+            regularization=False,
+            record=False,
+            update_every=args.update_every,
+            rule_code=code,
+        )
+        kw = dict(target=target, mask=mask, learning_rate=1e-6)
+        net.run_trial(w, x, **kw)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            net.run_trial(w, x, **kw)
+            times.append(time.perf_counter() - t0)
+        out["in_trial_ms"] = 1e3 * statistics.median(times)
     return out
 
 
@@ -91,6 +117,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-in", type=int, default=100)
     ap.add_argument("--sizes", default="100:1.0,1000:1.0,10000:0.01", help="comma-separated N:p_rec pairs")
+    ap.add_argument("--update-every", type=int, default=0, help="also time in-trial learning every K steps")
     args = ap.parse_args()
     rows = []
     for item in args.sizes.split(","):
@@ -103,7 +130,13 @@ def main() -> None:
             f"N={r['N']:>6} p_rec={r['p_rec']:<5} synapses={r['synapses']:>9}  rate={r['rate_hz']:5.1f} Hz  "
             f"online {r['online_ms']:9.1f} ms/trial ({ns:6.2f} "
             f"ns/synapse-step)  factorized {r['factorized_ms']:9.1f} ms/trial  "
-            f"factorized/online {ratio:5.2f}  max rel diff {r['max_rel_diff']:.1e}",
+            f"factorized/online {ratio:5.2f}  max rel diff {r['max_rel_diff']:.1e}"
+            + (
+                f"  in-trial (every {args.update_every}) {r['in_trial_ms']:9.1f} ms/trial "
+                f"(x{r['in_trial_ms'] / r['online_ms']:.2f} online)"
+                if args.update_every
+                else ""
+            ),
             flush=True,
         )
     print(f"device={args.device} steps={args.steps} repeats={args.repeats} (median)")
