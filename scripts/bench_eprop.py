@@ -1,12 +1,15 @@
 """Benchmark: ms per trial of the online and factorized e-prop paths.
 
     python scripts/bench_eprop.py [--device cpp_standalone] [--steps 1000] [--repeats 3]
-                                  [--sizes 100:1.0,1000:1.0,10000:0.01] [--update-every K]
+                                  [--sizes 100:1.0,1000:1.0,10000:0.01] [--update-every K] [--sweep]
 
 For every size N (with recurrent connection probability p) the script builds the network once per
 path (compilation is *not* timed), then times whole trials (median of ``--repeats``):
 
 * online:     Brian2 accumulates Σ_t L ē per synapse (no recording), then the gradient is read back;
+              event-driven (a synapse is updated only at steps where its postsynaptic ψ ≠ 0, the default
+              for the piecewise-linear surrogate used here); ``--sweep`` also times the per-step sweep over
+              every synapse;
 * factorized: Brian2 simulates and records ψ, z per neuron; NumPy contracts F^T z̄.
 
 With ``--update-every K`` it also times the online path learning inside the trial (an SGD step every K
@@ -68,7 +71,30 @@ def bench(n: int, p_rec: float, args) -> dict:
         times.append(time.perf_counter() - t0)
     out["online_ms"] = 1e3 * statistics.median(times)
     out["rate_hz"] = float(res.spike_count.mean() / (T * params.dt * 1e-3))
+    out["event_driven"] = net.event_driven
     g_online = res.grads
+    if args.sweep:
+        net = Brian2Network(
+            params,
+            w,
+            T,
+            device=args.device,
+            gradients=True,
+            regularization=False,
+            record=False,
+            event_driven=False,
+        )
+        net.run_trial(w, x, target=target, mask=mask)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            res_sweep = net.run_trial(w, x, target=target, mask=mask)
+            times.append(time.perf_counter() - t0)
+        out["sweep_ms"] = 1e3 * statistics.median(times)
+        out["sweep_rel_diff"] = max(
+            float(np.linalg.norm(res_sweep.grads[k] - g_online[k]) / np.linalg.norm(g_online[k]))
+            for k in ("input", "recurrent", "output")
+        )
 
     net = Brian2Network(params, w, T, device=args.device, gradients=False, record=True)
     net.run_trial(w, x, target=target, mask=mask)
@@ -118,6 +144,7 @@ def main() -> None:
     ap.add_argument("--n-in", type=int, default=100)
     ap.add_argument("--sizes", default="100:1.0,1000:1.0,10000:0.01", help="comma-separated N:p_rec pairs")
     ap.add_argument("--update-every", type=int, default=0, help="also time in-trial learning every K steps")
+    ap.add_argument("--sweep", action="store_true", help="also time the per-step sweep path")
     args = ap.parse_args()
     rows = []
     for item in args.sizes.split(","):
@@ -131,6 +158,13 @@ def main() -> None:
             f"online {r['online_ms']:9.1f} ms/trial ({ns:6.2f} "
             f"ns/synapse-step)  factorized {r['factorized_ms']:9.1f} ms/trial  "
             f"factorized/online {ratio:5.2f}  max rel diff {r['max_rel_diff']:.1e}"
+            + (
+                f"  sweep {r['sweep_ms']:9.1f} ms/trial "
+                f"({1e6 * r['sweep_ms'] / (r['synapses'] * args.steps):.2f} ns, "
+                f"rel diff {r['sweep_rel_diff']:.1e})"
+                if args.sweep
+                else ""
+            )
             + (
                 f"  in-trial (every {args.update_every}) {r['in_trial_ms']:9.1f} ms/trial "
                 f"(x{r['in_trial_ms'] / r['online_ms']:.2f} online)"

@@ -152,6 +152,12 @@ def test_compare_refuses_in_trial_runs(work: Path, ref_run: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_inspect_names_in_trial_learning(work: Path, ref_run: Path) -> None:
+    proc = _run(_cli("inspect", ref_run), work)
+    assert proc.returncode == 0, proc.stderr
+    assert f"an update every {EVERY} steps ({(300 - 1) // EVERY} per trial" in proc.stdout
+
+
 def test_resume_after_kill_mid_flush(work: Path, ref_run: Path) -> None:
     out = work / "killed.h5"
     child = [

@@ -139,3 +139,44 @@ def test_lif_only_network_equals_numpy_and_refuses_alif(lif_only_network, eq_wei
         assert _rel(res.grads[p], ref[p]) <= RTOL, p
     with pytest.raises(ValueError, match="adaptation"):
         lif_only_network.run_trial(eq_weights, x, target=target, mask=mask, params=make_params("alif"))
+
+
+@pytest.fixture(scope="module", params=[("piecewise_linear", False), ("exponential", None)], ids=str)
+def sweep_network(request, eq_weights, tmp_path_factory):
+    """Networks on the per-step sweep path: forced, and chosen for a surrogate without compact support."""
+    from neuroplast.network.builder import Brian2Network
+
+    surrogate, event_driven = request.param
+    net = Brian2Network(
+        make_params("mix", n_ref=2, surrogate=surrogate),
+        eq_weights,
+        T_GRAD,
+        device="runtime",
+        loss="mse",
+        gradients=True,
+        record=True,
+        event_driven=event_driven,
+        build_dir=tmp_path_factory.mktemp("sweep"),
+    )
+    assert not net.event_driven
+    return net, surrogate
+
+
+@pytest.mark.parametrize("kind", ["lif", "mix"])
+def test_sweep_path_equals_numpy(sweep_network, eq_weights, kind):
+    net, surrogate = sweep_network
+    params = make_params(kind, n_ref=2, surrogate=surrogate)
+    x = make_input(seed=21, T=T_GRAD)
+    target, mask = _task("mse", eq_weights.n_out)
+    B = _feedback("eprop-adaptive", eq_weights)
+    res = net.run_trial(eq_weights, x, target=target, mask=mask, feedback=B, params=params)
+    ref = eprop_trial_grads(
+        params, eq_weights, x, trajectory_of(res, res.y), target, mask, get_loss("mse"), B, method="online"
+    )
+    for p in PROJECTIONS:
+        assert np.linalg.norm(ref[p]) > 0, p
+        assert _rel(res.grads[p], ref[p]) <= RTOL, p
+
+
+def test_event_driven_is_the_default_for_compact_surrogates(grad_network):
+    assert grad_network.event_driven  # piecewise_linear: ψ = 0 most of the time

@@ -566,6 +566,11 @@ class RunLog:
             )
         else:
             lines.append(f"trials: 0, iterations: {self.n_iterations}")
+        if self.update_every_steps:
+            lines.append(
+                f"learning inside trials: an update every {self.update_every_steps} steps "
+                f"({(self.n_steps - 1) // self.update_every_steps} per trial + one at its end)"
+            )
         lines.append("finished" if self.finished else "not finished (writer still running or killed)")
         if self.traces:
             lines.append("traces: " + ", ".join(f"{p}/{v}" for p, v in self.traces))

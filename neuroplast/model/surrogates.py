@@ -38,11 +38,15 @@ class Surrogate:
         ``s(x)`` over a NumPy array of scaled distances ``x = (v - A)/v_th``.
     brian2 : str
         The same formula as a Brian2 expression with the placeholder ``{x}``.
+    compact : bool
+        ``s(x) = 0`` outside a bounded interval, so ψ is exactly 0 most of the time: the Brian2 network then
+        updates a synapse's eligibility only at steps where its postsynaptic ψ ≠ 0 (event-driven path).
     """
 
     name: str
     numpy: Callable[[np.ndarray], np.ndarray]
     brian2: str
+    compact: bool = False
 
     def psi(self, v_minus_A: np.ndarray, v_th: float, gamma: float) -> np.ndarray:
         """ψ = γ/v_th · s((v − A)/v_th), in 1/[v]."""
@@ -73,6 +77,7 @@ register_surrogate(
         "piecewise_linear",
         lambda x: np.maximum(0.0, 1.0 - np.abs(x)),
         "clip(1.0 - abs({x}), 0.0, 1.0)",
+        compact=True,
     )
 )
 register_surrogate(Surrogate("exponential", lambda x: np.exp(-np.abs(x)), "exp(-abs({x}))"))

@@ -12,7 +12,10 @@ The network implements the *discrete* equations with explicit per-step updates
                      [grad] learning signal L_t = c_out Σ_k B_jk err_k (summed variable)
     resets           z = 1, r = n_ref for neurons that spiked
     before_end       [grad] e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t, then
-                     ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t  (one pass per synapse); readout traces
+                     ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t  (one pass per synapse, or — event-driven —
+                     only over synapses onto neurons with ψ_t ≠ 0, the gaps carried by per-neuron
+                     factors, docs/model.md §5); readout traces
+    start (every k)  [in-trial learning] W ← W − η g (+ the rule's code), g = 0; weight monitors
     end              monitors record v_t, a_t, z_t, ψ_t, y_t, L_t
 
 One :class:`Brian2Network` is compiled once for given sizes, connectivity and
@@ -112,6 +115,10 @@ class Brian2Network:
     rule_code : dict, optional
         The rule's in-trial update as Brian2 code (:attr:`Rule.brian2_update
         <neuroplast.plasticity.rules.Rule.brian2_update>`); required with ``update_every``.
+    event_driven : bool, optional
+        Update a synapse's eligibility state only at steps where its postsynaptic ψ ≠ 0 (a Brian2 custom
+        event), carrying the steps in between in per-neuron factors (docs/model.md §5). Default: when
+        the surrogate has compact support (``piecewise_linear``), where ψ = 0 most of the time.
     """
 
     def __init__(
@@ -129,6 +136,7 @@ class Brian2Network:
         build_dir: str | Path | None = None,
         update_every: int = 0,
         rule_code: dict[str, str] | None = None,
+        event_driven: bool | None = None,
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(DEVICES)})")
@@ -156,6 +164,26 @@ class Brian2Network:
         if self.update_every and rule_code is None:
             raise ValueError("in-trial updates need the rule's Brian2 update code (rule_code)")
         self.rule_code = dict(rule_code or {})
+        compact = get_surrogate(params.surrogate).compact
+        self.event_driven = bool(gradients and (compact if event_driven is None else event_driven))
+        # Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order): spike
+        # propagation wants the synapses grouped by source, an eligibility event (event-driven path) wants
+        # them grouped by target. So the event-driven path keeps the eligibility state in separate synapse
+        # objects grouped by target next to the weights grouped by source ("split"); with in-trial updates,
+        # which need w and g in one object, everything is grouped by target. The sweep path: by source.
+        self._split = self.event_driven and not self.update_every
+        self._b2_edges, self._elig_edges, self._to_log = {}, {}, {}
+        for key, (src, tgt) in self.edges.items():
+            by_target = np.lexsort((src, tgt))
+            order = (
+                by_target
+                if self.event_driven and not self._split and key != "output"
+                else np.arange(src.size)
+            )
+            self._b2_edges[key] = (src[order], tgt[order])
+            self._to_log[key] = np.argsort(order, kind="stable")
+            split = self._split and key != "output"
+            self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
         self._build()
 
     # ------------------------------------------------------------------ build
@@ -222,9 +250,11 @@ class Brian2Network:
             n_ref : 1
             in_trial_lr : 1 (shared)
             in_trial_decay : 1 (shared)
-            """,
+            """
+            + (self._LAZY_VARS if self.event_driven else ""),
             threshold="v > v_th + beta * a and refr < 0.5",
             reset="z = 1.0\nr = n_ref\ncount += 1.0",
+            events={"psi_active": "psi > 0"} if self.event_driven else None,
             name="recurrent",
         )
         psi_expr = sur.brian2_psi("(v - (v_th + beta * a))")
@@ -272,19 +302,36 @@ class Brian2Network:
             name="readout_update",
         )
         self._objects = [inp, rec, out]
-        syn_model = "w : 1"
-        if self.gradients:
-            syn_model += "\nebar : 1\ng : 1"
-            syn_model += "\neps_a : 1" if self.adaptation else ""
-            syn_model += "\nesum : 1" if self.regularization else ""
-        s_in = b2.Synapses(inp, rec, syn_model, on_pre="I_in_post += w", name="proj_input")
-        s_rec = b2.Synapses(rec, rec, syn_model, on_pre="I_rec_post += w", name="proj_recurrent")
+        elig_model = "ebar : 1\ng : 1"
+        elig_model += "\neps_a : 1" if self.adaptation else ""
+        elig_model += "\nesum : 1" if self.regularization else ""
+        syn_model = "w : 1" + ("\n" + elig_model if self.gradients and not self._split else "")
+        lazy = {}
+        if self.event_driven:
+            lazy = {
+                "on_post": {"elig": self._event_code()},
+                "on_event": {"pre": "spike", "elig": "psi_active"},
+            }
+        if self._split:
+            ev = {"on_post": lazy["on_post"], "on_event": {"elig": "psi_active"}}
+            e_in = b2.Synapses(inp, rec, elig_model, name="elig_input", **ev)
+            e_rec = b2.Synapses(rec, rec, elig_model, name="elig_recurrent", **ev)
+            for syn, key in ((e_in, "input"), (e_rec, "recurrent")):
+                src, tgt = self._elig_edges[key]
+                syn.connect(i=src, j=tgt)
+            self._objects += [e_in, e_rec]
+            lazy = {}
+        s_in = b2.Synapses(inp, rec, syn_model, on_pre="I_in_post += w", name="proj_input", **lazy)
+        s_rec = b2.Synapses(rec, rec, syn_model, on_pre="I_rec_post += w", name="proj_recurrent", **lazy)
+        self._elig = (
+            {"input": e_in, "recurrent": e_rec} if self._split else {"input": s_in, "recurrent": s_rec}
+        )
         out_model = "w : 1"
         if self.gradients:
             out_model += "\ng : 1\nB : 1\nL_pre = c_out_post * B * err_post : 1 (summed)"
         s_out = b2.Synapses(rec, out, out_model, on_pre="I_out_post += w", name="proj_output")
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
-            src, tgt = self.edges[key]
+            src, tgt = self._b2_edges[key]
             syn.connect(i=src, j=tgt)
         s_out.pre.when = "after_synapses"
         s_out.pre.order = 3
@@ -326,9 +373,57 @@ class Brian2Network:
         upd = s_out.summed_updaters["L_pre"]
         upd.when = "before_resets"
         upd.order = 10
-        # One pass over the synapses per step, at the end of step t: e_t, ē_t, Σ L ē (and Σ e), then
-        # ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t for the next step (the same values as updating ε^a at
-        # the start of step t+1, in a single sweep over the synaptic state).
+        if self.event_driven:
+            self._event_objects(rec, self._elig["input"], self._elig["recurrent"])
+        else:
+            self._sweep_objects(s_in, s_rec)
+        rec.run_regularly("zout = kappa * zout + z", when="before_end", order=0, name="zout_trace")
+        s_out.run_regularly(
+            "g += c_out_post * err_post * zout_pre", when="before_end", order=1, name="grad_output"
+        )
+        out.run_regularly(
+            "bf = kappa * bf + 1.0\ngb += err * bf", when="before_end", order=1, name="grad_bias"
+        )
+        return objs
+
+    #: Per-neuron state of the event-driven path: D = κ^(steps since the neuron's last ψ ≠ 0 step),
+    #: Dk = κ D (this step's factor), A = Σ over those steps of L_s κ^(s − last), R = ρ^(steps − 1).
+    _LAZY_VARS = "\nD : 1\nDk : 1\nA : 1\nR : 1\n"
+
+    def _event_code(self) -> str:
+        """Synaptic code at a step t where the postsynaptic ψ_t ≠ 0 (last such step: t_e).
+
+        ``ebar`` holds ē_{t_e} and ``eps_a`` ε^a_{t_e+1}; in between ψ = 0, so e = 0, ē decayed by κ per
+        step and ε^a by ρ, and Σ L ē over those steps is ``A_post`` · ē_{t_e}.
+        """
+        e = "psi_post * (zbar_pre - beta_post * eps_a)" if self.adaptation else "psi_post * zbar_pre"
+        code = "g += A_post * ebar\n"
+        code += "eps_a = R_post * eps_a\n" if self.adaptation else ""
+        code += f"e_t = {e}\n"
+        code += "esum += e_t\n" if self.regularization else ""
+        code += "ebar = Dk_post * ebar + e_t\ng += L_post * ebar\n"
+        if self.adaptation:
+            code += "eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre\n"
+        return code
+
+    def _event_objects(self, rec, s_in, s_rec) -> None:
+        """Schedule of the event-driven path inside ``before_end`` (docs/model.md §5)."""
+        rec.run_regularly("Dk = kappa * D", when="before_end", order=0, name="lazy_factor")
+        rec.thresholder["psi_active"].when = "before_end"
+        rec.thresholder["psi_active"].order = 1
+        for syn in (s_in, s_rec):
+            syn.elig.when = "before_end"
+            syn.elig.order = 2
+        code = "ev = int(psi > 0)\nA = (A + L * Dk) * (1 - ev)\nD = Dk * (1 - ev) + ev\n"
+        code += "R = rho * R * (1 - ev) + ev\n" if self.adaptation else ""
+        rec.run_regularly(code, when="before_end", order=3, name="lazy_carry")
+        rec.D = 1.0
+        rec.R = 1.0
+
+    def _sweep_objects(self, s_in, s_rec) -> None:
+        """One pass over all synapses per step (any surrogate)."""
+        # At the end of step t: e_t, ē_t, Σ L ē (and Σ e), then ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t for
+        # the next step (the same values as updating ε^a at the start of step t+1, in a single sweep).
         e = "psi_post * (zbar_pre - beta_post * eps_a)" if self.adaptation else "psi_post * zbar_pre"
         code = (f"esum += {e}\n" if self.regularization else "") + f"ebar = kappa_post * ebar + {e}\n"
         code += "g += L_post * ebar\n"
@@ -341,14 +436,6 @@ class Brian2Network:
                 order=1,
                 name=f"elig_{name}",
             )
-        rec.run_regularly("zout = kappa * zout + z", when="before_end", order=0, name="zout_trace")
-        s_out.run_regularly(
-            "g += c_out_post * err_post * zout_pre", when="before_end", order=1, name="grad_output"
-        )
-        out.run_regularly(
-            "bf = kappa * bf + 1.0\ngb += err * bf", when="before_end", order=1, name="grad_bias"
-        )
-        return objs
 
     def _in_trial_objects(self, b2, out, s_in, s_rec, s_out, dt) -> list:
         """In-trial SGD steps every k steps, and monitors of the weights they produce (docs/model.md §6).
@@ -367,13 +454,17 @@ class Brian2Network:
             "dw = -eta * g\n"
         )
         tail = "w = w + dw\ng = 0.0\n"
+        flush = "g = g + A_post * ebar\n" if self.event_driven else ""
         for syn, key, code in (
             (s_in, "input", self.rule_code.get("hidden", "")),
             (s_rec, "recurrent", self.rule_code.get("hidden", "")),
             (s_out, "output", self.rule_code.get("readout", "")),
         ):
             syn.run_regularly(
-                head + (code.strip() + "\n" if code.strip() else "") + tail,
+                (flush if key != "output" else "")
+                + head
+                + (code.strip() + "\n" if code.strip() else "")
+                + tail,
                 dt=every,
                 when="start",
                 order=0,
@@ -386,9 +477,11 @@ class Brian2Network:
             order=0,
             name="in_trial_bias",
         )
+        if self.event_driven:  # the gaps' Σ L ē went into the update: restart them
+            s_in.target.run_regularly("A = 0.0", dt=every, when="start", order=1, name="in_trial_lazy_reset")
 
         def mon(group, variables, name):
-            return b2.StateMonitor(group, variables, record=True, dt=every, when="start", order=1, name=name)
+            return b2.StateMonitor(group, variables, record=True, dt=every, when="start", order=2, name=name)
 
         self.in_trial_mons = {
             "input": mon(s_in, "w", "w_in_mon"),
@@ -474,7 +567,7 @@ class Brian2Network:
         }
         values = {}
         for key, syn in self.synapses.items():
-            src, tgt_ids = self.edges[key]
+            src, tgt_ids = self._b2_edges[key]
             values[syn.w] = np.ascontiguousarray(w[key][tgt_ids, src], dtype=float)
         rec, out = self.groups["recurrent"], self.groups["readout"]
         values[rec.rho] = np.asarray(p.rho, float)
@@ -545,10 +638,15 @@ class Brian2Network:
                 "recurrent": (self.n_rec, self.n_rec),
                 "output": (self.n_out, self.n_rec),
             }
-            for key, syn in self.synapses.items():
-                src, tgt = self.edges[key]
+            A = np.asarray(rec.A[:]) if self.event_driven else None
+            for key in self.synapses:
+                syn = self._elig.get(key, self.synapses[key])
+                src, tgt = self._elig_edges[key]
                 g = np.zeros(shapes[key])
-                g[tgt, src] = np.asarray(syn.g[:])
+                g_syn = np.asarray(syn.g[:])
+                if A is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
+                    g_syn = g_syn + A[tgt] * np.asarray(syn.ebar[:])
+                g[tgt, src] = g_syn
                 res.grads[key] = g
                 if key != "output" and self.regularization:
                     e = np.zeros(shapes[key])
@@ -558,8 +656,8 @@ class Brian2Network:
         if self.update_every:
             m = self.in_trial_mons
             res.in_trial = {
-                "input": np.asarray(m["input"].w[:]).T.copy(),
-                "recurrent": np.asarray(m["recurrent"].w[:]).T.copy(),
+                "input": np.asarray(m["input"].w[:]).T[:, self._to_log["input"]],
+                "recurrent": np.asarray(m["recurrent"].w[:]).T[:, self._to_log["recurrent"]],
                 "output": np.asarray(m["output"].w[:]).T.copy(),
                 "feedback": np.asarray(m["output"].B[:]).T.copy(),
                 "bias": np.asarray(m["bias"].b[:]).T.copy(),
