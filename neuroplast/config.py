@@ -162,8 +162,8 @@ class TrainingConfig:
         from neuroplast.plasticity.rules import get_rule
 
         why = "in-trial updates (training.update_every_steps > 0)"
-        if self.optimizer != "sgd":
-            raise ConfigError(f"training.optimizer: {why} use plain SGD; got {self.optimizer!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"training.optimizer: {why} support 'sgd' and 'adam'; got {self.optimizer!r}")
         if self.batch_size != 1:
             raise ConfigError(
                 f"training.batch_size: {why} learn from one trial at a time; got {self.batch_size}"

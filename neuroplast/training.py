@@ -294,6 +294,7 @@ class Trainer:
             record=record or self.path != "online",
             update_every=cfg.training.update_every_steps,
             rule_code=self.rule.brian2_update if cfg.training.update_every_steps else None,
+            in_trial_optimizer=cfg.training.optimizer if cfg.training.update_every_steps else "sgd",
         )
         self.iteration = 0
 
@@ -353,7 +354,10 @@ class Trainer:
             learning_rate=tr.learning_rate,
             output_learning_rate=tr.learning_rate if tr.train_output else 0.0,
             weight_decay=tr.weight_decay,
+            adam=self._adam_in() if self.net.adam else None,
         )
+        if self.net.adam:
+            self._adam_out(res.adam, len(next(iter(res.in_trial.values()))) - 1)
         # the weights and B in force at the end of the trial (after the last in-trial update)
         w_end, b_end = self.dense_weights({k: v[-1] for k, v in res.in_trial.items()})
         data = TrialData(
@@ -386,6 +390,42 @@ class Trainer:
             in_trial=rows,
             feedback_end=b_end,
         )
+
+    def _adam_in(self) -> dict:
+        """The Adam state as the network takes it (moments as edge-order vectors)."""
+        opt, w = self.optimizer, self.weights
+        shapes = {
+            "input": w.w_in.shape,
+            "recurrent": w.w_rec.shape,
+            "output": w.w_out.shape,
+            "bias": w.b_out.shape,
+        }
+        moments = {}
+        for mom in ("m", "v"):
+            d = getattr(opt, mom)
+            moments[mom] = {}
+            for key, shape in shapes.items():
+                a = d.get(key, np.zeros(shape))
+                if key != "bias":
+                    src, tgt = self.net.edges[key]
+                    a = a[tgt, src]
+                moments[mom][key] = a
+        return {"t": opt.t, "b1": opt.b1, "b2": opt.b2, "eps": opt.eps, **moments}
+
+    def _adam_out(self, moments: dict, n_updates: int) -> None:
+        """Take the network's Adam moments after a trial with ``n_updates`` in-trial steps."""
+        opt, w = self.optimizer, self.weights
+        shapes = {"input": w.w_in.shape, "recurrent": w.w_rec.shape, "output": w.w_out.shape}
+        for mom in ("m", "v"):
+            d = {}
+            for key, shape in shapes.items():
+                src, tgt = self.net.edges[key]
+                a = np.zeros(shape)
+                a[tgt, src] = moments[mom][key]
+                d[key] = a
+            d["bias"] = np.array(moments[mom]["bias"], dtype=float)
+            setattr(opt, mom, d)
+        opt.t += n_updates
 
     def dense_weights(self, edge_values: dict[str, np.ndarray]) -> tuple[Weights, np.ndarray]:
         """Weights and B (N × n_out) from edge-order vectors of the network's projections.

@@ -456,7 +456,6 @@ def test_docs_example_config_is_valid() -> None:
 @pytest.mark.parametrize(
     ("changes", "key", "words"),
     [
-        ({"update_every_steps": 100, "optimizer": "adam"}, "training.optimizer", "SGD"),
         ({"update_every_steps": 100, "optimizer": "sgd", "batch_size": 2}, "training.batch_size", "one"),
         ({"update_every_steps": 100, "optimizer": "sgd", "path": "factorized"}, "training.path", "online"),
         ({"update_every_steps": 100, "optimizer": "sgd", "rule": "bptt"}, "training.rule", "inside a trial"),
@@ -471,10 +470,20 @@ def test_in_trial_update_errors(changes: dict, key: str, words: str) -> None:
     assert words in msg
 
 
-def test_in_trial_updates_accepted() -> None:
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_in_trial_updates_accepted(optimizer: str) -> None:
     from neuroplast.config import parse_config
 
     data = tomllib.loads(SINE.read_text())
-    data["training"].update(update_every_steps=100, optimizer="sgd", rule="eprop-adaptive")
+    data["training"].update(update_every_steps=100, optimizer=optimizer, rule="eprop-adaptive")
     cfg = parse_config(data)
     assert cfg.training.update_every_steps == 100
+
+
+def test_in_trial_needs_an_optimizer_the_network_implements(monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuroplast.training import OPTIMIZERS, SGD
+
+    monkeypatch.setitem(OPTIMIZERS._items, "momentum", SGD)  # a registered optimizer without Brian2 code
+    msg = _error(_modified(SINE, "training", update_every_steps=100, optimizer="momentum"))
+    _assert_names_key(msg, "training.optimizer")
+    assert "'sgd' and 'adam'" in msg

@@ -1,6 +1,7 @@
 """In-trial learning in Brian2 (``update_every``) equals the NumPy reference of docs/model.md §6.
 
-Both devices; LIF / ALIF mixes; MSE and cross-entropy; the three built-in feedback rules.  The
+Both devices; LIF / ALIF mixes; MSE and cross-entropy; the three built-in feedback rules; SGD and Adam
+(moments inside the simulation, started from a state 3 steps into training).  The
 trajectories must have identical spikes, and the weights of every segment, the feedback B and the
 gradient left for the trial-end update must agree to ≤ 1e-10 relative (the per-step sums are the
 same; only the order of the synaptic-input sums differs, a few ulp).
@@ -22,14 +23,17 @@ pytestmark = pytest.mark.brian2
 RTOL = 1e-10
 T, EVERY, LR, DECAY = 600, 100, 2e-3, 0.01
 
-# (device, loss, rule): the rule's update code is compiled into the network, so each case is one build.
+LR_ADAM = 1e-3
+# (device, loss, rule, optimizer): the rule's and optimizer's code is compiled in: each case is one build.
 CASES = [
-    ("runtime", "mse", "eprop"),
-    ("runtime", "mse", "eprop-random"),
-    ("runtime", "mse", "eprop-adaptive"),
-    ("runtime", "cross_entropy", "eprop"),
-    ("cpp_standalone", "mse", "eprop-adaptive"),
-    ("cpp_standalone", "cross_entropy", "eprop"),
+    ("runtime", "mse", "eprop", "sgd"),
+    ("runtime", "mse", "eprop-random", "sgd"),
+    ("runtime", "mse", "eprop-adaptive", "sgd"),
+    ("runtime", "cross_entropy", "eprop", "sgd"),
+    ("runtime", "mse", "eprop-adaptive", "adam"),
+    ("cpp_standalone", "mse", "eprop-adaptive", "sgd"),
+    ("cpp_standalone", "cross_entropy", "eprop", "sgd"),
+    ("cpp_standalone", "mse", "eprop", "adam"),
 ]
 
 
@@ -42,7 +46,7 @@ def case(request, eq_weights, tmp_path_factory):
     """A network with in-trial updates every 100 steps, built once per case."""
     from neuroplast.network.builder import Brian2Network
 
-    device, loss, rule_name = request.param
+    device, loss, rule_name, opt = request.param
     rule = get_rule(rule_name)(TrainingConfig(weight_decay=DECAY))
     net = Brian2Network(
         make_params("mix"),
@@ -54,9 +58,32 @@ def case(request, eq_weights, tmp_path_factory):
         record=True,
         update_every=EVERY,
         rule_code=rule.brian2_update,
+        in_trial_optimizer=opt,
         build_dir=tmp_path_factory.mktemp(f"in_trial_{device}_{loss}"),
     )
-    return net, rule
+    return net, rule, opt
+
+
+def _adam_state(net, weights):
+    """An Adam optimizer 3 steps into training (random moments), and the same state for Brian2."""
+    from neuroplast.training import Adam
+
+    opt = Adam(TrainingConfig(learning_rate=LR_ADAM))
+    rng = np.random.default_rng(9)
+    shapes = {"input": weights.w_in.shape, "recurrent": weights.w_rec.shape, "output": weights.w_out.shape}
+    masks = {"input": weights.mask_in, "recurrent": weights.mask_rec, "output": weights.mask_out}
+    opt.t = 3
+    opt.m = {k: np.where(masks[k], rng.normal(0, 1.0, sh), 0.0) for k, sh in shapes.items()}
+    opt.v = {k: np.where(masks[k], rng.random(sh) * 10.0, 0.0) for k, sh in shapes.items()}
+    opt.m["bias"], opt.v["bias"] = rng.normal(0, 1.0, weights.n_out), rng.random(weights.n_out) * 10.0
+    vec = {
+        mom: {
+            k: (a if k == "bias" else a[net.edges[k][1], net.edges[k][0]]).copy()
+            for k, a in getattr(opt, mom).items()
+        }
+        for mom in ("m", "v")
+    }
+    return opt, {"t": 3, "b1": opt.b1, "b2": opt.b2, "eps": opt.eps, **vec}
 
 
 def _task(loss: str, n_out: int):
@@ -72,13 +99,15 @@ def _task(loss: str, n_out: int):
 
 @pytest.mark.parametrize("kind", ["lif", "mix"])
 def test_in_trial_equals_numpy(case, eq_weights, kind):
-    net, rule = case
+    net, rule, opt = case
     loss = net.loss.name
     params = make_params(kind, n_ref=2)
     x = make_input(seed=31, T=T)
     target, mask = _task(loss, eq_weights.n_out)
     fb0 = rule.init_feedback(eq_weights, np.random.default_rng(5))
     B0 = rule.feedback(eq_weights, fb0)
+    optimizer, adam = _adam_state(net, eq_weights) if opt == "adam" else (None, None)
+    lr = LR_ADAM if opt == "adam" else LR
     res = net.run_trial(
         eq_weights,
         x,
@@ -86,12 +115,29 @@ def test_in_trial_equals_numpy(case, eq_weights, kind):
         mask=mask,
         feedback=B0,
         params=params,
-        learning_rate=LR,
+        learning_rate=lr,
         weight_decay=DECAY,
+        adam=adam,
     )
     ref = in_trial_learning(
-        params, eq_weights, x, target, mask, loss, rule, fb0, learning_rate=LR, every=EVERY
+        params,
+        eq_weights,
+        x,
+        target,
+        mask,
+        loss,
+        rule,
+        fb0,
+        learning_rate=LR,
+        every=EVERY,
+        optimizer=optimizer,
     )
+    if opt == "adam":  # the moments after the trial, and the step count
+        assert optimizer.t == 3 + 5
+        for mom, got in res.adam.items():
+            for key, dense in getattr(optimizer, mom).items():
+                want = dense if key == "bias" else dense[net.edges[key][1], net.edges[key][0]]
+                assert _rel(got[key], want) < RTOL, (mom, key)
     # identical spikes, and in-trial learning changed them
     assert np.array_equal(res.z, ref.traj.z)
     fixed = simulate(params, eq_weights, x)

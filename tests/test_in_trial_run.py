@@ -191,3 +191,41 @@ def test_sine_online_learns(tmp_path: Path) -> None:
     assert loss.size == cfg.training.iterations
     assert loss[-5:].mean() < 0.5 * loss[:5].mean(), loss
     assert run.projection("recurrent").in_trial_weights.shape[:2] == (cfg.training.iterations, 9)
+
+
+def test_trainer_in_trial_adam_equals_numpy() -> None:
+    """Two in-trial Adam iterations of the trainer (moments handed to Brian2 and back) = the reference."""
+    import copy
+    import tomllib
+
+    from neuroplast.config import parse_config
+    from neuroplast.training import Trainer, apply_updates, trainable
+
+    data = tomllib.loads(CONFIG)
+    data["training"].update(optimizer="adam", learning_rate=1e-4, rule="eprop-adaptive", weight_decay=0.01)
+    cfg = parse_config(data)
+    tr = Trainer(cfg)
+    assert tr.net.adam
+    f_target = cfg.training.reg_rate_hz * 1e-3
+    for _ in range(2):
+        opt, w0, fb0 = copy.deepcopy(tr.optimizer), tr.weights.copy(), np.array(tr.feedback)
+        log = tr.run_iteration()
+        trial = log.trials[0]
+        ref = in_trial_learning(
+            tr.params, w0, trial.x, trial.target, trial.mask, "mse", tr.rule, fb0, every=EVERY, optimizer=opt
+        )
+        assert np.array_equal(log.results[0].z, ref.traj.z) if log.results[0].z is not None else True
+        R = reg_signal(ref.traj.z, cfg.training.reg_coeff, f_target)
+        end = dict(ref.grads)
+        for key in ("input", "recurrent"):
+            end[key] = end[key] + R[:, None] * ref.esum[key]
+        w_ref, _, _ = apply_updates(
+            tr.rule, ref.weights[-1], ref.feedback_state, opt.step(trainable(end, True))
+        )
+        assert opt.t == tr.optimizer.t
+        for attr in ("w_in", "w_rec", "w_out", "b_out"):
+            assert _rel(getattr(tr.weights, attr), getattr(w_ref, attr)) < 1e-9, attr
+            assert not np.array_equal(getattr(tr.weights, attr), getattr(w0, attr)), attr
+        for key in PROJECTIONS:
+            assert _rel(tr.optimizer.m[key], opt.m[key]) < 1e-9, key
+    assert tr.optimizer.t == 2 * ((300 - 1) // EVERY + 1)

@@ -66,6 +66,8 @@ class TrialResult:
         0, k, 2k, … on, shape (n_segments, n_edges) in edge order (``"input"``, ``"recurrent"``,
         ``"output"``, ``"feedback"`` (B of each readout edge), ``"bias"`` (n_segments, n_out));
         ``grads`` then holds only what was accumulated after the last in-trial update
+    adam : dict or None                         in-trial Adam: moments ``m``, ``v`` after the trial
+        (``projection -> edge-order vector``, ``bias`` per readout unit)
     """
 
     y: np.ndarray
@@ -80,6 +82,7 @@ class TrialResult:
     grads: dict[str, np.ndarray] | None = None
     esum: dict[str, np.ndarray] | None = None
     in_trial: dict[str, np.ndarray] | None = None
+    adam: dict[str, dict[str, np.ndarray]] | None = None
 
 
 class Brian2Network:
@@ -110,11 +113,13 @@ class Brian2Network:
         cpp_standalone project folder (default: a folder under the cache).
     update_every : int
         k > 0: learn inside the trial — after every k-th step (t = k, 2k, … < T) the weights take an
-        SGD step on the gradient accumulated since the previous one (docs/model.md §6; needs
+        optimizer step on the gradient accumulated since the previous one (docs/model.md §6; needs
         ``gradients``).  0: weights are constant during a trial.
     rule_code : dict, optional
         The rule's in-trial update as Brian2 code (:attr:`Rule.brian2_update
         <neuroplast.plasticity.rules.Rule.brian2_update>`); required with ``update_every``.
+    in_trial_optimizer : {"sgd", "adam"}
+        Optimizer of the in-trial updates; Adam keeps its moments per synapse inside the simulation.
     event_driven : bool, optional
         Update a synapse's eligibility state only at steps where its postsynaptic ψ ≠ 0 (a Brian2 custom
         event), carrying the steps in between in per-neuron factors (docs/model.md §5). Default: when
@@ -137,6 +142,7 @@ class Brian2Network:
         update_every: int = 0,
         rule_code: dict[str, str] | None = None,
         event_driven: bool | None = None,
+        in_trial_optimizer: str = "sgd",
     ) -> None:
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(DEVICES)})")
@@ -164,6 +170,9 @@ class Brian2Network:
         if self.update_every and rule_code is None:
             raise ValueError("in-trial updates need the rule's Brian2 update code (rule_code)")
         self.rule_code = dict(rule_code or {})
+        if in_trial_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"in-trial updates support 'sgd' and 'adam', not {in_trial_optimizer!r}")
+        self.adam = bool(self.update_every) and in_trial_optimizer == "adam"
         compact = get_surrogate(params.surrogate).compact
         self.event_driven = bool(gradients and (compact if event_driven is None else event_driven))
         # Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order): spike
@@ -172,7 +181,7 @@ class Brian2Network:
         # objects grouped by target next to the weights grouped by source ("split"); with in-trial updates,
         # which need w and g in one object, everything is grouped by target. The sweep path: by source.
         self._split = self.event_driven and not self.update_every
-        self._b2_edges, self._elig_edges, self._to_log = {}, {}, {}
+        self._b2_edges, self._elig_edges, self._to_log, self._from_log = {}, {}, {}, {}
         for key, (src, tgt) in self.edges.items():
             by_target = np.lexsort((src, tgt))
             order = (
@@ -182,6 +191,7 @@ class Brian2Network:
             )
             self._b2_edges[key] = (src[order], tgt[order])
             self._to_log[key] = np.argsort(order, kind="stable")
+            self._from_log[key] = order
             split = self._split and key != "output"
             self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
         self._build()
@@ -250,6 +260,10 @@ class Brian2Network:
             n_ref : 1
             in_trial_lr : 1 (shared)
             in_trial_decay : 1 (shared)
+            adam_b1 : 1 (shared)
+            adam_b2 : 1 (shared)
+            adam_eps : 1 (shared)
+            adam_t0 : 1 (shared)
             """
             + (self._LAZY_VARS if self.event_driven else ""),
             threshold="v > v_th + beta * a and refr < 0.5",
@@ -292,7 +306,12 @@ class Brian2Network:
             c_out : 1 (shared)
             in_trial_lr : 1 (shared)
             in_trial_decay : 1 (shared)
-            """,
+            adam_b1 : 1 (shared)
+            adam_b2 : 1 (shared)
+            adam_eps : 1 (shared)
+            adam_t0 : 1 (shared)
+            """
+            + ("\nmb_adam : 1\nvb_adam : 1\n" if self.adam else ""),
             name="readout",
         )
         out.run_regularly(
@@ -306,6 +325,7 @@ class Brian2Network:
         elig_model += "\neps_a : 1" if self.adaptation else ""
         elig_model += "\nesum : 1" if self.regularization else ""
         syn_model = "w : 1" + ("\n" + elig_model if self.gradients and not self._split else "")
+        syn_model += "\nm_adam : 1\nv_adam : 1" if self.adam else ""
         lazy = {}
         if self.event_driven:
             lazy = {
@@ -329,6 +349,7 @@ class Brian2Network:
         out_model = "w : 1"
         if self.gradients:
             out_model += "\ng : 1\nB : 1\nL_pre = c_out_post * B * err_post : 1 (summed)"
+            out_model += "\nm_adam : 1\nv_adam : 1" if self.adam else ""
         s_out = b2.Synapses(rec, out, out_model, on_pre="I_out_post += w", name="proj_output")
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
             src, tgt = self._b2_edges[key]
@@ -438,7 +459,7 @@ class Brian2Network:
             )
 
     def _in_trial_objects(self, b2, out, s_in, s_rec, s_out, dt) -> list:
-        """In-trial SGD steps every k steps, and monitors of the weights they produce (docs/model.md §6).
+        """In-trial optimizer steps every k steps and monitors of the weights they give (docs/model.md §6).
 
         The updates run in the ``start`` slot of steps k, 2k, … (0-based), i.e. after step k, 2k, …
         (1-based) has been accumulated and before the next step propagates a spike. Their clock also
@@ -447,12 +468,12 @@ class Brian2Network:
         """
         every = self.update_every * dt
         self._namespace["t_first_update"] = 0.5 * dt
+        self._namespace["t_update_period"] = every
         head = (
             "active = int(t > t_first_update)\n"
             "eta = in_trial_lr_post * active\n"
             "lam = in_trial_decay_post * active\n"
-            "dw = -eta * g\n"
-        )
+        ) + self._step_code("g", "_post")
         tail = "w = w + dw\ng = 0.0\n"
         flush = "g = g + A_post * ebar\n" if self.event_driven else ""
         for syn, key, code in (
@@ -471,7 +492,9 @@ class Brian2Network:
                 name=f"in_trial_{key}",
             )
         out.run_regularly(
-            "active = int(t > t_first_update)\neta = in_trial_lr * active\nb = b + (-eta * gb)\ngb = 0.0",
+            "active = int(t > t_first_update)\neta = in_trial_lr * active\n"
+            + self._step_code("gb", "", "mb_adam", "vb_adam")
+            + "b = b + dw\ngb = 0.0",
             dt=every,
             when="start",
             order=0,
@@ -490,6 +513,25 @@ class Brian2Network:
             "bias": mon(out, "b", "b_mon"),
         }
         return list(self.in_trial_mons.values())
+
+    def _step_code(self, g: str, sfx: str, m: str = "m_adam", v: str = "v_adam") -> str:
+        """``dw`` of the in-trial optimizer for gradient ``g`` (``sfx``: where η and Adam's constants live).
+
+        SGD: dw = −η g. Adam (Kingma & Ba, bias-corrected, as :class:`neuroplast.training.Adam`): per-synapse
+        moments, step number = the optimizer's count before the trial + this update's index; the
+        ``active`` flag leaves the moments untouched at the clock's first tick (t = 0).
+        """
+        if not self.adam:
+            return f"dw = -eta * {g}\n"
+        b1, b2, eps, t0 = (f"adam_{k}{sfx}" for k in ("b1", "b2", "eps", "t0"))
+        return (
+            f"n_adam = {t0} + floor(t / t_update_period + 0.5) + (1 - active)\n"
+            f"{m} = active * ({b1} * {m} + (1 - {b1}) * {g}) + (1 - active) * {m}\n"
+            f"{v} = active * ({b2} * {v} + (1 - {b2}) * {g} * {g}) + (1 - active) * {v}\n"
+            f"mhat = {m} / (1 - {b1} ** n_adam)\n"
+            f"vhat = {v} / (1 - {b2} ** n_adam)\n"
+            f"dw = -eta * mhat / (sqrt(vhat) + {eps})\n"
+        )
 
     # ---------------------------------------------------------- per-trial I/O
     def _set_shared(self, p: ModelParams) -> None:
@@ -523,6 +565,7 @@ class Brian2Network:
         learning_rate: float = 0.0,
         output_learning_rate: float | None = None,
         weight_decay: float = 0.0,
+        adam: dict | None = None,
     ) -> TrialResult:
         """Simulate one trial from rest.
 
@@ -542,9 +585,14 @@ class Brian2Network:
             Per-neuron ρ, β, n_ref for this trial (α, v_th, γ, κ, c_in, c_out are
             fixed at build time and must not differ).
         learning_rate, output_learning_rate, weight_decay : float
-            In-trial updates only (``update_every`` > 0): SGD step η of the input and recurrent weights,
+            In-trial updates only (``update_every`` > 0): step size η of the input and recurrent weights,
             of the readout weights and bias (default η; 0 keeps the readout fixed), and the rule's
             weight decay λ.
+        adam : dict, optional
+            In-trial Adam (``in_trial_optimizer="adam"``): ``t`` (steps taken before this trial), ``b1``,
+            ``b2``, ``eps`` and the moments ``m``, ``v`` (dicts ``input``, ``recurrent``, ``output``,
+            ``bias`` of edge-order vectors, as in the log; zeros if omitted).  The moments after the trial
+            come back in :attr:`TrialResult.adam`.
         """
         import brian2 as b2
 
@@ -580,6 +628,8 @@ class Brian2Network:
             values[rec.in_trial_decay] = np.asarray(float(weight_decay))
             values[out.in_trial_lr] = np.asarray(float(eta_out))
             values[out.in_trial_decay] = np.asarray(float(weight_decay))
+        if self.adam:
+            self._adam_values(values, adam or {}, rec, out)
         if self.gradients:
             src, tgt_ids = self.edges["output"]
             values[self.synapses["output"].B] = np.ascontiguousarray(fbk[src, tgt_ids], dtype=float)
@@ -599,6 +649,25 @@ class Brian2Network:
                 ta.values[:] = val
             self.net.run(T * p.dt * b2.ms, namespace=self._namespace)
         return self._collect()
+
+    def _adam_values(self, values: dict, adam: dict, rec, out) -> None:
+        for grp in (rec, out):
+            values[grp.adam_b1] = np.asarray(float(adam.get("b1", 0.9)))
+            values[grp.adam_b2] = np.asarray(float(adam.get("b2", 0.999)))
+            values[grp.adam_eps] = np.asarray(float(adam.get("eps", 1e-8)))
+            values[grp.adam_t0] = np.asarray(float(adam.get("t", 0)))
+        targets = {**self.synapses, "bias": out}
+        for mom in ("m", "v"):
+            given = adam.get(mom, {})
+            for key, obj in targets.items():
+                n = self.n_out if key == "bias" else self._b2_edges[key][0].size
+                vec = np.asarray(given.get(key, np.zeros(n)), dtype=float)
+                if vec.shape != (n,):
+                    raise ValueError(f"adam[{mom!r}][{key!r}] must have shape ({n},), got {vec.shape}")
+                if key != "bias":
+                    vec = vec[self._from_log[key]]
+                name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
+                values[getattr(obj, name)] = np.ascontiguousarray(vec)
 
     def _check_fixed(self, p: ModelParams) -> None:
         if self.gradients and not self.adaptation and np.any(p.beta != 0.0):
@@ -661,5 +730,16 @@ class Brian2Network:
                 "output": np.asarray(m["output"].w[:]).T.copy(),
                 "feedback": np.asarray(m["output"].B[:]).T.copy(),
                 "bias": np.asarray(m["bias"].b[:]).T.copy(),
+            }
+        if self.adam:
+            targets = {**self.synapses, "bias": self.groups["readout"]}
+            res.adam = {
+                mom: {
+                    key: np.asarray(getattr(obj, f"{mom}_adam")[:])[self._to_log[key]]
+                    if key != "bias"
+                    else np.asarray(getattr(obj, f"{mom}b_adam")[:]).copy()
+                    for key, obj in targets.items()
+                }
+                for mom in ("m", "v")
             }
         return res

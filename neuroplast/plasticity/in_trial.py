@@ -4,7 +4,7 @@ The trial runs from rest as usual (docs/model.md §6).  The e-prop accumulators 
 
     g_ji = Σ_t L_j^t ē_ji^t      (input, recurrent),   readout and bias as in §3,
 
-and after every k-th step t = k, 2k, … < T the weights take an SGD step on what was collected
+and after every k-th step t = k, 2k, … < T the weights take an optimizer step on what was collected
 since the previous update, the accumulators restart from 0, and step t + 1 runs with the new
 weights.  The eligibility traces ε^v, ε^a, ē and the readout traces z̃, b̃ are properties of the
 trajectory and are *not* reset.  The feedback B follows the rule (symmetric: W_outᵀ after every
@@ -20,6 +20,7 @@ Brian2 implementation (``Brian2Network(update_every=k)``); it is meant for tests
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -95,11 +96,12 @@ def in_trial_learning(
     rule: Any,
     feedback_state: np.ndarray,
     *,
-    learning_rate: float,
     every: int,
+    learning_rate: float | None = None,
+    optimizer: Any = None,
     train_output: bool = True,
 ) -> InTrialResult:
-    """Simulate one trial from rest, applying an SGD update after every ``every`` steps.
+    """Simulate one trial from rest, applying an optimizer step after every ``every`` steps.
 
     Parameters
     ----------
@@ -117,10 +119,13 @@ def in_trial_learning(
         Supplies ``feedback``, ``adjust_updates`` and ``after_update``.
     feedback_state : ndarray (N, n_out)
         The rule's B state at the start of the trial.
-    learning_rate : float
-        SGD step size η ([weight] per unit gradient).
     every : int
         k, steps between updates.
+    learning_rate : float, optional
+        SGD step size η ([weight] per unit gradient), when no ``optimizer`` is given.
+    optimizer : optional
+        An optimizer of :data:`neuroplast.training.OPTIMIZERS` (e.g. ``Adam``); its ``step`` gives every
+        update and its state (moments, step count) advances in place.
     train_output : bool
         If false the readout weights and bias receive no gradient step (as ``training.train_output``).
 
@@ -128,7 +133,12 @@ def in_trial_learning(
     -------
     InTrialResult
     """
-    from neuroplast.training import apply_updates, trainable
+    from neuroplast.training import SGD, apply_updates, trainable
+
+    if optimizer is None:
+        if learning_rate is None:
+            raise ValueError("give learning_rate (SGD) or an optimizer")
+        optimizer = SGD(SimpleNamespace(learning_rate=learning_rate))
 
     loss = get_loss(loss) if isinstance(loss, str) else loss
     x = np.asarray(x, dtype=float)
@@ -165,7 +175,7 @@ def in_trial_learning(
     state = NetState.rest(1, N, n_out)
     for t in range(T):
         if t in boundaries:
-            ups = {k: -learning_rate * v for k, v in trainable(g, train_output).items()}
+            ups = optimizer.step(trainable(_masked(g, W), train_output))
             W, fb_state, _ = apply_updates(rule, W, fb_state, ups)
             B = rule.feedback(W, fb_state)
             seg_w.append(W)
@@ -188,8 +198,13 @@ def in_trial_learning(
         g["output"] += c_out * err[:, None] * zout[None, :]
         bf = kappa * bf + 1.0
         g["bias"] += err * bf
-    masks = {"input": W.mask_in, "recurrent": W.mask_rec, "output": W.mask_out}
-    grads = {k: (np.where(masks[k], v, 0.0) if k in masks else v) for k, v in g.items()}
-    esum = {k: np.where(masks[k], v, 0.0) for k, v in esum.items()}
+    grads = _masked(g, W)
+    esum = _masked(esum, W)
     traj = Trajectory(out["v"], out["a"], out["z"], out["psi"], out_ref, out_y, batched=False)
     return InTrialResult(traj, np.asarray(starts, dtype=np.int64), seg_w, seg_b, fb_state, grads, esum)
+
+
+def _masked(g: dict[str, np.ndarray], w: Weights) -> dict[str, np.ndarray]:
+    """Gradients with zeros where there is no synapse (the optimizer never sees absent synapses)."""
+    masks = {"input": w.mask_in, "recurrent": w.mask_rec, "output": w.mask_out}
+    return {k: (np.where(masks[k], v, 0.0) if k in masks else v) for k, v in g.items()}

@@ -82,12 +82,13 @@ class Rule:
     #: Brian2 abstract code of one in-trial update (``training.update_every_steps``), or ``None`` when
     #: the rule cannot learn inside a trial.  Keys ``"hidden"`` (run on every input and recurrent
     #: synapse) and ``"readout"`` (run on every readout synapse, which also holds its feedback
-    #: weight).  Each statement list runs after ``dw = −η g`` and before ``w = w + dw; g = 0``, and
+    #: weight).  Each statement list runs after the optimizer's step ``dw`` (SGD: −η g; Adam: from the
+    #: synapse's moments) and before ``w = w + dw; g = 0``, and
     #: may read ``w`` (weight before the update), ``g`` (dE/dw accumulated since the last update),
     #: ``eta`` (learning rate), ``lam`` (``training.weight_decay``) and, on readout synapses, ``B``
     #: (the feedback weight B_jk of this W_out,kj); it may change ``dw`` and ``B``.  It must do
-    #: exactly what :meth:`adjust_updates`, :meth:`after_update` and :meth:`feedback` do with an SGD
-    #: update (the in-trial equality tests check that).
+    #: exactly what :meth:`adjust_updates`, :meth:`after_update` and :meth:`feedback` do with an
+    #: optimizer update (the in-trial equality tests check that).
     brian2_update: ClassVar[dict[str, str] | None] = None
 
     @dataclass(frozen=True)
