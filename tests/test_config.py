@@ -75,7 +75,7 @@ def test_evidence_model_loads() -> None:
     n, t, tr, sim = cfg.network, cfg.task, cfg.training, cfg.simulation
     assert TASKS.get("evidence").kind == "classification"
     assert tr.loss == "cross_entropy" and tr.optimizer == "adam"
-    assert n.n_out == 2 and n.n_rec == 40 and n.n_alif == 20
+    assert n.n_out == 2 and n.n_rec == 100 and n.n_alif == 50
     assert t.n_in % 4 == 0
     need = (t.n_cues * (t.cue_ms + t.gap_ms) + t.recall_ms) / sim.dt_ms
     assert need <= sim.n_steps <= 1000  # scaled for a quick run

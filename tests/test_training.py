@@ -166,3 +166,17 @@ def test_evidence_classification_runs_with_traces(tmp_path):
     rep = libsonata.SomaReportReader(str(out))["recurrent"]
     data = rep.get().data
     np.testing.assert_array_equal(np.asarray(data), tr.data)
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_evidence_model_learns(tmp_path):
+    """models/evidence.toml (50 iterations of 8 trials, ~2.5 min) learns the task: chance → ≥ 0.8 correct."""
+    cfg = load_config(ROOT / "models" / "evidence.toml")
+    out = run_training(cfg, tmp_path / "evidence.h5", progress=False)
+    acc = open_run(out).trials["accuracy"]
+    n = acc.size // 5
+    assert acc.size == cfg.training.iterations * cfg.training.batch_size
+    assert acc[:n].mean() < 0.6, acc[:n].mean()  # starts at chance (measured 0.46)
+    assert acc[-n:].mean() >= 0.8, acc[-n:].mean()  # measured 0.94
