@@ -51,6 +51,17 @@ def make(n: int, p_rec: float, n_in: int, seed: int = 0):
     return params, w
 
 
+def timed(run, repeats: int):
+    """Median wall time (ms) of ``run()`` over ``repeats`` calls after a warm-up call, and the last result."""
+    run()  # warm-up (file system caches)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = run()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times), res
+
+
 def bench(n: int, p_rec: float, args) -> dict:
     params, w = make(n, p_rec, args.n_in)
     T = args.steps
@@ -63,48 +74,31 @@ def bench(n: int, p_rec: float, args) -> dict:
     out = {"N": n, "p_rec": p_rec, "synapses": n_syn}
 
     net = Brian2Network(params, w, T, device=args.device, gradients=True, regularization=False, record=False)
-    net.run_trial(w, x, target=target, mask=mask)  # warm-up (file system caches)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        res = net.run_trial(w, x, target=target, mask=mask)
-        times.append(time.perf_counter() - t0)
-    out["online_ms"] = 1e3 * statistics.median(times)
+    out["online_ms"], res = timed(lambda: net.run_trial(w, x, target=target, mask=mask), args.repeats)
     out["rate_hz"] = float(res.spike_count.mean() / (T * params.dt * 1e-3))
     out["event_driven"] = net.event_driven
     g_online = res.grads
+
+    def build(**kw) -> Brian2Network:
+        return Brian2Network(params, w, T, device=args.device, regularization=False, record=False, **kw)
+
     if args.sweep:
-        net = Brian2Network(
-            params,
-            w,
-            T,
-            device=args.device,
-            gradients=True,
-            regularization=False,
-            record=False,
-            event_driven=False,
+        net = build(gradients=True, event_driven=False)
+        out["sweep_ms"], res_sweep = timed(
+            lambda: net.run_trial(w, x, target=target, mask=mask), args.repeats
         )
-        net.run_trial(w, x, target=target, mask=mask)
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            res_sweep = net.run_trial(w, x, target=target, mask=mask)
-            times.append(time.perf_counter() - t0)
-        out["sweep_ms"] = 1e3 * statistics.median(times)
         out["sweep_rel_diff"] = max(
             float(np.linalg.norm(res_sweep.grads[k] - g_online[k]) / np.linalg.norm(g_online[k]))
             for k in ("input", "recurrent", "output")
         )
 
     net = Brian2Network(params, w, T, device=args.device, gradients=False, record=True)
-    net.run_trial(w, x, target=target, mask=mask)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        res = net.run_trial(w, x, target=target, mask=mask)
-        g = eprop_trial_grads(params, w, x, trajectory_of(res, res.y), target, mask, loss, w.w_out.T)
-        times.append(time.perf_counter() - t0)
-    out["factorized_ms"] = 1e3 * statistics.median(times)
+
+    def factorized():
+        r = net.run_trial(w, x, target=target, mask=mask)
+        return eprop_trial_grads(params, w, x, trajectory_of(r, r.y), target, mask, loss, w.w_out.T)
+
+    out["factorized_ms"], g = timed(factorized, args.repeats)
     rel = max(
         np.linalg.norm(g[k] - g_online[k]) / max(np.linalg.norm(g_online[k]), 1e-300)
         for k in ("input", "recurrent", "output")
@@ -113,26 +107,9 @@ def bench(n: int, p_rec: float, args) -> dict:
     if args.update_every:
         from neuroplast.plasticity.rules import get_rule
 
-        code = get_rule("eprop").brian2_update
-        net = Brian2Network(
-            params,
-            w,
-            T,
-            device=args.device,
-            gradients=True,
-            regularization=False,
-            record=False,
-            update_every=args.update_every,
-            rule_code=code,
-        )
+        net = build(gradients=True, update_every=args.update_every, rule_code=get_rule("eprop").brian2_update)
         kw = dict(target=target, mask=mask, learning_rate=1e-6)
-        net.run_trial(w, x, **kw)
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            net.run_trial(w, x, **kw)
-            times.append(time.perf_counter() - t0)
-        out["in_trial_ms"] = 1e3 * statistics.median(times)
+        out["in_trial_ms"], _ = timed(lambda: net.run_trial(w, x, **kw), args.repeats)
     return out
 
 

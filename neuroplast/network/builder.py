@@ -39,6 +39,13 @@ __all__ = ["Brian2Network", "TrialResult", "edges_of"]
 
 _ACTIVE_STANDALONE: list[Brian2Network] = []
 
+#: Constants of the in-trial updates, on the recurrent group (input and recurrent synapses read them as
+#: ``*_post``) and on the readout group (readout synapses and the bias).
+_IN_TRIAL_SHARED = "".join(
+    f"\n{name} : 1 (shared)"
+    for name in ("in_trial_lr", "in_trial_decay", "adam_b1", "adam_b2", "adam_eps", "adam_t0")
+)
+
 
 def edges_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target)."""
@@ -258,13 +265,8 @@ class Brian2Network:
             rho : 1
             beta : 1
             n_ref : 1
-            in_trial_lr : 1 (shared)
-            in_trial_decay : 1 (shared)
-            adam_b1 : 1 (shared)
-            adam_b2 : 1 (shared)
-            adam_eps : 1 (shared)
-            adam_t0 : 1 (shared)
             """
+            + _IN_TRIAL_SHARED
             + (self._LAZY_VARS if self.event_driven else ""),
             threshold="v > v_th + beta * a and refr < 0.5",
             reset="z = 1.0\nr = n_ref\ncount += 1.0",
@@ -304,13 +306,8 @@ class Brian2Network:
             expsum : 1
             kappa : 1 (shared)
             c_out : 1 (shared)
-            in_trial_lr : 1 (shared)
-            in_trial_decay : 1 (shared)
-            adam_b1 : 1 (shared)
-            adam_b2 : 1 (shared)
-            adam_eps : 1 (shared)
-            adam_t0 : 1 (shared)
             """
+            + _IN_TRIAL_SHARED
             + ("\nmb_adam : 1\nvb_adam : 1\n" if self.adam else ""),
             name="readout",
         )
