@@ -11,17 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from neuroplast.errors import NeuroplastError, UsageError
+
 __all__ = ["main"]
-
-
-class UsageError(Exception):
-    """A user error: printed as one line, exit status 2."""
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from neuroplast.config import load_config
     from neuroplast.plasticity.rules import rule_names
-    from neuroplast.runner import TRACEABLE, run_training
+    from neuroplast.training.runner import TRACEABLE, run_training
 
     cfg = load_config(args.config)
     if args.rule is not None and args.rule.lower() not in rule_names():
@@ -234,9 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from neuroplast.config import ConfigError
-    from neuroplast.io import RunFileError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -244,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, RunFileError) as exc:
+    except NeuroplastError as exc:
         print(f"neuroplast {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

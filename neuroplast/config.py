@@ -15,7 +15,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from neuroplast.errors import ConfigError
+from neuroplast.model.losses import LOSSES
+from neuroplast.model.surrogates import SURROGATES
+from neuroplast.plasticity.optim import OPTIMIZERS
+from neuroplast.plasticity.rules import get_rule, rule_names
+from neuroplast.tasks import TASKS
+
 __all__ = [
+    "DEVICES",
+    "GRADIENT_PATHS",
     "ConfigError",
     "SimulationConfig",
     "NetworkConfig",
@@ -27,8 +36,11 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """Invalid configuration; the message is one line naming the key or file."""
+#: Values of ``simulation.device`` (the Brian2 devices of :mod:`neuroplast.network.devices`).
+DEVICES = ("runtime", "cpp_standalone")
+#: Values of ``training.path`` besides ``"auto"``: how the trainer gets a rule's gradient
+#: (:mod:`neuroplast.training.trainer`).
+GRADIENT_PATHS = ("online", "factorized")
 
 
 def _positive(v: float) -> str | None:
@@ -61,8 +73,6 @@ class SimulationConfig:
     device: str = "runtime"
 
     def __post_init__(self) -> None:
-        from neuroplast.network.devices import DEVICES
-
         if self.device not in DEVICES:
             raise ConfigError(f"simulation.device: must be one of {', '.join(DEVICES)} (got {self.device!r})")
 
@@ -96,8 +106,6 @@ class NetworkConfig:
     w_out_scale: float = field(default=1.0, metadata=_check(_nonneg))
 
     def __post_init__(self) -> None:
-        from neuroplast.model.surrogates import SURROGATES
-
         if self.n_alif > self.n_rec:
             raise ConfigError(f"network.n_alif: must be <= network.n_rec ({self.n_rec}) (got {self.n_alif})")
         if self.surrogate not in SURROGATES:
@@ -134,10 +142,6 @@ class TrainingConfig:
     update_every_steps: int = field(default=0, metadata=_check(_nonneg))
 
     def __post_init__(self) -> None:
-        from neuroplast.model.losses import LOSSES
-        from neuroplast.plasticity.rules import rule_names
-        from neuroplast.training import GRADIENT_PATHS, OPTIMIZERS
-
         if self.rule.strip().lower() not in rule_names():
             raise ConfigError(f"training.rule: unknown rule {self.rule!r} (known: {', '.join(rule_names())})")
         if self.loss not in LOSSES:
@@ -151,16 +155,13 @@ class TrainingConfig:
             )
         if self.path != "auto" and self.path not in GRADIENT_PATHS:
             raise ConfigError(
-                f"training.path: must be 'auto' or one of {', '.join(GRADIENT_PATHS.names())} "
-                f"(got {self.path!r})"
+                f"training.path: must be 'auto' or one of {', '.join(GRADIENT_PATHS)} (got {self.path!r})"
             )
         if self.update_every_steps:
             self._check_in_trial()
 
     def _check_in_trial(self) -> None:
         """In-trial updates (docs/model.md §6) need SGD, single trials, the online path, a Brian2 rule."""
-        from neuroplast.plasticity.rules import get_rule
-
         why = "in-trial updates (training.update_every_steps > 0)"
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"training.optimizer: {why} support 'sgd' and 'adam'; got {self.optimizer!r}")
@@ -195,8 +196,6 @@ class Config:
         data.update(changes)
         new_sec = _build(type(sec), data, section)
         new = dataclasses.replace(self, **{section: new_sec})
-        from neuroplast.tasks import TASKS
-
         TASKS.get(TASKS.name_of(type(new.task))).check_config(new)
         return new
 
@@ -250,7 +249,6 @@ def _build(cls: type, data: dict[str, Any], section: str) -> Any:
 
 def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
     """Validate a parsed TOML mapping into a :class:`Config`."""
-    from neuroplast.tasks import TASKS
 
     known = {"simulation", "network", "task", "training"}
     for key in data:
@@ -303,7 +301,6 @@ def _toml_value(v: Any) -> str:
 
 def to_toml(cfg: Config) -> str:
     """The full resolved config (every key, defaults included) as TOML text."""
-    from neuroplast.tasks import TASKS
 
     lines: list[str] = []
     for section in ("simulation", "network", "task", "training"):

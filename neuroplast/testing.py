@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from neuroplast.config import TrainingConfig
+from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.model.dynamics import simulate
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.reference import simulate
 from neuroplast.plasticity.rules import TrialData, get_rule
-from neuroplast.training import PROJECTIONS
 
 __all__ = ["small_problem", "compare_rule_with_bptt", "compare_rule_online_with_numpy"]
 
@@ -64,7 +64,7 @@ def compare_rule_with_bptt(rule: str, *, seed: int = 0, training: Any | None = N
     dict
         ``{"recurrent": {proj: {"rel_error", "cosine"}}, "no_recurrence": {...}}``.
     """
-    from neuroplast.reference.bptt import bptt_grads
+    from neuroplast.gradients.bptt import bptt_grads
 
     training = training or TrainingConfig()
     out: dict[str, Any] = {}
@@ -85,7 +85,7 @@ def compare_rule_online_with_numpy(
 ) -> dict[str, float]:
     """Relative difference between the Brian2 online accumulation and ``numpy_grads`` per projection."""
     from neuroplast.network.builder import Brian2Network
-    from neuroplast.training import trajectory_of
+    from neuroplast.training.trainer import trajectory_of
 
     training = training or TrainingConfig()
     params, w, x, target, mask = small_problem(seed)

@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 
+from neuroplast.gradients.eprop import eprop_trial_grads
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.network.builder import Brian2Network
-from neuroplast.plasticity.eprop_numpy import eprop_trial_grads
-from neuroplast.training import trajectory_of
+from neuroplast.training.trainer import trajectory_of
 
 
 def make(n: int, p_rec: float, n_in: int, seed: int = 0):

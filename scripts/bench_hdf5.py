@@ -1,10 +1,11 @@
 """Benchmark of the HDF5 run log: logging overhead of ``neuroplast run`` and trace-writing throughput.
 
-(a) Logging overhead.  One :class:`~neuroplast.training.Trainer` is built and warmed up (one iteration, so
-    that Brian2's code generation/compilation is never timed).  Then, for every iteration, the training
-    step (``Trainer.run_iteration``) and the logging that ``neuroplast run`` does after it
-    (:func:`neuroplast.runner.log_iteration`: trials, spikes, inputs, targets, per-trial gradients, weights,
-    updates and the resume state, with a flush per iteration) are timed separately, on the same iterations.
+(a) Logging overhead.  One :class:`~neuroplast.training.trainer.Trainer` is built and warmed up (one
+    iteration, so that Brian2's code generation/compilation is never timed).  Then, for every iteration, the
+    training step (``Trainer.run_iteration``) and the logging that ``neuroplast run`` does after it
+    (:func:`neuroplast.training.runner.log_iteration`: trials, spikes, inputs, targets, per-trial gradients,
+    weights, updates and the resume state, with a flush per iteration) are timed separately, on the same
+    iterations.
     Overhead = logging time / training time.  File creation and ``finish`` (once per run) are reported
     apart.
 
@@ -46,12 +47,12 @@ def logging_overhead(config: str, iterations: int, folder: Path) -> dict[str, fl
     """
     from neuroplast.config import load_config, to_toml
     from neuroplast.io import RunWriter
-    from neuroplast.runner import _edges, _populations, _weight_dict, edge_vectors, log_iteration
-    from neuroplast.training import Trainer
+    from neuroplast.training.runner import _populations, log_edges, log_iteration, weight_vectors
+    from neuroplast.training.trainer import Trainer
 
     cfg = load_config(config)
     cfg = cfg.replace("training", iterations=iterations + 1)
-    trainer = Trainer(cfg)
+    trainer = Trainer.from_config(cfg)
     trainer.run_iteration()  # warm-up: Brian2 code generation and compilation happen here
     out = folder / "bench.h5"
     t0 = time.perf_counter()
@@ -61,7 +62,7 @@ def logging_overhead(config: str, iterations: int, folder: Path) -> dict[str, fl
         dt_ms=cfg.simulation.dt_ms,
         seed=trainer.seed,
         populations=_populations(trainer),
-        projections_edges={**_edges(trainer), "bias": None},
+        projections_edges=log_edges(trainer),
         n_in=trainer.task.n_in,
         n_out=trainer.weights.n_out,
         task_kind=trainer.task.kind,
@@ -80,7 +81,7 @@ def logging_overhead(config: str, iterations: int, folder: Path) -> dict[str, fl
             train_s += t1 - t0
             log_s += t2 - t1
         t0 = time.perf_counter()
-        writer.finish(edge_vectors(trainer, _weight_dict(trainer.weights, trainer.effective_feedback())))
+        writer.finish(weight_vectors(trainer, trainer.weights, trainer.effective_feedback()))
         writer.close()
         finish_s = time.perf_counter() - t0
     return {

@@ -10,24 +10,17 @@ import time
 import numpy as np
 import pytest
 
-from neuroplast.model.losses import get_loss
-from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.reference import simulate
-from neuroplast.plasticity.eprop_numpy import (
-    backward_filter,
-    eligibility_grads,
-    eprop_trial_grads,
-    factorized_grads,
-    learning_signal,
-    recurrent_pre,
-    reg_signal,
-)
-from neuroplast.reference.bptt import (
+from neuroplast.gradients.bptt import (
     bptt_grads,
     factorization_decomposition,
     ideal_learning_signal,
     trial_loss,
 )
+from neuroplast.gradients.eprop import eligibility_grads, eprop_trial_grads, factorized_grads, learning_signal
+from neuroplast.model.dynamics import simulate
+from neuroplast.model.losses import get_loss
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.signals import backward_filter, recurrent_pre, reg_signal
 
 # Identities between exact formulas evaluated in different summation orders: only float64
 # rounding (~1e-15 relative) separates the two sides.

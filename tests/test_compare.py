@@ -1,7 +1,7 @@
 """Tests of neuroplast.analysis: metrics, `compare_run` / `neuroplast compare`, `neuroplast plot`.
 
-The run logs are synthetic but written in the layout of ``neuroplast run`` (neuroplast.runner) without
-Brian2: trials are simulated with the NumPy reference and the logged estimator is NumPy e-prop
+The run logs are synthetic but written in the layout of ``neuroplast run`` (neuroplast.training.runner)
+without Brian2: trials are simulated with the NumPy reference and the logged estimator is NumPy e-prop
 (``eprop_trial_grads`` with B = W_outᵀ), updated with plain SGD.
 """
 
@@ -23,14 +23,14 @@ from neuroplast.analysis.metrics import (
     relative_error,
     sign_agreement,
 )
+from neuroplast.build import model_params
 from neuroplast.cli import main
 from neuroplast.config import parse_config, to_toml
+from neuroplast.gradients.eprop import eprop_trial_grads
 from neuroplast.io import RunFileError, RunWriter, open_run
+from neuroplast.model.dynamics import simulate
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import Weights
-from neuroplast.model.reference import simulate
-from neuroplast.plasticity.eprop_numpy import eprop_trial_grads
-from neuroplast.training import model_params
 
 N_REC, N_IN, T = 10, 6, 60
 

@@ -481,7 +481,7 @@ def test_in_trial_updates_accepted(optimizer: str) -> None:
 
 
 def test_in_trial_needs_an_optimizer_the_network_implements(monkeypatch: pytest.MonkeyPatch) -> None:
-    from neuroplast.training import OPTIMIZERS, SGD
+    from neuroplast.plasticity.optim import OPTIMIZERS, SGD
 
     monkeypatch.setitem(OPTIMIZERS._items, "momentum", SGD)  # a registered optimizer without Brian2 code
     msg = _error(_modified(SINE, "training", update_every_steps=100, optimizer="momentum"))

@@ -8,21 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuroplast.model.losses import get_loss
-from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.reference import simulate
-from neuroplast.plasticity.eprop_numpy import (
+from neuroplast.gradients.eprop import (
     GRAD_METHODS,
-    backward_filter,
     eligibility_grads,
     eprop_trial_grads,
     factorized_grads,
-    forward_filter,
     learning_signal,
-    output_grads,
-    recurrent_pre,
-    reg_signal,
 )
+from neuroplast.model.dynamics import simulate
+from neuroplast.model.losses import get_loss
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.signals import backward_filter, forward_filter, output_grads, recurrent_pre, reg_signal
 
 # Both forms evaluate the same sum in a different order (sums over time regrouped by the
 # adjoint recursion): only float64 rounding separates them, ~1e-15 relative here.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuroplast.model.reference import simulate
+from neuroplast.model.dynamics import simulate
 from tests.conftest import T_EQ, make_input, make_params
 
 pytestmark = pytest.mark.brian2

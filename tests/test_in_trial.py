@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.model.dynamics import simulate
 from neuroplast.model.losses import get_loss
-from neuroplast.model.reference import simulate
-from neuroplast.plasticity.eprop_numpy import eprop_trial_grads
 from neuroplast.plasticity.in_trial import in_trial_learning, update_steps
+from neuroplast.plasticity.optim import apply_updates
 from neuroplast.plasticity.rules import get_rule
-from neuroplast.training import apply_updates
 from tests.conftest import make_input, make_params, make_weights
 
 # The step-by-step loop and the trajectory-level formulas sum the same terms in another order
@@ -119,7 +119,8 @@ def _window_grads(params, res, x, target, mask, s0, s1):
     Σ_{t∈[s0,s1)} L_t ē_t with L from the segment's B, via the per-trial formula on a learning
     signal that is zero outside the window.
     """
-    from neuroplast.plasticity.eprop_numpy import eligibility_grads, output_grads, recurrent_pre
+    from neuroplast.gradients.eprop import eligibility_grads
+    from neuroplast.model.signals import output_grads, recurrent_pre
 
     tr = res.traj
     loss = get_loss("mse")

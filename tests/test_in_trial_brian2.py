@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from neuroplast.config import TrainingConfig
-from neuroplast.model.reference import simulate
+from neuroplast.model.dynamics import simulate
 from neuroplast.plasticity.in_trial import in_trial_learning
 from neuroplast.plasticity.rules import get_rule
 from tests.conftest import make_input, make_params
@@ -66,7 +66,7 @@ def case(request, eq_weights, tmp_path_factory):
 
 def _adam_state(net, weights):
     """An Adam optimizer 3 steps into training (random moments), and the same state for Brian2."""
-    from neuroplast.training import Adam
+    from neuroplast.plasticity.optim import Adam
 
     opt = Adam(TrainingConfig(learning_rate=LR_ADAM))
     rng = np.random.default_rng(9)

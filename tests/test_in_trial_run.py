@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neuroplast.build import model_params
 from neuroplast.config import load_config
 from neuroplast.io import open_run
-from neuroplast.plasticity.eprop_numpy import reg_signal
+from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.model.signals import reg_signal
 from neuroplast.plasticity.in_trial import in_trial_learning
 from neuroplast.plasticity.rules import get_rule
-from neuroplast.training import PROJECTIONS, model_params
 from tests.test_resume import MID_FLUSH_CHILD, _assert_same_file, _cli, _run
 
 pytestmark = [pytest.mark.brian2, pytest.mark.e2e]
@@ -181,7 +182,7 @@ def test_resume_after_kill_mid_flush(work: Path, ref_run: Path) -> None:
 
 def test_sine_online_learns(tmp_path: Path) -> None:
     """models/sine_online.toml (in-trial SGD every 100 steps, 40 trials) lowers the loss by > 50 %."""
-    from neuroplast.runner import run_training
+    from neuroplast.training.runner import run_training
 
     path = Path(__file__).resolve().parents[1] / "models" / "sine_online.toml"
     cfg = load_config(path)
@@ -199,12 +200,13 @@ def test_trainer_in_trial_adam_equals_numpy() -> None:
     import tomllib
 
     from neuroplast.config import parse_config
-    from neuroplast.training import Trainer, apply_updates, trainable
+    from neuroplast.plasticity.optim import apply_updates, trainable
+    from neuroplast.training.trainer import Trainer
 
     data = tomllib.loads(CONFIG)
     data["training"].update(optimizer="adam", learning_rate=1e-4, rule="eprop-adaptive", weight_decay=0.01)
     cfg = parse_config(data)
-    tr = Trainer(cfg)
+    tr = Trainer.from_config(cfg)
     assert tr.net.adam
     f_target = cfg.training.reg_rate_hz * 1e-3
     for _ in range(2):

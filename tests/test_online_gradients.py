@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from neuroplast.config import TrainingConfig
+from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.losses import get_loss
-from neuroplast.plasticity.eprop_numpy import eprop_trial_grads
 from neuroplast.plasticity.rules import get_rule
-from neuroplast.training import PROJECTIONS, trajectory_of
+from neuroplast.training.trainer import trajectory_of
 from tests.conftest import T_GRAD, make_input, make_params
 
 pytestmark = pytest.mark.brian2

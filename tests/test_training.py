@@ -14,7 +14,7 @@ import pytest
 
 from neuroplast.config import load_config
 from neuroplast.io import open_run
-from neuroplast.runner import run_training
+from neuroplast.training.runner import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 SINE = ROOT / "models" / "sine.toml"

@@ -3,9 +3,9 @@
 For every trial ``k`` of a ``neuroplast-run`` file (``docs/hdf5.md``) :func:`compare_run`
 
 1. rebuilds the dense weights the trial ran with from ``weights[iteration]`` and the edge lists,
-2. replays the trial with :func:`neuroplast.model.reference.simulate` (identical to the Brian2 network)
+2. replays the trial with :func:`neuroplast.model.dynamics.simulate` (identical to the Brian2 network)
    and checks that the replayed loss equals the logged loss (relative difference ≤ :data:`LOSS_RTOL`),
-3. computes the exact gradient :func:`neuroplast.reference.bptt.bptt_grads` (reset path detached, the
+3. computes the exact gradient :func:`neuroplast.gradients.bptt.bptt_grads` (reset path detached, the
    gradient that e-prop factorizes) and its split ``dE/dW = Σ_t L*_t e_t = Σ_t L^kept_t e_t +
    Σ_t L^rec_t e_t`` into the part e-prop keeps (learning signal through the readout and the rate
    regularizer) and the part that flows back through ``W_rec``,
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,15 @@ import h5py
 import numpy as np
 
 from neuroplast.analysis.metrics import METRICS, relative_error
+from neuroplast.build import model_params, target_rate
+from neuroplast.config import parse_config
+from neuroplast.errors import ConfigError
 from neuroplast.io import RunFileError, RunLog, open_run
 from neuroplast.io.schema import LIBVER
+from neuroplast.model.connectivity import PROJECTIONS, Connectivity
+from neuroplast.model.dynamics import Trajectory, simulate
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.reference import Trajectory, simulate
-from neuroplast.training import PROJECTIONS
 
 __all__ = [
     "LOSS_RTOL",
@@ -86,12 +90,8 @@ class ReplayContext:
         Rate-regularization coefficient ``training.reg_coeff``.
     f_target : float
         Target rate f* = ``reg_rate_hz · dt_ms · 1e-3``, spikes per step.
-    edges : dict of str to (numpy.ndarray, numpy.ndarray)
-        ``projection -> (source_ids, target_ids)`` as int64, in edge order.
-    n_in, n_rec, n_out : int
-        Population sizes.
-    masks : dict of str to numpy.ndarray of bool
-        Dense connectivity masks (post × pre) of ``input``, ``recurrent``, ``output``.
+    connectivity : Connectivity
+        Masks and edge lists, rebuilt from the log's edge lists.
     """
 
     run: RunLog
@@ -100,11 +100,29 @@ class ReplayContext:
     loss: Loss
     c_reg: float
     f_target: float
-    edges: dict[str, tuple[np.ndarray, np.ndarray]]
-    n_in: int
-    n_rec: int
-    n_out: int
-    masks: dict[str, np.ndarray]
+    connectivity: Connectivity
+
+    @property
+    def edges(self) -> Mapping[str, tuple[np.ndarray, np.ndarray]]:
+        """``projection -> (source_ids, target_ids)`` in edge order."""
+        return self.connectivity.edges
+
+    @property
+    def n_in(self) -> int:
+        return self.connectivity.n_in
+
+    @property
+    def n_rec(self) -> int:
+        return self.connectivity.n_rec
+
+    @property
+    def n_out(self) -> int:
+        return self.connectivity.n_out
+
+    @property
+    def masks(self) -> Mapping[str, np.ndarray]:
+        """Dense connectivity masks (post × pre) of ``input``, ``recurrent``, ``output``."""
+        return self.connectivity.masks
 
     def dense_weights(self, weights_before: dict[str, np.ndarray]) -> Weights:
         """Dense :class:`Weights` from edge vectors (``RunLog.replay(k).weights_before``).
@@ -119,35 +137,11 @@ class ReplayContext:
         Weights
             Post × pre matrices, zero outside the masks built from the edge lists.
         """
-        shapes = {
-            "input": (self.n_rec, self.n_in),
-            "recurrent": (self.n_rec, self.n_rec),
-            "output": (self.n_out, self.n_rec),
-        }
-        dense = {}
-        for name, shape in shapes.items():
-            src, tgt = self.edges[name]
-            m = np.zeros(shape)
-            m[tgt, src] = np.asarray(weights_before[name], dtype=np.float64)
-            dense[name] = m
-        bias = np.zeros(self.n_out)
-        bias[self.edges["bias"][1]] = np.asarray(weights_before["bias"], dtype=np.float64)
-        return Weights(
-            dense["input"],
-            dense["recurrent"],
-            dense["output"],
-            bias,
-            self.masks["input"],
-            self.masks["recurrent"],
-            self.masks["output"],
-        )
+        return self.connectivity.weights(weights_before)
 
     def edge_vector(self, name: str, dense: np.ndarray) -> np.ndarray:
         """Dense (post × pre) gradient or weight matrix → 1-D array in the log's edge order of ``name``."""
-        src, tgt = self.edges[name]
-        if name == "bias":
-            return np.asarray(dense, dtype=np.float64)[tgt]
-        return np.asarray(dense, dtype=np.float64)[tgt, src]
+        return self.connectivity.to_edges(name, dense)
 
 
 @dataclass(frozen=True)
@@ -200,14 +194,11 @@ def replay_context(run: RunLog) -> ReplayContext:
         If the stored config is not a valid neuroplast config, a projection is missing, or the population
         sizes disagree with the config.
     """
-    from neuroplast.config import ConfigError, parse_config
-    from neuroplast.training import model_params
-
     try:
         cfg = parse_config(tomllib.loads(run.config_toml), str(run.path))
     except (tomllib.TOMLDecodeError, ConfigError) as exc:
         raise RunFileError(run.path, f"stored config cannot be used to replay the run: {exc}") from exc
-    edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    edges = {}
     for name in GRAD_PROJECTIONS:
         p = run.projection(name)
         edges[name] = (p.source_ids.astype(np.int64), p.target_ids.astype(np.int64))
@@ -215,21 +206,13 @@ def replay_context(run: RunLog) -> ReplayContext:
     n_in, n_out = run.n_in, run.n_out
     if run.population_sizes.get("recurrent", n_rec) != n_rec or cfg.network.n_out != n_out:
         raise RunFileError(run.path, "population sizes disagree with the stored config")
-    bounds = {
-        "input": (n_in, n_rec),
-        "recurrent": (n_rec, n_rec),
-        "output": (n_rec, n_out),
-        "bias": (n_out,) * 2,
-    }
-    for name, (n_src, n_tgt) in bounds.items():
-        src, tgt = edges[name]
-        if src.size and (src.max() >= n_src or tgt.max() >= n_tgt):
-            raise RunFileError(run.path, f"projection {name!r} has node ids outside the populations")
-    masks = {}
-    for name, shape in (("input", (n_rec, n_in)), ("recurrent", (n_rec, n_rec)), ("output", (n_out, n_rec))):
-        m = np.zeros(shape, dtype=bool)
-        m[edges[name][1], edges[name][0]] = True
-        masks[name] = m
+    src, tgt = edges["bias"]
+    if src.size and (src.max() >= n_out or tgt.max() >= n_out):
+        raise RunFileError(run.path, "projection 'bias' has node ids outside the populations")
+    try:
+        conn = Connectivity.from_edges(edges, n_in, n_rec, n_out)
+    except ValueError as exc:
+        raise RunFileError(run.path, str(exc)) from None
     tr = cfg.training
     return ReplayContext(
         run=run,
@@ -237,12 +220,8 @@ def replay_context(run: RunLog) -> ReplayContext:
         params=model_params(cfg),
         loss=get_loss(tr.loss),
         c_reg=float(tr.reg_coeff),
-        f_target=float(tr.reg_rate_hz * cfg.simulation.dt_ms * 1e-3),
-        edges=edges,
-        n_in=n_in,
-        n_rec=n_rec,
-        n_out=n_out,
-        masks=masks,
+        f_target=float(target_rate(cfg)),
+        connectivity=conn,
     )
 
 
@@ -280,8 +259,9 @@ def replay_trial(ctx: ReplayContext, k: int) -> ReplayedTrial | None:
 
 def _exact_grads(ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool) -> dict[str, dict[str, np.ndarray]]:
     """Dense exact gradients and factorization parts of one trial: ``estimator -> projection -> array``."""
-    from neuroplast.plasticity.eprop_numpy import factorized_grads, recurrent_pre
-    from neuroplast.reference.bptt import bptt_grads, ideal_learning_signal
+    from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
+    from neuroplast.gradients.eprop import factorized_grads
+    from neuroplast.model.signals import recurrent_pre
 
     p, w = ctx.params, tr.weights
     kw = dict(c_reg=ctx.c_reg, f_target=ctx.f_target)

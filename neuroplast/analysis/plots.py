@@ -132,7 +132,7 @@ def plot_factorization(ctx: ReplayContext, tr: ReplayedTrial, out: Path) -> Path
     sum of their projection on the unit BPTT gradient, Σ_{s≤t} ⟨C^part_s, Ĝ⟩; the two curves end at the
     shares of ‖g_BPTT‖ that the kept and the through-W_rec part carry (they add up to ‖g_BPTT‖).
     """
-    from neuroplast.reference.bptt import factorization_decomposition
+    from neuroplast.gradients.bptt import factorization_decomposition
 
     plt = _pyplot()
     dec = factorization_decomposition(

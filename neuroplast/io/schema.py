@@ -18,10 +18,11 @@ Two measured traps shape these constants:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import h5py
 import numpy as np
+
+from neuroplast.errors import RunFileError
 
 __all__ = [
     "FORMAT_NAME",
@@ -82,30 +83,6 @@ ATTR_STATE_DIGEST = "sha256"
 CHUNK_BYTES = 1 << 16
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-
-
-class RunFileError(Exception):
-    """A run-log file cannot be written or read.
-
-    Parameters
-    ----------
-    path : str or Path
-        The file concerned; it is named in the message.
-    problem : str
-        What is wrong, in a few words.  Newlines are folded so that the message is always one line.
-
-    Attributes
-    ----------
-    path : Path
-        The file concerned.
-    problem : str
-        The one-line problem description (without the file name).
-    """
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = " ".join(str(problem).split())
-        super().__init__(f"{self.path}: {self.problem}")
 
 
 def sorting_dtype() -> np.dtype:

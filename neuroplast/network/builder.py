@@ -30,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroplast.model.connectivity import SYNAPTIC, Connectivity
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network.devices import DEVICES, cache_dir, configure_brian2
 
-__all__ = ["Brian2Network", "TrialResult", "edges_of"]
+__all__ = ["Brian2Network", "TrialResult"]
 
 _ACTIVE_STANDALONE: list[Brian2Network] = []
 
@@ -45,13 +46,6 @@ _IN_TRIAL_SHARED = "".join(
     f"\n{name} : 1 (shared)"
     for name in ("in_trial_lr", "in_trial_decay", "adam_b1", "adam_b2", "adam_eps", "adam_t0")
 )
-
-
-def edges_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target)."""
-    tgt, src = np.nonzero(mask)  # rows = post, cols = pre
-    order = np.lexsort((tgt, src))
-    return src[order].astype(np.int64), tgt[order].astype(np.int64)
 
 
 @dataclass
@@ -163,11 +157,9 @@ class Brian2Network:
         self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
         self.record = record
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
-        self.edges = {
-            "input": edges_of(masks.mask_in),
-            "recurrent": edges_of(masks.mask_rec),
-            "output": edges_of(masks.mask_out),
-        }
+        self.connectivity = Connectivity.of(masks)
+        #: (source, target) ids of the synaptic projections, in the log's edge order.
+        self.edges = {key: self.connectivity.edges[key] for key in SYNAPTIC}
         self._build_dir = Path(build_dir) if build_dir else None
         self.update_every = int(update_every)
         if self.update_every < 0:
@@ -357,7 +349,7 @@ class Brian2Network:
         # Loss error (and softmax normaliser) on the readout, after y_t.
         self._objects += self.loss.brian2_objects(b2, out)
         if self.gradients:
-            self._objects += self._gradient_objects(b2, rec, out, s_in, s_rec, s_out)
+            self._gradient_objects(rec, out, s_in, s_rec, s_out)
         if self.update_every:
             self._objects += self._in_trial_objects(b2, out, s_in, s_rec, s_out, dt)
         self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
@@ -383,9 +375,8 @@ class Brian2Network:
         else:
             self.net.store("initial")
 
-    def _gradient_objects(self, b2, rec, out, s_in, s_rec, s_out) -> list:
+    def _gradient_objects(self, rec, out, s_in, s_rec, s_out) -> None:
         """Eligibility traces, learning signal and gradient accumulators (docs/model.md §3)."""
-        objs = []
         # The learning signal is a summed variable of the readout synapses onto their *presynaptic*
         # (recurrent) neurons: each readout synapse k←j holds its feedback weight B_jk next to W_out,kj.
         upd = s_out.summed_updaters["L_pre"]
@@ -402,7 +393,6 @@ class Brian2Network:
         out.run_regularly(
             "bf = kappa * bf + 1.0\ngb += err * bf", when="before_end", order=1, name="grad_bias"
         )
-        return objs
 
     #: Per-neuron state of the event-driven path: D = κ^(steps since the neuron's last ψ ≠ 0 step),
     #: Dk = κ D (this step's factor), A = Σ over those steps of L_s κ^(s − last), R = ρ^(steps − 1).
@@ -514,8 +504,8 @@ class Brian2Network:
     def _step_code(self, g: str, sfx: str, m: str = "m_adam", v: str = "v_adam") -> str:
         """``dw`` of the in-trial optimizer for gradient ``g`` (``sfx``: where η and Adam's constants live).
 
-        SGD: dw = −η g. Adam (Kingma & Ba, bias-corrected, as :class:`neuroplast.training.Adam`): per-synapse
-        moments, step number = the optimizer's count before the trial + this update's index; the
+        SGD: dw = −η g. Adam (Kingma & Ba, bias-corrected, as :class:`neuroplast.plasticity.optim.Adam`):
+        per-synapse moments, step number = the optimizer's count before the trial + this update's index; the
         ``active`` flag leaves the moments untouched at the clock's first tick (t = 0).
         """
         if not self.adam:

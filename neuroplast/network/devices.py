@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DEVICES", "configure_brian2", "cache_dir"]
+from neuroplast.config import DEVICES  # the names of ``simulation.device``: the config schema owns them
 
-#: Names accepted by ``simulation.device`` in configs.
-DEVICES = ("runtime", "cpp_standalone")
+__all__ = ["DEVICES", "configure_brian2", "cache_dir"]
 
 STRICT_FLAGS = ["-w", "-O3", "-fno-fast-math", "-ffp-contract=off", "-std=c++11"]
 

@@ -9,7 +9,7 @@ since the previous update, the accumulators restart from 0, and step t + 1 runs 
 weights.  The eligibility traces ε^v, ε^a, ē and the readout traces z̃, b̃ are properties of the
 trajectory and are *not* reset.  The feedback B follows the rule (symmetric: W_outᵀ after every
 update; random: fixed; adaptive: the Kolen–Pollack step), with the rule's own Python hooks
-(:func:`neuroplast.training.apply_updates`).  What is collected after the last in-trial update, and
+(:func:`neuroplast.plasticity.optim.apply_updates`).  What is collected after the last in-trial update, and
 the firing-rate regularization term (a property of the whole trial), are returned for the
 trial-end update that the trainer applies as in per-trial learning.
 
@@ -20,16 +20,16 @@ Brian2 implementation (``Brian2Network(update_every=k)``); it is meant for tests
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from neuroplast.gradients.eligibility import EligibilityTrace
+from neuroplast.model.dynamics import NetState, Trajectory, advance
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.reference import NetState, Trajectory, advance
 from neuroplast.model.surrogates import get_surrogate
-from neuroplast.plasticity.eprop_numpy import EligibilityTrace
+from neuroplast.plasticity.optim import SGD, apply_updates, trainable
 
 __all__ = ["InTrialResult", "update_steps", "in_trial_learning"]
 
@@ -124,8 +124,8 @@ def in_trial_learning(
     learning_rate : float, optional
         SGD step size η ([weight] per unit gradient), when no ``optimizer`` is given.
     optimizer : optional
-        An optimizer of :data:`neuroplast.training.OPTIMIZERS` (e.g. ``Adam``); its ``step`` gives every
-        update and its state (moments, step count) advances in place.
+        An optimizer of :data:`neuroplast.plasticity.optim.OPTIMIZERS` (e.g. ``Adam``); its ``step`` gives
+        every update and its state (moments, step count) advances in place.
     train_output : bool
         If false the readout weights and bias receive no gradient step (as ``training.train_output``).
 
@@ -133,12 +133,10 @@ def in_trial_learning(
     -------
     InTrialResult
     """
-    from neuroplast.training import SGD, apply_updates, trainable
-
     if optimizer is None:
         if learning_rate is None:
             raise ValueError("give learning_rate (SGD) or an optimizer")
-        optimizer = SGD(SimpleNamespace(learning_rate=learning_rate))
+        optimizer = SGD(learning_rate)
 
     loss = get_loss(loss) if isinstance(loss, str) else loss
     x = np.asarray(x, dtype=float)

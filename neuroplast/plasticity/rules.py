@@ -35,6 +35,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from neuroplast.gradients.bptt import bptt_grads
+from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.registry import Registry
 
@@ -117,9 +120,6 @@ class Rule:
 
     def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
         """NumPy formula of this rule's trial estimate: dense arrays per projection."""
-        from neuroplast.model.losses import get_loss
-        from neuroplast.plasticity.eprop_numpy import eprop_trial_grads
-
         return eprop_trial_grads(
             data.params,
             data.weights,
@@ -253,9 +253,6 @@ class Bptt(Rule):
     online = False
 
     def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
-        from neuroplast.model.losses import get_loss
-        from neuroplast.reference.bptt import bptt_grads
-
         return bptt_grads(
             data.params,
             data.weights,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neuroplast.errors import ConfigError
 from neuroplast.tasks import Task, Trial, register_task
 
 
@@ -39,8 +40,6 @@ class EvidenceTask(Task):
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        from neuroplast.config import ConfigError
-
         p = cfg.task
         if p.n_in % 4:
             raise ConfigError(f"task.n_in: must be a multiple of 4 (got {p.n_in})")

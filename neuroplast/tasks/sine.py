@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neuroplast.errors import ConfigError
 from neuroplast.tasks import Task, Trial, register_task
 
 
@@ -35,8 +36,6 @@ class SineTask(Task):
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        from neuroplast.config import ConfigError
-
         if not cfg.task.periods_ms:
             raise ConfigError("task.periods_ms: must list at least one period (got [])")
         if cfg.network.n_out != 1:

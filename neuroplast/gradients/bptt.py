@@ -3,7 +3,7 @@
 The loss of one trial is E = E_task(y) + E_reg with E_reg = (c_reg/2) Σ_j (f_j − f*)²,
 f_j = (1/T) Σ_t z_j^t.  The spike nonlinearity is differentiated with the
 pseudo-derivative of the trajectory: ∂z_t/∂v_t = ψ_t and ∂z_t/∂a_t = −β ψ_t (exact in
-the smooth test mode of :func:`neuroplast.model.reference.simulate`).
+the smooth test mode of :func:`neuroplast.model.dynamics.simulate`).
 
 Backward recursion (steps t = T..1, all adjoints 0 at t = T + 1)::
 
@@ -27,17 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.gradients.eligibility import eligibility_steps
+from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.reference import Trajectory
-from neuroplast.plasticity.eprop_numpy import (
-    backward_filter,
-    eligibility_steps,
-    output_grads,
-    recurrent_pre,
-    reg_signal,
-    trial_arrays,
-)
+from neuroplast.model.signals import backward_filter, output_grads, recurrent_pre, reg_signal, trial_arrays
 
 __all__ = ["trial_loss", "bptt_grads", "ideal_learning_signal", "factorization_decomposition"]
 

@@ -11,36 +11,35 @@ import numpy as np
 
 from neuroplast.config import Config, to_toml
 from neuroplast.model.losses import softmax
-from neuroplast.training import Trainer
+from neuroplast.training.trainer import Trainer
 
-__all__ = ["run_training", "log_iteration", "edge_vectors", "config_difference", "TRACEABLE"]
+__all__ = [
+    "run_training",
+    "log_iteration",
+    "log_edges",
+    "edge_vectors",
+    "weight_vectors",
+    "config_difference",
+    "TRACEABLE",
+]
 
 #: Recurrent variables that ``--trace`` can write as SONATA reports.
 TRACEABLE = ("v", "a", "z", "psi")
 
 
-def _edges(trainer: Trainer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    e = dict(trainer.net.edges)
-    src, tgt = e["output"]
-    e["feedback"] = (tgt, src)  # readout k → recurrent j
-    return e
+def log_edges(trainer: Trainer) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """The run log's ``projections_edges`` (every projection; the bias as the writer's default)."""
+    return {**trainer.connectivity.edges, "bias": None}
 
 
 def edge_vectors(trainer: Trainer, dense: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Dense (post × pre) matrices → 1-D arrays in the log's edge order."""
-    edges = _edges(trainer)
-    out = {}
-    for name, m in dense.items():
-        if name == "bias":
-            out[name] = np.asarray(m, float).copy()
-        else:
-            src, tgt = edges[name]
-            out[name] = np.asarray(m, float)[tgt, src]
-    return out
+    return trainer.connectivity.edge_vectors(dense)
 
 
-def _weight_dict(w, b) -> dict[str, np.ndarray]:
-    return {"input": w.w_in, "recurrent": w.w_rec, "output": w.w_out, "bias": w.b_out, "feedback": b}
+def weight_vectors(trainer: Trainer, weights: Any, feedback: np.ndarray) -> dict[str, np.ndarray]:
+    """Weights and feedback B → the log's edge vectors of every projection."""
+    return trainer.connectivity.weight_vectors(weights, feedback)
 
 
 def _populations(trainer: Trainer) -> dict[str, dict[str, np.ndarray]]:
@@ -80,10 +79,7 @@ def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = a.item() if a.ndim == 0 else a
-    opt = out.setdefault("optimizer", {})
-    if "t" in opt:
-        opt.setdefault("m", {})
-        opt.setdefault("v", {})
+    out.setdefault("optimizer", {})
     return out
 
 
@@ -251,12 +247,10 @@ def run_training(
         out = resume
     elif out is None:
         raise ValueError("out: a run-log path is needed (or resume=...)")
-    trainer = Trainer(cfg, record=bool(trace))
+    trainer = Trainer.from_config(cfg, record=bool(trace))
     kind = trainer.task.kind
     T, dt = trainer.T, cfg.simulation.dt_ms
     n_trace = trainer.params.n_rec if trace_neurons is None else min(trace_neurons, trainer.params.n_rec)
-    edges = _edges(trainer)
-    edges_with_bias = {**edges, "bias": None}
     out = Path(out)
     if resume is not None:
         writer = RunWriter.append(out, require_state=True, trials_per_iteration=cfg.training.batch_size)
@@ -274,7 +268,7 @@ def run_training(
             dt_ms=dt,
             seed=trainer.seed,
             populations=_populations(trainer),
-            projections_edges=edges_with_bias,
+            projections_edges=log_edges(trainer),
             n_in=trainer.task.n_in,
             n_out=trainer.weights.n_out,
             task_kind=kind,
@@ -296,7 +290,7 @@ def run_training(
             log = trainer.run_iteration()
             log_iteration(writer, trainer, log, trace=trace, n_trace=n_trace)
             bar.set_postfix(loss=f"{np.mean(log.losses):.4g}")
-        writer.finish(edge_vectors(trainer, _weight_dict(trainer.weights, trainer.effective_feedback())))
+        writer.finish(weight_vectors(trainer, trainer.weights, trainer.effective_feedback()))
     return out
 
 
@@ -334,7 +328,7 @@ def log_iteration(
             writer.add_trace(
                 "recurrent", var, getattr(res, var)[:, :n_trace], np.arange(n_trace), start_step=k * T
             )
-    wb = edge_vectors(trainer, _weight_dict(log.weights_before, log.feedback_before))
+    wb = weight_vectors(trainer, log.weights_before, log.feedback_before)
     ups = dict(log.updates)
     fb_end = log.feedback_before if log.feedback_end is None else log.feedback_end
     ups["feedback"] = trainer.effective_feedback() - fb_end
@@ -357,7 +351,7 @@ def _restore(trainer: Trainer, writer: Any, logged: dict[str, tuple[np.ndarray, 
         trainer.load_state(state)
     except (KeyError, ValueError) as exc:
         raise RunFileError(writer.path, f"resume state does not fit the config: {exc}") from exc
-    now = edge_vectors(trainer, _weight_dict(trainer.weights, trainer.feedback))
+    now = weight_vectors(trainer, trainer.weights, trainer.feedback)
     for name in ("input", "recurrent", "output", "bias"):
         w, u = logged[name]
         if not np.array_equal(w[K - 1] + u[K - 1], now[name]):

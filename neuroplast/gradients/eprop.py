@@ -1,4 +1,4 @@
-"""NumPy reference of e-prop for the LIF/ALIF network of :mod:`neuroplast.model.reference`.
+"""NumPy reference of e-prop for the LIF/ALIF network of :mod:`neuroplast.model.dynamics`.
 
 Two implementations of the same gradient estimate are given:
 
@@ -25,106 +25,34 @@ neuron's own state and e-prop drops it), as in the reference e-prop code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from neuroplast.gradients.eligibility import eligibility_steps
+from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.reference import Trajectory
+from neuroplast.model.signals import (
+    backward_filter,
+    forward_filter,
+    output_grads,
+    recurrent_pre,
+    reg_signal,
+    trial_arrays,
+)
 
 __all__ = [
-    "trial_arrays",
-    "forward_filter",
-    "backward_filter",
-    "recurrent_pre",
-    "eligibility_steps",
-    "EligibilityTrace",
     "eligibility_grads",
     "factorized_grads",
     "learning_signal",
-    "reg_signal",
-    "output_grads",
     "eprop_trial_grads",
     "GRAD_METHODS",
 ]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def trial_arrays(traj: Trajectory) -> dict[str, np.ndarray]:
-    """The per-step arrays of a single-trial trajectory, without batch axis.
-
-    Parameters
-    ----------
-    traj : Trajectory
-        Unbatched (arrays (T, ·)) or batched with exactly one trial (arrays (1, T, ·)).
-
-    Returns
-    -------
-    dict
-        ``v, a, z, psi, refractory`` of shape (T, N) and ``y`` of shape (T, n_out).
-    """
-    names = ("v", "a", "z", "psi", "refractory", "y")
-    out = {k: np.asarray(getattr(traj, k)) for k in names}
-    if out["v"].ndim == 3:
-        if out["v"].shape[0] != 1:
-            raise ValueError(f"expected a single trial, got a batch of {out['v'].shape[0]}")
-        out = {k: arr[0] for k, arr in out.items()}
-    if out["v"].ndim != 2:
-        raise ValueError("trajectory arrays must have shape (T, N) or (1, T, N)")
-    return out
-
-
-def forward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
-    """Causal exponential filter along axis 0: ``out_t = decay · out_{t−1} + x_t``, out_0 = x_0.
-
-    Parameters
-    ----------
-    x : ndarray, shape (T, ...)
-    decay : float or ndarray broadcastable to ``x[0]`` (dimensionless, per step)
-    """
-    x = np.asarray(x, dtype=float)
-    out = np.empty_like(x)
-    acc = np.zeros(x.shape[1:])
-    for t in range(x.shape[0]):
-        acc = decay * acc + x[t]
-        out[t] = acc
-    return out
-
-
-def backward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
-    """Anti-causal filter along axis 0: ``out_t = x_t + decay · out_{t+1}``, out_{T} = x_{T}.
-
-    This is the adjoint of :func:`forward_filter`: Σ_t a_t (F b)_t = Σ_t (Fᵀ a)_t b_t.
-    """
-    x = np.asarray(x, dtype=float)
-    out = np.empty_like(x)
-    acc = np.zeros(x.shape[1:])
-    for t in range(x.shape[0] - 1, -1, -1):
-        acc = x[t] + decay * acc
-        out[t] = acc
-    return out
-
-
-def recurrent_pre(params: ModelParams, z: np.ndarray) -> np.ndarray:
-    """Presynaptic drive of the recurrent projection, ``pre_t = c_in z_{t−1}`` with z_0 = 0.
-
-    Parameters
-    ----------
-    z : ndarray, shape (T, N)
-        Spikes of the trial (0/1, dimensionless).
-
-    Returns
-    -------
-    ndarray, shape (T, N)
-    """
-    z = np.asarray(z, dtype=float)
-    pre = np.zeros_like(z)
-    pre[1:] = z[:-1]
-    return params.input_scale * pre
 
 
 def _check_signal(L: np.ndarray, T: int, N: int) -> np.ndarray:
@@ -135,63 +63,6 @@ def _check_signal(L: np.ndarray, T: int, N: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- e-prop
-
-
-def eligibility_steps(
-    params: ModelParams, traj_single: Trajectory, pre: np.ndarray
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(t, e_t)`` with the per-synapse eligibility traces e_t, shape (N, n_pre).
-
-    The literal forward recursion of the module docstring; ``e_t`` is in units of
-    [pre]/[v] (ψ times a filtered presynaptic drive); a fresh array is yielded each step.
-
-    Parameters
-    ----------
-    params : ModelParams
-    traj_single : Trajectory
-        One trial (see :func:`trial_arrays`); only ``psi`` is read.
-    pre : ndarray, shape (T, n_pre)
-        Presynaptic drive per step (c_in x_t or c_in z_{t−1}).
-    """
-    psi = trial_arrays(traj_single)["psi"]
-    pre = np.asarray(pre, dtype=float)
-    T, N = psi.shape
-    if pre.ndim != 2 or pre.shape[0] != T:
-        raise ValueError(f"pre must have shape (T={T}, n_pre), got {pre.shape}")
-    trace = EligibilityTrace(params, pre.shape[1])
-    for t in range(T):
-        yield t, trace.advance(psi[t], pre[t])
-
-
-class EligibilityTrace:
-    """The per-synapse eligibility recursion of one projection, advanced one step at a time.
-
-    Holds ε^v_{t−1} (per presynaptic neuron), ε^a_{t−1} (per synapse) and ψ_{t−1}; used by
-    :func:`eligibility_steps` and by the in-trial learning reference, which needs e_t as soon as
-    step t is simulated.
-
-    Parameters
-    ----------
-    params : ModelParams
-    n_pre : int
-        Number of presynaptic neurons.
-    """
-
-    def __init__(self, params: ModelParams, n_pre: int) -> None:
-        self.alpha = params.alpha
-        self.rho = params.rho[:, None]
-        self.beta = params.beta[:, None]
-        self.ev = np.zeros(n_pre)  # ε^v_{t-1}: shared by all postsynaptic neurons (α is a scalar)
-        self.ea = np.zeros((params.n_rec, n_pre))  # ε^a_{t-1}
-        self.psi_prev = np.zeros((params.n_rec, 1))
-
-    def advance(self, psi_t: np.ndarray, pre_t: np.ndarray) -> np.ndarray:
-        """e_t (N, n_pre) from ψ_t (N,) and the presynaptic drive pre_t (n_pre,); a fresh array."""
-        self.ea = (self.rho - self.beta * self.psi_prev) * self.ea + self.psi_prev * self.ev[None, :]
-        self.ev = self.alpha * self.ev + pre_t
-        psi_col = np.asarray(psi_t, dtype=float)[:, None]
-        self.psi_prev = psi_col
-        return psi_col * (self.ev[None, :] - self.beta * self.ea)
 
 
 def eligibility_grads(
@@ -209,7 +80,7 @@ def eligibility_grads(
     ----------
     params : ModelParams
     traj_single : Trajectory
-        One trial of :func:`neuroplast.model.reference.simulate`.
+        One trial of :func:`neuroplast.model.dynamics.simulate`.
     pre : ndarray, shape (T, n_pre)
         Presynaptic drive (c_in x_t for the input projection, c_in z_{t−1} for the
         recurrent one, see :func:`recurrent_pre`).
@@ -221,7 +92,7 @@ def eligibility_grads(
     filtered : bool
         If True (e-prop with a leaky readout), ``L`` multiplies the κ-filtered trace ē_t.
         Use False when ``L`` already contains the readout filter (e.g. the ideal
-        learning signal dE/dz of :func:`neuroplast.reference.bptt.ideal_learning_signal`).
+        learning signal dE/dz of :func:`neuroplast.gradients.bptt.ideal_learning_signal`).
 
     Returns
     -------
@@ -318,52 +189,6 @@ def learning_signal(
     loss = get_loss(loss) if isinstance(loss, str) else loss
     err = np.asarray(loss.error(np.asarray(y), np.asarray(target), np.asarray(mask)), dtype=float)
     return params.readout_scale * err @ np.asarray(feedback, dtype=float).T
-
-
-def reg_signal(z: np.ndarray, c_reg: float, f_target: float | np.ndarray) -> np.ndarray:
-    """Learning signal of E_reg = (c_reg/2) Σ_j (f_j − f*)², i.e. dE_reg/dz_j^t.
-
-    Parameters
-    ----------
-    z : ndarray, shape (T, N)
-        Spikes of the trial.
-    c_reg : float
-        Regularization strength ([E] per (spikes/step)²).
-    f_target : float or ndarray (N,)
-        Target rate f* in spikes per step.
-
-    Returns
-    -------
-    ndarray, shape (N,)
-        c_reg (f_j − f*) / T, constant over the trial, with f_j = (1/T) Σ_t z_j^t.
-    """
-    z = np.asarray(z, dtype=float)
-    T = z.shape[0]
-    f = z.mean(axis=0)
-    return c_reg * (f - f_target) / T
-
-
-def output_grads(params: ModelParams, z: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact gradients of the readout weights and bias (local to the readout).
-
-    Parameters
-    ----------
-    z : ndarray, shape (T, N)
-        Spikes of the trial.
-    err : ndarray, shape (T, n_out)
-        dE/dy_t (explicit part, ``loss.error``).
-
-    Returns
-    -------
-    dW_out : ndarray, shape (n_out, N)
-        Σ_t err_t ⊗ (c_out z̃_t), z̃_t = κ z̃_{t−1} + z_t.
-    db : ndarray, shape (n_out,)
-        Σ_t err_t b̃_t, b̃_t = κ b̃_{t−1} + 1.
-    """
-    err = np.asarray(err, dtype=float)
-    ztil = forward_filter(z, params.kappa)
-    btil = forward_filter(np.ones(err.shape[0]), params.kappa)
-    return params.readout_scale * err.T @ ztil, err.T @ btil
 
 
 GradFn = Callable[..., np.ndarray]

@@ -1,0 +1,47 @@
+"""The errors a user sees as one line: bad configs, bad run-log files, bad command-line arguments.
+
+Every module raises these (and only these) for problems of the user's input; the command-line tool prints
+the message alone (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["NeuroplastError", "ConfigError", "RunFileError", "UsageError"]
+
+
+class NeuroplastError(Exception):
+    """Base class of the one-line user errors."""
+
+
+class ConfigError(NeuroplastError, ValueError):
+    """Invalid configuration; the message is one line naming the key or file."""
+
+
+class RunFileError(NeuroplastError):
+    """A run-log file cannot be written or read.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file concerned; it is named in the message.
+    problem : str
+        What is wrong, in a few words.  Newlines are folded so that the message is always one line.
+
+    Attributes
+    ----------
+    path : Path
+        The file concerned.
+    problem : str
+        The one-line problem description (without the file name).
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+class UsageError(NeuroplastError):
+    """A command-line argument is wrong (one line naming the option)."""

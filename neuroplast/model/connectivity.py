@@ -1,0 +1,186 @@
+"""The one owner of the edge layout: masks ↔ edge lists, dense matrices ↔ the run log's edge vectors.
+
+Dense matrices are (post × pre), as :class:`~neuroplast.model.params.Weights` holds them.  A projection's
+edges are the pairs (source i, target j) of its mask, sorted by (source, target); an edge vector lists one
+value per edge in that order.  Besides the three synaptic projections the run log has two
+*pseudo-projections*:
+
+* ``feedback`` — the learning-signal weights B (N × n_out, post = recurrent neuron j, pre = readout unit k):
+  one edge per readout synapse, in the output projection's edge order, with source k and target j;
+* ``bias`` — the readout bias b, one edge (k, k) per readout unit.
+
+Nothing else in neuroplast spells this layout out: the Brian2 builder, the trainer, the run log's writer
+and reader, and the analyses all go through :class:`Connectivity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from neuroplast.model.params import Weights
+
+__all__ = [
+    "PROJECTIONS",
+    "SYNAPTIC",
+    "LOG_PROJECTIONS",
+    "HIDDEN",
+    "edges_of",
+    "Connectivity",
+]
+
+#: Trainable parameter groups (gradients, optimizer updates), in log order.
+PROJECTIONS = ("input", "recurrent", "output", "bias")
+#: Projections made of synapses (a mask each).
+SYNAPTIC = ("input", "recurrent", "output")
+#: Projections onto the recurrent neurons (eligibility traces, learning signal).
+HIDDEN = ("input", "recurrent")
+#: Every projection of the run log, in the order its ``/projections`` group lists them.
+LOG_PROJECTIONS = ("input", "recurrent", "output", "feedback", "bias")
+
+Edges = tuple[np.ndarray, np.ndarray]
+
+
+def edges_of(mask: np.ndarray) -> Edges:
+    """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target), int64."""
+    tgt, src = np.nonzero(mask)  # rows = post, cols = pre
+    order = np.lexsort((tgt, src))
+    return src[order].astype(np.int64), tgt[order].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """Sizes, masks and edge lists of one network.
+
+    Attributes
+    ----------
+    n_in, n_rec, n_out : int
+        Population sizes.
+    masks : dict of str to ndarray of bool
+        ``input`` (N, n_in), ``recurrent`` (N, N), ``output`` (n_out, N), post × pre.
+    edges : dict of str to (ndarray, ndarray)
+        ``(source_ids, target_ids)`` (int64) of every projection of :data:`LOG_PROJECTIONS`: sorted by
+        (source, target) for a network built here, in the file's order for a run log read back.
+    """
+
+    n_in: int
+    n_rec: int
+    n_out: int
+    masks: Mapping[str, np.ndarray]
+    edges: Mapping[str, Edges]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_masks(cls, mask_in: np.ndarray, mask_rec: np.ndarray, mask_out: np.ndarray) -> Connectivity:
+        """Connectivity of dense (post × pre) masks, edges sorted by (source, target)."""
+        masks = {
+            "input": np.array(mask_in, dtype=bool),
+            "recurrent": np.array(mask_rec, dtype=bool),
+            "output": np.array(mask_out, dtype=bool),
+        }
+        return cls._make(masks, {name: edges_of(m) for name, m in masks.items()})
+
+    @classmethod
+    def _make(cls, masks: dict[str, np.ndarray], edges: dict[str, Edges]) -> Connectivity:
+        n_rec, n_in = masks["input"].shape
+        n_out = masks["output"].shape[0]
+        edges = dict(edges)
+        src, tgt = edges["output"]
+        edges["feedback"] = (tgt, src)  # readout k → recurrent j, in the output projection's order
+        edges["bias"] = (np.arange(n_out, dtype=np.int64), np.arange(n_out, dtype=np.int64))
+        for m in masks.values():
+            m.setflags(write=False)
+        return cls(int(n_in), int(n_rec), int(n_out), masks, {k: edges[k] for k in LOG_PROJECTIONS})
+
+    @classmethod
+    def of(cls, weights: Weights) -> Connectivity:
+        """Connectivity of a :class:`Weights` (its masks)."""
+        return cls.from_masks(weights.mask_in, weights.mask_rec, weights.mask_out)
+
+    @classmethod
+    def from_edges(cls, edges: Mapping[str, Edges], n_in: int, n_rec: int, n_out: int) -> Connectivity:
+        """Connectivity from the edge lists of a run log, keeping their order.
+
+        ``input``, ``recurrent`` and ``output`` are read; ``feedback`` and ``bias`` follow from them.
+
+        Raises
+        ------
+        ValueError
+            If a node id lies outside its population, or an edge is listed twice.
+        """
+        shapes = {"input": (n_rec, n_in), "recurrent": (n_rec, n_rec), "output": (n_out, n_rec)}
+        masks, kept = {}, {}
+        for name, (n_post, n_pre) in shapes.items():
+            src, tgt = (np.asarray(a).astype(np.int64) for a in edges[name])
+            if src.size and (src.min() < 0 or tgt.min() < 0 or src.max() >= n_pre or tgt.max() >= n_post):
+                raise ValueError(f"projection {name!r} has node ids outside the populations")
+            m = np.zeros((n_post, n_pre), dtype=bool)
+            m[tgt, src] = True
+            if int(m.sum()) != src.size:
+                raise ValueError(f"projection {name!r} lists an edge more than once")
+            masks[name], kept[name] = m, (src, tgt)
+        return cls._make(masks, kept)
+
+    # ------------------------------------------------------------------ shapes
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Dense shape of a projection (``bias``: (n_out,); ``feedback``: (N, n_out))."""
+        return {
+            "input": (self.n_rec, self.n_in),
+            "recurrent": (self.n_rec, self.n_rec),
+            "output": (self.n_out, self.n_rec),
+            "feedback": (self.n_rec, self.n_out),
+            "bias": (self.n_out,),
+        }[name]
+
+    def n_edges(self, name: str) -> int:
+        """Number of edges of a projection."""
+        return int(self.edges[name][0].size)
+
+    # ------------------------------------------------------------------ dense ↔ edges
+    def to_edges(self, name: str, dense: np.ndarray) -> np.ndarray:
+        """Dense matrix (post × pre; ``bias`` a vector) → float64 edge vector of ``name``."""
+        src, tgt = self.edges[name]
+        dense = np.asarray(dense, dtype=np.float64)
+        if name == "bias":
+            return dense[tgt].copy()
+        return dense[tgt, src]
+
+    def to_dense(self, name: str, vector: np.ndarray) -> np.ndarray:
+        """Edge vector of ``name`` → dense float64 matrix, zero where no edge is."""
+        src, tgt = self.edges[name]
+        out = np.zeros(self.shape(name))
+        if name == "bias":
+            out[tgt] = np.asarray(vector, dtype=np.float64)
+        else:
+            out[tgt, src] = np.asarray(vector, dtype=np.float64)
+        return out
+
+    def edge_vectors(self, dense: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`to_edges` of every entry of ``{projection: dense}``."""
+        return {name: self.to_edges(name, m) for name, m in dense.items()}
+
+    def weight_vectors(self, weights: Weights, feedback: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Edge vectors of the weights (and, if given, of the feedback B (N, n_out)), log order."""
+        dense = {"input": weights.w_in, "recurrent": weights.w_rec, "output": weights.w_out}
+        if feedback is not None:
+            dense["feedback"] = feedback
+        dense["bias"] = weights.b_out
+        return self.edge_vectors(dense)
+
+    def weights(self, vectors: Mapping[str, np.ndarray]) -> Weights:
+        """Dense :class:`Weights` (with this connectivity's masks) from edge vectors."""
+        return Weights(
+            self.to_dense("input", vectors["input"]),
+            self.to_dense("recurrent", vectors["recurrent"]),
+            self.to_dense("output", vectors["output"]),
+            self.to_dense("bias", vectors["bias"]),
+            self.masks["input"],
+            self.masks["recurrent"],
+            self.masks["output"],
+        )
+
+    def feedback(self, vector: np.ndarray) -> np.ndarray:
+        """The feedback matrix B (N, n_out) from its edge vector."""
+        return self.to_dense("feedback", vector)

@@ -1,0 +1,140 @@
+"""Per-step signals and filters that every gradient estimator (e-prop, BPTT, the analyses) shares.
+
+Arrays are per trial, steps along axis 0 (index 0 is t = 1); shapes (T, N) for recurrent neurons,
+(T, n_out) for the readout.  Pure functions of their arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuroplast.model.dynamics import Trajectory
+from neuroplast.model.params import ModelParams
+
+__all__ = [
+    "trial_arrays",
+    "forward_filter",
+    "backward_filter",
+    "recurrent_pre",
+    "reg_signal",
+    "output_grads",
+]
+
+
+def trial_arrays(traj: Trajectory) -> dict[str, np.ndarray]:
+    """The per-step arrays of a single-trial trajectory, without batch axis.
+
+    Parameters
+    ----------
+    traj : Trajectory
+        Unbatched (arrays (T, ·)) or batched with exactly one trial (arrays (1, T, ·)).
+
+    Returns
+    -------
+    dict
+        ``v, a, z, psi, refractory`` of shape (T, N) and ``y`` of shape (T, n_out).
+    """
+    names = ("v", "a", "z", "psi", "refractory", "y")
+    out = {k: np.asarray(getattr(traj, k)) for k in names}
+    if out["v"].ndim == 3:
+        if out["v"].shape[0] != 1:
+            raise ValueError(f"expected a single trial, got a batch of {out['v'].shape[0]}")
+        out = {k: arr[0] for k, arr in out.items()}
+    if out["v"].ndim != 2:
+        raise ValueError("trajectory arrays must have shape (T, N) or (1, T, N)")
+    return out
+
+
+def forward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
+    """Causal exponential filter along axis 0: ``out_t = decay · out_{t−1} + x_t``, out_0 = x_0.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, ...)
+    decay : float or ndarray broadcastable to ``x[0]`` (dimensionless, per step)
+    """
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    acc = np.zeros(x.shape[1:])
+    for t in range(x.shape[0]):
+        acc = decay * acc + x[t]
+        out[t] = acc
+    return out
+
+
+def backward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
+    """Anti-causal filter along axis 0: ``out_t = x_t + decay · out_{t+1}``, out_{T} = x_{T}.
+
+    This is the adjoint of :func:`forward_filter`: Σ_t a_t (F b)_t = Σ_t (Fᵀ a)_t b_t.
+    """
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    acc = np.zeros(x.shape[1:])
+    for t in range(x.shape[0] - 1, -1, -1):
+        acc = x[t] + decay * acc
+        out[t] = acc
+    return out
+
+
+def recurrent_pre(params: ModelParams, z: np.ndarray) -> np.ndarray:
+    """Presynaptic drive of the recurrent projection, ``pre_t = c_in z_{t−1}`` with z_0 = 0.
+
+    Parameters
+    ----------
+    z : ndarray, shape (T, N)
+        Spikes of the trial (0/1, dimensionless).
+
+    Returns
+    -------
+    ndarray, shape (T, N)
+    """
+    z = np.asarray(z, dtype=float)
+    pre = np.zeros_like(z)
+    pre[1:] = z[:-1]
+    return params.input_scale * pre
+
+
+def reg_signal(z: np.ndarray, c_reg: float, f_target: float | np.ndarray) -> np.ndarray:
+    """Learning signal of E_reg = (c_reg/2) Σ_j (f_j − f*)², i.e. dE_reg/dz_j^t.
+
+    Parameters
+    ----------
+    z : ndarray, shape (T, N)
+        Spikes of the trial.
+    c_reg : float
+        Regularization strength ([E] per (spikes/step)²).
+    f_target : float or ndarray (N,)
+        Target rate f* in spikes per step.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        c_reg (f_j − f*) / T, constant over the trial, with f_j = (1/T) Σ_t z_j^t.
+    """
+    z = np.asarray(z, dtype=float)
+    T = z.shape[0]
+    f = z.mean(axis=0)
+    return c_reg * (f - f_target) / T
+
+
+def output_grads(params: ModelParams, z: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact gradients of the readout weights and bias (local to the readout).
+
+    Parameters
+    ----------
+    z : ndarray, shape (T, N)
+        Spikes of the trial.
+    err : ndarray, shape (T, n_out)
+        dE/dy_t (explicit part, ``loss.error``).
+
+    Returns
+    -------
+    dW_out : ndarray, shape (n_out, N)
+        Σ_t err_t ⊗ (c_out z̃_t), z̃_t = κ z̃_{t−1} + z_t.
+    db : ndarray, shape (n_out,)
+        Σ_t err_t b̃_t, b̃_t = κ b̃_{t−1} + 1.
+    """
+    err = np.asarray(err, dtype=float)
+    ztil = forward_filter(z, params.kappa)
+    btil = forward_filter(np.ones(err.shape[0]), params.kappa)
+    return params.readout_scale * err.T @ ztil, err.T @ btil

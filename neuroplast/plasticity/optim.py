@@ -1,0 +1,170 @@
+"""Optimizers (SGD, Adam; registered by name) and the one way every training mode applies an update.
+
+An optimizer turns gradients ``{projection: dense array}`` into updates of the same shapes; its state
+(moments, step count) is what ``--resume`` stores.  :func:`apply_updates` masks the updates by the
+connectivity, lets the rule change them and move its feedback state, and applies them to the weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from neuroplast.model.params import Weights
+from neuroplast.registry import Registry
+
+__all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "make_optimizer", "trainable", "apply_updates"]
+
+
+class Optimizer(Protocol):
+    """What the trainer needs of an optimizer."""
+
+    lr: float
+
+    def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+
+class SGD:
+    """Plain gradient descent: Δθ = −η g.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate η ([weight] per unit gradient).
+    """
+
+    def __init__(self, lr: float) -> None:
+        self.lr = float(lr)
+
+    @classmethod
+    def from_config(cls, training: Any) -> SGD:
+        """From a ``[training]`` table (``learning_rate``)."""
+        return cls(training.learning_rate)
+
+    def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: -self.lr * g for k, g in grads.items()}
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) with bias correction, per parameter group.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate η.
+    b1, b2 : float
+        Decay rates of the first and second moment, in [0, 1).
+    eps : float
+        ε added to √v̂ in the denominator.
+    """
+
+    def __init__(self, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.lr = float(lr)
+        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self.t = 0
+
+    @classmethod
+    def from_config(cls, training: Any) -> Adam:
+        """From a ``[training]`` table (``learning_rate``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``)."""
+        return cls(training.learning_rate, training.adam_beta1, training.adam_beta2, training.adam_eps)
+
+    def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.t += 1
+        out = {}
+        for k, g in grads.items():
+            m = self.m.get(k, np.zeros_like(g))
+            v = self.v.get(k, np.zeros_like(g))
+            m = self.b1 * m + (1 - self.b1) * g
+            v = self.b2 * v + (1 - self.b2) * g * g
+            self.m[k], self.v[k] = m, v
+            mhat = m / (1 - self.b1**self.t)
+            vhat = v / (1 - self.b2**self.t)
+            out[k] = -self.lr * mhat / (np.sqrt(vhat) + self.eps)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"t": self.t, "m": dict(self.m), "v": dict(self.v)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        self.m = dict(state.get("m", {}))
+        self.v = dict(state.get("v", {}))
+
+
+#: Optimizer classes by name; each has ``from_config(training)``.
+OPTIMIZERS: Registry[type] = Registry("optimizer")
+OPTIMIZERS.register("sgd", SGD)
+OPTIMIZERS.register("adam", Adam)
+
+
+def make_optimizer(name: str, training: Any) -> Optimizer:
+    """The optimizer registered as ``name``, configured from a ``[training]`` table."""
+    return OPTIMIZERS.get(name).from_config(training)
+
+
+def trainable(grads: dict[str, np.ndarray], train_output: bool) -> dict[str, np.ndarray]:
+    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``."""
+    if train_output:
+        return dict(grads)
+    out = dict(grads)
+    out["output"] = np.zeros_like(grads["output"])
+    out["bias"] = np.zeros_like(grads["bias"])
+    return out
+
+
+def apply_updates(
+    rule: Any, weights: Weights, feedback: np.ndarray, updates: dict[str, np.ndarray]
+) -> tuple[Weights, np.ndarray, dict[str, np.ndarray]]:
+    """Apply an optimizer's updates the way every training mode does.
+
+    The updates are masked by the connectivity, changed by ``rule.adjust_updates``, the rule's B
+    state follows (``rule.after_update``), and the weights receive them.
+
+    Parameters
+    ----------
+    rule : Rule
+    weights : Weights
+        Weights before the update.
+    feedback : ndarray (N, n_out)
+        The rule's B state before the update.
+    updates : dict
+        ``input``, ``recurrent``, ``output``, ``bias`` changes from the optimizer (dense).
+
+    Returns
+    -------
+    weights : Weights       after the update
+    feedback : ndarray      the rule's B state after the update
+    updates : dict          the changes actually applied (``w_after − w_before`` up to rounding)
+    """
+    masks = {
+        "input": weights.mask_in,
+        "recurrent": weights.mask_rec,
+        "output": weights.mask_out,
+        "bias": np.ones_like(weights.b_out, dtype=bool),
+    }
+    updates = {k: np.where(masks[k], u, 0.0) for k, u in updates.items()}
+    updates = rule.adjust_updates(updates, weights)
+    feedback = rule.after_update(feedback, weights, updates)
+    new = Weights(
+        weights.w_in + updates["input"],
+        weights.w_rec + updates["recurrent"],
+        weights.w_out + updates["output"],
+        weights.b_out + updates["bias"],
+        weights.mask_in,
+        weights.mask_rec,
+        weights.mask_out,
+    )
+    return new, feedback, updates
