@@ -2,7 +2,7 @@
 
 (a) Logging overhead.  One :class:`~neuroplast.training.trainer.Trainer` is built and warmed up (one
     iteration, so that Brian2's code generation/compilation is never timed).  Then, for every iteration, the
-    training step (``Trainer.run_iteration``) and the logging that ``neuroplast run`` does after it
+    training step (``Trainer.iterate``) and the logging that ``neuroplast run`` does after it
     (:func:`neuroplast.training.runner.log_iteration`: trials, spikes, inputs, targets, per-trial gradients,
     weights, updates and the resume state, with a flush per iteration) are timed separately, on the same
     iterations.
@@ -45,9 +45,9 @@ def logging_overhead(config: str, iterations: int, folder: Path) -> dict[str, fl
         ``train_s``, ``log_s`` (sums over the timed iterations), ``overhead_pct``, ``setup_s`` (file
         creation), ``finish_s``, ``file_mb``.
     """
-    from neuroplast.config import load_config, to_toml
+    from neuroplast.config import load_config
     from neuroplast.io import RunWriter
-    from neuroplast.training.runner import _populations, log_edges, log_iteration, weight_vectors
+    from neuroplast.training.runner import log_iteration
     from neuroplast.training.trainer import Trainer
 
     cfg = load_config(config)
@@ -56,32 +56,20 @@ def logging_overhead(config: str, iterations: int, folder: Path) -> dict[str, fl
     trainer.run_iteration()  # warm-up: Brian2 code generation and compilation happen here
     out = folder / "bench.h5"
     t0 = time.perf_counter()
-    writer = RunWriter(
-        out,
-        config_toml=to_toml(cfg),
-        dt_ms=cfg.simulation.dt_ms,
-        seed=trainer.seed,
-        populations=_populations(trainer),
-        projections_edges=log_edges(trainer),
-        n_in=trainer.task.n_in,
-        n_out=trainer.weights.n_out,
-        task_kind=trainer.task.kind,
-        n_steps=trainer.T,
-        force=True,
-    )
+    writer = RunWriter(out, **trainer.log_header(), force=True)
     setup_s = time.perf_counter() - t0
     train_s = log_s = 0.0
     with writer:
         for _ in range(iterations):
             t0 = time.perf_counter()
-            log = trainer.run_iteration()
+            log = trainer.iterate()
             t1 = time.perf_counter()
-            log_iteration(writer, trainer, log)
+            log_iteration(writer, trainer.record(log))
             t2 = time.perf_counter()
             train_s += t1 - t0
             log_s += t2 - t1
         t0 = time.perf_counter()
-        writer.finish(weight_vectors(trainer, trainer.weights, trainer.effective_feedback()))
+        writer.finish(trainer.final_weights())
         writer.close()
         finish_s = time.perf_counter() - t0
     return {

@@ -68,7 +68,7 @@ def _adam_state(net, weights):
     """An Adam optimizer 3 steps into training (random moments), and the same state for Brian2."""
     from neuroplast.plasticity.optim import Adam
 
-    opt = Adam(TrainingConfig(learning_rate=LR_ADAM))
+    opt = Adam.from_config(TrainingConfig(learning_rate=LR_ADAM))
     rng = np.random.default_rng(9)
     shapes = {"input": weights.w_in.shape, "recurrent": weights.w_rec.shape, "output": weights.w_out.shape}
     masks = {"input": weights.mask_in, "recurrent": weights.mask_rec, "output": weights.mask_out}

@@ -212,11 +212,12 @@ def test_trainer_in_trial_adam_equals_numpy() -> None:
     for _ in range(2):
         opt, w0, fb0 = copy.deepcopy(tr.optimizer), tr.weights.copy(), np.array(tr.feedback)
         log = tr.run_iteration()
-        trial = log.trials[0]
+        trial = log.trials[0].trial
         ref = in_trial_learning(
             tr.params, w0, trial.x, trial.target, trial.mask, "mse", tr.rule, fb0, every=EVERY, optimizer=opt
         )
-        assert np.array_equal(log.results[0].z, ref.traj.z) if log.results[0].z is not None else True
+        z = log.trials[0].states.get("z")
+        assert np.array_equal(z, ref.traj.z) if z is not None else True
         R = reg_signal(ref.traj.z, cfg.training.reg_coeff, f_target)
         end = dict(ref.grads)
         for key in ("input", "recurrent"):

@@ -10,77 +10,13 @@ from typing import Any
 import numpy as np
 
 from neuroplast.config import Config, to_toml
-from neuroplast.model.losses import softmax
-from neuroplast.training.trainer import Trainer
+from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer
 
-__all__ = [
-    "run_training",
-    "log_iteration",
-    "log_edges",
-    "edge_vectors",
-    "weight_vectors",
-    "config_difference",
-    "TRACEABLE",
-]
+__all__ = ["run_training", "log_iteration", "config_difference", "TRACEABLE"]
 
 #: Recurrent variables that ``--trace`` can write as SONATA reports.
-TRACEABLE = ("v", "a", "z", "psi")
-
-
-def log_edges(trainer: Trainer) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
-    """The run log's ``projections_edges`` (every projection; the bias as the writer's default)."""
-    return {**trainer.connectivity.edges, "bias": None}
-
-
-def edge_vectors(trainer: Trainer, dense: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Dense (post × pre) matrices → 1-D arrays in the log's edge order."""
-    return trainer.connectivity.edge_vectors(dense)
-
-
-def weight_vectors(trainer: Trainer, weights: Any, feedback: np.ndarray) -> dict[str, np.ndarray]:
-    """Weights and feedback B → the log's edge vectors of every projection."""
-    return trainer.connectivity.weight_vectors(weights, feedback)
-
-
-def _populations(trainer: Trainer) -> dict[str, dict[str, np.ndarray]]:
-    p, N = trainer.params, trainer.params.n_rec
-    full = lambda v: np.full(N, float(v))  # noqa: E731
-    n_out = trainer.weights.n_out
-    return {
-        "input": {},
-        "recurrent": {
-            "alpha": full(p.alpha),
-            "rho": p.rho,
-            "beta": p.beta,
-            "v_th": full(p.v_th),
-            "n_ref": full(p.n_ref),
-            "gamma": full(p.gamma),
-            "input_scale": full(p.input_scale),
-        },
-        "readout": {"kappa": np.full(n_out, p.kappa), "readout_scale": np.full(n_out, p.readout_scale)},
-    }
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = np.asarray(v)
-    return out
-
-
-def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, a in flat.items():
-        *parents, leaf = key.split("/")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = a.item() if a.ndim == 0 else a
-    out.setdefault("optimizer", {})
-    return out
+TRACEABLE = RECORDED
 
 
 def config_difference(logged_toml: str, given_toml: str) -> tuple[str, Any, Any] | None:
@@ -155,16 +91,6 @@ def _check_resume(cfg: Config, path: Path, trace: Sequence[str], trace_neurons: 
     return run, (list(trace) or logged_vars), logged_n
 
 
-def _extras(trial, res, dt_ms: float, kind: str) -> dict[str, float]:
-    T = res.y.shape[0]
-    ex = {"rate_hz": float(res.spike_count.mean() / (T * dt_ms * 1e-3))}
-    if kind == "classification":
-        w = trial.mask > 0
-        pred = int(np.argmax(softmax(res.y[w]).mean(axis=0)))
-        ex["accuracy"] = float(pred == trial.label)
-    return ex
-
-
 def run_training(
     cfg: Config,
     out: str | Path | None,
@@ -216,14 +142,11 @@ def run_training(
     RunFileError
         With ``resume``: missing or damaged file, config mismatch, inconsistent resume state.
     """
-    from tqdm import tqdm
-
-    from neuroplast.io import RunWriter
-
     for var in trace:
         if var not in TRACEABLE:
             raise ValueError(f"--trace: unknown variable {var!r} (known: {', '.join(TRACEABLE)})")
     cfg = _apply_overrides(cfg, iterations, seed, rule)
+    logged = None
     if resume is not None:
         resume = Path(resume)
         if out is not None and Path(out).resolve() != resume.resolve():
@@ -233,108 +156,110 @@ def run_training(
             return resume
         if logged_n is not None:
             trace_neurons = logged_n
-        projs = [run.projection(name) for name in run.projection_names]
-        # the weights each logged update was applied to (with in-trial learning: the last in-trial row)
-        logged = {
-            pl.name: (
-                pl.weights
-                if pl.in_trial_weights is None or pl.in_trial_weights.shape[1] == 0
-                else pl.in_trial_weights[:, -1],
-                pl.updates,
-            )
-            for pl in projs
-        }
+        logged = _logged_updates(run)
         out = resume
     elif out is None:
         raise ValueError("out: a run-log path is needed (or resume=...)")
     trainer = Trainer.from_config(cfg, record=bool(trace))
-    kind = trainer.task.kind
-    T, dt = trainer.T, cfg.simulation.dt_ms
-    n_trace = trainer.params.n_rec if trace_neurons is None else min(trace_neurons, trainer.params.n_rec)
-    out = Path(out)
-    if resume is not None:
-        writer = RunWriter.append(out, require_state=True, trials_per_iteration=cfg.training.batch_size)
-        try:
-            _restore(trainer, writer, logged)
-        except BaseException:
-            writer.close()
-            raise
-        if on_resume is not None:
-            on_resume(dict(writer.resumed or {}))
-    else:
-        writer = RunWriter(
-            out,
-            config_toml=to_toml(cfg),
-            dt_ms=dt,
-            seed=trainer.seed,
-            populations=_populations(trainer),
-            projections_edges=log_edges(trainer),
-            n_in=trainer.task.n_in,
-            n_out=trainer.weights.n_out,
-            task_kind=kind,
-            n_steps=T,
-            force=force,
-            update_every_steps=cfg.training.update_every_steps,
-        )
+    n_rec = trainer.params.n_rec
+    n_trace = n_rec if trace_neurons is None else min(trace_neurons, n_rec)
+    writer = _open_writer(trainer, Path(out), logged, force=force, on_resume=on_resume)
     with writer:
-        bar = tqdm(
-            range(trainer.iteration, cfg.training.iterations),
-            desc=f"{trainer.rule_name}",
-            unit="it",
-            initial=trainer.iteration,
-            total=cfg.training.iterations,
-            disable=not progress,
-            leave=False,
-        )
-        for _ in bar:
-            log = trainer.run_iteration()
-            log_iteration(writer, trainer, log, trace=trace, n_trace=n_trace)
-            bar.set_postfix(loss=f"{np.mean(log.losses):.4g}")
-        writer.finish(weight_vectors(trainer, trainer.weights, trainer.effective_feedback()))
-    return out
+        _train(trainer, writer, trace, n_trace, progress)
+        writer.finish(trainer.final_weights())
+    return Path(out)
+
+
+def _logged_updates(run: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per projection: the weights each logged update was applied to, and the updates.
+
+    With in-trial learning the update of an iteration applies to its last in-trial row.
+    """
+    logged = {}
+    for name in run.projection_names:
+        pl = run.projection(name)
+        in_trial = pl.in_trial_weights is not None and pl.in_trial_weights.shape[1] > 0
+        logged[name] = (pl.in_trial_weights[:, -1] if in_trial else pl.weights, pl.updates)
+    return logged
+
+
+def _open_writer(
+    trainer: Trainer,
+    out: Path,
+    logged: dict[str, tuple[np.ndarray, np.ndarray]] | None,
+    *,
+    force: bool,
+    on_resume: Callable[[dict[str, int]], None] | None,
+) -> Any:
+    """A new run log, or (``logged`` given) the resumed one cut back, with the trainer restored."""
+    from neuroplast.io import RunWriter
+
+    if logged is None:
+        return RunWriter(out, **trainer.log_header(), force=force)
+    batch = trainer.cfg.training.batch_size
+    writer = RunWriter.append(out, require_state=True, trials_per_iteration=batch)
+    try:
+        _restore(trainer, writer, logged)
+    except BaseException:
+        writer.close()
+        raise
+    if on_resume is not None:
+        on_resume(dict(writer.resumed or {}))
+    return writer
+
+
+def _train(trainer: Trainer, writer: Any, trace: Sequence[str], n_trace: int, progress: bool) -> None:
+    """Run the remaining iterations, handing each record to the writer."""
+    from tqdm import tqdm
+
+    total = trainer.cfg.training.iterations
+    bar = tqdm(
+        range(trainer.iteration, total),
+        desc=f"{trainer.rule_name}",
+        unit="it",
+        initial=trainer.iteration,
+        total=total,
+        disable=not progress,
+        leave=False,
+    )
+    for _ in bar:
+        record = trainer.run_iteration()
+        log_iteration(writer, record, trace=trace, n_trace=n_trace)
+        bar.set_postfix(loss=f"{np.mean(record.losses):.4g}")
 
 
 def log_iteration(
-    writer: Any, trainer: Trainer, log: Any, *, trace: Sequence[str] = (), n_trace: int = 0
+    writer: Any, record: IterationRecord, *, trace: Sequence[str] = (), n_trace: int = 0
 ) -> None:
-    """Write one iteration of ``trainer`` (its trials, traces, update and resume state) to ``writer``.
+    """Write one iteration (its trials, traces, update and resume state) to ``writer``.
 
     Parameters
     ----------
     writer : RunWriter
-    trainer : Trainer
-        The trainer *after* :meth:`Trainer.run_iteration` returned ``log``.
-    log : IterationLog
+    record : IterationRecord
+        As returned by :meth:`Trainer.run_iteration`.
     trace : sequence of str
-        Recurrent variables to write as SONATA reports.
+        Recurrent variables to write as SONATA reports (recorded in ``TrialRecord.states``).
     n_trace : int
         Number of (first) recurrent neurons traced.
     """
-    kind, T, dt = trainer.task.kind, trainer.T, trainer.cfg.simulation.dt_ms
-    for trial, res, g in zip(log.trials, log.results, log.trial_grads, strict=True):
-        x_steps, x_ids = np.nonzero(trial.x)
-        target = trial.target if kind == "regression" else trial.label
+    for tr in record.trials:
+        T = tr.trial.x.shape[0]
         k = writer.add_trial(
-            log.iteration,
-            trial.x,
-            target,
-            loss=trainer.loss.value(res.y, trial.target, trial.mask),
-            mask=(trial.mask > 0) if kind == "classification" else None,
-            spikes={"recurrent": res.spikes, "input": (x_steps, x_ids)},
-            extras=_extras(trial, res, dt, kind),
-            grads={p: {trainer.rule_name: v} for p, v in edge_vectors(trainer, g).items()},
+            record.iteration,
+            tr.trial.x,
+            tr.target,
+            loss=tr.loss,
+            mask=tr.mask,
+            spikes=tr.spikes,
+            extras=tr.extras,
+            grads=tr.grads,
         )
         for var in trace:
             writer.add_trace(
-                "recurrent", var, getattr(res, var)[:, :n_trace], np.arange(n_trace), start_step=k * T
+                "recurrent", var, tr.states[var][:, :n_trace], np.arange(n_trace), start_step=k * T
             )
-    wb = weight_vectors(trainer, log.weights_before, log.feedback_before)
-    ups = dict(log.updates)
-    fb_end = log.feedback_before if log.feedback_end is None else log.feedback_end
-    ups["feedback"] = trainer.effective_feedback() - fb_end
-    writer.add_iteration(
-        wb, edge_vectors(trainer, ups), state=_flatten(trainer.state()), in_trial=log.in_trial
-    )
+    writer.add_iteration(record.weights_before, record.updates, state=record.state, in_trial=record.in_trial)
 
 
 def _restore(trainer: Trainer, writer: Any, logged: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -344,15 +269,17 @@ def _restore(trainer: Trainer, writer: Any, logged: dict[str, tuple[np.ndarray, 
     K = int((writer.resumed or {}).get("iterations", 0))
     if K == 0:
         return
-    state = _unflatten(writer.resume_state)
-    if int(state.get("iteration", -1)) != K:
-        raise RunFileError(writer.path, f"resume state is for iteration {state.get('iteration')}, not {K}")
+    flat = writer.resume_state
+    it = flat.get("iteration")
+    if it is None or int(it) != K:
+        found = None if it is None else int(it)
+        raise RunFileError(writer.path, f"resume state is for iteration {found}, not {K}")
     try:
-        trainer.load_state(state)
+        trainer.load_flat_state(flat)
     except (KeyError, ValueError) as exc:
         raise RunFileError(writer.path, f"resume state does not fit the config: {exc}") from exc
-    now = weight_vectors(trainer, trainer.weights, trainer.feedback)
-    for name in ("input", "recurrent", "output", "bias"):
+    now = trainer.weight_vectors(trainer.weights, trainer.feedback)
+    for name in PROJECTIONS:
         w, u = logged[name]
         if not np.array_equal(w[K - 1] + u[K - 1], now[name]):
             raise RunFileError(

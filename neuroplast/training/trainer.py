@@ -17,14 +17,24 @@ from typing import Any
 import numpy as np
 
 from neuroplast.build import Setup, build
-from neuroplast.config import GRADIENT_PATHS, Config
+from neuroplast.config import GRADIENT_PATHS, Config, to_toml
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.dynamics import Trajectory
+from neuroplast.model.losses import softmax
 from neuroplast.model.params import Weights
 from neuroplast.plasticity.optim import apply_updates, make_optimizer, trainable
 from neuroplast.plasticity.rules import TrialData
 
-__all__ = ["PATH_FNS", "IterationLog", "Trainer", "choose_path", "trajectory_of"]
+__all__ = [
+    "PATH_FNS",
+    "RECORDED",
+    "IterationLog",
+    "IterationRecord",
+    "TrialRecord",
+    "Trainer",
+    "choose_path",
+    "trajectory_of",
+]
 
 
 # ------------------------------------------------------------- gradient paths
@@ -89,6 +99,98 @@ class IterationLog:
     feedback_end: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the run log takes it.
+
+    Attributes
+    ----------
+    trial : Trial
+        The task's trial (input spikes ``x``, ``target``, ``mask``, ``label``).
+    target : ndarray or int
+        What the log stores as the target: y* (T, n_out) for regression, the label for classification.
+    mask : ndarray of bool (T,) or None
+        Recall window (classification only).
+    loss : float
+        Task loss of the trial (a sum over steps).
+    spikes : dict
+        ``population -> (step indices, node ids)`` of ``recurrent`` and ``input``.
+    extras : dict of str to float
+        Per-trial scalars: ``rate_hz`` (mean recurrent rate, Hz), ``accuracy`` (classification, 0/1).
+    grads : dict
+        ``projection -> {estimator: edge vector}``: the rule's gradient estimate of the trial.
+    states : dict of str to ndarray (T, N)
+        Recorded recurrent variables (``v``, ``a``, ``z``, ``psi``) when the network records them.
+    """
+
+    trial: Any
+    target: Any
+    mask: np.ndarray | None
+    loss: float
+    spikes: dict[str, tuple[np.ndarray, np.ndarray]]
+    extras: dict[str, float]
+    grads: dict[str, dict[str, np.ndarray]]
+    states: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One training iteration in the run log's terms (edge vectors in the log's order).
+
+    Attributes
+    ----------
+    iteration : int
+        0-based index of the iteration.
+    trials : list of TrialRecord
+    weights_before : dict of str to ndarray
+        Edge vectors of every projection (``feedback`` and ``bias`` included) in force at the trials' start.
+    updates : dict of str to ndarray
+        The change applied at the end of the iteration, per projection (``feedback``: the change of B).
+    state : dict of str to ndarray
+        Flat resumable trainer state after the iteration (:meth:`Trainer.flat_state`).
+    in_trial : dict of str to ndarray or None
+        In-trial learning: the weights in force from step k, 2k, … on, rows (n_updates, n_edges).
+    """
+
+    iteration: int
+    trials: list[TrialRecord]
+    weights_before: dict[str, np.ndarray]
+    updates: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    in_trial: dict[str, np.ndarray] | None = None
+
+    @property
+    def losses(self) -> list[float]:
+        """Task loss of every trial."""
+        return [t.loss for t in self.trials]
+
+
+#: Recurrent variables that a trial can record (``--trace``).
+RECORDED = ("v", "a", "z", "psi")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = np.asarray(v)
+    return out
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, a in flat.items():
+        *parents, leaf = key.split("/")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = a.item() if a.ndim == 0 else a
+    out.setdefault("optimizer", {})
+    return out
+
+
 class Trainer:
     """Runs the training of one :class:`~neuroplast.build.Setup` on a simulator, iteration by iteration.
 
@@ -149,8 +251,12 @@ class Trainer:
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
         )
 
-    def run_iteration(self) -> IterationLog:
-        """Simulate one batch, compute the gradient, apply the update."""
+    def run_iteration(self) -> IterationRecord:
+        """Simulate one batch, compute the gradient, apply the update; the iteration in log terms."""
+        return self.record(self.iterate())
+
+    def iterate(self) -> IterationLog:
+        """Simulate one batch, compute the gradient, apply the update (dense arrays, raw results)."""
         it = self.iteration
         trials = self.task.trials(it, self.cfg.training.batch_size)
         w_before = self.weights.copy()
@@ -271,7 +377,90 @@ class Trainer:
         """The feedback matrix B (N × n_out) the next trials use: ``rule.feedback(weights, B state)``."""
         return self.rule.feedback(self.weights, self.feedback)
 
+    # ------------------------------------------------------------- log terms
+    def weight_vectors(self, weights: Weights, feedback: np.ndarray) -> dict[str, np.ndarray]:
+        """Weights and feedback B → edge vectors of every projection of the run log."""
+        return self.connectivity.weight_vectors(weights, feedback)
+
+    def final_weights(self) -> dict[str, np.ndarray]:
+        """Edge vectors of the weights (and the B the next trial would use) after the last iteration."""
+        return self.weight_vectors(self.weights, self.effective_feedback())
+
+    def log_header(self) -> dict[str, Any]:
+        """What a new run log is created with (the keyword arguments of ``RunWriter``)."""
+        p, N, n_out = self.params, self.params.n_rec, self.weights.n_out
+        full = lambda v: np.full(N, float(v))  # noqa: E731
+        populations = {
+            "input": {},
+            "recurrent": {
+                "alpha": full(p.alpha),
+                "rho": p.rho,
+                "beta": p.beta,
+                "v_th": full(p.v_th),
+                "n_ref": full(p.n_ref),
+                "gamma": full(p.gamma),
+                "input_scale": full(p.input_scale),
+            },
+            "readout": {"kappa": np.full(n_out, p.kappa), "readout_scale": np.full(n_out, p.readout_scale)},
+        }
+        return {
+            "config_toml": to_toml(self.cfg),
+            "dt_ms": self.cfg.simulation.dt_ms,
+            "seed": self.seed,
+            "populations": populations,
+            "projections_edges": {**self.connectivity.edges, "bias": None},
+            "n_in": self.task.n_in,
+            "n_out": n_out,
+            "task_kind": self.task.kind,
+            "n_steps": self.T,
+            "update_every_steps": self.cfg.training.update_every_steps,
+        }
+
+    def _trial_record(self, trial: Any, res: Any, grads: dict[str, np.ndarray]) -> TrialRecord:
+        kind, T, dt = self.task.kind, res.y.shape[0], self.cfg.simulation.dt_ms
+        extras = {"rate_hz": float(res.spike_count.mean() / (T * dt * 1e-3))}
+        if kind == "classification":
+            pred = int(np.argmax(softmax(res.y[trial.mask > 0]).mean(axis=0)))
+            extras["accuracy"] = float(pred == trial.label)
+        x_steps, x_ids = np.nonzero(trial.x)
+        return TrialRecord(
+            trial=trial,
+            target=trial.target if kind == "regression" else trial.label,
+            mask=(trial.mask > 0) if kind == "classification" else None,
+            loss=self.loss.value(res.y, trial.target, trial.mask),
+            spikes={"recurrent": res.spikes, "input": (x_steps, x_ids)},
+            extras=extras,
+            grads={p: {self.rule_name: v} for p, v in self.connectivity.edge_vectors(grads).items()},
+            states={v: getattr(res, v) for v in RECORDED if getattr(res, v) is not None},
+        )
+
+    def record(self, log: IterationLog) -> IterationRecord:
+        """An :class:`IterationLog` just returned by :meth:`iterate`, in the run log's terms."""
+        trials = [
+            self._trial_record(trial, res, g)
+            for trial, res, g in zip(log.trials, log.results, log.trial_grads, strict=True)
+        ]
+        ups = dict(log.updates)
+        fb_end = log.feedback_before if log.feedback_end is None else log.feedback_end
+        ups["feedback"] = self.effective_feedback() - fb_end
+        return IterationRecord(
+            iteration=log.iteration,
+            trials=trials,
+            weights_before=self.weight_vectors(log.weights_before, log.feedback_before),
+            updates=self.connectivity.edge_vectors(ups),
+            state=self.flat_state(),
+            in_trial=log.in_trial,
+        )
+
     # ------------------------------------------------------------- resumable state
+    def flat_state(self) -> dict[str, np.ndarray]:
+        """:meth:`state` as ``{"a/b/c": array}`` (what the run log's resume slots store)."""
+        return _flatten(self.state())
+
+    def load_flat_state(self, flat: dict[str, np.ndarray]) -> None:
+        """Restore a :meth:`flat_state` (see :meth:`load_state`)."""
+        self.load_state(_unflatten(flat))
+
     def state(self) -> dict[str, Any]:
         """Everything that evolves during training, to continue a run bit for bit (``--resume``).
 
