@@ -7,9 +7,11 @@ status 2; nothing is overwritten unless ``--force`` is given.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from neuroplast.errors import NeuroplastError, UsageError
 
@@ -57,7 +59,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not out.parent.exists():
             if args.out:
                 raise UsageError(f"{out.parent}: output folder does not exist")
-            out.parent.mkdir(parents=True)
+            try:
+                out.parent.mkdir(parents=True)
+            except OSError as exc:
+                raise UsageError(f"{out.parent}: cannot create the output folder ({exc.strerror})") from None
+        if not out.parent.is_dir():
+            raise UsageError(f"{out.parent}: is not a folder")
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{out.parent}: output folder is not writable")
     path = run_training(
         cfg,
         out,
@@ -160,8 +169,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (a :class:`UsageError`), not usage + message."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neuroplast",
         description="Train recurrent spiking networks in Brian2 with local learning rules (e-prop, ...), "
         "log every update to HDF5, and compare with exact BPTT.",
@@ -231,20 +247,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(where: str, exc: BaseException) -> int:
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    print(f"{where}: error: {lines[0]}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``neuroplast`` command line; returns the exit status.
+
+    0 success; 1 a check failed (``compare``); 2 bad input (one line on stderr naming the key, file or
+    option; nothing written); 130 interrupted (Ctrl-C); 141 the output pipe was closed (e.g. ``| head``).
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _error("neuroplast", exc)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    where = f"neuroplast {args.command}"
     try:
         return int(args.func(args) or 0)
     except NeuroplastError as exc:
-        print(f"neuroplast {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _error(where, exc)
     except KeyboardInterrupt:
-        print(f"neuroplast {args.command}: interrupted", file=sys.stderr)
+        print(f"{where}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (``neuroplast compare RUN | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

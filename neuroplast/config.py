@@ -9,6 +9,8 @@ A config has four tables: ``[simulation]``, ``[network]``, ``[task]`` and
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields
@@ -23,6 +25,8 @@ from neuroplast.plasticity.rules import get_rule, rule_names
 from neuroplast.tasks import TASKS
 
 __all__ = [
+    "check_size",
+    "estimate_memory",
     "DEVICES",
     "GRADIENT_PATHS",
     "ConfigError",
@@ -201,6 +205,7 @@ class Config:
 
 
 _SCALARS = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
+_INT_LIMIT = 2**63
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -217,6 +222,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         raise ConfigError(f"{key}: must be {tp.__name__} (got bool)")
     if not isinstance(value, allowed):
         raise ConfigError(f"{key}: must be {tp.__name__} (got {type(value).__name__} {value!r})")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number (got {value!r})")
+    if tp is int and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ConfigError(f"{key}: must be an integer below 2**63 in magnitude (got {value!r})")
     return tp(value)
 
 
@@ -272,17 +281,112 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
             f"simulation.n_steps = {sim.n_steps} steps (use a smaller value, or 0 for per-trial updates)"
         )
     task_cls.check_config(cfg)
+    check_size(cfg)
     return cfg
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine in bytes (0 when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 0
+
+
+#: Size keys of the memory estimate, with the value each is compared against when the key is named.
+_SIZE_KEYS = {
+    "network.n_rec": 100,
+    "task.n_in": 100,
+    "network.n_out": 1,
+    "simulation.n_steps": 1000,
+    "training.batch_size": 1,
+}
+
+
+def _sizes(cfg: Config) -> dict[str, float]:
+    n = cfg.network
+    return {
+        "network.n_rec": float(n.n_rec),
+        "task.n_in": float(getattr(cfg.task, "n_in", 0)),
+        "network.n_out": float(n.n_out),
+        "simulation.n_steps": float(cfg.simulation.n_steps),
+        "training.batch_size": float(cfg.training.batch_size),
+        "p_rec": float(n.p_rec),
+        "p_in": float(n.p_in),
+    }
+
+
+def _estimate(z: dict[str, float]) -> float:
+    N, n_in, n_out = z["network.n_rec"], z["task.n_in"], z["network.n_out"]
+    T, B = z["simulation.n_steps"], z["training.batch_size"]
+    synapses = N * (N * z["p_rec"] + n_in * z["p_in"] + n_out)
+    per_trial = T * (n_in + n_out + 1) * 8.0 * 3 + T * N * 8.0 * 6
+    return synapses * 8.0 * 12 + B * per_trial
+
+
+def estimate_memory(cfg: Config) -> float:
+    """Bytes a run of ``cfg`` needs at least (a lower bound from the sizes alone, float64 everywhere).
+
+    Per synapse: the weight, its mask, the gradient, the optimizer's moments and the eligibility state
+    inside the simulation (≈ 12 numbers).  Per trial of a batch and step: input, target and mask (three
+    copies each) and the recorded recurrent states (v, a, z, ψ, refractory flag, learning signal).
+    """
+    return _estimate(_sizes(cfg))
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if b < 1000 or unit == "PB":
+            return f"{b:.3g} {unit}"
+        b /= 1000
+    return f"{b:.3g} PB"  # pragma: no cover
+
+
+def check_size(cfg: Config, available: int | None = None) -> None:
+    """Refuse a config whose estimated memory (:func:`estimate_memory`) exceeds this machine's.
+
+    The key named is the size whose reduction to a usual value (100 neurons or inputs, 1000 steps, one
+    output, batch 1) shrinks the estimate most.
+
+    Raises
+    ------
+    ConfigError
+        Naming that key, the estimate and the memory of this machine.
+    """
+    available = memory_bytes() if available is None else int(available)
+    if available <= 0:
+        return
+    sizes = _sizes(cfg)
+    total = _estimate(sizes)
+    if total <= available:
+        return
+
+    def without(key: str) -> float:
+        return _estimate({**sizes, key: min(sizes[key], _SIZE_KEYS[key])})
+
+    key = min(_SIZE_KEYS, key=without)
+    raise ConfigError(
+        f"{key}: {int(sizes[key])} makes the run need about {_fmt_bytes(total)} of memory; "
+        f"this machine has {_fmt_bytes(available)}"
+    )
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file (errors name the file or the key)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a config file")
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not valid TOML (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({str(exc).splitlines()[0]})") from None
     return parse_config(data, str(p))
 

@@ -1,0 +1,211 @@
+"""Bad input at the front door: every config key refuses wrong types and non-finite or oversized values
+with one line naming the key; command-line argument errors are one line; output problems are found before
+anything is built; ``python -m neuroplast`` works; a closed output pipe ends quietly."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+import tomllib
+import typing
+from pathlib import Path
+
+import pytest
+
+from neuroplast.config import (
+    ConfigError,
+    NetworkConfig,
+    SimulationConfig,
+    TrainingConfig,
+    check_size,
+    estimate_memory,
+    load_config,
+    parse_config,
+)
+from neuroplast.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {
+    name: tomllib.loads((ROOT / "models" / f"{name}.toml").read_text()) for name in ("sine", "evidence")
+}
+TABLES = {"simulation": SimulationConfig, "network": NetworkConfig, "training": TrainingConfig}
+
+
+def _bad_values(tp: typing.Any) -> list[typing.Any]:
+    """Values of the wrong type, non-finite or beyond 64 bits for a field of type ``tp``."""
+    if typing.get_origin(tp) in (tuple, list):
+        (inner,) = typing.get_args(tp)[:1]
+        return ["not a list"] + [[v] for v in _bad_values(inner)]
+    return {
+        float: [math.inf, -math.inf, math.nan, "1.0", True],
+        int: [2**70, -(2**70), 1.5, "3", True],
+        str: [5, 1.0, True],
+        bool: ["yes", 1],
+    }[tp]
+
+
+def _cases() -> list[tuple[str, str, str, typing.Any]]:
+    cases = []
+    for model, data in MODELS.items():
+        tables = dict(TABLES)
+        tables["task"] = TASKS.get(data["task"]["name"]).Params
+        for table, cls in tables.items():
+            hints = typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                for value in _bad_values(hints[f.name]):
+                    cases.append((model, table, f.name, value))
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize(
+    ("model", "table", "key", "value"), CASES, ids=[f"{c[0]}-{c[1]}.{c[2]}={c[3]!r}" for c in CASES]
+)
+def test_every_key_refuses_bad_values(model: str, table: str, key: str, value: typing.Any) -> None:
+    data = copy.deepcopy(MODELS[model])
+    data.setdefault(table, {})[key] = value
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{table}.{key}"), msg
+
+
+def test_table_covers_every_key() -> None:
+    """The table holds every key of every table (it cannot silently miss one), floats with inf and nan."""
+    keys = {(t, k) for _, t, k, _ in CASES}
+    assert len(keys) >= 45 and len(CASES) >= 250
+    nonfinite = {(t, k) for _, t, k, v in CASES if isinstance(v, float) and not math.isfinite(v)}
+    for key in [("training", "learning_rate"), ("network", "w_in_scale"), ("simulation", "dt_ms")]:
+        assert key in nonfinite
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [("network", "n_rec", 10**9), ("simulation", "n_steps", 10**9), ("task", "n_in", 10**9)],
+)
+def test_sizes_that_cannot_fit_are_refused_naming_the_key(table: str, key: str, value: int) -> None:
+    data = copy.deepcopy(MODELS["sine"])
+    data[table][key] = value
+    with pytest.raises(
+        ConfigError, match=rf"^{table}\.{key}: {value} makes the run need about .* of memory; "
+    ):
+        parse_config(data)
+
+
+def test_memory_estimate_scales_and_can_accept() -> None:
+    cfg = load_config(ROOT / "models" / "sine.toml")
+    small = estimate_memory(cfg)
+    assert 1e6 < small < 1e9  # the default model needs megabytes
+    big = cfg.replace("network", n_rec=1000)
+    assert estimate_memory(big) > 10 * small  # synapses grow as n_rec²
+    check_size(cfg, available=int(small) + 1)  # fits: no error
+    with pytest.raises(ConfigError, match=r"^network\.n_rec: 100 makes the run need"):
+        check_size(cfg, available=int(small) - 1)
+
+
+def _cli(*args: str | Path, cwd: Path, module: str = "neuroplast") -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _assert_one_line(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("run", "CONFIG", "--iterations", "abc"), ("--iterations", "invalid int")),
+        (("run",), ("required", "config")),
+        (("frobnicate",), ("invalid choice", "frobnicate")),
+        (("compare",), ("required",)),
+        (("plot", "x.h5", "--trial", "one"), ("--trial",)),
+    ],
+)
+def test_argument_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], words: tuple[str, ...]) -> None:
+    args = tuple(str(ROOT / "models" / "sine.toml") if a == "CONFIG" else a for a in args)
+    _assert_one_line(_cli(*args, cwd=tmp_path), *words)
+
+
+@pytest.mark.e2e
+def test_python_dash_m_neuroplast(tmp_path: Path) -> None:
+    proc = _cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "inspect" in proc.stdout
+
+
+@pytest.mark.e2e
+def test_unreadable_config(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    cfg = tmp_path / "secret.toml"
+    cfg.write_text((ROOT / "models" / "sine.toml").read_text())
+    cfg.chmod(0)
+    _assert_one_line(_cli("run", cfg, cwd=tmp_path), "secret.toml", "cannot read")
+
+
+def test_unreadable_config_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same check without relying on file permissions (root reads everything)."""
+    cfg = tmp_path / "secret.toml"
+    cfg.write_text("")
+
+    def deny(*_a, **_k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", deny)
+    with pytest.raises(ConfigError, match=r"secret\.toml: cannot read the config file \(Permission denied\)"):
+        load_config(cfg)
+
+
+def test_directory_as_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory, not a config file"):
+        load_config(tmp_path)
+
+
+@pytest.mark.e2e
+def test_unwritable_output_folder_found_before_building(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes everywhere")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    proc = _cli("run", ROOT / "models" / "sine.toml", "--out", folder / "run.h5", cwd=tmp_path)
+    _assert_one_line(proc, str(folder), "not writable")
+
+
+def test_unwritable_output_folder_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The same check without relying on permissions (root writes everywhere); nothing is built."""
+    from neuroplast import cli
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    rc = cli.main(["run", str(ROOT / "models" / "sine.toml"), "--out", str(tmp_path / "run.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "output folder is not writable" in err[0]
+    assert "brian2" not in sys.modules or not (tmp_path / "run.h5").exists()
+
+
+@pytest.mark.e2e
+def test_output_folder_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    proc = _cli("run", ROOT / "models" / "sine.toml", "--out", tmp_path / "file" / "run.h5", cwd=tmp_path)
+    _assert_one_line(proc, "file")
