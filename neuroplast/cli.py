@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from neuroplast.errors import NeuroplastError, UsageError
+from neuroplast.errors import DivergedError, NeuroplastError, UsageError
 
 __all__ = ["main"]
 
@@ -93,10 +93,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "of unfinished work)"
         )
     loss = run.trials["loss"]
-    print(
+    line = (
         f"wrote {path}: {run.n_trials} trials, {run.n_iterations} iterations, "
         f"loss {loss[0]:.6g} -> {loss[-1]:.6g}"
     )
+    acc = run.trials.get("accuracy")
+    if acc is not None and len(acc):
+        k = max(1, len(acc) // 5)
+        line += f", accuracy {acc[:k].mean():.2f} (first 20 % of trials) -> {acc[-k:].mean():.2f} (last 20 %)"
+    print(line)
     return 0
 
 
@@ -257,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuroplast`` command line; returns the exit status.
 
     0 success; 1 a check failed (``compare``); 2 bad input (one line on stderr naming the key, file or
-    option; nothing written); 130 interrupted (Ctrl-C); 141 the output pipe was closed (e.g. ``| head``).
+    option; nothing written); 3 training diverged (a non-finite loss, gradient or weight; the iterations
+    before it are kept); 130 interrupted (Ctrl-C); 141 the output pipe was closed (e.g. ``| head``).
     """
     parser = build_parser()
     try:
@@ -270,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = f"neuroplast {args.command}"
     try:
         return int(args.func(args) or 0)
+    except DivergedError as exc:
+        _error(where, exc)
+        return 3
     except NeuroplastError as exc:
         return _error(where, exc)
     except KeyboardInterrupt:

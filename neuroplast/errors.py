@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["NeuroplastError", "ConfigError", "RunFileError", "UsageError"]
+__all__ = ["NeuroplastError", "ConfigError", "RunFileError", "UsageError", "DivergedError"]
 
 
 class NeuroplastError(Exception):
@@ -45,3 +45,16 @@ class RunFileError(NeuroplastError):
 
 class UsageError(NeuroplastError):
     """A command-line argument is wrong (one line naming the option)."""
+
+
+class DivergedError(NeuroplastError):
+    """Training produced a non-finite loss, gradient or weight (the message says what, where and when).
+
+    The iteration that diverged is not applied; every iteration before it is kept.  ``neuroplast run``
+    exits with status 3.
+    """
+
+    def __init__(self, iteration: int, what: str) -> None:
+        self.iteration = int(iteration)
+        self.what = " ".join(str(what).split())
+        super().__init__(f"diverged at iteration {self.iteration + 1}: {self.what}")

@@ -11,6 +11,8 @@ import numpy as np
 
 from neuroplast.config import Config, to_toml
 from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.network.devices import cache_dir
+from neuroplast.training.progress import Progress
 from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer
 
 __all__ = ["run_training", "log_iteration", "config_difference", "TRACEABLE"]
@@ -160,13 +162,23 @@ def run_training(
         out = resume
     elif out is None:
         raise ValueError("out: a run-log path is needed (or resume=...)")
+    progress_ = Progress(cfg.training.iterations, 0, cfg.training.rule, enabled=progress)
+    progress_.phase(
+        f"building the network ({cfg.simulation.device}; Brian2 generates and compiles code on a first "
+        f"run, cached in {cache_dir()})"
+    )
     trainer = Trainer.from_config(cfg, record=bool(trace))
+    progress_.phase_done("network ready")
     n_rec = trainer.params.n_rec
     n_trace = n_rec if trace_neurons is None else min(trace_neurons, n_rec)
     writer = _open_writer(trainer, Path(out), logged, force=force, on_resume=on_resume)
-    with writer:
-        _train(trainer, writer, trace, n_trace, progress)
-        writer.finish(trainer.final_weights())
+    progress_.done = trainer.iteration
+    try:
+        with writer:
+            _train(trainer, writer, trace, n_trace, progress_)
+            writer.finish(trainer.final_weights())
+    finally:
+        progress_.close()
     return Path(out)
 
 
@@ -208,24 +220,15 @@ def _open_writer(
     return writer
 
 
-def _train(trainer: Trainer, writer: Any, trace: Sequence[str], n_trace: int, progress: bool) -> None:
+def _train(trainer: Trainer, writer: Any, trace: Sequence[str], n_trace: int, progress: Progress) -> None:
     """Run the remaining iterations, handing each record to the writer."""
-    from tqdm import tqdm
-
-    total = trainer.cfg.training.iterations
-    bar = tqdm(
-        range(trainer.iteration, total),
-        desc=f"{trainer.rule_name}",
-        unit="it",
-        initial=trainer.iteration,
-        total=total,
-        disable=not progress,
-        leave=False,
-    )
-    for _ in bar:
+    if trainer.iteration < trainer.cfg.training.iterations:
+        progress.phase("training (the first iteration also compiles on a first run with the runtime device)")
+    for _ in range(trainer.iteration, trainer.cfg.training.iterations):
         record = trainer.run_iteration()
         log_iteration(writer, record, trace=trace, n_trace=n_trace)
-        bar.set_postfix(loss=f"{np.mean(record.losses):.4g}")
+        acc = [t.extras["accuracy"] for t in record.trials if "accuracy" in t.extras]
+        progress.iteration(float(np.mean(record.losses)), f"accuracy={np.mean(acc):.2f}" if acc else "")
 
 
 def log_iteration(

@@ -18,6 +18,7 @@ import numpy as np
 
 from neuroplast.build import Setup, build
 from neuroplast.config import GRADIENT_PATHS, Config, to_toml
+from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import softmax
@@ -72,6 +73,24 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
     n = cfg.network
     large_dense = n.n_rec >= 256 and n.p_rec == 1.0
     return "factorized" if large_dense else "online"
+
+
+def _check_finite(
+    iteration: int, losses: list[float], grads: dict[str, np.ndarray], weights: Weights | None = None
+) -> None:
+    """Raise :class:`DivergedError` naming the first non-finite loss, gradient or weight."""
+    for k, loss in enumerate(losses):
+        if not np.isfinite(loss):
+            raise DivergedError(iteration, f"the loss of trial {k + 1} of the batch is {loss}")
+    for name, g in grads.items():
+        if not np.all(np.isfinite(g)):
+            raise DivergedError(iteration, f"the {name} gradient is not finite")
+    if weights is not None:
+        for name, w in (("input", weights.w_in), ("recurrent", weights.w_rec), ("output", weights.w_out)):
+            if not np.all(np.isfinite(w)):
+                raise DivergedError(iteration, f"the {name} weights are not finite after the update")
+        if not np.all(np.isfinite(weights.b_out)):
+            raise DivergedError(iteration, "the bias is not finite after the update")
 
 
 def trajectory_of(res, y: np.ndarray) -> Trajectory:
@@ -285,12 +304,14 @@ class Trainer:
             results.append(res)
             losses.append(self.loss.value(res.y, trial.target, trial.mask))
         mean = {k: np.mean([g[k] for g in grads_list], axis=0) for k in PROJECTIONS}
+        _check_finite(it, losses, mean)
         self.weights, self.feedback, updates = apply_updates(
             self.rule,
             self.weights,
             self.feedback,
             self.optimizer.step(trainable(mean, self.cfg.training.train_output)),
         )
+        _check_finite(it, [], {}, self.weights)
         self.iteration += 1
         return IterationLog(it, losses, grads_list, results, trials, w_before, fb, updates)
 
@@ -326,9 +347,11 @@ class Trainer:
             self.f_target,
         )
         g = PATH_FNS["online"](self, res, data)  # what the last segment left, + regularization
+        _check_finite(self.iteration, [self.loss.value(res.y, trial.target, trial.mask)], g, w_end)
         self.weights, self.feedback, updates = apply_updates(
             self.rule, w_end, b_end, self.optimizer.step(trainable(g, tr.train_output))
         )
+        _check_finite(self.iteration, [], {}, self.weights)
         self.iteration += 1
         rows = {k: v[1:] for k, v in res.in_trial.items()}
         return IterationLog(
