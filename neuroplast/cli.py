@@ -1,4 +1,4 @@
-"""The ``neuroplast`` command: run | inspect | compare | plot.
+"""The ``neuroplast`` command: run | inspect | compare | plot | cache.
 
 Errors in inputs (configs, files, options) print one line to stderr and exit with
 status 2; nothing is overwritten unless ``--force`` is given.
@@ -181,6 +181,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from neuroplast.network.cache import cache_info, clear_cache
+
+    if args.action == "clear":
+        print(f"removed {_mb(clear_cache())} of compiled networks from {cache_info()['root']}")
+        return 0
+    info = cache_info()
+    entries = info["standalone"]
+    print(f"cache: {info['root']} (set NEUROPLAST_CACHE to move it)")
+    print(f"runtime (Cython) code: {_mb(info['cython_bytes'])}")
+    total = sum(size for _, size, _ in entries)
+    print(f"cpp_standalone networks: {len(entries)}, {_mb(total)}")
+    for key, size, ok in entries:
+        print(f"  {key}  {_mb(size):>9}  {'built' if ok else 'incomplete (rebuilt on next use)'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="neuroplast",
@@ -249,6 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="output folder (default: <run stem>_plots/ next to the file)")
     plot.add_argument("--trial", type=int, default=0, help="trial whose factorization is plotted (default 0)")
     plot.set_defaults(func=_cmd_plot)
+    cache = sub.add_parser(
+        "cache",
+        help="show or clear the compiled-network cache",
+        description="info: where compiled networks are cached and how much room they take; "
+        "clear: remove them all (they are rebuilt when next needed).",
+    )
+    cache.add_argument(
+        "action", choices=("info", "clear"), help="info (default) or clear", nargs="?", default="info"
+    )
+    cache.set_defaults(func=_cmd_cache)
     return parser
 
 

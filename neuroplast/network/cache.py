@@ -1,0 +1,178 @@
+"""The cache of compiled networks: one cpp_standalone project per code-determining key, reused across runs.
+
+A Brian2 cpp_standalone project is compiled once for everything that determines its code — sizes,
+connectivity, trial length, rule, loss, surrogate, network options, Brian2 and compiler versions — and
+kept under ``<cache>/standalone/<key>``.  A later process with the same key regenerates the code (Brian2
+rewrites only files whose content changed), finds nothing to compile and runs the existing binary.
+
+* Building holds an exclusive lock on ``<key>.lock``, so concurrent runs of the same model never build
+  into one folder at the same time; each process writes its results into a folder of its own
+  (:func:`results_subdir`), so they can run the same binary side by side.
+* A folder whose last build did not finish (``BUILT`` marker missing) or whose build fails is removed and
+  built again, with a one-line warning.
+
+The Cython runtime device keeps its own cache (``<cache>/cython``, Brian2's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuroplast.network.devices import cache_dir
+
+__all__ = [
+    "cache_key",
+    "standalone_root",
+    "built",
+    "build_cached",
+    "results_subdir",
+    "cache_info",
+    "clear_cache",
+]
+
+#: Marker file written into a project folder once its build has finished.
+BUILT = "BUILT"
+
+
+def _digest(h: Any, value: Any) -> None:
+    if isinstance(value, Mapping):
+        h.update(b"{")
+        for k in sorted(value):
+            h.update(json.dumps(str(k)).encode())
+            _digest(h, value[k])
+        h.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for v in value:
+            _digest(h, v)
+        h.update(b"]")
+    elif isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        h.update(f"nd{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    else:
+        h.update(json.dumps(value, default=repr, sort_keys=True).encode())
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """A short hex digest of everything that determines a compiled network's code and data files."""
+    h = hashlib.sha256()
+    _digest(h, parts)
+    return h.hexdigest()[:24]
+
+
+def standalone_root() -> Path:
+    """``<cache>/standalone``: where compiled cpp_standalone projects live."""
+    root = cache_dir() / "standalone"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def built(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished build."""
+    return (folder / BUILT).is_file()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    lock = folder.with_name(folder.name + ".lock")
+    with open(lock, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_cached(folder: Path, build: Callable[[Path], None]) -> bool:
+    """Build into ``folder`` under its lock, reusing a finished build; rebuild a damaged one once.
+
+    Parameters
+    ----------
+    folder : Path
+        The project folder of the key (:func:`standalone_root` / key).
+    build : callable
+        ``build(folder)`` generates the code and compiles it (Brian2's ``device.build``); it is called
+        every time — Brian2 then finds the files unchanged and compiles nothing.
+
+    Returns
+    -------
+    bool
+        True if a finished build was found (nothing had to be compiled from scratch).
+    """
+    with _locked(folder):
+        reused = built(folder)
+        if folder.exists() and not reused:
+            warnings.warn(
+                f"neuroplast: compiled-network cache entry {folder} is incomplete; rebuilding it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            build(folder)
+        except Exception as exc:  # noqa: BLE001 - a damaged entry: rebuild from scratch once
+            if not reused:
+                raise
+            warnings.warn(
+                f"neuroplast: compiled-network cache entry {folder} is damaged ({type(exc).__name__}); "
+                "rebuilding it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            (folder / BUILT).unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            reused = False
+        (folder / BUILT).write_text("built\n")
+    return reused
+
+
+def results_subdir() -> str:
+    """A results folder name (relative to the project) of this process alone."""
+    return f"results_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def cache_info() -> dict[str, Any]:
+    """Where the caches are and how big: ``{"root", "standalone": [(key, bytes, built)], "cython_bytes"}``."""
+    root = cache_dir()
+    sa = root / "standalone"
+    entries = []
+    if sa.is_dir():
+        for d in sorted(p for p in sa.iterdir() if p.is_dir()):
+            entries.append((d.name, _size(d), built(d)))
+    cy = root / "cython"
+    return {"root": root, "standalone": entries, "cython_bytes": _size(cy) if cy.exists() else 0}
+
+
+def clear_cache() -> int:
+    """Remove every compiled network (standalone projects and the Cython cache); returns bytes freed."""
+    root = cache_dir()
+    freed = 0
+    for name in ("standalone", "cython"):
+        p = root / name
+        if p.exists():
+            freed += _size(p)
+            shutil.rmtree(p, ignore_errors=True)
+    for old in root.glob("standalone_*"):  # folders of neuroplast ≤ 0.1 (one per process)
+        freed += _size(old)
+        shutil.rmtree(old, ignore_errors=True)
+    return freed
