@@ -17,7 +17,7 @@ from neuroplast.model.losses import get_loss
 from neuroplast.plasticity.in_trial import in_trial_learning, update_steps
 from neuroplast.plasticity.optim import apply_updates
 from neuroplast.plasticity.rules import get_rule
-from tests.conftest import make_input, make_params, make_weights
+from tests.helpers import make_input, make_params, make_weights
 
 # The step-by-step loop and the trajectory-level formulas sum the same terms in another order
 # (matrix products vs. per-step accumulation): float64 rounding only, ~1e-15 relative.

@@ -16,7 +16,7 @@ from neuroplast.config import TrainingConfig
 from neuroplast.model.dynamics import simulate
 from neuroplast.plasticity.in_trial import in_trial_learning
 from neuroplast.plasticity.rules import get_rule
-from tests.conftest import make_input, make_params
+from tests.helpers import make_input, make_params
 
 pytestmark = pytest.mark.brian2
 

@@ -16,7 +16,7 @@ from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.losses import get_loss
 from neuroplast.plasticity.rules import get_rule
 from neuroplast.training.trainer import trajectory_of
-from tests.conftest import T_GRAD, make_input, make_params
+from tests.helpers import T_GRAD, make_input, make_params
 
 pytestmark = pytest.mark.brian2
 
