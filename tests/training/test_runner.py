@@ -16,7 +16,7 @@ from neuroplast.config import load_config
 from neuroplast.io import open_run
 from neuroplast.training.runner import run_training
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SINE = ROOT / "models" / "sine.toml"
 
 

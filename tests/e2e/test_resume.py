@@ -25,7 +25,7 @@ import pytest
 from neuroplast.io import RunFileError, RunWriter, open_run
 from neuroplast.io.writer import read_states
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ITERATIONS = 6
 TINY = """\
 [simulation]

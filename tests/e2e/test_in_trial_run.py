@@ -21,7 +21,7 @@ from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.signals import reg_signal
 from neuroplast.plasticity.in_trial import in_trial_learning
 from neuroplast.plasticity.rules import get_rule
-from tests.test_resume import MID_FLUSH_CHILD, _assert_same_file, _cli, _run
+from tests.e2e.test_resume import MID_FLUSH_CHILD, _assert_same_file, _cli, _run
 
 pytestmark = [pytest.mark.brian2, pytest.mark.e2e]
 
@@ -184,7 +184,7 @@ def test_sine_online_learns(tmp_path: Path) -> None:
     """models/sine_online.toml (in-trial SGD every 100 steps, 40 trials) lowers the loss by > 50 %."""
     from neuroplast.training.runner import run_training
 
-    path = Path(__file__).resolve().parents[1] / "models" / "sine_online.toml"
+    path = Path(__file__).resolve().parents[2] / "models" / "sine_online.toml"
     cfg = load_config(path)
     assert cfg.training.update_every_steps == 100
     run = open_run(run_training(cfg, tmp_path / "sine_online.h5", progress=False))

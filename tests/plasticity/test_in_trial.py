@@ -1,7 +1,7 @@
 """In-trial learning (``training.update_every_steps``): the NumPy reference and its invariants.
 
 Pure NumPy, seeded; the Brian2 implementation is held to this reference in
-tests/test_in_trial_brian2.py.
+tests/network/test_in_trial.py.
 """
 
 from __future__ import annotations

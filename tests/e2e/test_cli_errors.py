@@ -19,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SINE = ROOT / "models" / "sine.toml"
 EVIDENCE = ROOT / "models" / "evidence.toml"
 BRIAN2_IMPORTED = 97  # exit status of the stand-in brian2 package

@@ -589,11 +589,10 @@ def _crash_child(path: str) -> None:  # pragma: no cover - runs in a subprocess
 
 def test_survives_sigkill(tmp_path: Path) -> None:
     path = tmp_path / "crash.h5"
-    tests_dir = str(Path(__file__).resolve().parent)
-    repo = str(Path(__file__).resolve().parent.parent)
+    repo = str(Path(__file__).resolve().parents[2])
     code = (
-        f"import sys; sys.path[:0] = [{tests_dir!r}, {repo!r}]; "
-        f"import test_io; test_io._crash_child({str(path)!r})"
+        f"import sys; sys.path[:0] = [{repo!r}]; "
+        f"from tests.io.test_run_log import _crash_child; _crash_child({str(path)!r})"
     )
     errlog = tmp_path / "child.err"
     notices: list[str] = []
