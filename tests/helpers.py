@@ -6,8 +6,13 @@ Import as ``from tests.helpers import ...`` (the repository root is on ``sys.pat
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 
 from neuroplast.model.params import ModelParams, Weights
@@ -62,3 +67,175 @@ def make_weights(
 
 def make_input(seed: int = 1, T: int = T_EQ, n_in: int = N_IN, p: float = 0.03) -> np.ndarray:
     return (np.random.default_rng(seed).random((T, n_in)) < p).astype(float)
+
+
+# ------------------------------------------------------------------------------------ relative errors
+def max_rel_err(a: Any, b: Any, *, floor: float = 0.0) -> float:
+    """max|a − b| / max(max|b|, floor): the largest error relative to the largest entry of ``b``."""
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), floor))
+
+
+def norm_rel_err(a: Any, b: Any) -> float:
+    """‖a − b‖ / ‖b‖ (Frobenius), with ‖b‖ floored at 1e-300."""
+    return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-300))
+
+
+# --------------------------------------------------------------------------- the command-line tool
+def cli_env(*first: str | Path) -> dict[str, str]:
+    """``os.environ`` with PYTHONPATH = the repository, then ``first``, then the caller's PYTHONPATH."""
+    env = dict(os.environ)
+    paths = [str(ROOT), *map(str, first)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def cli_args(*args: Any) -> list[str]:
+    """The command line of ``python -m neuroplast.cli ARGS``."""
+    return [sys.executable, "-m", "neuroplast.cli", *map(str, args)]
+
+
+def run_command(
+    cmd: list[str], cwd: Path, *, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``cwd`` (environment: :func:`cli_env` unless given), capturing text output."""
+    env = cli_env() if env is None else env
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_cli(
+    *args: Any, cwd: Path, timeout: float = 300, pythonpath: tuple[str | Path, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``python -m neuroplast.cli ARGS`` in ``cwd``; ``pythonpath`` goes after the repository."""
+    return run_command(cli_args(*args), cwd, timeout=timeout, env=cli_env(*pythonpath))
+
+
+def one_line(text: str) -> str:
+    """``text`` (stripped), asserted to be exactly one line."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, f"not one line: {text!r}"
+    return lines[0]
+
+
+#: Exit status of the stand-in ``brian2`` package of tests/e2e/test_cli_errors.py.
+BRIAN2_IMPORTED = 97
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *names: str) -> str:
+    """Exit status 2, no traceback, stdout empty, stderr one line naming every ``names``."""
+    assert proc.returncode != BRIAN2_IMPORTED, f"Brian2 was imported before the error: {proc.stderr}"
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stdout == ""
+    assert proc.stderr.endswith("\n") and proc.stderr.count("\n") == 1, f"not one line: {proc.stderr!r}"
+    line = proc.stderr.rstrip("\n")
+    assert line.startswith("neuroplast ") and ": error: " in line, line
+    for name in names:
+        assert name in line, f"{name!r} not named in {line!r}"
+    return line
+
+
+def write_config(path: Path, old: str, new: str, source: Path = SINE) -> Path:
+    """``source`` with the first ``old`` replaced by ``new``, written to ``path``."""
+    text = source.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def write_text(folder: Path, name: str, text: str) -> Path:
+    """Write ``text`` to ``folder / name``; return ``folder`` (a working folder holding a config)."""
+    (folder / name).write_text(text)
+    return folder
+
+
+#: A sine config with in-trial learning (SGD every IN_TRIAL_EVERY steps): tests/e2e/test_in_trial_run.py
+#: runs it through the command line, tests/training/test_in_trial.py through the trainer.
+IN_TRIAL_EVERY, IN_TRIAL_LR = 50, 1e-5
+IN_TRIAL_TOML = f"""\
+[simulation]
+n_steps = 300
+seed = 2
+
+[network]
+n_rec = 30
+n_ref = 2
+w_in_scale = 0.05
+w_rec_scale = 0.02
+w_out_scale = 0.1
+
+[task]
+name = "sine"
+n_in = 40
+periods_ms = [300.0, 150.0, 100.0]
+
+[training]
+rule = "eprop"
+optimizer = "sgd"
+learning_rate = {IN_TRIAL_LR}
+iterations = 40
+reg_coeff = 10.0
+update_every_steps = {IN_TRIAL_EVERY}
+"""
+
+
+#: A child process that SIGKILLs itself in the middle of writing the resume slot of iteration
+#: ``argv[1]``, after the weights/updates rows and the trials of that iteration were flushed to disk
+#: (but not the counters); ``argv[2:]`` are the arguments of ``neuroplast``.
+MID_FLUSH_CHILD = """
+import os, signal, sys
+import numpy as np
+import neuroplast.io.writer as w
+
+KILL_AT = int(sys.argv[1])
+orig = w._write_slot
+
+def half_write(f, state, iteration, *rest):
+    if iteration != KILL_AT:
+        return orig(f, state, iteration, *rest)
+    g = f.require_group(w.RESUME_GROUP).require_group(w.RESUME_SLOTS[iteration % 2])
+    g.attrs[w.ATTR_STATE_ITERATION] = np.int64(-1)
+    names = sorted(state)
+    for name in names[: len(names) // 2]:
+        g[name][()] = state[name]
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+w._write_slot = half_write
+from neuroplast.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+# ------------------------------------------------------------------------------------- HDF5 files
+def read_datasets(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of the file, by path."""
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def read_root_attrs(path: Path) -> dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        return {k: f.attrs[k] for k in f.attrs}
+
+
+def assert_same_datasets(a: Path, b: Path) -> None:
+    """Every dataset and root attribute of ``a`` and ``b`` is equal, bit for bit (NaN == NaN).
+
+    Groups and the attributes of other objects are not compared (``neuroplast.io.diff.diff_files``
+    compares whole files).
+    """
+    da, db = read_datasets(a), read_datasets(b)
+    assert sorted(da) == sorted(db)
+    for name, x in da.items():
+        y = db[name]
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        if x.dtype.kind == "f":
+            assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), name  # bits, NaN and -0.0 included
+        else:
+            assert np.array_equal(x, y), name
+    aa, ab = read_root_attrs(a), read_root_attrs(b)
+    assert sorted(aa) == sorted(ab)
+    for k in aa:
+        assert np.array_equal(aa[k], ab[k]), k
