@@ -15,6 +15,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from neuroplast.build import model_params
+from neuroplast.config import parse_config, to_toml
+from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.io import RunWriter
+from neuroplast.model.dynamics import simulate
+from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -239,3 +245,148 @@ def assert_same_datasets(a: Path, b: Path) -> None:
     assert sorted(aa) == sorted(ab)
     for k in aa:
         assert np.array_equal(aa[k], ab[k]), k
+
+
+def copy_file(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes())
+    return dst
+
+
+# ------------------------------------------------------------- synthetic run logs (tests/analysis)
+# Written in the layout of ``neuroplast run`` (neuroplast.training.runner) without Brian2: trials are
+# simulated with the NumPy reference and the logged estimator is NumPy e-prop (``eprop_trial_grads`` with
+# B = W_outᵀ), updated with plain SGD.
+SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
+
+
+def _synthetic_config(kind: str, reg: float) -> Any:
+    sim = {"dt_ms": 1.0, "n_steps": SYNTH_T, "seed": 3}
+    net = {"n_rec": SYNTH_N_REC, "n_out": 1, "v_th": 0.05, "tau_m_ms": 20.0, "tau_out_ms": 20.0}
+    train = {
+        "rule": "eprop",
+        "optimizer": "sgd",
+        "learning_rate": 1e-6,
+        "reg_coeff": reg,
+        "reg_rate_hz": 20.0,
+    }
+    if kind == "regression":
+        task = {"name": "sine", "n_in": SYNTH_N_IN}
+        train["loss"] = "mse"
+    else:
+        task = {"name": "evidence", "n_in": 8, "n_cues": 2, "cue_ms": 10.0, "gap_ms": 5.0, "recall_ms": 15.0}
+        net["n_out"] = 2
+        train["loss"] = "cross_entropy"
+    return parse_config({"simulation": sim, "network": net, "task": task, "training": train})
+
+
+def write_synthetic_run(
+    path: Path,
+    *,
+    kind: str = "regression",
+    rec_scale: float = 0.05,
+    n_iter: int = 3,
+    w_in: tuple[float, float] = (0.03, 0.05),
+    w_out: float = 0.1,
+    batch: int = 2,
+    reg: float = 0.5,
+    partial_iteration: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file."""
+    cfg = _synthetic_config(kind, reg)
+    params = model_params(cfg)
+    loss = get_loss(cfg.training.loss)
+    n_in, n_out = cfg.task.n_in, cfg.network.n_out
+    rng = np.random.default_rng(seed)
+    mask_in = rng.random((SYNTH_N_REC, n_in)) < 0.8
+    mask_rec = (rng.random((SYNTH_N_REC, SYNTH_N_REC)) < 0.5) & ~np.eye(SYNTH_N_REC, dtype=bool)
+    w = Weights(
+        rng.normal(w_in[0], w_in[1], (SYNTH_N_REC, n_in)),
+        rng.normal(0.0, rec_scale, (SYNTH_N_REC, SYNTH_N_REC))
+        if rec_scale
+        else np.zeros((SYNTH_N_REC, SYNTH_N_REC)),
+        rng.normal(0.0, w_out, (n_out, SYNTH_N_REC)),
+        np.zeros(n_out),
+        mask_in,
+        mask_rec,
+    )
+    e = {"input": np.nonzero(mask_in), "recurrent": np.nonzero(mask_rec), "output": np.nonzero(w.mask_out)}
+    edges = {name: (src, tgt) for name, (tgt, src) in e.items()}  # np.nonzero gives (post, pre)
+    edges["feedback"] = (edges["output"][1], edges["output"][0])
+
+    def vec(dense: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {n: np.asarray(m)[edges[n][1], edges[n][0]] for n, m in dense.items() if n != "bias"}
+        out["bias"] = np.asarray(dense["bias"], float).copy()
+        return out
+
+    def wdict(w: Weights) -> dict[str, np.ndarray]:
+        return {
+            "input": w.w_in,
+            "recurrent": w.w_rec,
+            "output": w.w_out,
+            "bias": w.b_out,
+            "feedback": w.w_out.T,
+        }
+
+    f_target = cfg.training.reg_rate_hz * cfg.simulation.dt_ms * 1e-3
+    with RunWriter(
+        path,
+        config_toml=to_toml(cfg),
+        dt_ms=cfg.simulation.dt_ms,
+        seed=cfg.simulation.seed,
+        populations={"input": {}, "recurrent": {"alpha": np.full(SYNTH_N_REC, params.alpha)}, "readout": {}},
+        projections_edges={**edges, "bias": None},
+        n_in=n_in,
+        n_out=n_out,
+        task_kind=kind,
+        n_steps=SYNTH_T,
+        force=True,
+        flush_every=2,
+    ) as writer:
+        for it in range(n_iter + int(partial_iteration)):
+            grads = []
+            for _ in range(batch):
+                x = (rng.random((SYNTH_T, n_in)) < 0.15).astype(float)
+                if kind == "regression":
+                    target = np.sin(np.arange(SYNTH_T) / 7.0)[:, None]
+                    mask, label = np.ones(SYNTH_T), None
+                else:
+                    label = int(rng.integers(0, n_out))
+                    target = np.zeros((SYNTH_T, n_out))
+                    target[:, label] = 1.0
+                    mask = (np.arange(SYNTH_T) >= SYNTH_T - 15).astype(float)
+                traj = simulate(params, w, x).squeeze()
+                g = eprop_trial_grads(
+                    params, w, x, traj, target, mask, loss, w.w_out.T, c_reg=reg, f_target=f_target
+                )
+                grads.append(g)
+                gv = vec(g)
+                writer.add_trial(
+                    it,
+                    x,
+                    target if kind == "regression" else label,
+                    loss=loss.value(traj.y, target, mask),
+                    mask=(mask > 0) if kind == "classification" else None,
+                    spikes={"recurrent": np.nonzero(traj.z), "input": np.nonzero(x)},
+                    grads={p: {"eprop": gv[p]} for p in ("input", "recurrent", "output", "bias")},
+                )
+            if partial_iteration and it == n_iter:
+                break  # killed before this iteration's weights were logged
+            mean = {k: np.mean([g[k] for g in grads], axis=0) for k in grads[0]}
+            upd = {k: -cfg.training.learning_rate * v for k, v in mean.items()}
+            if not rec_scale:
+                upd["recurrent"] = np.zeros_like(upd["recurrent"])  # W_rec stays 0
+            w_new = Weights(
+                w.w_in + upd["input"],
+                w.w_rec + upd["recurrent"],
+                w.w_out + upd["output"],
+                w.b_out + upd["bias"],
+                mask_in,
+                mask_rec,
+            )
+            before, after = wdict(w), wdict(w_new)
+            writer.add_iteration(vec(before), vec({k: after[k] - before[k] for k in before}))
+            w = w_new
+        if not partial_iteration:
+            writer.finish(vec(wdict(w)))
+    return path
