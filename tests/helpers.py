@@ -75,6 +75,59 @@ def make_input(seed: int = 1, T: int = T_EQ, n_in: int = N_IN, p: float = 0.03) 
     return (np.random.default_rng(seed).random((T, n_in)) < p).astype(float)
 
 
+# ------------------------------------------- a small spiking problem (tests/gradients, tests/model)
+PROBLEM_N_REC, PROBLEM_N_IN, PROBLEM_N_OUT, PROBLEM_T = 10, 12, 3, 150
+#: β of LIF, ALIF and mixed populations of PROBLEM_N_REC neurons.
+PROBLEM_BETAS = {
+    "lif": np.zeros(PROBLEM_N_REC),
+    "alif": np.full(PROBLEM_N_REC, 0.6),
+    "mixed": np.r_[np.zeros(PROBLEM_N_REC // 2), np.full(PROBLEM_N_REC - PROBLEM_N_REC // 2, 0.6)],
+}
+
+
+def make_problem(
+    beta: np.ndarray,
+    *,
+    n_ref: int = 0,
+    loss_name: str = "mse",
+    seed: int = 0,
+    w_rec_std: float = 0.3,
+    n_rec: int = PROBLEM_N_REC,
+    n_in: int = PROBLEM_N_IN,
+    T_: int = PROBLEM_T,
+):
+    """A small network that spikes: v_th = 0.3, τ_m = 20 ms, W_in ~ N(0, 0.3), p_in = 0.05.
+
+    Returns ``(params, weights, x, target, mask, loss)``.
+    """
+    rng = np.random.default_rng(seed)
+    params = ModelParams.from_time_constants(
+        n_rec=n_rec, tau_m=20.0, tau_a=200.0, beta=beta, v_th=0.3, n_ref=n_ref, tau_out=20.0
+    )
+    weights = Weights(
+        rng.normal(0.0, 0.3, (n_rec, n_in)),
+        rng.normal(0.0, w_rec_std, (n_rec, n_rec)) if w_rec_std > 0 else np.zeros((n_rec, n_rec)),
+        rng.normal(0.0, 1.0, (PROBLEM_N_OUT, n_rec)),
+        rng.normal(0.0, 0.1, PROBLEM_N_OUT),
+    )
+    x = (rng.random((T_, n_in)) < 0.05).astype(float)
+    if loss_name == "mse":
+        target = rng.normal(0.0, 0.5, (T_, PROBLEM_N_OUT))
+        mask = np.ones(T_)
+    else:  # one-hot label, counted in a recall window at the end of the trial
+        target = np.zeros((T_, PROBLEM_N_OUT))
+        target[:, 1] = 1.0
+        mask = np.zeros(T_)
+        mask[-T_ // 5 :] = 1.0
+    return params, weights, x, target, mask, get_loss(loss_name)
+
+
+def simulated_problem(beta: np.ndarray, *, n_ref: int = 0, loss_name: str = "mse", seed: int = 0):
+    """:func:`make_problem` and its trajectory: ``(params, weights, x, traj, target, mask, loss)``."""
+    params, weights, x, target, mask, loss = make_problem(beta, n_ref=n_ref, loss_name=loss_name, seed=seed)
+    return params, weights, x, simulate(params, weights, x), target, mask, loss
+
+
 # ------------------------------------------------------------------------------------ relative errors
 def max_rel_err(a: Any, b: Any, *, floor: float = 0.0) -> float:
     """max|a − b| / max(max|b|, floor): the largest error relative to the largest entry of ``b``."""
