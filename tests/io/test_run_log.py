@@ -39,6 +39,21 @@ def _setup(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
     return pops, edges
 
 
+def _writer_kw(pops: dict[str, Any], edges: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The RunWriter arguments of the synthetic layout (seed 0), but the path and ``task_kind``."""
+    kw = dict(
+        config_toml=CONFIG,
+        dt_ms=DT,
+        seed=0,
+        populations=pops,
+        projections_edges=edges,
+        n_in=N_IN,
+        n_out=N_OUT,
+        n_steps=N_STEPS,
+    )
+    return kw | changes
+
+
 def _n_edges(edges: dict[str, Any], name: str) -> int:
     return N_OUT if edges[name] is None else len(edges[name][0])
 
@@ -91,21 +106,8 @@ def _write_run(
         "trace_a": [],
     }
     w_cur = {p: rng.normal(size=_n_edges(edges, p)) for p in edges}
-    with RunWriter(
-        path,
-        config_toml=CONFIG,
-        dt_ms=DT,
-        seed=seed,
-        populations=pops,
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        task_kind=kind,
-        n_steps=N_STEPS,
-        force=force,
-        flush_every=flush_every,
-        brian2_version="test",
-    ) as w:
+    kw = _writer_kw(pops, edges, seed=seed, force=force, flush_every=flush_every, brian2_version="test")
+    with RunWriter(path, task_kind=kind, **kw) as w:
         k = 0
         for it in range(n_iter):
             for _ in range(batch):
@@ -423,16 +425,7 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_invalid_input_rejected(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pops, edges = _setup(rng)
-    kw = dict(
-        config_toml=CONFIG,
-        dt_ms=DT,
-        seed=0,
-        populations=pops,
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        n_steps=N_STEPS,
-    )
+    kw = _writer_kw(pops, edges)
     with pytest.raises(ValueError, match="task_kind"):
         RunWriter(tmp_path / "a.h5", task_kind="ranking", **kw)
     with pytest.raises(ValueError, match="TOML"):
@@ -472,19 +465,7 @@ def test_exception_in_block_keeps_complete_trials(tmp_path: Path) -> None:
     pops, edges = _setup(rng)
     path = tmp_path / "run.h5"
     with pytest.raises(RuntimeError, match="boom"):
-        with RunWriter(
-            path,
-            config_toml=CONFIG,
-            dt_ms=DT,
-            seed=0,
-            populations=pops,
-            projections_edges=edges,
-            n_in=N_IN,
-            n_out=N_OUT,
-            task_kind="regression",
-            n_steps=N_STEPS,
-            flush_every=100,
-        ) as w:
+        with RunWriter(path, task_kind="regression", **_writer_kw(pops, edges, flush_every=100)) as w:
             for k in range(5):
                 tr = _trial(rng, "regression", k, edges)
                 w.add_trial(0, tr["x"], tr["target"], loss=tr["loss"], spikes=tr["spikes"])
@@ -531,19 +512,7 @@ def _crash_child(path: str) -> None:  # pragma: no cover - runs in a subprocess
     pops, _ = _setup(rng)
     out = np.meshgrid(np.arange(N_REC), np.arange(N_OUT), indexing="ij")
     edges = {"output": (out[0].ravel(), out[1].ravel())}
-    w = RunWriter(
-        path,
-        config_toml=CONFIG,
-        dt_ms=DT,
-        seed=0,
-        populations=pops,
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        task_kind="regression",
-        n_steps=N_STEPS,
-        flush_every=CRASH_FLUSH_EVERY,
-    )
+    w = RunWriter(path, task_kind="regression", **_writer_kw(pops, edges, flush_every=CRASH_FLUSH_EVERY))
     k = 0
     flushed = 0
     while True:
