@@ -30,10 +30,7 @@ from neuroplast.config import (
 from neuroplast.tasks import TASKS
 from neuroplast.tasks.evidence import EvidenceTask
 from neuroplast.tasks.sine import SineTask
-
-MODELS = Path(__file__).resolve().parents[1] / "models"
-SINE = MODELS / "sine.toml"
-EVIDENCE = MODELS / "evidence.toml"
+from tests.helpers import EVIDENCE, MODELS, ROOT, SINE
 
 
 def _raw(path: Path) -> dict:
@@ -412,7 +409,7 @@ def test_config_error_is_value_error() -> None:
 
 
 # ------------------------------------------------------------------ docs/configs.md stays accurate
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "configs.md"
+DOCS = ROOT / "docs" / "configs.md"
 
 
 def _doc_row_start(name: str, tp, default) -> str:

@@ -27,8 +27,8 @@ from neuroplast.config import (
     parse_config,
 )
 from neuroplast.tasks import TASKS
+from tests.helpers import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     name: tomllib.loads((ROOT / "models" / f"{name}.toml").read_text()) for name in ("sine", "evidence")
 }

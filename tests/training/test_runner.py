@@ -1,23 +1,20 @@
-"""End-to-end training through `neuroplast run`: learning, plugins, determinism."""
+"""Training through ``run_training`` (neuroplast.training.runner), Brian2 in the loop: learning, the
+logged updates, determinism, ``--rule bptt``, traces.
+
+The command line is tested in tests/e2e/; a plugin rule through it in tests/e2e/test_plugin_rule.py.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import warnings
-from importlib.metadata import EntryPoint
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from neuroplast.config import load_config
 from neuroplast.io import open_run
 from neuroplast.training.runner import run_training
-
-ROOT = Path(__file__).resolve().parents[1]
-SINE = ROOT / "models" / "sine.toml"
+from tests.helpers import EVIDENCE, SINE, read_datasets, read_root_attrs
 
 
 @pytest.fixture(scope="module")
@@ -55,53 +52,6 @@ def test_logged_updates_are_applied(sine_run):
     np.testing.assert_array_equal(fb, out)  # symmetric e-prop: B = W_outᵀ, edge for edge
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "neuroplast.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900
-    )
-
-
-@pytest.mark.brian2
-@pytest.mark.e2e
-def test_plugin_rule_through_entry_point(tmp_path):
-    """The example package (examples/plugin_rule) registers `eprop-sign` via the entry point."""
-    out = tmp_path / "sign.h5"
-    r = _cli(
-        "run",
-        str(SINE),
-        "--rule",
-        "eprop-sign",
-        "--iterations",
-        "2",
-        "--out",
-        str(out),
-        "--quiet",
-        cwd=tmp_path,
-    )
-    assert r.returncode == 0, r.stderr
-    run = open_run(out)
-    assert "eprop-sign" in run.projection("recurrent").estimators
-    w_out = run.projection("output").weights[0]
-    fb = run.projection("feedback").weights[0]
-    expected = np.mean(np.abs(w_out)) * np.sign(w_out)
-    np.testing.assert_allclose(fb, expected, rtol=1e-15, atol=0)
-
-
-def test_broken_plugin_warns_and_is_skipped(monkeypatch):
-    from neuroplast.plasticity import rules
-
-    broken = EntryPoint(
-        name="broken-rule", value="neuroplast_no_such_module:Rule", group=rules.ENTRY_POINT_GROUP
-    )
-    monkeypatch.setattr(rules, "entry_points", lambda group: [broken])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = rules.load_plugins(refresh=True)
-    assert loaded == []
-    assert any(issubclass(w.category, RuntimeWarning) and "broken-rule" in str(w.message) for w in caught)
-    assert "eprop" in rules.RULES and "broken-rule" not in rules.RULES
-
-
 @pytest.mark.brian2
 @pytest.mark.e2e
 def test_same_seed_same_datasets(tmp_path):
@@ -112,14 +62,8 @@ def test_same_seed_same_datasets(tmp_path):
         run_training(cfg, out, iterations=2, progress=False)
         files.append(out)
 
-    def datasets(path):
-        out = {}
-        with h5py.File(path, "r") as f:
-            f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
-            attrs = {k: f.attrs[k] for k in f.attrs}
-        return out, attrs
-
-    (a, aa), (b, ba) = datasets(files[0]), datasets(files[1])
+    a, b = read_datasets(files[0]), read_datasets(files[1])
+    aa, ba = read_root_attrs(files[0]), read_root_attrs(files[1])
     assert a.keys() == b.keys() and len(a) > 10
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -155,7 +99,7 @@ def test_bptt_rule_matches_offline_replay(tmp_path):
 def test_evidence_classification_runs_with_traces(tmp_path):
     """Cross-entropy training on the evidence task, ALIF mix, with per-step traces readable by libsonata."""
     libsonata = pytest.importorskip("libsonata")
-    cfg = load_config(ROOT / "models" / "evidence.toml").replace("training", batch_size=2)
+    cfg = load_config(EVIDENCE).replace("training", batch_size=2)
     out = tmp_path / "ev.h5"
     run_training(cfg, out, iterations=2, trace=("v", "psi"), trace_neurons=5, progress=False)
     run = open_run(out)
@@ -177,7 +121,7 @@ def test_evidence_model_learns(tmp_path):
     Not in the default run (``pytest -m long``): alone it takes ~4 min, after the rest of the suite in the
     same process up to ~15 min (see the session note).
     """
-    cfg = load_config(ROOT / "models" / "evidence.toml")
+    cfg = load_config(EVIDENCE)
     out = run_training(cfg, tmp_path / "evidence.h5", progress=False)
     acc = open_run(out).trials["accuracy"]
     n = acc.size // 5

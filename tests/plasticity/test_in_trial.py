@@ -1,7 +1,7 @@
 """In-trial learning (``training.update_every_steps``): the NumPy reference and its invariants.
 
 Pure NumPy, seeded; the Brian2 implementation is held to this reference in
-tests/test_in_trial_brian2.py.
+tests/network/test_in_trial.py.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from neuroplast.model.losses import get_loss
 from neuroplast.plasticity.in_trial import in_trial_learning, update_steps
 from neuroplast.plasticity.optim import apply_updates
 from neuroplast.plasticity.rules import get_rule
-from tests.conftest import make_input, make_params, make_weights
+from tests.helpers import make_input, make_params, make_weights, max_rel_err
 
 # The step-by-step loop and the trajectory-level formulas sum the same terms in another order
 # (matrix products vs. per-step accumulation): float64 rounding only, ~1e-15 relative.
 RTOL = 1e-10
 T = 300
-
-
-def rel(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300))
 
 
 def close(a, b) -> bool:
@@ -74,10 +70,10 @@ def test_without_updates_equals_per_trial_eprop(kind, loss):
             params, w, x, target, mask, loss, rule, w.w_out.T, learning_rate=lr, every=every
         )
         assert np.array_equal(res.traj.z, traj.z[0])
-        assert rel(res.traj.v, traj.v[0]) < RTOL
+        assert max_rel_err(res.traj.v, traj.v[0], floor=1e-300) < RTOL
         if every == T:
             for k in ("input", "recurrent", "output", "bias"):
-                assert rel(res.grads[k], ref[k]) < RTOL, k
+                assert max_rel_err(res.grads[k], ref[k], floor=1e-300) < RTOL, k
 
 
 @pytest.mark.parametrize("rule_name", ["eprop", "eprop-random", "eprop-adaptive"])
@@ -104,7 +100,7 @@ def test_updates_change_the_trial_and_follow_the_rule(rule_name):
         for attr in ("w_in", "w_rec", "w_out", "b_out"):
             assert close(getattr(res.weights[m], attr), getattr(W_next, attr)), (m, attr)
         # the update itself (not only weight + update) agrees: it is not lost in the weights' size
-        assert rel(res.weights[m].w_rec - Wm.w_rec, W_next.w_rec - Wm.w_rec) < 1e-9
+        assert max_rel_err(res.weights[m].w_rec - Wm.w_rec, W_next.w_rec - Wm.w_rec, floor=1e-300) < 1e-9
         assert np.max(np.abs(W_next.w_rec - Wm.w_rec)) > 1e-6, "the update must be visible"
     assert close(res.feedback_state, fb)
     if rule_name == "eprop":

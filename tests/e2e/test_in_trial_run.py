@@ -3,6 +3,7 @@
 The logged run is replayed with the NumPy reference of docs/model.md §6: every trial's spikes, loss,
 in-trial weights and trial-end update must be those of the reference started from the logged weights;
 ``compare`` refuses the run with one line; a run killed mid-flush resumes bit for bit.
+The trainer with in-trial learning (no command line) is tested in tests/training/test_in_trial.py.
 """
 
 from __future__ import annotations
@@ -21,55 +22,36 @@ from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.signals import reg_signal
 from neuroplast.plasticity.in_trial import in_trial_learning
 from neuroplast.plasticity.rules import get_rule
-from tests.test_resume import MID_FLUSH_CHILD, _assert_same_file, _cli, _run
+from tests.helpers import (
+    IN_TRIAL_EVERY,
+    IN_TRIAL_LR,
+    IN_TRIAL_TOML,
+    MID_FLUSH_CHILD,
+    assert_same_datasets,
+    norm_rel_err,
+    one_line,
+    run_cli,
+    run_command,
+    write_text,
+)
 
 pytestmark = [pytest.mark.brian2, pytest.mark.e2e]
 
-ITERATIONS, EVERY, LR = 4, 50, 1e-5
-CONFIG = f"""\
-[simulation]
-n_steps = 300
-seed = 2
-
-[network]
-n_rec = 30
-n_ref = 2
-w_in_scale = 0.05
-w_rec_scale = 0.02
-w_out_scale = 0.1
-
-[task]
-name = "sine"
-n_in = 40
-periods_ms = [300.0, 150.0, 100.0]
-
-[training]
-rule = "eprop"
-optimizer = "sgd"
-learning_rate = {LR}
-iterations = 40
-reg_coeff = 10.0
-update_every_steps = {EVERY}
-"""
+ITERATIONS, EVERY, LR = 4, IN_TRIAL_EVERY, IN_TRIAL_LR
+CONFIG = IN_TRIAL_TOML
 # Relative agreement of Brian2 and NumPy: same sums, different order of the synaptic-input sums.
 RTOL = 1e-10
 
 
-def _rel(a, b) -> float:
-    return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-300))
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("in_trial")
-    (d / "in_trial.toml").write_text(CONFIG)
-    return d
+    return write_text(tmp_path_factory.mktemp("in_trial"), "in_trial.toml", CONFIG)
 
 
 @pytest.fixture(scope="module")
 def ref_run(work: Path) -> Path:
     out = work / "ref.h5"
-    proc = _run(_cli("run", "in_trial.toml", "--iterations", ITERATIONS, "--out", out, "--quiet"), work)
+    proc = run_cli("run", "in_trial.toml", "--iterations", ITERATIONS, "--out", out, "--quiet", cwd=work)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -124,8 +106,10 @@ def test_log_replays_with_the_numpy_reference(work: Path, ref_run: Path) -> None
             W = ref.weights[m + 1]
             for key, dense in (("input", W.w_in), ("recurrent", W.w_rec), ("output", W.w_out)):
                 src, tgt = edges[key]
-                assert _rel(r.in_trial_weights[key][m], dense[tgt.astype(int), src.astype(int)]) < RTOL
-            assert _rel(r.in_trial_weights["bias"][m], W.b_out) < RTOL
+                assert (
+                    norm_rel_err(r.in_trial_weights[key][m], dense[tgt.astype(int), src.astype(int)]) < RTOL
+                )
+            assert norm_rel_err(r.in_trial_weights["bias"][m], W.b_out) < RTOL
         assert not np.array_equal(r.in_trial_weights["recurrent"][-1], wb["recurrent"])
         assert r.weights_at(EVERY)["recurrent"] is not None
         assert np.array_equal(r.weights_at(EVERY - 1)["recurrent"], wb["recurrent"])
@@ -139,22 +123,22 @@ def test_log_replays_with_the_numpy_reference(work: Path, ref_run: Path) -> None
             want = -LR * (
                 end[key] if key == "bias" else end[key][edges[key][1].astype(int), edges[key][0].astype(int)]
             )
-            assert _rel(logged, want) < 1e-9, (k, key)
+            assert norm_rel_err(logged, want) < 1e-9, (k, key)
             # the next row is exactly the last in-trial row plus the logged update
             nxt = projs[key].weights[it + 1]
             assert np.array_equal(nxt, projs[key].in_trial_weights[it, -1] + logged), (k, key)
 
 
 def test_compare_refuses_in_trial_runs(work: Path, ref_run: Path) -> None:
-    proc = _run(_cli("compare", ref_run), work)
+    proc = run_cli("compare", ref_run, cwd=work)
     assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "update_every_steps" in lines[0] and str(ref_run) in lines[0]
+    line = one_line(proc.stderr)
+    assert "update_every_steps" in line and str(ref_run) in line
     assert "Traceback" not in proc.stderr
 
 
 def test_inspect_names_in_trial_learning(work: Path, ref_run: Path) -> None:
-    proc = _run(_cli("inspect", ref_run), work)
+    proc = run_cli("inspect", ref_run, cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert f"an update every {EVERY} steps ({(300 - 1) // EVERY} per trial" in proc.stdout
 
@@ -171,64 +155,10 @@ def test_resume_after_kill_mid_flush(work: Path, ref_run: Path) -> None:
         "--iterations",
         str(ITERATIONS),
     ]
-    proc = _run([*child, "--out", str(out), "--quiet"], work)
+    proc = run_command([*child, "--out", str(out), "--quiet"], work)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     run = open_run(out)
     assert run.n_iterations == 2 and run.projection("recurrent").in_trial_weights.shape[0] == 2
-    res = _run(_cli("run", "in_trial.toml", "--iterations", ITERATIONS, "--resume", out), work)
+    res = run_cli("run", "in_trial.toml", "--iterations", ITERATIONS, "--resume", out, cwd=work)
     assert res.returncode == 0, res.stderr
-    _assert_same_file(out, ref_run)
-
-
-def test_sine_online_learns(tmp_path: Path) -> None:
-    """models/sine_online.toml (in-trial SGD every 100 steps, 40 trials) lowers the loss by > 50 %."""
-    from neuroplast.training.runner import run_training
-
-    path = Path(__file__).resolve().parents[1] / "models" / "sine_online.toml"
-    cfg = load_config(path)
-    assert cfg.training.update_every_steps == 100
-    run = open_run(run_training(cfg, tmp_path / "sine_online.h5", progress=False))
-    loss = run.trials["loss"]
-    assert loss.size == cfg.training.iterations
-    assert loss[-5:].mean() < 0.5 * loss[:5].mean(), loss
-    assert run.projection("recurrent").in_trial_weights.shape[:2] == (cfg.training.iterations, 9)
-
-
-def test_trainer_in_trial_adam_equals_numpy() -> None:
-    """Two in-trial Adam iterations of the trainer (moments handed to Brian2 and back) = the reference."""
-    import copy
-    import tomllib
-
-    from neuroplast.config import parse_config
-    from neuroplast.plasticity.optim import apply_updates, trainable
-    from neuroplast.training.trainer import Trainer
-
-    data = tomllib.loads(CONFIG)
-    data["training"].update(optimizer="adam", learning_rate=1e-4, rule="eprop-adaptive", weight_decay=0.01)
-    cfg = parse_config(data)
-    tr = Trainer.from_config(cfg)
-    assert tr.net.adam
-    f_target = cfg.training.reg_rate_hz * 1e-3
-    for _ in range(2):
-        opt, w0, fb0 = copy.deepcopy(tr.optimizer), tr.weights.copy(), np.array(tr.feedback)
-        log = tr.run_iteration()
-        trial = log.trials[0].trial
-        ref = in_trial_learning(
-            tr.params, w0, trial.x, trial.target, trial.mask, "mse", tr.rule, fb0, every=EVERY, optimizer=opt
-        )
-        z = log.trials[0].states.get("z")
-        assert np.array_equal(z, ref.traj.z) if z is not None else True
-        R = reg_signal(ref.traj.z, cfg.training.reg_coeff, f_target)
-        end = dict(ref.grads)
-        for key in ("input", "recurrent"):
-            end[key] = end[key] + R[:, None] * ref.esum[key]
-        w_ref, _, _ = apply_updates(
-            tr.rule, ref.weights[-1], ref.feedback_state, opt.step(trainable(end, True))
-        )
-        assert opt.t == tr.optimizer.t
-        for attr in ("w_in", "w_rec", "w_out", "b_out"):
-            assert _rel(getattr(tr.weights, attr), getattr(w_ref, attr)) < 1e-9, attr
-            assert not np.array_equal(getattr(tr.weights, attr), getattr(w0, attr)), attr
-        for key in PROJECTIONS:
-            assert _rel(tr.optimizer.m[key], opt.m[key]) < 1e-9, key
-    assert tr.optimizer.t == 2 * ((300 - 1) // EVERY + 1)
+    assert_same_datasets(out, ref_run)

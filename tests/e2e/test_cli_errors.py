@@ -8,7 +8,6 @@ any network is built or simulated, so these tests stay fast and a late check fai
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.helpers import BRIAN2_IMPORTED, EVIDENCE, SINE, assert_one_line_error, run_cli, write_config
 
-ROOT = Path(__file__).resolve().parents[1]
-SINE = ROOT / "models" / "sine.toml"
-EVIDENCE = ROOT / "models" / "evidence.toml"
-BRIAN2_IMPORTED = 97  # exit status of the stand-in brian2 package
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -43,42 +39,9 @@ def cli(no_brian2, tmp_path):
     """Run ``python -m neuroplast.cli ARGS`` in ``tmp_path``; returns the CompletedProcess."""
 
     def run(*args: str | Path, allow_brian2: bool = False) -> subprocess.CompletedProcess:
-        env = dict(os.environ)
-        paths = [str(ROOT)] + ([] if allow_brian2 else [str(no_brian2)])
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(paths)
-        return subprocess.run(
-            [sys.executable, "-m", "neuroplast.cli", *map(str, args)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(*args, cwd=tmp_path, timeout=120, pythonpath=() if allow_brian2 else (no_brian2,))
 
     return run
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *names: str) -> str:
-    """Exit status 2, no traceback, stdout empty, stderr one line naming every ``names``."""
-    assert proc.returncode != BRIAN2_IMPORTED, f"Brian2 was imported before the error: {proc.stderr}"
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert proc.stdout == ""
-    assert proc.stderr.endswith("\n") and proc.stderr.count("\n") == 1, f"not one line: {proc.stderr!r}"
-    line = proc.stderr.rstrip("\n")
-    assert line.startswith("neuroplast ") and ": error: " in line, line
-    for name in names:
-        assert name in line, f"{name!r} not named in {line!r}"
-    return line
-
-
-def write_config(path: Path, old: str, new: str, source: Path = SINE) -> Path:
-    text = source.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return path
 
 
 # ------------------------------------------------------------------ help

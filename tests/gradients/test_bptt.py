@@ -18,9 +18,12 @@ from neuroplast.gradients.bptt import (
 )
 from neuroplast.gradients.eprop import eligibility_grads, eprop_trial_grads, factorized_grads, learning_signal
 from neuroplast.model.dynamics import simulate
-from neuroplast.model.losses import get_loss
-from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.params import Weights
 from neuroplast.model.signals import backward_filter, recurrent_pre, reg_signal
+from tests.helpers import PROBLEM_BETAS as BETAS
+from tests.helpers import PROBLEM_N_REC as N_REC
+from tests.helpers import PROBLEM_T as T
+from tests.helpers import make_problem, max_rel_err
 
 # Identities between exact formulas evaluated in different summation orders: only float64
 # rounding (~1e-15 relative) separates the two sides.
@@ -33,51 +36,7 @@ FD_EPS = 1e-5
 # E-prop drops the paths through other neurons: with W_rec ≠ 0 it must visibly differ.
 DIFFER_MIN = 1e-3
 
-N_REC, N_IN, N_OUT, T = 10, 12, 3, 150
-BETAS = {
-    "lif": np.zeros(N_REC),
-    "alif": np.full(N_REC, 0.6),
-    "mixed": np.r_[np.zeros(N_REC // 2), np.full(N_REC - N_REC // 2, 0.6)],
-}
 C_REG, F_TARGET = 0.5, 0.02
-
-
-def make_problem(
-    beta: np.ndarray,
-    *,
-    n_ref: int = 0,
-    loss_name: str = "mse",
-    seed: int = 0,
-    w_rec_std: float = 0.3,
-    n_rec: int = N_REC,
-    n_in: int = N_IN,
-    T_: int = T,
-):
-    """A small network that spikes: v_th = 0.3, τ_m = 20 ms, W_in ~ N(0, 0.3), p_in = 0.05."""
-    rng = np.random.default_rng(seed)
-    params = ModelParams.from_time_constants(
-        n_rec=n_rec, tau_m=20.0, tau_a=200.0, beta=beta, v_th=0.3, n_ref=n_ref, tau_out=20.0
-    )
-    weights = Weights(
-        rng.normal(0.0, 0.3, (n_rec, n_in)),
-        rng.normal(0.0, w_rec_std, (n_rec, n_rec)) if w_rec_std > 0 else np.zeros((n_rec, n_rec)),
-        rng.normal(0.0, 1.0, (N_OUT, n_rec)),
-        rng.normal(0.0, 0.1, N_OUT),
-    )
-    x = (rng.random((T_, n_in)) < 0.05).astype(float)
-    if loss_name == "mse":
-        target = rng.normal(0.0, 0.5, (T_, N_OUT))
-        mask = np.ones(T_)
-    else:  # one-hot label, counted in a recall window at the end of the trial
-        target = np.zeros((T_, N_OUT))
-        target[:, 1] = 1.0
-        mask = np.zeros(T_)
-        mask[-T_ // 5 :] = 1.0
-    return params, weights, x, target, mask, get_loss(loss_name)
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
 def assert_spiking(traj, n_rec: int = N_REC) -> None:
@@ -125,7 +84,7 @@ def test_bptt_matches_finite_differences(loss_name):
             assert err <= FD_RTOL, (name, idx, fd[idx], G[idx])
         if name in ("input", "recurrent"):
             # the comparator can disagree: detaching the reset is not the true gradient
-            assert rel_err(g_detached[name], fd) > DIFFER_MIN
+            assert max_rel_err(g_detached[name], fd) > DIFFER_MIN
 
 
 # --------------------------------------------------------------------------- factorization identity
@@ -148,7 +107,7 @@ def test_ideal_learning_signal_gives_bptt(kind, loss_name, n_ref):
     for name, pre in pres.items():
         for fn in (eligibility_grads, factorized_grads):
             est = np.where(masks[name], fn(params, traj, pre, sig["total"], filtered=False), 0.0)
-            assert rel_err(est, g[name]) <= EXACT_RTOL, (name, fn.__name__)
+            assert max_rel_err(est, g[name]) <= EXACT_RTOL, (name, fn.__name__)
 
 
 @pytest.mark.parametrize("kind", sorted(BETAS))
@@ -165,7 +124,7 @@ def test_eprop_equals_bptt_without_recurrence(kind):
             params, weights, x, traj, target, mask, loss, weights.w_out.T, method=method, **kw
         )
         for name in ("input", "recurrent", "output", "bias"):
-            assert rel_err(e[name], g[name]) <= EXACT_RTOL, (method, name)
+            assert max_rel_err(e[name], g[name]) <= EXACT_RTOL, (method, name)
 
 
 @pytest.mark.parametrize("kind", sorted(BETAS))
@@ -177,14 +136,14 @@ def test_eprop_differs_from_bptt_with_recurrence(kind):
     g = bptt_grads(params, weights, x, traj, target, mask, loss, **kw)
     e = eprop_trial_grads(params, weights, x, traj, target, mask, loss, weights.w_out.T, **kw)
     for name in ("input", "recurrent"):
-        assert rel_err(e[name], g[name]) > DIFFER_MIN, name
+        assert max_rel_err(e[name], g[name]) > DIFFER_MIN, name
     for name in ("output", "bias"):  # the readout gradient is local and exact in e-prop
-        assert rel_err(e[name], g[name]) <= EXACT_RTOL, name
+        assert max_rel_err(e[name], g[name]) <= EXACT_RTOL, name
     # e-prop's learning signal (B = W_outᵀ, κ-filtered, plus the regularizer) is L*'s kept part
     sig = ideal_learning_signal(params, weights, traj, target, mask, loss, **kw)
     L = learning_signal(params, traj.y[0], target, mask, loss, weights.w_out.T)
     kept = backward_filter(L, params.kappa) + reg_signal(traj.z[0], C_REG, F_TARGET)
-    assert rel_err(kept, sig["eprop"]) <= EXACT_RTOL
+    assert max_rel_err(kept, sig["eprop"]) <= EXACT_RTOL
 
 
 def test_factorization_decomposition():
@@ -197,8 +156,8 @@ def test_factorization_decomposition():
     for name in ("input", "recurrent"):
         d = dec[name]
         np.testing.assert_array_equal(d["bptt"], g[name])
-        assert rel_err(d["kept"] + d["recurrent"], g[name]) <= EXACT_RTOL
-        assert rel_err(d["kept"], e[name]) <= EXACT_RTOL  # the kept part is e-prop itself
+        assert max_rel_err(d["kept"] + d["recurrent"], g[name]) <= EXACT_RTOL
+        assert max_rel_err(d["kept"], e[name]) <= EXACT_RTOL  # the kept part is e-prop itself
         assert np.max(np.abs(d["recurrent"])) > DIFFER_MIN * np.max(np.abs(g[name]))
         for key in ("kept_norm", "recurrent_norm", "kept_along", "recurrent_along"):
             assert d[key].shape == (T,)

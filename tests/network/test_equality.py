@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from neuroplast.model.dynamics import simulate
-from tests.conftest import T_EQ, make_input, make_params
+from tests.helpers import T_EQ, make_input, make_params
 
 pytestmark = pytest.mark.brian2
 

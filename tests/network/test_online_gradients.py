@@ -16,15 +16,11 @@ from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.losses import get_loss
 from neuroplast.plasticity.rules import get_rule
 from neuroplast.training.trainer import trajectory_of
-from tests.conftest import T_GRAD, make_input, make_params
+from tests.helpers import T_GRAD, make_input, make_params, norm_rel_err
 
 pytestmark = pytest.mark.brian2
 
 RTOL = 1e-10
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def _feedback(kind: str, weights) -> np.ndarray:
@@ -86,7 +82,8 @@ def test_online_equals_numpy(grad_network, eq_weights, kind, feedback):
         )
         for p in PROJECTIONS:
             assert np.linalg.norm(ref[p]) > 0, p
-            assert _rel(online[p], ref[p]) <= RTOL, (net.device, method, p, _rel(online[p], ref[p]))
+            err = norm_rel_err(online[p], ref[p])
+            assert err <= RTOL, (net.device, method, p, err)
     # the Brian2 learning signal is the NumPy one
     err = get_loss(loss).error(res.y, target, mask)
     L = params.readout_scale * err @ B.T
@@ -105,7 +102,7 @@ def test_online_gradient_can_disagree(grad_network, eq_weights):
     b = net.run_trial(
         eq_weights, x, target=target, mask=mask, feedback=_feedback("eprop-random", eq_weights), params=params
     )
-    assert _rel(a.grads["recurrent"], b.grads["recurrent"]) > 1e-3
+    assert norm_rel_err(a.grads["recurrent"], b.grads["recurrent"]) > 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +134,7 @@ def test_lif_only_network_equals_numpy_and_refuses_alif(lif_only_network, eq_wei
         params, eq_weights, x, trajectory_of(res, res.y), target, mask, get_loss("mse"), B, method="online"
     )
     for p in PROJECTIONS:
-        assert _rel(res.grads[p], ref[p]) <= RTOL, p
+        assert norm_rel_err(res.grads[p], ref[p]) <= RTOL, p
     with pytest.raises(ValueError, match="adaptation"):
         lif_only_network.run_trial(eq_weights, x, target=target, mask=mask, params=make_params("alif"))
 
@@ -176,7 +173,7 @@ def test_sweep_path_equals_numpy(sweep_network, eq_weights, kind):
     )
     for p in PROJECTIONS:
         assert np.linalg.norm(ref[p]) > 0, p
-        assert _rel(res.grads[p], ref[p]) <= RTOL, p
+        assert norm_rel_err(res.grads[p], ref[p]) <= RTOL, p
 
 
 def test_event_driven_is_the_default_for_compact_surrogates(grad_network):

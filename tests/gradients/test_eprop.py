@@ -1,4 +1,4 @@
-"""The NumPy e-prop reference: per-synapse recursion vs. its factorized form, and helpers.
+"""The NumPy e-prop reference: per-synapse recursion vs. its factorized form, and its learning signal.
 
 All tests are pure NumPy, seeded, and take well under a second each.
 """
@@ -15,50 +15,17 @@ from neuroplast.gradients.eprop import (
     factorized_grads,
     learning_signal,
 )
-from neuroplast.model.dynamics import simulate
-from neuroplast.model.losses import get_loss
-from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import backward_filter, forward_filter, output_grads, recurrent_pre, reg_signal
+from neuroplast.model.params import ModelParams
+from neuroplast.model.signals import recurrent_pre, reg_signal
+from tests.helpers import PROBLEM_BETAS as BETAS
+from tests.helpers import PROBLEM_N_OUT as N_OUT
+from tests.helpers import PROBLEM_N_REC as N_REC
+from tests.helpers import PROBLEM_T as T
+from tests.helpers import max_rel_err, simulated_problem
 
 # Both forms evaluate the same sum in a different order (sums over time regrouped by the
 # adjoint recursion): only float64 rounding separates them, ~1e-15 relative here.
 EXACT_RTOL = 1e-10
-
-N_REC, N_IN, N_OUT, T = 10, 12, 3, 150
-BETAS = {
-    "lif": np.zeros(N_REC),
-    "alif": np.full(N_REC, 0.6),
-    "mixed": np.r_[np.zeros(N_REC // 2), np.full(N_REC - N_REC // 2, 0.6)],
-}
-
-
-def make_problem(beta: np.ndarray, *, n_ref: int = 0, loss_name: str = "mse", seed: int = 0):
-    """A small network that spikes: v_th = 0.3, τ_m = 20 ms, W_in ~ N(0, 0.3), p_in = 0.05."""
-    rng = np.random.default_rng(seed)
-    params = ModelParams.from_time_constants(
-        n_rec=N_REC, tau_m=20.0, tau_a=200.0, beta=beta, v_th=0.3, n_ref=n_ref, tau_out=20.0
-    )
-    weights = Weights(
-        rng.normal(0.0, 0.3, (N_REC, N_IN)),
-        rng.normal(0.0, 0.3, (N_REC, N_REC)),
-        rng.normal(0.0, 1.0, (N_OUT, N_REC)),
-        rng.normal(0.0, 0.1, N_OUT),
-    )
-    x = (rng.random((T, N_IN)) < 0.05).astype(float)
-    if loss_name == "mse":
-        target = rng.normal(0.0, 0.5, (T, N_OUT))
-        mask = np.ones(T)
-    else:  # one-hot label, counted in a recall window at the end of the trial
-        target = np.zeros((T, N_OUT))
-        target[:, 1] = 1.0
-        mask = np.zeros(T)
-        mask[-30:] = 1.0
-    traj = simulate(params, weights, x)
-    return params, weights, x, traj, target, mask, get_loss(loss_name)
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
 @pytest.mark.parametrize("kind", sorted(BETAS))
@@ -66,7 +33,9 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("loss_name", ["mse", "cross_entropy"])
 @pytest.mark.parametrize("with_reg", [False, True])
 def test_online_equals_factorized(kind, n_ref, loss_name, with_reg):
-    params, weights, x, traj, target, mask, loss = make_problem(BETAS[kind], n_ref=n_ref, loss_name=loss_name)
+    params, weights, x, traj, target, mask, loss = simulated_problem(
+        BETAS[kind], n_ref=n_ref, loss_name=loss_name
+    )
     z = traj.z[0]
     assert z.sum() >= 30 and (z.sum(axis=0) > 0).sum() >= N_REC // 2, "the network must spike"
     if n_ref:
@@ -77,16 +46,16 @@ def test_online_equals_factorized(kind, n_ref, loss_name, with_reg):
         g_online = eligibility_grads(params, traj, pre, L, reg_signal=R)
         g_fact = factorized_grads(params, traj, pre, L, reg_signal=R)
         assert np.max(np.abs(g_online)) > 0
-        assert rel_err(g_fact, g_online) <= EXACT_RTOL
+        assert max_rel_err(g_fact, g_online) <= EXACT_RTOL
         # Unfiltered variant (learning signal already filtered, e.g. the ideal one).
         g_online = eligibility_grads(params, traj, pre, L, reg_signal=R, filtered=False)
         g_fact = factorized_grads(params, traj, pre, L, reg_signal=R, filtered=False)
-        assert rel_err(g_fact, g_online) <= EXACT_RTOL
+        assert max_rel_err(g_fact, g_online) <= EXACT_RTOL
 
 
 def test_alif_traces_matter():
     """With adaptation the ε^a term changes the gradient (so the ALIF check is not vacuous)."""
-    params, weights, x, traj, target, mask, loss = make_problem(BETAS["alif"])
+    params, weights, x, traj, target, mask, loss = simulated_problem(BETAS["alif"])
     params_lif = ModelParams.from_time_constants(
         n_rec=N_REC, tau_m=20.0, tau_a=200.0, beta=0.0, v_th=0.3, tau_out=20.0
     )
@@ -94,11 +63,11 @@ def test_alif_traces_matter():
     pre = params.input_scale * x
     g_alif = eligibility_grads(params, traj, pre, L)
     g_no_ea = eligibility_grads(params_lif, traj, pre, L)  # same ψ, β = 0 in the traces
-    assert rel_err(g_no_ea, g_alif) > 1e-3
+    assert max_rel_err(g_no_ea, g_alif) > 1e-3
 
 
 def test_trial_grads_methods_agree():
-    params, weights, x, traj, target, mask, loss = make_problem(BETAS["mixed"], n_ref=2)
+    params, weights, x, traj, target, mask, loss = simulated_problem(BETAS["mixed"], n_ref=2)
     B = np.random.default_rng(5).normal(size=(N_REC, N_OUT))
     grads = {
         m: eprop_trial_grads(
@@ -108,14 +77,14 @@ def test_trial_grads_methods_agree():
     }
     assert set(grads) == {"factorized", "online"}
     for key in ("input", "recurrent", "output", "bias"):
-        assert rel_err(grads["online"][key], grads["factorized"][key]) <= EXACT_RTOL
+        assert max_rel_err(grads["online"][key], grads["factorized"][key]) <= EXACT_RTOL
     assert np.all(np.diag(grads["factorized"]["recurrent"]) == 0.0)  # outside the mask
     with pytest.raises(ValueError, match="unknown method"):
         eprop_trial_grads(params, weights, x, traj, target, mask, loss, B, method="bogus")
 
 
 def test_batched_and_unbatched_trajectories_agree():
-    params, weights, x, traj, target, mask, loss = make_problem(BETAS["lif"])
+    params, weights, x, traj, target, mask, loss = simulated_problem(BETAS["lif"])
     assert traj.z.shape == (1, T, N_REC) and traj.squeeze().z.shape == (T, N_REC)
     g1 = eprop_trial_grads(params, weights, x, traj, target, mask, "mse", weights.w_out.T)
     g2 = eprop_trial_grads(params, weights, x, traj.squeeze(), target, mask, loss, weights.w_out.T)
@@ -124,7 +93,7 @@ def test_batched_and_unbatched_trajectories_agree():
 
 
 def test_learning_and_reg_signals():
-    params, weights, x, traj, target, mask, loss = make_problem(BETAS["lif"], loss_name="cross_entropy")
+    params, weights, x, traj, target, mask, loss = simulated_problem(BETAS["lif"], loss_name="cross_entropy")
     B = np.random.default_rng(1).normal(size=(N_REC, N_OUT))
     L = learning_signal(params, traj.y[0], target, mask, loss, B)
     err = loss.error(traj.y[0], target, mask)
@@ -134,24 +103,3 @@ def test_learning_and_reg_signals():
     z = traj.z[0]
     R = reg_signal(z, 2.0, 0.01)
     np.testing.assert_allclose(R, 2.0 * (z.sum(axis=0) / T - 0.01) / T, rtol=1e-14)
-
-
-def test_output_grads_match_backward_form():
-    """Forward-filtered z̃ form == backward-filtered error form Σ_t ẽ_t ⊗ c_out z_t."""
-    params, weights, x, traj, target, mask, loss = make_problem(BETAS["alif"])
-    z = traj.z[0]
-    err = loss.error(traj.y[0], target, mask)
-    g_w, g_b = output_grads(params, z, err)
-    err_bar = backward_filter(err, params.kappa)
-    np.testing.assert_allclose(g_w, params.readout_scale * err_bar.T @ z, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g_b, err_bar.sum(axis=0), rtol=1e-12)
-
-
-def test_filters_are_adjoint():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
-    lhs = np.sum(a * forward_filter(b, 0.9))
-    rhs = np.sum(backward_filter(a, 0.9) * b)
-    assert abs(lhs - rhs) <= 1e-12 * abs(lhs)
-    f = forward_filter(np.eye(5)[:, :1], 0.5)[:, 0]
-    np.testing.assert_allclose(f, 0.5 ** np.arange(5))

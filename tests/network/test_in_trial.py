@@ -16,7 +16,7 @@ from neuroplast.config import TrainingConfig
 from neuroplast.model.dynamics import simulate
 from neuroplast.plasticity.in_trial import in_trial_learning
 from neuroplast.plasticity.rules import get_rule
-from tests.conftest import make_input, make_params
+from tests.helpers import make_input, make_params, norm_rel_err
 
 pytestmark = pytest.mark.brian2
 
@@ -35,10 +35,6 @@ CASES = [
     ("cpp_standalone", "cross_entropy", "eprop", "sgd"),
     ("cpp_standalone", "mse", "eprop", "adam"),
 ]
-
-
-def _rel(a, b) -> float:
-    return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-300))
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: "-".join(c))
@@ -137,7 +133,7 @@ def test_in_trial_equals_numpy(case, eq_weights, kind):
         for mom, got in res.adam.items():
             for key, dense in getattr(optimizer, mom).items():
                 want = dense if key == "bias" else dense[net.edges[key][1], net.edges[key][0]]
-                assert _rel(got[key], want) < RTOL, (mom, key)
+                assert norm_rel_err(got[key], want) < RTOL, (mom, key)
     # identical spikes, and in-trial learning changed them
     assert np.array_equal(res.z, ref.traj.z)
     fixed = simulate(params, eq_weights, x)
@@ -162,7 +158,7 @@ def test_in_trial_equals_numpy(case, eq_weights, kind):
         for key, w in seg.items():
             got = res.in_trial[key]
             assert got.shape[0] == len(want), key
-            assert _rel(got[m], w) < RTOL, (m, key)
+            assert norm_rel_err(got[m], w) < RTOL, (m, key)
             if m == 0:
                 continue
             change = w - want[m - 1][key]
@@ -174,8 +170,8 @@ def test_in_trial_equals_numpy(case, eq_weights, kind):
                 continue
             # the updates themselves agree (not only weight + small update)
             assert np.linalg.norm(change) > 0, (m, key)
-            assert _rel(got[m] - got[m - 1], change) < 1e-8, (m, key)
+            assert norm_rel_err(got[m] - got[m - 1], change) < 1e-8, (m, key)
     for key in ("input", "recurrent", "output", "bias"):
-        assert _rel(res.grads[key], ref.grads[key]) < RTOL, key
+        assert norm_rel_err(res.grads[key], ref.grads[key]) < RTOL, key
     for key in ("input", "recurrent"):
-        assert _rel(res.esum[key], ref.esum[key]) < RTOL, key
+        assert norm_rel_err(res.esum[key], ref.esum[key]) < RTOL, key

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from neuroplast.io import FORMAT_VERSION, RunFileError, RunWriter, open_run
+from neuroplast.io.diff import diff_files
 
 N_IN, N_REC, N_OUT, N_STEPS, DT = 3, 6, 2, 9, 0.1
 CONFIG = '[network]\nn_rec = 6\n\n[train]\nlr = 0.01\nestimators = ["eprop", "bptt"]\n'
@@ -36,6 +37,21 @@ def _setup(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any]]:
         "bias": None,
     }
     return pops, edges
+
+
+def _writer_kw(pops: dict[str, Any], edges: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The RunWriter arguments of the synthetic layout (seed 0), but the path and ``task_kind``."""
+    kw = dict(
+        config_toml=CONFIG,
+        dt_ms=DT,
+        seed=0,
+        populations=pops,
+        projections_edges=edges,
+        n_in=N_IN,
+        n_out=N_OUT,
+        n_steps=N_STEPS,
+    )
+    return kw | changes
 
 
 def _n_edges(edges: dict[str, Any], name: str) -> int:
@@ -90,21 +106,8 @@ def _write_run(
         "trace_a": [],
     }
     w_cur = {p: rng.normal(size=_n_edges(edges, p)) for p in edges}
-    with RunWriter(
-        path,
-        config_toml=CONFIG,
-        dt_ms=DT,
-        seed=seed,
-        populations=pops,
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        task_kind=kind,
-        n_steps=N_STEPS,
-        force=force,
-        flush_every=flush_every,
-        brian2_version="test",
-    ) as w:
+    kw = _writer_kw(pops, edges, seed=seed, force=force, flush_every=flush_every, brian2_version="test")
+    with RunWriter(path, task_kind=kind, **kw) as w:
         k = 0
         for it in range(n_iter):
             for _ in range(batch):
@@ -422,16 +425,7 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_invalid_input_rejected(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pops, edges = _setup(rng)
-    kw = dict(
-        config_toml=CONFIG,
-        dt_ms=DT,
-        seed=0,
-        populations=pops,
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        n_steps=N_STEPS,
-    )
+    kw = _writer_kw(pops, edges)
     with pytest.raises(ValueError, match="task_kind"):
         RunWriter(tmp_path / "a.h5", task_kind="ranking", **kw)
     with pytest.raises(ValueError, match="TOML"):
@@ -471,19 +465,7 @@ def test_exception_in_block_keeps_complete_trials(tmp_path: Path) -> None:
     pops, edges = _setup(rng)
     path = tmp_path / "run.h5"
     with pytest.raises(RuntimeError, match="boom"):
-        with RunWriter(
-            path,
-            config_toml=CONFIG,
-            dt_ms=DT,
-            seed=0,
-            populations=pops,
-            projections_edges=edges,
-            n_in=N_IN,
-            n_out=N_OUT,
-            task_kind="regression",
-            n_steps=N_STEPS,
-            flush_every=100,
-        ) as w:
+        with RunWriter(path, task_kind="regression", **_writer_kw(pops, edges, flush_every=100)) as w:
             for k in range(5):
                 tr = _trial(rng, "regression", k, edges)
                 w.add_trial(0, tr["x"], tr["target"], loss=tr["loss"], spikes=tr["spikes"])
@@ -492,37 +474,16 @@ def test_exception_in_block_keeps_complete_trials(tmp_path: Path) -> None:
     assert run.n_trials == 5 and not run.finished and run.n_iterations == 0
 
 
-def _all_contents(path: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {"/": {k: v for k, v in h5py.File(path, "r").attrs.items()}}
-    with h5py.File(path, "r") as f:
-
-        def visit(name: str, obj: Any) -> None:
-            attrs = dict(obj.attrs.items())
-            out[name] = (obj[()] if isinstance(obj, h5py.Dataset) else None, attrs)
-
-        f.visititems(visit)
-    return out
-
-
 def test_deterministic(tmp_path: Path) -> None:
+    """The same seed writes the same file: every group, dataset and attribute, bit for bit."""
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     _write_run(a, "classification", seed=7)
     _write_run(b, "classification", seed=7)
-    ca, cb = _all_contents(a), _all_contents(b)
-    assert ca.keys() == cb.keys() and len(ca) > 40
-    for name in ca:
-        if name == "/":
-            assert ca[name].keys() == cb[name].keys()
-            for k in ca[name]:
-                np.testing.assert_array_equal(ca[name][k], cb[name][k])
-            continue
-        (da, attrs_a), (db, attrs_b) = ca[name], cb[name]
-        if da is not None:
-            np.testing.assert_array_equal(da, db)  # NaN == NaN here
-            assert np.asarray(da).dtype == np.asarray(db).dtype
-        assert attrs_a.keys() == attrs_b.keys()
-        for k in attrs_a:
-            np.testing.assert_array_equal(attrs_a[k], attrs_b[k])
+    with h5py.File(a, "r") as f:
+        names = ["/"]
+        f.visit(names.append)
+    assert len(names) > 40
+    assert diff_files(a, b, ignore_attrs=()) == []
 
 
 # ---------------------------------------------------------------------- crash safety
@@ -551,19 +512,7 @@ def _crash_child(path: str) -> None:  # pragma: no cover - runs in a subprocess
     pops, _ = _setup(rng)
     out = np.meshgrid(np.arange(N_REC), np.arange(N_OUT), indexing="ij")
     edges = {"output": (out[0].ravel(), out[1].ravel())}
-    w = RunWriter(
-        path,
-        config_toml=CONFIG,
-        dt_ms=DT,
-        seed=0,
-        populations=pops,
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        task_kind="regression",
-        n_steps=N_STEPS,
-        flush_every=CRASH_FLUSH_EVERY,
-    )
+    w = RunWriter(path, task_kind="regression", **_writer_kw(pops, edges, flush_every=CRASH_FLUSH_EVERY))
     k = 0
     flushed = 0
     while True:
@@ -589,11 +538,10 @@ def _crash_child(path: str) -> None:  # pragma: no cover - runs in a subprocess
 
 def test_survives_sigkill(tmp_path: Path) -> None:
     path = tmp_path / "crash.h5"
-    tests_dir = str(Path(__file__).resolve().parent)
-    repo = str(Path(__file__).resolve().parent.parent)
+    repo = str(Path(__file__).resolve().parents[2])
     code = (
-        f"import sys; sys.path[:0] = [{tests_dir!r}, {repo!r}]; "
-        f"import test_io; test_io._crash_child({str(path)!r})"
+        f"import sys; sys.path[:0] = [{repo!r}]; "
+        f"from tests.io.test_run_log import _crash_child; _crash_child({str(path)!r})"
     )
     errlog = tmp_path / "child.err"
     notices: list[str] = []

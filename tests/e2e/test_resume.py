@@ -1,0 +1,237 @@
+"""Crash safety and ``neuroplast run --resume``: a killed run continues bit for bit.
+
+The end-to-end tests run the real command in subprocesses on a tiny sine config, kill it with SIGKILL at
+different points (from outside while it trains, before its first iteration completes, and deterministically
+in the middle of a flush with a half-overwritten resume slot), check that the killed file reads
+consistently, resume it, and compare *every* dataset with an uninterrupted run of the same config and seed.
+The fast test of :meth:`RunWriter.append` on synthetic data is tests/io/test_append.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from neuroplast.io import open_run
+from neuroplast.io.writer import read_states
+from tests.helpers import (
+    MID_FLUSH_CHILD,
+    assert_same_datasets,
+    cli_args,
+    cli_env,
+    one_line,
+    run_cli,
+    run_command,
+    write_text,
+)
+
+ITERATIONS = 6
+TINY = """\
+[simulation]
+dt_ms = 1.0
+n_steps = 300
+seed = 1
+device = "runtime"
+
+[network]
+n_rec = 30
+n_alif = 0
+n_out = 1
+tau_m_ms = 30.0
+v_th = 0.03
+n_ref = 0
+tau_out_ms = 30.0
+w_in_scale = 0.05
+w_rec_scale = 0.02
+w_out_scale = 0.1
+
+[task]
+name = "sine"
+n_in = 40
+rate_hz = 50.0
+periods_ms = [300.0, 150.0, 100.0]
+
+[training]
+rule = "eprop"
+loss = "mse"
+optimizer = "adam"
+learning_rate = 0.001
+iterations = 40
+batch_size = 2
+"""
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _peek_iterations(path: Path) -> int:
+    """``n_iterations_complete`` of a file a live writer holds (no locking; -1 if not readable yet)."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return int(f.attrs["n_iterations_complete"]) if "format" in f.attrs else -1
+    except (OSError, KeyError):
+        return -1
+
+
+def _kill_when(cmd: list[str], cwd: Path, path: Path, min_iterations: int, timeout: float = 240) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``path`` shows ``min_iterations`` complete iterations."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    try:
+        while proc.poll() is None and time.monotonic() - t0 < timeout:
+            if path.exists() and _peek_iterations(path) >= min_iterations:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None and time.monotonic() - t0 >= timeout:
+            proc.kill()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-2000:])
+
+
+def _assert_prefix_of(killed: Path, ref: Path) -> None:
+    """The killed file reads consistently, and what it holds equals the start of the reference run."""
+    run, full = open_run(killed), open_run(ref)
+    assert not run.finished
+    n = run.n_trials
+    assert {len(v) for v in run.trials.values()} == {n}
+    for col in ("loss", "iteration", "start_step", "n_steps"):
+        np.testing.assert_array_equal(run.trials[col], full.trials[col][:n])
+    for name in run.projection_names:
+        p, q = run.projection(name), full.projection(name)
+        np.testing.assert_array_equal(p.weights[: run.n_iterations], q.weights[: run.n_iterations])
+        np.testing.assert_array_equal(p.updates, q.updates[: run.n_iterations])
+        for est in p.estimators:
+            np.testing.assert_array_equal(p.grad(est), q.grad(est)[:n])
+    ts, ids = run.spikes("recurrent")
+    ts_full, ids_full = full.spikes("recurrent")
+    np.testing.assert_array_equal(ts, ts_full[: ts.size])
+    np.testing.assert_array_equal(ids, ids_full[: ids.size])
+    for k in range(n):
+        r, q = run.replay(k), full.replay(k)
+        np.testing.assert_array_equal(r.x, q.x)
+        np.testing.assert_array_equal(r.target, q.target)
+
+
+def _assert_resumed_equals(path: Path, ref: Path) -> None:
+    run, full = open_run(path), open_run(ref)
+    assert run.finished and run.n_iterations == ITERATIONS
+    for name in full.projection_names:
+        assert np.array_equal(run.projection(name).weights[-1], full.projection(name).weights[-1]), name
+    assert np.array_equal(run.trials["loss"], full.trials["loss"])
+    assert_same_datasets(path, ref)
+
+
+# --------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return write_text(tmp_path_factory.mktemp("resume"), "tiny.toml", TINY)
+
+
+@pytest.fixture(scope="module")
+def reference(work: Path) -> Path:
+    """An uninterrupted run of the tiny config (also warms Brian2's code cache)."""
+    out = work / "ref.h5"
+    proc = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--out", out, "--quiet", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+def test_resume_after_kill_from_outside(work: Path, reference: Path) -> None:
+    out = work / "killed_outside.h5"
+    cmd = cli_args("run", "tiny.toml", "--iterations", ITERATIONS, "--out", out, "--quiet")
+    _kill_when(cmd, work, out, min_iterations=2)
+    run = open_run(out)
+    assert 2 <= run.n_iterations < ITERATIONS
+    _assert_prefix_of(out, reference)
+    k = run.n_iterations
+    assert set(read_states_of(out)) >= {k}
+
+    # a copy whose newest resume slot is damaged falls back to the slot before it
+    damaged = work / "damaged_slot.h5"
+    shutil.copy(out, damaged)
+    with h5py.File(damaged, "r+") as f:
+        d = f[f"resume/slot{k % 2}/weights/w_rec"]
+        d[0, 1] = d[0, 1] + 1.0
+    resumed = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", damaged, cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"after iteration {k - 1} " in resumed.stdout
+    _assert_resumed_equals(damaged, reference)
+
+    proc = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", out, "--quiet", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert f"resumed {out} after iteration {k} " in proc.stdout
+    _assert_resumed_equals(out, reference)
+
+    again = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", out, cwd=work)
+    assert again.returncode == 0 and "nothing to resume" in again.stdout, again.stderr
+
+
+def read_states_of(path: Path) -> dict[int, dict[str, np.ndarray]]:
+    with h5py.File(path, "r") as f:
+        return read_states(f)
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+def test_resume_after_kill_before_first_iteration(work: Path, reference: Path) -> None:
+    out = work / "killed_early.h5"
+    cmd = cli_args("run", "tiny.toml", "--iterations", ITERATIONS, "--out", out, "--quiet")
+    _kill_when(cmd, work, out, min_iterations=0)
+    run = open_run(out)
+    assert run.n_iterations < ITERATIONS
+    _assert_prefix_of(out, reference)
+    proc = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", out, "--quiet", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    _assert_resumed_equals(out, reference)
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+def test_resume_after_kill_mid_flush(work: Path, reference: Path) -> None:
+    """Killed after iteration 4's rows and trials reached the disk but before its counters: they are cut."""
+    out = work / "killed_mid_flush.h5"
+    child = [sys.executable, "-c", MID_FLUSH_CHILD, "4", "run", "tiny.toml", "--iterations", str(ITERATIONS)]
+    proc = run_command([*child, "--out", str(out), "--quiet"], work)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with h5py.File(out, "r") as f:  # partial rows of the incomplete iteration are on disk
+        assert f.attrs["n_iterations_complete"] == 3 and f.attrs["n_trials_complete"] == 6
+        assert f["projections/recurrent/updates"].shape[0] == 4 and f["trials/loss"].shape[0] == 8
+        assert set(read_states(f)) == {3}  # slot of iteration 2 was half overwritten by iteration 4
+    _assert_prefix_of(out, reference)
+    res = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", out, cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert "after iteration 3 (cut off 2 trials, 1 iterations" in res.stdout
+    _assert_resumed_equals(out, reference)
+
+
+@pytest.mark.e2e
+def test_resume_errors_are_one_line(work: Path, reference: Path) -> None:
+    """Missing file, config mismatch, conflicting options: one line, exit 2, file untouched."""
+    killed = work / "mismatch.h5"
+    shutil.copy(reference, killed)
+    with h5py.File(killed, "r+") as f:
+        f.attrs["finished"] = np.int8(0)
+    before = killed.read_bytes()
+    cases = [
+        (("--iterations", ITERATIONS, "--resume", work / "missing.h5"), "missing.h5"),
+        (("--iterations", ITERATIONS + 1, "--resume", killed), "training.iterations"),
+        (("--iterations", ITERATIONS, "--seed", 7, "--resume", killed), "simulation.seed"),
+        (("--iterations", ITERATIONS, "--rule", "eprop-random", "--resume", killed), "training.rule"),
+        (("--iterations", ITERATIONS, "--resume", killed, "--force"), "--force"),
+        (("--iterations", ITERATIONS, "--resume", killed, "--trace", "v"), "--trace"),
+    ]
+    for args, word in cases:
+        proc = run_cli("run", "tiny.toml", *args, cwd=work)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert word in one_line(proc.stderr), (args, proc.stderr)
+    assert killed.read_bytes() == before

@@ -1,0 +1,445 @@
+"""What several test modules share: paths, seeded networks, CLI runners, error measures, HDF5 readers.
+
+Import as ``from tests.helpers import ...`` (the repository root is on ``sys.path`` under
+``python -m pytest``). Fixtures live in the conftest.py files, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from neuroplast.build import model_params
+from neuroplast.config import parse_config, to_toml
+from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.io import RunWriter
+from neuroplast.model.dynamics import simulate
+from neuroplast.model.losses import get_loss
+from neuroplast.model.params import ModelParams, Weights
+
+# ------------------------------------------------------------------------------------------------ paths
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+SINE = MODELS / "sine.toml"
+EVIDENCE = MODELS / "evidence.toml"
+
+# ------------------------------------------------------------------------ seeded networks (tests/network)
+N, N_IN, N_OUT, T_EQ = 40, 24, 2, 2000
+T_GRAD = 600
+
+
+def make_params(kind: str, n_rec: int = N, n_ref: int = 3, **kw) -> ModelParams:
+    """LIF, ALIF or mixed parameters that make a small net fire at a few tens of Hz."""
+    beta = {"lif": 0.0, "alif": 0.05, "mix": np.where(np.arange(n_rec) < n_rec // 2, 0.0, 0.05)}[kind]
+    base = dict(
+        n_rec=n_rec,
+        tau_m=20.0,
+        tau_a=np.linspace(100.0, 400.0, n_rec),
+        beta=beta,
+        v_th=0.3,
+        n_ref=n_ref,
+        tau_out=20.0,
+        input_scale=1.0,
+        readout_scale=1.0,
+    )
+    base.update(kw)
+    return ModelParams.from_time_constants(**base)
+
+
+def make_weights(
+    seed: int = 0,
+    n_rec: int = N,
+    n_in: int = N_IN,
+    n_out: int = N_OUT,
+    p_rec: float = 0.6,
+    rec_scale: float = 0.12,
+) -> Weights:
+    rng = np.random.default_rng(seed)
+    mask_rec = rng.random((n_rec, n_rec)) < p_rec
+    return Weights(
+        rng.normal(0.05, 0.3, (n_rec, n_in)),
+        rng.normal(0.0, rec_scale, (n_rec, n_rec)),
+        rng.normal(0.0, 0.3, (n_out, n_rec)),
+        rng.normal(0.0, 0.1, n_out),
+        mask_rec=mask_rec,
+    )
+
+
+def make_input(seed: int = 1, T: int = T_EQ, n_in: int = N_IN, p: float = 0.03) -> np.ndarray:
+    return (np.random.default_rng(seed).random((T, n_in)) < p).astype(float)
+
+
+# ------------------------------------------- a small spiking problem (tests/gradients, tests/model)
+PROBLEM_N_REC, PROBLEM_N_IN, PROBLEM_N_OUT, PROBLEM_T = 10, 12, 3, 150
+#: β of LIF, ALIF and mixed populations of PROBLEM_N_REC neurons.
+PROBLEM_BETAS = {
+    "lif": np.zeros(PROBLEM_N_REC),
+    "alif": np.full(PROBLEM_N_REC, 0.6),
+    "mixed": np.r_[np.zeros(PROBLEM_N_REC // 2), np.full(PROBLEM_N_REC - PROBLEM_N_REC // 2, 0.6)],
+}
+
+
+def make_problem(
+    beta: np.ndarray,
+    *,
+    n_ref: int = 0,
+    loss_name: str = "mse",
+    seed: int = 0,
+    w_rec_std: float = 0.3,
+    n_rec: int = PROBLEM_N_REC,
+    n_in: int = PROBLEM_N_IN,
+    T_: int = PROBLEM_T,
+):
+    """A small network that spikes: v_th = 0.3, τ_m = 20 ms, W_in ~ N(0, 0.3), p_in = 0.05.
+
+    Returns ``(params, weights, x, target, mask, loss)``.
+    """
+    rng = np.random.default_rng(seed)
+    params = ModelParams.from_time_constants(
+        n_rec=n_rec, tau_m=20.0, tau_a=200.0, beta=beta, v_th=0.3, n_ref=n_ref, tau_out=20.0
+    )
+    weights = Weights(
+        rng.normal(0.0, 0.3, (n_rec, n_in)),
+        rng.normal(0.0, w_rec_std, (n_rec, n_rec)) if w_rec_std > 0 else np.zeros((n_rec, n_rec)),
+        rng.normal(0.0, 1.0, (PROBLEM_N_OUT, n_rec)),
+        rng.normal(0.0, 0.1, PROBLEM_N_OUT),
+    )
+    x = (rng.random((T_, n_in)) < 0.05).astype(float)
+    if loss_name == "mse":
+        target = rng.normal(0.0, 0.5, (T_, PROBLEM_N_OUT))
+        mask = np.ones(T_)
+    else:  # one-hot label, counted in a recall window at the end of the trial
+        target = np.zeros((T_, PROBLEM_N_OUT))
+        target[:, 1] = 1.0
+        mask = np.zeros(T_)
+        mask[-T_ // 5 :] = 1.0
+    return params, weights, x, target, mask, get_loss(loss_name)
+
+
+def simulated_problem(beta: np.ndarray, *, n_ref: int = 0, loss_name: str = "mse", seed: int = 0):
+    """:func:`make_problem` and its trajectory: ``(params, weights, x, traj, target, mask, loss)``."""
+    params, weights, x, target, mask, loss = make_problem(beta, n_ref=n_ref, loss_name=loss_name, seed=seed)
+    return params, weights, x, simulate(params, weights, x), target, mask, loss
+
+
+# ------------------------------------------------------------------------------------ relative errors
+def max_rel_err(a: Any, b: Any, *, floor: float = 0.0) -> float:
+    """max|a − b| / max(max|b|, floor): the largest error relative to the largest entry of ``b``."""
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), floor))
+
+
+def norm_rel_err(a: Any, b: Any) -> float:
+    """‖a − b‖ / ‖b‖ (Frobenius), with ‖b‖ floored at 1e-300."""
+    return float(np.linalg.norm(np.asarray(a) - b) / max(np.linalg.norm(b), 1e-300))
+
+
+# --------------------------------------------------------------------------- the command-line tool
+def cli_env(*first: str | Path) -> dict[str, str]:
+    """``os.environ`` with PYTHONPATH = the repository, then ``first``, then the caller's PYTHONPATH."""
+    env = dict(os.environ)
+    paths = [str(ROOT), *map(str, first)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def cli_args(*args: Any) -> list[str]:
+    """The command line of ``python -m neuroplast.cli ARGS``."""
+    return [sys.executable, "-m", "neuroplast.cli", *map(str, args)]
+
+
+def run_command(
+    cmd: list[str], cwd: Path, *, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``cwd`` (environment: :func:`cli_env` unless given), capturing text output."""
+    env = cli_env() if env is None else env
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_cli(
+    *args: Any, cwd: Path, timeout: float = 300, pythonpath: tuple[str | Path, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``python -m neuroplast.cli ARGS`` in ``cwd``; ``pythonpath`` goes after the repository."""
+    return run_command(cli_args(*args), cwd, timeout=timeout, env=cli_env(*pythonpath))
+
+
+def one_line(text: str) -> str:
+    """``text`` (stripped), asserted to be exactly one line."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, f"not one line: {text!r}"
+    return lines[0]
+
+
+#: Exit status of the stand-in ``brian2`` package of tests/e2e/test_cli_errors.py.
+BRIAN2_IMPORTED = 97
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *names: str) -> str:
+    """Exit status 2, no traceback, stdout empty, stderr one line naming every ``names``."""
+    assert proc.returncode != BRIAN2_IMPORTED, f"Brian2 was imported before the error: {proc.stderr}"
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stdout == ""
+    assert proc.stderr.endswith("\n") and proc.stderr.count("\n") == 1, f"not one line: {proc.stderr!r}"
+    line = proc.stderr.rstrip("\n")
+    assert line.startswith("neuroplast ") and ": error: " in line, line
+    for name in names:
+        assert name in line, f"{name!r} not named in {line!r}"
+    return line
+
+
+def write_config(path: Path, old: str, new: str, source: Path = SINE) -> Path:
+    """``source`` with the first ``old`` replaced by ``new``, written to ``path``."""
+    text = source.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def write_text(folder: Path, name: str, text: str) -> Path:
+    """Write ``text`` to ``folder / name``; return ``folder`` (a working folder holding a config)."""
+    (folder / name).write_text(text)
+    return folder
+
+
+#: A sine config with in-trial learning (SGD every IN_TRIAL_EVERY steps): tests/e2e/test_in_trial_run.py
+#: runs it through the command line, tests/training/test_in_trial.py through the trainer.
+IN_TRIAL_EVERY, IN_TRIAL_LR = 50, 1e-5
+IN_TRIAL_TOML = f"""\
+[simulation]
+n_steps = 300
+seed = 2
+
+[network]
+n_rec = 30
+n_ref = 2
+w_in_scale = 0.05
+w_rec_scale = 0.02
+w_out_scale = 0.1
+
+[task]
+name = "sine"
+n_in = 40
+periods_ms = [300.0, 150.0, 100.0]
+
+[training]
+rule = "eprop"
+optimizer = "sgd"
+learning_rate = {IN_TRIAL_LR}
+iterations = 40
+reg_coeff = 10.0
+update_every_steps = {IN_TRIAL_EVERY}
+"""
+
+
+#: A child process that SIGKILLs itself in the middle of writing the resume slot of iteration
+#: ``argv[1]``, after the weights/updates rows and the trials of that iteration were flushed to disk
+#: (but not the counters); ``argv[2:]`` are the arguments of ``neuroplast``.
+MID_FLUSH_CHILD = """
+import os, signal, sys
+import numpy as np
+import neuroplast.io.writer as w
+
+KILL_AT = int(sys.argv[1])
+orig = w._write_slot
+
+def half_write(f, state, iteration, *rest):
+    if iteration != KILL_AT:
+        return orig(f, state, iteration, *rest)
+    g = f.require_group(w.RESUME_GROUP).require_group(w.RESUME_SLOTS[iteration % 2])
+    g.attrs[w.ATTR_STATE_ITERATION] = np.int64(-1)
+    names = sorted(state)
+    for name in names[: len(names) // 2]:
+        g[name][()] = state[name]
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+w._write_slot = half_write
+from neuroplast.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+# ------------------------------------------------------------------------------------- HDF5 files
+def read_datasets(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of the file, by path."""
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def read_root_attrs(path: Path) -> dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        return {k: f.attrs[k] for k in f.attrs}
+
+
+def assert_same_datasets(a: Path, b: Path) -> None:
+    """Every dataset and root attribute of ``a`` and ``b`` is equal, bit for bit (NaN == NaN).
+
+    Groups and the attributes of other objects are not compared (``neuroplast.io.diff.diff_files``
+    compares whole files).
+    """
+    da, db = read_datasets(a), read_datasets(b)
+    assert sorted(da) == sorted(db)
+    for name, x in da.items():
+        y = db[name]
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        if x.dtype.kind == "f":
+            assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), name  # bits, NaN and -0.0 included
+        else:
+            assert np.array_equal(x, y), name
+    aa, ab = read_root_attrs(a), read_root_attrs(b)
+    assert sorted(aa) == sorted(ab)
+    for k in aa:
+        assert np.array_equal(aa[k], ab[k]), k
+
+
+def copy_file(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes())
+    return dst
+
+
+# ------------------------------------------------------------- synthetic run logs (tests/analysis)
+# Written in the layout of ``neuroplast run`` (neuroplast.training.runner) without Brian2: trials are
+# simulated with the NumPy reference and the logged estimator is NumPy e-prop (``eprop_trial_grads`` with
+# B = W_outᵀ), updated with plain SGD.
+SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
+
+
+def _synthetic_config(kind: str, reg: float) -> Any:
+    sim = {"dt_ms": 1.0, "n_steps": SYNTH_T, "seed": 3}
+    net = {"n_rec": SYNTH_N_REC, "n_out": 1, "v_th": 0.05, "tau_m_ms": 20.0, "tau_out_ms": 20.0}
+    train = {
+        "rule": "eprop",
+        "optimizer": "sgd",
+        "learning_rate": 1e-6,
+        "reg_coeff": reg,
+        "reg_rate_hz": 20.0,
+    }
+    if kind == "regression":
+        task = {"name": "sine", "n_in": SYNTH_N_IN}
+        train["loss"] = "mse"
+    else:
+        task = {"name": "evidence", "n_in": 8, "n_cues": 2, "cue_ms": 10.0, "gap_ms": 5.0, "recall_ms": 15.0}
+        net["n_out"] = 2
+        train["loss"] = "cross_entropy"
+    return parse_config({"simulation": sim, "network": net, "task": task, "training": train})
+
+
+def write_synthetic_run(
+    path: Path,
+    *,
+    kind: str = "regression",
+    rec_scale: float = 0.05,
+    n_iter: int = 3,
+    w_in: tuple[float, float] = (0.03, 0.05),
+    w_out: float = 0.1,
+    batch: int = 2,
+    reg: float = 0.5,
+    partial_iteration: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file."""
+    cfg = _synthetic_config(kind, reg)
+    params = model_params(cfg)
+    loss = get_loss(cfg.training.loss)
+    n_in, n_out = cfg.task.n_in, cfg.network.n_out
+    rng = np.random.default_rng(seed)
+    mask_in = rng.random((SYNTH_N_REC, n_in)) < 0.8
+    mask_rec = (rng.random((SYNTH_N_REC, SYNTH_N_REC)) < 0.5) & ~np.eye(SYNTH_N_REC, dtype=bool)
+    w = Weights(
+        rng.normal(w_in[0], w_in[1], (SYNTH_N_REC, n_in)),
+        rng.normal(0.0, rec_scale, (SYNTH_N_REC, SYNTH_N_REC))
+        if rec_scale
+        else np.zeros((SYNTH_N_REC, SYNTH_N_REC)),
+        rng.normal(0.0, w_out, (n_out, SYNTH_N_REC)),
+        np.zeros(n_out),
+        mask_in,
+        mask_rec,
+    )
+    e = {"input": np.nonzero(mask_in), "recurrent": np.nonzero(mask_rec), "output": np.nonzero(w.mask_out)}
+    edges = {name: (src, tgt) for name, (tgt, src) in e.items()}  # np.nonzero gives (post, pre)
+    edges["feedback"] = (edges["output"][1], edges["output"][0])
+
+    def vec(dense: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {n: np.asarray(m)[edges[n][1], edges[n][0]] for n, m in dense.items() if n != "bias"}
+        out["bias"] = np.asarray(dense["bias"], float).copy()
+        return out
+
+    def wdict(w: Weights) -> dict[str, np.ndarray]:
+        return {
+            "input": w.w_in,
+            "recurrent": w.w_rec,
+            "output": w.w_out,
+            "bias": w.b_out,
+            "feedback": w.w_out.T,
+        }
+
+    f_target = cfg.training.reg_rate_hz * cfg.simulation.dt_ms * 1e-3
+    with RunWriter(
+        path,
+        config_toml=to_toml(cfg),
+        dt_ms=cfg.simulation.dt_ms,
+        seed=cfg.simulation.seed,
+        populations={"input": {}, "recurrent": {"alpha": np.full(SYNTH_N_REC, params.alpha)}, "readout": {}},
+        projections_edges={**edges, "bias": None},
+        n_in=n_in,
+        n_out=n_out,
+        task_kind=kind,
+        n_steps=SYNTH_T,
+        force=True,
+        flush_every=2,
+    ) as writer:
+        for it in range(n_iter + int(partial_iteration)):
+            grads = []
+            for _ in range(batch):
+                x = (rng.random((SYNTH_T, n_in)) < 0.15).astype(float)
+                if kind == "regression":
+                    target = np.sin(np.arange(SYNTH_T) / 7.0)[:, None]
+                    mask, label = np.ones(SYNTH_T), None
+                else:
+                    label = int(rng.integers(0, n_out))
+                    target = np.zeros((SYNTH_T, n_out))
+                    target[:, label] = 1.0
+                    mask = (np.arange(SYNTH_T) >= SYNTH_T - 15).astype(float)
+                traj = simulate(params, w, x).squeeze()
+                g = eprop_trial_grads(
+                    params, w, x, traj, target, mask, loss, w.w_out.T, c_reg=reg, f_target=f_target
+                )
+                grads.append(g)
+                gv = vec(g)
+                writer.add_trial(
+                    it,
+                    x,
+                    target if kind == "regression" else label,
+                    loss=loss.value(traj.y, target, mask),
+                    mask=(mask > 0) if kind == "classification" else None,
+                    spikes={"recurrent": np.nonzero(traj.z), "input": np.nonzero(x)},
+                    grads={p: {"eprop": gv[p]} for p in ("input", "recurrent", "output", "bias")},
+                )
+            if partial_iteration and it == n_iter:
+                break  # killed before this iteration's weights were logged
+            mean = {k: np.mean([g[k] for g in grads], axis=0) for k in grads[0]}
+            upd = {k: -cfg.training.learning_rate * v for k, v in mean.items()}
+            if not rec_scale:
+                upd["recurrent"] = np.zeros_like(upd["recurrent"])  # W_rec stays 0
+            w_new = Weights(
+                w.w_in + upd["input"],
+                w.w_rec + upd["recurrent"],
+                w.w_out + upd["output"],
+                w.b_out + upd["bias"],
+                mask_in,
+                mask_rec,
+            )
+            before, after = wdict(w), wdict(w_new)
+            writer.add_iteration(vec(before), vec({k: after[k] - before[k] for k in before}))
+            w = w_new
+        if not partial_iteration:
+            writer.finish(vec(wdict(w)))
+    return path
