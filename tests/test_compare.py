@@ -2,7 +2,7 @@
 
 The run logs are synthetic but written in the layout of ``neuroplast run`` (neuroplast.training.runner)
 without Brian2: trials are simulated with the NumPy reference and the logged estimator is NumPy e-prop
-(``eprop_trial_grads`` with B = W_outᵀ), updated with plain SGD.
+(``eprop_grads`` with B = W_outᵀ), updated with plain SGD.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from neuroplast.analysis.metrics import (
 from neuroplast.build import model_params
 from neuroplast.cli import main
 from neuroplast.config import parse_config, to_toml
-from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.trial import TrialData
 from neuroplast.io import RunFileError, RunWriter, open_run
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.losses import get_loss
@@ -171,9 +172,10 @@ def write_run(
                     target[:, label] = 1.0
                     mask = (np.arange(T) >= T - 15).astype(float)
                 traj = simulate(params, w, x).squeeze()
-                g = eprop_trial_grads(
-                    params, w, x, traj, target, mask, loss, w.w_out.T, c_reg=reg, f_target=f_target
+                trial = TrialData.make(
+                    params, w, x, target, mask, loss, traj=traj, c_reg=reg, f_target=f_target
                 )
+                g = eprop_grads(trial, w.w_out.T)
                 grads.append(g)
                 gv = vec(g)
                 writer.add_trial(

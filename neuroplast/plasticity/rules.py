@@ -36,44 +36,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neuroplast.gradients.bptt import bptt_grads
-from neuroplast.gradients.eprop import eprop_trial_grads
-from neuroplast.model.losses import get_loss
-from neuroplast.model.params import ModelParams, Weights
+from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.trial import TrialData
+from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
 __all__ = ["Rule", "RULES", "register_rule", "get_rule", "rule_names", "load_plugins", "TrialData"]
 
 ENTRY_POINT_GROUP = "neuroplast.rules"
-
-
-@dataclass(frozen=True)
-class TrialData:
-    """Everything a rule's NumPy formula needs about one simulated trial.
-
-    Attributes
-    ----------
-    params : ModelParams
-    weights : Weights            weights in force during the trial
-    x : ndarray (T, n_in)        input spikes
-    target : ndarray (T, n_out)  y* or one-hot π*
-    mask : ndarray (T,)          loss mask (recall window)
-    traj : Trajectory            recorded v, a, z, ψ, y of this trial (unbatched)
-    loss : str                   loss name
-    feedback : ndarray (N, n_out) B used for the learning signal
-    reg_coeff : float            c_reg
-    reg_target : float           f* in spikes per step
-    """
-
-    params: ModelParams
-    weights: Weights
-    x: np.ndarray
-    target: np.ndarray
-    mask: np.ndarray
-    traj: Any
-    loss: str
-    feedback: np.ndarray
-    reg_coeff: float
-    reg_target: float
 
 
 class Rule:
@@ -118,21 +88,13 @@ class Rule:
         """The rule's B after ``weights`` (before the update) received ``updates``."""
         return b
 
-    def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
-        """NumPy formula of this rule's trial estimate: dense arrays per projection."""
-        return eprop_trial_grads(
-            data.params,
-            data.weights,
-            data.x,
-            data.traj,
-            data.target,
-            data.mask,
-            get_loss(data.loss),
-            data.feedback,
-            c_reg=data.reg_coeff,
-            f_target=data.reg_target,
-            method="factorized",
-        )
+    def numpy_grads(self, trial: TrialData) -> dict[str, np.ndarray]:
+        """NumPy formula of this rule's estimate of one trial: dense arrays per projection.
+
+        Default: e-prop with the trial's feedback B (``trial.feedback``), see
+        :func:`neuroplast.gradients.eprop.eprop_grads`.
+        """
+        return eprop_grads(trial, method="factorized")
 
 
 RULES: Registry[type[Rule]] = Registry("rule")
@@ -252,15 +214,5 @@ class Bptt(Rule):
     description = "exact BPTT (reset path detached), Brian2 forward + NumPy backward"
     online = False
 
-    def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
-        return bptt_grads(
-            data.params,
-            data.weights,
-            data.x,
-            data.traj,
-            data.target,
-            data.mask,
-            get_loss(data.loss),
-            c_reg=data.reg_coeff,
-            f_target=data.reg_target,
-        )
+    def numpy_grads(self, trial: TrialData) -> dict[str, np.ndarray]:
+        return bptt_grads(trial)
