@@ -35,7 +35,7 @@ from neuroplast.gradients.trial import TrialData
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, as_loss
 from neuroplast.model.params import ModelParams
-from neuroplast.model.signals import backward_filter, forward_filter, output_grads, trial_arrays
+from neuroplast.model.signals import backward_filter, forward_filter, linear_scan, output_grads, trial_arrays
 
 __all__ = [
     "eligibility_grads",
@@ -143,11 +143,12 @@ def factorized_grads(
     if reg_signal is not None:
         Lf = Lf + np.asarray(reg_signal, dtype=float)[None, :]
     h = Lf * psi
-    c = -params.beta * h
-    d = params.rho - params.beta * psi
-    q = np.zeros((T, N))
-    for s in range(T - 2, -1, -1):
-        q[s] = c[s + 1] + d[s + 1] * q[s + 1]
+    # q^s = c^{s+1} + d^{s+1} q^{s+1}: a backward scan of c, d shifted by one step (q^T = 0)
+    c_next = np.zeros((T, N))
+    d_next = np.zeros((T, N))
+    c_next[:-1] = (-params.beta * h)[1:]
+    d_next[:-1] = (params.rho - params.beta * psi)[1:]
+    q = linear_scan(c_next, d_next, reverse=True, per_step=True)
     F = h + psi * q
     zbar = forward_filter(pre, params.alpha)
     return F.T @ zbar
