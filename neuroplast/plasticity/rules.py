@@ -8,9 +8,10 @@ and differs only in its feedback matrix B (symmetric, random, adaptive, ...).  T
 Brian2 network carries the eligibility traces and the summed learning signal for
 any B (:mod:`neuroplast.network.builder`), so such a rule plugs in with
 
-* ``name`` and a frozen ``Params`` dataclass (its options),
+* ``name`` (its options are read from the ``[training]`` section, ``self.training``),
 * ``init_feedback`` / ``feedback`` / ``after_update`` — how B is made and evolves,
-* ``numpy_grads`` — the NumPy formula of the same estimate (used by the factorized
+* ``numpy_grads(trial)`` — the NumPy formula of the same estimate for one
+  :class:`~neuroplast.gradients.trial.TrialData` (used by the factorized
   path and by the tests that compare the Brian2 accumulators with it).
 
 Rules that can also learn *inside* a trial (``training.update_every_steps``) give the same
@@ -29,7 +30,6 @@ entry point loads a :class:`Rule` subclass); a plugin that fails to load gives a
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -64,13 +64,8 @@ class Rule:
     #: optimizer update (the in-trial equality tests check that).
     brian2_update: ClassVar[dict[str, str] | None] = None
 
-    @dataclass(frozen=True)
-    class Params:
-        pass
-
-    def __init__(self, training: Any, params: Any | None = None) -> None:
-        self.training = training
-        self.params = params if params is not None else self.Params()
+    def __init__(self, training: Any) -> None:
+        self.training = training  # the run's ``[training]`` options (learning rate, feedback_scale, ...)
 
     def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
         """Initial feedback matrix B, shape (N, n_out). Default: W_outᵀ."""
