@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from neuroplast.config import TrainingConfig
+from neuroplast.gradients.bptt import bptt_grads
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.connectivity import PROJECTIONS
-from neuroplast.model.dynamics import simulate
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.plasticity.rules import TrialData, get_rule
+from neuroplast.plasticity.rules import get_rule
 
 __all__ = ["small_problem", "compare_rule_with_bptt", "compare_rule_online_with_numpy"]
 
@@ -64,18 +65,15 @@ def compare_rule_with_bptt(rule: str, *, seed: int = 0, training: Any | None = N
     dict
         ``{"recurrent": {proj: {"rel_error", "cosine"}}, "no_recurrence": {...}}``.
     """
-    from neuroplast.gradients.bptt import bptt_grads
-
     training = training or TrainingConfig()
     out: dict[str, Any] = {}
     for label, rec in (("recurrent", True), ("no_recurrence", False)):
         params, w, x, target, mask = small_problem(seed, recurrent=rec)
         r = get_rule(rule)(training)
         b = r.feedback(w, r.init_feedback(w, np.random.default_rng(seed)))
-        traj = simulate(params, w, x).squeeze()
-        data = TrialData(params, w, x, target, mask, traj, "mse", b, 0.0, 0.0)
-        est = r.numpy_grads(data)
-        exact = bptt_grads(params, w, x, traj, target, mask, "mse")
+        trial = TrialData.make(params, w, x, target, mask, "mse", feedback=b)
+        est = r.numpy_grads(trial)
+        exact = bptt_grads(trial)
         out[label] = {p: _metrics(np.asarray(est[p]), np.asarray(exact[p])) for p in PROJECTIONS}
     return out
 
@@ -95,6 +93,6 @@ def compare_rule_online_with_numpy(
     b = r.feedback(w, r.init_feedback(w, np.random.default_rng(seed)))
     net = Brian2Network(params, w, x.shape[0], device=device, gradients=True, record=True)
     res = net.run_trial(w, x, target=target, mask=mask, feedback=b)
-    data = TrialData(params, w, x, target, mask, trajectory_of(res, res.y), "mse", b, 0.0, 0.0)
-    est = r.numpy_grads(data)
+    trial = TrialData.make(params, w, x, target, mask, "mse", traj=trajectory_of(res, res.y), feedback=b)
+    est = r.numpy_grads(trial)
     return {p: float(np.linalg.norm(res.grads[p] - est[p]) / np.linalg.norm(est[p])) for p in PROJECTIONS}

@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.network.builder import Brian2Network
@@ -96,7 +97,7 @@ def bench(n: int, p_rec: float, args) -> dict:
 
     def factorized():
         r = net.run_trial(w, x, target=target, mask=mask)
-        return eprop_trial_grads(params, w, x, trajectory_of(r, r.y), target, mask, loss, w.w_out.T)
+        return eprop_grads(TrialData(params, w, x, trajectory_of(r, r.y), target, mask, loss), w.w_out.T)
 
     out["factorized_ms"], g = timed(factorized, args.repeats)
     rel = max(

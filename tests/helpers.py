@@ -17,7 +17,8 @@ import numpy as np
 
 from neuroplast.build import model_params
 from neuroplast.config import parse_config, to_toml
-from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.trial import TrialData
 from neuroplast.io import RunWriter
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.losses import get_loss
@@ -307,7 +308,7 @@ def copy_file(src: Path, dst: Path) -> Path:
 
 # ------------------------------------------------------------- synthetic run logs (tests/analysis)
 # Written in the layout of ``neuroplast run`` (neuroplast.training.runner) without Brian2: trials are
-# simulated with the NumPy reference and the logged estimator is NumPy e-prop (``eprop_trial_grads`` with
+# simulated with the NumPy reference and the logged estimator is NumPy e-prop (``eprop_grads`` with
 # B = W_outᵀ), updated with plain SGD.
 SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
 
@@ -409,9 +410,10 @@ def write_synthetic_run(
                     target[:, label] = 1.0
                     mask = (np.arange(SYNTH_T) >= SYNTH_T - 15).astype(float)
                 traj = simulate(params, w, x).squeeze()
-                g = eprop_trial_grads(
-                    params, w, x, traj, target, mask, loss, w.w_out.T, c_reg=reg, f_target=f_target
+                trial = TrialData.make(
+                    params, w, x, target, mask, loss, traj=traj, c_reg=reg, f_target=f_target
                 )
+                g = eprop_grads(trial, w.w_out.T)
                 grads.append(g)
                 gv = vec(g)
                 writer.add_trial(

@@ -35,7 +35,7 @@ from neuroplast.errors import ConfigError
 from neuroplast.io import RunFileError, RunLog, open_run
 from neuroplast.io.schema import LIBVER
 from neuroplast.model.connectivity import PROJECTIONS, Connectivity
-from neuroplast.model.dynamics import Trajectory, simulate
+from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.params import ModelParams, Weights
 
@@ -251,37 +251,33 @@ def replay_trial(ctx: ReplayContext, k: int) -> ReplayedTrial | None:
     else:
         target = np.asarray(r.target, dtype=np.float64)
         mask = np.ones(T)
+    from neuroplast.gradients.trial import TrialData
+
     w = ctx.dense_weights(r.weights_before)
-    traj = simulate(ctx.params, w, r.x).squeeze()
-    loss = float(ctx.loss.value(traj.y, target, mask))
-    return ReplayedTrial(r.index, r.iteration, w, r.x, target, mask, traj, loss, r.loss)
+    replay = TrialData.make(ctx.params, w, r.x, target, mask, ctx.loss)  # simulates the trial
+    loss = float(ctx.loss.value(replay.y, target, mask))
+    return ReplayedTrial(r.index, r.iteration, w, r.x, target, mask, replay.traj, loss, r.loss)
 
 
 def _exact_grads(ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool) -> dict[str, dict[str, np.ndarray]]:
     """Dense exact gradients and factorization parts of one trial: ``estimator -> projection -> array``."""
     from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
     from neuroplast.gradients.eprop import factorized_grads
-    from neuroplast.model.signals import recurrent_pre
+    from neuroplast.gradients.trial import TrialData
 
-    p, w = ctx.params, tr.weights
-    kw = dict(c_reg=ctx.c_reg, f_target=ctx.f_target)
-    out: dict[str, dict[str, np.ndarray]] = {
-        REFERENCE: bptt_grads(p, w, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, **kw)
-    }
+    trial = TrialData(
+        ctx.params, tr.weights, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, ctx.c_reg, ctx.f_target
+    )
+    out: dict[str, dict[str, np.ndarray]] = {REFERENCE: bptt_grads(trial)}
     if keep_reset:
-        out[REFERENCE_FULL] = bptt_grads(
-            p, w, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, detach_reset=False, **kw
-        )
-    sig = ideal_learning_signal(p, w, tr.traj, tr.target, tr.mask, ctx.loss, **kw)
-    pre = {"input": p.input_scale * tr.x, "recurrent": recurrent_pre(p, tr.traj.z)}
-    wmask = {"input": w.mask_in, "recurrent": w.mask_rec}
+        out[REFERENCE_FULL] = bptt_grads(trial, detach_reset=False)
+    sig = ideal_learning_signal(trial)
     for est, part in ((KEPT_PART, "eprop"), (RECURRENT_PART, "recurrent")):
-        out[est] = {
-            name: np.where(
-                wmask[name], factorized_grads(p, tr.traj, pre[name], sig[part], filtered=False), 0.0
-            )
+        parts = {
+            name: factorized_grads(ctx.params, trial.traj, trial.pre[name], sig[part], filtered=False)
             for name in PART_PROJECTIONS
         }
+        out[est] = trial.masked(parts)
     return out
 
 

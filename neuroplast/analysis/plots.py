@@ -133,19 +133,13 @@ def plot_factorization(ctx: ReplayContext, tr: ReplayedTrial, out: Path) -> Path
     shares of ‖g_BPTT‖ that the kept and the through-W_rec part carry (they add up to ‖g_BPTT‖).
     """
     from neuroplast.gradients.bptt import factorization_decomposition
+    from neuroplast.gradients.trial import TrialData
 
     plt = _pyplot()
-    dec = factorization_decomposition(
-        ctx.params,
-        tr.weights,
-        tr.x,
-        tr.traj,
-        tr.target,
-        tr.mask,
-        ctx.loss,
-        c_reg=ctx.c_reg,
-        f_target=ctx.f_target,
+    trial = TrialData(
+        ctx.params, tr.weights, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, ctx.c_reg, ctx.f_target
     )
+    dec = factorization_decomposition(trial)
     dt = ctx.params.dt
     fig, axes = plt.subplots(2, 2, figsize=(11, 6), sharex=True)
     for col, name in enumerate(("input", "recurrent")):

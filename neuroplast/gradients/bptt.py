@@ -28,55 +28,38 @@ from typing import Any
 import numpy as np
 
 from neuroplast.gradients.eligibility import eligibility_steps
-from neuroplast.model.dynamics import Trajectory
-from neuroplast.model.losses import Loss, get_loss
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import backward_filter, output_grads, recurrent_pre, reg_signal, trial_arrays
+from neuroplast.model.signals import backward_filter, output_grads
 
 __all__ = ["trial_loss", "bptt_grads", "ideal_learning_signal", "factorization_decomposition"]
 
 
-def trial_loss(
-    y: np.ndarray,
-    z: np.ndarray,
-    target: np.ndarray,
-    mask: np.ndarray,
-    loss: Loss | str,
-    *,
-    c_reg: float = 0.0,
-    f_target: float | np.ndarray = 0.0,
-) -> float:
-    """Value of E = E_task + (c_reg/2) Σ_j (f_j − f*)² for one trial.
+def trial_loss(trial: TrialData) -> float:
+    """Value of E = E_task(y) + (c_reg/2) Σ_j (f_j − f*)² for one trial.
 
     Parameters
     ----------
-    y : ndarray (T, n_out)     readout
-    z : ndarray (T, N)         spikes
-    target : ndarray (T, n_out), mask : ndarray (T,), loss : Loss or str
-    c_reg : float              regularization strength
-    f_target : float           target rate f* (spikes per step)
+    trial : TrialData
+        The simulated trial (readout y, spikes z, target, mask, loss, c_reg, f*).
+
+    Returns
+    -------
+    float
+        [E]; f_j = (1/T) Σ_t z_j^t in spikes per step.
     """
-    loss = get_loss(loss) if isinstance(loss, str) else loss
-    f = np.asarray(z, dtype=float).mean(axis=0)
-    return float(loss.value(y, target, mask)) + 0.5 * c_reg * float(np.sum((f - f_target) ** 2))
+    f = np.asarray(trial.z, dtype=float).mean(axis=0)
+    task = float(trial.loss.value(trial.y, trial.target, trial.mask))
+    return task + 0.5 * trial.c_reg * float(np.sum((f - trial.f_target) ** 2))
 
 
-def _direct_signal(
-    params: ModelParams,
-    weights: Weights,
-    arr: dict[str, np.ndarray],
-    target: np.ndarray,
-    mask: np.ndarray,
-    loss: Loss,
-    c_reg: float,
-    f_target: float | np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(err (T, n_out), direct_t = explicit dE/dz_t (T, N) through the readout and the regularizer)."""
-    err = np.asarray(loss.error(arr["y"], np.asarray(target), np.asarray(mask)), dtype=float)
-    direct = params.readout_scale * backward_filter(err, params.kappa) @ weights.w_out
-    if c_reg != 0.0:
-        direct = direct + reg_signal(arr["z"], c_reg, f_target)[None, :]
-    return err, direct
+def _direct_signal(trial: TrialData) -> np.ndarray:
+    """direct_t = explicit dE/dz_t (T, N) through the readout and the regularizer."""
+    p = trial.params
+    direct = p.readout_scale * backward_filter(trial.err, p.kappa) @ trial.weights.w_out
+    if trial.reg is not None:
+        direct = direct + trial.reg[None, :]
+    return direct
 
 
 def _backward(
@@ -108,35 +91,28 @@ def _backward(
     return dv, rec
 
 
-def bptt_grads(
-    params: ModelParams,
-    weights: Weights,
-    x: np.ndarray,
-    traj_single: Trajectory,
-    target: np.ndarray,
-    mask: np.ndarray,
-    loss: Loss | str,
-    *,
-    c_reg: float = 0.0,
-    f_target: float | np.ndarray = 0.0,
-    detach_reset: bool = True,
-) -> dict[str, np.ndarray]:
-    """Exact gradients of the trial loss (with the pseudo-derivative for the spikes).
+def _adjoints(trial: TrialData, detach_reset: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(direct_t, dv_t, c_in W_recᵀ dv_{t+1}), each (T, N), of the backward pass."""
+    direct = _direct_signal(trial)
+    dv, rec = _backward(trial.params, trial.weights, trial.psi, direct, detach_reset)
+    return direct, dv, rec
+
+
+def _grads_from_adjoint(trial: TrialData, dv: np.ndarray) -> dict[str, np.ndarray]:
+    """dE/dW of every projection from the membrane adjoints dv (T, N); masked."""
+    g_in = trial.params.input_scale * dv.T @ trial.x
+    g_rec = dv.T @ trial.pre["recurrent"]
+    g_out, g_b = output_grads(trial.params, trial.z, trial.err)
+    return trial.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})
+
+
+def bptt_grads(trial: TrialData, detach_reset: bool = True) -> dict[str, np.ndarray]:
+    """Exact gradients of the trial loss :func:`trial_loss` (pseudo-derivative for the spikes).
 
     Parameters
     ----------
-    params, weights : ModelParams, Weights
-    x : ndarray, shape (T, n_in)
-        Input of the trial.
-    traj_single : Trajectory
-        ``simulate(params, weights, x)`` for this trial (unbatched or a batch of one).
-    target : ndarray, shape (T, n_out)
-    mask : ndarray, shape (T,)
-    loss : Loss or str
-    c_reg : float
-        Rate-regularization strength ([E] per (spikes/step)²).
-    f_target : float or ndarray (N,)
-        Target rate (spikes per step).
+    trial : TrialData
+        The simulated trial (its loss, target, mask and the rate regularizer c_reg, f* enter).
     detach_reset : bool
         If True the reset term −v_th z_{t−1} is not differentiated (as in e-prop); False
         gives the true gradient (e.g. against finite differences in the smooth mode).
@@ -147,41 +123,20 @@ def bptt_grads(
         ``input`` (N, n_in), ``recurrent`` (N, N), ``output`` (n_out, N), ``bias``
         (n_out,): dE/dW in units of [E] per unit weight; zero outside the weight masks.
     """
-    loss = get_loss(loss) if isinstance(loss, str) else loss
-    arr = trial_arrays(traj_single)
-    x = np.asarray(x, dtype=float)
-    err, direct = _direct_signal(params, weights, arr, target, mask, loss, c_reg, f_target)
-    dv, _ = _backward(params, weights, arr["psi"], direct, detach_reset)
-    g_in = params.input_scale * dv.T @ x
-    g_rec = dv.T @ recurrent_pre(params, arr["z"])
-    g_out, g_b = output_grads(params, arr["z"], err)
-    return {
-        "input": np.where(weights.mask_in, g_in, 0.0),
-        "recurrent": np.where(weights.mask_rec, g_rec, 0.0),
-        "output": np.where(weights.mask_out, g_out, 0.0),
-        "bias": g_b,
-    }
+    _, dv, _ = _adjoints(trial, detach_reset)
+    return _grads_from_adjoint(trial, dv)
 
 
-def ideal_learning_signal(
-    params: ModelParams,
-    weights: Weights,
-    traj_single: Trajectory,
-    target: np.ndarray,
-    mask: np.ndarray,
-    loss: Loss | str,
-    *,
-    c_reg: float = 0.0,
-    f_target: float | np.ndarray = 0.0,
-    detach_reset: bool = True,
-) -> dict[str, np.ndarray]:
+def ideal_learning_signal(trial: TrialData, detach_reset: bool = True) -> dict[str, np.ndarray]:
     """Ideal learning signal L*_j^t = dE/dz_j^t through every path but the neuron's own state.
 
     Parameters
     ----------
-    As in :func:`bptt_grads` (the input ``x`` is not needed).  ``detach_reset`` selects
-    the adjoints dv used in the recurrent part; the factorization identity
-    Σ_t L*_t e_t = BPTT holds for ``detach_reset=True``.
+    trial : TrialData
+        The simulated trial (the input ``x`` is not read).
+    detach_reset : bool
+        Selects the adjoints dv used in the recurrent part (see :func:`bptt_grads`); the
+        factorization identity Σ_t L*_t e_t = BPTT holds for ``detach_reset=True``.
 
     Returns
     -------
@@ -191,31 +146,22 @@ def ideal_learning_signal(
         ``recurrent`` = c_in W_recᵀ dv_{t+1} (the paths through other neurons, which
         e-prop drops).  Use with ``filtered=False`` in the e-prop gradient functions.
     """
-    loss = get_loss(loss) if isinstance(loss, str) else loss
-    arr = trial_arrays(traj_single)
-    _, direct = _direct_signal(params, weights, arr, target, mask, loss, c_reg, f_target)
-    _, rec = _backward(params, weights, arr["psi"], direct, detach_reset)
+    direct, _, rec = _adjoints(trial, detach_reset)
     return {"total": direct + rec, "eprop": direct, "recurrent": rec}
 
 
-def factorization_decomposition(
-    params: ModelParams,
-    weights: Weights,
-    x: np.ndarray,
-    traj_single: Trajectory,
-    target: np.ndarray,
-    mask: np.ndarray,
-    loss: Loss | str,
-    *,
-    c_reg: float = 0.0,
-    f_target: float | np.ndarray = 0.0,
-) -> dict[str, dict[str, Any]]:
+def factorization_decomposition(trial: TrialData) -> dict[str, dict[str, Any]]:
     """Split the exact gradient of the input and recurrent weights into e-prop's part and the rest.
 
     With L* = L^kept + L^rec (see :func:`ideal_learning_signal`) and the eligibility
     traces e_t, the BPTT gradient (reset detached) is Σ_t C^kept_t + Σ_t C^rec_t with the
     per-step contribution matrices C^part_t = L^part_t ⊙ e_t (attributed to the time of the
     learning signal).  Costs O(T·N·n_pre) time (the per-synapse recursion).
+
+    Parameters
+    ----------
+    trial : TrialData
+        The simulated trial.
 
     Returns
     -------
@@ -229,29 +175,22 @@ def factorization_decomposition(
         ``kept_along``, ``recurrent_along`` : ndarray (T,)
             ⟨C^part_t, Ĝ⟩ with Ĝ the unit BPTT gradient; Σ_t (kept + recurrent) = ‖bptt‖_F.
     """
-    loss = get_loss(loss) if isinstance(loss, str) else loss
-    arr = trial_arrays(traj_single)
-    sig = ideal_learning_signal(
-        params, weights, traj_single, target, mask, loss, c_reg=c_reg, f_target=f_target
-    )
-    exact = bptt_grads(params, weights, x, traj_single, target, mask, loss, c_reg=c_reg, f_target=f_target)
-    projections = {
-        "input": (params.input_scale * np.asarray(x, dtype=float), weights.mask_in),
-        "recurrent": (recurrent_pre(params, arr["z"]), weights.mask_rec),
-    }
-    T = arr["z"].shape[0]
+    direct, dv, rec = _adjoints(trial, detach_reset=True)
+    exact = _grads_from_adjoint(trial, dv)
+    parts = {"kept": direct, "recurrent": rec}
+    masks = {"input": trial.weights.mask_in, "recurrent": trial.weights.mask_rec}
+    T = trial.z.shape[0]
     out: dict[str, dict[str, Any]] = {}
-    for name, (pre, wmask) in projections.items():
+    for name, wmask in masks.items():
         g = exact[name]
         gnorm = float(np.linalg.norm(g))
         ghat = g / gnorm if gnorm > 0 else np.zeros_like(g)
-        parts = {"kept": sig["eprop"], "recurrent": sig["recurrent"]}
         res: dict[str, Any] = {"bptt": g}
         for part in parts:
             res[part] = np.zeros_like(g)
             res[f"{part}_norm"] = np.zeros(T)
             res[f"{part}_along"] = np.zeros(T)
-        for t, e in eligibility_steps(params, traj_single, pre):
+        for t, e in eligibility_steps(trial.params, trial.traj, trial.pre[name]):
             e = np.where(wmask, e, 0.0)
             for part, L in parts.items():
                 c = L[t][:, None] * e

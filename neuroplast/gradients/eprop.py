@@ -31,23 +31,17 @@ from typing import Any
 import numpy as np
 
 from neuroplast.gradients.eligibility import eligibility_steps
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.dynamics import Trajectory
-from neuroplast.model.losses import Loss, get_loss
-from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import (
-    backward_filter,
-    forward_filter,
-    output_grads,
-    recurrent_pre,
-    reg_signal,
-    trial_arrays,
-)
+from neuroplast.model.losses import Loss, as_loss
+from neuroplast.model.params import ModelParams
+from neuroplast.model.signals import backward_filter, forward_filter, linear_scan, output_grads, trial_arrays
 
 __all__ = [
     "eligibility_grads",
     "factorized_grads",
     "learning_signal",
-    "eprop_trial_grads",
+    "eprop_grads",
     "GRAD_METHODS",
 ]
 
@@ -83,12 +77,12 @@ def eligibility_grads(
         One trial of :func:`neuroplast.model.dynamics.simulate`.
     pre : ndarray, shape (T, n_pre)
         Presynaptic drive (c_in x_t for the input projection, c_in z_{t−1} for the
-        recurrent one, see :func:`recurrent_pre`).
+        recurrent one, see :func:`neuroplast.model.signals.recurrent_pre`).
     L : ndarray, shape (T, N)
         Learning signal per step (units of [E] per spike).
     reg_signal : ndarray, shape (N,), optional
-        Constant-in-time learning signal of the rate regularizer (see :func:`reg_signal`);
-        multiplies the unfiltered trace e_t.
+        Constant-in-time learning signal of the rate regularizer
+        (:func:`neuroplast.model.signals.reg_signal`); multiplies the unfiltered trace e_t.
     filtered : bool
         If True (e-prop with a leaky readout), ``L`` multiplies the κ-filtered trace ē_t.
         Use False when ``L`` already contains the readout filter (e.g. the ideal
@@ -149,11 +143,12 @@ def factorized_grads(
     if reg_signal is not None:
         Lf = Lf + np.asarray(reg_signal, dtype=float)[None, :]
     h = Lf * psi
-    c = -params.beta * h
-    d = params.rho - params.beta * psi
-    q = np.zeros((T, N))
-    for s in range(T - 2, -1, -1):
-        q[s] = c[s + 1] + d[s + 1] * q[s + 1]
+    # q^s = c^{s+1} + d^{s+1} q^{s+1}: a backward scan of c, d shifted by one step (q^T = 0)
+    c_next = np.zeros((T, N))
+    d_next = np.zeros((T, N))
+    c_next[:-1] = (-params.beta * h)[1:]
+    d_next[:-1] = (params.rho - params.beta * psi)[1:]
+    q = linear_scan(c_next, d_next, reverse=True, per_step=True)
     F = h + psi * q
     zbar = forward_filter(pre, params.alpha)
     return F.T @ zbar
@@ -186,73 +181,55 @@ def learning_signal(
     ndarray, shape (T, N)
         Units of [E] per spike.
     """
-    loss = get_loss(loss) if isinstance(loss, str) else loss
-    err = np.asarray(loss.error(np.asarray(y), np.asarray(target), np.asarray(mask)), dtype=float)
+    err = np.asarray(as_loss(loss).error(np.asarray(y), np.asarray(target), np.asarray(mask)), dtype=float)
+    return _signal(params, err, feedback)
+
+
+def _signal(params: ModelParams, err: np.ndarray, feedback: np.ndarray) -> np.ndarray:
+    """L_t = c_out B err_t from err (T, n_out) and B (N, n_out)."""
     return params.readout_scale * err @ np.asarray(feedback, dtype=float).T
 
 
 GradFn = Callable[..., np.ndarray]
 
-#: E-prop gradient implementations by name (``eprop_trial_grads(method=...)``).
+#: E-prop gradient implementations by name (``eprop_grads(method=...)``).
 GRAD_METHODS: dict[str, GradFn] = {
     "factorized": factorized_grads,
     "online": eligibility_grads,
 }
 
 
-def eprop_trial_grads(
-    params: ModelParams,
-    weights: Weights,
-    x: np.ndarray,
-    traj_single: Trajectory,
-    target: np.ndarray,
-    mask: np.ndarray,
-    loss: Loss | str,
-    feedback: np.ndarray,
-    c_reg: float = 0.0,
-    f_target: float | np.ndarray = 0.0,
-    method: str = "factorized",
+def eprop_grads(
+    trial: TrialData, feedback: np.ndarray | None = None, method: str = "factorized"
 ) -> dict[str, Any]:
     """E-prop gradients of one trial for every projection.
 
     Parameters
     ----------
-    params, weights : ModelParams, Weights
-    x : ndarray, shape (T, n_in)
-        Input of the trial.
-    traj_single : Trajectory
-        ``simulate(params, weights, x)`` (one trial).
-    target, mask, loss
-        See :func:`learning_signal`.
-    feedback : ndarray, shape (N, n_out)
-        Feedback matrix B.
-    c_reg, f_target : float
-        Rate regularization strength and target rate (spikes per step).
+    trial : TrialData
+        The simulated trial (its loss, target, mask and the rate regularizer c_reg, f* enter).
+    feedback : ndarray, shape (N, n_out), optional
+        Feedback matrix B of the learning signal L_t = c_out B err_t.  Default: ``trial.feedback``,
+        or symmetric e-prop B = W_outᵀ when the trial has none.
     method : {"factorized", "online"}
         Implementation (see :data:`GRAD_METHODS`); both give the same numbers.
 
     Returns
     -------
     dict
-        ``input`` (N, n_in), ``recurrent`` (N, N), ``output`` (n_out, N), ``bias`` (n_out,);
-        dense arrays, zero outside the weight masks.
+        ``input`` (N, n_in), ``recurrent`` (N, N), ``output`` (n_out, N), ``bias`` (n_out,):
+        Σ_t L_t ē_t + R Σ_t e_t and the exact readout gradients, in [E] per unit weight; dense
+        arrays, zero outside the weight masks.
     """
     try:
         grad_fn = GRAD_METHODS[method]
     except KeyError:
         raise ValueError(f"unknown method {method!r}; known: {sorted(GRAD_METHODS)}") from None
-    loss = get_loss(loss) if isinstance(loss, str) else loss
-    arr = trial_arrays(traj_single)
-    x = np.asarray(x, dtype=float)
-    err = np.asarray(loss.error(arr["y"], np.asarray(target), np.asarray(mask)), dtype=float)
-    L = params.readout_scale * err @ np.asarray(feedback, dtype=float).T
-    R = reg_signal(arr["z"], c_reg, f_target) if c_reg != 0.0 else None
-    g_in = grad_fn(params, traj_single, params.input_scale * x, L, reg_signal=R)
-    g_rec = grad_fn(params, traj_single, recurrent_pre(params, arr["z"]), L, reg_signal=R)
-    g_out, g_b = output_grads(params, arr["z"], err)
-    return {
-        "input": np.where(weights.mask_in, g_in, 0.0),
-        "recurrent": np.where(weights.mask_rec, g_rec, 0.0),
-        "output": np.where(weights.mask_out, g_out, 0.0),
-        "bias": g_b,
-    }
+    if feedback is None:
+        feedback = trial.feedback if trial.feedback is not None else trial.weights.w_out.T
+    p = trial.params
+    L = _signal(p, trial.err, feedback)
+    g_in = grad_fn(p, trial.traj, trial.pre["input"], L, reg_signal=trial.reg)
+    g_rec = grad_fn(p, trial.traj, trial.pre["recurrent"], L, reg_signal=trial.reg)
+    g_out, g_b = output_grads(p, trial.z, trial.err)
+    return trial.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})

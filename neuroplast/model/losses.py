@@ -18,7 +18,7 @@ import numpy as np
 
 from neuroplast.registry import Registry
 
-__all__ = ["Loss", "LOSSES", "get_loss", "softmax"]
+__all__ = ["Loss", "LOSSES", "get_loss", "as_loss", "softmax"]
 
 
 def softmax(y: np.ndarray) -> np.ndarray:
@@ -57,6 +57,11 @@ LOSSES: Registry[Loss] = Registry("loss")
 def get_loss(name: str) -> Loss:
     """Loss by name (``mse``, ``cross_entropy``, or a registered third-party one)."""
     return LOSSES.get(name)
+
+
+def as_loss(loss: Loss | str) -> Loss:
+    """``loss`` itself, or the registered loss of that name."""
+    return get_loss(loss) if isinstance(loss, str) else loss
 
 
 def _mse_value(y, target, mask):

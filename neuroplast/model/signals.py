@@ -13,6 +13,7 @@ from neuroplast.model.params import ModelParams
 
 __all__ = [
     "trial_arrays",
+    "linear_scan",
     "forward_filter",
     "backward_filter",
     "recurrent_pre",
@@ -45,6 +46,38 @@ def trial_arrays(traj: Trajectory) -> dict[str, np.ndarray]:
     return out
 
 
+def linear_scan(
+    x: np.ndarray, decay: float | np.ndarray, *, reverse: bool = False, per_step: bool = False
+) -> np.ndarray:
+    """The first-order linear recursion ``acc ← decay · acc + x_t`` along axis 0, from acc = 0.
+
+    The one time loop behind :func:`forward_filter`, :func:`backward_filter` and the adjoint of the
+    ε^a recursion in :func:`neuroplast.gradients.eprop.factorized_grads`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, ...)
+    decay : float or ndarray
+        Broadcastable to ``x[0]`` (the same every step), or with ``per_step`` of shape (T, ...) with
+        ``decay[t]`` used at step t (dimensionless).
+    reverse : bool
+        Run from t = T down to 1 (anti-causal) instead of from t = 1 up to T.
+
+    Returns
+    -------
+    ndarray, shape of ``x``
+        ``out_t`` is the accumulator after step t.
+    """
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    acc = np.zeros(x.shape[1:])
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    for t in steps:
+        acc = (decay[t] if per_step else decay) * acc + x[t]
+        out[t] = acc
+    return out
+
+
 def forward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
     """Causal exponential filter along axis 0: ``out_t = decay · out_{t−1} + x_t``, out_0 = x_0.
 
@@ -53,13 +86,7 @@ def forward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
     x : ndarray, shape (T, ...)
     decay : float or ndarray broadcastable to ``x[0]`` (dimensionless, per step)
     """
-    x = np.asarray(x, dtype=float)
-    out = np.empty_like(x)
-    acc = np.zeros(x.shape[1:])
-    for t in range(x.shape[0]):
-        acc = decay * acc + x[t]
-        out[t] = acc
-    return out
+    return linear_scan(x, decay)
 
 
 def backward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
@@ -67,13 +94,7 @@ def backward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
 
     This is the adjoint of :func:`forward_filter`: Σ_t a_t (F b)_t = Σ_t (Fᵀ a)_t b_t.
     """
-    x = np.asarray(x, dtype=float)
-    out = np.empty_like(x)
-    acc = np.zeros(x.shape[1:])
-    for t in range(x.shape[0] - 1, -1, -1):
-        acc = x[t] + decay * acc
-        out[t] = acc
-    return out
+    return linear_scan(x, decay, reverse=True)
 
 
 def recurrent_pre(params: ModelParams, z: np.ndarray) -> np.ndarray:

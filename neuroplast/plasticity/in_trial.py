@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from neuroplast.gradients.eligibility import EligibilityTrace
+from neuroplast.gradients.trial import mask_grads
 from neuroplast.model.dynamics import NetState, Trajectory, advance
-from neuroplast.model.losses import Loss, get_loss
+from neuroplast.model.losses import Loss, as_loss
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.plasticity.optim import SGD, apply_updates, trainable
@@ -137,72 +138,114 @@ def in_trial_learning(
         if learning_rate is None:
             raise ValueError("give learning_rate (SGD) or an optimizer")
         optimizer = SGD(learning_rate)
-
-    loss = get_loss(loss) if isinstance(loss, str) else loss
-    x = np.asarray(x, dtype=float)
-    target = np.asarray(target, dtype=float)
-    mask = np.asarray(mask, dtype=float)
-    T = x.shape[0]
-    N, n_in, n_out = params.n_rec, weights.n_in, weights.n_out
+    loss = as_loss(loss)
+    x, target, mask = (np.asarray(a, dtype=float) for a in (x, target, mask))
+    T, N, n_out = x.shape[0], params.n_rec, weights.n_out
     sur = get_surrogate(params.surrogate)
-    c_in, c_out, kappa = params.input_scale, params.readout_scale, params.kappa
     boundaries = set(update_steps(T, every).tolist())
+    seg = _Segments(rule, optimizer, train_output, weights, feedback_state)
+    acc = _Accumulators(params, weights.n_in, n_out)
+    rec = _Recorder(T, N, n_out)
+    state = NetState.rest(1, N, n_out)
+    for t in range(T):
+        if t in boundaries:
+            seg.update(t, acc.grads)
+            acc.restart()
+        z_prev, W = state.z[0], seg.weights[-1]
+        state, psi, refr = advance(params, W, state, (W.w_in @ x[t])[None], sur=sur)
+        rec.record(t, state, psi, refr)
+        err = np.asarray(loss.error(state.y, target[t][None], mask[t : t + 1]), dtype=float)[0]
+        acc.step(psi[0], state.z[0], x[t], z_prev, err, seg.feedback[-1])
+    grads, esum = mask_grads(seg.weights[-1], acc.grads), mask_grads(seg.weights[-1], acc.esum)
+    starts = np.asarray(seg.starts, dtype=np.int64)
+    return InTrialResult(rec.trajectory(), starts, seg.weights, seg.feedback, seg.state, grads, esum)
 
-    W = weights
-    fb_state = np.array(feedback_state, dtype=float, copy=True)
-    B = rule.feedback(W, fb_state)
-    seg_w, seg_b, starts = [W], [B], [0]
-    tr = {"input": EligibilityTrace(params, n_in), "recurrent": EligibilityTrace(params, N)}
-    ebar = {"input": np.zeros((N, n_in)), "recurrent": np.zeros((N, N))}
-    esum = {"input": np.zeros((N, n_in)), "recurrent": np.zeros((N, N))}
 
-    def zero_grads() -> dict[str, np.ndarray]:
-        return {
+class _Segments:
+    """Segments of constant weights: the weights and feedback B in force in each, and the rule's B state.
+
+    :meth:`update` applies one optimizer step with the rule's hooks and opens the next segment.
+    """
+
+    def __init__(self, rule: Any, optimizer: Any, train_output: bool, weights: Weights, state: np.ndarray):
+        self.rule, self.optimizer, self.train_output = rule, optimizer, train_output
+        self.state = np.array(state, dtype=float, copy=True)
+        self.weights = [weights]
+        self.feedback = [rule.feedback(weights, self.state)]
+        self.starts = [0]
+
+    def update(self, t: int, grads: dict[str, np.ndarray]) -> None:
+        """The update after step t (1-based; step index t runs with the new weights)."""
+        W = self.weights[-1]
+        ups = self.optimizer.step(trainable(mask_grads(W, grads), self.train_output))
+        W, self.state, _ = apply_updates(self.rule, W, self.state, ups)
+        self.weights.append(W)
+        self.feedback.append(self.rule.feedback(W, self.state))
+        self.starts.append(t)
+
+
+class _Accumulators:
+    """Per-trial e-prop state: eligibility traces and readout traces (never reset), and the gradient
+    accumulators ``grads`` (restarted after every in-trial update) and Σ_t e_t (``esum``)."""
+
+    def __init__(self, params: ModelParams, n_in: int, n_out: int) -> None:
+        N = params.n_rec
+        self.params, self.n_in, self.n_out = params, n_in, n_out
+        self.traces = {"input": EligibilityTrace(params, n_in), "recurrent": EligibilityTrace(params, N)}
+        self.ebar = {"input": np.zeros((N, n_in)), "recurrent": np.zeros((N, N))}
+        self.esum = {"input": np.zeros((N, n_in)), "recurrent": np.zeros((N, N))}
+        self.zout = np.zeros(N)  # z̃_t
+        self.bf = 0.0  # b̃_t
+        self.restart()
+
+    def restart(self) -> None:
+        """Fresh (zero) gradient accumulators."""
+        N, n_in, n_out = self.params.n_rec, self.n_in, self.n_out
+        self.grads = {
             "input": np.zeros((N, n_in)),
             "recurrent": np.zeros((N, N)),
             "output": np.zeros((n_out, N)),
             "bias": np.zeros(n_out),
         }
 
-    g = zero_grads()
-    zout = np.zeros(N)
-    bf = 0.0
-    out = {k: np.empty((T, N)) for k in ("v", "a", "z", "psi")}
-    out_ref = np.empty((T, N), dtype=bool)
-    out_y = np.empty((T, n_out))
-    state = NetState.rest(1, N, n_out)
-    for t in range(T):
-        if t in boundaries:
-            ups = optimizer.step(trainable(_masked(g, W), train_output))
-            W, fb_state, _ = apply_updates(rule, W, fb_state, ups)
-            B = rule.feedback(W, fb_state)
-            seg_w.append(W)
-            seg_b.append(B)
-            starts.append(t)
-            g = zero_grads()
-        z_prev = state.z[0]
-        state, psi, refr = advance(params, W, state, (W.w_in @ x[t])[None], sur=sur)
-        z_t, psi_t = state.z[0], psi[0]
-        out["v"][t], out["a"][t], out["z"][t], out["psi"][t] = state.v[0], state.a[0], z_t, psi_t
-        out_ref[t], out_y[t] = refr[0], state.y[0]
-        err = np.asarray(loss.error(state.y, target[t][None], mask[t : t + 1]), dtype=float)[0]
+    def step(
+        self,
+        psi_t: np.ndarray,
+        z_t: np.ndarray,
+        x_t: np.ndarray,
+        z_prev: np.ndarray,
+        err: np.ndarray,
+        B: np.ndarray,
+    ) -> None:
+        """Advance the traces by step t (ψ_t, z_t (N,), input x_t, z_{t−1}) and add the step's terms
+        of the gradient with err = dE/dy_t (n_out,) and the feedback B in force."""
+        c_in, c_out, kappa = self.params.input_scale, self.params.readout_scale, self.params.kappa
+        g = self.grads
         L = c_out * (B @ err)
-        for name, pre in (("input", c_in * x[t]), ("recurrent", c_in * z_prev)):
-            e = tr[name].advance(psi_t, pre)
-            ebar[name] = kappa * ebar[name] + e
-            g[name] += L[:, None] * ebar[name]
-            esum[name] += e
-        zout = kappa * zout + z_t
-        g["output"] += c_out * err[:, None] * zout[None, :]
-        bf = kappa * bf + 1.0
-        g["bias"] += err * bf
-    grads = _masked(g, W)
-    esum = _masked(esum, W)
-    traj = Trajectory(out["v"], out["a"], out["z"], out["psi"], out_ref, out_y, batched=False)
-    return InTrialResult(traj, np.asarray(starts, dtype=np.int64), seg_w, seg_b, fb_state, grads, esum)
+        for name, pre in (("input", c_in * x_t), ("recurrent", c_in * z_prev)):
+            e = self.traces[name].advance(psi_t, pre)
+            self.ebar[name] = kappa * self.ebar[name] + e
+            g[name] += L[:, None] * self.ebar[name]
+            self.esum[name] += e
+        self.zout = kappa * self.zout + z_t
+        g["output"] += c_out * err[:, None] * self.zout[None, :]
+        self.bf = kappa * self.bf + 1.0
+        g["bias"] += err * self.bf
 
 
-def _masked(g: dict[str, np.ndarray], w: Weights) -> dict[str, np.ndarray]:
-    """Gradients with zeros where there is no synapse (the optimizer never sees absent synapses)."""
-    masks = {"input": w.mask_in, "recurrent": w.mask_rec, "output": w.mask_out}
-    return {k: (np.where(masks[k], v, 0.0) if k in masks else v) for k, v in g.items()}
+class _Recorder:
+    """The per-step states of the trial, for its :class:`Trajectory`."""
+
+    def __init__(self, T: int, N: int, n_out: int) -> None:
+        self.out = {k: np.empty((T, N)) for k in ("v", "a", "z", "psi")}
+        self.refractory = np.empty((T, N), dtype=bool)
+        self.y = np.empty((T, n_out))
+
+    def record(self, t: int, state: NetState, psi: np.ndarray, refr: np.ndarray) -> None:
+        out = self.out
+        out["v"][t], out["a"][t], out["z"][t], out["psi"][t] = state.v[0], state.a[0], state.z[0], psi[0]
+        self.refractory[t], self.y[t] = refr[0], state.y[0]
+
+    def trajectory(self) -> Trajectory:
+        o = self.out
+        return Trajectory(o["v"], o["a"], o["z"], o["psi"], self.refractory, self.y, batched=False)

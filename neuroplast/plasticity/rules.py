@@ -8,9 +8,10 @@ and differs only in its feedback matrix B (symmetric, random, adaptive, ...).  T
 Brian2 network carries the eligibility traces and the summed learning signal for
 any B (:mod:`neuroplast.network.builder`), so such a rule plugs in with
 
-* ``name`` and a frozen ``Params`` dataclass (its options),
+* ``name`` (its options are read from the ``[training]`` section, ``self.training``),
 * ``init_feedback`` / ``feedback`` / ``after_update`` — how B is made and evolves,
-* ``numpy_grads`` — the NumPy formula of the same estimate (used by the factorized
+* ``numpy_grads(trial)`` — the NumPy formula of the same estimate for one
+  :class:`~neuroplast.gradients.trial.TrialData` (used by the factorized
   path and by the tests that compare the Brian2 accumulators with it).
 
 Rules that can also learn *inside* a trial (``training.update_every_steps``) give the same
@@ -29,51 +30,20 @@ entry point loads a :class:`Rule` subclass); a plugin that fails to load gives a
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import numpy as np
 
 from neuroplast.gradients.bptt import bptt_grads
-from neuroplast.gradients.eprop import eprop_trial_grads
-from neuroplast.model.losses import get_loss
-from neuroplast.model.params import ModelParams, Weights
+from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.trial import TrialData
+from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
 __all__ = ["Rule", "RULES", "register_rule", "get_rule", "rule_names", "load_plugins", "TrialData"]
 
 ENTRY_POINT_GROUP = "neuroplast.rules"
-
-
-@dataclass(frozen=True)
-class TrialData:
-    """Everything a rule's NumPy formula needs about one simulated trial.
-
-    Attributes
-    ----------
-    params : ModelParams
-    weights : Weights            weights in force during the trial
-    x : ndarray (T, n_in)        input spikes
-    target : ndarray (T, n_out)  y* or one-hot π*
-    mask : ndarray (T,)          loss mask (recall window)
-    traj : Trajectory            recorded v, a, z, ψ, y of this trial (unbatched)
-    loss : str                   loss name
-    feedback : ndarray (N, n_out) B used for the learning signal
-    reg_coeff : float            c_reg
-    reg_target : float           f* in spikes per step
-    """
-
-    params: ModelParams
-    weights: Weights
-    x: np.ndarray
-    target: np.ndarray
-    mask: np.ndarray
-    traj: Any
-    loss: str
-    feedback: np.ndarray
-    reg_coeff: float
-    reg_target: float
 
 
 class Rule:
@@ -94,13 +64,8 @@ class Rule:
     #: optimizer update (the in-trial equality tests check that).
     brian2_update: ClassVar[dict[str, str] | None] = None
 
-    @dataclass(frozen=True)
-    class Params:
-        pass
-
-    def __init__(self, training: Any, params: Any | None = None) -> None:
-        self.training = training
-        self.params = params if params is not None else self.Params()
+    def __init__(self, training: Any) -> None:
+        self.training = training  # the run's ``[training]`` options (learning rate, feedback_scale, ...)
 
     def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
         """Initial feedback matrix B, shape (N, n_out). Default: W_outᵀ."""
@@ -118,21 +83,13 @@ class Rule:
         """The rule's B after ``weights`` (before the update) received ``updates``."""
         return b
 
-    def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
-        """NumPy formula of this rule's trial estimate: dense arrays per projection."""
-        return eprop_trial_grads(
-            data.params,
-            data.weights,
-            data.x,
-            data.traj,
-            data.target,
-            data.mask,
-            get_loss(data.loss),
-            data.feedback,
-            c_reg=data.reg_coeff,
-            f_target=data.reg_target,
-            method="factorized",
-        )
+    def numpy_grads(self, trial: TrialData) -> dict[str, np.ndarray]:
+        """NumPy formula of this rule's estimate of one trial: dense arrays per projection.
+
+        Default: e-prop with the trial's feedback B (``trial.feedback``), see
+        :func:`neuroplast.gradients.eprop.eprop_grads`.
+        """
+        return eprop_grads(trial, method="factorized")
 
 
 RULES: Registry[type[Rule]] = Registry("rule")
@@ -252,15 +209,5 @@ class Bptt(Rule):
     description = "exact BPTT (reset path detached), Brian2 forward + NumPy backward"
     online = False
 
-    def numpy_grads(self, data: TrialData) -> dict[str, np.ndarray]:
-        return bptt_grads(
-            data.params,
-            data.weights,
-            data.x,
-            data.traj,
-            data.target,
-            data.mask,
-            get_loss(data.loss),
-            c_reg=data.reg_coeff,
-            f_target=data.reg_target,
-        )
+    def numpy_grads(self, trial: TrialData) -> dict[str, np.ndarray]:
+        return bptt_grads(trial)

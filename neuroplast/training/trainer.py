@@ -291,13 +291,13 @@ class Trainer:
                 self.params,
                 self.weights,
                 trial.x,
+                traj,
                 trial.target,
                 trial.mask,
-                traj,
                 self.cfg.training.loss,
-                fb,
                 self.cfg.training.reg_coeff,
                 self.f_target,
+                fb,
             )
             g = path(self, res, data)
             grads_list.append(g)
@@ -338,13 +338,13 @@ class Trainer:
             self.params,
             w_end,
             trial.x,
+            None,
             trial.target,
             trial.mask,
-            None,
             tr.loss,
-            b_end,
             tr.reg_coeff,
             self.f_target,
+            b_end,
         )
         g = PATH_FNS["online"](self, res, data)  # what the last segment left, + regularization
         _check_finite(self.iteration, [self.loss.value(res.y, trial.target, trial.mask)], g, w_end)

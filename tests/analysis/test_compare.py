@@ -2,7 +2,7 @@
 
 The run logs are synthetic but written in the layout of ``neuroplast run`` (neuroplast.training.runner)
 without Brian2: trials are simulated with the NumPy reference and the logged estimator is NumPy e-prop
-(``eprop_trial_grads`` with B = W_outᵀ), updated with plain SGD (tests/helpers.py,
+(``eprop_grads`` with B = W_outᵀ), updated with plain SGD (tests/helpers.py,
 ``write_synthetic_run``; fixture ``runs`` in tests/analysis/conftest.py).  Metrics: test_metrics.py;
 plots: test_plots.py.
 """

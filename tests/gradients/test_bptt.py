@@ -16,7 +16,8 @@ from neuroplast.gradients.bptt import (
     ideal_learning_signal,
     trial_loss,
 )
-from neuroplast.gradients.eprop import eligibility_grads, eprop_trial_grads, factorized_grads, learning_signal
+from neuroplast.gradients.eprop import eligibility_grads, eprop_grads, factorized_grads, learning_signal
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.params import Weights
 from neuroplast.model.signals import backward_filter, recurrent_pre, reg_signal
@@ -59,14 +60,15 @@ def test_bptt_matches_finite_differences(loss_name):
 
     def loss_of(w: Weights) -> float:
         tr = simulate(params, w, x, smooth_slope=slope)
-        return trial_loss(tr.y[0], tr.z[0], target, mask, loss, c_reg=C_REG, f_target=F_TARGET)
+        return trial_loss(
+            TrialData.make(params, w, x, target, mask, loss, traj=tr, c_reg=C_REG, f_target=F_TARGET)
+        )
 
     traj = simulate(params, weights, x, smooth_slope=slope)
     assert traj.z[0].sum() > 5.0
-    g = bptt_grads(
-        params, weights, x, traj, target, mask, loss, c_reg=C_REG, f_target=F_TARGET, detach_reset=False
-    )
-    g_detached = bptt_grads(params, weights, x, traj, target, mask, loss, c_reg=C_REG, f_target=F_TARGET)
+    trial = TrialData.make(params, weights, x, target, mask, loss, traj=traj, c_reg=C_REG, f_target=F_TARGET)
+    g = bptt_grads(trial, detach_reset=False)
+    g_detached = bptt_grads(trial)
     attrs = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
     for name, attr in attrs.items():
         G = g[name]
@@ -97,9 +99,9 @@ def test_ideal_learning_signal_gives_bptt(kind, loss_name, n_ref):
     params, weights, x, target, mask, loss = make_problem(BETAS[kind], loss_name=loss_name, n_ref=n_ref)
     traj = simulate(params, weights, x)
     assert_spiking(traj)
-    kw = {"c_reg": C_REG, "f_target": F_TARGET}
-    g = bptt_grads(params, weights, x, traj, target, mask, loss, **kw)
-    sig = ideal_learning_signal(params, weights, traj, target, mask, loss, **kw)
+    trial = TrialData.make(params, weights, x, target, mask, loss, traj=traj, c_reg=C_REG, f_target=F_TARGET)
+    g = bptt_grads(trial)
+    sig = ideal_learning_signal(trial)
     np.testing.assert_array_equal(sig["total"], sig["eprop"] + sig["recurrent"])
     # L* is dE/dz_t and already contains the readout filter: no second κ filter.
     pres = {"input": params.input_scale * x, "recurrent": recurrent_pre(params, traj.z[0])}
@@ -115,14 +117,12 @@ def test_eprop_equals_bptt_without_recurrence(kind):
     params, weights, x, target, mask, loss = make_problem(BETAS[kind], w_rec_std=0.0)
     traj = simulate(params, weights, x)
     assert_spiking(traj)
-    kw = {"c_reg": C_REG, "f_target": F_TARGET}
-    g = bptt_grads(params, weights, x, traj, target, mask, loss, **kw)
-    sig = ideal_learning_signal(params, weights, traj, target, mask, loss, **kw)
+    trial = TrialData.make(params, weights, x, target, mask, loss, traj=traj, c_reg=C_REG, f_target=F_TARGET)
+    g = bptt_grads(trial)
+    sig = ideal_learning_signal(trial)
     assert np.all(sig["recurrent"] == 0.0)
     for method in ("factorized", "online"):
-        e = eprop_trial_grads(
-            params, weights, x, traj, target, mask, loss, weights.w_out.T, method=method, **kw
-        )
+        e = eprop_grads(trial, weights.w_out.T, method=method)
         for name in ("input", "recurrent", "output", "bias"):
             assert max_rel_err(e[name], g[name]) <= EXACT_RTOL, (method, name)
 
@@ -132,15 +132,15 @@ def test_eprop_differs_from_bptt_with_recurrence(kind):
     params, weights, x, target, mask, loss = make_problem(BETAS[kind])
     traj = simulate(params, weights, x)
     assert_spiking(traj)
-    kw = {"c_reg": C_REG, "f_target": F_TARGET}
-    g = bptt_grads(params, weights, x, traj, target, mask, loss, **kw)
-    e = eprop_trial_grads(params, weights, x, traj, target, mask, loss, weights.w_out.T, **kw)
+    trial = TrialData.make(params, weights, x, target, mask, loss, traj=traj, c_reg=C_REG, f_target=F_TARGET)
+    g = bptt_grads(trial)
+    e = eprop_grads(trial, weights.w_out.T)
     for name in ("input", "recurrent"):
         assert max_rel_err(e[name], g[name]) > DIFFER_MIN, name
     for name in ("output", "bias"):  # the readout gradient is local and exact in e-prop
         assert max_rel_err(e[name], g[name]) <= EXACT_RTOL, name
     # e-prop's learning signal (B = W_outᵀ, κ-filtered, plus the regularizer) is L*'s kept part
-    sig = ideal_learning_signal(params, weights, traj, target, mask, loss, **kw)
+    sig = ideal_learning_signal(trial)
     L = learning_signal(params, traj.y[0], target, mask, loss, weights.w_out.T)
     kept = backward_filter(L, params.kappa) + reg_signal(traj.z[0], C_REG, F_TARGET)
     assert max_rel_err(kept, sig["eprop"]) <= EXACT_RTOL
@@ -149,10 +149,10 @@ def test_eprop_differs_from_bptt_with_recurrence(kind):
 def test_factorization_decomposition():
     params, weights, x, target, mask, loss = make_problem(BETAS["mixed"], n_ref=2, loss_name="cross_entropy")
     traj = simulate(params, weights, x)
-    kw = {"c_reg": C_REG, "f_target": F_TARGET}
-    dec = factorization_decomposition(params, weights, x, traj, target, mask, loss, **kw)
-    g = bptt_grads(params, weights, x, traj, target, mask, loss, **kw)
-    e = eprop_trial_grads(params, weights, x, traj, target, mask, loss, weights.w_out.T, **kw)
+    trial = TrialData.make(params, weights, x, target, mask, loss, traj=traj, c_reg=C_REG, f_target=F_TARGET)
+    dec = factorization_decomposition(trial)
+    g = bptt_grads(trial)
+    e = eprop_grads(trial, weights.w_out.T)
     for name in ("input", "recurrent"):
         d = dec[name]
         np.testing.assert_array_equal(d["bptt"], g[name])
@@ -175,6 +175,8 @@ def test_bptt_is_fast():
     best = np.inf
     for _ in range(3):
         t0 = time.perf_counter()
-        bptt_grads(params, weights, x, traj, target, mask, loss, c_reg=C_REG, f_target=F_TARGET)
+        bptt_grads(
+            TrialData.make(params, weights, x, target, mask, loss, traj=traj, c_reg=C_REG, f_target=F_TARGET)
+        )
         best = min(best, time.perf_counter() - t0)
     assert best < 1.0

@@ -11,10 +11,11 @@ import pytest
 from neuroplast.gradients.eprop import (
     GRAD_METHODS,
     eligibility_grads,
-    eprop_trial_grads,
+    eprop_grads,
     factorized_grads,
     learning_signal,
 )
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import ModelParams
 from neuroplast.model.signals import recurrent_pre, reg_signal
 from tests.helpers import PROBLEM_BETAS as BETAS
@@ -69,25 +70,23 @@ def test_alif_traces_matter():
 def test_trial_grads_methods_agree():
     params, weights, x, traj, target, mask, loss = simulated_problem(BETAS["mixed"], n_ref=2)
     B = np.random.default_rng(5).normal(size=(N_REC, N_OUT))
-    grads = {
-        m: eprop_trial_grads(
-            params, weights, x, traj, target, mask, loss, B, c_reg=0.3, f_target=0.01, method=m
-        )
-        for m in GRAD_METHODS
-    }
+    trial = TrialData.make(params, weights, x, target, mask, loss, traj=traj, c_reg=0.3, f_target=0.01)
+    grads = {m: eprop_grads(trial, B, method=m) for m in GRAD_METHODS}
     assert set(grads) == {"factorized", "online"}
     for key in ("input", "recurrent", "output", "bias"):
         assert max_rel_err(grads["online"][key], grads["factorized"][key]) <= EXACT_RTOL
     assert np.all(np.diag(grads["factorized"]["recurrent"]) == 0.0)  # outside the mask
     with pytest.raises(ValueError, match="unknown method"):
-        eprop_trial_grads(params, weights, x, traj, target, mask, loss, B, method="bogus")
+        eprop_grads(TrialData.make(params, weights, x, target, mask, loss, traj=traj), B, method="bogus")
 
 
 def test_batched_and_unbatched_trajectories_agree():
     params, weights, x, traj, target, mask, loss = simulated_problem(BETAS["lif"])
     assert traj.z.shape == (1, T, N_REC) and traj.squeeze().z.shape == (T, N_REC)
-    g1 = eprop_trial_grads(params, weights, x, traj, target, mask, "mse", weights.w_out.T)
-    g2 = eprop_trial_grads(params, weights, x, traj.squeeze(), target, mask, loss, weights.w_out.T)
+    g1 = eprop_grads(TrialData.make(params, weights, x, target, mask, "mse", traj=traj), weights.w_out.T)
+    g2 = eprop_grads(
+        TrialData.make(params, weights, x, target, mask, loss, traj=traj.squeeze()), weights.w_out.T
+    )
     for key in g1:
         np.testing.assert_array_equal(g1[key], g2[key])
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from neuroplast.config import TrainingConfig
-from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.losses import get_loss
 from neuroplast.plasticity.rules import get_rule
@@ -66,20 +67,11 @@ def test_online_equals_numpy(grad_network, eq_weights, kind, feedback):
     online = dict(res.grads)
     online["input"] = online["input"] + r[:, None] * res.esum["input"]
     online["recurrent"] = online["recurrent"] + r[:, None] * res.esum["recurrent"]
+    trial = TrialData.make(
+        params, eq_weights, x, target, mask, get_loss(loss), traj=traj, c_reg=c_reg, f_target=f_target
+    )
     for method in ("online", "factorized"):
-        ref = eprop_trial_grads(
-            params,
-            eq_weights,
-            x,
-            traj,
-            target,
-            mask,
-            get_loss(loss),
-            B,
-            c_reg=c_reg,
-            f_target=f_target,
-            method=method,
-        )
+        ref = eprop_grads(trial, B, method=method)
         for p in PROJECTIONS:
             assert np.linalg.norm(ref[p]) > 0, p
             err = norm_rel_err(online[p], ref[p])
@@ -130,9 +122,10 @@ def test_lif_only_network_equals_numpy_and_refuses_alif(lif_only_network, eq_wei
     target, mask = _task("mse", eq_weights.n_out)
     B = _feedback("eprop-random", eq_weights)
     res = lif_only_network.run_trial(eq_weights, x, target=target, mask=mask, feedback=B, params=params)
-    ref = eprop_trial_grads(
-        params, eq_weights, x, trajectory_of(res, res.y), target, mask, get_loss("mse"), B, method="online"
+    trial = TrialData.make(
+        params, eq_weights, x, target, mask, get_loss("mse"), traj=trajectory_of(res, res.y)
     )
+    ref = eprop_grads(trial, B, method="online")
     for p in PROJECTIONS:
         assert norm_rel_err(res.grads[p], ref[p]) <= RTOL, p
     with pytest.raises(ValueError, match="adaptation"):
@@ -168,9 +161,10 @@ def test_sweep_path_equals_numpy(sweep_network, eq_weights, kind):
     target, mask = _task("mse", eq_weights.n_out)
     B = _feedback("eprop-adaptive", eq_weights)
     res = net.run_trial(eq_weights, x, target=target, mask=mask, feedback=B, params=params)
-    ref = eprop_trial_grads(
-        params, eq_weights, x, trajectory_of(res, res.y), target, mask, get_loss("mse"), B, method="online"
+    trial = TrialData.make(
+        params, eq_weights, x, target, mask, get_loss("mse"), traj=trajectory_of(res, res.y)
     )
+    ref = eprop_grads(trial, B, method="online")
     for p in PROJECTIONS:
         assert np.linalg.norm(ref[p]) > 0, p
         assert norm_rel_err(res.grads[p], ref[p]) <= RTOL, p

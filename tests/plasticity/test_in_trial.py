@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from neuroplast.gradients.eprop import eprop_trial_grads
+from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.trial import TrialData
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.losses import get_loss
 from neuroplast.plasticity.in_trial import in_trial_learning, update_steps
@@ -63,7 +64,9 @@ def test_without_updates_equals_per_trial_eprop(kind, loss):
     params, w, x, target, mask = problem(kind, loss)
     rule = make_rule("eprop")
     traj = simulate(params, w, x)
-    ref = eprop_trial_grads(params, w, x, traj, target, mask, get_loss(loss), w.w_out.T, method="online")
+    ref = eprop_grads(
+        TrialData.make(params, w, x, target, mask, get_loss(loss), traj=traj), w.w_out.T, method="online"
+    )
     assert traj.z.sum() > 50, "the network must spike"
     for every, lr in ((T, 0.1), (50, 0.0)):
         res = in_trial_learning(
