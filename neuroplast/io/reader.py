@@ -6,8 +6,8 @@ the file (missing, not HDF5, truncated, not a run log, newer format, missing pro
 :class:`~neuroplast.io.schema.RunFileError` with a one-line message naming the file.
 
 A file whose writer was killed is read up to its last flush: the number of trials is the smallest of the
-``n_trials_complete`` attribute and the lengths of the per-trial datasets, and every per-trial array is cut
-to that length.
+``n_trials_complete`` attribute and the lengths of the per-trial datasets
+(:func:`~neuroplast.io.schema.complete_trials`), and every per-trial array is cut to that length.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import numpy as np
 
 from neuroplast.io.schema import (
     ATTR_FINISHED,
-    ATTR_ITERATIONS_COMPLETE,
-    ATTR_TRIALS_COMPLETE,
     FORMAT_NAME,
     FORMAT_VERSION,
     LIBVER,
@@ -33,7 +31,10 @@ from neuroplast.io.schema import (
     RunFileError,
     check_name,
     chunk_rows,
+    complete_iterations,
+    complete_trials,
     report_root,
+    report_var,
 )
 
 __all__ = ["open_run", "RunLog", "ProjectionLog", "TrialReplay", "Trace"]
@@ -313,26 +314,11 @@ class RunLog:
         missing = [c for c in TRIAL_COLUMNS if c not in gt]
         if missing:
             raise RunFileError(self.path, f"damaged run log: /trials lacks {', '.join(missing)}")
-        lengths = [int(attrs.get(ATTR_TRIALS_COMPLETE, gt["start_step"].shape[0]))]
-        lengths += [gt[c].shape[0] for c in TRIAL_COLUMNS]
-        lengths.append(f["inputs"]["values"].shape[0])
-        tg = f["targets"]
-        lengths += [tg[k].shape[0] for k in ("values", "labels", "mask") if k in tg]
-        for g in f["projections"].values():
-            if "grad" in g:
-                lengths += [d.shape[0] for d in g["grad"].values()]
-        self.n_trials = int(min(lengths))
+        self.n_trials = complete_trials(f)
         self.trials: dict[str, np.ndarray] = {k: np.asarray(d[: self.n_trials]) for k, d in gt.items()}
 
         self.projection_names = sorted(f["projections"].keys())
-        n_it = [int(attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
-        n_it += [
-            f["projections"][p][k].shape[0]
-            for p in self.projection_names
-            for k in ("updates", "in_trial_weights")
-            if k in f["projections"][p]
-        ]
-        self.n_iterations = int(min(n_it))
+        self.n_iterations = complete_iterations(f)
 
         self.populations: dict[str, dict[str, np.ndarray]] = {}
         self.population_sizes: dict[str, int] = {}
@@ -340,10 +326,7 @@ class RunLog:
             self.populations[pop] = {k: np.asarray(d[()]) for k, d in g.items()}
             self.population_sizes[pop] = int(g.attrs.get("size", 0))
         self.traces: list[tuple[str, str]] = sorted(
-            (pop, name[len("report_") :])
-            for name in f.keys()
-            if name.startswith("report_")
-            for pop in f[name].keys()
+            (pop, var) for name in f.keys() if (var := report_var(name)) is not None for pop in f[name].keys()
         )
 
     # ------------------------------------------------------------------ accessors

@@ -41,12 +41,18 @@ from neuroplast.io.schema import (
     LIBVER,
     RESUME_GROUP,
     RESUME_SLOTS,
+    SONATA_REPORT,
     TRIAL_COLUMNS,
     TRIAL_DTYPES,
     RunFileError,
     check_name,
     chunk_rows,
+    complete_iterations,
+    complete_trials,
+    gradient_names,
+    per_trial_datasets,
     report_root,
+    report_var,
     sorting_dtype,
 )
 
@@ -647,16 +653,10 @@ class RunWriter:
             for name, g in f["projections"].items()
         }
         gt, gproj = f["trials"], f["projections"]
-        grads = [(proj, est) for proj, g in gproj.items() for est in g["grad"].keys()]
-        per_trial = [gt[c] for c in gt] + [f["inputs/values"]]
-        per_trial += [f["targets"][k] for k in ("values", "labels", "mask") if k in f["targets"]]
-        per_trial += [gproj[proj]["grad"][est] for proj, est in grads]
-        n_trials = min([int(f.attrs.get(ATTR_TRIALS_COMPLETE, 0))] + [d.shape[0] for d in per_trial])
-        iteration = np.asarray(gt["iteration"][:n_trials])
-        n_iters = min(
-            [int(f.attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
-            + [g[k].shape[0] for g in gproj.values() for k in ITERATION_DATASETS if k in g]
-        )
+        grads = gradient_names(f)
+        per_trial = per_trial_datasets(f)
+        iteration = np.asarray(gt["iteration"][: complete_trials(f, per_trial)])
+        n_iters = complete_iterations(f)
         states = read_states(f)
 
         def ok(k: int) -> bool:
@@ -696,8 +696,8 @@ class RunWriter:
             m = int(np.searchsorted(steps, end_step, side="left"))
             ts.resize((m,))
             ids.resize((m,))
-        for root in [k for k in f.keys() if k.startswith("report_")]:
-            var = root[len("report_") :]
+        for root in [k for k in f.keys() if report_var(k) is not None]:
+            var = str(report_var(root))
             for pop, g in f[root].items():
                 t0, _, dt = (float(v) for v in g["mapping/time"][()])
                 start = int(round(t0 / self.dt_ms))
@@ -714,7 +714,7 @@ class RunWriter:
                     rows,
                 )
                 self._traces[(pop, var)] = tr
-        rep = f.get("report")
+        rep = f.get(SONATA_REPORT)
         if isinstance(rep, h5py.Group):
             for pop, g in rep.items():
                 var = g.attrs.get("variable")
@@ -1124,8 +1124,8 @@ class RunWriter:
                 m.create_dataset("element_pos", data=np.full(n, 0.5, dtype=np.float32))
                 t = m.create_dataset("time", data=np.array([tr.start_step * self.dt_ms] * 2 + [self.dt_ms]))
                 t.attrs["units"] = "ms"
-                if self._trace_first_var.get(pop) == var and f"report/{pop}" not in f:
-                    f.require_group("report")[pop] = g  # hard link: the libsonata-readable copy
+                if self._trace_first_var.get(pop) == var and f"{SONATA_REPORT}/{pop}" not in f:
+                    f.require_group(SONATA_REPORT)[pop] = g  # hard link: the libsonata-readable copy
             g = f[gpath]
             block = np.concatenate(tr.buffer, axis=0)
             _append(g["data"], block)
