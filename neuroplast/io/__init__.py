@@ -6,6 +6,7 @@ update) is described in ``docs/hdf5.md`` and in :mod:`neuroplast.io.schema`.  Pu
 
 from neuroplast.io.reader import ProjectionLog, RunLog, Trace, TrialReplay, open_run
 from neuroplast.io.schema import FORMAT_VERSION, RunFileError
+from neuroplast.io.state import read_states, state_digest
 from neuroplast.io.writer import RunWriter
 
 __all__ = [
@@ -17,4 +18,6 @@ __all__ = [
     "Trace",
     "TrialReplay",
     "open_run",
+    "read_states",
+    "state_digest",
 ]

@@ -15,236 +15,56 @@ stores under ``/resume`` a training run continues bit for bit (``neuroplast run 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import h5py
 import numpy as np
 
+from neuroplast.io.checks import (
+    SpikeDict,
+    check_extras,
+    check_flush_every,
+    check_grads,
+    check_in_trial,
+    check_spikes,
+    check_start,
+    check_state,
+    check_target,
+    check_trace,
+    check_weight_dict,
+    check_x,
+    run_spec,
+)
+from neuroplast.io.layout import TaskKind, append_rows, create_run_file, growing, open_for_writing
 from neuroplast.io.schema import (
     ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
-    ATTR_STATE_DIGEST,
-    ATTR_STATE_ITERATION,
     ATTR_TRIALS_COMPLETE,
-    BIAS_PROJECTION,
-    FORMAT_NAME,
-    FORMAT_VERSION,
     ITERATION_DATASETS,
-    LIBVER,
-    RESUME_GROUP,
-    RESUME_SLOTS,
     SONATA_REPORT,
     TRIAL_COLUMNS,
-    TRIAL_DTYPES,
     RunFileError,
-    check_name,
-    chunk_rows,
     complete_iterations,
     complete_trials,
     gradient_names,
     per_trial_datasets,
     report_root,
     report_var,
-    sorting_dtype,
 )
 
+# tests/test_resume.py (MID_FLUSH_CHILD) kills a run in the middle of a flush by replacing this module's
+# ``_write_slot`` (so RunWriter.flush calls it through this module) and looks these names up here.
+from neuroplast.io.schema import ATTR_STATE_ITERATION as ATTR_STATE_ITERATION
+from neuroplast.io.schema import RESUME_GROUP as RESUME_GROUP
+from neuroplast.io.schema import RESUME_SLOTS as RESUME_SLOTS
+from neuroplast.io.state import read_states, state_digest
+from neuroplast.io.state import write_slot as _write_slot
+
 __all__ = ["RunWriter", "read_states", "state_digest"]
-
-TaskKind = Literal["regression", "classification"]
-SpikeDict = Mapping[str, tuple[Any, Any]]
-
-
-def _neuroplast_version() -> str:
-    from neuroplast import __version__
-
-    return str(__version__)
-
-
-def _brian2_version() -> str:
-    # metadata only: brian2 is never imported by the io package
-    try:
-        return metadata.version("brian2")
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _growing(
-    group: h5py.Group,
-    name: str,
-    tail: tuple[int, ...],
-    dtype: Any,
-    *,
-    fill: Any = None,
-    cap: int | None = None,
-) -> h5py.Dataset:
-    """Create an empty dataset that grows along axis 0 (chunked, uncompressed).
-
-    Chunks hold at most ``cap`` rows (default 1024 for 1-D datasets, 64 for row datasets) and about
-    :data:`~neuroplast.io.schema.CHUNK_BYTES`, so that small runs give small files and wide rows get
-    one row per chunk.
-    """
-    if cap is None:
-        cap = 64 if tail else 1024
-    itemsize = np.dtype(dtype).itemsize
-    row_bytes = itemsize * int(np.prod(tail, dtype=np.int64)) if tail else itemsize
-    chunk_tail = tuple(max(1, int(n)) for n in tail)
-    # a fixed dimension cannot be smaller than its chunk, so zero-length tails stay unlimited
-    maxshape = (None,) + tuple(int(n) if n > 0 else None for n in tail)
-    kwargs: dict[str, Any] = {}
-    if fill is not None:
-        kwargs["fillvalue"] = fill
-    return group.create_dataset(
-        name,
-        shape=(0,) + tuple(int(n) for n in tail),
-        maxshape=maxshape,
-        chunks=(chunk_rows(row_bytes, cap=cap),) + chunk_tail,
-        dtype=dtype,
-        **kwargs,
-    )
-
-
-def _append(ds: h5py.Dataset, block: np.ndarray) -> None:
-    """Append ``block`` (rows along axis 0) to the growing dataset ``ds``."""
-    n0 = ds.shape[0]
-    n = block.shape[0]
-    if n == 0:
-        return
-    ds.resize((n0 + n,) + ds.shape[1:])
-    ds[n0 : n0 + n] = block
-
-
-def state_digest(state: Mapping[str, np.ndarray]) -> str:
-    """sha256 (hex) over the names, dtypes, shapes and bytes of a flat state, in sorted name order.
-
-    Parameters
-    ----------
-    state : mapping of str to numpy.ndarray
-        ``"a/b" -> array`` (0-d arrays for scalars).
-
-    Returns
-    -------
-    str
-        Hex digest; stored with every resume slot so that a slot half overwritten by a killed writer is
-        recognized and ignored.
-    """
-    h = hashlib.sha256()
-    for name in sorted(state):
-        a = np.ascontiguousarray(state[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _flat_state(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    out = {}
-    for name, v in state.items():
-        for part in str(name).split("/"):
-            check_name("state entry", part)
-        a = np.array(v, copy=True)
-        if a.dtype.kind not in "biuf":
-            raise ValueError(f"state entry {name!r} must be numeric, got dtype {a.dtype}")
-        out[str(name)] = a
-    return out
-
-
-def _datasets(g: h5py.Group) -> dict[str, h5py.Dataset]:
-    """Every dataset below ``g``, by path relative to ``g``."""
-    out: dict[str, h5py.Dataset] = {}
-    g.visititems(lambda n, o: out.__setitem__(n, o) if isinstance(o, h5py.Dataset) else None)
-    return out
-
-
-def _write_slot(
-    f: h5py.File,
-    state: dict[str, np.ndarray],
-    iteration: int,
-    cache: dict[str, dict[str, h5py.Dataset]] | None = None,
-) -> None:
-    """Overwrite resume slot ``iteration % 2`` with ``state`` (arrays first, then iteration and digest).
-
-    ``cache`` (slot name -> {dataset name -> open dataset}) saves the lookups of the slot's datasets.
-    """
-    slot = RESUME_SLOTS[iteration % 2]
-    g = f.require_group(RESUME_GROUP).require_group(slot)
-    g.attrs[ATTR_STATE_ITERATION] = np.int64(-1)  # invalid while being overwritten
-    cache = {} if cache is None else cache
-    have = cache.get(slot)
-    if have is None:
-        have = cache[slot] = _datasets(g)
-    for name in [n for n in have if n not in state]:
-        del g[name]
-        del have[name]
-    for name, a in state.items():
-        ds = have.get(name)
-        if ds is not None and ds.shape == a.shape and ds.dtype == a.dtype:
-            ds[()] = a
-        else:
-            if ds is not None or name in g:
-                del g[name]
-            have[name] = g.create_dataset(name, data=a)
-    g.attrs[ATTR_STATE_DIGEST] = state_digest(state)
-    g.attrs[ATTR_STATE_ITERATION] = np.int64(iteration)
-
-
-def read_states(f: h5py.File) -> dict[int, dict[str, np.ndarray]]:
-    """Valid resume slots of an open run log.
-
-    Parameters
-    ----------
-    f : h5py.File
-        The run log.
-
-    Returns
-    -------
-    dict of int to dict of str to numpy.ndarray
-        ``iterations done -> flat state`` for every slot whose digest matches its arrays (a slot that a killed
-        writer left half overwritten is left out).
-    """
-    out: dict[int, dict[str, np.ndarray]] = {}
-    root = f.get(RESUME_GROUP)
-    if not isinstance(root, h5py.Group):
-        return out
-    for slot in RESUME_SLOTS:
-        g = root.get(slot)
-        if not isinstance(g, h5py.Group):
-            continue
-        try:
-            it = int(g.attrs.get(ATTR_STATE_ITERATION, -1))
-            digest = g.attrs.get(ATTR_STATE_DIGEST)
-            digest = digest.decode() if isinstance(digest, bytes) else digest
-            state = {name: np.asarray(ds[()]) for name, ds in _datasets(g).items()}
-        except (OSError, KeyError, ValueError, TypeError):
-            continue
-        if it >= 0 and digest == state_digest(state):
-            out[it] = state
-    return out
-
-
-def _as_ids(a: Any, what: str) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.ndim != 1:
-        raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise ValueError(f"{what} must hold integers")
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"{what} must be non-negative")
-    return arr.astype(np.uint64)
-
-
-def _as_vector(a: Any, n: int, what: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.shape != (n,):
-        raise ValueError(f"{what} must have shape ({n},), got {arr.shape}")
-    return arr
 
 
 @dataclass
@@ -353,39 +173,30 @@ class RunWriter:
         brian2_version: str | None = None,
         update_every_steps: int = 0,
     ) -> None:
+        spec = run_spec(
+            config_toml=config_toml,
+            dt_ms=dt_ms,
+            seed=seed,
+            populations=populations,
+            projections_edges=projections_edges,
+            n_in=n_in,
+            n_out=n_out,
+            task_kind=task_kind,
+            n_steps=n_steps,
+            flush_every=flush_every,
+            update_every_steps=update_every_steps,
+        )
         self.path = Path(path)
         self._f: h5py.File | None = None
         self._finished = False
-        if task_kind not in ("regression", "classification"):
-            raise ValueError(f"task_kind must be 'regression' or 'classification', got {task_kind!r}")
-        for nm, v in (("n_in", n_in), ("n_out", n_out), ("n_steps", n_steps), ("flush_every", flush_every)):
-            if int(v) != v or int(v) < 1:
-                raise ValueError(f"{nm} must be a positive integer, got {v!r}")
-        dt_ms = float(dt_ms)
-        if not (math.isfinite(dt_ms) and dt_ms > 0):
-            raise ValueError(f"dt_ms must be a positive finite number of ms, got {dt_ms!r}")
-        if not isinstance(config_toml, str):
-            raise TypeError("config_toml must be TOML text (str)")
-        try:
-            tomllib.loads(config_toml)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config_toml is not valid TOML: {exc}") from exc
-        if int(seed) != seed:
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        if int(update_every_steps) != update_every_steps or update_every_steps < 0:
-            raise ValueError(f"update_every_steps must be an integer >= 0, got {update_every_steps!r}")
-
-        self.dt_ms = dt_ms
-        self.task_kind: TaskKind = task_kind
-        self.n_in, self.n_out, self.n_steps = int(n_in), int(n_out), int(n_steps)
+        self.dt_ms = spec.dt_ms
+        self.task_kind: TaskKind = spec.task_kind
+        self.n_in, self.n_out, self.n_steps = spec.n_in, spec.n_out, spec.n_steps
         self.flush_every = int(flush_every)
-        self.update_every_steps = int(update_every_steps)
-        self._pops = self._check_populations(populations)
-        self.population_sizes = {
-            p: len(next(iter(d.values()))) if d else self._default_size(p) for p, d in self._pops.items()
-        }
-        self._edges = self._check_edges(projections_edges)
-
+        self.update_every_steps = spec.update_every_steps
+        self._pops = spec.pops
+        self.population_sizes = spec.population_sizes
+        self._edges = spec.edges
         # buffered state
         self._trials: list[_Trial] = []
         self._iters: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
@@ -406,155 +217,14 @@ class RunWriter:
         self.resume_state: dict[str, np.ndarray] | None = None
         self.resumed: dict[str, int] | None = None
 
-        self._create(force, config_toml, int(seed), brian2_version)
-
-    # ------------------------------------------------------------------ setup
-    @staticmethod
-    def _default_size_for(pop: str, n_in: int, n_out: int) -> int | None:
-        return {"input": n_in, "readout": n_out}.get(pop)
-
-    def _default_size(self, pop: str) -> int:
-        n = self._default_size_for(pop, self.n_in, self.n_out)
-        if n is None:
-            raise ValueError(f"population {pop!r} has no parameters: cannot infer its size")
-        return n
-
-    def _check_populations(
-        self, populations: Mapping[str, Mapping[str, Any]]
-    ) -> dict[str, dict[str, np.ndarray]]:
-        out: dict[str, dict[str, np.ndarray]] = {}
-        for pop, params in populations.items():
-            check_name("population", pop)
-            arrays = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-            sizes = {a.shape[0] for a in arrays.values() if a.ndim == 1}
-            if any(a.ndim > 1 for a in arrays.values()):
-                raise ValueError(f"population {pop!r}: parameters must be 1-D per-neuron arrays or scalars")
-            if len(sizes) > 1:
-                raise ValueError(
-                    f"population {pop!r}: parameter arrays have different lengths {sorted(sizes)}"
-                )
-            if sizes:
-                n = sizes.pop()
-            elif (n := self._default_size_for(pop, self.n_in, self.n_out)) is None:
-                if arrays:
-                    raise ValueError(f"population {pop!r}: all parameters are scalars, size unknown")
-                raise ValueError(f"population {pop!r} has no parameters: cannot infer its size")
-            for k in arrays:
-                check_name("parameter", k)
-                arrays[k] = np.broadcast_to(arrays[k], (n,)).copy()
-            expected = self._default_size_for(pop, self.n_in, self.n_out)
-            if expected is not None and n != expected:
-                raise ValueError(f"population {pop!r} has {n} neurons but n_in/n_out says {expected}")
-            out[pop] = arrays
-        return out
-
-    def _check_edges(
-        self, projections_edges: Mapping[str, tuple[Any, Any] | None]
-    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        out = {}
-        for name, st in projections_edges.items():
-            check_name("projection", name)
-            if st is None:
-                if name != BIAS_PROJECTION:
-                    raise ValueError(f"projection {name!r}: edges missing (only 'bias' may be None)")
-                ids = np.arange(self.n_out, dtype=np.uint64)
-                out[name] = (ids, ids.copy())
-                continue
-            src = _as_ids(st[0], f"projection {name!r} source_ids")
-            tgt = _as_ids(st[1], f"projection {name!r} target_ids")
-            if src.shape != tgt.shape:
-                raise ValueError(f"projection {name!r}: {src.size} source ids but {tgt.size} target ids")
-            out[name] = (src, tgt)
-        return out
-
-    def _create(self, force: bool, config_toml: str, seed: int, brian2_version: str | None) -> None:
-        p = self.path
-        if p.is_dir():
-            raise RunFileError(p, "is a directory, not a run-log file")
-        if not p.parent.is_dir():
-            raise RunFileError(p, f"folder {p.parent} does not exist")
-        if p.exists() or p.is_symlink():
-            if not force:
-                raise RunFileError(p, "already exists; refusing to overwrite (pass force=True to replace it)")
-            p.unlink()
-        try:
-            f = h5py.File(p, "w-", libver=LIBVER)
-        except OSError as exc:
-            raise RunFileError(p, f"cannot create: {exc}") from exc
-        self._f = f
-        try:
-            self._layout(f, config_toml, seed, brian2_version)
-            f.flush()
-        except BaseException:
-            f.close()
-            self._f = None
-            raise
-
-    def _layout(self, f: h5py.File, config_toml: str, seed: int, brian2_version: str | None) -> None:
-        a = f.attrs
-        a["format"] = FORMAT_NAME
-        a["format_version"] = np.int64(FORMAT_VERSION)
-        a["neuroplast_version"] = _neuroplast_version()
-        a["brian2_version"] = brian2_version if brian2_version is not None else _brian2_version()
-        a["dt_ms"] = np.float64(self.dt_ms)
-        a["seed"] = np.int64(seed)
-        a["config"] = config_toml
-        a["task_kind"] = self.task_kind
-        a["n_in"] = np.int64(self.n_in)
-        a["n_out"] = np.int64(self.n_out)
-        a["n_steps"] = np.int64(self.n_steps)
-        a["update_every_steps"] = np.int64(self.update_every_steps)
-        a[ATTR_TRIALS_COMPLETE] = np.int64(0)
-        a[ATTR_ITERATIONS_COMPLETE] = np.int64(0)
-        a[ATTR_FINISHED] = np.int8(0)
-
-        gp = f.create_group("populations")
-        gs = f.create_group("spikes")
-        for pop, params in self._pops.items():
-            g = gp.create_group(pop)
-            g.attrs["size"] = np.int64(self.population_sizes[pop])
-            for k, v in params.items():
-                g.create_dataset(k, data=v, dtype=np.float64)
-            s = gs.create_group(pop)
-            s.attrs.create("sorting", np.uint8(2), dtype=sorting_dtype())
-            ts = _growing(s, "timestamps", (), np.float64, cap=8192)
-            ts.attrs["units"] = "ms"
-            _growing(s, "node_ids", (), np.uint64, cap=8192)
-
-        gt = f.create_group("trials")
-        for col in TRIAL_COLUMNS:
-            _growing(gt, col, (), TRIAL_DTYPES[col])
-        gt["loss"].attrs["units"] = "1"
-        gt["start_step"].attrs["units"] = "steps"
-        gt["n_steps"].attrs["units"] = "steps"
-
-        gi = f.create_group("inputs")
-        gi.attrs["n_in"] = np.int64(self.n_in)
-        _growing(gi, "values", (self.n_steps, self.n_in), np.uint8).attrs["units"] = "spikes"
-
-        gtar = f.create_group("targets")
-        gtar.attrs["kind"] = self.task_kind
-        if self.task_kind == "regression":
-            _growing(gtar, "values", (self.n_steps, self.n_out), np.float64, fill=np.nan)
-        else:
-            _growing(gtar, "labels", (), np.int64, fill=-1)
-            _growing(gtar, "mask", (self.n_steps,), np.uint8)
-
-        gproj = f.create_group("projections")
-        for name, (src, tgt) in self._edges.items():
-            g = gproj.create_group(name)
-            g.attrs["n_edges"] = np.int64(src.size)
-            if name == BIAS_PROJECTION:
-                g.attrs["note"] = (
-                    "readout bias; not a SONATA edge population (source_ids = target_ids = unit)"
-                )
-            g.create_dataset("source_ids", data=src, dtype=np.uint64)
-            g.create_dataset("target_ids", data=tgt, dtype=np.uint64)
-            _growing(g, "weights", (src.size,), np.float64, fill=np.nan)
-            _growing(g, "updates", (src.size,), np.float64, fill=np.nan)
-            if self.n_in_trial_updates:
-                _growing(g, "in_trial_weights", (self.n_in_trial_updates, src.size), np.float64, fill=np.nan)
-            g.create_group("grad")
+        self._f = create_run_file(
+            self.path,
+            spec,
+            force=force,
+            config_toml=config_toml,
+            seed=int(seed),
+            brian2_version=brian2_version,
+        )
 
     # ------------------------------------------------------------------ appending
     @classmethod
@@ -610,9 +280,7 @@ class RunWriter:
         self.path = p
         self._f = None
         self._finished = False
-        self.flush_every = int(flush_every)
-        if self.flush_every < 1:
-            raise ValueError(f"flush_every must be a positive integer, got {flush_every!r}")
+        self.flush_every = check_flush_every(flush_every)
         self.dt_ms = run.dt_ms
         self.task_kind = run.task_kind  # type: ignore[assignment]
         self.n_in, self.n_out, self.n_steps = run.n_in, run.n_out, run.n_steps
@@ -622,16 +290,7 @@ class RunWriter:
         self._traces, self._trace_first_var = {}, {}
         self._state = None
         self._dcache, self._slot_cache = {}, {}
-        try:
-            f = h5py.File(p, "r+", libver=LIBVER)
-        except OSError as exc:
-            msg = " ".join(str(exc).split())
-            what = (
-                "file is locked (still being written?)"
-                if "lock" in msg.lower()
-                else "cannot open for writing"
-            )
-            raise RunFileError(p, f"{what}: {msg}") from exc
+        f = open_for_writing(p)
         self._f = f
         try:
             self._reopen(f, require_state, trials_per_iteration)
@@ -833,85 +492,12 @@ class RunWriter:
             If the writer is closed or finished.
         """
         self._require_running()
-        xa = np.asarray(x)
-        if xa.ndim != 2 or xa.shape[1] != self.n_in or not 1 <= xa.shape[0] <= self.n_steps:
-            raise ValueError(
-                f"x must have shape (T, {self.n_in}) with 1 <= T <= {self.n_steps}, got {xa.shape}"
-            )
-        T = int(xa.shape[0])
-        if xa.dtype != np.bool_ and xa.size:
-            if np.any(xa < 0) or np.any(xa > 255) or np.any(np.mod(xa, 1) != 0):
-                raise ValueError("x must hold spike counts (integers in [0, 255]) to be stored as uint8")
-        xpad = np.zeros((self.n_steps, self.n_in), dtype=np.uint8)
-        xpad[:T] = xa.astype(np.uint8)
-
-        start = self._next_step if start_step is None else int(start_step)
-        if start < self._next_step:
-            raise ValueError(
-                f"start_step {start} is before the end of the previous trial ({self._next_step}); "
-                "trials must follow each other in time"
-            )
-
-        mpad: np.ndarray | None = None
-        if self.task_kind == "regression":
-            ya = np.asarray(target, dtype=np.float64)
-            if ya.shape != (T, self.n_out):
-                raise ValueError(f"regression target must have shape ({T}, {self.n_out}), got {ya.shape}")
-            tval = np.full((self.n_steps, self.n_out), np.nan)
-            tval[:T] = ya
-            if mask is not None:
-                raise ValueError("mask is only stored for classification tasks")
-        else:
-            label = np.asarray(target)
-            if label.ndim != 0 or int(label) != label or not 0 <= int(label) < self.n_out:
-                raise ValueError(
-                    f"classification target must be an integer label in [0, {self.n_out}), got {target!r}"
-                )
-            tval = np.asarray(int(label), dtype=np.int64)
-            m = np.ones(T, dtype=bool) if mask is None else np.asarray(mask)
-            if m.shape != (T,):
-                raise ValueError(f"mask must have shape ({T},), got {m.shape}")
-            mpad = np.zeros(self.n_steps, dtype=np.uint8)
-            mpad[:T] = m.astype(bool)
-
-        sp: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for pop, pair in (spikes or {}).items():
-            if pop not in self._pops:
-                raise ValueError(f"spikes for unknown population {pop!r} (known: {sorted(self._pops)})")
-            steps = np.asarray(pair[0])
-            ids = _as_ids(pair[1], f"spikes[{pop!r}] node ids")
-            if steps.ndim != 1 or steps.shape != ids.shape:
-                raise ValueError(f"spikes[{pop!r}]: steps and node ids must be 1-D of equal length")
-            if steps.size and not np.all(np.mod(steps, 1) == 0):
-                raise ValueError(f"spikes[{pop!r}]: steps must be integers (time-step indices)")
-            steps = steps.astype(np.int64)
-            if local_spike_steps:
-                steps = steps + start
-            if steps.size and (steps.min() < start or steps.max() >= start + T):
-                raise ValueError(f"spikes[{pop!r}]: steps outside the trial [{start}, {start + T})")
-            if ids.size and int(ids.max()) >= self.population_sizes[pop]:
-                raise ValueError(
-                    f"spikes[{pop!r}]: node id {int(ids.max())} >= population size "
-                    f"{self.population_sizes[pop]}"
-                )
-            order = np.lexsort((ids, steps))
-            sp[pop] = (steps[order], ids[order])
-
-        ex: dict[str, float] = {}
-        for k, v in (extras or {}).items():
-            check_name("trial column", k)
-            if k in TRIAL_COLUMNS:
-                raise ValueError(f"extra column {k!r} clashes with a mandatory trial column")
-            ex[k] = float(v)
-
-        gr: dict[tuple[str, str], np.ndarray] = {}
-        for proj, per_est in (grads or {}).items():
-            if proj not in self._edges:
-                raise ValueError(f"gradient for unknown projection {proj!r} (known: {sorted(self._edges)})")
-            for est, g in per_est.items():
-                check_name("estimator", est)
-                gr[(proj, est)] = _as_vector(g, self._edges[proj][0].size, f"grads[{proj!r}][{est!r}]")
-
+        xpad, T = check_x(x, self.n_in, self.n_steps)
+        start = check_start(start_step, self._next_step)
+        tval, mpad = check_target(self.task_kind, target, mask, T, self.n_steps, self.n_out)
+        sp = check_spikes(spikes, self.population_sizes, start, T, local_spike_steps)
+        ex = check_extras(extras)
+        gr = check_grads(grads, self._edges)
         self._trials.append(_Trial(start, T, int(iteration), float(loss), xpad, tval, mpad, sp, ex, gr))
         for k in ex:
             if k not in self._extras:
@@ -924,36 +510,6 @@ class RunWriter:
         if len(self._trials) >= self.flush_every:
             self.flush()
         return self._n_trials_added - 1
-
-    def _check_weight_dict(
-        self, d: Mapping[str, Any], what: str, *, fill_zero: bool
-    ) -> dict[str, np.ndarray]:
-        unknown = set(d) - set(self._edges)
-        if unknown:
-            raise ValueError(f"{what}: unknown projections {sorted(unknown)}")
-        out = {}
-        for name, (src, _) in self._edges.items():
-            if name not in d:
-                if not fill_zero:
-                    raise ValueError(f"{what}: projection {name!r} missing")
-                out[name] = np.zeros(src.size)
-            else:
-                out[name] = _as_vector(d[name], src.size, f"{what}[{name!r}]")
-        return out
-
-    def _check_in_trial(self, d: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        if set(d) != set(self._edges):
-            raise ValueError(
-                f"in_trial: needs exactly the projections {sorted(self._edges)}, got {sorted(d)}"
-            )
-        out = {}
-        for name, (src, _) in self._edges.items():
-            a = np.asarray(d[name], dtype=np.float64)
-            want = (self.n_in_trial_updates, src.size)
-            if a.shape != want:
-                raise ValueError(f"in_trial[{name!r}]: shape {a.shape}, expected {want}")
-            out[name] = a
-        return out
 
     def add_iteration(
         self,
@@ -990,13 +546,13 @@ class RunWriter:
             Index of the iteration (row of ``weights``/``updates``).
         """
         self._require_running()
-        wb = self._check_weight_dict(weights_before, "weights_before", fill_zero=False)
-        up = self._check_weight_dict(updates, "updates", fill_zero=True)
-        flat = _flat_state(state) if state is not None else None
+        wb = check_weight_dict(weights_before, self._edges, "weights_before", fill_zero=False)
+        up = check_weight_dict(updates, self._edges, "updates", fill_zero=True)
+        flat = check_state(state) if state is not None else None
         if self.update_every_steps:
             if in_trial is None:
                 raise ValueError("in_trial: this run learns inside trials; the in-trial weights are required")
-            rows = self._check_in_trial(in_trial)
+            rows = check_in_trial(in_trial, self._edges, self.n_in_trial_updates)
             self._in_trial.append(rows)
         elif in_trial is not None:
             raise ValueError("in_trial: this run log was created without update_every_steps")
@@ -1016,7 +572,7 @@ class RunWriter:
             ``projection -> (n_edges,)`` weights after the last update (row ``n_iterations`` of ``weights``).
         """
         self._require_running()
-        self._final = self._check_weight_dict(final_weights, "final_weights", fill_zero=False)
+        self._final = check_weight_dict(final_weights, self._edges, "final_weights", fill_zero=False)
         self._finished = True
         self.flush()
 
@@ -1052,16 +608,7 @@ class RunWriter:
             Units of the values (the ``units`` attribute of ``data``), default ``"1"`` (dimensionless).
         """
         self._require_open()
-        check_name("population", pop)
-        check_name("variable", var)
-        arr = np.asarray(data, dtype=np.float32)
-        ids = _as_ids(node_ids, "node_ids")
-        if arr.ndim != 2 or arr.shape[1] != ids.size or arr.shape[0] < 1:
-            raise ValueError(f"data must have shape (T, {ids.size}) with T >= 1, got {arr.shape}")
-        if np.unique(ids).size != ids.size:
-            raise ValueError("node_ids must be unique (one element per node)")
-        if pop in self.population_sizes and ids.size and int(ids.max()) >= self.population_sizes[pop]:
-            raise ValueError(f"node id {int(ids.max())} >= size of population {pop!r}")
+        arr, ids = check_trace(pop, var, data, node_ids, self.population_sizes)
         key = (pop, var)
         tr = self._traces.get(key)
         if tr is None:
@@ -1114,7 +661,7 @@ class RunWriter:
                 g = f.require_group(root).create_group(pop)
                 g.attrs["variable"] = var
                 n = tr.node_ids.size
-                d = _growing(g, "data", (n,), np.float32)
+                d = growing(g, "data", (n,), np.float32)
                 d.attrs["units"] = tr.units
                 m = g.create_group("mapping")
                 m.create_dataset("node_ids", data=tr.node_ids, dtype=np.uint64)
@@ -1128,7 +675,7 @@ class RunWriter:
                     f.require_group(SONATA_REPORT)[pop] = g  # hard link: the libsonata-readable copy
             g = f[gpath]
             block = np.concatenate(tr.buffer, axis=0)
-            _append(g["data"], block)
+            append_rows(g["data"], block)
             tr.rows_written += block.shape[0]
             tr.buffer.clear()
             g["mapping/time"][1] = (tr.start_step + tr.rows_written) * self.dt_ms
@@ -1147,7 +694,7 @@ class RunWriter:
         if d is None:
             f = self._require_open()
             if path not in f:
-                d = _growing(f[group], name, tail, np.float64, fill=np.nan)
+                d = growing(f[group], name, tail, np.float64, fill=np.nan)
                 d.resize((self._n_trials_written,) + tail)
             self._dcache[path] = d = f[path]
         return d
@@ -1155,14 +702,14 @@ class RunWriter:
     def _flush_iterations(self, f: h5py.File) -> None:
         if self._iters:
             for name in self._edges:
-                _append(
+                append_rows(
                     self._ds(f"projections/{name}/weights"), np.stack([wb[name] for wb, _ in self._iters])
                 )
-                _append(
+                append_rows(
                     self._ds(f"projections/{name}/updates"), np.stack([up[name] for _, up in self._iters])
                 )
                 if self._in_trial:
-                    _append(
+                    append_rows(
                         self._ds(f"projections/{name}/in_trial_weights"),
                         np.stack([rows[name] for rows in self._in_trial]),
                     )
@@ -1171,7 +718,7 @@ class RunWriter:
             self._in_trial.clear()
         if self._final is not None:
             for name in self._edges:
-                _append(self._ds(f"projections/{name}/weights"), self._final[name][None, :])
+                append_rows(self._ds(f"projections/{name}/weights"), self._final[name][None, :])
             self._final = None
 
     def _flush_trials(self, f: h5py.File) -> None:
@@ -1184,14 +731,14 @@ class RunWriter:
             if parts:
                 steps = np.concatenate([p[0] for p in parts])
                 ids = np.concatenate([p[1] for p in parts])
-                _append(self._ds(f"spikes/{pop}/timestamps"), steps.astype(np.float64) * self.dt_ms)
-                _append(self._ds(f"spikes/{pop}/node_ids"), ids)
-        _append(self._ds("inputs/values"), np.stack([t.x for t in trials]))
+                append_rows(self._ds(f"spikes/{pop}/timestamps"), steps.astype(np.float64) * self.dt_ms)
+                append_rows(self._ds(f"spikes/{pop}/node_ids"), ids)
+        append_rows(self._ds("inputs/values"), np.stack([t.x for t in trials]))
         if self.task_kind == "regression":
-            _append(self._ds("targets/values"), np.stack([t.target for t in trials]))
+            append_rows(self._ds("targets/values"), np.stack([t.target for t in trials]))
         else:
-            _append(self._ds("targets/labels"), np.array([t.target for t in trials], dtype=np.int64))
-            _append(self._ds("targets/mask"), np.stack([t.mask for t in trials]))
+            append_rows(self._ds("targets/labels"), np.array([t.target for t in trials], dtype=np.int64))
+            append_rows(self._ds("targets/mask"), np.stack([t.mask for t in trials]))
         for proj, ests in self._estimators.items():
             n_edges = self._edges[proj][0].size
             for est in ests:
@@ -1200,15 +747,15 @@ class RunWriter:
                 for i, t in enumerate(trials):
                     if (proj, est) in t.grads:
                         block[i] = t.grads[(proj, est)]
-                _append(ds, block)
+                append_rows(ds, block)
         for col in self._extras:
             ds = self._growing_ds("trials", col, ())
-            _append(ds, np.array([t.extras.get(col, np.nan) for t in trials]))
+            append_rows(ds, np.array([t.extras.get(col, np.nan) for t in trials]))
         # mandatory trial rows last: a trial exists on disk once its row is there
-        _append(self._ds("trials/loss"), np.array([t.loss for t in trials], dtype=np.float64))
-        _append(self._ds("trials/iteration"), np.array([t.iteration for t in trials], dtype=np.int64))
-        _append(self._ds("trials/n_steps"), np.array([t.n_steps for t in trials], dtype=np.int64))
-        _append(self._ds("trials/start_step"), np.array([t.start_step for t in trials], dtype=np.int64))
+        append_rows(self._ds("trials/loss"), np.array([t.loss for t in trials], dtype=np.float64))
+        append_rows(self._ds("trials/iteration"), np.array([t.iteration for t in trials], dtype=np.int64))
+        append_rows(self._ds("trials/n_steps"), np.array([t.n_steps for t in trials], dtype=np.int64))
+        append_rows(self._ds("trials/start_step"), np.array([t.start_step for t in trials], dtype=np.int64))
         self._n_trials_written += B
         trials.clear()
 
