@@ -7,7 +7,8 @@ the file (missing, not HDF5, truncated, not a run log, newer format, missing pro
 
 A file whose writer was killed is read up to its last flush: the number of trials is the smallest of the
 ``n_trials_complete`` attribute and the lengths of the per-trial datasets
-(:func:`~neuroplast.io.schema.complete_trials`), and every per-trial array is cut to that length.
+(:func:`~neuroplast.io.schema.complete_trials`), and every per-trial array is cut to that length.  Link names
+starting with ``.`` (gradients being written by :func:`~neuroplast.io.add_gradients`) are ignored.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from neuroplast.io.schema import (
     chunk_rows,
     complete_iterations,
     complete_trials,
+    is_hidden,
     report_root,
     report_var,
 )
@@ -45,6 +47,11 @@ _REQUIRED_GROUPS = ("populations", "spikes", "trials", "inputs", "targets", "pro
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def _estimators(g: h5py.Group) -> list[str]:
+    """Gradient estimators stored in projection group ``g``, sorted (hidden names left out)."""
+    return sorted(e for e in g["grad"].keys() if not is_hidden(e)) if "grad" in g else []
 
 
 def _attr(value: Any) -> Any:
@@ -169,7 +176,7 @@ class ProjectionLog:
         self.updates = np.asarray(g["updates"][:n_it])
         self.weights = np.asarray(g["weights"][: n_it + 1])
         self.in_trial_weights = np.asarray(g["in_trial_weights"][:n_it]) if "in_trial_weights" in g else None
-        self.estimators = sorted(g["grad"].keys()) if "grad" in g else []
+        self.estimators = _estimators(g)
 
     @property
     def n_edges(self) -> int:
@@ -194,14 +201,39 @@ class ProjectionLog:
         RunFileError
             If the estimator is not stored for this projection.
         """
+        self._check_estimator(estimator)
+        with self._run._open() as f:
+            return np.asarray(f["projections"][self.name]["grad"][estimator][: self._run.n_trials])
+
+    def grad_attrs(self, estimator: str) -> dict[str, Any]:
+        """Attributes of a stored gradient (e.g. ``written_by``), as plain Python values.
+
+        Parameters
+        ----------
+        estimator : str
+            Estimator name, one of :attr:`estimators`.
+
+        Returns
+        -------
+        dict of str to Any
+            Empty if the dataset has no attributes.
+
+        Raises
+        ------
+        RunFileError
+            If the estimator is not stored for this projection.
+        """
+        self._check_estimator(estimator)
+        with self._run._open() as f:
+            return {k: _attr(v) for k, v in f["projections"][self.name]["grad"][estimator].attrs.items()}
+
+    def _check_estimator(self, estimator: str) -> None:
         if estimator not in self.estimators:
             raise RunFileError(
                 self._run.path,
                 f"projection {self.name!r} has no gradient estimator {estimator!r} "
                 f"(available: {', '.join(self.estimators) or 'none'})",
             )
-        with self._run._open() as f:
-            return np.asarray(f["projections"][self.name]["grad"][estimator][: self._run.n_trials])
 
     def __repr__(self) -> str:
         return (
@@ -537,7 +569,7 @@ class RunLog:
         with self._open() as f:
             for name in self.projection_names:
                 g = f["projections"][name]
-                ests = sorted(g["grad"].keys()) if "grad" in g else []
+                ests = _estimators(g)
                 lines.append(
                     f"projection {name}: {g['source_ids'].shape[0]} edges, grad: {', '.join(ests) or 'none'}"
                 )

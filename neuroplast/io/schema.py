@@ -35,6 +35,7 @@ __all__ = [
     "check_name",
     "report_root",
     "report_var",
+    "is_hidden",
     "gradient_names",
     "per_trial_datasets",
     "complete_trials",
@@ -81,6 +82,13 @@ ATTR_STATE_DIGEST = "sha256"
 #: first variable traced for a population is also hard-linked at ``/<SONATA_REPORT>/<pop>``.
 REPORT_PREFIX = "report_"
 SONATA_REPORT = "report"
+
+#: Link names starting with this are never part of the layout: readers ignore them.  They name datasets
+#: that are being written (``grad/.partial-<estimator>``) or replaced (``grad/.replaced-<estimator>``) by
+#: :func:`neuroplast.io.add_gradients`, which renames them when everything is written.
+HIDDEN_PREFIX = "."
+PARTIAL_PREFIX = ".partial-"
+REPLACED_PREFIX = ".replaced-"
 
 #: Chunk budget (bytes) used when choosing chunk shapes of growing datasets (small files for small runs,
 #: one row per chunk for wide rows).
@@ -186,8 +194,13 @@ def report_var(root: str) -> str | None:
     return root[len(REPORT_PREFIX) :] if root.startswith(REPORT_PREFIX) else None
 
 
+def is_hidden(name: str) -> bool:
+    """Whether a link name is outside the layout (starts with :data:`HIDDEN_PREFIX`; readers skip it)."""
+    return name.startswith(HIDDEN_PREFIX)
+
+
 def gradient_names(f: h5py.File) -> list[tuple[str, str]]:
-    """``(projection, estimator)`` of every stored gradient, in file (name) order.
+    """``(projection, estimator)`` of every stored gradient, in file (name) order, hidden names left out.
 
     Parameters
     ----------
@@ -198,7 +211,13 @@ def gradient_names(f: h5py.File) -> list[tuple[str, str]]:
     -------
     list of (str, str)
     """
-    return [(proj, est) for proj, g in f["projections"].items() if "grad" in g for est in g["grad"].keys()]
+    return [
+        (proj, est)
+        for proj, g in f["projections"].items()
+        if "grad" in g
+        for est in g["grad"].keys()
+        if not is_hidden(est)
+    ]
 
 
 def per_trial_datasets(f: h5py.File) -> list[h5py.Dataset]:
