@@ -245,27 +245,28 @@ def test_roundtrip(tmp_path: Path, kind: str) -> None:
     assert f"{exp['trials'][0]['loss']:.6g}" in text
 
 
-def test_write_grad_later(tmp_path: Path) -> None:
+def test_add_gradients_later(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     exp = _write_run(path, traces=False)
     run = open_run(path)
     n, ne = run.n_trials, run.projection("recurrent").n_edges
     bptt = np.random.default_rng(1).normal(size=(n, ne))
-    run.write_grad("bptt", "recurrent", bptt)
+    add_gradients(path, "bptt", {"recurrent": bptt})
     run2 = open_run(path)
     proj = run2.projection("recurrent")
     assert proj.estimators == ["bptt", "eprop", "random"]
     np.testing.assert_array_equal(proj.grad("bptt"), bptt)
     with pytest.raises(RunFileError, match="already has gradient 'bptt'"):
-        run2.write_grad("bptt", "recurrent", bptt)
-    run2.write_grad("bptt", "recurrent", 2 * bptt, overwrite=True)
+        add_gradients(path, "bptt", {"recurrent": bptt})
+    add_gradients(path, "bptt", {"recurrent": 2 * bptt}, overwrite=True)
     np.testing.assert_array_equal(open_run(path).projection("recurrent").grad("bptt"), 2 * bptt)
     with pytest.raises(ValueError, match="shape"):
-        run2.write_grad("x", "recurrent", bptt[:, :-1])
+        add_gradients(path, "x", {"recurrent": bptt[:, :-1]})
     with pytest.raises(RunFileError, match="no projection 'nope'"):
-        run2.write_grad("bptt", "nope", bptt)
+        add_gradients(path, "bptt", {"nope": bptt})
     # the eprop gradients are untouched
     np.testing.assert_array_equal(proj.grad("eprop")[0], exp["trials"][0]["grads"]["recurrent"]["eprop"])
+    assert proj.grad_attrs("eprop") == {}
 
 
 # ---------------------------------------------------------------------- gradients added later: all or nothing

@@ -9,6 +9,8 @@ A file whose writer was killed is read up to its last flush: the number of trial
 ``n_trials_complete`` attribute and the lengths of the per-trial datasets
 (:func:`~neuroplast.io.schema.complete_trials`), and every per-trial array is cut to that length.  Link names
 starting with ``.`` (gradients being written by :func:`~neuroplast.io.add_gradients`) are ignored.
+
+The reader never writes; gradients computed after a run are added with :func:`neuroplast.io.add_gradients`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,8 @@ from neuroplast.io.schema import (
     ATTR_FINISHED,
     FORMAT_NAME,
     FORMAT_VERSION,
-    LIBVER,
     TRIAL_COLUMNS,
     RunFileError,
-    check_name,
-    chunk_rows,
     complete_iterations,
     complete_trials,
     is_hidden,
@@ -243,7 +242,7 @@ class ProjectionLog:
 
 
 class RunLog:
-    """Typed, read-only view of a run log (plus :meth:`write_grad`).  Create it with :func:`open_run`.
+    """Typed, read-only view of a run log.  Create it with :func:`open_run`.
 
     Attributes
     ----------
@@ -289,9 +288,9 @@ class RunLog:
 
     # ------------------------------------------------------------------ file access
     @contextmanager
-    def _open(self, mode: str = "r") -> Iterator[h5py.File]:
+    def _open(self) -> Iterator[h5py.File]:
         try:
-            f = h5py.File(self.path, mode, libver=LIBVER) if mode != "r" else h5py.File(self.path, "r")
+            f = h5py.File(self.path, "r")
         except FileNotFoundError as exc:
             raise RunFileError(self.path, "no such file") from exc
         except OSError as exc:
@@ -505,54 +504,6 @@ class RunLog:
                 data,
                 str(_attr(g["data"].attrs.get("units", ""))),
             )
-
-    # ------------------------------------------------------------------ writing after the run
-    def write_grad(self, estimator: str, projection: str, array: Any, *, overwrite: bool = False) -> None:
-        """Add a per-trial gradient (e.g. exact BPTT computed after training) to a closed run log.
-
-        Parameters
-        ----------
-        estimator : str
-            Estimator name, stored at ``/projections/<projection>/grad/<estimator>``.
-        projection : str
-            Projection name.
-        array : array_like, shape (n_trials, n_edges)
-            Gradient for every trial (NaN where not computed).
-        overwrite : bool, optional
-            Replace an existing dataset of that name.
-
-        Raises
-        ------
-        RunFileError
-            If the projection is missing, the estimator exists and ``overwrite`` is false, or the file
-            cannot be opened for writing (e.g. a writer still has it open).
-        ValueError
-            If ``array`` has the wrong shape.
-        """
-        check_name("estimator", estimator)
-        proj = self.projection(projection)
-        arr = np.asarray(array, dtype=np.float64)
-        if arr.shape != (self.n_trials, proj.n_edges):
-            raise ValueError(f"gradient must have shape ({self.n_trials}, {proj.n_edges}), got {arr.shape}")
-        with self._open("r+") as f:
-            gg = f["projections"][projection].require_group("grad")
-            if estimator in gg:
-                if not overwrite:
-                    raise RunFileError(
-                        self.path,
-                        f"projection {projection!r} already has gradient "
-                        f"{estimator!r} (pass overwrite=True to replace it)",
-                    )
-                del gg[estimator]
-            n_edges = proj.n_edges
-            gg.create_dataset(
-                estimator,
-                data=arr,
-                maxshape=(None, n_edges if n_edges else None),
-                chunks=(chunk_rows(8 * max(1, n_edges)), max(1, n_edges)),
-                fillvalue=np.nan,
-            )
-            f.flush()
 
     # ------------------------------------------------------------------ summary
     def summary(self) -> str:
