@@ -25,15 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from neuroplast.analysis.metrics import METRICS, relative_error
 from neuroplast.build import model_params, target_rate
 from neuroplast.config import parse_config
 from neuroplast.errors import ConfigError
-from neuroplast.io import RunFileError, RunLog, open_run
-from neuroplast.io.schema import LIBVER
+from neuroplast.io import RunFileError, RunLog, add_gradients, open_run, rename_gradient
 from neuroplast.model.connectivity import PROJECTIONS, Connectivity
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, get_loss
@@ -356,16 +354,19 @@ def compare_run(
 
     # which stored estimators to compare (read before anything is written)
     stored: dict[str, dict[str, np.ndarray]] = {}
-    with h5py.File(run.path, "r") as f:
-        for name in GRAD_PROJECTIONS:
-            g = f["projections"][name].get("grad", {})
-            for est in g:
-                if est in WRITTEN and not (est == REFERENCE and g[est].attrs.get("written_by") is None):
-                    continue
-                label = "bptt_logged" if est == REFERENCE else est
-                if estimators is not None and est not in estimators and label not in estimators:
-                    continue
-                stored.setdefault(label, {})[name] = np.asarray(g[est][: run.n_trials], dtype=np.float64)
+    logged_bptt: list[str] = []  # projections with a bptt from the training run (not written here)
+    for name in GRAD_PROJECTIONS:
+        p = run.projection(name)
+        for est in p.estimators:
+            own = est == REFERENCE and p.grad_attrs(est).get("written_by") is None
+            if own:
+                logged_bptt.append(name)
+            if est in WRITTEN and not own:
+                continue
+            label = "bptt_logged" if est == REFERENCE else est
+            if estimators is not None and est not in estimators and label not in estimators:
+                continue
+            stored.setdefault(label, {})[name] = np.asarray(p.grad(est), dtype=np.float64)
     if estimators is not None:
         missing = [e for e in estimators if e not in stored]
         if missing:
@@ -415,31 +416,13 @@ def compare_run(
             f"(trials {skipped[0]}..{skipped[-1]}); their gradients are NaN",
         )
 
-    if "bptt_logged" in stored:  # keep the training run's own bptt estimate under another name
-        try:
-            with h5py.File(run.path, "r+", libver=LIBVER) as f:
-                for name in GRAD_PROJECTIONS:
-                    g = f["projections"][name].get("grad")
-                    if g is not None and REFERENCE in g and g[REFERENCE].attrs.get("written_by") is None:
-                        if "bptt_logged" in g:
-                            del g["bptt_logged"]
-                        g.move(REFERENCE, "bptt_logged")
-        except OSError as exc:
-            raise RunFileError(run.path, f"cannot open for writing: {exc}") from exc
+    if "bptt_logged" in stored and logged_bptt:  # keep the training run's own bptt under another name
+        rename_gradient(run.path, REFERENCE, "bptt_logged", logged_bptt, overwrite=True)
     written = []
-    for est, by_proj in computed.items():
-        for name, arr in by_proj.items():
-            run.write_grad(est, name, arr, overwrite=True)
+    for est, by_proj in computed.items():  # each estimator lands in every projection, or in none
+        marks = {"written_by": WRITTEN_BY, "detach_reset": np.int8(est != REFERENCE_FULL)}
+        add_gradients(run.path, est, by_proj, overwrite=True, attrs=marks)
         written.append(est)
-    try:
-        with h5py.File(run.path, "r+", libver=LIBVER) as f:
-            for est, by_proj in computed.items():
-                for name in by_proj:
-                    ds = f["projections"][name]["grad"][est]
-                    ds.attrs["written_by"] = WRITTEN_BY
-                    ds.attrs["detach_reset"] = np.int8(est != REFERENCE_FULL)
-    except OSError as exc:
-        raise RunFileError(run.path, f"cannot mark the written gradients: {exc}") from exc
 
     ref = computed[reference]
     kept = computed[KEPT_PART]

@@ -6,8 +6,11 @@ the file (missing, not HDF5, truncated, not a run log, newer format, missing pro
 :class:`~neuroplast.io.schema.RunFileError` with a one-line message naming the file.
 
 A file whose writer was killed is read up to its last flush: the number of trials is the smallest of the
-``n_trials_complete`` attribute and the lengths of the per-trial datasets, and every per-trial array is cut
-to that length.
+``n_trials_complete`` attribute and the lengths of the per-trial datasets
+(:func:`~neuroplast.io.schema.complete_trials`), and every per-trial array is cut to that length.  Link names
+starting with ``.`` (gradients being written by :func:`~neuroplast.io.add_gradients`) are ignored.
+
+The reader never writes; gradients computed after a run are added with :func:`neuroplast.io.add_gradients`.
 """
 
 from __future__ import annotations
@@ -24,16 +27,15 @@ import numpy as np
 
 from neuroplast.io.schema import (
     ATTR_FINISHED,
-    ATTR_ITERATIONS_COMPLETE,
-    ATTR_TRIALS_COMPLETE,
     FORMAT_NAME,
     FORMAT_VERSION,
-    LIBVER,
     TRIAL_COLUMNS,
     RunFileError,
-    check_name,
-    chunk_rows,
+    complete_iterations,
+    complete_trials,
+    is_hidden,
     report_root,
+    report_var,
 )
 
 __all__ = ["open_run", "RunLog", "ProjectionLog", "TrialReplay", "Trace"]
@@ -44,6 +46,11 @@ _REQUIRED_GROUPS = ("populations", "spikes", "trials", "inputs", "targets", "pro
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def _estimators(g: h5py.Group) -> list[str]:
+    """Gradient estimators stored in projection group ``g``, sorted (hidden names left out)."""
+    return sorted(e for e in g["grad"].keys() if not is_hidden(e)) if "grad" in g else []
 
 
 def _attr(value: Any) -> Any:
@@ -168,7 +175,7 @@ class ProjectionLog:
         self.updates = np.asarray(g["updates"][:n_it])
         self.weights = np.asarray(g["weights"][: n_it + 1])
         self.in_trial_weights = np.asarray(g["in_trial_weights"][:n_it]) if "in_trial_weights" in g else None
-        self.estimators = sorted(g["grad"].keys()) if "grad" in g else []
+        self.estimators = _estimators(g)
 
     @property
     def n_edges(self) -> int:
@@ -193,14 +200,39 @@ class ProjectionLog:
         RunFileError
             If the estimator is not stored for this projection.
         """
+        self._check_estimator(estimator)
+        with self._run._open() as f:
+            return np.asarray(f["projections"][self.name]["grad"][estimator][: self._run.n_trials])
+
+    def grad_attrs(self, estimator: str) -> dict[str, Any]:
+        """Attributes of a stored gradient (e.g. ``written_by``), as plain Python values.
+
+        Parameters
+        ----------
+        estimator : str
+            Estimator name, one of :attr:`estimators`.
+
+        Returns
+        -------
+        dict of str to Any
+            Empty if the dataset has no attributes.
+
+        Raises
+        ------
+        RunFileError
+            If the estimator is not stored for this projection.
+        """
+        self._check_estimator(estimator)
+        with self._run._open() as f:
+            return {k: _attr(v) for k, v in f["projections"][self.name]["grad"][estimator].attrs.items()}
+
+    def _check_estimator(self, estimator: str) -> None:
         if estimator not in self.estimators:
             raise RunFileError(
                 self._run.path,
                 f"projection {self.name!r} has no gradient estimator {estimator!r} "
                 f"(available: {', '.join(self.estimators) or 'none'})",
             )
-        with self._run._open() as f:
-            return np.asarray(f["projections"][self.name]["grad"][estimator][: self._run.n_trials])
 
     def __repr__(self) -> str:
         return (
@@ -210,7 +242,7 @@ class ProjectionLog:
 
 
 class RunLog:
-    """Typed, read-only view of a run log (plus :meth:`write_grad`).  Create it with :func:`open_run`.
+    """Typed, read-only view of a run log.  Create it with :func:`open_run`.
 
     Attributes
     ----------
@@ -256,9 +288,9 @@ class RunLog:
 
     # ------------------------------------------------------------------ file access
     @contextmanager
-    def _open(self, mode: str = "r") -> Iterator[h5py.File]:
+    def _open(self) -> Iterator[h5py.File]:
         try:
-            f = h5py.File(self.path, mode, libver=LIBVER) if mode != "r" else h5py.File(self.path, "r")
+            f = h5py.File(self.path, "r")
         except FileNotFoundError as exc:
             raise RunFileError(self.path, "no such file") from exc
         except OSError as exc:
@@ -313,26 +345,11 @@ class RunLog:
         missing = [c for c in TRIAL_COLUMNS if c not in gt]
         if missing:
             raise RunFileError(self.path, f"damaged run log: /trials lacks {', '.join(missing)}")
-        lengths = [int(attrs.get(ATTR_TRIALS_COMPLETE, gt["start_step"].shape[0]))]
-        lengths += [gt[c].shape[0] for c in TRIAL_COLUMNS]
-        lengths.append(f["inputs"]["values"].shape[0])
-        tg = f["targets"]
-        lengths += [tg[k].shape[0] for k in ("values", "labels", "mask") if k in tg]
-        for g in f["projections"].values():
-            if "grad" in g:
-                lengths += [d.shape[0] for d in g["grad"].values()]
-        self.n_trials = int(min(lengths))
+        self.n_trials = complete_trials(f)
         self.trials: dict[str, np.ndarray] = {k: np.asarray(d[: self.n_trials]) for k, d in gt.items()}
 
         self.projection_names = sorted(f["projections"].keys())
-        n_it = [int(attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
-        n_it += [
-            f["projections"][p][k].shape[0]
-            for p in self.projection_names
-            for k in ("updates", "in_trial_weights")
-            if k in f["projections"][p]
-        ]
-        self.n_iterations = int(min(n_it))
+        self.n_iterations = complete_iterations(f)
 
         self.populations: dict[str, dict[str, np.ndarray]] = {}
         self.population_sizes: dict[str, int] = {}
@@ -340,10 +357,7 @@ class RunLog:
             self.populations[pop] = {k: np.asarray(d[()]) for k, d in g.items()}
             self.population_sizes[pop] = int(g.attrs.get("size", 0))
         self.traces: list[tuple[str, str]] = sorted(
-            (pop, name[len("report_") :])
-            for name in f.keys()
-            if name.startswith("report_")
-            for pop in f[name].keys()
+            (pop, var) for name in f.keys() if (var := report_var(name)) is not None for pop in f[name].keys()
         )
 
     # ------------------------------------------------------------------ accessors
@@ -491,54 +505,6 @@ class RunLog:
                 str(_attr(g["data"].attrs.get("units", ""))),
             )
 
-    # ------------------------------------------------------------------ writing after the run
-    def write_grad(self, estimator: str, projection: str, array: Any, *, overwrite: bool = False) -> None:
-        """Add a per-trial gradient (e.g. exact BPTT computed after training) to a closed run log.
-
-        Parameters
-        ----------
-        estimator : str
-            Estimator name, stored at ``/projections/<projection>/grad/<estimator>``.
-        projection : str
-            Projection name.
-        array : array_like, shape (n_trials, n_edges)
-            Gradient for every trial (NaN where not computed).
-        overwrite : bool, optional
-            Replace an existing dataset of that name.
-
-        Raises
-        ------
-        RunFileError
-            If the projection is missing, the estimator exists and ``overwrite`` is false, or the file
-            cannot be opened for writing (e.g. a writer still has it open).
-        ValueError
-            If ``array`` has the wrong shape.
-        """
-        check_name("estimator", estimator)
-        proj = self.projection(projection)
-        arr = np.asarray(array, dtype=np.float64)
-        if arr.shape != (self.n_trials, proj.n_edges):
-            raise ValueError(f"gradient must have shape ({self.n_trials}, {proj.n_edges}), got {arr.shape}")
-        with self._open("r+") as f:
-            gg = f["projections"][projection].require_group("grad")
-            if estimator in gg:
-                if not overwrite:
-                    raise RunFileError(
-                        self.path,
-                        f"projection {projection!r} already has gradient "
-                        f"{estimator!r} (pass overwrite=True to replace it)",
-                    )
-                del gg[estimator]
-            n_edges = proj.n_edges
-            gg.create_dataset(
-                estimator,
-                data=arr,
-                maxshape=(None, n_edges if n_edges else None),
-                chunks=(chunk_rows(8 * max(1, n_edges)), max(1, n_edges)),
-                fillvalue=np.nan,
-            )
-            f.flush()
-
     # ------------------------------------------------------------------ summary
     def summary(self) -> str:
         """Human-readable multi-line summary: sizes, trials, loss first/last/min, file size."""
@@ -554,7 +520,7 @@ class RunLog:
         with self._open() as f:
             for name in self.projection_names:
                 g = f["projections"][name]
-                ests = sorted(g["grad"].keys()) if "grad" in g else []
+                ests = _estimators(g)
                 lines.append(
                     f"projection {name}: {g['source_ids'].shape[0]} edges, grad: {', '.join(ests) or 'none'}"
                 )

@@ -28,8 +28,6 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "LIBVER",
-    "POPULATIONS",
-    "PROJECTIONS",
     "BIAS_PROJECTION",
     "TRIAL_COLUMNS",
     "SORTING",
@@ -37,6 +35,12 @@ __all__ = [
     "sorting_dtype",
     "check_name",
     "report_root",
+    "report_var",
+    "is_hidden",
+    "gradient_names",
+    "per_trial_datasets",
+    "complete_trials",
+    "complete_iterations",
 ]
 
 #: Value of the root attribute ``format``.
@@ -46,10 +50,7 @@ FORMAT_VERSION = 1
 #: HDF5 format bounds used for every file written (see module notes).
 LIBVER: tuple[str, str] = ("earliest", "v110")
 
-#: Standard population names (others are accepted but these are what the network uses).
-POPULATIONS = ("input", "recurrent", "readout")
-#: Standard projection names; ``bias`` is the readout bias stored as a pseudo-projection (not SONATA).
-PROJECTIONS = ("input", "recurrent", "output", "feedback")
+#: The readout bias, stored as a pseudo-projection (not a SONATA edge population).
 BIAS_PROJECTION = "bias"
 
 #: Mandatory per-trial columns under ``/trials`` (extra float64 columns may follow).
@@ -77,6 +78,18 @@ RESUME_GROUP = "resume"
 RESUME_SLOTS = ("slot0", "slot1")
 ATTR_STATE_ITERATION = "iteration"
 ATTR_STATE_DIGEST = "sha256"
+
+#: Root groups ``/report_<var>`` hold the SONATA report of variable ``var`` (see :func:`report_root`); the
+#: first variable traced for a population is also hard-linked at ``/<SONATA_REPORT>/<pop>``.
+REPORT_PREFIX = "report_"
+SONATA_REPORT = "report"
+
+#: Link names starting with this are never part of the layout: readers ignore them.  They name datasets
+#: that are being written (``grad/.partial-<estimator>``) or replaced (``grad/.replaced-<estimator>``) by
+#: :func:`neuroplast.io.add_gradients`, which renames them when everything is written.
+HIDDEN_PREFIX = "."
+PARTIAL_PREFIX = ".partial-"
+REPLACED_PREFIX = ".replaced-"
 
 #: Chunk budget (bytes) used when choosing chunk shapes of growing datasets (small files for small runs,
 #: one row per chunk for wide rows).
@@ -138,7 +151,113 @@ def report_root(var: str) -> str:
     str
         ``"report_" + var``.
     """
-    return f"report_{var}"
+    return f"{REPORT_PREFIX}{var}"
+
+
+def report_var(root: str) -> str | None:
+    """Variable whose report a root group holds: the inverse of :func:`report_root`.
+
+    Parameters
+    ----------
+    root : str
+        Name of a root group, e.g. ``"report_v"``.
+
+    Returns
+    -------
+    str or None
+        ``"v"`` for ``"report_v"``; ``None`` for any name that is not a ``report_<var>`` group (``"report"``,
+        the libsonata hard links, included).
+    """
+    return root[len(REPORT_PREFIX) :] if root.startswith(REPORT_PREFIX) else None
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a link name is outside the layout (starts with :data:`HIDDEN_PREFIX`; readers skip it)."""
+    return name.startswith(HIDDEN_PREFIX)
+
+
+def gradient_names(f: h5py.File) -> list[tuple[str, str]]:
+    """``(projection, estimator)`` of every stored gradient, in file (name) order, hidden names left out.
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open run log.
+
+    Returns
+    -------
+    list of (str, str)
+    """
+    return [
+        (proj, est)
+        for proj, g in f["projections"].items()
+        if "grad" in g
+        for est in g["grad"].keys()
+        if not is_hidden(est)
+    ]
+
+
+def per_trial_datasets(f: h5py.File) -> list[h5py.Dataset]:
+    """Every dataset with one row per trial.
+
+    Every ``/trials`` column, ``inputs/values``, the ``targets`` datasets and every gradient of
+    :func:`gradient_names`, in that order.
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open run log.
+
+    Returns
+    -------
+    list of h5py.Dataset
+    """
+    gt, tg = f["trials"], f["targets"]
+    out = [gt[c] for c in gt] + [f["inputs"]["values"]]
+    out += [tg[k] for k in ("values", "labels", "mask") if k in tg]
+    out += [f["projections"][proj]["grad"][est] for proj, est in gradient_names(f)]
+    return out
+
+
+def complete_trials(f: h5py.File, datasets: list[h5py.Dataset] | None = None) -> int:
+    """Number of complete trials: the smallest of ``n_trials_complete`` and every per-trial length.
+
+    A writer killed in the middle of a flush leaves some per-trial datasets longer than others; only the
+    rows that all of them (and the root attribute, when present) cover are complete.
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open run log.
+    datasets : list of h5py.Dataset, optional
+        The result of :func:`per_trial_datasets`, if already at hand.
+
+    Returns
+    -------
+    int
+    """
+    lengths = [d.shape[0] for d in (per_trial_datasets(f) if datasets is None else datasets)]
+    if ATTR_TRIALS_COMPLETE in f.attrs:
+        lengths.append(int(f.attrs[ATTR_TRIALS_COMPLETE]))
+    return int(min(lengths))
+
+
+def complete_iterations(f: h5py.File) -> int:
+    """Number of complete iterations: the smallest of ``n_iterations_complete`` (0 if absent) and the row
+    counts of every projection's per-iteration datasets (:data:`ITERATION_DATASETS`).
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open run log.
+
+    Returns
+    -------
+    int
+    """
+    lengths = [int(f.attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
+    lengths += [g[k].shape[0] for g in f["projections"].values() for k in ITERATION_DATASETS if k in g]
+    return int(min(lengths))
 
 
 def chunk_rows(row_bytes: int, *, cap: int = 4096) -> int:

@@ -13,7 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from neuroplast.io import FORMAT_VERSION, RunFileError, RunWriter, open_run
+import neuroplast.io.annotate as annotate
+from neuroplast.io import FORMAT_VERSION, RunFileError, RunWriter, add_gradients, open_run, rename_gradient
 from neuroplast.io.diff import diff_files
 
 N_IN, N_REC, N_OUT, N_STEPS, DT = 3, 6, 2, 9, 0.1
@@ -247,27 +248,184 @@ def test_roundtrip(tmp_path: Path, kind: str) -> None:
     assert f"{exp['trials'][0]['loss']:.6g}" in text
 
 
-def test_write_grad_later(tmp_path: Path) -> None:
+def test_add_gradients_later(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     exp = _write_run(path, traces=False)
     run = open_run(path)
     n, ne = run.n_trials, run.projection("recurrent").n_edges
     bptt = np.random.default_rng(1).normal(size=(n, ne))
-    run.write_grad("bptt", "recurrent", bptt)
+    add_gradients(path, "bptt", {"recurrent": bptt})
     run2 = open_run(path)
     proj = run2.projection("recurrent")
     assert proj.estimators == ["bptt", "eprop", "random"]
     np.testing.assert_array_equal(proj.grad("bptt"), bptt)
     with pytest.raises(RunFileError, match="already has gradient 'bptt'"):
-        run2.write_grad("bptt", "recurrent", bptt)
-    run2.write_grad("bptt", "recurrent", 2 * bptt, overwrite=True)
+        add_gradients(path, "bptt", {"recurrent": bptt})
+    add_gradients(path, "bptt", {"recurrent": 2 * bptt}, overwrite=True)
     np.testing.assert_array_equal(open_run(path).projection("recurrent").grad("bptt"), 2 * bptt)
     with pytest.raises(ValueError, match="shape"):
-        run2.write_grad("x", "recurrent", bptt[:, :-1])
+        add_gradients(path, "x", {"recurrent": bptt[:, :-1]})
     with pytest.raises(RunFileError, match="no projection 'nope'"):
-        run2.write_grad("bptt", "nope", bptt)
+        add_gradients(path, "bptt", {"nope": bptt})
     # the eprop gradients are untouched
     np.testing.assert_array_equal(proj.grad("eprop")[0], exp["trials"][0]["grads"]["recurrent"]["eprop"])
+    assert proj.grad_attrs("eprop") == {}
+
+
+# ---------------------------------------------------------------------- gradients added later: all or nothing
+GRAD_PROJS = ("input", "recurrent", "output")
+
+
+def _grads(path: Path, scale: float) -> dict[str, np.ndarray]:
+    run = open_run(path)
+    rng = np.random.default_rng(int(scale))
+    return {p: scale * rng.normal(size=(run.n_trials, run.projection(p).n_edges)) for p in GRAD_PROJS}
+
+
+def _hidden_links(path: Path) -> list[str]:
+    names: list[str] = []
+    with h5py.File(path, "r") as f:
+        f.visit(lambda name: names.append(name) if name.rsplit("/", 1)[-1].startswith(".") else None)
+    return names
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_add_gradients_all_or_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overwrite: bool
+) -> None:
+    """A failure while writing the second projection's array leaves the file as it was; a rerun works."""
+    path = tmp_path / "run.h5"
+    _write_run(path, traces=False)
+    before = _grads(path, 1.0)
+    if overwrite:
+        add_gradients(path, "bptt", before, attrs={"written_by": "first"})
+    new = _grads(path, 2.0)
+    orig = annotate._write_one
+    calls: list[str] = []
+
+    def fail_on_second(group: h5py.Group, name: str, arr: np.ndarray, attrs: Any) -> None:
+        calls.append(group.parent.name)
+        if len(calls) == 2:
+            raise OSError("disk full (injected)")
+        orig(group, name, arr, attrs)
+
+    monkeypatch.setattr(annotate, "_write_one", fail_on_second)
+    with pytest.raises(RunFileError, match="cannot write gradient 'bptt'.*injected"):
+        add_gradients(path, "bptt", new, overwrite=overwrite, attrs={"written_by": "second"})
+    assert calls == ["/projections/input", "/projections/recurrent"]
+    assert _hidden_links(path) == []
+    run = open_run(path)
+    for p in GRAD_PROJS:
+        proj = run.projection(p)
+        if overwrite:  # the old gradients, complete and unchanged
+            np.testing.assert_array_equal(proj.grad("bptt"), before[p])
+            assert proj.grad_attrs("bptt") == {"written_by": "first"}
+        else:
+            assert "bptt" not in proj.estimators
+    monkeypatch.setattr(annotate, "_write_one", orig)
+    add_gradients(path, "bptt", new, overwrite=overwrite, attrs={"written_by": "second"})
+    run = open_run(path)
+    for p in GRAD_PROJS:
+        np.testing.assert_array_equal(run.projection(p).grad("bptt"), new[p])
+        assert run.projection(p).grad_attrs("bptt") == {"written_by": "second"}
+    assert _hidden_links(path) == []
+
+
+def test_add_gradients_undoes_renames_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "run.h5"
+    _write_run(path, traces=False)
+    before, new = _grads(path, 1.0), _grads(path, 2.0)
+    add_gradients(path, "bptt", before)
+    orig_move = h5py.Group.move
+    moves: list[tuple[str, str]] = []
+
+    def fail_on_third(self: h5py.Group, source: str, dest: str) -> None:
+        moves.append((source, dest))
+        if len(moves) == 3:  # first projection done, second projection's old gradient about to go aside
+            raise OSError("injected")
+        orig_move(self, source, dest)
+
+    monkeypatch.setattr(h5py.Group, "move", fail_on_third)
+    with pytest.raises(RunFileError, match="injected"):
+        add_gradients(path, "bptt", new, overwrite=True)
+    monkeypatch.setattr(h5py.Group, "move", orig_move)
+    assert _hidden_links(path) == []
+    run = open_run(path)
+    for p in GRAD_PROJS:
+        np.testing.assert_array_equal(run.projection(p).grad("bptt"), before[p])
+
+
+def _annotate_child(path: str, when: str) -> None:  # pragma: no cover - runs in a subprocess
+    """Add gradients to ``path`` and SIGKILL this process in the middle (after a flush)."""
+    write_one, move = annotate._write_one, h5py.Group.move
+    count = [0]
+
+    def write_then_die(group: h5py.Group, name: str, arr: np.ndarray, attrs: Any) -> None:
+        write_one(group, name, arr, attrs)
+        count[0] += 1
+        if count[0] == 2:  # two of the three arrays are on disk
+            group.file.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def move_then_die(group: h5py.Group, source: str, dest: str) -> None:
+        move(group, source, dest)
+        group.file.flush()  # the first projection's gradient is in place
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if when == "writing":
+        annotate._write_one = write_then_die
+    else:
+        h5py.Group.move = move_then_die
+    add_gradients(path, "bptt", _grads(Path(path), 2.0))
+
+
+@pytest.mark.parametrize("when", ["writing", "renaming"])
+def test_killed_annotation_leaves_no_partial_gradient(tmp_path: Path, when: str) -> None:
+    path = tmp_path / "run.h5"
+    _write_run(path, traces=False)
+    n_trials = open_run(path).n_trials
+    estimators = {p: open_run(path).projection(p).estimators for p in GRAD_PROJS}
+    repo = str(Path(__file__).resolve().parents[2])
+    code = (
+        f"import sys; sys.path[:0] = [{repo!r}]; "
+        f"from tests.io.test_run_log import _annotate_child; _annotate_child({str(path)!r}, {when!r})"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _hidden_links(path)  # the killed call left its hidden datasets behind ...
+    run = open_run(path)  # ... which no reader takes for a gradient
+    assert run.n_trials == n_trials
+    new = _grads(path, 2.0)
+    for p in GRAD_PROJS:
+        proj = run.projection(p)
+        assert [e for e in proj.estimators if e != "bptt"] == estimators[p]
+        if "bptt" in proj.estimators:  # only a gradient moved in place, complete
+            assert when == "renaming" and p == "input"
+            np.testing.assert_array_equal(proj.grad("bptt"), new[p])
+        else:
+            assert not (when == "renaming" and p == "input")
+    add_gradients(path, "bptt", new, overwrite=when == "renaming")
+    assert _hidden_links(path) == []
+    run = open_run(path)
+    for p in GRAD_PROJS:
+        np.testing.assert_array_equal(run.projection(p).grad("bptt"), new[p])
+
+
+def test_rename_gradient(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    exp = _write_run(path, traces=False)
+    rename_gradient(path, "eprop", "online", ["input", "recurrent"])
+    run = open_run(path)
+    assert run.projection("recurrent").estimators == ["online", "random"]
+    assert run.projection("output").estimators == ["eprop"]
+    want = np.stack([t["grads"]["recurrent"]["eprop"] for t in exp["trials"]])
+    np.testing.assert_array_equal(run.projection("recurrent").grad("online"), want)
+    with pytest.raises(RunFileError, match="no gradient estimator 'eprop'"):
+        rename_gradient(path, "eprop", "online", ["recurrent"])
+    with pytest.raises(RunFileError, match="already has gradient 'random'"):
+        rename_gradient(path, "online", "random", ["recurrent"])
+    rename_gradient(path, "online", "random", ["recurrent"], overwrite=True)
+    np.testing.assert_array_equal(open_run(path).projection("recurrent").grad("random"), want)
 
 
 # ---------------------------------------------------------------------- SONATA / libsonata

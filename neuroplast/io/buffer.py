@@ -1,0 +1,181 @@
+"""Trials and iterations buffered between flushes, and how each flush writes them.
+
+:class:`WriteBuffer` keeps what :class:`~neuroplast.io.RunWriter` was given since its last flush and appends
+it in whole blocks.  :meth:`WriteBuffer.flush_trials` writes the per-trial payload (spikes, inputs, targets,
+gradients, extra columns) before the mandatory ``/trials`` rows: a trial exists on disk once its row is there.
+The flush order across the buffers (and the ``h5py`` flush) is :meth:`RunWriter.flush`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from neuroplast.io.layout import RunSpec, append_rows, growing
+
+__all__ = ["TrialRow", "WriteBuffer"]
+
+
+@dataclass
+class TrialRow:
+    """One checked trial, in the dtypes and padding it is stored with."""
+
+    start_step: int
+    n_steps: int
+    iteration: int
+    loss: float
+    x: np.ndarray  # (n_steps_max, n_in) uint8, zero padded
+    target: np.ndarray  # regression: (n_steps_max, n_out) float64 NaN padded; classification: int64 scalar
+    mask: np.ndarray | None  # classification: (n_steps_max,) uint8
+    spikes: dict[str, tuple[np.ndarray, np.ndarray]]  # pop -> (global steps int64, node ids uint64)
+    extras: dict[str, float]
+    grads: dict[tuple[str, str], np.ndarray]
+
+
+class WriteBuffer:
+    """Pending trials and iterations of one writer, with the datasets they go to.
+
+    Parameters
+    ----------
+    spec : RunSpec
+        Shape of the run.
+    extras : list of str
+        Extra ``/trials`` columns already in the file (new ones are added as trials bring them).
+    estimators : dict of str to list of str
+        ``projection -> gradient estimators`` already in the file.
+    n_trials, n_iterations : int
+        Trials and iterations already on disk.
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        extras: list[str],
+        estimators: dict[str, list[str]],
+        n_trials: int,
+        n_iterations: int,
+    ) -> None:
+        self.spec = spec
+        self.trials: list[TrialRow] = []
+        self.iterations: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+        self.in_trial: list[dict[str, np.ndarray]] = []
+        self.final: dict[str, np.ndarray] | None = None
+        self.extras = extras
+        self.estimators = estimators
+        self.n_trials_written = n_trials
+        self.n_iterations_written = n_iterations
+        self._dcache: dict[str, h5py.Dataset] = {}
+
+    def add_trial(self, row: TrialRow) -> None:
+        """Buffer a trial; its extra columns and estimators join the file's at the next flush."""
+        self.trials.append(row)
+        for k in row.extras:
+            if k not in self.extras:
+                self.extras.append(k)
+        for proj, est in row.grads:
+            if est not in self.estimators[proj]:
+                self.estimators[proj].append(est)
+
+    def add_iteration(
+        self,
+        weights_before: dict[str, np.ndarray],
+        updates: dict[str, np.ndarray],
+        in_trial: dict[str, np.ndarray] | None,
+    ) -> None:
+        """Buffer one update (``in_trial`` for runs that learn inside their trials, else ``None``)."""
+        if in_trial is not None:
+            self.in_trial.append(in_trial)
+        self.iterations.append((weights_before, updates))
+
+    def forget_datasets(self) -> None:
+        """Drop the open datasets (the file is being closed)."""
+        self._dcache.clear()
+
+    def _ds(self, f: h5py.File, path: str) -> h5py.Dataset:
+        """Open dataset at ``path`` (kept open: h5py lookups cost more than small writes)."""
+        d = self._dcache.get(path)
+        if d is None:
+            d = self._dcache[path] = f[path]
+        return d
+
+    def _growing_ds(self, f: h5py.File, group: str, name: str, tail: tuple[int, ...]) -> h5py.Dataset:
+        """``group/name``, created (float64, NaN filled, grown to the trials written so far) if missing."""
+        path = f"{group}/{name}"
+        d = self._dcache.get(path)
+        if d is None:
+            if path not in f:
+                d = growing(f[group], name, tail, np.float64, fill=np.nan)
+                d.resize((self.n_trials_written,) + tail)
+            self._dcache[path] = d = f[path]
+        return d
+
+    def flush_iterations(self, f: h5py.File) -> None:
+        """Append the buffered ``weights``/``updates`` (and ``in_trial_weights``) rows, then final weights."""
+        edges = self.spec.edges
+        if self.iterations:
+            for name in edges:
+                append_rows(
+                    self._ds(f, f"projections/{name}/weights"),
+                    np.stack([wb[name] for wb, _ in self.iterations]),
+                )
+                append_rows(
+                    self._ds(f, f"projections/{name}/updates"),
+                    np.stack([up[name] for _, up in self.iterations]),
+                )
+                if self.in_trial:
+                    append_rows(
+                        self._ds(f, f"projections/{name}/in_trial_weights"),
+                        np.stack([rows[name] for rows in self.in_trial]),
+                    )
+            self.n_iterations_written += len(self.iterations)
+            self.iterations.clear()
+            self.in_trial.clear()
+        if self.final is not None:
+            for name in edges:
+                append_rows(self._ds(f, f"projections/{name}/weights"), self.final[name][None, :])
+            self.final = None
+
+    def flush_trials(self, f: h5py.File) -> None:
+        """Append the buffered trials: payload first, the mandatory ``/trials`` rows last."""
+        trials = self.trials
+        if not trials:
+            return
+        spec = self.spec
+        B = len(trials)
+        for pop in spec.pops:
+            parts = [t.spikes[pop] for t in trials if pop in t.spikes]
+            if parts:
+                steps = np.concatenate([p[0] for p in parts])
+                ids = np.concatenate([p[1] for p in parts])
+                append_rows(self._ds(f, f"spikes/{pop}/timestamps"), steps.astype(np.float64) * spec.dt_ms)
+                append_rows(self._ds(f, f"spikes/{pop}/node_ids"), ids)
+        append_rows(self._ds(f, "inputs/values"), np.stack([t.x for t in trials]))
+        if spec.task_kind == "regression":
+            append_rows(self._ds(f, "targets/values"), np.stack([t.target for t in trials]))
+        else:
+            append_rows(self._ds(f, "targets/labels"), np.array([t.target for t in trials], dtype=np.int64))
+            append_rows(self._ds(f, "targets/mask"), np.stack([t.mask for t in trials]))
+        for proj, ests in self.estimators.items():
+            n_edges = spec.edges[proj][0].size
+            for est in ests:
+                ds = self._growing_ds(f, f"projections/{proj}/grad", est, (n_edges,))
+                block = np.full((B, n_edges), np.nan)
+                for i, t in enumerate(trials):
+                    if (proj, est) in t.grads:
+                        block[i] = t.grads[(proj, est)]
+                append_rows(ds, block)
+        for col in self.extras:
+            ds = self._growing_ds(f, "trials", col, ())
+            append_rows(ds, np.array([t.extras.get(col, np.nan) for t in trials]))
+        # mandatory trial rows last: a trial exists on disk once its row is there
+        append_rows(self._ds(f, "trials/loss"), np.array([t.loss for t in trials], dtype=np.float64))
+        append_rows(self._ds(f, "trials/iteration"), np.array([t.iteration for t in trials], dtype=np.int64))
+        append_rows(self._ds(f, "trials/n_steps"), np.array([t.n_steps for t in trials], dtype=np.int64))
+        append_rows(
+            self._ds(f, "trials/start_step"), np.array([t.start_step for t in trials], dtype=np.int64)
+        )
+        self.n_trials_written += B
+        trials.clear()

@@ -1,0 +1,298 @@
+"""Creating (and opening for writing) a ``neuroplast-run`` file: root attributes, groups, empty datasets.
+
+:func:`create_run_file` makes a new file with every group and every growing dataset of the layout
+(``docs/hdf5.md``), empty and chunked; :func:`growing` and :func:`append_rows` are the two primitives the
+writer grows those datasets with.  :func:`open_for_writing` opens an existing file read/write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+
+from neuroplast.io.schema import (
+    ATTR_FINISHED,
+    ATTR_ITERATIONS_COMPLETE,
+    ATTR_TRIALS_COMPLETE,
+    BIAS_PROJECTION,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    LIBVER,
+    TRIAL_COLUMNS,
+    TRIAL_DTYPES,
+    RunFileError,
+    chunk_rows,
+    sorting_dtype,
+)
+
+__all__ = ["RunSpec", "TaskKind", "growing", "append_rows", "create_run_file", "open_for_writing"]
+
+TaskKind = Literal["regression", "classification"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The fixed shape of a run log: what its layout is made of.
+
+    Attributes
+    ----------
+    dt_ms : float
+        Time step, ms.
+    task_kind : {"regression", "classification"}
+        Task kind (decides the ``/targets`` datasets).
+    n_in, n_out, n_steps : int
+        Input channels, readout units, maximum steps per trial.
+    update_every_steps : int
+        k > 0 for runs that learn inside their trials, else 0.
+    pops : dict of str to dict of str to numpy.ndarray
+        ``pop -> {parameter: (size,) float64}``.
+    population_sizes : dict of str to int
+        Neurons per population.
+    edges : dict of str to (numpy.ndarray, numpy.ndarray)
+        ``projection -> (source_ids, target_ids)``, uint64, in edge order.
+    """
+
+    dt_ms: float
+    task_kind: TaskKind
+    n_in: int
+    n_out: int
+    n_steps: int
+    update_every_steps: int
+    pops: dict[str, dict[str, np.ndarray]]
+    population_sizes: dict[str, int]
+    edges: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def n_in_trial_updates(self) -> int:
+        """In-trial updates per trial, (n_steps − 1) // update_every_steps (0 without in-trial learning)."""
+        return (self.n_steps - 1) // self.update_every_steps if self.update_every_steps else 0
+
+
+def _neuroplast_version() -> str:
+    from neuroplast import __version__
+
+    return str(__version__)
+
+
+def _brian2_version() -> str:
+    # metadata only: brian2 is never imported by the io package
+    try:
+        return metadata.version("brian2")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def growing(
+    group: h5py.Group,
+    name: str,
+    tail: tuple[int, ...],
+    dtype: Any,
+    *,
+    fill: Any = None,
+    cap: int | None = None,
+) -> h5py.Dataset:
+    """Create an empty dataset that grows along axis 0 (chunked, uncompressed).
+
+    Chunks hold at most ``cap`` rows (default 1024 for 1-D datasets, 64 for row datasets) and about
+    :data:`~neuroplast.io.schema.CHUNK_BYTES`, so that small runs give small files and wide rows get
+    one row per chunk.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        Where to create it.
+    name : str
+        Dataset name.
+    tail : tuple of int
+        Shape of one row (``()`` for a 1-D dataset).
+    dtype : numpy dtype-like
+        Element type.
+    fill : scalar, optional
+        Fill value (HDF5 default: 0).
+    cap : int, optional
+        Most rows per chunk.
+
+    Returns
+    -------
+    h5py.Dataset
+        Shape ``(0,) + tail``.
+    """
+    if cap is None:
+        cap = 64 if tail else 1024
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = itemsize * int(np.prod(tail, dtype=np.int64)) if tail else itemsize
+    chunk_tail = tuple(max(1, int(n)) for n in tail)
+    # a fixed dimension cannot be smaller than its chunk, so zero-length tails stay unlimited
+    maxshape = (None,) + tuple(int(n) if n > 0 else None for n in tail)
+    kwargs: dict[str, Any] = {}
+    if fill is not None:
+        kwargs["fillvalue"] = fill
+    return group.create_dataset(
+        name,
+        shape=(0,) + tuple(int(n) for n in tail),
+        maxshape=maxshape,
+        chunks=(chunk_rows(row_bytes, cap=cap),) + chunk_tail,
+        dtype=dtype,
+        **kwargs,
+    )
+
+
+def append_rows(ds: h5py.Dataset, block: np.ndarray) -> None:
+    """Append ``block`` (rows along axis 0) to the growing dataset ``ds``."""
+    n0 = ds.shape[0]
+    n = block.shape[0]
+    if n == 0:
+        return
+    ds.resize((n0 + n,) + ds.shape[1:])
+    ds[n0 : n0 + n] = block
+
+
+def create_run_file(
+    path: Path, spec: RunSpec, *, force: bool, config_toml: str, seed: int, brian2_version: str | None
+) -> h5py.File:
+    """Create ``path`` with the complete, empty layout of ``spec``, flushed; return it open.
+
+    Parameters
+    ----------
+    path : Path
+        File to create; its folder must exist.
+    spec : RunSpec
+        Shape of the run.
+    force : bool
+        Remove an existing file first (else it is an error).
+    config_toml : str
+        Root attribute ``config``.
+    seed : int
+        Root attribute ``seed``.
+    brian2_version : str or None
+        Root attribute ``brian2_version`` (``None``: from the installed distribution's metadata).
+
+    Returns
+    -------
+    h5py.File
+        Open read/write.
+
+    Raises
+    ------
+    RunFileError
+        If ``path`` is a folder, its folder is missing, it exists and ``force`` is false, or it cannot be
+        created.
+    """
+    if path.is_dir():
+        raise RunFileError(path, "is a directory, not a run-log file")
+    if not path.parent.is_dir():
+        raise RunFileError(path, f"folder {path.parent} does not exist")
+    if path.exists() or path.is_symlink():
+        if not force:
+            raise RunFileError(path, "already exists; refusing to overwrite (pass force=True to replace it)")
+        path.unlink()
+    try:
+        f = h5py.File(path, "w-", libver=LIBVER)
+    except OSError as exc:
+        raise RunFileError(path, f"cannot create: {exc}") from exc
+    try:
+        _root_attrs(f, spec, config_toml, seed, brian2_version)
+        _populations(f, spec)
+        _trials(f, spec)
+        _projections(f, spec)
+        f.flush()
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def open_for_writing(path: Path) -> h5py.File:
+    """Open an existing run log read/write (with the file-format bounds of every file written).
+
+    Raises
+    ------
+    RunFileError
+        If it cannot be opened, e.g. because a writer still holds it ("file is locked").
+    """
+    try:
+        return h5py.File(path, "r+", libver=LIBVER)
+    except OSError as exc:
+        msg = " ".join(str(exc).split())
+        what = "file is locked (still being written?)" if "lock" in msg.lower() else "cannot open for writing"
+        raise RunFileError(path, f"{what}: {msg}") from exc
+
+
+def _root_attrs(f: h5py.File, spec: RunSpec, config_toml: str, seed: int, brian2_version: str | None) -> None:
+    a = f.attrs
+    a["format"] = FORMAT_NAME
+    a["format_version"] = np.int64(FORMAT_VERSION)
+    a["neuroplast_version"] = _neuroplast_version()
+    a["brian2_version"] = brian2_version if brian2_version is not None else _brian2_version()
+    a["dt_ms"] = np.float64(spec.dt_ms)
+    a["seed"] = np.int64(seed)
+    a["config"] = config_toml
+    a["task_kind"] = spec.task_kind
+    a["n_in"] = np.int64(spec.n_in)
+    a["n_out"] = np.int64(spec.n_out)
+    a["n_steps"] = np.int64(spec.n_steps)
+    a["update_every_steps"] = np.int64(spec.update_every_steps)
+    a[ATTR_TRIALS_COMPLETE] = np.int64(0)
+    a[ATTR_ITERATIONS_COMPLETE] = np.int64(0)
+    a[ATTR_FINISHED] = np.int8(0)
+
+
+def _populations(f: h5py.File, spec: RunSpec) -> None:
+    """``/populations/<pop>`` (parameters) and ``/spikes/<pop>`` (empty SONATA spikes)."""
+    gp = f.create_group("populations")
+    gs = f.create_group("spikes")
+    for pop, params in spec.pops.items():
+        g = gp.create_group(pop)
+        g.attrs["size"] = np.int64(spec.population_sizes[pop])
+        for k, v in params.items():
+            g.create_dataset(k, data=v, dtype=np.float64)
+        s = gs.create_group(pop)
+        s.attrs.create("sorting", np.uint8(2), dtype=sorting_dtype())
+        ts = growing(s, "timestamps", (), np.float64, cap=8192)
+        ts.attrs["units"] = "ms"
+        growing(s, "node_ids", (), np.uint64, cap=8192)
+
+
+def _trials(f: h5py.File, spec: RunSpec) -> None:
+    """``/trials`` columns, ``/inputs`` and ``/targets``, all empty."""
+    gt = f.create_group("trials")
+    for col in TRIAL_COLUMNS:
+        growing(gt, col, (), TRIAL_DTYPES[col])
+    gt["loss"].attrs["units"] = "1"
+    gt["start_step"].attrs["units"] = "steps"
+    gt["n_steps"].attrs["units"] = "steps"
+
+    gi = f.create_group("inputs")
+    gi.attrs["n_in"] = np.int64(spec.n_in)
+    growing(gi, "values", (spec.n_steps, spec.n_in), np.uint8).attrs["units"] = "spikes"
+
+    gtar = f.create_group("targets")
+    gtar.attrs["kind"] = spec.task_kind
+    if spec.task_kind == "regression":
+        growing(gtar, "values", (spec.n_steps, spec.n_out), np.float64, fill=np.nan)
+    else:
+        growing(gtar, "labels", (), np.int64, fill=-1)
+        growing(gtar, "mask", (spec.n_steps,), np.uint8)
+
+
+def _projections(f: h5py.File, spec: RunSpec) -> None:
+    """``/projections/<name>``: edges, empty weights/updates (and in-trial weights), empty ``grad``."""
+    gproj = f.create_group("projections")
+    n_upd = spec.n_in_trial_updates
+    for name, (src, tgt) in spec.edges.items():
+        g = gproj.create_group(name)
+        g.attrs["n_edges"] = np.int64(src.size)
+        if name == BIAS_PROJECTION:
+            g.attrs["note"] = "readout bias; not a SONATA edge population (source_ids = target_ids = unit)"
+        g.create_dataset("source_ids", data=src, dtype=np.uint64)
+        g.create_dataset("target_ids", data=tgt, dtype=np.uint64)
+        growing(g, "weights", (src.size,), np.float64, fill=np.nan)
+        growing(g, "updates", (src.size,), np.float64, fill=np.nan)
+        if n_upd:
+            growing(g, "in_trial_weights", (n_upd, src.size), np.float64, fill=np.nan)
+        g.create_group("grad")
