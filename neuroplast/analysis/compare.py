@@ -337,8 +337,6 @@ def compare_run(
         If the file is not a replayable run log, has no trial with weights, learned inside its trials, or a
         replayed loss differs from the logged one (the replay would not be the same trajectory).
     """
-    from tqdm import tqdm
-
     run = open_run(path)
     if run.n_trials == 0:
         raise RunFileError(run.path, "has no complete trials to compare")
@@ -351,10 +349,38 @@ def compare_run(
         )
     ctx = replay_context(run)
     reference = REFERENCE_FULL if keep_reset else REFERENCE
+    stored, logged_bptt = _stored_estimators(run, estimators)  # read before anything is written
+    computed, done, skipped, max_diff = _replay_all(ctx, keep_reset, progress)
+    if "bptt_logged" in stored and logged_bptt:  # keep the training run's own bptt under another name
+        rename_gradient(run.path, REFERENCE, "bptt_logged", logged_bptt, overwrite=True)
+    written = []
+    for est, by_proj in computed.items():  # each estimator lands in every projection, or in none
+        marks = {"written_by": WRITTEN_BY, "detach_reset": np.int8(est != REFERENCE_FULL)}
+        add_gradients(run.path, est, by_proj, overwrite=True, attrs=marks)
+        written.append(est)
+    rows = {**stored, KEPT_PART: computed[KEPT_PART]}
+    return {
+        "file": str(run.path),
+        "rule": str(ctx.config.training.rule),
+        "task_kind": run.task_kind,
+        "n_trials": run.n_trials,
+        "replayed": [int(k) for k in np.flatnonzero(done)],
+        "skipped": skipped,
+        "reference": reference,
+        "keep_reset": bool(keep_reset),
+        "loss_check": {"max_rel_diff": max_diff, "tolerance": LOSS_RTOL},
+        "written": written,
+        "projections": _metrics(rows, computed[reference], computed[KEPT_PART], done),
+    }
 
-    # which stored estimators to compare (read before anything is written)
+
+def _stored_estimators(
+    run: RunLog, estimators: list[str] | None
+) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """The logged estimators to compare (``label -> projection -> (n_trials, n_edges)``) and the
+    projections that hold a ``bptt`` of the training run itself (compared as ``bptt_logged``)."""
     stored: dict[str, dict[str, np.ndarray]] = {}
-    logged_bptt: list[str] = []  # projections with a bptt from the training run (not written here)
+    logged_bptt: list[str] = []
     for name in GRAD_PROJECTIONS:
         p = run.projection(name)
         for est in p.estimators:
@@ -371,7 +397,19 @@ def compare_run(
         missing = [e for e in estimators if e not in stored]
         if missing:
             raise RunFileError(run.path, f"has no gradient estimator {', '.join(missing)}")
+    return stored, logged_bptt
 
+
+def _replay_all(
+    ctx: ReplayContext, keep_reset: bool, progress: bool
+) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray, list[int], float]:
+    """Replay every trial and compute its exact gradients in edge order.
+
+    Returns ``(computed, done, skipped, max_loss_rel_diff)``; rows of trials without weights stay NaN.
+    """
+    from tqdm import tqdm
+
+    run = ctx.run
     n = run.n_trials
     n_edges = {name: ctx.edges[name][0].size for name in GRAD_PROJECTIONS}
     computed: dict[str, dict[str, np.ndarray]] = {
@@ -415,19 +453,16 @@ def compare_run(
             f"{run.path}: skipped {len(skipped)} trial(s) without stored weights "
             f"(trials {skipped[0]}..{skipped[-1]}); their gradients are NaN",
         )
+    return computed, done, skipped, max_diff
 
-    if "bptt_logged" in stored and logged_bptt:  # keep the training run's own bptt under another name
-        rename_gradient(run.path, REFERENCE, "bptt_logged", logged_bptt, overwrite=True)
-    written = []
-    for est, by_proj in computed.items():  # each estimator lands in every projection, or in none
-        marks = {"written_by": WRITTEN_BY, "detach_reset": np.int8(est != REFERENCE_FULL)}
-        add_gradients(run.path, est, by_proj, overwrite=True, attrs=marks)
-        written.append(est)
 
-    ref = computed[reference]
-    kept = computed[KEPT_PART]
-    rows = dict(stored)
-    rows[KEPT_PART] = kept
+def _metrics(
+    rows: dict[str, dict[str, np.ndarray]],
+    ref: dict[str, np.ndarray],
+    kept: dict[str, np.ndarray],
+    done: np.ndarray,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``projection -> estimator -> metric -> summary`` of every estimator against the reference."""
     projections: dict[str, dict[str, dict[str, Any]]] = {}
     for name in GRAD_PROJECTIONS:
         res: dict[str, dict[str, Any]] = {}
@@ -444,17 +479,4 @@ def compare_run(
                 )
             res[est] = m
         projections[name] = res
-
-    return {
-        "file": str(run.path),
-        "rule": str(ctx.config.training.rule),
-        "task_kind": run.task_kind,
-        "n_trials": n,
-        "replayed": [int(k) for k in np.flatnonzero(done)],
-        "skipped": skipped,
-        "reference": reference,
-        "keep_reset": bool(keep_reset),
-        "loss_check": {"max_rel_diff": max_diff, "tolerance": LOSS_RTOL},
-        "written": written,
-        "projections": projections,
-    }
+    return projections
