@@ -51,7 +51,15 @@ class Loss:
     uses_mask: bool = False
 
 
-LOSSES: Registry[Loss] = Registry("loss")
+def _check_loss(obj: object, name: str) -> None:
+    if not isinstance(obj, Loss):
+        raise TypeError(f"{obj!r} is not a neuroplast Loss")
+    if obj.name.lower() != name.lower():
+        raise ValueError(f"entry point name {name!r} differs from the loss's name {obj.name!r}")
+
+
+#: Losses by name; third parties add theirs through the ``neuroplast.losses`` entry points.
+LOSSES: Registry[Loss] = Registry("loss", check=_check_loss)
 
 
 def get_loss(name: str) -> Loss:

@@ -58,7 +58,15 @@ class Surrogate:
         return f"(gamma / v_th) * ({self.brian2.format(x=x)})"
 
 
-SURROGATES: Registry[Surrogate] = Registry("surrogate")
+def _check_surrogate(obj: object, name: str) -> None:
+    if not isinstance(obj, Surrogate):
+        raise TypeError(f"{obj!r} is not a neuroplast Surrogate")
+    if obj.name.lower() != name.lower():
+        raise ValueError(f"entry point name {name!r} differs from the surrogate's name {obj.name!r}")
+
+
+#: Surrogates by name; third parties add theirs through the ``neuroplast.surrogates`` entry points.
+SURROGATES: Registry[Surrogate] = Registry("surrogate", check=_check_surrogate)
 
 
 def register_surrogate(s: Surrogate) -> Surrogate:

@@ -104,8 +104,15 @@ class Adam:
         self.v = dict(state.get("v", {}))
 
 
-#: Optimizer classes by name; each has ``from_config(training)``.
-OPTIMIZERS: Registry[type] = Registry("optimizer")
+def _check_optimizer(obj: object, name: str) -> None:
+    for attr in ("from_config", "step", "state", "load_state"):
+        if not callable(getattr(obj, attr, None)):
+            raise TypeError(f"{obj!r} is not an optimizer class (it has no {attr}())")
+
+
+#: Optimizer classes by name; each has ``from_config(training)``.  Third parties add theirs through the
+#: ``neuroplast.optimizers`` entry points.
+OPTIMIZERS: Registry[type] = Registry("optimizer", check=_check_optimizer)
 OPTIMIZERS.register("sgd", SGD)
 OPTIMIZERS.register("adam", Adam)
 

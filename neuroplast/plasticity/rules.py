@@ -29,8 +29,6 @@ entry point loads a :class:`Rule` subclass); a plugin that fails to load gives a
 
 from __future__ import annotations
 
-import warnings
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import numpy as np
@@ -92,8 +90,14 @@ class Rule:
         return eprop_grads(trial, method="factorized")
 
 
-RULES: Registry[type[Rule]] = Registry("rule")
-_plugins_loaded = False
+def _check_rule(obj: object, name: str) -> None:
+    if not (isinstance(obj, type) and issubclass(obj, Rule)):
+        raise TypeError(f"{obj!r} is not a Rule subclass")
+    if obj.name.lower() != name.lower():
+        raise ValueError(f"entry point name {name!r} differs from the rule's name {obj.name!r}")
+
+
+RULES: Registry[type[Rule]] = Registry("rule", group=ENTRY_POINT_GROUP, check=_check_rule)
 
 
 def register_rule(cls: type[Rule]) -> type[Rule]:
@@ -105,45 +109,17 @@ def register_rule(cls: type[Rule]) -> type[Rule]:
 
 
 def load_plugins(refresh: bool = False) -> list[str]:
-    """Load third-party rules from the ``neuroplast.rules`` entry points.
-
-    Returns the names that loaded; a plugin that fails warns and is skipped.
-    """
-    global _plugins_loaded
-    if _plugins_loaded and not refresh:
-        return []
-    _plugins_loaded = True
-    loaded = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = ep.load()
-            if ep.name.lower() in RULES and RULES.get(ep.name) is cls:
-                continue
-            if not (isinstance(cls, type) and issubclass(cls, Rule)):
-                raise TypeError(f"entry point {ep.value!r} is not a Rule subclass")
-            if cls.name.lower() != ep.name.lower():
-                raise ValueError(f"entry point name {ep.name!r} differs from the rule's name {cls.name!r}")
-            if cls.name not in RULES:
-                RULES.register(cls.name, cls)
-            loaded.append(cls.name)
-        except Exception as exc:  # noqa: BLE001 - any plugin failure must not crash neuroplast
-            warnings.warn(
-                f"neuroplast: rule plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
-                f"{type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    return loaded
+    """Load third-party rules from the ``neuroplast.rules`` entry points (:meth:`Registry.load_plugins`)."""
+    return RULES.load_plugins(refresh)
 
 
 def get_rule(name: str) -> type[Rule]:
     """Rule class by name, built-ins and plugins."""
-    load_plugins()
     return RULES.get(name)
 
 
 def rule_names() -> list[str]:
-    load_plugins()
+    """Names of the built-in and plugin rules, sorted."""
     return RULES.names()
 
 

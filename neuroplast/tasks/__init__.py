@@ -43,7 +43,14 @@ class _TaskRegistry(Registry[type]):
         raise KeyError(f"no task uses {params_cls.__name__}")
 
 
-TASKS: _TaskRegistry = _TaskRegistry("task")
+def _check_task(obj: object, name: str) -> None:
+    if not (isinstance(obj, type) and issubclass(obj, Task)):
+        raise TypeError(f"{obj!r} is not a neuroplast Task subclass")
+    obj.name = name
+
+
+#: Task classes by name; third parties add theirs through the ``neuroplast.tasks`` entry points.
+TASKS: _TaskRegistry = _TaskRegistry("task", check=_check_task)
 
 
 def register_task(name: str):

@@ -7,15 +7,39 @@ from importlib.metadata import EntryPoint
 
 
 def test_broken_plugin_warns_and_is_skipped(monkeypatch):
+    from neuroplast import registry
     from neuroplast.plasticity import rules
 
     broken = EntryPoint(
         name="broken-rule", value="neuroplast_no_such_module:Rule", group=rules.ENTRY_POINT_GROUP
     )
-    monkeypatch.setattr(rules, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(registry, "entry_points", lambda group: [broken])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = rules.load_plugins(refresh=True)
     assert loaded == []
     assert any(issubclass(w.category, RuntimeWarning) and "broken-rule" in str(w.message) for w in caught)
     assert "eprop" in rules.RULES and "broken-rule" not in rules.RULES
+
+
+def test_every_registry_loads_plugins_and_skips_broken_ones(monkeypatch):
+    """Losses, surrogates, optimizers and tasks take plugins the same way; a wrong object warns."""
+    from neuroplast import registry
+    from neuroplast.model.losses import LOSSES
+    from neuroplast.model.surrogates import SURROGATES
+    from neuroplast.plasticity.optim import OPTIMIZERS
+    from neuroplast.tasks import TASKS
+
+    good = EntryPoint(name="sgd2", value="neuroplast.plasticity.optim:SGD", group="neuroplast.optimizers")
+    wrong = EntryPoint(name="notaloss", value="neuroplast.plasticity.optim:SGD", group="neuroplast.losses")
+    groups = {"neuroplast.optimizers": [good], "neuroplast.losses": [wrong]}
+    monkeypatch.setattr(registry, "entry_points", lambda group: groups.get(group, []))
+    monkeypatch.setattr(OPTIMIZERS, "_items", dict(OPTIMIZERS._items))
+    monkeypatch.setattr(LOSSES, "_items", dict(LOSSES._items))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert OPTIMIZERS.load_plugins(refresh=True) == ["sgd2"]
+        assert LOSSES.load_plugins(refresh=True) == []
+        assert SURROGATES.load_plugins(refresh=True) == [] and TASKS.load_plugins(refresh=True) == []
+    assert "sgd2" in OPTIMIZERS and "notaloss" not in LOSSES
+    assert any("loss plugin 'notaloss'" in str(w.message) for w in caught)
