@@ -25,7 +25,6 @@ targets without recompiling (runtime: in place; cpp_standalone: ``run_args``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from neuroplast.model.connectivity import SYNAPTIC, Connectivity
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network.devices import DEVICES, cache_dir, configure_brian2
 
@@ -46,44 +46,6 @@ _IN_TRIAL_SHARED = "".join(
     f"\n{name} : 1 (shared)"
     for name in ("in_trial_lr", "in_trial_decay", "adam_b1", "adam_b2", "adam_eps", "adam_t0")
 )
-
-
-@dataclass
-class TrialResult:
-    """What one Brian2 trial returns.
-
-    Attributes
-    ----------
-    v, a, z, psi, L : ndarray (T, N) or None   recorded recurrent states (when ``record``)
-    refractory : bool ndarray (T, N) or None   r̂_t, z forced to 0 (when ``record``)
-    y : ndarray (T, n_out)                      readout
-    grads : dict[str, ndarray] or None          online gradient per projection, dense
-        (``"input"``, ``"recurrent"``, ``"output"``, ``"bias"``), without rate regularization
-    esum : dict[str, ndarray] or None           Σ_t e_t per synapse (dense) for the
-        regularization term, for ``"input"`` and ``"recurrent"``
-    spike_count : ndarray (N,)                  spikes per recurrent neuron
-    spikes : tuple(ndarray, ndarray)            (step index, neuron id) of recurrent spikes
-    in_trial : dict[str, ndarray] or None       with in-trial updates: the weights in force from step
-        0, k, 2k, … on, shape (n_segments, n_edges) in edge order (``"input"``, ``"recurrent"``,
-        ``"output"``, ``"feedback"`` (B of each readout edge), ``"bias"`` (n_segments, n_out));
-        ``grads`` then holds only what was accumulated after the last in-trial update
-    adam : dict or None                         in-trial Adam: moments ``m``, ``v`` after the trial
-        (``projection -> edge-order vector``, ``bias`` per readout unit)
-    """
-
-    y: np.ndarray
-    spike_count: np.ndarray
-    spikes: tuple[np.ndarray, np.ndarray]
-    v: np.ndarray | None = None
-    a: np.ndarray | None = None
-    z: np.ndarray | None = None
-    psi: np.ndarray | None = None
-    refractory: np.ndarray | None = None
-    L: np.ndarray | None = None
-    grads: dict[str, np.ndarray] | None = None
-    esum: dict[str, np.ndarray] | None = None
-    in_trial: dict[str, np.ndarray] | None = None
-    adam: dict[str, dict[str, np.ndarray]] | None = None
 
 
 class Brian2Network:
