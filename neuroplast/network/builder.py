@@ -109,9 +109,9 @@ class Brian2Network:
         self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
         self.record = record
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
-        self.connectivity = Connectivity.of(masks)
+        connectivity = Connectivity.of(masks)
         #: (source, target) ids of the synaptic projections, in the log's edge order.
-        self.edges = {key: self.connectivity.edges[key] for key in SYNAPTIC}
+        self.edges = {key: connectivity.edges[key] for key in SYNAPTIC}
         self._build_dir = Path(build_dir) if build_dir else None
         self.update_every = int(update_every)
         if self.update_every < 0:
@@ -126,11 +126,18 @@ class Brian2Network:
         self.adam = bool(self.update_every) and in_trial_optimizer == "adam"
         compact = get_surrogate(params.surrogate).compact
         self.event_driven = bool(gradients and (compact if event_driven is None else event_driven))
-        # Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order): spike
-        # propagation wants the synapses grouped by source, an eligibility event (event-driven path) wants
-        # them grouped by target. So the event-driven path keeps the eligibility state in separate synapse
-        # objects grouped by target next to the weights grouped by source ("split"); with in-trial updates,
-        # which need w and g in one object, everything is grouped by target. The sweep path: by source.
+        self._order_synapses()
+        self._build()
+
+    def _order_synapses(self) -> None:
+        """Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order).
+
+        Spike propagation wants the synapses grouped by source, an eligibility event (event-driven path)
+        wants them grouped by target. So the event-driven path keeps the eligibility state in separate
+        synapse objects grouped by target next to the weights grouped by source ("split"); with in-trial
+        updates, which need w and g in one object, everything is grouped by target. The sweep path: by
+        source.
+        """
         self._split = self.event_driven and not self.update_every
         self._b2_edges, self._elig_edges, self._to_log, self._from_log = {}, {}, {}, {}
         for key, (src, tgt) in self.edges.items():
@@ -145,7 +152,6 @@ class Brian2Network:
             self._from_log[key] = order
             split = self._split and key != "output"
             self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
-        self._build()
 
     # ------------------------------------------------------------------ build
     def _build(self) -> None:

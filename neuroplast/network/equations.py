@@ -38,6 +38,7 @@ __all__ = [
     "RECURRENT_THRESHOLD",
     "RECURRENT_RESET",
     "PSI_EVENT",
+    "THRESHOLD_DISTANCE",
     "recurrent_update",
     "readout_model",
     "READOUT_UPDATE",
