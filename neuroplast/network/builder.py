@@ -1,22 +1,7 @@
-"""Brian2 wiring of the model of docs/model.md (thin: the maths lives in NumPy).
+"""Brian2 wiring of the model of docs/model.md: assembly only.
 
-The network implements the *discrete* equations with explicit per-step updates
-(no ODE integration), scheduled inside one Brian2 time step as follows::
-
-    thresholds       input:  spike if X(t, i) > 0.5                           (x_t)
-    synapses         input → recurrent: I_in += w;  recurrent → recurrent: I_rec += w
-                     (the recurrent event space still holds z_{t−1}: its threshold runs later)
-    after_synapses   recurrent update (v_t, a_t, r̂_t, ψ_t; z̄ traces), then threshold (z_t),
-                     then recurrent → readout: I_out += w
-    before_resets    readout: y_t = κ y_{t−1} + c_out I_out + b; loss error;
-                     [grad] learning signal L_t = c_out Σ_k B_jk err_k (summed variable)
-    resets           z = 1, r = n_ref for neurons that spiked
-    before_end       [grad] e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t, then
-                     ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t  (one pass per synapse, or — event-driven —
-                     only over synapses onto neurons with ψ_t ≠ 0, the gaps carried by per-neuron
-                     factors, docs/model.md §5); readout traces
-    start (every k)  [in-trial learning] W ← W − η g (+ the rule's code), g = 0; weight monitors
-    end              monitors record v_t, a_t, z_t, ψ_t, y_t, L_t
+The maths lives in NumPy (:mod:`neuroplast.model.dynamics`); the Brian2 statements and the within-step
+schedule (which operation runs in which ``when`` slot and ``order``) in :mod:`neuroplast.network.equations`.
 
 One :class:`Brian2Network` is compiled once for given sizes, connectivity and
 trial length; every trial then sets weights, per-neuron parameters, inputs and
@@ -25,7 +10,6 @@ targets without recompiling (runtime: in place; cpp_standalone: ``run_args``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,57 +17,25 @@ import numpy as np
 from neuroplast.model.connectivity import SYNAPTIC, Connectivity
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
+from neuroplast.network import equations as eq
 from neuroplast.network.devices import DEVICES, cache_dir, configure_brian2
 
 __all__ = ["Brian2Network", "TrialResult"]
 
 _ACTIVE_STANDALONE: list[Brian2Network] = []
 
-#: Constants of the in-trial updates, on the recurrent group (input and recurrent synapses read them as
-#: ``*_post``) and on the readout group (readout synapses and the bias).
-_IN_TRIAL_SHARED = "".join(
-    f"\n{name} : 1 (shared)"
-    for name in ("in_trial_lr", "in_trial_decay", "adam_b1", "adam_b2", "adam_eps", "adam_t0")
-)
+
+def _slot(operation: str) -> dict[str, str | int]:
+    """``when`` and ``order`` of ``operation`` (:data:`.equations.SCHEDULE`), as keywords."""
+    when, order = eq.SCHEDULE[operation]
+    return {"when": when, "order": order}
 
 
-@dataclass
-class TrialResult:
-    """What one Brian2 trial returns.
-
-    Attributes
-    ----------
-    v, a, z, psi, L : ndarray (T, N) or None   recorded recurrent states (when ``record``)
-    refractory : bool ndarray (T, N) or None   r̂_t, z forced to 0 (when ``record``)
-    y : ndarray (T, n_out)                      readout
-    grads : dict[str, ndarray] or None          online gradient per projection, dense
-        (``"input"``, ``"recurrent"``, ``"output"``, ``"bias"``), without rate regularization
-    esum : dict[str, ndarray] or None           Σ_t e_t per synapse (dense) for the
-        regularization term, for ``"input"`` and ``"recurrent"``
-    spike_count : ndarray (N,)                  spikes per recurrent neuron
-    spikes : tuple(ndarray, ndarray)            (step index, neuron id) of recurrent spikes
-    in_trial : dict[str, ndarray] or None       with in-trial updates: the weights in force from step
-        0, k, 2k, … on, shape (n_segments, n_edges) in edge order (``"input"``, ``"recurrent"``,
-        ``"output"``, ``"feedback"`` (B of each readout edge), ``"bias"`` (n_segments, n_out));
-        ``grads`` then holds only what was accumulated after the last in-trial update
-    adam : dict or None                         in-trial Adam: moments ``m``, ``v`` after the trial
-        (``projection -> edge-order vector``, ``bias`` per readout unit)
-    """
-
-    y: np.ndarray
-    spike_count: np.ndarray
-    spikes: tuple[np.ndarray, np.ndarray]
-    v: np.ndarray | None = None
-    a: np.ndarray | None = None
-    z: np.ndarray | None = None
-    psi: np.ndarray | None = None
-    refractory: np.ndarray | None = None
-    L: np.ndarray | None = None
-    grads: dict[str, np.ndarray] | None = None
-    esum: dict[str, np.ndarray] | None = None
-    in_trial: dict[str, np.ndarray] | None = None
-    adam: dict[str, dict[str, np.ndarray]] | None = None
+def _schedule(obj, operation: str) -> None:
+    """Put a Brian2 object (thresholder, pathway, summed-variable updater, monitor) in its slot."""
+    obj.when, obj.order = eq.SCHEDULE[operation]
 
 
 class Brian2Network:
@@ -157,9 +109,9 @@ class Brian2Network:
         self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
         self.record = record
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
-        self.connectivity = Connectivity.of(masks)
+        connectivity = Connectivity.of(masks)
         #: (source, target) ids of the synaptic projections, in the log's edge order.
-        self.edges = {key: self.connectivity.edges[key] for key in SYNAPTIC}
+        self.edges = {key: connectivity.edges[key] for key in SYNAPTIC}
         self._build_dir = Path(build_dir) if build_dir else None
         self.update_every = int(update_every)
         if self.update_every < 0:
@@ -174,11 +126,18 @@ class Brian2Network:
         self.adam = bool(self.update_every) and in_trial_optimizer == "adam"
         compact = get_surrogate(params.surrogate).compact
         self.event_driven = bool(gradients and (compact if event_driven is None else event_driven))
-        # Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order): spike
-        # propagation wants the synapses grouped by source, an eligibility event (event-driven path) wants
-        # them grouped by target. So the event-driven path keeps the eligibility state in separate synapse
-        # objects grouped by target next to the weights grouped by source ("split"); with in-trial updates,
-        # which need w and g in one object, everything is grouped by target. The sweep path: by source.
+        self._order_synapses()
+        self._build()
+
+    def _order_synapses(self) -> None:
+        """Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order).
+
+        Spike propagation wants the synapses grouped by source, an eligibility event (event-driven path)
+        wants them grouped by target. So the event-driven path keeps the eligibility state in separate
+        synapse objects grouped by target next to the weights grouped by source ("split"); with in-trial
+        updates, which need w and g in one object, everything is grouped by target. The sweep path: by
+        source.
+        """
         self._split = self.event_driven and not self.update_every
         self._b2_edges, self._elig_edges, self._to_log, self._from_log = {}, {}, {}, {}
         for key, (src, tgt) in self.edges.items():
@@ -193,12 +152,35 @@ class Brian2Network:
             self._from_log[key] = order
             split = self._split and key != "output"
             self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
-        self._build()
 
     # ------------------------------------------------------------------ build
     def _build(self) -> None:
+        """Create the Brian2 objects (in a fixed order), the network, and compile it (or store its state)."""
         import brian2 as b2
 
+        self._start_device(b2)
+        p = self.params
+        dt = p.dt * b2.ms
+        b2.defaultclock.dt = dt
+        self._timed_arrays(b2, dt)
+        inp, rec, out = self._groups(b2)
+        self._objects = [inp, rec, out]
+        s_in, s_rec, s_out = self._projections(b2, inp, rec, out)
+        # Loss error (and softmax normaliser) on the readout, after y_t.
+        self._objects += self.loss.brian2_objects(b2, out)
+        if self.gradients:
+            self._gradient_objects(rec, out, s_in, s_rec, s_out)
+        if self.update_every:
+            self._objects += self._in_trial_objects(b2, out, s_in, s_rec, s_out, dt)
+        self._objects += self._monitors(b2, rec, out)
+        self.groups = {"input": inp, "recurrent": rec, "readout": out}
+        self.synapses = {"input": s_in, "recurrent": s_rec, "output": s_out}
+        self.net = b2.Network(*self._objects)
+        self._set_shared(p)
+        self._compile(b2, self.n_steps * dt)
+
+    def _start_device(self, b2) -> None:
+        """Select the device; a cpp_standalone network starts a fresh project (and retires the old one)."""
         configure_brian2()
         if self.device == "cpp_standalone":
             for old in _ACTIVE_STANDALONE:
@@ -213,237 +195,105 @@ class Brian2Network:
             b2.set_device("runtime")
             b2.prefs.codegen.target = "cython"
         self._stale = False
-        p = self.params
-        dt = p.dt * b2.ms
-        T = self.n_steps
-        b2.defaultclock.dt = dt
-        sur = get_surrogate(p.surrogate)
 
+    def _timed_arrays(self, b2, dt) -> None:
+        """Inputs X, targets Y* and the recall-window mask, set per trial."""
+        T = self.n_steps
         self.X = b2.TimedArray(np.zeros((T, self.n_in)), dt=dt, name="X_input")
         self.Y = b2.TimedArray(np.zeros((T, self.n_out)), dt=dt, name="Y_target")
         self.M = b2.TimedArray(np.zeros((T, 1)), dt=dt, name="M_mask")
         self._namespace = {"X_input": self.X, "Y_target": self.Y, "M_mask": self.M}
 
-        inp = b2.NeuronGroup(
-            self.n_in,
-            """
-            zbar : 1
-            alpha : 1 (shared)
-            c_in : 1 (shared)
-            """,
-            threshold="X_input(t, i) > 0.5",
-            name="input",
-        )
+    def _groups(self, b2) -> tuple:
+        """The input, recurrent and readout neurons with their per-step updates."""
+        inp = b2.NeuronGroup(self.n_in, eq.INPUT_MODEL, threshold=eq.INPUT_THRESHOLD, name="input")
         rec = b2.NeuronGroup(
             self.n_rec,
-            """
-            v : 1
-            a : 1
-            z : 1
-            r : 1
-            refr : 1
-            psi : 1
-            I_in : 1
-            I_rec : 1
-            zbar : 1
-            zout : 1
-            count : 1
-            L : 1
-            alpha : 1 (shared)
-            c_in : 1 (shared)
-            v_th : 1 (shared)
-            gamma : 1 (shared)
-            kappa : 1 (shared)
-            rho : 1
-            beta : 1
-            n_ref : 1
-            """
-            + _IN_TRIAL_SHARED
-            + (self._LAZY_VARS if self.event_driven else ""),
-            threshold="v > v_th + beta * a and refr < 0.5",
-            reset="z = 1.0\nr = n_ref\ncount += 1.0",
-            events={"psi_active": "psi > 0"} if self.event_driven else None,
+            eq.recurrent_model(self.event_driven),
+            threshold=eq.RECURRENT_THRESHOLD,
+            reset=eq.RECURRENT_RESET,
+            events={"psi_active": eq.PSI_EVENT} if self.event_driven else None,
             name="recurrent",
         )
-        psi_expr = sur.brian2_psi("(v - (v_th + beta * a))")
-        rec_update = f"""
-        refr = int(r > 0.5)
-        r = clip(r - 1.0, 0.0, n_ref)
-        zbar = alpha * zbar + c_in * z
-        v = alpha * v + c_in * (I_in + I_rec) - v_th * z
-        a = rho * a + z
-        psi = (1.0 - refr) * {psi_expr}
-        z = 0.0
-        I_in = 0.0
-        I_rec = 0.0
-        """
-        rec.run_regularly(rec_update, when="after_synapses", order=0, name="recurrent_update")
-        rec.thresholder["spike"].when = "after_synapses"
-        rec.thresholder["spike"].order = 1
-        inp.run_regularly(
-            "zbar = alpha * zbar + c_in * X_input(t, i)",
-            when="after_synapses",
-            order=0,
-            name="input_trace",
+        surrogate = get_surrogate(self.params.surrogate)
+        rec.run_regularly(
+            eq.recurrent_update(surrogate), name="recurrent_update", **_slot("recurrent_update")
         )
-        out = b2.NeuronGroup(
-            self.n_out,
-            """
-            y : 1
-            I_out : 1
-            err : 1
-            b : 1
-            gb : 1
-            bf : 1
-            expsum : 1
-            kappa : 1 (shared)
-            c_out : 1 (shared)
-            """
-            + _IN_TRIAL_SHARED
-            + ("\nmb_adam : 1\nvb_adam : 1\n" if self.adam else ""),
-            name="readout",
-        )
-        out.run_regularly(
-            "y = kappa * y + c_out * I_out + b\nI_out = 0.0",
-            when="before_resets",
-            order=0,
-            name="readout_update",
-        )
-        self._objects = [inp, rec, out]
-        elig_model = "ebar : 1\ng : 1"
-        elig_model += "\neps_a : 1" if self.adaptation else ""
-        elig_model += "\nesum : 1" if self.regularization else ""
-        syn_model = "w : 1" + ("\n" + elig_model if self.gradients and not self._split else "")
-        syn_model += "\nm_adam : 1\nv_adam : 1" if self.adam else ""
-        lazy = {}
+        _schedule(rec.thresholder["spike"], "recurrent_threshold")
+        _schedule(rec.resetter["spike"], "recurrent_reset")
+        inp.run_regularly(eq.INPUT_TRACE, name="input_trace", **_slot("input_trace"))
+        _schedule(inp.thresholder["spike"], "input_threshold")
+        out = b2.NeuronGroup(self.n_out, eq.readout_model(self.adam), name="readout")
+        out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **_slot("readout_update"))
+        return inp, rec, out
+
+    def _projections(self, b2, inp, rec, out) -> tuple:
+        """Input, recurrent and readout synapses (and, split, the eligibility synapses grouped by target)."""
+        elig_model = eq.eligibility_model(self.adaptation, self.regularization)
+        syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
+        events = {}
         if self.event_driven:
-            lazy = {
-                "on_post": {"elig": self._event_code()},
+            events = {
+                "on_post": {"elig": eq.eligibility_event(self.adaptation, self.regularization)},
                 "on_event": {"pre": "spike", "elig": "psi_active"},
             }
         if self._split:
-            ev = {"on_post": lazy["on_post"], "on_event": {"elig": "psi_active"}}
-            e_in = b2.Synapses(inp, rec, elig_model, name="elig_input", **ev)
-            e_rec = b2.Synapses(rec, rec, elig_model, name="elig_recurrent", **ev)
-            for syn, key in ((e_in, "input"), (e_rec, "recurrent")):
+            split = {"on_post": events["on_post"], "on_event": {"elig": "psi_active"}}
+            self._elig = {
+                "input": b2.Synapses(inp, rec, elig_model, name="elig_input", **split),
+                "recurrent": b2.Synapses(rec, rec, elig_model, name="elig_recurrent", **split),
+            }
+            for key, syn in self._elig.items():
                 src, tgt = self._elig_edges[key]
                 syn.connect(i=src, j=tgt)
-            self._objects += [e_in, e_rec]
-            lazy = {}
-        s_in = b2.Synapses(inp, rec, syn_model, on_pre="I_in_post += w", name="proj_input", **lazy)
-        s_rec = b2.Synapses(rec, rec, syn_model, on_pre="I_rec_post += w", name="proj_recurrent", **lazy)
-        self._elig = (
-            {"input": e_in, "recurrent": e_rec} if self._split else {"input": s_in, "recurrent": s_rec}
+            self._objects += list(self._elig.values())
+            events = {}
+        s_in = b2.Synapses(inp, rec, syn_model, on_pre=eq.ON_PRE["input"], name="proj_input", **events)
+        s_rec = b2.Synapses(
+            rec, rec, syn_model, on_pre=eq.ON_PRE["recurrent"], name="proj_recurrent", **events
         )
-        out_model = "w : 1"
-        if self.gradients:
-            out_model += "\ng : 1\nB : 1\nL_pre = c_out_post * B * err_post : 1 (summed)"
-            out_model += "\nm_adam : 1\nv_adam : 1" if self.adam else ""
-        s_out = b2.Synapses(rec, out, out_model, on_pre="I_out_post += w", name="proj_output")
+        if not self._split:
+            self._elig = {"input": s_in, "recurrent": s_rec}
+        s_out = b2.Synapses(
+            rec,
+            out,
+            eq.output_model(self.gradients, self.adam),
+            on_pre=eq.ON_PRE["output"],
+            name="proj_output",
+        )
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
             src, tgt = self._b2_edges[key]
             syn.connect(i=src, j=tgt)
-        s_out.pre.when = "after_synapses"
-        s_out.pre.order = 3
+            _schedule(syn.pre, f"{key}_propagation")
         self._objects += [s_in, s_rec, s_out]
-        # Loss error (and softmax normaliser) on the readout, after y_t.
-        self._objects += self.loss.brian2_objects(b2, out)
-        if self.gradients:
-            self._gradient_objects(rec, out, s_in, s_rec, s_out)
-        if self.update_every:
-            self._objects += self._in_trial_objects(b2, out, s_in, s_rec, s_out, dt)
-        self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
-        self.spike_mon.when = "after_synapses"
-        self.spike_mon.order = 2
-        self._objects.append(self.spike_mon)
-        rec_vars = ["v", "a", "z", "psi", "refr"] + (["L"] if self.gradients else [])
-        if self.record:
-            self.rec_mon = b2.StateMonitor(rec, rec_vars, record=True, when="end", name="rec_states")
-            self._objects.append(self.rec_mon)
-        self.out_mon = b2.StateMonitor(out, ["y"], record=True, when="end", name="out_states")
-        self._objects.append(self.out_mon)
-        self.groups = {"input": inp, "recurrent": rec, "readout": out}
-        self.synapses = {"input": s_in, "recurrent": s_rec, "output": s_out}
-        self.net = b2.Network(*self._objects)
-        self._set_shared(p)
-        if self.device == "cpp_standalone":
-            self.net.run(T * dt, namespace=self._namespace)
-            folder = self._build_dir or (cache_dir() / f"standalone_{id(self)}")
-            b2.device.build(directory=str(folder), compile=True, run=False, with_output=False)
-            self._device = b2.get_device()
-            b2.set_device("runtime")  # leave the process usable for runtime networks
-        else:
-            self.net.store("initial")
+        return s_in, s_rec, s_out
 
     def _gradient_objects(self, rec, out, s_in, s_rec, s_out) -> None:
         """Eligibility traces, learning signal and gradient accumulators (docs/model.md §3)."""
-        # The learning signal is a summed variable of the readout synapses onto their *presynaptic*
-        # (recurrent) neurons: each readout synapse k←j holds its feedback weight B_jk next to W_out,kj.
-        upd = s_out.summed_updaters["L_pre"]
-        upd.when = "before_resets"
-        upd.order = 10
+        _schedule(s_out.summed_updaters["L_pre"], "learning_signal")
         if self.event_driven:
             self._event_objects(rec, self._elig["input"], self._elig["recurrent"])
         else:
             self._sweep_objects(s_in, s_rec)
-        rec.run_regularly("zout = kappa * zout + z", when="before_end", order=0, name="zout_trace")
-        s_out.run_regularly(
-            "g += c_out_post * err_post * zout_pre", when="before_end", order=1, name="grad_output"
-        )
-        out.run_regularly(
-            "bf = kappa * bf + 1.0\ngb += err * bf", when="before_end", order=1, name="grad_bias"
-        )
-
-    #: Per-neuron state of the event-driven path: D = κ^(steps since the neuron's last ψ ≠ 0 step),
-    #: Dk = κ D (this step's factor), A = Σ over those steps of L_s κ^(s − last), R = ρ^(steps − 1).
-    _LAZY_VARS = "\nD : 1\nDk : 1\nA : 1\nR : 1\n"
-
-    def _event_code(self) -> str:
-        """Synaptic code at a step t where the postsynaptic ψ_t ≠ 0 (last such step: t_e).
-
-        ``ebar`` holds ē_{t_e} and ``eps_a`` ε^a_{t_e+1}; in between ψ = 0, so e = 0, ē decayed by κ per
-        step and ε^a by ρ, and Σ L ē over those steps is ``A_post`` · ē_{t_e}.
-        """
-        e = "psi_post * (zbar_pre - beta_post * eps_a)" if self.adaptation else "psi_post * zbar_pre"
-        code = "g += A_post * ebar\n"
-        code += "eps_a = R_post * eps_a\n" if self.adaptation else ""
-        code += f"e_t = {e}\n"
-        code += "esum += e_t\n" if self.regularization else ""
-        code += "ebar = Dk_post * ebar + e_t\ng += L_post * ebar\n"
-        if self.adaptation:
-            code += "eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre\n"
-        return code
+        rec.run_regularly(eq.ZOUT_TRACE, name="zout_trace", **_slot("zout_trace"))
+        s_out.run_regularly(eq.GRAD_OUTPUT, name="grad_output", **_slot("grad_output"))
+        out.run_regularly(eq.GRAD_BIAS, name="grad_bias", **_slot("grad_bias"))
 
     def _event_objects(self, rec, s_in, s_rec) -> None:
-        """Schedule of the event-driven path inside ``before_end`` (docs/model.md §5)."""
-        rec.run_regularly("Dk = kappa * D", when="before_end", order=0, name="lazy_factor")
-        rec.thresholder["psi_active"].when = "before_end"
-        rec.thresholder["psi_active"].order = 1
+        """The event-driven path inside ``before_end`` (docs/model.md §5)."""
+        rec.run_regularly(eq.LAZY_FACTOR, name="lazy_factor", **_slot("lazy_factor"))
+        _schedule(rec.thresholder["psi_active"], "psi_event")
         for syn in (s_in, s_rec):
-            syn.elig.when = "before_end"
-            syn.elig.order = 2
-        code = "ev = int(psi > 0)\nA = (A + L * Dk) * (1 - ev)\nD = Dk * (1 - ev) + ev\n"
-        code += "R = rho * R * (1 - ev) + ev\n" if self.adaptation else ""
-        rec.run_regularly(code, when="before_end", order=3, name="lazy_carry")
+            _schedule(syn.elig, "eligibility_event")
+        rec.run_regularly(eq.lazy_carry(self.adaptation), name="lazy_carry", **_slot("lazy_carry"))
         rec.D = 1.0
         rec.R = 1.0
 
     def _sweep_objects(self, s_in, s_rec) -> None:
         """One pass over all synapses per step (any surrogate)."""
-        # At the end of step t: e_t, ē_t, Σ L ē (and Σ e), then ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t for
-        # the next step (the same values as updating ε^a at the start of step t+1, in a single sweep).
-        e = "psi_post * (zbar_pre - beta_post * eps_a)" if self.adaptation else "psi_post * zbar_pre"
-        code = (f"esum += {e}\n" if self.regularization else "") + f"ebar = kappa_post * ebar + {e}\n"
-        code += "g += L_post * ebar\n"
-        if self.adaptation:
-            code += "eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre\n"
+        code = eq.eligibility_sweep(self.adaptation, self.regularization)
         for syn, name in ((s_in, "input"), (s_rec, "recurrent")):
-            syn.run_regularly(
-                code,
-                when="before_end",
-                order=1,
-                name=f"elig_{name}",
-            )
+            syn.run_regularly(code, name=f"elig_{name}", **_slot("eligibility_sweep"))
 
     def _in_trial_objects(self, b2, out, s_in, s_rec, s_out, dt) -> list:
         """In-trial optimizer steps every k steps and monitors of the weights they give (docs/model.md §6).
@@ -456,42 +306,26 @@ class Brian2Network:
         every = self.update_every * dt
         self._namespace["t_first_update"] = 0.5 * dt
         self._namespace["t_update_period"] = every
-        head = (
-            "active = int(t > t_first_update)\n"
-            "eta = in_trial_lr_post * active\n"
-            "lam = in_trial_decay_post * active\n"
-        ) + self._step_code("g", "_post")
-        tail = "w = w + dw\ng = 0.0\n"
-        flush = "g = g + A_post * ebar\n" if self.event_driven else ""
-        for syn, key, code in (
-            (s_in, "input", self.rule_code.get("hidden", "")),
-            (s_rec, "recurrent", self.rule_code.get("hidden", "")),
-            (s_out, "output", self.rule_code.get("readout", "")),
+        update = _slot("in_trial_update")
+        for syn, key, rule in (
+            (s_in, "input", "hidden"),
+            (s_rec, "recurrent", "hidden"),
+            (s_out, "output", "readout"),
         ):
-            syn.run_regularly(
-                (flush if key != "output" else "")
-                + head
-                + (code.strip() + "\n" if code.strip() else "")
-                + tail,
-                dt=every,
-                when="start",
-                order=0,
-                name=f"in_trial_{key}",
+            code = eq.in_trial_update(
+                self.rule_code.get(rule, ""), adam=self.adam, flush=key != "output" and self.event_driven
             )
-        out.run_regularly(
-            "active = int(t > t_first_update)\neta = in_trial_lr * active\n"
-            + self._step_code("gb", "", "mb_adam", "vb_adam")
-            + "b = b + dw\ngb = 0.0",
-            dt=every,
-            when="start",
-            order=0,
-            name="in_trial_bias",
-        )
-        if self.event_driven:  # the gaps' Σ L ē went into the update: restart them
-            s_in.target.run_regularly("A = 0.0", dt=every, when="start", order=1, name="in_trial_lazy_reset")
+            syn.run_regularly(code, dt=every, name=f"in_trial_{key}", **update)
+        out.run_regularly(eq.in_trial_bias(self.adam), dt=every, name="in_trial_bias", **update)
+        if self.event_driven:
+            s_in.target.run_regularly(
+                eq.IN_TRIAL_LAZY_RESET, dt=every, name="in_trial_lazy_reset", **_slot("in_trial_lazy_reset")
+            )
 
         def mon(group, variables, name):
-            return b2.StateMonitor(group, variables, record=True, dt=every, when="start", order=2, name=name)
+            return b2.StateMonitor(
+                group, variables, record=True, dt=every, name=name, **_slot("in_trial_monitor")
+            )
 
         self.in_trial_mons = {
             "input": mon(s_in, "w", "w_in_mon"),
@@ -501,28 +335,35 @@ class Brian2Network:
         }
         return list(self.in_trial_mons.values())
 
-    def _step_code(self, g: str, sfx: str, m: str = "m_adam", v: str = "v_adam") -> str:
-        """``dw`` of the in-trial optimizer for gradient ``g`` (``sfx``: where η and Adam's constants live).
+    def _monitors(self, b2, rec, out) -> list:
+        """Recurrent spikes, the recorded recurrent states (when ``record``) and the readout."""
+        self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
+        _schedule(self.spike_mon, "spike_monitor")
+        monitors = [self.spike_mon]
+        if self.record:
+            rec_vars = ["v", "a", "z", "psi", "refr"] + (["L"] if self.gradients else [])
+            self.rec_mon = b2.StateMonitor(
+                rec, rec_vars, record=True, name="rec_states", **_slot("state_monitor")
+            )
+            monitors.append(self.rec_mon)
+        self.out_mon = b2.StateMonitor(out, ["y"], record=True, name="out_states", **_slot("state_monitor"))
+        return monitors + [self.out_mon]
 
-        SGD: dw = −η g. Adam (Kingma & Ba, bias-corrected, as :class:`neuroplast.plasticity.optim.Adam`):
-        per-synapse moments, step number = the optimizer's count before the trial + this update's index; the
-        ``active`` flag leaves the moments untouched at the clock's first tick (t = 0).
-        """
-        if not self.adam:
-            return f"dw = -eta * {g}\n"
-        b1, b2, eps, t0 = (f"adam_{k}{sfx}" for k in ("b1", "b2", "eps", "t0"))
-        return (
-            f"n_adam = {t0} + floor(t / t_update_period + 0.5) + (1 - active)\n"
-            f"{m} = active * ({b1} * {m} + (1 - {b1}) * {g}) + (1 - active) * {m}\n"
-            f"{v} = active * ({b2} * {v} + (1 - {b2}) * {g} * {g}) + (1 - active) * {v}\n"
-            f"mhat = {m} / (1 - {b1} ** n_adam)\n"
-            f"vhat = {v} / (1 - {b2} ** n_adam)\n"
-            f"dw = -eta * mhat / (sqrt(vhat) + {eps})\n"
-        )
+    def _compile(self, b2, duration) -> None:
+        """cpp_standalone: generate and compile the project (run later with ``run_args``); runtime: store
+        the initial state that every trial restores."""
+        if self.device == "cpp_standalone":
+            self.net.run(duration, namespace=self._namespace)
+            folder = self._build_dir or (cache_dir() / f"standalone_{id(self)}")
+            b2.device.build(directory=str(folder), compile=True, run=False, with_output=False)
+            self._device = b2.get_device()
+            b2.set_device("runtime")  # leave the process usable for runtime networks
+        else:
+            self.net.store("initial")
 
     # ---------------------------------------------------------- per-trial I/O
     def _set_shared(self, p: ModelParams) -> None:
-        inp, rec, out = self._objects[:3]
+        inp, rec, out = self.groups.values()
         inp.alpha = p.alpha
         inp.c_in = p.input_scale
         rec.alpha = p.alpha
@@ -581,63 +422,54 @@ class Brian2Network:
             ``bias`` of edge-order vectors, as in the log; zeros if omitted).  The moments after the trial
             come back in :attr:`TrialResult.adam`.
         """
-        import brian2 as b2
-
         self._check_usable()
+        x = self._check_input(x)
+        p = params or self.params
+        self._check_fixed(p)
+        values = self._weight_values(weights, p)
+        if self.update_every:
+            self._in_trial_values(values, learning_rate, output_learning_rate, weight_decay)
+        if self.adam:
+            self._adam_values(values, adam or {})
+        if self.gradients:
+            fbk = weights.w_out.T if feedback is None else np.asarray(feedback, float)
+            src, tgt = self.edges["output"]
+            values[self.synapses["output"].B] = np.ascontiguousarray(fbk[src, tgt], dtype=float)
+        self._run(values, self._timed_values(x, target, mask), p)
+        return self._collect()
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
         T = self.n_steps
         x = np.asarray(x, dtype=float)
         if x.shape != (T, self.n_in):
             raise ValueError(f"x must have shape ({T}, {self.n_in}), got {x.shape}")
         if not np.all((x == 0.0) | (x == 1.0)):
             raise ValueError("Brian2 inputs are spikes: x must contain only 0 and 1")
-        p = params or self.params
-        self._check_fixed(p)
-        tgt = np.zeros((T, self.n_out)) if target is None else np.asarray(target, float)
-        msk = np.ones(T) if mask is None else np.asarray(mask, float)
-        fbk = weights.w_out.T if feedback is None else np.asarray(feedback, float)
-        w = {
-            "input": weights.w_in,
-            "recurrent": weights.w_rec,
-            "output": weights.w_out,
-        }
+        return x
+
+    def _weight_values(self, weights: Weights, p: ModelParams) -> dict:
+        """Brian2 variable -> value: weights in Brian2's synapse order, per-neuron parameters, the bias."""
+        w = {"input": weights.w_in, "recurrent": weights.w_rec, "output": weights.w_out}
         values = {}
         for key, syn in self.synapses.items():
-            src, tgt_ids = self._b2_edges[key]
-            values[syn.w] = np.ascontiguousarray(w[key][tgt_ids, src], dtype=float)
+            src, tgt = self._b2_edges[key]
+            values[syn.w] = np.ascontiguousarray(w[key][tgt, src], dtype=float)
         rec, out = self.groups["recurrent"], self.groups["readout"]
         values[rec.rho] = np.asarray(p.rho, float)
         values[rec.beta] = np.asarray(p.beta, float)
         values[rec.n_ref] = np.full(self.n_rec, float(p.n_ref))
         values[out.b] = np.asarray(weights.b_out, float)
-        if self.update_every:
-            eta_out = learning_rate if output_learning_rate is None else output_learning_rate
-            values[rec.in_trial_lr] = np.asarray(float(learning_rate))
-            values[rec.in_trial_decay] = np.asarray(float(weight_decay))
-            values[out.in_trial_lr] = np.asarray(float(eta_out))
-            values[out.in_trial_decay] = np.asarray(float(weight_decay))
-        if self.adam:
-            self._adam_values(values, adam or {}, rec, out)
-        if self.gradients:
-            src, tgt_ids = self.edges["output"]
-            values[self.synapses["output"].B] = np.ascontiguousarray(fbk[src, tgt_ids], dtype=float)
-        arrays = {self.X: x, self.Y: tgt}
-        if self.loss.uses_mask:
-            arrays[self.M] = msk[:, None]
-        if self.device == "cpp_standalone":
-            run_args = dict(values)
-            run_args.update(arrays)
-            self._device.run(run_args=run_args, with_output=False)
-        else:
-            b2.set_device("runtime")
-            self.net.restore("initial")
-            for view, val in values.items():
-                view[:] = val
-            for ta, val in arrays.items():
-                ta.values[:] = val
-            self.net.run(T * p.dt * b2.ms, namespace=self._namespace)
-        return self._collect()
+        return values
 
-    def _adam_values(self, values: dict, adam: dict, rec, out) -> None:
+    def _in_trial_values(self, values: dict, lr: float, output_lr: float | None, decay: float) -> None:
+        rec, out = self.groups["recurrent"], self.groups["readout"]
+        values[rec.in_trial_lr] = np.asarray(float(lr))
+        values[rec.in_trial_decay] = np.asarray(float(decay))
+        values[out.in_trial_lr] = np.asarray(float(lr if output_lr is None else output_lr))
+        values[out.in_trial_decay] = np.asarray(float(decay))
+
+    def _adam_values(self, values: dict, adam: dict) -> None:
+        rec, out = self.groups["recurrent"], self.groups["readout"]
         for grp in (rec, out):
             values[grp.adam_b1] = np.asarray(float(adam.get("b1", 0.9)))
             values[grp.adam_b2] = np.asarray(float(adam.get("b2", 0.999)))
@@ -656,6 +488,32 @@ class Brian2Network:
                 name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
                 values[getattr(obj, name)] = np.ascontiguousarray(vec)
 
+    def _timed_values(self, x: np.ndarray, target: np.ndarray | None, mask: np.ndarray | None) -> dict:
+        """TimedArray -> values: inputs, targets (zeros if omitted) and, if the loss reads it, the mask."""
+        tgt = np.zeros((self.n_steps, self.n_out)) if target is None else np.asarray(target, float)
+        arrays = {self.X: x, self.Y: tgt}
+        if self.loss.uses_mask:
+            msk = np.ones(self.n_steps) if mask is None else np.asarray(mask, float)
+            arrays[self.M] = msk[:, None]
+        return arrays
+
+    def _run(self, values: dict, arrays: dict, p: ModelParams) -> None:
+        """Run one trial from the initial state with these variable and TimedArray values."""
+        import brian2 as b2
+
+        if self.device == "cpp_standalone":
+            run_args = dict(values)
+            run_args.update(arrays)
+            self._device.run(run_args=run_args, with_output=False)
+        else:
+            b2.set_device("runtime")
+            self.net.restore("initial")
+            for view, val in values.items():
+                view[:] = val
+            for ta, val in arrays.items():
+                ta.values[:] = val
+            self.net.run(self.n_steps * p.dt * b2.ms, namespace=self._namespace)
+
     def _check_fixed(self, p: ModelParams) -> None:
         if self.gradients and not self.adaptation and np.any(p.beta != 0.0):
             raise ValueError(
@@ -669,7 +527,9 @@ class Brian2Network:
         if p.surrogate != q.surrogate:
             raise ValueError("the surrogate is fixed when the network is built")
 
+    # ------------------------------------------------------------ collecting
     def _collect(self) -> TrialResult:
+        """What the monitors and accumulators hold after a trial, in the log's edge order."""
         rec = self.groups["recurrent"]
         res = TrialResult(
             y=np.asarray(self.out_mon.y[:]).T.copy(),
@@ -688,27 +548,7 @@ class Brian2Network:
             if self.gradients:
                 res.L = np.asarray(m.L[:]).T.copy()
         if self.gradients:
-            res.grads, res.esum = {}, {}
-            shapes = {
-                "input": (self.n_rec, self.n_in),
-                "recurrent": (self.n_rec, self.n_rec),
-                "output": (self.n_out, self.n_rec),
-            }
-            A = np.asarray(rec.A[:]) if self.event_driven else None
-            for key in self.synapses:
-                syn = self._elig.get(key, self.synapses[key])
-                src, tgt = self._elig_edges[key]
-                g = np.zeros(shapes[key])
-                g_syn = np.asarray(syn.g[:])
-                if A is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
-                    g_syn = g_syn + A[tgt] * np.asarray(syn.ebar[:])
-                g[tgt, src] = g_syn
-                res.grads[key] = g
-                if key != "output" and self.regularization:
-                    e = np.zeros(shapes[key])
-                    e[tgt, src] = np.asarray(syn.esum[:])
-                    res.esum[key] = e
-            res.grads["bias"] = np.asarray(self.groups["readout"].gb[:]).copy()
+            res.grads, res.esum = self._collect_gradients()
         if self.update_every:
             m = self.in_trial_mons
             res.in_trial = {
@@ -719,14 +559,43 @@ class Brian2Network:
                 "bias": np.asarray(m["bias"].b[:]).T.copy(),
             }
         if self.adam:
-            targets = {**self.synapses, "bias": self.groups["readout"]}
-            res.adam = {
-                mom: {
-                    key: np.asarray(getattr(obj, f"{mom}_adam")[:])[self._to_log[key]]
-                    if key != "bias"
-                    else np.asarray(getattr(obj, f"{mom}b_adam")[:]).copy()
-                    for key, obj in targets.items()
-                }
-                for mom in ("m", "v")
-            }
+            res.adam = self._collect_adam()
         return res
+
+    def _collect_gradients(self) -> tuple[dict, dict]:
+        """Dense gradients per projection (and the bias), and Σ e per synapse (with regularization)."""
+        grads, esum = {}, {}
+        shapes = {
+            "input": (self.n_rec, self.n_in),
+            "recurrent": (self.n_rec, self.n_rec),
+            "output": (self.n_out, self.n_rec),
+        }
+        A = np.asarray(self.groups["recurrent"].A[:]) if self.event_driven else None
+        for key in self.synapses:
+            syn = self._elig.get(key, self.synapses[key])
+            src, tgt = self._elig_edges[key]
+            g = np.zeros(shapes[key])
+            g_syn = np.asarray(syn.g[:])
+            if A is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
+                g_syn = g_syn + A[tgt] * np.asarray(syn.ebar[:])
+            g[tgt, src] = g_syn
+            grads[key] = g
+            if key != "output" and self.regularization:
+                e = np.zeros(shapes[key])
+                e[tgt, src] = np.asarray(syn.esum[:])
+                esum[key] = e
+        grads["bias"] = np.asarray(self.groups["readout"].gb[:]).copy()
+        return grads, esum
+
+    def _collect_adam(self) -> dict:
+        """In-trial Adam's moments after the trial, in edge order."""
+        targets = {**self.synapses, "bias": self.groups["readout"]}
+        return {
+            mom: {
+                key: np.asarray(getattr(obj, f"{mom}_adam")[:])[self._to_log[key]]
+                if key != "bias"
+                else np.asarray(getattr(obj, f"{mom}b_adam")[:]).copy()
+                for key, obj in targets.items()
+            }
+            for mom in ("m", "v")
+        }

@@ -1,0 +1,120 @@
+"""What a simulator of the model returns per trial (:class:`TrialResult`) and what the trainer needs of it
+(:class:`Simulator`).
+
+Brian2-free, so that non-network code (the trainer, analyses, a NumPy simulator) can use both without
+importing :mod:`neuroplast.network`. The Brian2 implementation is
+:class:`neuroplast.network.builder.Brian2Network`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from neuroplast.model.params import Weights
+
+__all__ = ["TrialResult", "Simulator"]
+
+
+@dataclass
+class TrialResult:
+    """What one simulated trial returns.
+
+    Attributes
+    ----------
+    v, a, z, psi, L : ndarray (T, N) or None   recorded recurrent states (when ``record``)
+    refractory : bool ndarray (T, N) or None   r̂_t, z forced to 0 (when ``record``)
+    y : ndarray (T, n_out)                      readout
+    grads : dict[str, ndarray] or None          online gradient per projection, dense
+        (``"input"``, ``"recurrent"``, ``"output"``, ``"bias"``), without rate regularization
+    esum : dict[str, ndarray] or None           Σ_t e_t per synapse (dense) for the
+        regularization term, for ``"input"`` and ``"recurrent"``
+    spike_count : ndarray (N,)                  spikes per recurrent neuron
+    spikes : tuple(ndarray, ndarray)            (step index, neuron id) of recurrent spikes
+    in_trial : dict[str, ndarray] or None       with in-trial updates: the weights in force from step
+        0, k, 2k, … on, shape (n_segments, n_edges) in edge order (``"input"``, ``"recurrent"``,
+        ``"output"``, ``"feedback"`` (B of each readout edge), ``"bias"`` (n_segments, n_out));
+        ``grads`` then holds only what was accumulated after the last in-trial update
+    adam : dict or None                         in-trial Adam: moments ``m``, ``v`` after the trial
+        (``projection -> edge-order vector``, ``bias`` per readout unit)
+    """
+
+    y: np.ndarray
+    spike_count: np.ndarray
+    spikes: tuple[np.ndarray, np.ndarray]
+    v: np.ndarray | None = None
+    a: np.ndarray | None = None
+    z: np.ndarray | None = None
+    psi: np.ndarray | None = None
+    refractory: np.ndarray | None = None
+    L: np.ndarray | None = None
+    grads: dict[str, np.ndarray] | None = None
+    esum: dict[str, np.ndarray] | None = None
+    in_trial: dict[str, np.ndarray] | None = None
+    adam: dict[str, dict[str, np.ndarray]] | None = None
+
+
+class Simulator(Protocol):
+    """What the trainer needs from a network: built once for sizes, connectivity and trial length, then run
+    trial by trial from rest.
+
+    Attributes
+    ----------
+    edges : mapping str -> (ndarray, ndarray)
+        (source, target) ids of the synaptic projections ``"input"``, ``"recurrent"``, ``"output"``, in
+        the run log's edge order (the order of every edge vector in :attr:`TrialResult.in_trial` and
+        :attr:`TrialResult.adam`).
+    adam : bool
+        Whether in-trial updates use Adam with per-synapse moments (then :meth:`run_trial` takes and
+        returns them).
+    n_steps : int
+        Steps per trial T.
+    """
+
+    edges: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    adam: bool
+    n_steps: int
+
+    def run_trial(
+        self,
+        weights: Weights,
+        x: np.ndarray,
+        *,
+        target: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        feedback: np.ndarray | None = None,
+        learning_rate: float = 0.0,
+        output_learning_rate: float | None = None,
+        weight_decay: float = 0.0,
+        adam: dict | None = None,
+    ) -> TrialResult:
+        """Simulate one trial from rest.
+
+        Parameters
+        ----------
+        weights : Weights
+            Dense weights (within the connectivity the simulator was built with).
+        x : ndarray (T, n_in)
+            Input spikes (0/1) per step.
+        target : ndarray (T, n_out), optional
+            y* (regression) or one-hot π* (classification); zeros if omitted.
+        mask : ndarray (T,), optional
+            Recall-window mask for cross-entropy (ones if omitted).
+        feedback : ndarray (N, n_out), optional
+            Learning-signal weights B (default W_outᵀ, symmetric e-prop).
+        learning_rate, output_learning_rate, weight_decay : float
+            In-trial updates only: step size η of the input and recurrent weights, of the readout weights
+            and bias (default η; 0 keeps the readout fixed), and the rule's weight decay λ.
+        adam : dict, optional
+            In-trial Adam only: ``t`` (steps taken before this trial), ``b1``, ``b2``, ``eps`` and the
+            moments ``m``, ``v`` (dicts ``input``, ``recurrent``, ``output``, ``bias`` of edge-order
+            vectors); the moments after the trial come back in :attr:`TrialResult.adam`.
+
+        Returns
+        -------
+        TrialResult
+        """
+        ...

@@ -1,0 +1,327 @@
+"""The Brian2 statements of the model (docs/model.md §3, §5, §6) and the within-step schedule.
+
+Everything here is a string (or a small pure function returning one); no Brian2 object is created, and
+Brian2 is not imported. :mod:`neuroplast.network.builder` assembles the network from these pieces.
+
+The network implements the *discrete* equations with explicit per-step updates (no ODE integration).
+:data:`SCHEDULE` says where each operation runs inside one Brian2 time step (``when`` slot, then
+``order``), in this order::
+
+    thresholds       input:  spike if X(t, i) > 0.5                           (x_t)
+    synapses         input → recurrent: I_in += w;  recurrent → recurrent: I_rec += w
+                     (the recurrent event space still holds z_{t−1}: its threshold runs later)
+    after_synapses   recurrent update (v_t, a_t, r̂_t, ψ_t; z̄ traces), then threshold (z_t),
+                     then recurrent → readout: I_out += w
+    before_resets    readout: y_t = κ y_{t−1} + c_out I_out + b; loss error;
+                     [grad] learning signal L_t = c_out Σ_k B_jk err_k (summed variable)
+    resets           z = 1, r = n_ref for neurons that spiked
+    before_end       [grad] e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t, then
+                     ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t  (one pass per synapse, or — event-driven —
+                     only over synapses onto neurons with ψ_t ≠ 0, the gaps carried by per-neuron
+                     factors, docs/model.md §5); readout traces
+    start (every k)  [in-trial learning] W ← W − η g (+ the rule's code), g = 0; weight monitors
+    end              monitors record v_t, a_t, z_t, ψ_t, y_t, L_t
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = [
+    "SCHEDULE",
+    "IN_TRIAL_SHARED",
+    "LAZY_VARS",
+    "INPUT_MODEL",
+    "INPUT_THRESHOLD",
+    "INPUT_TRACE",
+    "recurrent_model",
+    "RECURRENT_THRESHOLD",
+    "RECURRENT_RESET",
+    "PSI_EVENT",
+    "THRESHOLD_DISTANCE",
+    "recurrent_update",
+    "readout_model",
+    "READOUT_UPDATE",
+    "ON_PRE",
+    "eligibility_model",
+    "projection_model",
+    "output_model",
+    "LEARNING_SIGNAL",
+    "ZOUT_TRACE",
+    "GRAD_OUTPUT",
+    "GRAD_BIAS",
+    "eligibility_sweep",
+    "eligibility_event",
+    "LAZY_FACTOR",
+    "lazy_carry",
+    "in_trial_update",
+    "in_trial_bias",
+    "IN_TRIAL_LAZY_RESET",
+    "optimizer_step",
+]
+
+#: Where each operation runs inside one Brian2 time step: operation -> (``when``, ``order``), in execution
+#: order. The builder reads every slot from here (also those that equal Brian2's defaults).
+SCHEDULE: dict[str, tuple[str, int]] = {
+    "input_threshold": ("thresholds", 0),  # x_t = [X(t, i) > 0.5]
+    "input_propagation": ("synapses", -1),  # I_in += w
+    "recurrent_propagation": ("synapses", -1),  # I_rec += w (spikes of step t − 1)
+    "recurrent_update": ("after_synapses", 0),  # v, a, r̂, r, ψ, z̄ of the recurrent neurons
+    "input_trace": ("after_synapses", 0),  # z̄ of the inputs
+    "recurrent_threshold": ("after_synapses", 1),  # z_t
+    "spike_monitor": ("after_synapses", 2),
+    "output_propagation": ("after_synapses", 3),  # I_out += w
+    "readout_update": ("before_resets", 0),  # y_t
+    # The loss error is written by the loss itself (model/losses.py ``brian2_objects``, which cannot import
+    # this module): listed here so that the table shows the whole step; the builder does not set them.
+    "loss_normaliser": ("before_resets", 1),  # cross-entropy: Σ_k exp(y_k) (summed variable)
+    "loss_error": ("before_resets", 2),  # err
+    "learning_signal": ("before_resets", 10),  # L = c_out Σ_k B err (summed variable)
+    "recurrent_reset": ("resets", 0),  # z = 1, r = n_ref
+    "zout_trace": ("before_end", 0),
+    "lazy_factor": ("before_end", 0),  # event-driven: Dk = κ D
+    "eligibility_sweep": ("before_end", 1),  # sweep path: e, ē, g, Σ e, ε^a of every synapse
+    "psi_event": ("before_end", 1),  # event-driven: the custom event ψ > 0
+    "grad_output": ("before_end", 1),
+    "grad_bias": ("before_end", 1),
+    "eligibility_event": ("before_end", 2),  # event-driven: e, ē, g, Σ e, ε^a of synapses onto ψ ≠ 0
+    "lazy_carry": ("before_end", 3),  # event-driven: A, D, R of the gaps
+    "in_trial_update": ("start", 0),  # every k steps: w ← w + dw, g = 0 (and the bias)
+    "in_trial_lazy_reset": ("start", 1),  # event-driven: A = 0 after an update
+    "in_trial_monitor": ("start", 2),  # the weights in force from this step on
+    "state_monitor": ("end", 0),  # v, a, z, ψ, r̂, L; y
+}
+
+# ----------------------------------------------------------------------------- constants of the groups
+
+#: Constants of the in-trial updates, on the recurrent group (input and recurrent synapses read them as
+#: ``*_post``) and on the readout group (readout synapses and the bias).
+IN_TRIAL_SHARED = "".join(
+    f"\n{name} : 1 (shared)"
+    for name in ("in_trial_lr", "in_trial_decay", "adam_b1", "adam_b2", "adam_eps", "adam_t0")
+)
+
+#: Per-neuron state of the event-driven path: D = κ^(steps since the neuron's last ψ ≠ 0 step),
+#: Dk = κ D (this step's factor), A = Σ over those steps of L_s κ^(s − last), R = ρ^(steps − 1).
+LAZY_VARS = "\nD : 1\nDk : 1\nA : 1\nR : 1\n"
+
+# ------------------------------------------------------------------------------------------ input group
+
+INPUT_MODEL = """
+zbar : 1
+alpha : 1 (shared)
+c_in : 1 (shared)
+"""
+INPUT_THRESHOLD = "X_input(t, i) > 0.5"
+INPUT_TRACE = "zbar = alpha * zbar + c_in * X_input(t, i)"
+
+# -------------------------------------------------------------------------------------- recurrent group
+
+_RECURRENT_MODEL = """
+v : 1
+a : 1
+z : 1
+r : 1
+refr : 1
+psi : 1
+I_in : 1
+I_rec : 1
+zbar : 1
+zout : 1
+count : 1
+L : 1
+alpha : 1 (shared)
+c_in : 1 (shared)
+v_th : 1 (shared)
+gamma : 1 (shared)
+kappa : 1 (shared)
+rho : 1
+beta : 1
+n_ref : 1
+"""
+
+
+def recurrent_model(event_driven: bool) -> str:
+    """Variables of the recurrent group (with the event-driven path's per-neuron factors)."""
+    return _RECURRENT_MODEL + IN_TRIAL_SHARED + (LAZY_VARS if event_driven else "")
+
+
+RECURRENT_THRESHOLD = "v > v_th + beta * a and refr < 0.5"
+RECURRENT_RESET = "z = 1.0\nr = n_ref\ncount += 1.0"
+#: The custom event of the event-driven path (``psi_active``).
+PSI_EVENT = "psi > 0"
+#: v − A_t, the argument of the surrogate.
+THRESHOLD_DISTANCE = "(v - (v_th + beta * a))"
+
+
+class _Surrogate(Protocol):
+    def brian2_psi(self, dist: str = ...) -> str: ...
+
+
+def recurrent_update(surrogate: _Surrogate) -> str:
+    """One step of the recurrent neurons (docs/model.md (1), (2), (4)); ψ from ``surrogate``."""
+    psi = surrogate.brian2_psi(THRESHOLD_DISTANCE)
+    return (
+        "refr = int(r > 0.5)\n"
+        "r = clip(r - 1.0, 0.0, n_ref)\n"
+        "zbar = alpha * zbar + c_in * z\n"
+        "v = alpha * v + c_in * (I_in + I_rec) - v_th * z\n"
+        "a = rho * a + z\n"
+        f"psi = (1.0 - refr) * {psi}\n"
+        "z = 0.0\n"
+        "I_in = 0.0\n"
+        "I_rec = 0.0\n"
+    )
+
+
+# ---------------------------------------------------------------------------------------- readout group
+
+_READOUT_MODEL = """
+y : 1
+I_out : 1
+err : 1
+b : 1
+gb : 1
+bf : 1
+expsum : 1
+kappa : 1 (shared)
+c_out : 1 (shared)
+"""
+
+
+def readout_model(adam: bool) -> str:
+    """Variables of the readout group (with the bias's in-trial Adam moments)."""
+    return _READOUT_MODEL + IN_TRIAL_SHARED + ("\nmb_adam : 1\nvb_adam : 1\n" if adam else "")
+
+
+READOUT_UPDATE = "y = kappa * y + c_out * I_out + b\nI_out = 0.0"
+
+# --------------------------------------------------------------------------------------------- synapses
+
+#: Spike propagation of each projection.
+ON_PRE = {"input": "I_in_post += w", "recurrent": "I_rec_post += w", "output": "I_out_post += w"}
+_ADAM_MOMENTS = "\nm_adam : 1\nv_adam : 1"
+
+
+def eligibility_model(adaptation: bool, regularization: bool) -> str:
+    """Per-synapse eligibility state: ē, g (and ε^a, Σ e)."""
+    return (
+        "ebar : 1\ng : 1" + ("\neps_a : 1" if adaptation else "") + ("\nesum : 1" if regularization else "")
+    )
+
+
+def projection_model(eligibility: str | None, adam: bool) -> str:
+    """Input or recurrent projection: w, the ``eligibility`` state it holds, Adam's moments."""
+    return "w : 1" + (f"\n{eligibility}" if eligibility else "") + (_ADAM_MOMENTS if adam else "")
+
+
+#: The learning signal, a summed variable of the readout synapses onto their *presynaptic* (recurrent)
+#: neurons: each readout synapse k←j holds its feedback weight B_jk next to W_out,kj.
+LEARNING_SIGNAL = "L_pre = c_out_post * B * err_post : 1 (summed)"
+
+
+def output_model(gradients: bool, adam: bool) -> str:
+    """Variables of the readout projection: w (and g, B, the learning signal, Adam's moments)."""
+    if not gradients:
+        return "w : 1"
+    return f"w : 1\ng : 1\nB : 1\n{LEARNING_SIGNAL}" + (_ADAM_MOMENTS if adam else "")
+
+
+# ------------------------------------------------------------------------------------ online gradients
+
+ZOUT_TRACE = "zout = kappa * zout + z"
+GRAD_OUTPUT = "g += c_out_post * err_post * zout_pre"
+GRAD_BIAS = "bf = kappa * bf + 1.0\ngb += err * bf"
+
+
+def _e(adaptation: bool) -> str:
+    return "psi_post * (zbar_pre - beta_post * eps_a)" if adaptation else "psi_post * zbar_pre"
+
+
+_EPS_A_NEXT = "eps_a = (rho_post - beta_post * psi_post) * eps_a + psi_post * zbar_pre\n"
+
+
+def eligibility_sweep(adaptation: bool, regularization: bool) -> str:
+    """One pass over all synapses at the end of step t (any surrogate).
+
+    e_t, ē_t, Σ L ē (and Σ e), then ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t for the next step (the same
+    values as updating ε^a at the start of step t+1, in a single sweep).
+    """
+    e = _e(adaptation)
+    code = (f"esum += {e}\n" if regularization else "") + f"ebar = kappa_post * ebar + {e}\n"
+    code += "g += L_post * ebar\n"
+    return code + (_EPS_A_NEXT if adaptation else "")
+
+
+def eligibility_event(adaptation: bool, regularization: bool) -> str:
+    """Synaptic code at a step t where the postsynaptic ψ_t ≠ 0 (last such step: t_e).
+
+    ``ebar`` holds ē_{t_e} and ``eps_a`` ε^a_{t_e+1}; in between ψ = 0, so e = 0, ē decayed by κ per
+    step and ε^a by ρ, and Σ L ē over those steps is ``A_post`` · ē_{t_e}.
+    """
+    code = "g += A_post * ebar\n"
+    code += "eps_a = R_post * eps_a\n" if adaptation else ""
+    code += f"e_t = {_e(adaptation)}\n"
+    code += "esum += e_t\n" if regularization else ""
+    code += "ebar = Dk_post * ebar + e_t\ng += L_post * ebar\n"
+    return code + (_EPS_A_NEXT if adaptation else "")
+
+
+LAZY_FACTOR = "Dk = kappa * D"
+
+
+def lazy_carry(adaptation: bool) -> str:
+    """Per-neuron factors after this step's events: restart them where ψ > 0, else carry the gap on."""
+    code = "ev = int(psi > 0)\nA = (A + L * Dk) * (1 - ev)\nD = Dk * (1 - ev) + ev\n"
+    return code + ("R = rho * R * (1 - ev) + ev\n" if adaptation else "")
+
+
+# ------------------------------------------------------------------------------------ in-trial learning
+
+
+def optimizer_step(adam: bool, g: str, sfx: str, m: str = "m_adam", v: str = "v_adam") -> str:
+    """``dw`` of the in-trial optimizer for gradient ``g`` (``sfx``: where η and Adam's constants live).
+
+    SGD: dw = −η g. Adam (Kingma & Ba, bias-corrected, as :class:`neuroplast.plasticity.optim.Adam`):
+    per-synapse moments, step number = the optimizer's count before the trial + this update's index; the
+    ``active`` flag leaves the moments untouched at the clock's first tick (t = 0).
+    """
+    if not adam:
+        return f"dw = -eta * {g}\n"
+    b1, b2, eps, t0 = (f"adam_{k}{sfx}" for k in ("b1", "b2", "eps", "t0"))
+    return (
+        f"n_adam = {t0} + floor(t / t_update_period + 0.5) + (1 - active)\n"
+        f"{m} = active * ({b1} * {m} + (1 - {b1}) * {g}) + (1 - active) * {m}\n"
+        f"{v} = active * ({b2} * {v} + (1 - {b2}) * {g} * {g}) + (1 - active) * {v}\n"
+        f"mhat = {m} / (1 - {b1} ** n_adam)\n"
+        f"vhat = {v} / (1 - {b2} ** n_adam)\n"
+        f"dw = -eta * mhat / (sqrt(vhat) + {eps})\n"
+    )
+
+
+def in_trial_update(rule_code: str, *, adam: bool, flush: bool) -> str:
+    """A projection's in-trial step: ``dw`` of the optimizer, the rule's code, then w ← w + dw, g = 0.
+
+    ``active`` = 0 at the clock's first tick (t = 0), where the step must be a no-op. ``flush``: first add
+    the Σ L ē of the steps since the postsynaptic neuron's last event (event-driven path).
+    """
+    head = (
+        "active = int(t > t_first_update)\n"
+        "eta = in_trial_lr_post * active\n"
+        "lam = in_trial_decay_post * active\n"
+    ) + optimizer_step(adam, "g", "_post")
+    rule = rule_code.strip() + "\n" if rule_code.strip() else ""
+    return ("g = g + A_post * ebar\n" if flush else "") + head + rule + "w = w + dw\ng = 0.0\n"
+
+
+def in_trial_bias(adam: bool) -> str:
+    """The bias's in-trial step (at the readout's own η, no rule code)."""
+    return (
+        "active = int(t > t_first_update)\neta = in_trial_lr * active\n"
+        + optimizer_step(adam, "gb", "", "mb_adam", "vb_adam")
+        + "b = b + dw\ngb = 0.0"
+    )
+
+
+#: The gaps' Σ L ē went into the update: restart them.
+IN_TRIAL_LAZY_RESET = "A = 0.0"
