@@ -10,7 +10,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 status=0
 mutant() {  # mutant OLD NEW [PYTEST-K-EXPRESSION TEST-FILE], default: the runtime equality test
-  local kexpr=${3:-"runtime and mix-3"} file=${4:-tests/test_equality.py}
+  local kexpr=${3:-"runtime and mix-3"} file=${4:-tests/network/test_equality.py}
   rm -rf "$scratch/repo"; mkdir -p "$scratch/repo"
   cp -r "$root/neuroplast" "$root/tests" "$root/pyproject.toml" "$scratch/repo/"
   "$py" - "$scratch/repo/neuroplast/network/builder.py" "$1" "$2" <<'PY'
@@ -33,10 +33,10 @@ mutant "v = alpha * v +" "v = 0.999 * alpha * v +"
 mutant "c_in * (I_in + I_rec)" "c_in * (I_in + 0.999 * I_rec)"
 mutant "r = clip(r - 1.0, 0.0, n_ref)" "r = clip(r - 2.0, 0.0, n_ref)"
 mutant "y = kappa * y + c_out * I_out + b" "y = kappa * y + c_out * I_out + 0.999 * b"
-grads=("runtime-mse and eprop-random-alif" tests/test_online_gradients.py)
+grads=("runtime-mse and eprop-random-alif" tests/network/test_online_gradients.py)
 mutant "g += A_post * ebar" "g += 0.999 * A_post * ebar" "${grads[@]}"
 mutant "R = rho * R * (1 - ev) + ev" "R = rho * R * (1 - ev) + 0.999 * ev" "${grads[@]}"
 mutant "A = (A + L * Dk) * (1 - ev)" "A = (A + L * Dk * 0.999) * (1 - ev)" "${grads[@]}"
 mutant "lam = in_trial_decay_post * active" "lam = in_trial_decay_post" \
-  "runtime-mse-eprop-adaptive" tests/test_in_trial_brian2.py
+  "runtime-mse-eprop-adaptive" tests/network/test_in_trial.py
 exit $status
