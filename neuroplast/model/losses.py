@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -38,17 +37,33 @@ class Loss:
         y: (T, n_out); target: (T, n_out) (regression values or one-hot labels);
         mask: (T,) recall window (1 = counted).
     error : callable (y, target, mask) -> ndarray (T, n_out), dE/dy_t (explicit part)
-    brian2_objects : callable (brian2, readout_group) -> list
-        Adds the online computation of ``err`` to the readout group.
+    brian2_error : str
+        The same error as one Brian2 statement on the readout group, run every step after y_t:
+        ``err = ...`` reading ``y``, the target ``Y_target(t, i)``, the recall window ``M_mask(t, 0)``
+        and, with ``softmax``, ``expsum`` = Σ_k exp(y_k).
+    softmax : bool
+        Whether the statement needs ``expsum`` (the network then sums exp(y) over the readout units
+        just before it).
     uses_mask : bool
-        Whether the Brian2 code reads the recall-window mask ``M_mask``.
+        Whether the statement reads the recall-window mask ``M_mask``.
+    brian2_name : str
+        Name of the Brian2 operation (default ``loss_<name>``).
+
+    The network (:mod:`neuroplast.network`) builds the Brian2 objects from these strings; nothing here
+    imports or creates Brian2 objects.
     """
 
     name: str
     value: Callable[[np.ndarray, np.ndarray, np.ndarray], float]
     error: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-    brian2_objects: Callable[[Any, Any], list]
+    brian2_error: str
+    softmax: bool = False
     uses_mask: bool = False
+    brian2_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.brian2_name:
+            object.__setattr__(self, "brian2_name", f"loss_{self.name}")
 
 
 def _check_loss(obj: object, name: str) -> None:
@@ -80,11 +95,6 @@ def _mse_error(y, target, mask):
     return y - target
 
 
-def _mse_brian2(b2, out) -> list:
-    out.run_regularly("err = y - Y_target(t, i)", when="before_resets", order=2, name="loss_mse")
-    return []
-
-
 def _ce_value(y, target, mask):
     logp = y - np.log(np.exp(y).sum(axis=-1, keepdims=True))
     return float(-np.sum(mask[..., None] * target * logp))
@@ -94,20 +104,16 @@ def _ce_error(y, target, mask):
     return mask[..., None] * (softmax(y) - target)
 
 
-def _ce_brian2(b2, out) -> list:
-    norm = b2.Synapses(out, out, "expsum_post = exp(y_pre) : 1 (summed)", name="softmax_norm")
-    norm.connect()
-    upd = norm.summed_updaters["expsum_post"]
-    upd.when = "before_resets"
-    upd.order = 1
-    out.run_regularly(
+LOSSES.register("mse", Loss("mse", _mse_value, _mse_error, "err = y - Y_target(t, i)"))
+LOSSES.register(
+    "cross_entropy",
+    Loss(
+        "cross_entropy",
+        _ce_value,
+        _ce_error,
         "err = M_mask(t, 0) * (exp(y) / expsum - Y_target(t, i))",
-        when="before_resets",
-        order=2,
-        name="loss_ce",
-    )
-    return [norm]
-
-
-LOSSES.register("mse", Loss("mse", _mse_value, _mse_error, _mse_brian2))
-LOSSES.register("cross_entropy", Loss("cross_entropy", _ce_value, _ce_error, _ce_brian2, uses_mask=True))
+        softmax=True,
+        uses_mask=True,
+        brian2_name="loss_ce",
+    ),
+)

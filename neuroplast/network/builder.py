@@ -154,6 +154,19 @@ class Brian2Network:
             self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
 
     # ------------------------------------------------------------------ build
+    def _loss_objects(self, b2, out) -> list:
+        """Loss error on the readout after y_t (and, for a softmax loss, the normaliser Σ_k exp(y_k))."""
+        objs = []
+        if self.loss.softmax:
+            norm = b2.Synapses(out, out, eq.SOFTMAX_NORMALISER, name="softmax_norm")
+            norm.connect()
+            upd = norm.summed_updaters["expsum_post"]
+            upd.when, upd.order = eq.SCHEDULE["loss_normaliser"]
+            objs.append(norm)
+        when, order = eq.SCHEDULE["loss_error"]
+        out.run_regularly(self.loss.brian2_error, when=when, order=order, name=self.loss.brian2_name)
+        return objs
+
     def _build(self) -> None:
         """Create the Brian2 objects (in a fixed order), the network, and compile it (or store its state)."""
         import brian2 as b2
@@ -166,8 +179,7 @@ class Brian2Network:
         inp, rec, out = self._groups(b2)
         self._objects = [inp, rec, out]
         s_in, s_rec, s_out = self._projections(b2, inp, rec, out)
-        # Loss error (and softmax normaliser) on the readout, after y_t.
-        self._objects += self.loss.brian2_objects(b2, out)
+        self._objects += self._loss_objects(b2, out)
         if self.gradients:
             self._gradient_objects(rec, out, s_in, s_rec, s_out)
         if self.update_every:

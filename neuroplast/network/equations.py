@@ -72,8 +72,7 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "spike_monitor": ("after_synapses", 2),
     "output_propagation": ("after_synapses", 3),  # I_out += w
     "readout_update": ("before_resets", 0),  # y_t
-    # The loss error is written by the loss itself (model/losses.py ``brian2_objects``, which cannot import
-    # this module): listed here so that the table shows the whole step; the builder does not set them.
+    # The loss error: the statement is the loss's own (model/losses.py ``Loss.brian2_error``), placed here.
     "loss_normaliser": ("before_resets", 1),  # cross-entropy: Σ_k exp(y_k) (summed variable)
     "loss_error": ("before_resets", 2),  # err
     "learning_signal": ("before_resets", 10),  # L = c_out Σ_k B err (summed variable)
@@ -187,6 +186,10 @@ expsum : 1
 kappa : 1 (shared)
 c_out : 1 (shared)
 """
+
+
+#: Summed over the readout units onto each of them: Σ_k exp(y_k), for softmax losses (``Loss.softmax``).
+SOFTMAX_NORMALISER = "expsum_post = exp(y_pre) : 1 (summed)"
 
 
 def readout_model(adam: bool) -> str:
