@@ -23,6 +23,7 @@ from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import softmax
 from neuroplast.model.params import Weights
+from neuroplast.model.simulator import Simulator
 from neuroplast.plasticity.optim import apply_updates, make_optimizer, trainable
 from neuroplast.plasticity.rules import TrialData
 
@@ -224,7 +225,7 @@ class Trainer:
         Record per-step recurrent states even on the online path (for traces).
     """
 
-    def __init__(self, setup: Setup, simulator: Any = None, *, record: bool = False) -> None:
+    def __init__(self, setup: Setup, simulator: Simulator | None = None, *, record: bool = False) -> None:
         cfg = setup.cfg
         self.setup = setup
         self.cfg = cfg
@@ -240,7 +241,8 @@ class Trainer:
         self.optimizer = make_optimizer(cfg.training.optimizer, cfg.training)
         self.loss = setup.loss
         self.f_target = setup.f_target
-        self.path = choose_path(cfg, self.rule.online)
+        #: How gradients are computed: "online" (inside Brian2) or "factorized" (NumPy, from recordings).
+        self.gradient_path = choose_path(cfg, self.rule.online)
         self.net = simulator if simulator is not None else self._network(record)
         self.iteration = 0
 
@@ -251,7 +253,7 @@ class Trainer:
         """``Trainer(build(cfg, rule=rule, seed=seed), record=record)``."""
         return cls(build(cfg, rule=rule, seed=seed), record=record)
 
-    def _network(self, record: bool) -> Any:
+    def _network(self, record: bool) -> Simulator:
         from neuroplast.network.builder import Brian2Network
 
         cfg = self.cfg
@@ -262,9 +264,9 @@ class Trainer:
             self.T,
             device=cfg.simulation.device,
             loss=cfg.training.loss,
-            gradients=self.path == "online",
+            gradients=self.gradient_path == "online",
             regularization=cfg.training.reg_coeff > 0,
-            record=record or self.path != "online",
+            record=record or self.gradient_path != "online",
             update_every=cfg.training.update_every_steps,
             rule_code=self.rule.brian2_update if in_trial else None,
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
@@ -282,7 +284,7 @@ class Trainer:
         fb = self.effective_feedback()
         if self.cfg.training.update_every_steps:
             return self._in_trial_iteration(trials, w_before, fb)
-        path = PATH_FNS[self.path]
+        path = PATH_FNS[self.gradient_path]
         losses, grads_list, results = [], [], []
         for trial in trials:
             res = self.net.run_trial(self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb)
