@@ -41,7 +41,8 @@ __all__ = [
 
 
 #: Values of ``simulation.device`` (the Brian2 devices of :mod:`neuroplast.network.devices`).
-DEVICES = ("runtime", "cpp_standalone")
+#: ``auto`` picks cpp_standalone when a C++ compiler and make work, else the Cython runtime.
+DEVICES = ("auto", "runtime", "cpp_standalone")
 #: Values of ``training.path`` besides ``"auto"``: how the trainer gets a rule's gradient
 #: (:mod:`neuroplast.training.trainer`).
 GRADIENT_PATHS = ("online", "factorized")
@@ -69,12 +70,12 @@ def _check(*fns):
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (runtime | cpp_standalone)."""
+    """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (auto | runtime | cpp_standalone)."""
 
     dt_ms: float = field(default=1.0, metadata=_check(_positive))
     n_steps: int = field(default=1000, metadata=_check(_positive))
     seed: int = field(default=0, metadata=_check(_nonneg))
-    device: str = "runtime"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

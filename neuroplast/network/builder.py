@@ -20,7 +20,8 @@ from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network import equations as eq
-from neuroplast.network.devices import DEVICES, cache_dir, configure_brian2
+from neuroplast.network.cache import build_cached, cache_key, results_subdir, standalone_root
+from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
 
 __all__ = ["Brian2Network", "TrialResult"]
 
@@ -97,8 +98,8 @@ class Brian2Network:
         event_driven: bool | None = None,
         in_trial_optimizer: str = "sgd",
     ) -> None:
-        if device not in DEVICES:
-            raise ValueError(f"unknown device {device!r} (known: {', '.join(DEVICES)})")
+        if device not in BRIAN2_DEVICES:
+            raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
         self.params = params
         self.n_steps = int(n_steps)
         self.device = device
@@ -361,14 +362,51 @@ class Brian2Network:
         self.out_mon = b2.StateMonitor(out, ["y"], record=True, name="out_states", **_slot("state_monitor"))
         return monitors + [self.out_mon]
 
+    def _cache_parts(self, b2) -> dict:
+        """Everything that determines the generated code and data files of the standalone project.
+
+        Values set per trial through ``run_args`` (weights, ρ, β, n_ref, inputs, targets, learning rates,
+        Adam state) are not part of it, so that runs differing only in those share one build.
+        """
+        import platform
+
+        from neuroplast import __version__
+
+        p = self.params
+        return {
+            "neuroplast": __version__,
+            "brian2": b2.__version__,
+            "compiler_flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc),
+            "platform": [platform.machine(), platform.python_version()],
+            "sizes": [self.n_in, self.n_rec, self.n_out, self.n_steps],
+            "dt": p.dt,
+            "constants": [p.alpha, p.v_th, p.gamma, p.kappa, p.input_scale, p.readout_scale],
+            "surrogate": [p.surrogate, get_surrogate(p.surrogate).brian2],
+            "loss": [self.loss.name, self.loss.brian2_error, self.loss.softmax, self.loss.uses_mask],
+            "options": [self.gradients, self.regularization, self.adaptation, self.record],
+            "events": [self.event_driven, self._split],
+            "in_trial": [self.update_every, self.adam, sorted(self.rule_code.items())],
+            "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
+            "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
+        }
+
     def _compile(self, b2, duration) -> None:
         """cpp_standalone: generate and compile the project (run later with ``run_args``); runtime: store
         the initial state that every trial restores."""
         if self.device == "cpp_standalone":
             self.net.run(duration, namespace=self._namespace)
-            folder = self._build_dir or (cache_dir() / f"standalone_{id(self)}")
-            b2.device.build(directory=str(folder), compile=True, run=False, with_output=False)
+
+            def build(folder: Path) -> None:
+                b2.device.build(directory=str(folder), compile=True, run=False, with_output=False)
+
+            if self._build_dir is not None:
+                build(self._build_dir)
+                self.cache_hit = False
+            else:
+                self.build_dir = standalone_root() / cache_key(self._cache_parts(b2))
+                self.cache_hit = build_cached(self.build_dir, build)
             self._device = b2.get_device()
+            self._results = results_subdir(self._build_dir or self.build_dir)
             b2.set_device("runtime")  # leave the process usable for runtime networks
         else:
             self.net.store("initial")
@@ -388,10 +426,9 @@ class Brian2Network:
 
     def _check_usable(self) -> None:
         if self._stale:
-            raise RuntimeError(
-                "this cpp_standalone network was superseded by a newer one in the same "
-                "process (Brian2 has one standalone device); rebuild it"
-            )
+            # Brian2 has one standalone project per process and a newer network took it: build this one
+            # again. Its code is unchanged, so Brian2 rewrites no file and compiles nothing (≈ 1–2 s).
+            self._build()
 
     def run_trial(
         self,
@@ -516,7 +553,7 @@ class Brian2Network:
         if self.device == "cpp_standalone":
             run_args = dict(values)
             run_args.update(arrays)
-            self._device.run(run_args=run_args, with_output=False)
+            self._device.run(results_directory=self._results, run_args=run_args, with_output=False)
         else:
             b2.set_device("runtime")
             self.net.restore("initial")

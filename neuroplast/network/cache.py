@@ -16,6 +16,7 @@ The Cython runtime device keeps its own cache (``<cache>/cython``, Brian2's).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -137,12 +138,30 @@ def build_cached(folder: Path, build: Callable[[Path], None]) -> bool:
             build(folder)
             reused = False
         (folder / BUILT).write_text("built\n")
+        _remove_orphan_results(folder)
     return reused
 
 
-def results_subdir() -> str:
-    """A results folder name (relative to the project) of this process alone."""
-    return f"results_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+def results_subdir(folder: Path) -> str:
+    """A results folder name (relative to the project ``folder``) of this process alone.
+
+    It is removed when the process exits; folders left by processes that were killed are removed by the
+    next build in the same project (:func:`build_cached`).
+    """
+    name = f"results_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    atexit.register(shutil.rmtree, Path(folder) / name, True)
+    return name
+
+
+def _remove_orphan_results(folder: Path) -> None:
+    for d in folder.glob("results_*_*"):
+        try:
+            pid = int(d.name.split("_")[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (ValueError, PermissionError, IndexError):
+            continue
 
 
 def _size(path: Path) -> int:

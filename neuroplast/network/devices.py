@@ -13,7 +13,10 @@ from pathlib import Path
 
 from neuroplast.config import DEVICES  # the names of ``simulation.device``: the config schema owns them
 
-__all__ = ["DEVICES", "configure_brian2", "cache_dir"]
+__all__ = ["DEVICES", "BRIAN2_DEVICES", "configure_brian2", "cache_dir", "resolve_device", "compiler_works"]
+
+#: The Brian2 devices a network is built on (``simulation.device = "auto"`` resolves to one of them).
+BRIAN2_DEVICES = ("runtime", "cpp_standalone")
 
 STRICT_FLAGS = ["-w", "-O3", "-fno-fast-math", "-ffp-contract=off", "-std=c++11"]
 
@@ -44,3 +47,50 @@ def configure_brian2() -> None:
         BrianLogger.log_level_error()
     except Exception:  # pragma: no cover - logger API differs between versions
         pass
+
+
+def compiler_works() -> bool:
+    """Whether a C++ compiler and ``make`` are there and the compiler builds a trivial program.
+
+    The answer is remembered in the cache folder per compiler (path and modification time), so that only
+    the first call on a machine compiles anything.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    cxx = shutil.which(os.environ.get("CXX", "") or "c++") or shutil.which("g++")
+    if cxx is None or shutil.which("make") is None:
+        return False
+    stamp = cache_dir() / "compiler_ok"
+    mark = f"{cxx} {os.stat(cxx).st_mtime_ns}"
+    if stamp.is_file() and stamp.read_text() == mark:
+        return True
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "t.cpp"
+        src.write_text("int main() { return 0; }\n")
+        try:
+            ok = subprocess.run([cxx, str(src), "-o", str(Path(tmp) / "t")], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    if ok.returncode != 0:
+        return False
+    stamp.write_text(mark)
+    return True
+
+
+def resolve_device(name: str) -> tuple[str, str]:
+    """The Brian2 device for ``simulation.device`` and why it was chosen.
+
+    Returns
+    -------
+    (device, reason) : (str, str)
+        ``"cpp_standalone"`` or ``"runtime"``; ``reason`` is a few words for the user.
+    """
+    if name != "auto":
+        if name not in BRIAN2_DEVICES:
+            raise ValueError(f"unknown device {name!r} (known: {', '.join(DEVICES)})")
+        return name, "as configured"
+    if compiler_works():
+        return "cpp_standalone", "auto: a C++ compiler works, compiled once and cached"
+    return "runtime", "auto: no working C++ compiler and make found, using the Cython runtime"

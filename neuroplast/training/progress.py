@@ -78,7 +78,7 @@ class Progress:
 
     def phase_done(self, text: str) -> None:
         """End the phase started by :meth:`phase`, saying how long it took."""
-        self.say(f"{text} in {time.monotonic() - self._t_phase:.1f} s")
+        self.say(f"{text}, in {time.monotonic() - self._t_phase:.1f} s")
 
     def iteration(self, loss: float, extra: str = "") -> None:
         """One more iteration is done; ``loss`` (and ``extra``, e.g. accuracy) of its trials."""
@@ -88,9 +88,7 @@ class Progress:
         now = time.monotonic()
         if self._t_first is None:
             self._t_first, self._n_first = now, self.done
-            self.say(
-                f"first iteration done in {now - self._t_phase:.1f} s (includes compiling on a first run)"
-            )
+            self.say(f"first iteration done in {now - self._t_phase:.1f} s")
         post = f"loss={loss:.4g}" + (f", {extra}" if extra else "")
         if self.tty:
             self._tty_update(post)

@@ -163,12 +163,11 @@ def run_training(
     elif out is None:
         raise ValueError("out: a run-log path is needed (or resume=...)")
     progress_ = Progress(cfg.training.iterations, 0, cfg.training.rule, enabled=progress)
-    progress_.phase(
-        f"building the network ({cfg.simulation.device}; Brian2 generates and compiles code on a first "
-        f"run, cached in {cache_dir()})"
-    )
+    progress_.phase(f"building the network (Brian2 compiles code on a first run, cached in {cache_dir()})")
     trainer = Trainer.from_config(cfg, record=bool(trace))
-    progress_.phase_done("network ready")
+    hit = getattr(trainer.net, "cache_hit", None)
+    how = {True: ", reused the compiled network", False: ", compiled"}.get(hit, "")
+    progress_.phase_done(f"network ready on {trainer.device} ({trainer.device_reason}{how})")
     n_rec = trainer.params.n_rec
     n_trace = n_rec if trace_neurons is None else min(trace_neurons, n_rec)
     writer = _open_writer(trainer, Path(out), logged, force=force, on_resume=on_resume)
@@ -223,7 +222,8 @@ def _open_writer(
 def _train(trainer: Trainer, writer: Any, trace: Sequence[str], n_trace: int, progress: Progress) -> None:
     """Run the remaining iterations, handing each record to the writer."""
     if trainer.iteration < trainer.cfg.training.iterations:
-        progress.phase("training (the first iteration also compiles on a first run with the runtime device)")
+        note = " (the first iteration also compiles, on a first run)" if trainer.device == "runtime" else ""
+        progress.phase(f"training{note}")
     for _ in range(trainer.iteration, trainer.cfg.training.iterations):
         record = trainer.run_iteration()
         log_iteration(writer, record, trace=trace, n_trace=n_trace)

@@ -243,6 +243,7 @@ class Trainer:
         self.f_target = setup.f_target
         #: How gradients are computed: "online" (inside Brian2) or "factorized" (NumPy, from recordings).
         self.gradient_path = choose_path(cfg, self.rule.online)
+        self.device, self.device_reason = getattr(simulator, "device", "given"), "simulator given"
         self.net = simulator if simulator is not None else self._network(record)
         self.iteration = 0
 
@@ -255,14 +256,17 @@ class Trainer:
 
     def _network(self, record: bool) -> Simulator:
         from neuroplast.network.builder import Brian2Network
+        from neuroplast.network.devices import resolve_device
 
         cfg = self.cfg
+        #: The Brian2 device in use and why (``simulation.device = "auto"`` resolves here).
+        self.device, self.device_reason = resolve_device(cfg.simulation.device)
         in_trial = bool(cfg.training.update_every_steps)
         return Brian2Network(
             self.params,
             self.weights,
             self.T,
-            device=cfg.simulation.device,
+            device=self.device,
             loss=cfg.training.loss,
             gradients=self.gradient_path == "online",
             regularization=cfg.training.reg_coeff > 0,

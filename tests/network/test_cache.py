@@ -1,0 +1,159 @@
+"""The compiled-network cache: keys, reuse, locking between processes, damaged entries, stale networks."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuroplast.network import cache
+from tests.helpers import ROOT, make_input, make_params, make_weights
+
+
+@pytest.fixture
+def cache_root(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("NEUROPLAST_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_key_is_stable_and_sees_every_part() -> None:
+    parts = {"sizes": [3, 4], "edges": {"input": (np.arange(5), np.arange(5)[::-1])}, "loss": "mse"}
+    assert cache.cache_key(parts) == cache.cache_key({k: parts[k] for k in reversed(list(parts))})
+    changed = {**parts, "edges": {"input": (np.arange(5), np.array([4, 3, 2, 0, 1]))}}
+    assert cache.cache_key(changed) != cache.cache_key(parts)
+    assert cache.cache_key({**parts, "loss": "cross_entropy"}) != cache.cache_key(parts)
+    assert cache.cache_key({**parts, "sizes": [3, 5]}) != cache.cache_key(parts)
+
+
+def test_build_is_reused_and_incomplete_entries_rebuilt(cache_root) -> None:
+    folder = cache.standalone_root() / "k"
+    calls = []
+
+    def build(f: Path) -> None:
+        calls.append(f)
+        f.mkdir(parents=True, exist_ok=True)
+        (f / "main").write_text("binary")
+
+    assert cache.build_cached(folder, build) is False  # first build
+    assert cache.build_cached(folder, build) is True  # reused
+    (folder / cache.BUILT).unlink()  # a build that was killed before it finished
+    with pytest.warns(RuntimeWarning, match="incomplete; rebuilding"):
+        assert cache.build_cached(folder, build) is False
+    assert len(calls) == 3 and cache.built(folder)
+
+
+def test_failing_reused_build_is_rebuilt_once(cache_root) -> None:
+    folder = cache.standalone_root() / "k"
+    state = {"n": 0}
+
+    def build(f: Path) -> None:
+        state["n"] += 1
+        f.mkdir(parents=True, exist_ok=True)
+        if state["n"] == 2:
+            raise RuntimeError("make: *** corrupt object file")
+
+    cache.build_cached(folder, build)
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        assert cache.build_cached(folder, build) is False
+    assert state["n"] == 3 and cache.built(folder)
+    with pytest.raises(RuntimeError):  # a fresh build that fails is an error, not retried
+        cache.build_cached(
+            cache.standalone_root() / "other", lambda f: (_ for _ in ()).throw(RuntimeError("x"))
+        )
+
+
+def _slow_build(folder: str, log: str) -> None:
+    def build(f: Path) -> None:
+        with open(log, "a") as fh:
+            fh.write(f"start {os.getpid()}\n")
+        time.sleep(0.5)
+        f.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as fh:
+            fh.write(f"end {os.getpid()}\n")
+
+    cache.build_cached(Path(folder), build)
+
+
+def test_concurrent_builds_of_one_key_do_not_overlap(cache_root, tmp_path) -> None:
+    folder, log = cache.standalone_root() / "k", tmp_path / "log"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_slow_build, args=(str(folder), str(log))) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = log.read_text().split()
+    events = lines[0::2]
+    assert events == ["start", "end"] * 3  # never two builds at once
+    assert cache.built(folder)
+
+
+def test_info_and_clear(cache_root) -> None:
+    cache.build_cached(
+        cache.standalone_root() / "k", lambda f: (f.mkdir(parents=True), (f / "x").write_bytes(b"1" * 1000))
+    )
+    info = cache.cache_info()
+    assert [e[0] for e in info["standalone"]] == ["k"] and info["standalone"][0][1] >= 1000
+    assert cache.clear_cache() >= 1000
+    assert cache.cache_info()["standalone"] == []
+
+
+_CHILD = """
+import sys, time, json
+import numpy as np
+sys.path[:0] = [{root!r}]
+from tests.helpers import make_input, make_params, make_weights
+from neuroplast.network.builder import Brian2Network
+net = Brian2Network(make_params("mix"), make_weights(), 300, device="cpp_standalone", gradients=True)
+res = net.run_trial(make_weights(), make_input(T=300), target=np.zeros((300, 2)))
+print(json.dumps({{"hit": net.cache_hit, "dir": str(net.build_dir), "y": res.y.ravel().tolist()}}))
+"""
+
+
+@pytest.mark.brian2
+def test_second_process_reuses_the_compiled_network(cache_root) -> None:
+    import json
+
+    env = {**os.environ, "NEUROPLAST_CACHE": str(cache_root)}
+    out = []
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD.format(root=str(ROOT))],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert out[0]["hit"] is False and out[1]["hit"] is True
+    assert out[0]["dir"] == out[1]["dir"]
+    assert np.array_equal(out[0]["y"], out[1]["y"])  # same binary, same trial: identical readout
+    assert [e[0] for e in cache.cache_info()["standalone"]] == [Path(out[0]["dir"]).name]
+    assert not list(Path(out[0]["dir"]).glob("results_*"))  # per-process results folders are removed
+
+
+@pytest.mark.brian2
+def test_two_standalone_networks_in_one_process_take_turns(cache_root) -> None:
+    """Brian2 has one standalone project per process: a superseded network rebuilds itself (no compile)."""
+    from neuroplast.network.builder import Brian2Network
+
+    w, x = make_weights(), make_input(T=200)
+    a = Brian2Network(make_params("mix"), w, 200, device="cpp_standalone")
+    ya = a.run_trial(w, x).y.copy()
+    b = Brian2Network(make_params("lif"), w, 200, device="cpp_standalone")
+    yb = b.run_trial(w, x).y.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "damaged cache entry" warning
+        ya2 = a.run_trial(w, x).y  # a was superseded by b
+    assert a.cache_hit is True
+    assert np.array_equal(ya, ya2)
+    assert not np.array_equal(ya, yb)  # the two networks differ (β), so the comparison can fail
