@@ -1,0 +1,253 @@
+"""Benchmark: neuroplast against NEST's e-prop on NEST's own workloads, alternating, in one run.
+
+    python scripts/bench_vs_nest.py [--repeats 2] [--iterations 200] [--evidence] [--evidence-iterations 3]
+                                    [--no-nest]
+
+(a) Sine-wave regression, the size of NEST's ``eprop_supervised_regression_sine-waves_bsshslm_2020.py``
+    (100 Poisson inputs at 50 Hz, 100 LIF neurons, 1 readout, 1000 steps of 1 ms, batch 1, one update per
+    sequence, 1 thread).  NEST runs its example unchanged except for the iteration count and plotting
+    (turned off); neuroplast runs ``models/sine.toml`` (same sizes, steps, input rate and readout; its own
+    initialization and Adam — the cost per iteration does not depend on the weight values beyond the
+    firing rate, which both report).
+(b) ``--evidence``: evidence accumulation at the size of NEST's
+    ``eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py`` (40 inputs, 50 LIF + 50 ALIF,
+    2 readouts, 7 cues, 2250 steps, batch 32) for a few iterations (NEST needs ≈ 11 s per iteration here).
+
+Measured per tool and repeat (NEST and neuroplast alternate, so machine noise hits both alike):
+
+* per iteration: NEST — time inside ``nest.Simulate`` / iterations simulated; neuroplast — median wall
+  time of one training iteration *including its logging*, from the second iteration on (the first one
+  of a runtime-device run compiles);
+* whole command: wall time of the child process (NEST: the example script; neuroplast: ``neuroplast
+  run``), for neuroplast with a cold compile cache (an empty ``NEUROPLAST_CACHE``) and a warm one;
+* peak memory: the child's maximum resident set size;
+* a profile of a neuroplast iteration: simulation (Brian2 launch and reading results back), the rest of
+  the training step (gradient, optimizer), preparing the record, and writing the log.
+
+Ratios are neuroplast / NEST within the same repeat.  Nothing here is a test; see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NEST_SINE = "eprop_supervised_regression_sine-waves_bsshslm_2020.py"
+NEST_EVIDENCE = "eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py"
+
+# Runs NEST's example with fewer iterations, no plotting, and nest.Simulate timed.
+_NEST_CHILD = r"""
+import json, re, sys, time, types
+from pathlib import Path
+import nest
+if "IPython" not in sys.modules:  # the examples import IPython.display.Image for notebooks only
+    ipy, disp = types.ModuleType("IPython"), types.ModuleType("IPython.display")
+    disp.Image = lambda *a, **k: None
+    ipy.display = disp
+    sys.modules.update({"IPython": ipy, "IPython.display": disp})
+src = Path(sys.argv[1]).read_text()
+for var, val in json.loads(sys.argv[2]).items():
+    src, n = re.subn(rf"^{var} = .*$", f"{var} = {val}", src, count=1, flags=re.M)
+    assert n == 1, var
+spent = [0.0]
+def _timed_simulate(t):
+    t0 = time.perf_counter(); nest.Simulate(t); spent[0] += time.perf_counter() - t0
+src, n = re.subn(r"\bnest\.Simulate\(", "_timed_simulate(", src)
+assert n >= 1
+ns = {"__name__": "__main__", "_timed_simulate": _timed_simulate}
+try:
+    exec(compile(src, sys.argv[1], "exec"), ns)
+except SystemExit:  # the examples exit() when plotting is off
+    pass
+n_iter = ns.get("n_iter_sim", ns.get("n_iter"))
+print("BENCH " + json.dumps({"simulate_s": spent[0], "iterations": int(n_iter)}))
+"""
+
+# Trains a neuroplast config like `neuroplast run`, timing each part of every iteration.
+_NP_CHILD = r"""
+import json, sys, time, statistics
+sys.path.insert(0, sys.argv[3])
+from neuroplast.config import parse_config
+import tomllib
+from neuroplast.io import RunWriter
+from neuroplast.training.runner import log_iteration
+from neuroplast.training.trainer import Trainer
+cfg = parse_config(json.loads(sys.argv[1]))
+t0 = time.perf_counter()
+tr = Trainer.from_config(cfg)
+build_s = time.perf_counter() - t0
+sim = [0.0]
+run_trial = tr.net.run_trial
+def timed(*a, **k):
+    t = time.perf_counter(); r = run_trial(*a, **k); sim[0] += time.perf_counter() - t; return r
+tr.net.run_trial = timed
+rows = []
+with RunWriter(sys.argv[2], **tr.log_header(), force=True) as w:
+    for _ in range(cfg.training.iterations):
+        sim[0] = 0.0
+        t1 = time.perf_counter(); log = tr.iterate(); t2 = time.perf_counter()
+        rec = tr.record(log); t3 = time.perf_counter()
+        log_iteration(w, rec); t4 = time.perf_counter()
+        rates = [t.extras["rate_hz"] for t in rec.trials]
+        rows.append((t4 - t1, sim[0], t2 - t1 - sim[0], t3 - t2, t4 - t3, sum(rates) / len(rates)))
+    w.finish(tr.final_weights())
+body = rows[1:] or rows
+med = lambda i: statistics.median(r[i] for r in body)
+print("BENCH " + json.dumps({"build_s": build_s, "device": tr.device, "per_iteration_s": med(0),
+      "simulate_s": med(1), "train_rest_s": med(2), "record_s": med(3), "log_s": med(4),
+      "rate_hz": med(5), "iterations": len(rows)}))
+"""
+
+
+def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float, float]:
+    """Run a child; returns (its BENCH json or {}, wall seconds, peak RSS in MB of that child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    wrapped = ["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd] if Path("/usr/bin/time").exists() else cmd
+    t0 = time.perf_counter()
+    proc = subprocess.run(wrapped, capture_output=True, text=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"bench_vs_nest: child failed ({' '.join(cmd[:4])} ...):\n{proc.stderr[-3000:]}")
+    info = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            info = json.loads(line[6:])
+    rss = [int(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB")]
+    peak_mb = (rss[-1] if rss else max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)) / 1e3
+    return info, wall, peak_mb
+
+
+def _nest_example(name: str) -> Path | None:
+    try:
+        import nest  # noqa: F401 - only to find the wheel's examples
+    except ImportError:
+        return None
+    import importlib.util
+
+    spec = importlib.util.find_spec("nest")
+    base = Path(spec.origin).parent / "doc" / "examples" / "pynest" / "eprop_plasticity" / name
+    return base if base.exists() else None
+
+
+def _config(kind: str, iterations: int) -> dict:
+    import tomllib
+
+    if kind == "sine":
+        data = tomllib.loads((ROOT / "models" / "sine.toml").read_text())
+    else:
+        data = tomllib.loads((ROOT / "models" / "evidence.toml").read_text())
+        data["simulation"]["n_steps"] = 2250
+        data["task"].update(n_cues=7)  # 7 × (100 + 50) ms cues and gaps, delay, 150 ms recall: 2250 steps
+        data["training"]["batch_size"] = 32
+    data["training"]["iterations"] = iterations
+    data["simulation"]["device"] = "auto"
+    return data
+
+
+def bench(kind: str, iterations: int, repeats: int, with_nest: bool) -> list[dict]:
+    """Alternate NEST and neuroplast ``repeats`` times on one workload; returns one row per repeat."""
+    example = _nest_example(NEST_SINE if kind == "sine" else NEST_EVIDENCE) if with_nest else None
+    if with_nest and example is None:
+        print("NEST is not installed (pip install '.[nest]'): neuroplast only", file=sys.stderr)
+    nest_vars = (
+        {"n_iter": iterations, "do_plotting": False}
+        if kind == "sine"
+        else {"n_iter_train": iterations, "n_iter_test": 1, "do_plotting": False}
+    )
+    cfg = _config(kind, iterations)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            row: dict = {"repeat": r + 1}
+            if example is not None:
+                cmd = [sys.executable, "-c", _NEST_CHILD, str(example), json.dumps(nest_vars)]
+                info, wall, mem = _child(cmd)
+                row["nest"] = {
+                    "per_iteration_s": info["simulate_s"] / info["iterations"],
+                    "command_s": wall,
+                    "peak_mb": mem,
+                    "iterations": info["iterations"],
+                }
+            cold = Path(tmp) / f"cache_cold_{r}"
+            env = {**os.environ, "NEUROPLAST_CACHE": str(cold)}
+            out = str(Path(tmp) / "bench.h5")
+            cli = [sys.executable, "-m", "neuroplast", "run", "CFG", "--out", out, "--force", "--quiet"]
+            cfg_path = Path(tmp) / f"{kind}.toml"
+            cfg_path.write_text(_toml(cfg))
+            cli[4] = str(cfg_path)
+            _, cold_s, _ = _child(cli, env)
+            _, warm_s, _ = _child(cli, env)
+            info, _, mem = _child([sys.executable, "-c", _NP_CHILD, json.dumps(cfg), out, str(ROOT)], env)
+            row["neuroplast"] = {**info, "command_cold_s": cold_s, "command_warm_s": warm_s, "peak_mb": mem}
+            rows.append(row)
+            _print_row(kind, row)
+    return rows
+
+
+def _toml(data: dict) -> str:
+    from neuroplast.config import parse_config, to_toml
+
+    return to_toml(parse_config(data))
+
+
+def _print_row(kind: str, row: dict) -> None:
+    n = row["neuroplast"]
+    print(
+        f"[{kind} #{row['repeat']}] neuroplast ({n['device']}): {1e3 * n['per_iteration_s']:.1f} ms/it "
+        f"(simulate {1e3 * n['simulate_s']:.1f}, rest of step {1e3 * n['train_rest_s']:.1f}, record "
+        f"{1e3 * n['record_s']:.1f}, log {1e3 * n['log_s']:.1f}; {n['rate_hz']:.1f} Hz), command cold "
+        f"{n['command_cold_s']:.1f} s / warm {n['command_warm_s']:.1f} s, peak {n['peak_mb']:.0f} MB"
+    )
+    if "nest" in row:
+        s = row["nest"]
+        print(
+            f"[{kind} #{row['repeat']}] NEST: {1e3 * s['per_iteration_s']:.1f} ms/iteration, command "
+            f"{s['command_s']:.1f} s, peak {s['peak_mb']:.0f} MB"
+        )
+        print(
+            f"[{kind} #{row['repeat']}] ratio neuroplast/NEST: per iteration "
+            f"{n['per_iteration_s'] / s['per_iteration_s']:.3f}, command warm "
+            f"{n['command_warm_s'] / s['command_s']:.3f}, cold {n['command_cold_s'] / s['command_s']:.3f}"
+        )
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--iterations", type=int, default=200, help="sine-wave iterations (NEST's example: 200)")
+    ap.add_argument("--evidence", action="store_true", help="also evidence accumulation at batch 32")
+    ap.add_argument("--evidence-iterations", type=int, default=3)
+    ap.add_argument("--no-nest", action="store_true", help="neuroplast only")
+    ap.add_argument("--json", help="also write every figure to this JSON file")
+    args = ap.parse_args(argv)
+    results = {"sine": bench("sine", args.iterations, args.repeats, not args.no_nest)}
+    if args.evidence:
+        results["evidence"] = bench("evidence", args.evidence_iterations, args.repeats, not args.no_nest)
+    for kind, rows in results.items():
+        pairs = [r for r in rows if "nest" in r]
+        if pairs:
+            ratios = [r["neuroplast"]["per_iteration_s"] / r["nest"]["per_iteration_s"] for r in pairs]
+            warm = [r["neuroplast"]["command_warm_s"] / r["nest"]["command_s"] for r in pairs]
+            print(
+                f"{kind}: per-iteration ratio median {statistics.median(ratios):.3f} "
+                f"(range {min(ratios):.3f}-{max(ratios):.3f}), warm command ratio median "
+                f"{statistics.median(warm):.3f}"
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
