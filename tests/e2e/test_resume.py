@@ -216,7 +216,8 @@ def test_resume_after_kill_mid_flush(work: Path, reference: Path) -> None:
 
 @pytest.mark.e2e
 def test_resume_errors_are_one_line(work: Path, reference: Path) -> None:
-    """Missing file, config mismatch, conflicting options: one line, exit 2, file untouched."""
+    """Missing file, config mismatch, fewer iterations than done, conflicting options: one line, exit 2,
+    file untouched."""
     killed = work / "mismatch.h5"
     shutil.copy(reference, killed)
     with h5py.File(killed, "r+") as f:
@@ -224,7 +225,7 @@ def test_resume_errors_are_one_line(work: Path, reference: Path) -> None:
     before = killed.read_bytes()
     cases = [
         (("--iterations", ITERATIONS, "--resume", work / "missing.h5"), "missing.h5"),
-        (("--iterations", ITERATIONS + 1, "--resume", killed), "training.iterations"),
+        (("--iterations", ITERATIONS - 1, "--resume", killed), "--iterations"),
         (("--iterations", ITERATIONS, "--seed", 7, "--resume", killed), "simulation.seed"),
         (("--iterations", ITERATIONS, "--rule", "eprop-random", "--resume", killed), "training.rule"),
         (("--iterations", ITERATIONS, "--resume", killed, "--force"), "--force"),
