@@ -18,6 +18,7 @@ import numpy as np
 from neuroplast.io.checks import check_flush_every
 from neuroplast.io.interrupts import deferred_interrupts
 from neuroplast.io.layout import RunSpec, TaskKind, open_for_writing
+from neuroplast.io.lock import check_not_busy
 from neuroplast.io.reports import Reports
 from neuroplast.io.schema import (
     ATTR_FINISHED,
@@ -270,6 +271,7 @@ class AppendMixin:
         """
         from neuroplast.io.reader import open_run
 
+        check_not_busy(path)  # a live writer's file: say so (open_for_writing below is what enforces it)
         run = open_run(path)  # validates format, version, groups and required attributes
         if run.diverged is not None:
             raise RunFileError(run.path, f"run diverged ({run.diverged}); it cannot be continued")
