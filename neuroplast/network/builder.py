@@ -34,7 +34,7 @@ def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
     step and returns normally, with fewer steps than the trial has.  A stopped trial is never a result
     (also when the request came in its last step): the interrupt goes on to the caller instead.
     """
-    done = int(round(float(net.t_) / (dt_ms * 1e-3)))
+    done = int(round(float(np.asarray(net.t_).item()) / (dt_ms * 1e-3)))  # t_ is a view after a stop
     if b2.Network._globally_stopped or getattr(net, "_stopped", False) or done < n_steps:
         raise KeyboardInterrupt(f"trial stopped after {done} of {n_steps} steps")
 

@@ -24,6 +24,7 @@ from neuroplast.io import open_run
 from neuroplast.io.writer import read_states
 from tests.helpers import (
     MID_FLUSH_CHILD,
+    TINY_TOML,
     assert_same_datasets,
     cli_args,
     cli_env,
@@ -34,39 +35,7 @@ from tests.helpers import (
 )
 
 ITERATIONS = 6
-TINY = """\
-[simulation]
-dt_ms = 1.0
-n_steps = 300
-seed = 1
-device = "runtime"
-
-[network]
-n_rec = 30
-n_alif = 0
-n_out = 1
-tau_m_ms = 30.0
-v_th = 0.03
-n_ref = 0
-tau_out_ms = 30.0
-w_in_scale = 0.05
-w_rec_scale = 0.02
-w_out_scale = 0.1
-
-[task]
-name = "sine"
-n_in = 40
-rate_hz = 50.0
-periods_ms = [300.0, 150.0, 100.0]
-
-[training]
-rule = "eprop"
-loss = "mse"
-optimizer = "adam"
-learning_rate = 0.001
-iterations = 40
-batch_size = 2
-"""
+TINY = TINY_TOML
 
 
 # ------------------------------------------------------------------------------------------ helpers
