@@ -305,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0 success; 1 a check failed (``compare``); 2 bad input (one line on stderr naming the key, file or
     option; nothing written); 3 training diverged (a non-finite loss, gradient or weight; the iterations
-    before it are kept); 130 interrupted (Ctrl-C); 141 the output pipe was closed (e.g. ``| head``).
+    before it are kept, the log is marked ``diverged``); 130 interrupted (Ctrl-C; the run log is closed at its
+    last complete iteration and can be resumed); 141 the output pipe was closed (e.g. ``| head``).
     """
     parser = build_parser()
     try:

@@ -7,9 +7,10 @@ written, because the trial rows are written *last*.  ``h5py.File.flush`` is call
 so a writer killed with ``SIGKILL`` leaves a file from which :func:`neuroplast.io.open_run` reads every
 flushed trial.  See ``docs/hdf5.md`` for the layout.
 
-:meth:`RunWriter.append` reopens such a file (killed or closed, not finished), cuts every dataset back to the
-last complete iteration and continues writing; with the resumable state that :meth:`RunWriter.add_iteration`
-stores under ``/resume`` a training run continues bit for bit (``neuroplast run --resume``).
+:meth:`RunWriter.append` reopens such a file (killed or closed, not finished; or finished, to extend it),
+cuts every dataset back to the last complete iteration and continues writing; with the resumable state that
+:meth:`RunWriter.add_iteration` stores under ``/resume`` a training run continues bit for bit
+(``neuroplast run --resume``).
 
 This module holds :class:`RunWriter` and the flush order; the jobs it delegates live next to it: argument
 checks in :mod:`~neuroplast.io.checks`, the file layout in :mod:`~neuroplast.io.layout`, buffered trials and
