@@ -238,6 +238,7 @@ def create_run_file(
         try:
             f = LockedFile.open(lock, "w")
         except OSError as exc:
+            path.unlink(missing_ok=True)  # the empty file this call created (still ours: locked)
             lock.release()
             raise RunFileError(path, f"cannot create: {exc}") from exc
     try:

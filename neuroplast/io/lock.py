@@ -13,6 +13,7 @@ On a file system without ``flock`` (or on a platform without :mod:`fcntl`) files
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -106,7 +107,8 @@ class WriteLock:
             os.close(fd)  # closing the last descriptor of the open file releases its flock
 
     def __del__(self) -> None:
-        self.release()
+        with contextlib.suppress(Exception):  # at interpreter exit os may be half torn down
+            self.release()
 
     def __repr__(self) -> str:
         return f"WriteLock({str(self.path)!r}, {'held' if self.held else 'released'})"
