@@ -112,10 +112,11 @@ def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path) -> None
     assert child.returncode == 130, stderr
     assert stderr == "neuroplast run: interrupted\n" and stdout == "", (stdout, stderr)
     run = open_run(out)
-    assert run.n_iterations == 2 and run.n_trials == 2 and not run.finished
+    n = run.n_iterations  # 2, unless the signal came as iteration 3 was written (held back until done)
+    assert n in (2, 3) and run.n_trials == n and not run.finished
     res = run_cli("run", "long.toml", "--iterations", 4, "--resume", out, "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
-    assert f"resumed {out} after iteration 2 " in res.stdout
+    assert f"resumed {out} after iteration {n} " in res.stdout
     assert diff_files(out, ref) == []
 
 

@@ -107,6 +107,10 @@ def test_force_replaces_a_closed_log_and_add_gradients_takes_the_lock(tmp_path: 
     assert open_run(path).n_trials == BATCH
     _writer_force(path).close()
     assert open_run(path).n_trials == 0
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() not in ("FALSE", "0"):
+        with h5py.File(path, "r"):  # a reader holding HDF5's shared lock: no writer may take the file
+            with pytest.raises(RunFileError, match="open in another process"):
+                check_not_busy(path)
     lock = WriteLock.acquire(path)  # while this process holds it, nobody else may write
     try:
         with pytest.raises(RunFileError, match="open in another process"):
@@ -117,6 +121,7 @@ def test_force_replaces_a_closed_log_and_add_gradients_takes_the_lock(tmp_path: 
 
 
 def test_sigint_is_held_back_until_the_outermost_block_ends() -> None:
+    before = signal.getsignal(signal.SIGINT)
     done = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupts():
@@ -125,11 +130,15 @@ def test_sigint_is_held_back_until_the_outermost_block_ends() -> None:
                 done.append("inner")
             done.append("outer")  # the inner block did not raise
     assert done == ["inner", "outer"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler or callable(
-        signal.getsignal(signal.SIGINT)
-    )
-    with deferred_interrupts():  # nothing pending afterwards
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    with deferred_interrupts():  # nothing is left pending
         done.append("again")
+    assert done[-1] == "again"
+    with pytest.raises(KeyboardInterrupt):  # outside a block, SIGINT interrupts at once
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10**7):
+            pass
+        done.append("not reached")
     assert done[-1] == "again"
 
 
