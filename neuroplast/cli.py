@@ -20,6 +20,7 @@ __all__ = ["main"]
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from neuroplast.config import load_config
+    from neuroplast.io.lock import check_not_busy
     from neuroplast.plasticity.rules import rule_names
     from neuroplast.training.runner import TRACEABLE, run_training
 
@@ -49,13 +50,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"{out}: is a directory, not a run-log file")
         if not out.exists():
             raise UsageError(f"{out}: --resume: no such run log")
-        was_finished = open_run(out).finished
+        check_not_busy(out)
+        before = open_run(out)
+        was_finished, n_before = before.finished, before.n_iterations
     else:
         out = Path(args.out) if args.out else Path("runs") / (Path(args.config).stem + ".h5")
         if out.is_dir():
             raise UsageError(f"{out}: is a directory, not a run-log file")
         if out.exists() and not args.force:
             raise UsageError(f"{out}: exists; use --force to overwrite it (or --resume {out} to continue it)")
+        check_not_busy(out)  # --force never deletes a log that a live run writes
         if not out.parent.exists():
             if args.out:
                 raise UsageError(f"{out.parent}: output folder does not exist")
@@ -83,10 +87,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from neuroplast.io import open_run
 
     run = open_run(path)
-    if args.resume is not None and was_finished:
+    if args.resume is not None and was_finished and run.n_iterations == n_before:
         print(f"{path}: run already finished ({run.n_iterations} iterations); nothing to resume")
         return 0
-    if resumed:
+    if args.resume is not None and was_finished:
+        print(f"extended {path} from {n_before} to {run.n_iterations} iterations")
+    elif resumed:
         print(
             f"resumed {path} after iteration {resumed['iterations']} "
             f"(cut off {resumed['dropped_trials']} trials, {resumed['dropped_iterations']} iterations "
@@ -118,10 +124,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     import numpy as np
 
     from neuroplast.analysis.compare import compare_run
+    from neuroplast.io.lock import check_not_busy
 
     def _fmt(v: float) -> str:
         return "nan" if v != v else f"{v:.3g}"
 
+    check_not_busy(args.run)  # a live run's log is not replayed (and not written to)
     res = compare_run(args.run, keep_reset=args.keep_reset, progress=not (args.quiet or args.json))
     if args.json:
 
@@ -224,16 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="plasticity rule, e.g. eprop, eprop-random, eprop-adaptive, bptt, or a "
         "plugin's name (default: training.rule)",
     )
-    run.add_argument("--force", action="store_true", help="overwrite an existing run log")
+    run.add_argument(
+        "--force", action="store_true", help="overwrite an existing run log (never one a live run writes)"
+    )
     run.add_argument("--trace", help="comma-separated recurrent variables to log per step (v,a,z,psi)")
     run.add_argument("--trace-neurons", type=int, help="log traces of only the first N recurrent neurons")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument(
         "--resume",
         metavar="RUN.h5",
-        help="continue an unfinished (e.g. killed) run log of the same config in place: cut it back to its "
-        "last complete iteration and train on, bit for bit as an uninterrupted run; a finished run log is "
-        "left as it is (exit 0)",
+        help="continue a run log of the same config in place: cut it back to its last complete iteration "
+        "and train on, bit for bit as an uninterrupted run, up to its logged iterations or --iterations N "
+        "(a finished run given a larger N is extended; without one it is left as it is, exit 0); a run "
+        "that diverged or that a live run still writes is refused",
     )
     run.set_defaults(func=_cmd_run)
     ins = sub.add_parser(
@@ -294,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0 success; 1 a check failed (``compare``); 2 bad input (one line on stderr naming the key, file or
     option; nothing written); 3 training diverged (a non-finite loss, gradient or weight; the iterations
-    before it are kept); 130 interrupted (Ctrl-C); 141 the output pipe was closed (e.g. ``| head``).
+    before it are kept, the log is marked ``diverged``); 130 interrupted (Ctrl-C; the run log is closed at its
+    last complete iteration and can be resumed); 141 the output pipe was closed (e.g. ``| head``).
     """
     parser = build_parser()
     try:

@@ -50,8 +50,9 @@ class UsageError(NeuroplastError):
 class DivergedError(NeuroplastError):
     """Training produced a non-finite loss, gradient or weight (the message says what, where and when).
 
-    The iteration that diverged is not applied; every iteration before it is kept.  ``neuroplast run``
-    exits with status 3.
+    The iteration that diverged is not applied; every iteration before it is kept and the run log is marked
+    with the message (root attribute ``diverged``; such a log is not resumed).  ``neuroplast run`` exits
+    with status 3.
     """
 
     def __init__(self, iteration: int, what: str) -> None:

@@ -208,6 +208,43 @@ def write_text(folder: Path, name: str, text: str) -> Path:
     return folder
 
 
+#: A tiny sine config on the runtime device (trials of 300 steps, batch 2): the end-to-end tests of
+#: ``neuroplast run`` (tests/e2e/test_resume.py, tests/e2e/test_run_safety.py) train it for a few iterations.
+TINY_TOML = """\
+[simulation]
+dt_ms = 1.0
+n_steps = 300
+seed = 1
+device = "runtime"
+
+[network]
+n_rec = 30
+n_alif = 0
+n_out = 1
+tau_m_ms = 30.0
+v_th = 0.03
+n_ref = 0
+tau_out_ms = 30.0
+w_in_scale = 0.05
+w_rec_scale = 0.02
+w_out_scale = 0.1
+
+[task]
+name = "sine"
+n_in = 40
+rate_hz = 50.0
+periods_ms = [300.0, 150.0, 100.0]
+
+[training]
+rule = "eprop"
+loss = "mse"
+optimizer = "adam"
+learning_rate = 0.001
+iterations = 40
+batch_size = 2
+"""
+
+
 #: A sine config with in-trial learning (SGD every IN_TRIAL_EVERY steps): tests/e2e/test_in_trial_run.py
 #: runs it through the command line, tests/training/test_in_trial.py through the trainer.
 IN_TRIAL_EVERY, IN_TRIAL_LR = 50, 1e-5

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from neuroplast.io.layout import open_for_writing
+from neuroplast.io.lock import check_not_busy
 from neuroplast.io.reader import RunLog, open_run
 from neuroplast.io.schema import PARTIAL_PREFIX, REPLACED_PREFIX, RunFileError, check_name, chunk_rows
 
@@ -58,6 +59,7 @@ def add_gradients(
         If no gradient is given or an array has the wrong shape.
     """
     check_name("estimator", estimator)
+    check_not_busy(path)  # a live writer's log (open_for_writing below enforces it)
     run = open_run(path)
     arrays = _checked(run, gradients)
     f = open_for_writing(run.path)
@@ -103,6 +105,7 @@ def rename_gradient(
         the file cannot be opened for writing.
     """
     check_name("estimator", new)
+    check_not_busy(path)  # a live writer's log (open_for_writing below enforces it)
     run = open_run(path)
     projections = list(projections)
     for proj in projections:

@@ -2,7 +2,9 @@
 
 :func:`create_run_file` makes a new file with every group and every growing dataset of the layout
 (``docs/hdf5.md``), empty and chunked; :func:`growing` and :func:`append_rows` are the two primitives the
-writer grows those datasets with.  :func:`open_for_writing` opens an existing file read/write.
+writer grows those datasets with.  :func:`open_for_writing` opens an existing file read/write.  Both return a
+:class:`LockedFile`: the file with the writer's exclusive lock (:mod:`neuroplast.io.lock`) held until it is
+closed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 
+from neuroplast.io.interrupts import deferred_interrupts
+from neuroplast.io.lock import WriteLock
 from neuroplast.io.schema import (
     ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
@@ -30,7 +34,15 @@ from neuroplast.io.schema import (
     sorting_dtype,
 )
 
-__all__ = ["RunSpec", "TaskKind", "growing", "append_rows", "create_run_file", "open_for_writing"]
+__all__ = [
+    "RunSpec",
+    "TaskKind",
+    "LockedFile",
+    "growing",
+    "append_rows",
+    "create_run_file",
+    "open_for_writing",
+]
 
 TaskKind = Literal["regression", "classification"]
 
@@ -71,6 +83,29 @@ class RunSpec:
     def n_in_trial_updates(self) -> int:
         """In-trial updates per trial, (n_steps − 1) // update_every_steps (0 without in-trial learning)."""
         return (self.n_steps - 1) // self.update_every_steps if self.update_every_steps else 0
+
+
+class LockedFile(h5py.File):
+    """An ``h5py.File`` opened with HDF5's file locking off, holding a :class:`~neuroplast.io.lock.WriteLock`
+    on the same file until :meth:`close` (the lock is the writer's; HDF5's own would collide with it)."""
+
+    _write_lock: WriteLock | None = None
+
+    @classmethod
+    def open(cls, lock: WriteLock, mode: str) -> LockedFile:
+        """Open ``lock.path`` in ``mode`` with the file-format bounds of every file written; keep ``lock``."""
+        f = cls(lock.path, mode, libver=LIBVER, locking=False)
+        f._write_lock = lock
+        return f
+
+    def close(self) -> None:
+        """Close the file, then release the lock."""
+        try:
+            super().close()
+        finally:
+            lock, self._write_lock = self._write_lock, None
+            if lock is not None:
+                lock.release()
 
 
 def _neuroplast_version() -> str:
@@ -180,21 +215,32 @@ def create_run_file(
     Raises
     ------
     RunFileError
-        If ``path`` is a folder, its folder is missing, it exists and ``force`` is false, or it cannot be
-        created.
+        If ``path`` is a folder, its folder is missing, it exists and ``force`` is false, another process
+        has it open (a live writer: it is never deleted), or it cannot be created.
     """
     if path.is_dir():
         raise RunFileError(path, "is a directory, not a run-log file")
     if not path.parent.is_dir():
         raise RunFileError(path, f"folder {path.parent} does not exist")
-    if path.exists() or path.is_symlink():
-        if not force:
-            raise RunFileError(path, "already exists; refusing to overwrite (pass force=True to replace it)")
-        path.unlink()
-    try:
-        f = h5py.File(path, "w-", libver=LIBVER)
-    except OSError as exc:
-        raise RunFileError(path, f"cannot create: {exc}") from exc
+    with deferred_interrupts():
+        if path.exists() or path.is_symlink():
+            if not force:
+                raise RunFileError(
+                    path, "already exists; refusing to overwrite (pass force=True to replace it)"
+                )
+            old = WriteLock.acquire(path) if path.exists() else None  # refused while a writer holds it
+            try:
+                path.unlink()
+            finally:
+                if old is not None:
+                    old.release()
+        lock = WriteLock.create(path)
+        try:
+            f = LockedFile.open(lock, "w")
+        except OSError as exc:
+            path.unlink(missing_ok=True)  # the empty file this call created (still ours: locked)
+            lock.release()
+            raise RunFileError(path, f"cannot create: {exc}") from exc
     try:
         _root_attrs(f, spec, config_toml, seed, brian2_version)
         _populations(f, spec)
@@ -207,17 +253,19 @@ def create_run_file(
     return f
 
 
-def open_for_writing(path: Path) -> h5py.File:
-    """Open an existing run log read/write (with the file-format bounds of every file written).
+def open_for_writing(path: Path) -> LockedFile:
+    """Open an existing run log read/write (with the file-format bounds of every file written), locked.
 
     Raises
     ------
     RunFileError
-        If it cannot be opened, e.g. because a writer still holds it ("file is locked").
+        If another process has it open (a live writer), or it cannot be opened.
     """
+    lock = WriteLock.acquire(path)
     try:
-        return h5py.File(path, "r+", libver=LIBVER)
+        return LockedFile.open(lock, "r+")
     except OSError as exc:
+        lock.release()
         msg = " ".join(str(exc).split())
         what = "file is locked (still being written?)" if "lock" in msg.lower() else "cannot open for writing"
         raise RunFileError(path, f"{what}: {msg}") from exc

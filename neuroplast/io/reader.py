@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from neuroplast.io.schema import (
+    ATTR_DIVERGED,
     ATTR_FINISHED,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -268,6 +269,8 @@ class RunLog:
         Number of weight updates on disk.
     finished : bool
         Whether :meth:`RunWriter.finish` was called (final weights present).
+    diverged : str or None
+        See the property.
     trials : dict of str to numpy.ndarray
         Per-trial columns (``start_step``, ``n_steps``, ``iteration``, ``loss`` and extras), each
         ``(n_trials,)``.
@@ -361,6 +364,16 @@ class RunLog:
         )
 
     # ------------------------------------------------------------------ accessors
+    @property
+    def diverged(self) -> str | None:
+        """The one-line reason the run stopped with a non-finite loss, gradient or weight, else ``None``.
+
+        The root attribute ``diverged``, e.g. ``"diverged at iteration 2: the loss of trial 1 of the batch is
+        inf"``; present only in a run that diverged (its iterations before that one are all kept).
+        """
+        value = self.attrs.get(ATTR_DIVERGED)
+        return None if value is None else str(value)
+
     @property
     def spike_populations(self) -> list[str]:
         """Populations with a spike group."""

@@ -7,6 +7,7 @@ wrote, and returns everything a writer needs to continue (:class:`Reopened`).
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Self, cast
@@ -15,9 +16,12 @@ import h5py
 import numpy as np
 
 from neuroplast.io.checks import check_flush_every
+from neuroplast.io.interrupts import deferred_interrupts
 from neuroplast.io.layout import RunSpec, TaskKind, open_for_writing
+from neuroplast.io.lock import check_not_busy
 from neuroplast.io.reports import Reports
 from neuroplast.io.schema import (
+    ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
     ATTR_TRIALS_COMPLETE,
     ITERATION_DATASETS,
@@ -218,8 +222,14 @@ class AppendMixin:
         flush_every: int = 16,
         require_state: bool = False,
         trials_per_iteration: int | None = None,
+        extend: bool = False,
+        config_toml: str | None = None,
     ) -> Self:
         """Reopen an unfinished (e.g. killed) run log, cut it back to its last complete iteration, continue.
+
+        With ``extend`` a *finished* run log is reopened too, to train it further: ``finished`` is cleared
+        and its final-weights row is cut off with the rest (row ``K`` of ``weights`` is then written again
+        by the next iteration); :meth:`finish` sets both again.
 
         The file is opened read/write.  ``K``, the number of iterations kept, is the largest count such that
         the ``n_iterations_complete`` attribute and the ``weights``/``updates`` rows cover it, every trial
@@ -240,6 +250,11 @@ class AppendMixin:
             Keep only iterations for which a resume state (see :meth:`add_iteration`) is stored.
         trials_per_iteration : int, optional
             Trials every iteration has (the batch size); used to check that no trial is missing.
+        extend : bool, optional
+            Also reopen a finished run log (see above).
+        config_toml : str, optional
+            Replaces the stored ``config`` attribute (e.g. with the new ``training.iterations`` of a run
+            that is extended); written before anything is cut.
 
         Returns
         -------
@@ -251,21 +266,38 @@ class AppendMixin:
         Raises
         ------
         RunFileError
-            If the file is missing, not a run log, finished, locked, or damaged beyond its last flush.
+            If the file is missing, not a run log, finished (without ``extend``), diverged (attribute
+            ``diverged``), open in another process (a live writer), or damaged beyond its last flush.
         """
         from neuroplast.io.reader import open_run
 
+        check_not_busy(path)  # a live writer's file: say so (open_for_writing below is what enforces it)
         run = open_run(path)  # validates format, version, groups and required attributes
-        if run.finished:
+        if run.diverged is not None:
+            raise RunFileError(run.path, f"run diverged ({run.diverged}); it cannot be continued")
+        if run.finished and not extend:
             raise RunFileError(run.path, "run already finished; nothing to resume")
         n_flush = check_flush_every(flush_every)
-        f = open_for_writing(run.path)
-        try:
-            start = cut_back(f, run, require_state=require_state, trials_per_iteration=trials_per_iteration)
-            f.flush()
-        except BaseException:
-            f.close()
-            raise
+        if config_toml is not None:
+            try:
+                tomllib.loads(config_toml)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"config_toml is not valid TOML: {exc}") from exc
+        with deferred_interrupts():
+            f = open_for_writing(run.path)
+            try:
+                if run.finished:
+                    f.attrs[ATTR_FINISHED] = np.int8(0)
+                if config_toml is not None:
+                    f.attrs["config"] = config_toml
+                f.flush()
+                start = cut_back(
+                    f, run, require_state=require_state, trials_per_iteration=trials_per_iteration
+                )
+                f.flush()
+            except BaseException:
+                f.close()
+                raise
         # the object is made without __init__ (which creates a new file) and set up by the same
         # _init_state that __init__ uses
         self = cls.__new__(cls)

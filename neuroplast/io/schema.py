@@ -66,6 +66,9 @@ SORTING = {"none": 0, "by_id": 1, "by_time": 2}
 ATTR_TRIALS_COMPLETE = "n_trials_complete"
 ATTR_ITERATIONS_COMPLETE = "n_iterations_complete"
 ATTR_FINISHED = "finished"
+#: Root attribute present only in a run that diverged: the one-line message (what was not finite, where,
+#: at which iteration).  Such a log is never resumed or extended.
+ATTR_DIVERGED = "diverged"
 
 #: Per-iteration datasets of every ``/projections/<name>`` group (``in_trial_weights`` only in runs that
 #: learn inside their trials, root attribute ``update_every_steps`` > 0).

@@ -7,9 +7,10 @@ written, because the trial rows are written *last*.  ``h5py.File.flush`` is call
 so a writer killed with ``SIGKILL`` leaves a file from which :func:`neuroplast.io.open_run` reads every
 flushed trial.  See ``docs/hdf5.md`` for the layout.
 
-:meth:`RunWriter.append` reopens such a file (killed or closed, not finished), cuts every dataset back to the
-last complete iteration and continues writing; with the resumable state that :meth:`RunWriter.add_iteration`
-stores under ``/resume`` a training run continues bit for bit (``neuroplast run --resume``).
+:meth:`RunWriter.append` reopens such a file (killed or closed, not finished; or finished, to extend it),
+cuts every dataset back to the last complete iteration and continues writing; with the resumable state that
+:meth:`RunWriter.add_iteration` stores under ``/resume`` a training run continues bit for bit
+(``neuroplast run --resume``).
 
 This module holds :class:`RunWriter` and the flush order; the jobs it delegates live next to it: argument
 checks in :mod:`~neuroplast.io.checks`, the file layout in :mod:`~neuroplast.io.layout`, buffered trials and
@@ -42,10 +43,17 @@ from neuroplast.io.checks import (
     check_x,
     run_spec,
 )
+from neuroplast.io.interrupts import uninterrupted
 from neuroplast.io.layout import TaskKind, create_run_file
 from neuroplast.io.reopen import AppendMixin, Continuation
 from neuroplast.io.reports import TraceMixin
-from neuroplast.io.schema import ATTR_FINISHED, ATTR_ITERATIONS_COMPLETE, ATTR_TRIALS_COMPLETE, RunFileError
+from neuroplast.io.schema import (
+    ATTR_DIVERGED,
+    ATTR_FINISHED,
+    ATTR_ITERATIONS_COMPLETE,
+    ATTR_TRIALS_COMPLETE,
+    RunFileError,
+)
 
 # tests/test_resume.py (MID_FLUSH_CHILD) kills a run in the middle of a flush by replacing this module's
 # ``_write_slot`` (so RunWriter.flush calls it through this module) and looks these names up here.
@@ -62,7 +70,10 @@ class RunWriter(AppendMixin, TraceMixin):
     """Write one training run to a new ``neuroplast-run`` HDF5 file.
 
     Use as a context manager; the file is flushed and closed on exit (also when the block raises, in which
-    case every complete buffered trial is still written).
+    case every complete buffered trial is still written).  While it is open the writer holds an exclusive
+    lock on the file (:mod:`neuroplast.io.lock`): no other process can replace, reopen or read it.  Ctrl-C
+    (SIGINT) is held back while a method writes to the file (:mod:`neuroplast.io.interrupts`) and raised
+    as ``KeyboardInterrupt`` right after, so that the file and the writer always agree.
 
     Parameters
     ----------
@@ -106,7 +117,8 @@ class RunWriter(AppendMixin, TraceMixin):
     Raises
     ------
     RunFileError
-        If the file exists and ``force`` is false, or it cannot be created.
+        If the file exists and ``force`` is false, another process has it open (a live writer; it is never
+        deleted), or it cannot be created.
     ValueError
         On inconsistent arguments.
 
@@ -223,6 +235,7 @@ class RunWriter(AppendMixin, TraceMixin):
         if self._finished:
             raise RunFileError(self.path, "run already finished; no more trials or iterations can be added")
 
+    @uninterrupted
     def add_trial(
         self,
         iteration: int,
@@ -295,6 +308,7 @@ class RunWriter(AppendMixin, TraceMixin):
             self.flush()
         return self._n_trials_added - 1
 
+    @uninterrupted
     def add_iteration(
         self,
         weights_before: Mapping[str, Any],
@@ -347,6 +361,7 @@ class RunWriter(AppendMixin, TraceMixin):
         self.flush()
         return self._n_iters_added - 1
 
+    @uninterrupted
     def finish(self, final_weights: Mapping[str, Any]) -> None:
         """Store the weights after the last update, mark the run finished and flush.
 
@@ -360,7 +375,26 @@ class RunWriter(AppendMixin, TraceMixin):
         self._finished = True
         self.flush()
 
+    @uninterrupted
+    def mark_diverged(self, message: str) -> None:
+        """Flush what is complete and mark the run as diverged (root attribute ``diverged`` = ``message``).
+
+        The run stays unfinished; ``neuroplast run --resume`` refuses it (it would diverge again).
+
+        Parameters
+        ----------
+        message : str
+            One line: what was not finite, where, at which iteration
+            (:class:`~neuroplast.errors.DivergedError`'s message).  Newlines are folded.
+        """
+        self._require_running()
+        self.flush()
+        f = self._require_open()
+        f.attrs[ATTR_DIVERGED] = " ".join(str(message).split())
+        f.flush()
+
     # ------------------------------------------------------------------ flushing
+    @uninterrupted
     def flush(self) -> None:
         """Write everything buffered, in an order that keeps the file consistent, then ``h5py`` flush.
 
@@ -382,6 +416,7 @@ class RunWriter(AppendMixin, TraceMixin):
         f.flush()
 
     # ------------------------------------------------------------------ closing
+    @uninterrupted
     def close(self) -> None:
         """Flush what is buffered and close the file (idempotent)."""
         f = self._f

@@ -28,6 +28,18 @@ __all__ = ["Brian2Network", "TrialResult"]
 _ACTIVE_STANDALONE: list[Brian2Network] = []
 
 
+def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
+    """Raise ``KeyboardInterrupt`` if the runtime trial just run was stopped before its end.
+
+    Brian2 turns Ctrl-C (SIGINT) during ``Network.run`` into a stop request: the run ends after the current
+    step and returns normally, with fewer steps than the trial has.  A stopped trial is never a result
+    (also when the request came in its last step): the interrupt goes on to the caller instead.
+    """
+    done = int(round(float(np.asarray(net.t_).item()) / (dt_ms * 1e-3)))  # t_ is a view after a stop
+    if b2.Network._globally_stopped or getattr(net, "_stopped", False) or done < n_steps:
+        raise KeyboardInterrupt(f"trial stopped after {done} of {n_steps} steps")
+
+
 def _slot(operation: str) -> dict[str, str | int]:
     """``when`` and ``order`` of ``operation`` (:data:`.equations.SCHEDULE`), as keywords."""
     when, order = eq.SCHEDULE[operation]
@@ -562,6 +574,7 @@ class Brian2Network:
             for ta, val in arrays.items():
                 ta.values[:] = val
             self.net.run(self.n_steps * p.dt * b2.ms, namespace=self._namespace)
+            _raise_if_stopped(b2, self.net, self.n_steps, p.dt)
 
     def _check_fixed(self, p: ModelParams) -> None:
         if self.gradients and not self.adaptation and np.any(p.beta != 0.0):

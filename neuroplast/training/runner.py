@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from neuroplast.config import Config, to_toml
+from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.network.devices import cache_dir
 from neuroplast.training.progress import Progress
@@ -62,19 +63,53 @@ def _apply_overrides(cfg: Config, iterations: int | None, seed: int | None, rule
     return cfg
 
 
-def _check_resume(cfg: Config, path: Path, trace: Sequence[str], trace_neurons: int | None):
-    """Validate a run log for ``--resume``: config equal, traces as logged.  Returns (run, trace, n)."""
+def _logged_iterations(run: Any) -> int:
+    """``training.iterations`` of the config stored in a run log (the run's target)."""
+    from neuroplast.io import RunFileError
+
+    try:
+        return int(tomllib.loads(run.config_toml)["training"]["iterations"])
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise RunFileError(
+            run.path, f"damaged run log: stored config has no training.iterations ({exc})"
+        ) from exc
+
+
+def _check_resume(
+    cfg: Config, path: Path, iterations: int | None, trace: Sequence[str], trace_neurons: int | None
+) -> tuple[Any, Config, list[str], int | None]:
+    """Validate a run log for ``--resume``.  Returns ``(run, cfg, trace, logged trace neurons)``.
+
+    The config must equal the logged one except for ``training.iterations``: that is the logged one unless
+    ``iterations`` is given, which must not be below the iterations done (more extends the run).  The run
+    must not have diverged; traces continue as logged.
+    """
     from neuroplast.io import RunFileError, open_run
 
     run = open_run(path)
-    diff = config_difference(run.config_toml, to_toml(cfg))
+    if run.diverged is not None:
+        raise RunFileError(
+            path,
+            f"cannot resume: the run diverged ({run.diverged}); it would diverge again: start a new run "
+            "with a changed config (e.g. a smaller training.learning_rate)",
+        )
+    logged_target = _logged_iterations(run)
+    diff = config_difference(run.config_toml, to_toml(cfg.replace("training", iterations=logged_target)))
     if diff is not None:
         key, logged, given = diff
         raise RunFileError(
             path,
             f"cannot resume: config differs at {key} (run log: {logged!r}, given: {given!r}); "
-            "resume with the same config and --iterations/--seed/--rule",
+            "resume with the same config and --seed/--rule",
         )
+    target = logged_target if iterations is None else int(iterations)
+    if target < run.n_iterations:
+        raise RunFileError(
+            path,
+            f"cannot resume: --iterations {target} is fewer than the {run.n_iterations} iterations the run "
+            "log already holds (a run is never cut short)",
+        )
+    cfg = cfg.replace("training", iterations=target)
     logged_vars = [v for pop, v in run.traces if pop == "recurrent"]
     logged_n = None
     if logged_vars:
@@ -90,7 +125,7 @@ def _check_resume(cfg: Config, path: Path, trace: Sequence[str], trace_neurons: 
         raise RunFileError(
             path, f"cannot resume: --trace-neurons {trace_neurons} differs from the logged {logged_n}"
         )
-    return run, (list(trace) or logged_vars), logged_n
+    return run, cfg, (list(trace) or logged_vars), logged_n
 
 
 def run_training(
@@ -124,13 +159,17 @@ def run_training(
     progress : bool
         Show a progress bar.
     resume : path, optional
-        An unfinished run log of the same config (after the overrides above; its ``config`` attribute
-        must be equal, else :class:`~neuroplast.io.RunFileError` naming the first differing key).  Everything
-        after its last complete iteration is cut off, the trainer state of that iteration (dense weights,
-        feedback B, optimizer state, iteration count; stored under ``/resume``) is restored and training
-        continues in the same file, so that the result equals an uninterrupted run bit for bit.  Traces
-        continue as logged (``trace``/``trace_neurons``, if given, must match).  A finished run log is left
-        untouched (nothing to do).
+        A run log of the same config (after the overrides above; its ``config`` attribute must be equal
+        except for ``training.iterations``, else :class:`~neuroplast.io.RunFileError` naming the first
+        differing key).  Everything after its last complete iteration is cut off, the trainer state of that
+        iteration (dense weights, feedback B, optimizer state, iteration count; stored under ``/resume``) is
+        restored and training continues in the same file, so that the result equals an uninterrupted run
+        bit for bit.  The run trains up to the logged ``training.iterations``, or to ``iterations`` if given
+        (never fewer than the log holds; the stored config records the new count): a *finished* run given
+        more iterations is extended (``finished`` cleared, set again at the end with the new final
+        weights), bit for bit as if that count had been given at the start; a finished run given no more is
+        left untouched (nothing to do).  A run that diverged is refused.  Traces continue as logged
+        (``trace``/``trace_neurons``, if given, must match).
     on_resume : callable, optional
         Called with :attr:`RunWriter.resumed <neuroplast.io.RunWriter>` (``iterations``, ``trials``,
         ``dropped_trials``, ``dropped_iterations``) once the file has been cut back.
@@ -142,26 +181,35 @@ def run_training(
     Raises
     ------
     RunFileError
-        With ``resume``: missing or damaged file, config mismatch, inconsistent resume state.
+        With ``resume``: missing, damaged or diverged file, config mismatch, fewer ``iterations`` than
+        done, inconsistent resume state; a file another process has open (``resume`` or ``force``).
+    DivergedError
+        Training produced a non-finite loss, gradient or weight: the log keeps every iteration before it
+        and is marked (root attribute ``diverged``, :attr:`RunLog.diverged <neuroplast.io.RunLog>`).
+    KeyboardInterrupt
+        Ctrl-C: the log is closed at its last complete iteration and can be resumed.
     """
     for var in trace:
         if var not in TRACEABLE:
             raise ValueError(f"--trace: unknown variable {var!r} (known: {', '.join(TRACEABLE)})")
-    cfg = _apply_overrides(cfg, iterations, seed, rule)
-    logged = None
+    logged, extend = None, False
     if resume is not None:
+        cfg = _apply_overrides(cfg, None, seed, rule)
         resume = Path(resume)
         if out is not None and Path(out).resolve() != resume.resolve():
             raise ValueError(f"resume: out ({out}) must be left out or be the resumed file ({resume})")
-        run, trace, logged_n = _check_resume(cfg, resume, trace, trace_neurons)
-        if run.finished:
+        run, cfg, trace, logged_n = _check_resume(cfg, resume, iterations, trace, trace_neurons)
+        if run.finished and cfg.training.iterations == run.n_iterations:
             return resume
+        extend = run.finished
         if logged_n is not None:
             trace_neurons = logged_n
         logged = _logged_updates(run)
         out = resume
     elif out is None:
         raise ValueError("out: a run-log path is needed (or resume=...)")
+    else:
+        cfg = _apply_overrides(cfg, iterations, seed, rule)
     progress_ = Progress(cfg.training.iterations, 0, cfg.training.rule, enabled=progress)
     progress_.phase(f"building the network (Brian2 compiles code on a first run, cached in {cache_dir()})")
     trainer = Trainer.from_config(cfg, record=bool(trace))
@@ -170,11 +218,15 @@ def run_training(
     progress_.phase_done(f"network ready on {trainer.device} ({trainer.device_reason}{how})")
     n_rec = trainer.params.n_rec
     n_trace = n_rec if trace_neurons is None else min(trace_neurons, n_rec)
-    writer = _open_writer(trainer, Path(out), logged, force=force, on_resume=on_resume)
-    progress_.done = trainer.iteration
     try:
-        with writer:
-            _train(trainer, writer, trace, n_trace, progress_)
+        writer = _open_writer(trainer, Path(out), logged, force=force, extend=extend, on_resume=on_resume)
+        with writer:  # closed on any exit (Ctrl-C included), at its last complete iteration
+            progress_.done = trainer.iteration
+            try:
+                _train(trainer, writer, trace, n_trace, progress_)
+            except DivergedError as exc:
+                writer.mark_diverged(str(exc))
+                raise
             writer.finish(trainer.final_weights())
     finally:
         progress_.close()
@@ -200,15 +252,26 @@ def _open_writer(
     logged: dict[str, tuple[np.ndarray, np.ndarray]] | None,
     *,
     force: bool,
+    extend: bool,
     on_resume: Callable[[dict[str, int]], None] | None,
 ) -> Any:
-    """A new run log, or (``logged`` given) the resumed one cut back, with the trainer restored."""
+    """A new run log, or (``logged`` given) the resumed one cut back, with the trainer restored.
+
+    A resumed log stores the config it continues with (``training.iterations`` may have grown); with
+    ``extend`` it was finished and is reopened.
+    """
     from neuroplast.io import RunWriter
 
     if logged is None:
         return RunWriter(out, **trainer.log_header(), force=force)
     batch = trainer.cfg.training.batch_size
-    writer = RunWriter.append(out, require_state=True, trials_per_iteration=batch)
+    writer = RunWriter.append(
+        out,
+        require_state=True,
+        trials_per_iteration=batch,
+        extend=extend,
+        config_toml=to_toml(trainer.cfg),
+    )
     try:
         _restore(trainer, writer, logged)
     except BaseException:

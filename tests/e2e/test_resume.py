@@ -24,6 +24,7 @@ from neuroplast.io import open_run
 from neuroplast.io.writer import read_states
 from tests.helpers import (
     MID_FLUSH_CHILD,
+    TINY_TOML,
     assert_same_datasets,
     cli_args,
     cli_env,
@@ -34,39 +35,7 @@ from tests.helpers import (
 )
 
 ITERATIONS = 6
-TINY = """\
-[simulation]
-dt_ms = 1.0
-n_steps = 300
-seed = 1
-device = "runtime"
-
-[network]
-n_rec = 30
-n_alif = 0
-n_out = 1
-tau_m_ms = 30.0
-v_th = 0.03
-n_ref = 0
-tau_out_ms = 30.0
-w_in_scale = 0.05
-w_rec_scale = 0.02
-w_out_scale = 0.1
-
-[task]
-name = "sine"
-n_in = 40
-rate_hz = 50.0
-periods_ms = [300.0, 150.0, 100.0]
-
-[training]
-rule = "eprop"
-loss = "mse"
-optimizer = "adam"
-learning_rate = 0.001
-iterations = 40
-batch_size = 2
-"""
+TINY = TINY_TOML
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -216,7 +185,8 @@ def test_resume_after_kill_mid_flush(work: Path, reference: Path) -> None:
 
 @pytest.mark.e2e
 def test_resume_errors_are_one_line(work: Path, reference: Path) -> None:
-    """Missing file, config mismatch, conflicting options: one line, exit 2, file untouched."""
+    """Missing file, config mismatch, fewer iterations than done, conflicting options: one line, exit 2,
+    file untouched."""
     killed = work / "mismatch.h5"
     shutil.copy(reference, killed)
     with h5py.File(killed, "r+") as f:
@@ -224,7 +194,7 @@ def test_resume_errors_are_one_line(work: Path, reference: Path) -> None:
     before = killed.read_bytes()
     cases = [
         (("--iterations", ITERATIONS, "--resume", work / "missing.h5"), "missing.h5"),
-        (("--iterations", ITERATIONS + 1, "--resume", killed), "training.iterations"),
+        (("--iterations", ITERATIONS - 1, "--resume", killed), "--iterations"),
         (("--iterations", ITERATIONS, "--seed", 7, "--resume", killed), "simulation.seed"),
         (("--iterations", ITERATIONS, "--rule", "eprop-random", "--resume", killed), "training.rule"),
         (("--iterations", ITERATIONS, "--resume", killed, "--force"), "--force"),

@@ -1,0 +1,170 @@
+"""Runs that must not be lost or faked, through the real ``neuroplast run`` in subprocesses (runtime device):
+
+* a run that diverges exits 3, keeps every finished iteration and is marked (``diverged``); it is not resumed;
+* Ctrl-C (a real SIGINT) in the middle of a trial's simulation exits 130 with one line, and the log resumes
+  to the same content as an uninterrupted run;
+* a live run's log is not replaced (``--force``), reopened (``--resume``) or compared; once its writer is
+  killed the lock is gone and it resumes;
+* a finished run extended with ``--resume --iterations N`` equals a run of N iterations from the start.
+
+The fast tests of the same machinery (lock, held-back SIGINT, marks) are tests/io/test_run_safety.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from neuroplast.io import open_run
+from neuroplast.io.diff import diff_files
+from tests.helpers import TINY_TOML, assert_one_line_error, cli_args, cli_env, one_line, run_cli, write_text
+
+pytestmark = [pytest.mark.brian2, pytest.mark.e2e]
+
+#: Trials of 20000 steps (about 1.5 s each on the runtime device): a signal sent in the middle of an
+#: iteration lands in a simulation.
+LONG_TOML = TINY_TOML.replace("n_steps = 300", "n_steps = 20000").replace("batch_size = 2", "batch_size = 1")
+#: Adam steps of 1e200: finite after iteration 1, an infinite loss in iteration 2.
+DIVERGE_TOML = TINY_TOML.replace("learning_rate = 0.001", "learning_rate = 1e200")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("safety")
+    for name, text in (("tiny.toml", TINY_TOML), ("long.toml", LONG_TOML), ("diverge.toml", DIVERGE_TOML)):
+        write_text(folder, name, text)
+    assert LONG_TOML != TINY_TOML and DIVERGE_TOML != TINY_TOML
+    return folder
+
+
+def _peek_iterations(path: Path) -> int:
+    """``n_iterations_complete`` of a file a live writer holds (HDF5 locking off; -1 if not readable)."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return int(f.attrs["n_iterations_complete"]) if "format" in f.attrs else -1
+    except (OSError, KeyError):
+        return -1
+
+
+def _wait_for(path: Path, n: int, proc: subprocess.Popen, timeout: float = 240) -> float:
+    """Wait until ``path`` shows ``n`` complete iterations; the time it did (the run must still be alive)."""
+    t0 = time.monotonic()
+    while _peek_iterations(path) < n:
+        assert proc.poll() is None, f"the run ended early: {proc.communicate()}"
+        assert time.monotonic() - t0 < timeout, f"no {n} iterations in {timeout} s"
+        time.sleep(0.01)
+    return time.monotonic()
+
+
+def _start(*args: object, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cli_args(*args), cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_divergence_is_marked_in_the_log_and_not_resumed(work: Path) -> None:
+    out, one = work / "diverged.h5", work / "one.h5"
+    proc = run_cli("run", "diverge.toml", "--iterations", 4, "--out", out, "--quiet", cwd=work)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = one_line(proc.stderr)
+    assert line.startswith("neuroplast run: error: diverged at iteration 2: "), line
+    run = open_run(out)
+    assert run.n_iterations == 1 and run.n_trials == 2 and not run.finished
+    assert run.diverged == line.removeprefix("neuroplast run: error: ")
+    # the kept iteration is the real one: equal to a (finished) run of just that iteration
+    ok = run_cli("run", "diverge.toml", "--iterations", 1, "--out", one, "--quiet", cwd=work)
+    assert ok.returncode == 0, ok.stderr
+    ref = open_run(one)
+    assert ref.diverged is None
+    np.testing.assert_array_equal(run.trials["loss"], ref.trials["loss"])
+    for name in ref.projection_names:
+        p, q = run.projection(name), ref.projection(name)
+        np.testing.assert_array_equal(p.weights, q.weights[:1])
+        np.testing.assert_array_equal(p.updates, q.updates)
+    before = out.read_bytes()
+    again = run_cli("run", "diverge.toml", "--iterations", 4, "--resume", out, cwd=work)
+    assert_one_line_error(again, str(out), "cannot resume", "diverged at iteration 2")
+    assert out.read_bytes() == before
+
+
+def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path) -> None:
+    ref, out = work / "long_ref.h5", work / "long_interrupted.h5"
+    full = run_cli("run", "long.toml", "--iterations", 4, "--out", ref, "--quiet", cwd=work)
+    assert full.returncode == 0, full.stderr
+    child = _start("run", "long.toml", "--iterations", 4, "--out", out, "--quiet", cwd=work)
+    try:
+        t1 = _wait_for(out, 1, child)
+        t2 = _wait_for(out, 2, child)
+        time.sleep(0.4 * (t2 - t1))  # into iteration 3, whose time is almost all its trial's simulation
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130, stderr
+    assert stderr == "neuroplast run: interrupted\n" and stdout == "", (stdout, stderr)
+    run = open_run(out)
+    n = run.n_iterations  # 2, unless the signal came as iteration 3 was written (held back until done)
+    assert n in (2, 3) and run.n_trials == n and not run.finished
+    res = run_cli("run", "long.toml", "--iterations", 4, "--resume", out, "--quiet", cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert f"resumed {out} after iteration {n} " in res.stdout
+    assert diff_files(out, ref) == []
+
+
+def test_a_live_run_is_not_replaced_resumed_or_compared(work: Path) -> None:
+    live = work / "live.h5"
+    child = _start("run", "long.toml", "--iterations", 50, "--out", live, "--quiet", cwd=work)
+    try:
+        _wait_for(live, 1, child)
+        for args in (
+            ("run", "tiny.toml", "--out", live, "--force"),
+            ("run", "long.toml", "--iterations", 50, "--resume", live),
+            ("compare", live),
+        ):
+            proc = run_cli(*args, cwd=work)
+            assert_one_line_error(proc, str(live), "open in another process")
+        assert child.poll() is None  # the live run goes on, in the same file
+        n = _peek_iterations(live)
+        _wait_for(live, n + 1, child)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    k = _peek_iterations(live)
+    assert k >= 2
+    # no stale lock: the killed run's log resumes (to the iterations it holds, so nothing is trained)
+    res = run_cli("run", "long.toml", "--iterations", k, "--resume", live, "--quiet", cwd=work)
+    assert res.returncode == 0, res.stderr
+    run = open_run(live)
+    assert run.finished and run.n_iterations == k
+
+
+def test_extending_a_finished_run_equals_a_longer_run(work: Path) -> None:
+    ext, five = work / "extended.h5", work / "five.h5"
+    for path, n in ((ext, 3), (five, 5)):
+        proc = run_cli("run", "tiny.toml", "--iterations", n, "--out", path, "--quiet", cwd=work)
+        assert proc.returncode == 0, proc.stderr
+    before = ext.read_bytes()
+    fewer = run_cli("run", "tiny.toml", "--iterations", 2, "--resume", ext, cwd=work)
+    assert_one_line_error(fewer, str(ext), "--iterations 2", "3 iterations")
+    other = run_cli("run", "tiny.toml", "--iterations", 5, "--seed", 9, "--resume", ext, cwd=work)
+    assert_one_line_error(other, str(ext), "simulation.seed")
+    assert ext.read_bytes() == before
+    res = run_cli("run", "tiny.toml", "--iterations", 5, "--resume", ext, cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert f"extended {ext} from 3 to 5 iterations" in res.stdout
+    assert diff_files(ext, five) == []  # the stored config says 5 iterations, as a 5-iteration run's does
+    # the run's own count is the logged one now (tiny.toml says 40): nothing more to do
+    for args in (("--iterations", 5), ()):
+        again = run_cli("run", "tiny.toml", *args, "--resume", ext, cwd=work)
+        assert again.returncode == 0 and "nothing to resume" in again.stdout, again.stderr
+    assert diff_files(ext, five) == []

@@ -1,0 +1,232 @@
+"""Run logs that must not be lost or faked (no Brian2): the writer's exclusive lock against a real second
+process, Ctrl-C held back while the log is written, a diverged run marked, a finished run extended.
+
+The end-to-end tests through ``neuroplast run`` are tests/e2e/test_run_safety.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import neuroplast.io.writer as writer_module
+from neuroplast.io import RunFileError, RunWriter, add_gradients, open_run
+from neuroplast.io.interrupts import deferred_interrupts
+from neuroplast.io.lock import BUSY, WriteLock, check_not_busy
+from tests.helpers import ROOT, assert_same_datasets, cli_env
+from tests.io.test_append import BATCH, _iteration, _synthetic, _trial, _writer
+
+FINAL = {p: np.zeros(n) for p, n in (("input", 15), ("recurrent", 4), ("output", 10), ("bias", 2))}
+
+#: A second process that writes ``argv[1]`` (one complete iteration), says "ready" and waits to be killed.
+LIVE_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from tests.io.test_append import BATCH, _iteration, _trial, _writer
+
+    w = _writer(Path(sys.argv[1]))
+    for j in range(BATCH):
+        _trial(w, 0, j)
+    _iteration(w, 0)
+    print("ready", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def _live_writer(path: Path, env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.parametrize("hdf5_locking", ["default", "FALSE"])
+def test_a_live_writer_is_never_replaced_or_reopened(tmp_path: Path, hdf5_locking: str) -> None:
+    """--force, append (--resume) and add_gradients (compare) refuse a file that another process writes,
+    also when HDF5's own file locking is switched off; a SIGKILLed writer leaves no stale lock."""
+    path = tmp_path / "live.h5"
+    env = cli_env()
+    if hdf5_locking != "default":
+        env["HDF5_USE_FILE_LOCKING"] = hdf5_locking
+    proc = _live_writer(path, env)
+    try:
+        with pytest.raises(RunFileError) as err:
+            _writer_force(path)
+        assert err.value.problem == BUSY and "\n" not in str(err.value)
+        with h5py.File(path, "r", locking=False) as f:  # not deleted, not replaced
+            assert f.attrs["n_iterations_complete"] == 1
+        with pytest.raises(RunFileError, match="open in another process"):
+            RunWriter.append(path, flush_every=2)
+        with pytest.raises(RunFileError, match="open in another process"):
+            add_gradients(path, "bptt", {"recurrent": np.zeros((1, 4))})
+        with pytest.raises(RunFileError, match="open in another process"):
+            check_not_busy(path)
+        with pytest.raises(RunFileError, match="open in another process"):
+            WriteLock.acquire(path)
+        assert proc.poll() is None  # the writer lives on
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    check_not_busy(path)  # the kernel released the killed writer's lock
+    run = open_run(path)
+    assert run.n_iterations == 1 and run.n_trials == BATCH and not run.finished
+    w = RunWriter.append(path, flush_every=2, require_state=True, trials_per_iteration=BATCH)
+    assert w.resumed is not None and w.resumed["iterations"] == 1
+    w.close()
+
+
+def _writer_force(path: Path) -> RunWriter:
+    """``_writer`` with ``force=True`` (the constructor of ``--force``)."""
+    orig = RunWriter.__init__
+
+    def forced(self, p, **kw):
+        orig(self, p, **{**kw, "force": True})
+
+    RunWriter.__init__ = forced  # type: ignore[method-assign]
+    try:
+        return _writer(path)
+    finally:
+        RunWriter.__init__ = orig  # type: ignore[method-assign]
+
+
+def test_force_replaces_a_closed_log_and_add_gradients_takes_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "closed.h5"
+    _synthetic(path, 1)
+    assert open_run(path).n_trials == BATCH
+    _writer_force(path).close()
+    assert open_run(path).n_trials == 0
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() not in ("FALSE", "0"):
+        with h5py.File(path, "r"):  # a reader holding HDF5's shared lock: no writer may take the file
+            with pytest.raises(RunFileError, match="open in another process"):
+                check_not_busy(path)
+    lock = WriteLock.acquire(path)  # while this process holds it, nobody else may write
+    try:
+        with pytest.raises(RunFileError, match="open in another process"):
+            add_gradients(path, "bptt", {"recurrent": np.zeros((0, 4))})
+    finally:
+        lock.release()
+    assert not lock.held
+
+
+def test_sigint_is_held_back_until_the_outermost_block_ends() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            with deferred_interrupts():
+                os.kill(os.getpid(), signal.SIGINT)
+                done.append("inner")
+            done.append("outer")  # the inner block did not raise
+    assert done == ["inner", "outer"]
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    with deferred_interrupts():  # nothing is left pending
+        done.append("again")
+    assert done[-1] == "again"
+    with pytest.raises(KeyboardInterrupt):  # outside a block, SIGINT interrupts at once
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10**7):
+            pass
+        done.append("not reached")
+    assert done[-1] == "again"
+
+
+def test_ctrl_c_in_the_middle_of_a_flush_leaves_a_resumable_log(tmp_path: Path, monkeypatch) -> None:
+    """SIGINT while the resume slot of iteration 2 is written: the flush completes, then KeyboardInterrupt;
+    the closed log resumes after iteration 2 and continues to the same content as an uninterrupted run."""
+    ref, cut = tmp_path / "ref.h5", tmp_path / "cut.h5"
+    _synthetic(ref, 4)
+    orig = writer_module._write_slot
+
+    def interrupted(f, state, iteration, *rest):
+        if iteration == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-flush
+        return orig(f, state, iteration, *rest)
+
+    monkeypatch.setattr(writer_module, "_write_slot", interrupted)
+    w = _writer(cut)
+    with pytest.raises(KeyboardInterrupt):
+        with w:
+            for it in range(4):
+                for j in range(BATCH):
+                    _trial(w, it, j)
+                _iteration(w, it)
+    monkeypatch.setattr(writer_module, "_write_slot", orig)
+    run = open_run(cut)
+    assert run.n_iterations == 2 and run.n_trials == 2 * BATCH and not run.finished
+    w = RunWriter.append(cut, flush_every=2, require_state=True, trials_per_iteration=BATCH)
+    assert w.resumed == {"iterations": 2, "trials": 6, "dropped_trials": 0, "dropped_iterations": 0}
+    with w:
+        for it in range(2, 4):
+            for j in range(BATCH):
+                _trial(w, it, j)
+            _iteration(w, it)
+        w.finish(FINAL)
+    assert_same_datasets(cut, ref)
+
+
+def test_a_diverged_run_is_marked_and_never_continued(tmp_path: Path) -> None:
+    path, normal = tmp_path / "diverged.h5", tmp_path / "normal.h5"
+    _synthetic(normal, 1)
+    assert open_run(normal).diverged is None
+    with h5py.File(normal, "r") as f:
+        assert "diverged" not in f.attrs  # the attribute appears only in a run that diverged
+    w = _writer(path)
+    with w:
+        for j in range(BATCH):
+            _trial(w, 0, j)
+        _iteration(w, 0)
+        _trial(w, 1, 0)
+        w.mark_diverged("diverged at iteration 2:\n the loss of trial 1 of the batch is inf")
+    run = open_run(path)
+    assert run.diverged == "diverged at iteration 2: the loss of trial 1 of the batch is inf"
+    assert run.n_iterations == 1 and not run.finished
+    with pytest.raises(RunFileError, match="run diverged"):
+        RunWriter.append(path)
+    with pytest.raises(RunFileError, match="run diverged"):
+        RunWriter.append(path, extend=True)
+
+
+def test_extend_reopens_a_finished_log_and_continues_identically(tmp_path: Path) -> None:
+    """A finished 2-iteration log extended to 4 equals a 4-iteration log (the config attribute aside,
+    which records what it is given)."""
+    ref, ext = tmp_path / "ref.h5", tmp_path / "ext.h5"
+    _synthetic(ref, 4)
+    _synthetic(ext, 2)
+    with pytest.raises(RunFileError, match="already finished"):
+        RunWriter.append(ext)
+    with pytest.raises(ValueError, match="config_toml"):
+        RunWriter.append(ext, extend=True, config_toml="not = [toml")
+    assert open_run(ext).finished  # a refused call changes nothing
+    w = RunWriter.append(
+        ext,
+        flush_every=2,
+        require_state=True,
+        trials_per_iteration=BATCH,
+        extend=True,
+        config_toml="[a]\nb = 2\n",
+    )
+    assert w.resumed == {"iterations": 2, "trials": 6, "dropped_trials": 0, "dropped_iterations": 0}
+    with h5py.File(ext, "r", locking=False) as f:  # (the writer holds the lock; HDF5's own is off)
+        assert f.attrs["finished"] == 0 and f.attrs["config"] == "[a]\nb = 2\n"
+        assert f["projections/input/weights"].shape[0] == 2  # the final row is gone until finish
+    with w:
+        for it in range(2, 4):
+            for j in range(BATCH):
+                _trial(w, it, j)
+            _iteration(w, it)
+        w.finish(FINAL)
+    with h5py.File(ext, "r+") as f:
+        f.attrs["config"] = "[a]\nb = 1\n"
+    assert_same_datasets(ext, ref)
