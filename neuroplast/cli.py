@@ -19,7 +19,7 @@ __all__ = ["main"]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from neuroplast.config import load_config
+    from neuroplast.config import check_log_size, load_config
     from neuroplast.io.lock import check_not_busy
     from neuroplast.plasticity.rules import rule_names
     from neuroplast.training.runner import TRACEABLE, run_training
@@ -71,6 +71,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"{out.parent}: is not a folder")
         if not os.access(out.parent, os.W_OK | os.X_OK):
             raise UsageError(f"{out.parent}: output folder is not writable")
+    check_log_size(cfg, out.parent, args.iterations)
     path = run_training(
         cfg,
         out,

@@ -26,6 +26,8 @@ from neuroplast.tasks import TASKS
 
 __all__ = [
     "check_size",
+    "check_log_size",
+    "estimate_log_bytes",
     "estimate_memory",
     "DEVICES",
     "GRADIENT_PATHS",
@@ -341,6 +343,45 @@ def _fmt_bytes(b: float) -> str:
             return f"{b:.3g} {unit}"
         b /= 1000
     return f"{b:.3g} PB"  # pragma: no cover
+
+
+def estimate_log_bytes(cfg: Config, iterations: int | None = None) -> float:
+    """Bytes the run log of ``cfg`` takes at least (a lower bound from the sizes alone).
+
+    Per trial the input spikes (one byte per step and input), the regression target and one gradient per
+    synapse (float64); per iteration the weights before the update and the update of every synapse.
+    Spikes, traces and the resume state come on top.
+    """
+    z = _sizes(cfg)
+    N, n_in, n_out = z["network.n_rec"], z["task.n_in"], z["network.n_out"]
+    T, B = z["simulation.n_steps"], z["training.batch_size"]
+    edges = N * (N * z["p_rec"] + n_in * z["p_in"] + 2 * n_out) + n_out
+    per_iteration = B * (T * n_in + T * n_out * 8.0 + edges * 8.0) + 2 * edges * 8.0
+    n = cfg.training.iterations if iterations is None else int(iterations)
+    return float(n) * per_iteration
+
+
+def check_log_size(cfg: Config, folder: str | Path, iterations: int | None = None) -> None:
+    """Refuse a run whose log (:func:`estimate_log_bytes`) cannot fit on the disk holding ``folder``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``training.iterations``, the estimate and the free space.
+    """
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    need = estimate_log_bytes(cfg, iterations)
+    if need > free:
+        n = cfg.training.iterations if iterations is None else int(iterations)
+        raise ConfigError(
+            f"training.iterations: {n} iterations make a run log of at least {_fmt_bytes(need)}; "
+            f"{folder} has {_fmt_bytes(free)} free"
+        )
 
 
 def check_size(cfg: Config, available: int | None = None) -> None:

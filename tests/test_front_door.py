@@ -98,6 +98,30 @@ def test_sizes_that_cannot_fit_are_refused_naming_the_key(table: str, key: str, 
         parse_config(data)
 
 
+@pytest.mark.e2e
+def test_iterations_whose_log_cannot_fit_are_refused_before_building(tmp_path: Path) -> None:
+    cfg = tmp_path / "huge.toml"
+    cfg.write_text(
+        (ROOT / "models" / "sine.toml")
+        .read_text()
+        .replace("iterations = 40", "iterations = 1000000000000000")
+    )
+    proc = _cli("run", cfg, "--out", tmp_path / "run.h5", cwd=tmp_path)
+    _assert_one_line(proc, "training.iterations: 1000000000000000 iterations make a run log of at least")
+    assert not (tmp_path / "run.h5").exists()
+
+
+def test_log_estimate_grows_with_iterations_and_fits_the_default_model(tmp_path: Path) -> None:
+    from neuroplast.config import check_log_size, estimate_log_bytes
+
+    cfg = load_config(ROOT / "models" / "sine.toml")
+    one = estimate_log_bytes(cfg, 1)
+    assert 1e4 < one < 1e7 and estimate_log_bytes(cfg, 10) == pytest.approx(10 * one, rel=1e-12)
+    check_log_size(cfg, tmp_path)  # 40 iterations: megabytes, fits
+    with pytest.raises(ConfigError, match=r"^training\.iterations: "):
+        check_log_size(cfg, tmp_path, iterations=10**15)
+
+
 def test_memory_estimate_scales_and_can_accept() -> None:
     cfg = load_config(ROOT / "models" / "sine.toml")
     small = estimate_memory(cfg)
