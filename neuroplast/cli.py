@@ -283,6 +283,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The run-log argument of every command that reads one (``run``: only with ``--resume``).
+RUN_LOG_ARGS = {"inspect": "run", "plot": "run", "compare": "run", "run": "resume"}
+
+
+def check_run_log(args: argparse.Namespace) -> None:
+    """The one validation of a run log, for every command: :func:`neuroplast.io.open_run` with
+    ``strict=True`` on the command's run-log argument, before the command does anything.
+
+    Raises
+    ------
+    RunFileError
+        One line naming the file and what is wrong with it (the file is only read).
+    """
+    name = RUN_LOG_ARGS.get(args.command)
+    value = getattr(args, name, None) if name else None
+    if value is None or (args.command == "run" and not Path(value).is_file()):
+        return  # `run` reports a missing --resume file or a folder itself
+    from neuroplast.io import open_run
+
+    open_run(value, strict=True)
+
+
 def _error(where: str, exc: BaseException) -> int:
     lines = str(exc).splitlines() or [type(exc).__name__]
     print(f"{where}: error: {lines[0]}", file=sys.stderr)
@@ -306,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     where = f"neuroplast {args.command}"
     try:
+        check_run_log(args)
         return int(args.func(args) or 0)
     except DivergedError as exc:
         _error(where, exc)

@@ -16,6 +16,7 @@ The reader never writes; gradients computed after a run are added with :func:`ne
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from neuroplast.io.schema import (
     report_root,
     report_var,
 )
+from neuroplast.io.validate import validate_file, validate_layout
 
 __all__ = ["open_run", "RunLog", "ProjectionLog", "TrialReplay", "Trace"]
 
@@ -46,6 +48,29 @@ _REQUIRED_GROUPS = ("populations", "spikes", "trials", "inputs", "targets", "pro
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+#: HDF5's message when another process holds the file (``flock`` refused: errno 11, EAGAIN).
+_LOCKED = re.compile(r"unable to lock file|\block(ed|ing)?\b.*(errno = 11|temporarily unavailable)", re.I)
+#: HDF5's message when the file is shorter than its superblock says.
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
+
+
+def _open_error(path: Path, exc: OSError) -> RunFileError:
+    """The one-line error for a file HDF5 cannot open: held by another process, cut short, or damaged."""
+    msg = _one_line(exc)
+    if _LOCKED.search(msg):
+        return RunFileError(
+            path, f"cannot open: another process holds the file (still being written?): {msg}"
+        )
+    m = _TRUNCATED.search(msg)
+    if m:
+        return RunFileError(
+            path,
+            f"truncated or damaged file: it has {int(m.group(1))} bytes but its HDF5 superblock says "
+            f"{int(m.group(2))} (copy cut short?)",
+        )
+    return RunFileError(path, f"damaged file, cannot open as HDF5: {msg}")
 
 
 def _estimators(g: h5py.Group) -> list[str]:
@@ -281,10 +306,10 @@ class RunLog:
         ``(pop, var)`` pairs with a stored report.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, strict: bool = False) -> None:
         self.path = path
         with self._open() as f:
-            self._load(f)
+            self._load(f, strict)
 
     # ------------------------------------------------------------------ file access
     @contextmanager
@@ -294,20 +319,17 @@ class RunLog:
         except FileNotFoundError as exc:
             raise RunFileError(self.path, "no such file") from exc
         except OSError as exc:
-            msg = _one_line(exc)
-            if "lock" in msg.lower():
-                raise RunFileError(
-                    self.path, f"cannot open, file is locked (still being written?): {msg}"
-                ) from exc
-            raise RunFileError(self.path, f"cannot open as HDF5 (truncated or damaged file?): {msg}") from exc
+            raise _open_error(self.path, exc) from exc
         try:
             yield f
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise RunFileError(self.path, f"damaged or incomplete run log: {_one_line(exc)}") from exc
+        except RunFileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+            raise RunFileError(self.path, f"damaged run log: {_one_line(exc)}") from exc
         finally:
             f.close()
 
-    def _load(self, f: h5py.File) -> None:
+    def _load(self, f: h5py.File, strict: bool) -> None:
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
         fmt = attrs.get("format")
         if fmt is None:
@@ -341,6 +363,7 @@ class RunLog:
         self.finished = bool(attrs.get(ATTR_FINISHED, 0))
         self.update_every_steps = int(attrs.get("update_every_steps", 0))
 
+        validate_layout(f, self.path, attrs, strict=strict)
         gt = f["trials"]
         missing = [c for c in TRIAL_COLUMNS if c not in gt]
         if missing:
@@ -350,6 +373,7 @@ class RunLog:
 
         self.projection_names = sorted(f["projections"].keys())
         self.n_iterations = complete_iterations(f)
+        validate_file(f, self.path, attrs, self.n_trials, self.n_iterations, strict=strict)
 
         self.populations: dict[str, dict[str, np.ndarray]] = {}
         self.population_sizes: dict[str, int] = {}
@@ -546,13 +570,18 @@ class RunLog:
         return f"RunLog({str(self.path)!r}, trials={self.n_trials}, iterations={self.n_iterations})"
 
 
-def open_run(path: str | os.PathLike[str]) -> RunLog:
+def open_run(path: str | os.PathLike[str], *, strict: bool = False) -> RunLog:
     """Open and validate a ``neuroplast-run`` HDF5 run log.
 
     Parameters
     ----------
     path : str or path-like
         The file.
+    strict : bool
+        Also check what every log of ``neuroplast run`` satisfies (:mod:`neuroplast.io.validate`: the
+        model's projections and recurrent spikes are there, spikes in order, weights that follow from their
+        updates); reads the weights and spikes once.  Every command of the ``neuroplast`` tool opens its
+        run log so.
 
     Returns
     -------
@@ -569,10 +598,12 @@ def open_run(path: str | os.PathLike[str]) -> RunLog:
         raise RunFileError(p, "no such file")
     if p.is_dir():
         raise RunFileError(p, "is a directory, not a run-log file")
+    if p.stat().st_size == 0:
+        raise RunFileError(p, "empty file (0 bytes), not a run log")
     try:
         ok = h5py.is_hdf5(p)
     except OSError as exc:
         raise RunFileError(p, f"cannot read: {_one_line(exc)}") from exc
     if not ok:
         raise RunFileError(p, "not an HDF5 file")
-    return RunLog(p)
+    return RunLog(p, strict=strict)
