@@ -333,6 +333,14 @@ def _synthetic_config(kind: str, reg: float) -> Any:
     return parse_config({"simulation": sim, "network": net, "task": task, "training": train})
 
 
+def _accuracy(y: np.ndarray, mask: np.ndarray, label: int | None) -> dict[str, float]:
+    """The trainer's ``accuracy`` column: the class of the mean softmax over the masked steps == label."""
+    if label is None:
+        return {}
+    e = np.exp(y[mask > 0] - y[mask > 0].max(axis=1, keepdims=True))
+    return {"accuracy": float(int(np.argmax((e / e.sum(axis=1, keepdims=True)).mean(axis=0))) == label)}
+
+
 def write_synthetic_run(
     path: Path,
     *,
@@ -424,6 +432,7 @@ def write_synthetic_run(
                     mask=(mask > 0) if kind == "classification" else None,
                     spikes={"recurrent": np.nonzero(traj.z), "input": np.nonzero(x)},
                     grads={p: {"eprop": gv[p]} for p in ("input", "recurrent", "output", "bias")},
+                    extras=_accuracy(traj.y, mask, label),
                 )
             if partial_iteration and it == n_iter:
                 break  # killed before this iteration's weights were logged

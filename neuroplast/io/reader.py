@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,18 @@ def _open_error(path: Path, exc: OSError) -> RunFileError:
             f"{int(m.group(2))} (copy cut short?)",
         )
     return RunFileError(path, f"damaged file, cannot open as HDF5: {msg}")
+
+
+#: What :meth:`RunLog.summary` says for each :meth:`RunLog.status`.
+_STATUS = {
+    "finished": "finished (final weights written)",
+    "killed": "not finished: killed or interrupted (or still being written); `neuroplast run --resume` "
+    "continues it",
+    "diverged": "diverged: training stopped on a non-finite loss, gradient or weight (the iterations before "
+    "it are kept)",
+}
+#: ``written_by`` of the gradients that ``neuroplast compare`` stores.
+_COMPARE = "neuroplast compare"
 
 
 def _estimators(g: h5py.Group) -> list[str]:
@@ -308,6 +321,7 @@ class RunLog:
 
     def __init__(self, path: Path, *, strict: bool = False) -> None:
         self.path = path
+        self._n_edges: dict[str, int] = {}
         with self._open() as f:
             self._load(f, strict)
 
@@ -530,41 +544,138 @@ class RunLog:
             )
 
     # ------------------------------------------------------------------ summary
+    @property
+    def diverged(self) -> bool:
+        """Whether training stopped on a non-finite loss, gradient or weight (root attribute ``diverged``;
+        absent in logs of runs that did not diverge)."""
+        return bool(self.attrs.get("diverged", 0) or 0)
+
+    @property
+    def rule(self) -> str:
+        """The plasticity rule of the stored config (``training.rule``), ``"?"`` if it names none."""
+        training = tomllib.loads(self.config_toml).get("training", {})
+        return str(training.get("rule", "?")) if isinstance(training, dict) else "?"
+
+    def status(self) -> str:
+        """``"finished"``, ``"diverged"`` or ``"killed"`` (the writer stopped without finishing: killed,
+        interrupted, or still running)."""
+        if self.diverged:
+            return "diverged"
+        return "finished" if self.finished else "killed"
+
+    def gradients(self) -> dict[str, dict[str, str]]:
+        """``projection -> estimator -> who wrote it`` (``"training"`` or the ``written_by`` attribute,
+        e.g. ``"neuroplast compare"``), for every stored gradient."""
+        out: dict[str, dict[str, str]] = {}
+        with self._open() as f:
+            for name in self.projection_names:
+                g = f["projections"][name]
+                self._n_edges[name] = int(g["source_ids"].shape[0])
+                out[name] = {
+                    e: str(_attr(g["grad"][e].attrs.get("written_by", "training"))) for e in _estimators(g)
+                }
+        return out
+
+    def loss_table(self, rows: int = 10) -> list[dict[str, Any]]:
+        """The loss curve in ``rows`` groups of consecutive iterations (deciles by default).
+
+        Returns
+        -------
+        list of dict
+            One per group: ``first``, ``last`` (iteration range, inclusive), ``trials``, ``loss`` (mean
+            loss; a sum over the trial's steps, dimensionless) and, for classification, ``accuracy`` (mean
+            fraction of correct trials).
+        """
+        it = np.asarray(self.trials["iteration"], dtype=np.int64)
+        loss = np.asarray(self.trials["loss"], dtype=np.float64)
+        acc = self.trials.get("accuracy")
+        out = []
+        for group in np.array_split(np.unique(it), min(rows, np.unique(it).size)):
+            sel = (it >= group[0]) & (it <= group[-1])
+            row: dict[str, Any] = {
+                "first": int(group[0]),
+                "last": int(group[-1]),
+                "trials": int(sel.sum()),
+                "loss": float(np.mean(loss[sel])),
+            }
+            if acc is not None:
+                row["accuracy"] = float(np.nanmean(np.asarray(acc, dtype=np.float64)[sel]))
+            out.append(row)
+        return out
+
     def summary(self) -> str:
-        """Human-readable multi-line summary: sizes, trials, loss first/last/min, file size."""
+        """Human-readable summary: sizes, status, rule, the loss (and accuracy) curve per decile of the
+        iterations, in-trial learning, traces, stored gradients and whether ``neuroplast compare`` ran."""
         size = os.path.getsize(self.path)
         lines = [
             f"{self.path} ({size / 1e6:.3f} MB, {FORMAT_NAME} v{self.format_version}, "
             f"neuroplast {self.attrs.get('neuroplast_version', '?')}, "
             f"brian2 {self.attrs.get('brian2_version', '?')})",
-            f"task: {self.task_kind}, dt = {self.dt_ms:g} ms, seed = {self.seed}, n_in = {self.n_in}, "
-            f"n_out = {self.n_out}, n_steps = {self.n_steps}",
+            f"task: {self.task_kind}, rule: {self.rule}, dt = {self.dt_ms:g} ms, seed = {self.seed}, "
+            f"n_in = {self.n_in}, n_out = {self.n_out}, n_steps = {self.n_steps}",
             "populations: " + ", ".join(f"{p} ({n})" for p, n in self.population_sizes.items()),
+            "status: " + _STATUS[self.status()],
+            f"trials: {self.n_trials}, iterations: {self.n_iterations}",
         ]
-        with self._open() as f:
-            for name in self.projection_names:
-                g = f["projections"][name]
-                ests = _estimators(g)
-                lines.append(
-                    f"projection {name}: {g['source_ids'].shape[0]} edges, grad: {', '.join(ests) or 'none'}"
-                )
-        loss = self.trials.get("loss", np.empty(0))
-        if loss.size:
-            lines.append(
-                f"trials: {self.n_trials}, iterations: {self.n_iterations}, "
-                f"loss first {loss[0]:.6g} / last {loss[-1]:.6g} / min {np.nanmin(loss):.6g}"
-            )
-        else:
-            lines.append(f"trials: 0, iterations: {self.n_iterations}")
-        if self.update_every_steps:
-            lines.append(
-                f"learning inside trials: an update every {self.update_every_steps} steps "
-                f"({(self.n_steps - 1) // self.update_every_steps} per trial + one at its end)"
-            )
-        lines.append("finished" if self.finished else "not finished (writer still running or killed)")
-        if self.traces:
-            lines.append("traces: " + ", ".join(f"{p}/{v}" for p, v in self.traces))
+        lines += self._curve_lines()
+        lines.append(
+            f"learning inside trials: an update every {self.update_every_steps} steps "
+            f"({(self.n_steps - 1) // self.update_every_steps} per trial + one at its end)"
+            if self.update_every_steps
+            else "learning inside trials: no (one update per iteration)"
+        )
+        lines.append("traces: " + (", ".join(f"{p}/{v}" for p, v in self.traces) or "none"))
+        lines += self._gradient_lines()
         return "\n".join(lines)
+
+    def _curve_lines(self) -> list[str]:
+        if self.n_trials == 0:
+            return ["loss: no complete trials"]
+        loss = np.asarray(self.trials["loss"], dtype=np.float64)
+        table = self.loss_table()
+        lines = [
+            f"loss (sum over a trial's steps): first {loss[0]:.6g}, last {loss[-1]:.6g}, "
+            f"min {np.nanmin(loss):.6g}"
+        ]
+        acc = self.trials.get("accuracy")
+        if acc is not None:
+            k = max(1, acc.size // 5)
+            lines.append(
+                f"accuracy: {np.nanmean(acc[:k]):.2f} (first 20 % of trials) -> {np.nanmean(acc[-k:]):.2f} "
+                "(last 20 %)"
+            )
+        heads = ["iterations", "trials", "mean loss"] + (["mean accuracy"] if "accuracy" in table[0] else [])
+        rows = [heads] + [
+            [f"{r['first']}-{r['last']}" if r["last"] > r["first"] else str(r["first"]), str(r["trials"])]
+            + [f"{r['loss']:.5g}"]
+            + ([f"{r['accuracy']:.3f}"] if "accuracy" in r else [])
+            for r in table
+        ]
+        widths = [max(len(row[c]) for row in rows) for c in range(len(heads))]
+        lines.append(f"loss curve ({len(table)} groups of iterations):")
+        lines += ["  " + "  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+        return lines
+
+    def _gradient_lines(self) -> list[str]:
+        grads = self.gradients()
+        lines = []
+        for name in self.projection_names:
+            by_training = [e for e, by in grads[name].items() if by == "training"]
+            added = [f"{e} ({by})" for e, by in grads[name].items() if by != "training"]
+            lines.append(
+                f"projection {name}: {self._n_edges[name]} edges, grad: "
+                + (", ".join(by_training + added) or "none")
+            )
+        logged = sorted({e for g in grads.values() for e, by in g.items() if by == "training"})
+        compared = any(by == _COMPARE for g in grads.values() for by in g.values())
+        lines.append("estimators logged in training: " + (", ".join(logged) or "none"))
+        if compared:
+            lines.append("neuroplast compare: has run (exact BPTT and its parts stored)")
+        elif self.update_every_steps:
+            lines.append("neuroplast compare: not applicable (the weights change inside each trial)")
+        else:
+            lines.append(f"neuroplast compare: not run yet (`neuroplast compare {self.path}`)")
+        return lines
 
     def __repr__(self) -> str:
         return f"RunLog({str(self.path)!r}, trials={self.n_trials}, iterations={self.n_iterations})"
