@@ -86,6 +86,13 @@ _STATUS = {
 _COMPARE = "neuroplast compare"
 
 
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the finite values (NaN if none: a column that appeared later has NaN rows before)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def _estimators(g: h5py.Group) -> list[str]:
     """Gradient estimators stored in projection group ``g``, sorted (hidden names left out)."""
     return sorted(e for e in g["grad"].keys() if not is_hidden(e)) if "grad" in g else []
@@ -599,7 +606,7 @@ class RunLog:
                 "loss": float(np.mean(loss[sel])),
             }
             if acc is not None:
-                row["accuracy"] = float(np.nanmean(np.asarray(acc, dtype=np.float64)[sel]))
+                row["accuracy"] = _nanmean(np.asarray(acc)[sel])
             out.append(row)
         return out
 
@@ -641,7 +648,7 @@ class RunLog:
         if acc is not None:
             k = max(1, acc.size // 5)
             lines.append(
-                f"accuracy: {np.nanmean(acc[:k]):.2f} (first 20 % of trials) -> {np.nanmean(acc[-k:]):.2f} "
+                f"accuracy: {_nanmean(acc[:k]):.2f} (first 20 % of trials) -> {_nanmean(acc[-k:]):.2f} "
                 "(last 20 %)"
             )
         heads = ["iterations", "trials", "mean loss"] + (["mean accuracy"] if "accuracy" in table[0] else [])
