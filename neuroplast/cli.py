@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "plot",
         help="write PNG figures of a run log",
         description="Write loss.png, alignment.png (needs `neuroplast compare` first), factorization.png "
-        "and raster.png for RUN.",
+        "and raster.png for RUN; a note says why a figure was not written (e.g. runs that learn inside "
+        "their trials have no alignment or factorization figure).",
     )
     plot.add_argument("run", help="run log (HDF5) written by `neuroplast run`")
     plot.add_argument("--out", help="output folder (default: <run stem>_plots/ next to the file)")

@@ -2,13 +2,18 @@
 
 :func:`plot_run` writes, into ``<stem>_plots/`` next to the file by default:
 
-* ``loss.png`` — task loss per trial and mean per iteration (log scale);
+* ``loss.png`` — task loss (a sum over the trial's steps) per trial and mean per iteration (log scale);
+  classification runs add the mean accuracy per iteration on a second axis;
 * ``alignment.png`` — cosine similarity and norm ratio of every estimator against exact BPTT per projection
-  over training (needs ``grad/bptt``, written by ``neuroplast compare``; otherwise skipped with a note);
+  over training, the kept part of BPTT dashed, exact estimators named instead of drawn, ``grad/bptt_full``
+  dotted when present (needs ``grad/bptt`` written by ``neuroplast compare``; otherwise, and for runs that
+  learn inside their trials, not written, with a note from :func:`alignment_skip_reason`);
 * ``factorization.png`` — for one trial, the per-step contributions to the exact gradient
   dE/dW = Σ_t L*_t e_t split into the part e-prop keeps (readout + regularizer learning signal) and the
-  part that flows back through W_rec, per step and accumulated along the BPTT direction;
-* ``raster.png`` — recurrent spikes of the last trial, with the replayed readout against the target.
+  part that flows back through W_rec, per step and accumulated along the BPTT direction (not for runs that
+  learn inside their trials);
+* ``raster.png`` — recurrent spikes of the last trial, with the replayed readout against the target
+  (in-trial runs: replayed with the logged in-trial weights, :func:`replay_in_trial`).
 
 Existing figures of the same name are overwritten.
 """
@@ -36,7 +41,7 @@ from neuroplast.analysis.compare import (
 from neuroplast.analysis.metrics import cosine_similarity, norm_ratio
 from neuroplast.io import RunFileError, RunLog, open_run
 
-__all__ = ["plot_run", "default_out_dir", "FIGURES"]
+__all__ = ["plot_run", "default_out_dir", "FIGURES", "alignment_skip_reason", "replay_in_trial", "Readout"]
 
 #: File names written by :func:`plot_run`.
 FIGURES = ("loss.png", "alignment.png", "factorization.png", "raster.png")
@@ -205,7 +210,8 @@ def _alignment_column(axes: Any, name: str, p: Any, trials: np.ndarray) -> None:
             g = p.grad(est)
             dotted = dict(style, ls=":")
             axes[0].plot(trials, cosine_similarity(g, full, batch_axes=1), **dotted)
-            axes[1].plot(trials, norm_ratio(g, full, batch_axes=1), **dotted)
+            ratios.append(np.asarray(norm_ratio(g, full, batch_axes=1)))
+            axes[1].plot(trials, ratios[-1], **dotted)
     axes[0].set_title(name)
     if exact:
         drawn = len(ests) > len(exact)
