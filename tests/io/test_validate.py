@@ -111,6 +111,20 @@ CASES = {
 }
 
 
+def test_killed_log_with_a_begun_but_unwritten_iteration_passes(tmp_path) -> None:
+    """A kill mid-flush can leave the next weights row and spike rows resized but never written (zeros)."""
+    path = write_synthetic_run(tmp_path / "killed.h5", partial_iteration=True)
+    with h5py.File(path, "r+") as f:
+        for name in ("weights", "updates"):
+            d = f[f"projections/recurrent/{name}"]
+            d.resize((d.shape[0] + 1, d.shape[1]))  # row n_iterations begun: zeros
+        for name in ("timestamps", "node_ids"):
+            d = f[f"spikes/recurrent/{name}"]
+            d.resize((d.shape[0] + 3,))  # spikes of an unlisted trial begun: zeros
+    run = open_run(path, strict=True)
+    assert not run.finished and run.n_iterations == 3
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_damage_is_named(log, tmp_path, case) -> None:
     fn, words, strict_only = CASES[case]
