@@ -371,6 +371,7 @@ def plot_raster(run: RunLog, readout: Readout | None, k: int, out: Path, *, why_
                 color="grey",
                 alpha=0.15,
                 transform=a1.get_xaxis_transform(),
+                label="steps in the loss (recall)",
             )
         if readout.in_trial:
             every = run.update_every_steps
