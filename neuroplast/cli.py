@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         "plot",
         help="write PNG figures of a run log",
         description="Write loss.png, alignment.png (needs `neuroplast compare` first), factorization.png "
-        "and raster.png for RUN.",
+        "and raster.png for RUN; a note says why a figure was not written (e.g. runs that learn inside "
+        "their trials have no alignment or factorization figure).",
     )
     plot.add_argument("run", help="run log (HDF5) written by `neuroplast run`")
     plot.add_argument("--out", help="output folder (default: <run stem>_plots/ next to the file)")
@@ -293,6 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cache.set_defaults(func=_cmd_cache)
     return parser
+
+
+#: The run-log argument of every command that reads one (``run``: only with ``--resume``).
+RUN_LOG_ARGS = {"inspect": "run", "plot": "run", "compare": "run", "run": "resume"}
+
+
+def check_run_log(args: argparse.Namespace) -> None:
+    """The one validation of a run log, for every command: :func:`neuroplast.io.open_run` with
+    ``strict=True`` on the command's run-log argument, before the command does anything.
+
+    Raises
+    ------
+    RunFileError
+        One line naming the file and what is wrong with it (the file is only read).
+    """
+    name = RUN_LOG_ARGS.get(args.command)
+    value = getattr(args, name, None) if name else None
+    if value is None or (args.command == "run" and not Path(value).is_file()):
+        return  # `run` reports a missing --resume file or a folder itself
+    from neuroplast.io import open_run
+
+    open_run(value, strict=True)
 
 
 def _error(where: str, exc: BaseException) -> int:
@@ -319,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     where = f"neuroplast {args.command}"
     try:
+        check_run_log(args)
         return int(args.func(args) or 0)
     except DivergedError as exc:
         _error(where, exc)

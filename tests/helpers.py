@@ -17,12 +17,15 @@ import numpy as np
 
 from neuroplast.build import model_params
 from neuroplast.config import parse_config, to_toml
+from neuroplast.gradients.bptt import bptt_grads
 from neuroplast.gradients.eprop import eprop_grads
 from neuroplast.gradients.trial import TrialData
 from neuroplast.io import RunWriter
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
+from neuroplast.plasticity.in_trial import in_trial_learning
+from neuroplast.plasticity.rules import get_rule
 
 # ------------------------------------------------------------------------------------------------ paths
 ROOT = Path(__file__).resolve().parents[1]
@@ -350,11 +353,11 @@ def copy_file(src: Path, dst: Path) -> Path:
 SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
 
 
-def _synthetic_config(kind: str, reg: float) -> Any:
+def _synthetic_config(kind: str, reg: float, rule: str = "eprop", update_every: int = 0) -> Any:
     sim = {"dt_ms": 1.0, "n_steps": SYNTH_T, "seed": 3}
     net = {"n_rec": SYNTH_N_REC, "n_out": 1, "v_th": 0.05, "tau_m_ms": 20.0, "tau_out_ms": 20.0}
     train = {
-        "rule": "eprop",
+        "rule": rule,
         "optimizer": "sgd",
         "learning_rate": 1e-6,
         "reg_coeff": reg,
@@ -367,7 +370,17 @@ def _synthetic_config(kind: str, reg: float) -> Any:
         task = {"name": "evidence", "n_in": 8, "n_cues": 2, "cue_ms": 10.0, "gap_ms": 5.0, "recall_ms": 15.0}
         net["n_out"] = 2
         train["loss"] = "cross_entropy"
+    if update_every:
+        train["update_every_steps"] = update_every
     return parse_config({"simulation": sim, "network": net, "task": task, "training": train})
+
+
+def _accuracy(y: np.ndarray, mask: np.ndarray, label: int | None) -> dict[str, float]:
+    """The trainer's ``accuracy`` column: the class of the mean softmax over the masked steps == label."""
+    if label is None:
+        return {}
+    e = np.exp(y[mask > 0] - y[mask > 0].max(axis=1, keepdims=True))
+    return {"accuracy": float(int(np.argmax((e / e.sum(axis=1, keepdims=True)).mean(axis=0))) == label)}
 
 
 def write_synthetic_run(
@@ -382,9 +395,18 @@ def write_synthetic_run(
     reg: float = 0.5,
     partial_iteration: bool = False,
     seed: int = 0,
+    rule: str = "eprop",
+    update_every: int = 0,
 ) -> Path:
-    """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file."""
-    cfg = _synthetic_config(kind, reg)
+    """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file.
+
+    ``rule="bptt"`` logs (and trains with) the exact gradient under the name ``bptt``, as ``--rule bptt``
+    does; ``update_every=k`` learns inside each trial with the NumPy oracle (batch 1, e-prop), logging the
+    in-trial weights like a run with ``training.update_every_steps = k``.
+    """
+    cfg = _synthetic_config(kind, reg, rule, update_every)
+    if update_every:
+        batch = 1
     params = model_params(cfg)
     loss = get_loss(cfg.training.loss)
     n_in, n_out = cfg.task.n_in, cfg.network.n_out
@@ -433,6 +455,7 @@ def write_synthetic_run(
         n_steps=SYNTH_T,
         force=True,
         flush_every=2,
+        update_every_steps=update_every,
     ) as writer:
         for it in range(n_iter + int(partial_iteration)):
             grads = []
@@ -446,11 +469,22 @@ def write_synthetic_run(
                     target = np.zeros((SYNTH_T, n_out))
                     target[:, label] = 1.0
                     mask = (np.arange(SYNTH_T) >= SYNTH_T - 15).astype(float)
-                traj = simulate(params, w, x).squeeze()
-                trial = TrialData.make(
-                    params, w, x, target, mask, loss, traj=traj, c_reg=reg, f_target=f_target
-                )
-                g = eprop_grads(trial, w.w_out.T)
+                in_trial = None
+                if update_every:
+                    res = in_trial_learning(
+                        params, w, x, target, mask, loss, get_rule("eprop")(cfg.training), w.w_out.T,
+                        every=update_every, learning_rate=cfg.training.learning_rate,
+                    )  # fmt: skip
+                    traj, g = res.traj, dict(res.grads)
+                    in_trial = [vec(wdict(wm)) for wm in res.weights[1:]]
+                    w_last = res.weights[-1]
+                else:
+                    traj = simulate(params, w, x).squeeze()
+                    trial = TrialData.make(
+                        params, w, x, target, mask, loss, traj=traj, c_reg=reg, f_target=f_target
+                    )
+                    g = bptt_grads(trial) if rule == "bptt" else eprop_grads(trial, w.w_out.T)
+                    w_last = w
                 grads.append(g)
                 gv = vec(g)
                 writer.add_trial(
@@ -460,7 +494,8 @@ def write_synthetic_run(
                     loss=loss.value(traj.y, target, mask),
                     mask=(mask > 0) if kind == "classification" else None,
                     spikes={"recurrent": np.nonzero(traj.z), "input": np.nonzero(x)},
-                    grads={p: {"eprop": gv[p]} for p in ("input", "recurrent", "output", "bias")},
+                    grads={p: {rule: gv[p]} for p in ("input", "recurrent", "output", "bias")},
+                    extras=_accuracy(traj.y, mask, label),
                 )
             if partial_iteration and it == n_iter:
                 break  # killed before this iteration's weights were logged
@@ -469,15 +504,18 @@ def write_synthetic_run(
             if not rec_scale:
                 upd["recurrent"] = np.zeros_like(upd["recurrent"])  # W_rec stays 0
             w_new = Weights(
-                w.w_in + upd["input"],
-                w.w_rec + upd["recurrent"],
-                w.w_out + upd["output"],
-                w.b_out + upd["bias"],
+                w_last.w_in + upd["input"],
+                w_last.w_rec + upd["recurrent"],
+                w_last.w_out + upd["output"],
+                w_last.b_out + upd["bias"],
                 mask_in,
                 mask_rec,
             )
-            before, after = wdict(w), wdict(w_new)
-            writer.add_iteration(vec(before), vec({k: after[k] - before[k] for k in before}))
+            before, after = wdict(w_last), wdict(w_new)
+            rows = None
+            if in_trial is not None:
+                rows = {p: np.stack([r[p] for r in in_trial]) for p in in_trial[0]}
+            writer.add_iteration(vec(wdict(w)), vec({k: after[k] - before[k] for k in before}), in_trial=rows)
             w = w_new
         if not partial_iteration:
             writer.finish(vec(wdict(w)))

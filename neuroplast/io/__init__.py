@@ -8,8 +8,9 @@ Modules: :mod:`~neuroplast.io.schema` (names and shared rules), :mod:`~neuroplas
 checks), :mod:`~neuroplast.io.layout` (creating a file), :mod:`~neuroplast.io.buffer` (trials and
 iterations between flushes), :mod:`~neuroplast.io.reports` (SONATA traces), :mod:`~neuroplast.io.state`
 (resume slots), :mod:`~neuroplast.io.reopen` (cutting back a killed log), :mod:`~neuroplast.io.writer`
-(:class:`RunWriter`, flush order), :mod:`~neuroplast.io.reader` (:func:`open_run`, read-only) and
-:mod:`~neuroplast.io.annotate` (adding gradients to a closed log).
+(:class:`RunWriter`, flush order), :mod:`~neuroplast.io.reader` (:func:`open_run`, read-only),
+:mod:`~neuroplast.io.validate` (the checks :func:`open_run` makes) and :mod:`~neuroplast.io.annotate`
+(adding gradients to a closed log).
 """
 
 from neuroplast.io.annotate import add_gradients, rename_gradient

@@ -16,6 +16,8 @@ The reader never writes; gradients computed after a run are added with :func:`ne
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from neuroplast.io.schema import (
     report_root,
     report_var,
 )
+from neuroplast.io.validate import validate_file, validate_layout
 
 __all__ = ["open_run", "RunLog", "ProjectionLog", "TrialReplay", "Trace"]
 
@@ -47,6 +50,48 @@ _REQUIRED_GROUPS = ("populations", "spikes", "trials", "inputs", "targets", "pro
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+#: HDF5's message when another process holds the file (``flock`` refused: errno 11, EAGAIN).
+_LOCKED = re.compile(r"unable to lock file|\block(ed|ing)?\b.*(errno = 11|temporarily unavailable)", re.I)
+#: HDF5's message when the file is shorter than its superblock says.
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
+
+
+def _open_error(path: Path, exc: OSError) -> RunFileError:
+    """The one-line error for a file HDF5 cannot open: held by another process, cut short, or damaged."""
+    msg = _one_line(exc)
+    if _LOCKED.search(msg):
+        return RunFileError(
+            path, f"cannot open: another process holds the file (still being written?): {msg}"
+        )
+    m = _TRUNCATED.search(msg)
+    if m:
+        return RunFileError(
+            path,
+            f"truncated or damaged file: it has {int(m.group(1))} bytes but its HDF5 superblock says "
+            f"{int(m.group(2))} (copy cut short?)",
+        )
+    return RunFileError(path, f"damaged file, cannot open as HDF5: {msg}")
+
+
+#: What :meth:`RunLog.summary` says for each :meth:`RunLog.status`.
+_STATUS = {
+    "finished": "finished (final weights written)",
+    "killed": "not finished: killed or interrupted (or still being written); `neuroplast run --resume` "
+    "continues it",
+    "diverged": "diverged: training stopped on a non-finite loss, gradient or weight (the iterations before "
+    "it are kept)",
+}
+#: ``written_by`` of the gradients that ``neuroplast compare`` stores.
+_COMPARE = "neuroplast compare"
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the finite values (NaN if none: a column that appeared later has NaN rows before)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def _estimators(g: h5py.Group) -> list[str]:
@@ -284,10 +329,11 @@ class RunLog:
         ``(pop, var)`` pairs with a stored report.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, strict: bool = False) -> None:
         self.path = path
+        self._n_edges: dict[str, int] = {}
         with self._open() as f:
-            self._load(f)
+            self._load(f, strict)
 
     # ------------------------------------------------------------------ file access
     @contextmanager
@@ -297,20 +343,17 @@ class RunLog:
         except FileNotFoundError as exc:
             raise RunFileError(self.path, "no such file") from exc
         except OSError as exc:
-            msg = _one_line(exc)
-            if "lock" in msg.lower():
-                raise RunFileError(
-                    self.path, f"cannot open, file is locked (still being written?): {msg}"
-                ) from exc
-            raise RunFileError(self.path, f"cannot open as HDF5 (truncated or damaged file?): {msg}") from exc
+            raise _open_error(self.path, exc) from exc
         try:
             yield f
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise RunFileError(self.path, f"damaged or incomplete run log: {_one_line(exc)}") from exc
+        except RunFileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+            raise RunFileError(self.path, f"damaged run log: {_one_line(exc)}") from exc
         finally:
             f.close()
 
-    def _load(self, f: h5py.File) -> None:
+    def _load(self, f: h5py.File, strict: bool) -> None:
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
         fmt = attrs.get("format")
         if fmt is None:
@@ -344,6 +387,7 @@ class RunLog:
         self.finished = bool(attrs.get(ATTR_FINISHED, 0))
         self.update_every_steps = int(attrs.get("update_every_steps", 0))
 
+        validate_layout(f, self.path, attrs, strict=strict)
         gt = f["trials"]
         missing = [c for c in TRIAL_COLUMNS if c not in gt]
         if missing:
@@ -353,6 +397,7 @@ class RunLog:
 
         self.projection_names = sorted(f["projections"].keys())
         self.n_iterations = complete_iterations(f)
+        validate_file(f, self.path, attrs, self.n_trials, self.n_iterations, strict=strict)
 
         self.populations: dict[str, dict[str, np.ndarray]] = {}
         self.population_sizes: dict[str, int] = {}
@@ -519,53 +564,155 @@ class RunLog:
             )
 
     # ------------------------------------------------------------------ summary
+    @property
+    def diverged(self) -> bool:
+        """Whether training stopped on a non-finite loss, gradient or weight (root attribute ``diverged``;
+        absent in logs of runs that did not diverge)."""
+        return bool(self.attrs.get("diverged", 0) or 0)
+
+    @property
+    def rule(self) -> str:
+        """The plasticity rule of the stored config (``training.rule``), ``"?"`` if it names none."""
+        training = tomllib.loads(self.config_toml).get("training", {})
+        return str(training.get("rule", "?")) if isinstance(training, dict) else "?"
+
+    def status(self) -> str:
+        """``"finished"``, ``"diverged"`` or ``"killed"`` (the writer stopped without finishing: killed,
+        interrupted, or still running)."""
+        if self.diverged:
+            return "diverged"
+        return "finished" if self.finished else "killed"
+
+    def gradients(self) -> dict[str, dict[str, str]]:
+        """``projection -> estimator -> who wrote it`` (``"training"`` or the ``written_by`` attribute,
+        e.g. ``"neuroplast compare"``), for every stored gradient."""
+        out: dict[str, dict[str, str]] = {}
+        with self._open() as f:
+            for name in self.projection_names:
+                g = f["projections"][name]
+                self._n_edges[name] = int(g["source_ids"].shape[0])
+                out[name] = {
+                    e: str(_attr(g["grad"][e].attrs.get("written_by", "training"))) for e in _estimators(g)
+                }
+        return out
+
+    def loss_table(self, rows: int = 10) -> list[dict[str, Any]]:
+        """The loss curve in ``rows`` groups of consecutive iterations (deciles by default).
+
+        Returns
+        -------
+        list of dict
+            One per group: ``first``, ``last`` (iteration range, inclusive), ``trials``, ``loss`` (mean
+            loss; a sum over the trial's steps, dimensionless) and, for classification, ``accuracy`` (mean
+            fraction of correct trials).
+        """
+        it = np.asarray(self.trials["iteration"], dtype=np.int64)
+        loss = np.asarray(self.trials["loss"], dtype=np.float64)
+        acc = self.trials.get("accuracy")
+        out = []
+        for group in np.array_split(np.unique(it), min(rows, np.unique(it).size)):
+            sel = (it >= group[0]) & (it <= group[-1])
+            row: dict[str, Any] = {
+                "first": int(group[0]),
+                "last": int(group[-1]),
+                "trials": int(sel.sum()),
+                "loss": float(np.mean(loss[sel])),
+            }
+            if acc is not None:
+                row["accuracy"] = _nanmean(np.asarray(acc)[sel])
+            out.append(row)
+        return out
+
     def summary(self) -> str:
-        """Human-readable multi-line summary: sizes, trials, loss first/last/min, file size."""
+        """Human-readable summary: sizes, status, rule, the loss (and accuracy) curve per decile of the
+        iterations, in-trial learning, traces, stored gradients and whether ``neuroplast compare`` ran."""
         size = os.path.getsize(self.path)
         lines = [
             f"{self.path} ({size / 1e6:.3f} MB, {FORMAT_NAME} v{self.format_version}, "
             f"neuroplast {self.attrs.get('neuroplast_version', '?')}, "
             f"brian2 {self.attrs.get('brian2_version', '?')})",
-            f"task: {self.task_kind}, dt = {self.dt_ms:g} ms, seed = {self.seed}, n_in = {self.n_in}, "
-            f"n_out = {self.n_out}, n_steps = {self.n_steps}",
+            f"task: {self.task_kind}, rule: {self.rule}, dt = {self.dt_ms:g} ms, seed = {self.seed}, "
+            f"n_in = {self.n_in}, n_out = {self.n_out}, n_steps = {self.n_steps}",
             "populations: " + ", ".join(f"{p} ({n})" for p, n in self.population_sizes.items()),
+            "status: " + _STATUS[self.status()],
+            f"trials: {self.n_trials}, iterations: {self.n_iterations}",
         ]
-        with self._open() as f:
-            for name in self.projection_names:
-                g = f["projections"][name]
-                ests = _estimators(g)
-                lines.append(
-                    f"projection {name}: {g['source_ids'].shape[0]} edges, grad: {', '.join(ests) or 'none'}"
-                )
-        loss = self.trials.get("loss", np.empty(0))
-        if loss.size:
-            lines.append(
-                f"trials: {self.n_trials}, iterations: {self.n_iterations}, "
-                f"loss first {loss[0]:.6g} / last {loss[-1]:.6g} / min {np.nanmin(loss):.6g}"
-            )
-        else:
-            lines.append(f"trials: 0, iterations: {self.n_iterations}")
-        if self.update_every_steps:
-            lines.append(
-                f"learning inside trials: an update every {self.update_every_steps} steps "
-                f"({(self.n_steps - 1) // self.update_every_steps} per trial + one at its end)"
-            )
-        lines.append("finished" if self.finished else "not finished (writer still running or killed)")
-        if self.traces:
-            lines.append("traces: " + ", ".join(f"{p}/{v}" for p, v in self.traces))
+        lines += self._curve_lines()
+        lines.append(
+            f"learning inside trials: an update every {self.update_every_steps} steps "
+            f"({(self.n_steps - 1) // self.update_every_steps} per trial + one at its end)"
+            if self.update_every_steps
+            else "learning inside trials: no (one update per iteration)"
+        )
+        lines.append("traces: " + (", ".join(f"{p}/{v}" for p, v in self.traces) or "none"))
+        lines += self._gradient_lines()
         return "\n".join(lines)
+
+    def _curve_lines(self) -> list[str]:
+        if self.n_trials == 0:
+            return ["loss: no complete trials"]
+        loss = np.asarray(self.trials["loss"], dtype=np.float64)
+        table = self.loss_table()
+        lines = [
+            f"loss (sum over a trial's steps): first {loss[0]:.6g}, last {loss[-1]:.6g}, "
+            f"min {np.nanmin(loss):.6g}"
+        ]
+        acc = self.trials.get("accuracy")
+        if acc is not None:
+            k = max(1, acc.size // 5)
+            lines.append(
+                f"accuracy: {_nanmean(acc[:k]):.2f} (first 20 % of trials) -> {_nanmean(acc[-k:]):.2f} "
+                "(last 20 %)"
+            )
+        heads = ["iterations", "trials", "mean loss"] + (["mean accuracy"] if "accuracy" in table[0] else [])
+        rows = [heads] + [
+            [f"{r['first']}-{r['last']}" if r["last"] > r["first"] else str(r["first"]), str(r["trials"])]
+            + [f"{r['loss']:.5g}"]
+            + ([f"{r['accuracy']:.3f}"] if "accuracy" in r else [])
+            for r in table
+        ]
+        widths = [max(len(row[c]) for row in rows) for c in range(len(heads))]
+        lines.append(f"loss curve ({len(table)} groups of iterations):")
+        lines += ["  " + "  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+        return lines
+
+    def _gradient_lines(self) -> list[str]:
+        grads = self.gradients()
+        lines = []
+        for name in self.projection_names:
+            by_training = [e for e, by in grads[name].items() if by == "training"]
+            added = [f"{e} ({by})" for e, by in grads[name].items() if by != "training"]
+            lines.append(
+                f"projection {name}: {self._n_edges[name]} edges, grad: "
+                + (", ".join(by_training + added) or "none")
+            )
+        logged = sorted({e for g in grads.values() for e, by in g.items() if by == "training"})
+        compared = any(by == _COMPARE for g in grads.values() for by in g.values())
+        lines.append("estimators logged in training: " + (", ".join(logged) or "none"))
+        if compared:
+            lines.append("neuroplast compare: has run (exact BPTT and its parts stored)")
+        elif self.update_every_steps:
+            lines.append("neuroplast compare: not applicable (the weights change inside each trial)")
+        else:
+            lines.append(f"neuroplast compare: not run yet (`neuroplast compare {self.path}`)")
+        return lines
 
     def __repr__(self) -> str:
         return f"RunLog({str(self.path)!r}, trials={self.n_trials}, iterations={self.n_iterations})"
 
 
-def open_run(path: str | os.PathLike[str]) -> RunLog:
+def open_run(path: str | os.PathLike[str], *, strict: bool = False) -> RunLog:
     """Open and validate a ``neuroplast-run`` HDF5 run log.
 
     Parameters
     ----------
     path : str or path-like
         The file.
+    strict : bool
+        Also check what every log of ``neuroplast run`` satisfies (:mod:`neuroplast.io.validate`: the
+        model's projections and recurrent spikes are there, spikes in order, weights that follow from their
+        updates); reads the weights and spikes once.  Every command of the ``neuroplast`` tool opens its
+        run log so.
 
     Returns
     -------
@@ -582,10 +729,12 @@ def open_run(path: str | os.PathLike[str]) -> RunLog:
         raise RunFileError(p, "no such file")
     if p.is_dir():
         raise RunFileError(p, "is a directory, not a run-log file")
+    if p.stat().st_size == 0:
+        raise RunFileError(p, "empty file (0 bytes), not a run log")
     try:
         ok = h5py.is_hdf5(p)
     except OSError as exc:
         raise RunFileError(p, f"cannot read: {_one_line(exc)}") from exc
     if not ok:
         raise RunFileError(p, "not an HDF5 file")
-    return RunLog(p)
+    return RunLog(p, strict=strict)
