@@ -565,12 +565,6 @@ class RunLog:
 
     # ------------------------------------------------------------------ summary
     @property
-    def diverged(self) -> bool:
-        """Whether training stopped on a non-finite loss, gradient or weight (root attribute ``diverged``;
-        absent in logs of runs that did not diverge)."""
-        return bool(self.attrs.get("diverged", 0) or 0)
-
-    @property
     def rule(self) -> str:
         """The plasticity rule of the stored config (``training.rule``), ``"?"`` if it names none."""
         training = tomllib.loads(self.config_toml).get("training", {})
