@@ -313,9 +313,11 @@ def copy_file(src: Path, dst: Path) -> Path:
 SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
 
 
-def _synthetic_config(kind: str, reg: float) -> Any:
+def _synthetic_config(kind: str, reg: float, n_alif: int = 0) -> Any:
     sim = {"dt_ms": 1.0, "n_steps": SYNTH_T, "seed": 3}
     net = {"n_rec": SYNTH_N_REC, "n_out": 1, "v_th": 0.05, "tau_m_ms": 20.0, "tau_out_ms": 20.0}
+    if n_alif:
+        net.update(n_alif=n_alif, beta=0.5, tau_a_ms=200.0)
     train = {
         "rule": "eprop",
         "optimizer": "sgd",
@@ -345,9 +347,12 @@ def write_synthetic_run(
     reg: float = 0.5,
     partial_iteration: bool = False,
     seed: int = 0,
+    n_alif: int = 0,
 ) -> Path:
-    """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file."""
-    cfg = _synthetic_config(kind, reg)
+    """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file.
+
+    ``n_alif`` > 0 makes the last ``n_alif`` neurons adaptive (β = 0.5, τ_a = 200 ms)."""
+    cfg = _synthetic_config(kind, reg, n_alif)
     params = model_params(cfg)
     loss = get_loss(cfg.training.loss)
     n_in, n_out = cfg.task.n_in, cfg.network.n_out
