@@ -54,10 +54,16 @@ from neuroplast.analysis.counterfactual import (
 from neuroplast.errors import UsageError
 from neuroplast.gradients.bptt import ideal_learning_signal
 from neuroplast.gradients.trial import TrialData
-from neuroplast.gradients.truncated import eligibility_contract, eligibility_row_norms, factorized_many
+from neuroplast.gradients.truncated import (
+    eligibility_contract,
+    eligibility_row_norms,
+    factorized_many,
+    presynaptic_trace,
+    truncated_learning_signals,
+)
 from neuroplast.io import RunFileError, open_run
 from neuroplast.model.connectivity import PROJECTIONS
-from neuroplast.model.signals import backward_filter
+from neuroplast.model.signals import backward_filter, output_grads
 
 __all__ = [
     "HIDDEN",
@@ -166,7 +172,14 @@ def _masks(trial: TrialData) -> dict[str, np.ndarray]:
     return {"input": trial.weights.mask_in, "recurrent": trial.weights.mask_rec}
 
 
-def time_resolved(trial: TrialData, L_rule: np.ndarray, L_star: np.ndarray | None = None) -> dict[str, Any]:
+def time_resolved(
+    trial: TrialData,
+    L_rule: np.ndarray,
+    L_star: np.ndarray | None = None,
+    *,
+    grads: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    zbars: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """Per-step contribution gap_t = (L*_t − L̃_t) ⊙ e_t to the gap G = g* − ĝ of one trial.
 
     Parameters
@@ -176,6 +189,10 @@ def time_resolved(trial: TrialData, L_rule: np.ndarray, L_star: np.ndarray | Non
         The rule's signal L̃ (:func:`rule_signal`).
     L_star : ndarray (T, N), optional
         The ideal signal (computed when not given).
+    grads : dict, optional
+        ``projection -> (g*, ĝ)`` already factorized (computed when not given).
+    zbars : dict, optional
+        ``projection -> z̄`` (:func:`~neuroplast.gradients.truncated.presynaptic_trace`), if computed.
 
     Returns
     -------
@@ -193,13 +210,16 @@ def time_resolved(trial: TrialData, L_rule: np.ndarray, L_star: np.ndarray | Non
     out: dict[str, Any] = {}
     elig_sq = np.zeros_like(psi)
     for name, mask in _masks(trial).items():
-        pre = trial.pre[name]
-        g_star, g_rule = factorized_many(p, psi, pre, np.stack([L_star, L_rule]), mask)
+        zb = presynaptic_trace(p, trial.pre[name]) if zbars is None else zbars[name]
+        if grads is None:
+            g_star, g_rule = factorized_many(p, psi, None, np.stack([L_star, L_rule]), mask, zbar=zb)
+        else:
+            g_star, g_rule = grads[name]
         G = g_star - g_rule
-        s = eligibility_row_norms(p, psi, pre, mask)
+        s = eligibility_row_norms(p, psi, None, mask, zbar=zb)
         elig_sq += s
-        u_gap = eligibility_contract(p, psi, pre, G)
-        u_star = eligibility_contract(p, psi, pre, g_star)
+        u_gap = eligibility_contract(p, psi, None, G, zbar=zb)
+        u_star = eligibility_contract(p, psi, None, g_star, zbar=zb)
         out[name] = {
             "G": G,
             "g_star": g_star,
@@ -376,6 +396,40 @@ class _Pool:
                 acc[key] = acc.get(key, 0.0) + v
 
 
+def _factorize_all(
+    trial: TrialData, L_star: np.ndarray, L_rule: np.ndarray, ks: list[int], rand: np.ndarray
+) -> tuple[dict[str, dict[Any, np.ndarray]], dict[str, np.ndarray]]:
+    """Every gradient one trial's analyses need, one factorized product per projection.
+
+    Labels: ``"star"``, ``"rule"``, ``("k", k)``, ``"random"``, ``"moments"`` ((n_out + 1, N, n_pre),
+    :meth:`FeedbackMoments.signals`).  Signals that are the same array are factorized once (k ≥ T − 1 is
+    L*; k = 0 is the rule's signal for symmetric feedback).
+    """
+    T = L_star.shape[0]
+    trunc = truncated_learning_signals(trial, [k for k in ks if k < T - 1])
+    bank: list[tuple[Any, np.ndarray]] = [("star", L_star), ("rule", L_rule)]
+    alias: dict[Any, Any] = {}
+    for k in ks:
+        if k >= T - 1:
+            alias[("k", k)] = "star"
+        elif np.array_equal(trunc[k], L_rule):
+            alias[("k", k)] = "rule"
+        else:
+            bank.append((("k", k), trunc[k]))
+    bank.append(("random", rule_signal(trial, rand)))
+    mom = FeedbackMoments.signals(trial)
+    stack = np.concatenate([np.stack([sig for _, sig in bank]), mom])
+    zbars = {name: presynaptic_trace(trial.params, trial.pre[name]) for name in HIDDEN}
+    grads: dict[str, dict[Any, np.ndarray]] = {}
+    for name, mask in _masks(trial).items():
+        g = factorized_many(trial.params, trial.psi, None, stack, mask, zbar=zbars[name])
+        d: dict[Any, np.ndarray] = {lab: g[i] for i, (lab, _) in enumerate(bank)}
+        d.update({lab: d[src] for lab, src in alias.items()})
+        d["moments"] = g[len(bank) :]
+        grads[name] = d
+    return grads, zbars
+
+
 def _analyse_trial(
     ctx: ReplayContext, pool: _Pool, k: int, feedback: np.ndarray | None, ks: list[int], rand: np.ndarray
 ) -> bool:
@@ -385,17 +439,17 @@ def _analyse_trial(
         return False
     L_star = ideal_learning_signal(trial)["total"]
     L_rule = rule_signal(trial, feedback)
-    tres = time_resolved(trial, L_rule, L_star)
+    grads, zbars = _factorize_all(trial, L_star, L_rule, ks, rand)
+    pairs = {n: (grads[n]["star"], grads[n]["rule"]) for n in HIDDEN}
+    tres = time_resolved(trial, L_rule, L_star, grads=pairs, zbars=zbars)
     pool.add_time(tres)
     for key, v in neuron_quality(L_rule, L_star, tres["elig_sq"]).items():
         pool.neuron[key] = pool.neuron.get(key, 0.0) + v
     pool.rate += trial.z.mean(axis=0) * 1e3 / ctx.run.dt_ms
-    g_rule = {n: tres[n]["g_rule"] for n in HIDDEN}
-    g_star = {n: tres[n]["g_star"] for n in HIDDEN}
-    pool.cf.append(counterfactual_trial(trial, ks, g_star, g_rule, rand))
-    pool.moments.add(trial, g_star, L_star)
-    from neuroplast.model.signals import output_grads
-
+    g_rule = {n: grads[n]["rule"] for n in HIDDEN}
+    g_star = {n: grads[n]["star"] for n in HIDDEN}
+    pool.cf.append(counterfactual_trial(trial, ks, g_star, g_rule, rand, grads=grads))
+    pool.moments.add(trial, g_star, L_star, grads={n: grads[n]["moments"] for n in HIDDEN})
     g_out, g_b = output_grads(trial.params, trial.z, trial.err)
     full = {**g_star, "output": np.where(trial.weights.mask_out, g_out, 0.0), "bias": g_b}
     for name, dense in full.items():

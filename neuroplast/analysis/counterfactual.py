@@ -75,6 +75,8 @@ def counterfactual_trial(
     g_star: dict[str, np.ndarray],
     g_rule: dict[str, np.ndarray],
     random_feedback: np.ndarray,
+    *,
+    grads: dict[str, dict[Any, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Truncated and fixed-feedback estimates of one trial, as dot products with g*.
 
@@ -87,6 +89,9 @@ def counterfactual_trial(
         Exact and the rule's gradients of ``input`` and ``recurrent`` (N, n_pre), dense, masked.
     random_feedback : ndarray (N, n_out)
         A fixed random B for reference.
+    grads : dict, optional
+        Already factorized gradients, ``projection -> {("k", k): g, "random": g}`` (every k of ``ks``);
+        computed here when not given.
 
     Returns
     -------
@@ -95,16 +100,17 @@ def counterfactual_trial(
         for ``input``, ``recurrent``, ``hidden``), ``random`` and ``rule`` the same for the random B and
         the logged rule.
     """
-    sig = truncated_learning_signals(trial, ks)
-    stack = np.stack([sig[k] for k in ks] + [_fixed_feedback_signal(trial, random_feedback)])
-    grads = {
-        name: factorized_many(trial.params, trial.psi, trial.pre[name], stack, mask)
-        for name, mask in _masks(trial).items()
-    }
-    per_k = [_stats({n: grads[n][i] for n in _HIDDEN}, g_star) for i in range(len(ks))]
+    if grads is None:
+        sig = truncated_learning_signals(trial, ks)
+        stack = np.stack([sig[k] for k in ks] + [_fixed_feedback_signal(trial, random_feedback)])
+        grads = {}
+        for name, mask in _masks(trial).items():
+            g = factorized_many(trial.params, trial.psi, trial.pre[name], stack, mask)
+            grads[name] = {**{("k", k): g[i] for i, k in enumerate(ks)}, "random": g[-1]}
+    per_k = [_stats({n: grads[n][("k", k)] for n in _HIDDEN}, g_star) for k in ks]
     return {
         "k": per_k,
-        "random": _stats({n: grads[n][-1] for n in _HIDDEN}, g_star),
+        "random": _stats({n: grads[n]["random"] for n in _HIDDEN}, g_star),
         "rule": _stats(g_rule, g_star),
     }
 
@@ -124,8 +130,18 @@ class FeedbackMoments:
         self.yy = 0.0
         self.trials: list[dict[str, np.ndarray]] = []
 
-    def add(self, trial: TrialData, g_star: dict[str, np.ndarray], L_star: np.ndarray) -> None:
-        """Add one trial (its exact hidden gradients and ideal learning signal L* (T, N))."""
+    def add(
+        self,
+        trial: TrialData,
+        g_star: dict[str, np.ndarray],
+        L_star: np.ndarray,
+        *,
+        grads: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Add one trial (its exact hidden gradients and ideal learning signal L* (T, N)).
+
+        ``grads``: ``projection -> (n_out + 1, N, n_pre)`` the factorized gradients of
+        :meth:`signals` if already computed."""
         p = trial.params
         X = p.readout_scale * backward_filter(trial.err, p.kappa)  # (T, n_out)
         R = np.zeros(L_star.shape[1]) if trial.reg is None else trial.reg
@@ -133,14 +149,13 @@ class FeedbackMoments:
         self.xtx += X.T @ X
         self.xty += X.T @ Y
         self.yy += float(np.sum(Y * Y))
-        T, N = L_star.shape
         n_out = X.shape[1]
-        stack = np.empty((n_out + 1, T, N))
-        stack[:n_out] = np.moveaxis(np.broadcast_to(X[:, :, None], (T, n_out, N)), 1, 0)
-        stack[n_out] = R[None, :]
         m = {"Q": 0.0, "P": 0.0, "S": 0.0, "a": 0.0, "c": 0.0}
         for name, mask in _masks(trial).items():
-            G = factorized_many(p, trial.psi, trial.pre[name], stack, mask)
+            if grads is not None:
+                G = grads[name]
+            else:
+                G = factorized_many(p, trial.psi, trial.pre[name], self.signals(trial), mask)
             M, gR, gs = G[:n_out], G[n_out], g_star[name]
             m["Q"] = m["Q"] + np.einsum("kji,lji->jkl", M, M)
             m["P"] = m["P"] + np.einsum("kji,ji->jk", M, gR)
@@ -149,6 +164,19 @@ class FeedbackMoments:
             m["c"] = m["c"] + np.sum(gR * gs, axis=1)
         m["gg"] = np.array(sum(float(np.sum(g_star[n] ** 2)) for n in _HIDDEN))
         self.trials.append(m)
+
+    @staticmethod
+    def signals(trial: TrialData) -> np.ndarray:
+        """(n_out + 1, T, N): c_out ẽrr_k broadcast over neurons (k < n_out), then R broadcast over time."""
+        p = trial.params
+        X = p.readout_scale * backward_filter(trial.err, p.kappa)
+        T, n_out = X.shape
+        N = trial.psi.shape[1]
+        R = np.zeros(N) if trial.reg is None else trial.reg
+        stack = np.empty((n_out + 1, T, N))
+        stack[:n_out] = np.moveaxis(np.broadcast_to(X[:, :, None], (T, n_out, N)), 1, 0)
+        stack[n_out] = R[None, :]
+        return stack
 
 
 def bstar_solve(mom: FeedbackMoments) -> np.ndarray:

@@ -30,11 +30,12 @@ __all__ = [
     "eligibility_contract",
     "eligibility_row_norms",
     "adaptation_adjoint",
+    "presynaptic_trace",
 ]
 
 
 def truncated_learning_signals(
-    trial: TrialData, ks: Sequence[int], *, shortcut: bool = True
+    trial: TrialData, ks: Sequence[int], *, shortcut: bool = True, full: np.ndarray | None = None
 ) -> dict[int, np.ndarray]:
     """Ideal learning signal with at most k hops back through W_rec, for every k of ``ks``.
 
@@ -57,6 +58,8 @@ def truncated_learning_signals(
     shortcut : bool
         If True, levels k ≥ T − 1 are taken from the full adjoint (identical by the argument above,
         and costs one sweep instead of T levels); False runs the level recursion up to max(ks) (tests).
+    full : ndarray (T, N), optional
+        L* of the trial if already computed (used by the shortcut).
 
     Returns
     -------
@@ -76,7 +79,8 @@ def truncated_learning_signals(
         direct = direct + trial.reg[None, :]
     out: dict[int, np.ndarray] = {}
     if shortcut and any(k >= T - 1 for k in ks):
-        full = ideal_learning_signal(trial)["total"]
+        if full is None:
+            full = ideal_learning_signal(trial)["total"]
         out.update({k: full for k in ks if k >= T - 1})
     todo = sorted({k for k in ks if k not in out})
     if not todo:
@@ -106,6 +110,8 @@ def adaptation_adjoint(params: ModelParams, psi: np.ndarray, h: np.ndarray) -> n
     Leading axes of ``h`` are batch axes (the scan runs once for all of them).
     """
     h = np.asarray(h, dtype=float)
+    if not np.any(params.beta != 0):
+        return h  # LIF only: q = 0
     T = psi.shape[0]
     hm = np.moveaxis(h, -2, 0)  # (T, ..., N)
     c_next = np.zeros_like(hm)
@@ -118,7 +124,13 @@ def adaptation_adjoint(params: ModelParams, psi: np.ndarray, h: np.ndarray) -> n
 
 
 def factorized_many(
-    params: ModelParams, psi: np.ndarray, pre: np.ndarray, signals: np.ndarray, mask: np.ndarray | None = None
+    params: ModelParams,
+    psi: np.ndarray,
+    pre: np.ndarray | None,
+    signals: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    zbar: np.ndarray | None = None,
 ) -> np.ndarray:
     """Σ_t L_t ⊙ e_t (unfiltered traces) for a stack of learning signals, by the factorized form.
 
@@ -133,6 +145,8 @@ def factorized_many(
         Learning signals, [E] per spike.
     mask : ndarray (N, n_pre) of bool, optional
         Synapses that exist; the result is zero elsewhere.
+    zbar : ndarray (T, n_pre), optional
+        :func:`presynaptic_trace` of ``pre`` if already computed (``pre`` is then not read).
 
     Returns
     -------
@@ -143,9 +157,17 @@ def factorized_many(
     psi = np.asarray(psi, dtype=float)
     signals = np.asarray(signals, dtype=float)
     F = adaptation_adjoint(params, psi, signals * psi)  # (m, T, N)
-    zbar = forward_filter(np.asarray(pre, dtype=float), params.alpha)  # (T, n_pre)
-    g = np.einsum("mtj,ti->mji", F, zbar, optimize=True)
-    return g if mask is None else np.where(mask, g, 0.0)
+    if zbar is None:
+        zbar = presynaptic_trace(params, pre)
+    m, T, N = F.shape
+    F_t = np.ascontiguousarray(np.moveaxis(F, 1, 0)).reshape(T, m * N)  # one GEMM over time
+    g = (zbar.T @ F_t).reshape(-1, m, N).transpose(1, 2, 0)
+    return np.ascontiguousarray(g) if mask is None else np.where(mask, g, 0.0)
+
+
+def presynaptic_trace(params: ModelParams, pre: np.ndarray) -> np.ndarray:
+    """z̄ = ε^v, the forward α-filter of the presynaptic drive (T, n_pre) (shared by every synapse)."""
+    return forward_filter(np.asarray(pre, dtype=float), params.alpha)
 
 
 def _ea_contract(params: ModelParams, psi: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -158,11 +180,20 @@ def _ea_contract(params: ModelParams, psi: np.ndarray, c: np.ndarray) -> np.ndar
     return linear_scan(x, decay, per_step=True) if T else x
 
 
-def eligibility_contract(params: ModelParams, psi: np.ndarray, pre: np.ndarray, G: np.ndarray) -> np.ndarray:
+def eligibility_contract(
+    params: ModelParams,
+    psi: np.ndarray,
+    pre: np.ndarray | None,
+    G: np.ndarray,
+    *,
+    zbar: np.ndarray | None = None,
+) -> np.ndarray:
     """u_j^t = Σ_i G_ji e_ji^t for a fixed matrix G (N, n_pre), without per-synapse state.
 
     e_ji^t = ψ_j^t (z̄_i,t − β_j ε^a_ji,t) and ε^a is linear in z̄, so u = ψ ⊙ (z̄ Gᵀ − β w) with w the
     ε^a recursion run on the per-neuron drive z̄ Gᵀ.  Zero G entries (absent synapses) drop out.
+
+    ``zbar`` as in :func:`factorized_many`.
 
     Returns
     -------
@@ -170,7 +201,8 @@ def eligibility_contract(params: ModelParams, psi: np.ndarray, pre: np.ndarray, 
         [G]·[pre]/[v].
     """
     psi = np.asarray(psi, dtype=float)
-    zbar = forward_filter(np.asarray(pre, dtype=float), params.alpha)
+    if zbar is None:
+        zbar = presynaptic_trace(params, pre)
     c = zbar @ np.asarray(G, dtype=float).T  # (T, N)
     if np.any(params.beta != 0):
         c = c - params.beta * _ea_contract(params, psi, c)
@@ -178,13 +210,18 @@ def eligibility_contract(params: ModelParams, psi: np.ndarray, pre: np.ndarray, 
 
 
 def eligibility_row_norms(
-    params: ModelParams, psi: np.ndarray, pre: np.ndarray, mask: np.ndarray
+    params: ModelParams,
+    psi: np.ndarray,
+    pre: np.ndarray | None,
+    mask: np.ndarray,
+    *,
+    zbar: np.ndarray | None = None,
 ) -> np.ndarray:
     """s_j^t = Σ_i M_ji (e_ji^t)², the squared norm of neuron j's eligibility traces at step t.
 
     LIF neurons (β_j = 0): ψ² ⊙ (z̄² Mᵀ), one matrix product.  Adaptive neurons: the ε^a recursion is
     run for their rows only (state (n_alif, n_pre), time O(T·n_alif·n_pre)); no per-step array of
-    synapses is kept.
+    synapses is kept.  ``zbar`` as in :func:`factorized_many`.
 
     Returns
     -------
@@ -193,7 +230,8 @@ def eligibility_row_norms(
     """
     psi = np.asarray(psi, dtype=float)
     mask = np.asarray(mask, dtype=float)
-    zbar = forward_filter(np.asarray(pre, dtype=float), params.alpha)
+    if zbar is None:
+        zbar = presynaptic_trace(params, pre)
     s = psi**2 * ((zbar**2) @ mask.T)
     beta = np.broadcast_to(params.beta, psi.shape[1:])
     rows = np.flatnonzero(beta != 0)
