@@ -135,6 +135,11 @@ def plot_counterfactual(res: dict[str, Any], out: Path) -> Path:
         ax.plot(x, cf["truncated"][part]["cosine_mean"], style, label=f"truncated L^(k), {part}")
     lines = (
         (cf["bstar_cosine_mean"], "tab:red", f"least-squares fixed B* ({cf['bstar_cosine_mean']:.3f})"),
+        (
+            cf["bstar_relative_cosine_mean"],
+            "tab:pink",
+            f"B*, trials weighted 1/‖L*‖² ({cf['bstar_relative_cosine_mean']:.3f})",
+        ),
         (np.nanmean(cf["rule"]["hidden"]["cosine"]), "tab:green", "logged rule"),
         (np.nanmean(cf["random"]["hidden"]["cosine"]), "0.5", "random fixed B"),
     )

@@ -58,7 +58,9 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
     lines.append("     " + "  ".join(f"k={k}: {_f(c)}" for k, c in zip(ks, cos, strict=True)))
     lines.append(
         f"   least-squares fixed feedback B*: cosine {_f(cf['bstar_cosine_mean'])} (signal fit R^2 "
-        f"{_f(cf['bstar_fit_r2'])}); logged rule {_f(float(np.nanmean(cf['rule']['hidden']['cosine'])))}; "
+        f"{_f(cf['bstar_fit_r2'])}); with every trial weighted by 1/|L*|^2: "
+        f"{_f(cf['bstar_relative_cosine_mean'])}; "
+        f"logged rule {_f(float(np.nanmean(cf['rule']['hidden']['cosine'])))}; "
         f"random B {_f(float(np.nanmean(cf['random']['hidden']['cosine'])))}"
     )
     if tr["iterations"].size:

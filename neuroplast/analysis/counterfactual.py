@@ -121,13 +121,16 @@ class FeedbackMoments:
     Per trial (hidden projections together): ``Q`` (N, n_out, n_out) Σ_i M^k_ji M^l_ji, ``P`` (N, n_out)
     Σ_i M^k_ji gR_ji, ``S`` (N,) Σ_i gR_ji², ``a`` (N, n_out) Σ_i M^k_ji g*_ji, ``c`` (N,) Σ_i gR_ji g*_ji
     and ``gg`` ‖g*‖²; pooled: ``xtx`` = Σ XᵀX, ``xty`` = Σ XᵀY, ``yy`` = Σ ‖Y‖² with X = c_out ẽrr (T, n_out)
-    and Y = L* − R (T, N).
+    and Y = L* − R (T, N); ``xtx_w``, ``xty_w`` the same with every trial weighted by 1 / Σ_t ‖Y_t‖² (so
+    that no trial dominates by the size of its L*).
     """
 
     def __init__(self, n_rec: int, n_out: int) -> None:
         self.xtx = np.zeros((n_out, n_out))
         self.xty = np.zeros((n_out, n_rec))
         self.yy = 0.0
+        self.xtx_w = np.zeros((n_out, n_out))  # every trial weighted by 1 / Σ_t ‖Y_t‖²
+        self.xty_w = np.zeros((n_out, n_rec))
         self.trials: list[dict[str, np.ndarray]] = []
 
     def add(
@@ -148,7 +151,11 @@ class FeedbackMoments:
         Y = L_star - R[None, :]
         self.xtx += X.T @ X
         self.xty += X.T @ Y
-        self.yy += float(np.sum(Y * Y))
+        yy = float(np.sum(Y * Y))
+        self.yy += yy
+        if yy > 0:
+            self.xtx_w += X.T @ X / yy
+            self.xty_w += X.T @ Y / yy
         n_out = X.shape[1]
         m = {"Q": 0.0, "P": 0.0, "S": 0.0, "a": 0.0, "c": 0.0}
         for name, mask in _masks(trial).items():
@@ -179,9 +186,19 @@ class FeedbackMoments:
         return stack
 
 
-def bstar_solve(mom: FeedbackMoments) -> np.ndarray:
-    """B* (N, n_out), the least-squares feedback of the pooled normal equations (minimum-norm if singular)."""
-    sol, *_ = np.linalg.lstsq(mom.xtx, mom.xty, rcond=None)
+#: Relative cut-off of the singular values of XᵀX in :func:`bstar_solve`.
+_RCOND_NORMAL = 1e-12
+
+
+def bstar_solve(mom: FeedbackMoments, *, per_trial_weights: bool = False) -> np.ndarray:
+    """B* (N, n_out), the least-squares feedback of the pooled normal equations (minimum-norm if singular).
+
+    ``per_trial_weights``: every trial's squared residual divided by its Σ_t ‖L*_t − R‖² (a relative fit).
+    """
+    a, b = (mom.xtx_w, mom.xty_w) if per_trial_weights else (mom.xtx, mom.xty)
+    # The normal equations square the singular values: 1e-12 here is 1e-6 on X itself.  Cross-entropy errors
+    # sum to 0 over the outputs, so X has an exact null direction, which must be dropped, not inverted.
+    sol, *_ = np.linalg.lstsq(a, b, rcond=_RCOND_NORMAL)
     return sol.T
 
 
@@ -233,8 +250,9 @@ def summarize(
         metric → (n_k, n_trials) with metrics ``cosine``, ``decrease_unit_step``, ``decrease_same_lr``,
         and their ``*_mean`` (n_k,); ``rule``, ``random``: part → metric → (n_trials,); ``B_star`` (N, n_out),
         ``bstar_cosine`` (n_trials,) and its mean, ``bstar_fit_r2`` (1 − residual/‖Y‖² of the least
-        squares), ``random_feedback`` (N, n_out), ``random_cosine_moments`` (the same cosines through the
-        moments, a consistency check).
+        squares), ``B_star_relative`` and ``bstar_relative_cosine(_mean)`` the same with every trial
+        weighted by 1 / Σ_t ‖L*_t − R‖², ``random_feedback`` (N, n_out), ``random_cosine_moments`` (the
+        same cosines through the moments, a consistency check).
     """
     out: dict[str, Any] = {"ks": list(ks), "k_is_bptt": [k >= T - 1 for k in ks], "truncated": {}}
     for part in (*_HIDDEN, "hidden"):
@@ -245,12 +263,17 @@ def summarize(
         for ref in ("rule", "random"):
             out.setdefault(ref, {})[part] = _metrics([r[ref] for r in rows], part)
     bc = feedback_cosines(mom, B_star)
+    B_rel = bstar_solve(mom, per_trial_weights=True)
+    bw = feedback_cosines(mom, B_rel)
     resid = mom.yy - 2 * float(np.sum(B_star.T * mom.xty)) + float(np.sum((B_star @ mom.xtx) * B_star))
     out.update(
         B_star=B_star,
         bstar_cosine=bc["cosine"],
         bstar_cosine_mean=_mean(bc["cosine"]),
         bstar_fit_r2=1.0 - resid / mom.yy if mom.yy > 0 else float("nan"),
+        B_star_relative=B_rel,
+        bstar_relative_cosine=bw["cosine"],
+        bstar_relative_cosine_mean=_mean(bw["cosine"]),
         random_feedback=random_feedback,
         random_cosine_moments=feedback_cosines(mom, random_feedback)["cosine"],
     )

@@ -129,8 +129,9 @@ def test_neuron_quality_is_the_weighted_cosine(kind) -> None:
     assert np.any(np.isfinite(cos))
 
 
-def test_bstar_is_the_least_squares_solution_and_moments_give_every_cosine() -> None:
-    trials = [_trial("mixed", "cross_entropy", seed=s) for s in range(3)]
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_bstar_is_the_least_squares_solution_and_moments_give_every_cosine(loss) -> None:
+    trials = [_trial("mixed", loss, seed=s) for s in range(3)]
     N, n_out = trials[0].psi.shape[1], trials[0].err.shape[1]
     mom = FeedbackMoments(N, n_out)
     X, Y = [], []
@@ -140,9 +141,17 @@ def test_bstar_is_the_least_squares_solution_and_moments_give_every_cosine() -> 
         mom.add(tr, {n: g[n] for n in ("input", "recurrent")}, L_star)
         X.append(tr.params.readout_scale * backward_filter(tr.err, tr.params.kappa))
         Y.append(L_star - tr.reg[None, :])
-    sol, *_ = np.linalg.lstsq(np.concatenate(X), np.concatenate(Y), rcond=None)
+    sol, *_ = np.linalg.lstsq(np.concatenate(X), np.concatenate(Y), rcond=1e-6)  # softmax: null direction
     B_star = bstar_solve(mom)
     assert max_rel_err(B_star, sol.T) < 1e-9  # normal equations vs a direct least-squares solve
+    scale = [1 / np.sqrt(np.sum(y * y)) for y in Y]  # per-trial relative fit: rows scaled by 1/‖Y_trial‖
+    sol_w, *_ = np.linalg.lstsq(
+        np.concatenate([x * c for x, c in zip(X, scale, strict=True)]),
+        np.concatenate([y * c for y, c in zip(Y, scale, strict=True)]),
+        rcond=1e-6,
+    )
+    assert max_rel_err(bstar_solve(mom, per_trial_weights=True), sol_w.T) < 1e-9
+    assert max_rel_err(bstar_solve(mom, per_trial_weights=True), B_star) > 1e-6
     rng = np.random.default_rng(0)
     for B in (B_star, rng.normal(size=(N, n_out)), trials[0].weights.w_out.T):
         cos = feedback_cosines(mom, B)["cosine"]
