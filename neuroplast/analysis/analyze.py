@@ -23,7 +23,8 @@ Analyses (all in :func:`analyze_run`, each also callable per trial):
 1. **time** — per step, ‖gap_t‖_F and ⟨gap_t, G⟩ / ‖G‖² (G = g* − ĝ; sums to 1 over the trial), averaged over
    trials, with the task's events (:func:`task_events`) and the fraction of the gap in each event window;
 2. **neurons** — per neuron j, the cosine over time between L̃_j and L*_j weighted by the squared norm of
-   its eligibility traces s_j^t = Σ_i (e_ji^t)² (pooled over trials), firing rate, LIF/ALIF;
+   its eligibility traces s_j^t = Σ_i (e_ji^t)² (``cosine``: sums pooled over trials, so trials with a
+   large L* dominate; ``cosine_trial_mean``: each trial's cosine, averaged), firing rate, LIF/ALIF;
 3. **counterfactual** — learning signals truncated to k hops through W_rec (k = 0: symmetric e-prop;
    k = T: BPTT), their cosine with BPTT and loss-decrease proxies; the least-squares fixed feedback B*
    (the best fixed linear map from the filtered error to L*) and the cosine it reaches; symmetric, random
@@ -443,8 +444,12 @@ def _analyse_trial(
     pairs = {n: (grads[n]["star"], grads[n]["rule"]) for n in HIDDEN}
     tres = time_resolved(trial, L_rule, L_star, grads=pairs, zbars=zbars)
     pool.add_time(tres)
-    for key, v in neuron_quality(L_rule, L_star, tres["elig_sq"]).items():
+    nq = neuron_quality(L_rule, L_star, tres["elig_sq"])
+    for key, v in nq.items():
         pool.neuron[key] = pool.neuron.get(key, 0.0) + v
+    c = neuron_cosine(nq["dot"], nq["rule_sq"], nq["star_sq"])  # this trial's, averaged over trials
+    pool.neuron["trial_cos_sum"] = pool.neuron.get("trial_cos_sum", 0.0) + np.nan_to_num(c)
+    pool.neuron["trial_cos_n"] = pool.neuron.get("trial_cos_n", 0.0) + np.isfinite(c)
     pool.rate += trial.z.mean(axis=0) * 1e3 / ctx.run.dt_ms
     g_rule = {n: grads[n]["rule"] for n in HIDDEN}
     g_star = {n: grads[n]["star"] for n in HIDDEN}
@@ -544,6 +549,9 @@ def _results(
     neurons = {
         "cosine": neuron_cosine(nq["dot"], nq["rule_sq"], nq["star_sq"]),
         "cosine_unweighted": neuron_cosine(nq["dot0"], nq["rule_sq0"], nq["star_sq0"]),
+        "cosine_trial_mean": np.where(
+            nq["trial_cos_n"] > 0, nq["trial_cos_sum"] / np.maximum(nq["trial_cos_n"], 1), np.nan
+        ),
         "rate_hz": pool.rate / n,
         "alif": beta != 0,
         "eligibility": nq["weight"] / n,

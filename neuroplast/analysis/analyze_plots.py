@@ -6,6 +6,7 @@
   per-step densities of the exact gradient and of the rule along g*, ‖gap_t‖/‖G‖, with the task's event
   windows shaded (evidence: cues, delay, recall; sine: phase quarters and the target);
 * ``neurons.png`` — per-neuron eligibility-weighted cosine between L̃_j and L*_j against firing rate,
+  pooled over trials (dominated by the trials with the largest L*) and per trial averaged over trials,
   LIF and ALIF neurons marked apart;
 * ``counterfactual.png`` — cosine with BPTT of the learning signal truncated to k hops through W_rec vs k,
   with the least-squares fixed feedback B*, the logged rule and a random B as horizontal lines, and the
@@ -97,8 +98,8 @@ def plot_neurons(res: dict[str, Any], out: Path) -> Path:
     n = res["neurons"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, key, title in (
-        (axes[0], "cosine", "weighted by eligibility Σ_i (e_ji^t)²"),
-        (axes[1], "cosine_unweighted", "unweighted"),
+        (axes[0], "cosine", "pooled over trials"),
+        (axes[1], "cosine_trial_mean", "per trial, mean over trials"),
     ):
         for alif, color, lab in ((False, "tab:blue", "LIF"), (True, "tab:red", "ALIF")):
             sel = n["alif"] == alif
@@ -116,7 +117,7 @@ def plot_neurons(res: dict[str, Any], out: Path) -> Path:
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("firing rate (Hz, mean over analysed trials)")
         ax.set_ylabel("cos(L̃_j, L*_j) over time")
-        ax.set_title(f"learning-signal quality per neuron, {title}", fontsize=9)
+        ax.set_title(f"cos(L̃_j, L*_j) weighted by Σ_i (e_ji^t)², {title}", fontsize=9)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, out / "neurons.png")

@@ -44,10 +44,11 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
     for alif, lab in ((False, "LIF"), (True, "ALIF")):
         sel = n["alif"] == alif
         if np.any(sel):
-            c = n["cosine"][sel]
+            c, ct = n["cosine"][sel], n["cosine_trial_mean"][sel]
             lines.append(
-                f"2. {lab} neurons ({int(sel.sum())}): eligibility-weighted cos(L_rule, L*) median "
-                f"{_f(float(np.nanmedian(c)))}, mean {_f(float(np.nanmean(c)))}; "
+                f"2. {lab} neurons ({int(sel.sum())}): eligibility-weighted cos(L_rule, L*) pooled: median "
+                f"{_f(float(np.nanmedian(c)))}; per trial: median {_f(float(np.nanmedian(ct)))}, "
+                f"mean {_f(float(np.nanmean(ct)))}; "
                 f"rate {_f(float(np.mean(n['rate_hz'][sel])))} Hz"
             )
     ks = ["T" if b else str(k) for k, b in zip(cf["ks"], cf["k_is_bptt"], strict=True)]

@@ -209,6 +209,8 @@ def test_analyze_run_on_logs_matches_compare_and_numpy(which, runs, alif_runs, t
     )  # mean of per-trial densities that sum to 1
     assert sum(h["window_fraction"].values()) == pytest.approx(1.0, rel=1e-9)
     assert res["neurons"]["alif"].sum() == (5 if which.startswith("alif") else 0)
+    ct = res["neurons"]["cosine_trial_mean"]
+    assert np.all(np.isnan(ct) | (np.abs(ct) <= 1 + 1e-12)) and np.any(np.isfinite(ct))
     cf = res["counterfactual"]
     assert cf["k_is_bptt"][-1] and np.allclose(cf["truncated"]["hidden"]["cosine"][-1], 1.0, atol=1e-10)
     assert np.allclose(cf["truncated"]["hidden"]["cosine"][0], cf["rule"]["hidden"]["cosine"], atol=1e-10)
