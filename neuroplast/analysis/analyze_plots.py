@@ -157,7 +157,11 @@ def plot_counterfactual(res: dict[str, Any], out: Path) -> Path:
     ax.set_xticks(x, xlab)
     ax.set_xlabel("hops k back through W_rec")
     ax.set_ylabel("first-order loss decrease relative to BPTT")
-    ax.set_yscale("symlog", linthresh=1e-2)
+    dec = cf["truncated"]["hidden"]["decrease_same_lr_mean"]
+    if np.all(dec[np.isfinite(dec)] > 0):
+        ax.set_yscale("log")
+    else:  # a rule that increases the loss to first order
+        ax.set_yscale("symlog", linthresh=1e-2)
     ax.legend(fontsize=8)
     fig.suptitle(
         f"{Path(res['file']).name}: counterfactual rules on {len(res['trials'])} logged trials", fontsize=10
