@@ -131,6 +131,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return "nan" if v != v else f"{v:.3g}"
 
     check_not_busy(args.run)  # a live run's log is not replayed (and not written to)
+    if args.self_test:
+        return _compare_self_test(args)
     res = compare_run(args.run, keep_reset=args.keep_reset, progress=not (args.quiet or args.json))
     if args.json:
 
@@ -169,6 +171,70 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         for row in table:
             print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _compare_self_test(args: argparse.Namespace) -> int:
+    """``neuroplast compare --self-test``: 0 if every expectation holds, 1 otherwise; writes nothing."""
+    import json
+
+    from neuroplast.analysis.compare import SELF_TEST_AGREE, SELF_TEST_DIFFER, self_test
+
+    res = self_test(args.run)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0 if res["ok"] else 1
+    print(
+        f"{res['file']}: self-test on trials {', '.join(map(str, res['trials']))} "
+        f"(replayed vs logged loss: max rel. diff {res['loss_check']['max_rel_diff']:.2g}); nothing written"
+    )
+    for c in res["checks"]:
+        bound = f"<= {SELF_TEST_AGREE:g}" if c["expect"] == "agree" else f"> {SELF_TEST_DIFFER:g}"
+        verdict = "ok" if c["ok"] else "FAILED"
+        print(
+            f"  trial {c['trial']}: {c['check']}: rel. diff {c['rel_diff']:.3g} (expected {bound}) {verdict}"
+        )
+    print("self-test passed" if res["ok"] else "self-test FAILED")
+    return 0 if res["ok"] else 1
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from neuroplast.analysis.analyze import analyze_run
+    from neuroplast.analysis.analyze_report import plain, summary_lines
+
+    ks: tuple[int | str, ...] | None = None
+    if args.k is not None:
+        try:
+            ks = tuple("T" if v.strip().upper() == "T" else int(v) for v in args.k.split(",") if v.strip())
+        except ValueError:
+            raise UsageError(
+                f"--k: expected comma-separated hop counts such as 0,1,2,4,T (got {args.k!r})"
+            ) from None
+        if not ks or any(isinstance(v, int) and v < 0 for v in ks):
+            raise UsageError(f"--k: hop counts must be >= 0 (got {args.k!r})")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"--out {out}: parent folder {out.parent} does not exist")
+    kw = {} if ks is None else {"ks": ks}
+    res = analyze_run(args.run, trials=args.trials, progress=not (args.quiet or args.json), **kw)
+    written = []
+    if out is not None:
+        from neuroplast.analysis.analyze_plots import plot_analysis
+
+        written = plot_analysis(res, out)
+        (out / "analysis.json").write_text(json.dumps(plain(res), indent=1))
+        written.append(out / "analysis.json")
+    if args.json:
+        print(json.dumps(plain(res), indent=1))
+        return 0
+    for line in summary_lines(res):
+        print(line)
+    if written:
+        print(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
     return 0
 
 
@@ -271,7 +337,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare against the gradient with the reset path differentiated too (grad/bptt_full)",
     )
     cmp_.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmp_.add_argument(
+        "--self-test",
+        action="store_true",
+        help="instead: show on RUN's own model and trials that the comparator agrees where it must "
+        "(W_rec = 0; the ideal learning signal) and disagrees where it must (the logged W_rec); "
+        "exit 1 if not; writes nothing",
+    )
     cmp_.set_defaults(func=_cmd_compare)
+    ana = sub.add_parser(
+        "analyze",
+        help="where and why the rule departs from the exact gradient (read only)",
+        description="Replay the selected trials of RUN and report: the time-resolved gap between the rule's "
+        "gradient and BPTT (aligned to the task's events), the per-neuron quality of the learning signal, "
+        "counterfactual rules (learning signal truncated to k hops through W_rec; the least-squares fixed "
+        "feedback B*), and the alignment of the applied updates with the exact gradient over training. "
+        "Refuses runs that learned inside their trials. Nothing is written into RUN.",
+    )
+    ana.add_argument("run", help="run log (HDF5) written by `neuroplast run`")
+    ana.add_argument("--trials", help="trials to analyse: all (default), 0:50, ::10, -20:, 0,5,9")
+    ana.add_argument("--out", help="folder for the figures and analysis.json (created; files overwritten)")
+    ana.add_argument("--json", action="store_true", help="print every result as JSON")
+    ana.add_argument("--k", help="hop counts of the truncated learning signal (default 0,1,2,4,8,16,32,T)")
+    ana.add_argument("--quiet", action="store_true", help="no progress bar")
+    ana.set_defaults(func=_cmd_analyze)
     plot = sub.add_parser(
         "plot",
         help="write PNG figures of a run log",

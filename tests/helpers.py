@@ -353,9 +353,13 @@ def copy_file(src: Path, dst: Path) -> Path:
 SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
 
 
-def _synthetic_config(kind: str, reg: float, rule: str = "eprop", update_every: int = 0) -> Any:
+def _synthetic_config(
+    kind: str, reg: float, rule: str = "eprop", update_every: int = 0, n_alif: int = 0
+) -> Any:
     sim = {"dt_ms": 1.0, "n_steps": SYNTH_T, "seed": 3}
     net = {"n_rec": SYNTH_N_REC, "n_out": 1, "v_th": 0.05, "tau_m_ms": 20.0, "tau_out_ms": 20.0}
+    if n_alif:
+        net.update(n_alif=n_alif, beta=0.5, tau_a_ms=200.0)
     train = {
         "rule": rule,
         "optimizer": "sgd",
@@ -397,14 +401,16 @@ def write_synthetic_run(
     seed: int = 0,
     rule: str = "eprop",
     update_every: int = 0,
+    n_alif: int = 0,
 ) -> Path:
     """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file.
 
     ``rule="bptt"`` logs (and trains with) the exact gradient under the name ``bptt``, as ``--rule bptt``
     does; ``update_every=k`` learns inside each trial with the NumPy oracle (batch 1, e-prop), logging the
-    in-trial weights like a run with ``training.update_every_steps = k``.
+    in-trial weights like a run with ``training.update_every_steps = k``; ``n_alif`` > 0 makes the last
+    ``n_alif`` neurons adaptive (β = 0.5, τ_a = 200 ms).
     """
-    cfg = _synthetic_config(kind, reg, rule, update_every)
+    cfg = _synthetic_config(kind, reg, rule, update_every, n_alif)
     if update_every:
         batch = 1
     params = model_params(cfg)

@@ -48,6 +48,7 @@ __all__ = [
     "replay_context",
     "replay_trial",
     "compare_run",
+    "self_test",
 ]
 
 #: Largest relative difference allowed between the replayed and the logged loss of a trial.
@@ -480,3 +481,122 @@ def _metrics(
             res[est] = m
         projections[name] = res
     return projections
+
+
+# --------------------------------------------------------------------------- self-test
+
+#: Largest relative difference accepted where the comparator must agree (``compare --self-test``).
+SELF_TEST_AGREE = 1e-10
+#: Smallest relative difference expected where it must disagree (the logged W_rec ≠ 0).
+SELF_TEST_DIFFER = 1e-6
+
+
+def _rel(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: tuple[str, ...]) -> float:
+    """‖a − b‖ / ‖b‖ over the listed projections together (0 when both are 0)."""
+    num = np.sqrt(sum(float(np.sum((a[n] - b[n]) ** 2)) for n in names))
+    den = np.sqrt(sum(float(np.sum(b[n] ** 2)) for n in names))
+    if den == 0:
+        return 0.0 if num == 0 else float("inf")
+    return float(num / den)
+
+
+def _self_test_trial(ctx: ReplayContext, tr: ReplayedTrial) -> list[dict[str, Any]]:
+    """The three checks of :func:`self_test` on one replayed trial."""
+    from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
+    from neuroplast.gradients.eprop import eprop_grads, factorized_grads
+    from neuroplast.gradients.trial import TrialData
+
+    kw = dict(c_reg=ctx.c_reg, f_target=ctx.f_target)
+    w = tr.weights
+    w0 = Weights(w.w_in, np.zeros_like(w.w_rec), w.w_out, w.b_out, w.mask_in, w.mask_rec, w.mask_out)
+    zero = TrialData.make(ctx.params, w0, tr.x, tr.target, tr.mask, ctx.loss, **kw)  # re-simulated
+    logged = TrialData.make(ctx.params, w, tr.x, tr.target, tr.mask, ctx.loss, traj=tr.traj, **kw)
+    every = tuple(GRAD_PROJECTIONS)
+    g0 = bptt_grads(zero)
+    e0 = eprop_grads(zero, feedback=w.w_out.T)
+    g = bptt_grads(logged)
+    sig = ideal_learning_signal(logged)["total"]
+    ideal = logged.masked(
+        {
+            n: factorized_grads(ctx.params, logged.traj, logged.pre[n], sig, filtered=False)
+            for n in PART_PROJECTIONS
+        }
+    )
+    e = eprop_grads(logged, feedback=w.w_out.T)
+    return [
+        {"check": "W_rec = 0: e-prop equals BPTT", "rel_diff": _rel(e0, g0, every), "expect": "agree"},
+        {
+            "check": "ideal learning signal: sum_t L*_t e_t equals BPTT",
+            "rel_diff": _rel(ideal, g, PART_PROJECTIONS),
+            "expect": "agree",
+        },
+        {
+            "check": "logged W_rec: e-prop differs from BPTT",
+            "rel_diff": _rel(e, g, every),
+            "expect": "differ",
+        },
+    ]
+
+
+def self_test(path: str | Path, *, n_trials: int = 3) -> dict[str, Any]:
+    """Show on a run's own model and trials that the comparator can both agree and disagree (read only).
+
+    On up to ``n_trials`` replayable trials (first, middle, last), each replayed from the file:
+
+    1. with W_rec = 0 (the trial re-simulated), symmetric e-prop equals BPTT (every projection;
+       relative difference ≤ :data:`SELF_TEST_AGREE`);
+    2. with the logged weights, Σ_t L*_t e_t (ideal learning signal) equals BPTT (input, recurrent;
+       ≤ :data:`SELF_TEST_AGREE`);
+    3. with the logged W_rec, symmetric e-prop differs from BPTT (> :data:`SELF_TEST_DIFFER`).
+
+    Nothing is written into the file.
+
+    Returns
+    -------
+    dict
+        ``file``, ``trials`` (indices), ``loss_check`` (max replayed-vs-logged relative difference),
+        ``checks``: list of ``{check, trial, rel_diff, expect, ok}``, ``ok`` (all passed).
+
+    Raises
+    ------
+    RunFileError
+        Not a replayable run log, learned inside its trials, or a replay that does not reproduce its loss.
+    """
+    run = open_run(path)
+    if run.n_trials == 0:
+        raise RunFileError(run.path, "has no complete trials to test on")
+    if run.update_every_steps:
+        raise RunFileError(
+            run.path,
+            f"the run learned inside its trials (training.update_every_steps = {run.update_every_steps}): "
+            "there is no single-weights BPTT gradient to test the comparator on",
+        )
+    ctx = replay_context(run)
+    picks = sorted({0, run.n_trials // 2, run.n_trials - 1})[: max(1, n_trials)]
+    checks: list[dict[str, Any]] = []
+    used, max_diff = [], 0.0
+    for k in picks:
+        tr = replay_trial(ctx, k)
+        if tr is None:
+            continue
+        if not tr.loss_rel_diff <= LOSS_RTOL:
+            raise RunFileError(
+                run.path,
+                f"trial {k}: replayed loss differs from the logged loss (relative {tr.loss_rel_diff:.2g}); "
+                "the file does not reproduce its run",
+            )
+        max_diff = max(max_diff, tr.loss_rel_diff)
+        used.append(k)
+        for c in _self_test_trial(ctx, tr):
+            agree = c["expect"] == "agree"
+            ok = c["rel_diff"] <= SELF_TEST_AGREE if agree else c["rel_diff"] > SELF_TEST_DIFFER
+            checks.append({**c, "trial": k, "ok": bool(ok)})
+    if not used:
+        raise RunFileError(run.path, "none of its trials has the weights of its iteration")
+    return {
+        "file": str(run.path),
+        "trials": used,
+        "loss_check": {"max_rel_diff": max_diff, "tolerance": LOSS_RTOL},
+        "checks": checks,
+        "ok": all(c["ok"] for c in checks),
+    }

@@ -1,0 +1,80 @@
+"""Text and JSON views of an :func:`neuroplast.analysis.analyze.analyze_run` result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plain", "summary_lines"]
+
+
+def plain(o: Any) -> Any:
+    """JSON-ready copy: arrays to lists, NaN/inf to None, tuples to lists, NumPy scalars to Python."""
+    if isinstance(o, dict):
+        return {str(k): plain(v) for k, v in o.items()}
+    if isinstance(o, np.ndarray):
+        return plain(o.tolist())
+    if isinstance(o, (list, tuple)):
+        return [plain(v) for v in o]
+    if isinstance(o, np.generic):
+        return plain(o.item())
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    return o
+
+
+def _f(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.3g}"
+
+
+def summary_lines(res: dict[str, Any]) -> list[str]:
+    """The human summary that ``neuroplast analyze`` prints (one item per line)."""
+    h = res["time"]["hidden"]
+    cf = res["counterfactual"]
+    n = res["neurons"]
+    tr = res["training"]
+    lines = [
+        f"{res['file']}: rule {res['rule']}, {len(res['trials'])} trials analysed, T = {res['T']} steps",
+        f"1. gap g* - g_rule (hidden weights): |gap| / |g*| = {_f(h['gap_over_exact'])} (mean over trials); "
+        "share of the gap per window (steps):",
+    ]
+    for lab, frac in h["window_fraction"].items():
+        lines.append(f"     {lab:<16} {frac:7.3f}  ({h['window_steps'][lab]} steps)")
+    for alif, lab in ((False, "LIF"), (True, "ALIF")):
+        sel = n["alif"] == alif
+        if np.any(sel):
+            c, ct = n["cosine"][sel], n["cosine_trial_mean"][sel]
+            lines.append(
+                f"2. {lab} neurons ({int(sel.sum())}): eligibility-weighted cos(L_rule, L*) pooled: median "
+                f"{_f(float(np.nanmedian(c)))}; per trial: median {_f(float(np.nanmedian(ct)))}, "
+                f"mean {_f(float(np.nanmean(ct)))}; "
+                f"rate {_f(float(np.mean(n['rate_hz'][sel])))} Hz"
+            )
+    ks = ["T" if b else str(k) for k, b in zip(cf["ks"], cf["k_is_bptt"], strict=True)]
+    cos = cf["truncated"]["hidden"]["cosine_mean"]
+    lines.append(
+        "3. cosine with BPTT (hidden, mean over trials) of the signal truncated to k hops through W_rec:"
+    )
+    lines.append("     " + "  ".join(f"k={k}: {_f(c)}" for k, c in zip(ks, cos, strict=True)))
+    lines.append(
+        f"   least-squares fixed feedback B*: cosine {_f(cf['bstar_cosine_mean'])} (signal fit R^2 "
+        f"{_f(cf['bstar_fit_r2'])}); with every trial weighted by 1/|L*|^2: "
+        f"{_f(cf['bstar_relative_cosine_mean'])}; "
+        f"logged rule {_f(float(np.nanmean(cf['rule']['hidden']['cosine'])))}; "
+        f"random B {_f(float(np.nanmean(cf['random']['hidden']['cosine'])))}"
+    )
+    if tr["iterations"].size:
+        lines.append(
+            "4. cos(accumulated updates, -accumulated g*) after the last analysed iteration: "
+            + ", ".join(
+                f"{p} {_f(tr[p]['cumulative'][-1])}" for p in ("input", "recurrent", "output", "bias")
+            )
+        )
+    s = tr["spectrum"]
+    if s.size:
+        top = ", ".join(_f(v) for v in s[:5])
+        lines.append(
+            f"   singular values of sum dW_rec: {top}, ... (effective rank {_f(tr['effective_rank'])})"
+        )
+    return lines
