@@ -233,3 +233,38 @@ def test_output_folder_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     proc = _cli("run", ROOT / "models" / "sine.toml", "--out", tmp_path / "file" / "run.h5", cwd=tmp_path)
     _assert_one_line(proc, "file")
+
+
+_PIPE_CHILD = """
+import sys
+import neuroplast.cli as cli
+
+def flood(args):
+    for i in range(10**6):
+        print("line", i)
+    return 0
+
+cli._cmd_cache = flood
+sys.exit(cli.main(["cache"]))
+"""
+
+
+@pytest.mark.e2e
+def test_a_closed_output_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``neuroplast … | head``: no BrokenPipeError traceback, exit status 141."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PIPE_CHILD],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.readline().startswith(b"line 0")
+    proc.stdout.close()  # what `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
