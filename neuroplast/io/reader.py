@@ -63,7 +63,7 @@ def _open_error(path: Path, exc: OSError) -> RunFileError:
     msg = _one_line(exc)
     if _LOCKED.search(msg):
         return RunFileError(
-            path, f"cannot open: another process holds the file (still being written?): {msg}"
+            path, f"cannot open: it is open in another process (still being written?): {msg}"
         )
     m = _TRUNCATED.search(msg)
     if m:

@@ -40,6 +40,9 @@ def configure_brian2() -> None:
     prefs.core.default_float_dtype = __import__("numpy").float64
     prefs.codegen.runtime.cython.cache_dir = str(cache_dir() / "cython")
     prefs.codegen.runtime.cython.multiprocess_safe = True
+    # Ctrl-C is a KeyboardInterrupt at once, on both devices.  (Brian2's default turns it into a "stop at
+    # the end of this step" request, which a cpp_standalone binary never sees: the run would go on.)
+    prefs.core.stop_on_keyboard_interrupt = False
     logging.getLogger("brian2").setLevel(logging.ERROR)
     try:
         from brian2.utils.logger import BrianLogger

@@ -104,7 +104,7 @@ def test_unknown_key_in_config(cli, tmp_path) -> None:
         ('rule = "eprop"', 'rule = "no_such_rule"', "training.rule"),
         ('optimizer = "adam"', 'optimizer = "adamw"', "training.optimizer"),
         ('name = "sine"', 'name = "no_such_task"', "task.name"),
-        ('device = "runtime"', 'device = "gpu"', "simulation.device"),
+        ('device = "auto"', 'device = "gpu"', "simulation.device"),
     ],
 )
 def test_bad_value_in_config(cli, tmp_path, old, new, key) -> None:

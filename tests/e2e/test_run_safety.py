@@ -37,7 +37,14 @@ DIVERGE_TOML = TINY_TOML.replace("learning_rate = 0.001", "learning_rate = 1e200
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("safety")
-    for name, text in (("tiny.toml", TINY_TOML), ("long.toml", LONG_TOML), ("diverge.toml", DIVERGE_TOML)):
+    long_cpp = LONG_TOML.replace('device = "runtime"', 'device = "cpp_standalone"')
+    assert long_cpp != LONG_TOML
+    for name, text in (
+        ("tiny.toml", TINY_TOML),
+        ("long.toml", LONG_TOML),
+        ("long_cpp.toml", long_cpp),
+        ("diverge.toml", DIVERGE_TOML),
+    ):
         write_text(folder, name, text)
     assert LONG_TOML != TINY_TOML and DIVERGE_TOML != TINY_TOML
     return folder
@@ -63,8 +70,16 @@ def _wait_for(path: Path, n: int, proc: subprocess.Popen, timeout: float = 240) 
 
 
 def _start(*args: object, cwd: Path) -> subprocess.Popen:
+    # SIGINT back to its default in the child: a process started from a shell's background job inherits it
+    # ignored, and then no Ctrl-C could ever reach the run.
     return subprocess.Popen(
-        cli_args(*args), cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cli_args(*args),
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -94,11 +109,13 @@ def test_divergence_is_marked_in_the_log_and_not_resumed(work: Path) -> None:
     assert out.read_bytes() == before
 
 
-def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path) -> None:
-    ref, out = work / "long_ref.h5", work / "long_interrupted.h5"
-    full = run_cli("run", "long.toml", "--iterations", 4, "--out", ref, "--quiet", cwd=work)
+@pytest.mark.parametrize("config", ["long.toml", "long_cpp.toml"])
+def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path, config: str) -> None:
+    """Runtime and cpp_standalone (where Brian2's own Ctrl-C handling would let the binary run on)."""
+    ref, out = work / f"{config}_ref.h5", work / f"{config}_interrupted.h5"
+    full = run_cli("run", config, "--iterations", 4, "--out", ref, "--quiet", cwd=work)
     assert full.returncode == 0, full.stderr
-    child = _start("run", "long.toml", "--iterations", 4, "--out", out, "--quiet", cwd=work)
+    child = _start("run", config, "--iterations", 4, "--out", out, "--quiet", cwd=work)
     try:
         t1 = _wait_for(out, 1, child)
         t2 = _wait_for(out, 2, child)
@@ -114,7 +131,7 @@ def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path) -> None
     run = open_run(out)
     n = run.n_iterations  # 2, unless the signal came as iteration 3 was written (held back until done)
     assert n in (2, 3) and run.n_trials == n and not run.finished
-    res = run_cli("run", "long.toml", "--iterations", 4, "--resume", out, "--quiet", cwd=work)
+    res = run_cli("run", config, "--iterations", 4, "--resume", out, "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
     assert f"resumed {out} after iteration {n} " in res.stdout
     assert diff_files(out, ref) == []
