@@ -22,27 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.analysis.plots import _pyplot, _save  # one figure backend and save policy
+
 __all__ = ["ANALYZE_FIGURES", "plot_analysis"]
 
 #: File names written by :func:`plot_analysis`.
 ANALYZE_FIGURES = ("gap_time.png", "neurons.png", "counterfactual.png", "training.png")
 
 _WINDOW_COLORS = {"cues": "tab:green", "gaps": "0.85", "delay": "tab:orange", "recall": "tab:red"}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
 
 
 def _shade(ax: Any, res: dict[str, Any], legend: bool) -> None:

@@ -62,9 +62,7 @@ def _open_error(path: Path, exc: OSError) -> RunFileError:
     """The one-line error for a file HDF5 cannot open: held by another process, cut short, or damaged."""
     msg = _one_line(exc)
     if _LOCKED.search(msg):
-        return RunFileError(
-            path, f"cannot open: it is open in another process (still being written?): {msg}"
-        )
+        return RunFileError(path, f"cannot open: it is open in another process (still being written?): {msg}")
     m = _TRUNCATED.search(msg)
     if m:
         return RunFileError(
