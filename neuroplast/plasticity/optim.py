@@ -122,13 +122,14 @@ def make_optimizer(name: str, training: Any) -> Optimizer:
     return OPTIMIZERS.get(name).from_config(training)
 
 
-def trainable(grads: dict[str, np.ndarray], train_output: bool) -> dict[str, np.ndarray]:
-    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``."""
-    if train_output:
-        return dict(grads)
+def trainable(grads: dict[str, np.ndarray], train_output: bool, bias: bool = True) -> dict[str, np.ndarray]:
+    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``, and the bias's
+    zeroed unless ``bias`` (``network.readout_bias``: a readout without bias keeps b = 0)."""
     out = dict(grads)
-    out["output"] = np.zeros_like(grads["output"])
-    out["bias"] = np.zeros_like(grads["bias"])
+    if not train_output:
+        out["output"] = np.zeros_like(grads["output"])
+    if not (train_output and bias):
+        out["bias"] = np.zeros_like(grads["bias"])
     return out
 
 

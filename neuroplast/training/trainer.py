@@ -315,7 +315,9 @@ class Trainer:
             self.rule,
             self.weights,
             self.feedback,
-            self.optimizer.step(trainable(mean, self.cfg.training.train_output)),
+            self.optimizer.step(
+                trainable(mean, self.cfg.training.train_output, self.cfg.network.readout_bias)
+            ),
         )
         _check_finite(it, [], {}, self.weights)
         self.iteration += 1
