@@ -4,17 +4,20 @@
 
 Needs NEST (``pip install '.[nest]'``); one NEST process, 1 thread, about a minute.  It runs
 ``eprop_supervised_regression_sine-waves_bsshslm_2020.py`` from the wheel unchanged except for
-``n_iter``, ``do_plotting = False`` and ``n_record_w`` (the weight recorder then sees every synapse;
-it records only during the first ``--updates`` + 1 sequences), and stores, float64:
+``n_iter``, ``do_plotting = False`` and its one ``nest.Simulate`` call, which runs in pieces that stop
+after each of the first ``--updates`` + 1 sequences to read every weight with ``GetConnections``
+(NEST 3.10's ``weight_recorder`` gives one target and weight for all of a neuron's e-prop synapses, so
+it cannot be used), and stores, float64:
 
 * ``sine/loss`` (iterations,): NEST's per-iteration loss ½ Σ_t (y_t − y*_t)², as the example computes it;
 * ``sine/input`` (T, n_in) uint8, ``sine/target`` (T,): the frozen input spikes (row t − 1 is step t) and
   the target, as the example generated them;
 * ``sine/initial/{input,recurrent,output,feedback}``: the initial W_in (N × n_in), W_rec (N × N),
   W_out (n_out × N) and B (N × n_out), dense, post × pre;
-* ``sine/updates/{input,recurrent,output}`` (updates, …): the weight of every synapse in force during
-  sequence k + 1, i.e. after update k = 1 … ``--updates``, read at its first transmission in that
-  sequence by the weight recorder; NaN for a synapse whose presynaptic neuron was silent in it;
+* ``sine/updates/{input,recurrent,output}`` (updates, …): every weight after update k = 1 …
+  ``--updates``, read at the end of sequence k + 1 (NEST applies update k at the synapse's first
+  presynaptic spike in sequence k + 1); NaN for a synapse whose presynaptic neuron was silent in it
+  (its update waits for its next spike);
 * ``sine/final/{input,recurrent,output}``: the weights after the last update (the example's forced
   final update).
 
