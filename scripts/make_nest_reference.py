@@ -21,6 +21,11 @@ it cannot be used), and stores, float64:
 * ``sine/final/{input,recurrent,output}``: the weights after the last update (the example's forced
   final update).
 
+It also runs NEST's own test ``test_eprop_classification`` (testsuite/pytests/synapses/
+test_eprop_bsshslm_2020_plasticity.py, evidence accumulation, batch 1, 5 iterations; the test's last
+check is turned into a copy of its variables) and stores ``evidence/loss`` (5,), ``evidence/input``
+(5 · 2250, 40) uint8 (the input spikes of the five sequences in a row) and ``evidence/labels`` (5,).
+
 The root attributes give the NEST, NumPy and Python versions and the example's file name and
 parameters.  tests/nest/ compare neuroplast with this file without NEST; docs/validation.md explains it.
 """
@@ -39,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from nest_example import example_path, nest_version, run_example  # noqa: E402
+from nest_example import example_path, nest_version, patched_source, run_example  # noqa: E402
 
 SINE = "eprop_supervised_regression_sine-waves_bsshslm_2020.py"
 SEQUENCE = 1000  # steps of one sequence in the sine example
@@ -139,6 +144,32 @@ def sine(n_iter: int, n_updates: int) -> tuple[dict, dict]:
     return data, params
 
 
+NEST_TEST = "test_eprop_bsshslm_2020_plasticity.py"
+#: NEST's published batch-1 losses of test_eprop_classification (its last assert needs them).
+EVIDENCE_LOSSES = [0.741152550006, 0.740388187700, 0.665785233177, 0.663644193322, 0.729428962844]
+
+
+def evidence() -> tuple[dict, dict]:
+    """Run NEST's test_eprop_classification (batch 1); (datasets, parameters)."""
+    import importlib.util
+
+    test = Path(importlib.util.find_spec("nest").origin).parent
+    test = test / "share" / "nest" / "testsuite" / "pytests" / "synapses" / NEST_TEST
+    store: dict = {}
+    ns = {"__name__": "nest_test", "_store": store}
+    src = patched_source(
+        test, {}, lines={"    if batch_size == 1:": "    _store.update(locals())\n    if False:"}
+    )
+    exec(compile(src, str(test), "exec"), ns)
+    ns["test_eprop_classification"](1, EVIDENCE_LOSSES)
+    data = {
+        "loss": np.asarray(store["loss"], dtype=float),
+        "input": np.asarray(store["input_spike_bools_arr"], dtype=np.uint8),
+        "labels": np.asarray(store["target_cues_list"], dtype=np.int64),
+    }
+    return data, {"test": f"{NEST_TEST}::test_eprop_classification", "batch_size": 1, "n_iter": 5}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "data" / "nest_reference.h5"))
@@ -146,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=200, help="sine iterations whose losses are stored")
     args = ap.parse_args(argv)
     data, params = sine(args.iterations, args.updates)
+    ev_data, ev_params = evidence()
     tmp = Path(args.out + ".tmp")
     with h5py.File(tmp, "w") as f:
         f.attrs.update(
@@ -160,8 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         group.attrs.update(params)
         for name, value in data.items():
             group.create_dataset(name, data=value, compression="gzip", shuffle=True)
+        group = f.create_group("evidence")
+        group.attrs.update(ev_params)
+        for name, value in ev_data.items():
+            group.create_dataset(name, data=value, compression="gzip", shuffle=True)
     tmp.replace(args.out)
-    print(f"wrote {args.out}: sine {len(data['loss'])} losses, {args.updates} updates")
+    print(f"wrote {args.out}: sine {len(data['loss'])} losses, {args.updates} updates; evidence 5 losses")
     return 0
 
 

@@ -29,7 +29,7 @@ from neuroplast.config import (
 )
 from neuroplast.tasks import TASKS
 from neuroplast.tasks.evidence import EvidenceTask
-from neuroplast.tasks.nest import NestSineTask
+from neuroplast.tasks.nest import NestEvidenceTask, NestSineTask
 from neuroplast.tasks.sine import SineTask
 from tests.helpers import EVIDENCE, MODELS, ROOT, SINE
 
@@ -457,6 +457,7 @@ def _doc_row_start(name: str, tp, default) -> str:
         SineTask.Params,
         EvidenceTask.Params,
         NestSineTask.Params,
+        NestEvidenceTask.Params,
     ],
     ids=lambda c: c.__qualname__,
 )

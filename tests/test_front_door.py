@@ -31,7 +31,7 @@ from tests.helpers import ROOT  # noqa: E402
 
 MODELS = {
     name: tomllib.loads((ROOT / "models" / f"{name}.toml").read_text())
-    for name in ("sine", "evidence", "nest_sine")
+    for name in ("sine", "evidence", "nest_sine", "nest_evidence")
 }
 TABLES = {"simulation": SimulationConfig, "network": NetworkConfig, "training": TrainingConfig}
 

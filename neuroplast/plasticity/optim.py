@@ -14,7 +14,16 @@ import numpy as np
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
-__all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "make_optimizer", "trainable", "apply_updates"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "NestAdam",
+    "OPTIMIZERS",
+    "make_optimizer",
+    "trainable",
+    "apply_updates",
+]
 
 
 class Optimizer(Protocol):
@@ -104,6 +113,67 @@ class Adam:
         self.v = dict(state.get("v", {}))
 
 
+class NestAdam:
+    """NEST 3.10's Adam (``weight_optimizer.h``, TensorFlow's form), one step counter per parameter.
+
+    Per parameter, at its n-th update (n counted for that parameter alone, from 1)::
+
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
+        Δθ = −η √(1 − β₂ⁿ) / (1 − β₁ⁿ) · m / (√v + ε)
+
+    i.e. ε is added to √v, not to the bias-corrected √v̂ as in :class:`Adam` (NEST's ε̂).  NEST updates a
+    synapse only when its presynaptic neuron has spiked since the last update; here a parameter whose
+    gradient is exactly 0 in an iteration (a silent presynaptic neuron: z̄ = 0 gives e = 0) takes no step
+    and its counter does not advance.  (A parameter whose presynaptic neuron spiked but whose gradient is
+    exactly 0 would take a step in NEST; that needs a postsynaptic ψ = 0 for the whole trial.)
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate η.
+    b1, b2 : float
+        β₁, β₂ in [0, 1).
+    eps : float
+        ε (NEST's default is 1e-7; its classification example uses 1e-8).
+    """
+
+    def __init__(self, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.lr = float(lr)
+        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self.n: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_config(cls, training: Any) -> NestAdam:
+        """From a ``[training]`` table (``learning_rate``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``)."""
+        return cls(training.learning_rate, training.adam_beta1, training.adam_beta2, training.adam_eps)
+
+    def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {}
+        for k, g in grads.items():
+            g = np.asarray(g, dtype=float)
+            active = g != 0.0
+            m = self.m.get(k, np.zeros_like(g))
+            v = self.v.get(k, np.zeros_like(g))
+            n = self.n.get(k, np.zeros(g.shape)) + active
+            m = np.where(active, self.b1 * m + (1 - self.b1) * g, m)
+            v = np.where(active, self.b2 * v + (1 - self.b2) * g * g, v)
+            nn = np.maximum(n, 1.0)
+            alpha = self.lr * np.sqrt(1 - self.b2**nn) / (1 - self.b1**nn)
+            out[k] = np.where(active, -alpha * m / (np.sqrt(v) + self.eps), 0.0)
+            self.m[k], self.v[k], self.n[k] = m, v, n
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"n": dict(self.n), "m": dict(self.m), "v": dict(self.v)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.n = dict(state.get("n", {}))
+        self.m = dict(state.get("m", {}))
+        self.v = dict(state.get("v", {}))
+
+
 def _check_optimizer(obj: object, name: str) -> None:
     for attr in ("from_config", "step", "state", "load_state"):
         if not callable(getattr(obj, attr, None)):
@@ -115,6 +185,7 @@ def _check_optimizer(obj: object, name: str) -> None:
 OPTIMIZERS: Registry[type] = Registry("optimizer", check=_check_optimizer)
 OPTIMIZERS.register("sgd", SGD)
 OPTIMIZERS.register("adam", Adam)
+OPTIMIZERS.register("adam-nest", NestAdam)
 
 
 def make_optimizer(name: str, training: Any) -> Optimizer:
