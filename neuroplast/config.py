@@ -169,6 +169,7 @@ class TrainingConfig:
     path: str = "auto"
     train_output: bool = True
     update_every_steps: int = field(default=0, metadata=_check(_nonneg))
+    average_gradient: bool = field(default=False, metadata=_NEW_KEY)
 
     def __post_init__(self) -> None:
         if self.rule.strip().lower() not in rule_names():
@@ -284,6 +285,11 @@ def _build(cls: type, data: dict[str, Any], section: str) -> Any:
 
 def _check_tables(cfg: Config) -> None:
     """Checks across ``[network]`` and ``[training]``."""
+    if cfg.training.average_gradient and cfg.training.update_every_steps:
+        raise ConfigError(
+            "training.average_gradient: true needs per-trial updates; "
+            f"got training.update_every_steps = {cfg.training.update_every_steps}"
+        )
     if not cfg.network.readout_bias and cfg.training.update_every_steps:
         raise ConfigError(
             "network.readout_bias: false needs per-trial updates (the in-trial updates train the bias); "

@@ -353,7 +353,7 @@ def test_to_toml_round_trip_awkward_values() -> None:
 
 #: Keys added after run logs existed: written only when not at their default (the config text of a run
 #: log of a config that does not use them stays what it was, and --resume of an older log still matches).
-NEW_KEYS = {("network", "readout_bias"), ("network", "init")}
+NEW_KEYS = {("network", "readout_bias"), ("network", "init"), ("training", "average_gradient")}
 
 
 def test_to_toml_writes_every_key() -> None:
@@ -369,7 +369,10 @@ def test_to_toml_writes_every_key() -> None:
 def test_new_keys_are_written_when_set_and_round_trip() -> None:
     cfg = load_config(SINE)
     assert {k for t, k in NEW_KEYS} == {
-        f.name for f in dataclasses.fields(NetworkConfig) if f.metadata.get("omit_default")
+        f.name
+        for cls in (SimulationConfig, NetworkConfig, TrainingConfig)
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("omit_default")
     }
     changed = cfg.replace("network", readout_bias=False, init="nest-sine")
     text = to_toml(changed)

@@ -4,8 +4,9 @@ NEST runs its own sine-wave example (``scripts/make_nest_reference.py`` in a chi
 process, 1 thread); neuroplast trains ``models/nest_sine.toml``.  Compared per iteration: the losses of
 all iterations and the weights after each of the first updates, with the validation-only emulation of
 NEST's late update (tests/nest/emulation.py; without it the losses agree for 8 iterations and drift from
-the 9th, docs/validation.md).  The Brian2 path is compared on the first 8 losses.  Skipped with a reason
-when NEST is not installed (``pip install '.[nest]'``).
+the 9th, docs/validation.md).  The Brian2 path is compared on the first 8 losses, and
+``models/nest_evidence.toml`` with NEST's own classification test (5 losses, the input).  Skipped with a
+reason when NEST is not installed (``pip install '.[nest]'``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from neuroplast.build import build
 from neuroplast.config import load_config
+from neuroplast.plasticity.reference import NumpySimulator
 from neuroplast.training.trainer import Trainer
 from tests.helpers import ROOT
 from tests.nest.emulation import LateUpdateSimulator, reference
@@ -93,3 +95,14 @@ def test_brian2_path_equals_nest_first_eight_losses(nest_run) -> None:
     trainer = Trainer.from_config(cfg)
     losses = [trainer.iterate().losses[0] for _ in range(UPDATES)]
     np.testing.assert_allclose(losses, nest_run["sine/loss"][:UPDATES], rtol=RTOL, atol=0)
+
+
+def test_neuroplast_equals_nests_classification_test(nest_run) -> None:
+    """models/nest_evidence.toml vs NEST's test_eprop_classification (batch 1), run live: 5 losses."""
+    setup = build(load_config(ROOT / "models" / "nest_evidence.toml"))
+    trainer = Trainer(setup, NumpySimulator.of(setup))
+    recall = setup.cfg.task.recall_steps  # NEST's loss is the mean over the recall steps
+    losses = [trainer.iterate().losses[0] / recall for _ in range(5)]
+    np.testing.assert_allclose(losses, nest_run["evidence/loss"], rtol=RTOL, atol=0)
+    trials = [setup.task.trials(i, 1)[0] for i in range(5)]
+    assert np.array_equal(np.concatenate([t.x for t in trials]), nest_run["evidence/input"].astype(float))
