@@ -29,6 +29,9 @@ from tests.nest.emulation import LateUpdateSimulator, reference
 
 pytestmark = [
     pytest.mark.nest,
+    # it runs scripts/make_nest_reference.py as a child process for minutes: also out of the quick
+    # `-m "not brian2 and not e2e"` selection
+    pytest.mark.e2e,
     pytest.mark.skipif(
         importlib.util.find_spec("nest") is None, reason="NEST is not installed (pip install '.[nest]')"
     ),
