@@ -16,6 +16,7 @@ import numpy as np
 
 from neuroplast.config import Config
 from neuroplast.model.connectivity import Connectivity
+from neuroplast.model.initializers import initialize
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.plasticity.rules import Rule, get_rule
@@ -46,15 +47,8 @@ def model_params(cfg: Config) -> ModelParams:
 
 
 def init_weights(cfg: Config, n_in: int, seed: int) -> Weights:
-    """Seeded initial weights and connectivity masks (std = scale/√fan_in)."""
-    n = cfg.network
-    rng = np.random.default_rng([seed, 0])
-    mask_in = rng.random((n.n_rec, n_in)) < n.p_in
-    mask_rec = (rng.random((n.n_rec, n.n_rec)) < n.p_rec) & ~np.eye(n.n_rec, dtype=bool)
-    w_in = rng.normal(0.0, n.w_in_scale / np.sqrt(max(1.0, n_in * n.p_in)), (n.n_rec, n_in))
-    w_rec = rng.normal(0.0, n.w_rec_scale / np.sqrt(max(1.0, n.n_rec * n.p_rec)), (n.n_rec, n.n_rec))
-    w_out = rng.normal(0.0, n.w_out_scale / np.sqrt(n.n_rec), (n.n_out, n.n_rec))
-    return Weights(w_in, w_rec, w_out, np.zeros(n.n_out), mask_in, mask_rec)
+    """Seeded initial weights and masks of ``network.init`` (:mod:`neuroplast.model.initializers`)."""
+    return initialize(cfg.network.init, cfg.network, n_in, seed).weights
 
 
 def target_rate(cfg: Config) -> float:
@@ -129,9 +123,12 @@ def build(cfg: Config, *, rule: str | None = None, seed: int | None = None) -> S
     seed_ = int(cfg.simulation.seed)
     rule_obj = get_rule(cfg.training.rule)(cfg.training)
     task_cls: Any = TASKS.get(TASKS.name_of(type(cfg.task)))
-    task = task_cls(cfg.task, cfg.simulation.n_steps, cfg.simulation.dt_ms, seed_)
-    weights = init_weights(cfg, task.n_in, seed_)
+    task = task_cls.from_config(cfg, seed_)
+    initial = initialize(cfg.network.init, cfg.network, task.n_in, seed_)
+    weights = initial.weights
     feedback = rule_obj.init_feedback(weights, np.random.default_rng([seed_, 3]))
+    if initial.feedback is not None and rule_obj.random_feedback:
+        feedback = np.array(initial.feedback, dtype=float)  # the initializer's own B (NEST's examples)
     return Setup(
         cfg=cfg,
         seed=seed_,

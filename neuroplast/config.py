@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroplast.errors import ConfigError
+from neuroplast.model.initializers import INITIALIZERS
 from neuroplast.model.losses import LOSSES
 from neuroplast.model.surrogates import SURROGATES
 from neuroplast.plasticity.optim import OPTIMIZERS
@@ -70,6 +71,12 @@ def _check(*fns):
     return {"checks": fns}
 
 
+#: Field metadata of keys added after run logs existed: :func:`to_toml` writes them only when they differ
+#: from their default, so the ``config`` text of a run log (and ``--resume`` of an older log) is unchanged
+#: for configs that do not use them.
+_NEW_KEY = {"omit_default": True}
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (auto | runtime | cpp_standalone)."""
@@ -90,7 +97,9 @@ class NetworkConfig:
 
     The first ``n_rec − n_alif`` recurrent neurons are LIF (β = 0), the last
     ``n_alif`` are ALIF with adaptation strength ``beta`` and time constant ``tau_a_ms``.
-    Initial weights are Gaussian with standard deviation ``w_*_scale / sqrt(fan_in)``.
+    Initial weights come from the initializer ``init`` (default Gaussian with standard deviation
+    ``w_*_scale / sqrt(fan_in)``; :mod:`neuroplast.model.initializers`); ``readout_bias = false`` keeps
+    the readout bias b at 0 (not trained), as NEST's readout, which has none.
     """
 
     n_rec: int = field(default=100, metadata=_check(_positive))
@@ -111,6 +120,8 @@ class NetworkConfig:
     w_in_scale: float = field(default=1.0, metadata=_check(_nonneg))
     w_rec_scale: float = field(default=0.0, metadata=_check(_nonneg))
     w_out_scale: float = field(default=1.0, metadata=_check(_nonneg))
+    readout_bias: bool = field(default=True, metadata=_NEW_KEY)
+    init: str = field(default="gaussian", metadata=_NEW_KEY)
 
     def __post_init__(self) -> None:
         if self.n_alif > self.n_rec:
@@ -120,6 +131,17 @@ class NetworkConfig:
                 f"network.surrogate: unknown surrogate {self.surrogate!r} "
                 f"(known: {', '.join(SURROGATES.names())})"
             )
+        if self.init not in INITIALIZERS:
+            raise ConfigError(
+                f"network.init: unknown initializer {self.init!r} (known: {', '.join(INITIALIZERS.names())})"
+            )
+        if getattr(INITIALIZERS.get(self.init), "all_to_all", False):
+            for key in ("p_in", "p_rec"):
+                if getattr(self, key) != 1.0:
+                    raise ConfigError(
+                        f"network.{key}: the {self.init!r} initializer connects all to all, needs 1.0 "
+                        f"(got {getattr(self, key)!r})"
+                    )
 
 
 @dataclass(frozen=True)
@@ -147,6 +169,7 @@ class TrainingConfig:
     path: str = "auto"
     train_output: bool = True
     update_every_steps: int = field(default=0, metadata=_check(_nonneg))
+    average_gradient: bool = field(default=False, metadata=_NEW_KEY)
 
     def __post_init__(self) -> None:
         if self.rule.strip().lower() not in rule_names():
@@ -203,6 +226,7 @@ class Config:
         data.update(changes)
         new_sec = _build(type(sec), data, section)
         new = dataclasses.replace(self, **{section: new_sec})
+        _check_tables(new)
         TASKS.get(TASKS.name_of(type(new.task))).check_config(new)
         return new
 
@@ -259,6 +283,20 @@ def _build(cls: type, data: dict[str, Any], section: str) -> Any:
         raise ConfigError(f"{section}: {exc}") from None
 
 
+def _check_tables(cfg: Config) -> None:
+    """Checks across ``[network]`` and ``[training]``."""
+    if cfg.training.average_gradient and cfg.training.update_every_steps:
+        raise ConfigError(
+            "training.average_gradient: true needs per-trial updates; "
+            f"got training.update_every_steps = {cfg.training.update_every_steps}"
+        )
+    if not cfg.network.readout_bias and cfg.training.update_every_steps:
+        raise ConfigError(
+            "network.readout_bias: false needs per-trial updates (the in-trial updates train the bias); "
+            f"got training.update_every_steps = {cfg.training.update_every_steps}"
+        )
+
+
 def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
     """Validate a parsed TOML mapping into a :class:`Config`."""
 
@@ -283,6 +321,7 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
             f"training.update_every_steps: {train.update_every_steps} leaves no update inside a trial of "
             f"simulation.n_steps = {sim.n_steps} steps (use a smaller value, or 0 for per-trial updates)"
         )
+    _check_tables(cfg)
     task_cls.check_config(cfg)
     check_size(cfg)
     return cfg
@@ -455,6 +494,8 @@ def to_toml(cfg: Config) -> str:
         if section == "task":
             lines.append(f"name = {_toml_value(TASKS.name_of(type(sec)))}")
         for f in fields(sec):
+            if f.metadata.get("omit_default") and getattr(sec, f.name) == f.default:
+                continue
             lines.append(f"{f.name} = {_toml_value(getattr(sec, f.name))}")
         lines.append("")
     return "\n".join(lines)

@@ -47,23 +47,16 @@ NEST_EVIDENCE = "eprop_supervised_classification_evidence-accumulation_bsshslm_2
 
 # Runs NEST's example with fewer iterations, no plotting, and nest.Simulate timed.
 _NEST_CHILD = r"""
-import json, re, sys, time, types
+import json, sys, time
+sys.path.insert(0, sys.argv[3])
 from pathlib import Path
 import nest
-if "IPython" not in sys.modules:  # the examples import IPython.display.Image for notebooks only
-    ipy, disp = types.ModuleType("IPython"), types.ModuleType("IPython.display")
-    disp.Image = lambda *a, **k: None
-    ipy.display = disp
-    sys.modules.update({"IPython": ipy, "IPython.display": disp})
-src = Path(sys.argv[1]).read_text()
-for var, val in json.loads(sys.argv[2]).items():
-    src, n = re.subn(rf"^{var} = .*$", f"{var} = {val}", src, count=1, flags=re.M)
-    assert n == 1, var
+from nest_example import patched_source, stub_ipython
+stub_ipython()
+src = patched_source(Path(sys.argv[1]), json.loads(sys.argv[2]), simulate="_timed_simulate")
 spent = [0.0]
 def _timed_simulate(t):
     t0 = time.perf_counter(); nest.Simulate(t); spent[0] += time.perf_counter() - t0
-src, n = re.subn(r"\bnest\.Simulate\(", "_timed_simulate(", src)
-assert n >= 1
 ns = {"__name__": "__main__", "_timed_simulate": _timed_simulate}
 try:
     exec(compile(src, sys.argv[1], "exec"), ns)
@@ -128,15 +121,10 @@ def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, flo
 
 
 def _nest_example(name: str) -> Path | None:
-    try:
-        import nest  # noqa: F401 - only to find the wheel's examples
-    except ImportError:
-        return None
-    import importlib.util
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from nest_example import example_path
 
-    spec = importlib.util.find_spec("nest")
-    base = Path(spec.origin).parent / "doc" / "examples" / "pynest" / "eprop_plasticity" / name
-    return base if base.exists() else None
+    return example_path(name)
 
 
 def _config(kind: str, iterations: int) -> dict:
@@ -170,7 +158,14 @@ def bench(kind: str, iterations: int, repeats: int, with_nest: bool) -> list[dic
         for r in range(repeats):
             row: dict = {"repeat": r + 1}
             if example is not None:
-                cmd = [sys.executable, "-c", _NEST_CHILD, str(example), json.dumps(nest_vars)]
+                cmd = [
+                    sys.executable,
+                    "-c",
+                    _NEST_CHILD,
+                    str(example),
+                    json.dumps(nest_vars),
+                    str(ROOT / "scripts"),
+                ]
                 info, wall, mem = _child(cmd)
                 row["nest"] = {
                     "per_iteration_s": info["simulate_s"] / info["iterations"],

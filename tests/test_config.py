@@ -29,6 +29,7 @@ from neuroplast.config import (
 )
 from neuroplast.tasks import TASKS
 from neuroplast.tasks.evidence import EvidenceTask
+from neuroplast.tasks.nest import NestEvidenceTask, NestSineTask
 from neuroplast.tasks.sine import SineTask
 from tests.helpers import EVIDENCE, MODELS, ROOT, SINE
 
@@ -235,6 +236,7 @@ def test_n_alif_larger_than_n_rec() -> None:
         ("training", "path", "no_such_path"),
         ("simulation", "device", "no_such_device"),
         ("task", "name", "no_such_task"),
+        ("network", "init", "no_such_init"),
     ],
 )
 def test_unknown_name(table: str, key: str, value: str) -> None:
@@ -349,13 +351,34 @@ def test_to_toml_round_trip_awkward_values() -> None:
     assert again.network.beta == 0.1 + 0.2  # exact floats
 
 
+#: Keys added after run logs existed: written only when not at their default (the config text of a run
+#: log of a config that does not use them stays what it was, and --resume of an older log still matches).
+NEW_KEYS = {("network", "readout_bias"), ("network", "init"), ("training", "average_gradient")}
+
+
 def test_to_toml_writes_every_key() -> None:
     cfg = load_config(SINE)
     data = tomllib.loads(to_toml(cfg))
     for section in ("simulation", "network", "training"):
-        assert set(data[section]) == {f.name for f in dataclasses.fields(getattr(cfg, section))}
+        fields = {f.name for f in dataclasses.fields(getattr(cfg, section))}
+        assert set(data[section]) == fields - {k for t, k in NEW_KEYS if t == section}
     assert set(data["task"]) == {"name"} | {f.name for f in dataclasses.fields(cfg.task)}
     assert data["task"]["name"] == "sine"
+
+
+def test_new_keys_are_written_when_set_and_round_trip() -> None:
+    cfg = load_config(SINE)
+    assert {k for t, k in NEW_KEYS} == {
+        f.name
+        for cls in (SimulationConfig, NetworkConfig, TrainingConfig)
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("omit_default")
+    }
+    changed = cfg.replace("network", readout_bias=False, init="nest-sine")
+    text = to_toml(changed)
+    assert "readout_bias = false" in text and 'init = "nest-sine"' in text
+    assert parse_config(tomllib.loads(text)) == dataclasses.replace(changed, source="<dict>")
+    assert "readout_bias" not in to_toml(cfg) and "\ninit" not in to_toml(cfg)
 
 
 # ------------------------------------------------------------------ Config.replace
@@ -430,7 +453,15 @@ def _doc_row_start(name: str, tp, default) -> str:
 
 @pytest.mark.parametrize(
     "cls",
-    [SimulationConfig, NetworkConfig, TrainingConfig, SineTask.Params, EvidenceTask.Params],
+    [
+        SimulationConfig,
+        NetworkConfig,
+        TrainingConfig,
+        SineTask.Params,
+        EvidenceTask.Params,
+        NestSineTask.Params,
+        NestEvidenceTask.Params,
+    ],
     ids=lambda c: c.__qualname__,
 )
 def test_docs_list_every_key_with_type_and_default(cls) -> None:

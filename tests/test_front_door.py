@@ -30,7 +30,8 @@ from neuroplast.tasks import TASKS
 from tests.helpers import ROOT  # noqa: E402
 
 MODELS = {
-    name: tomllib.loads((ROOT / "models" / f"{name}.toml").read_text()) for name in ("sine", "evidence")
+    name: tomllib.loads((ROOT / "models" / f"{name}.toml").read_text())
+    for name in ("sine", "evidence", "nest_sine", "nest_evidence")
 }
 TABLES = {"simulation": SimulationConfig, "network": NetworkConfig, "training": TrainingConfig}
 
@@ -83,6 +84,44 @@ def test_table_covers_every_key() -> None:
     nonfinite = {(t, k) for _, t, k, v in CASES if isinstance(v, float) and not math.isfinite(v)}
     for key in [("training", "learning_rate"), ("network", "w_in_scale"), ("simulation", "dt_ms")]:
         assert key in nonfinite
+
+
+#: Values of the NEST-compatible keys (docs/validation.md) that are the right type but not allowed:
+#: (model, {table: {key: value}}, the key the one-line message must start with).
+NEST_ROWS = [
+    ("sine", {"network": {"init": "no_such_init"}}, "network.init: unknown initializer 'no_such_init'"),
+    ("nest_sine", {"network": {"p_in": 0.5}}, "network.p_in: the 'nest-sine' initializer connects all"),
+    ("nest_sine", {"network": {"p_rec": 0.9}}, "network.p_rec: the 'nest-sine' initializer connects all"),
+    (
+        "sine",
+        {"training": {"update_every_steps": 10}, "network": {"readout_bias": False}},
+        "network.readout_bias:",
+    ),
+    ("nest_sine", {"task": {"spike_prob": 1.5}}, "task.spike_prob: must be in [0, 1] (got 1.5)"),
+    ("nest_sine", {"task": {"spike_prob": -0.1}}, "task.spike_prob: must be in [0, 1]"),
+    ("nest_sine", {"task": {"periods_steps": []}}, "task.periods_steps: must list at least one period"),
+    ("nest_sine", {"task": {"periods_steps": [1000, 0]}}, "task.periods_steps: must be > 0 (got 0)"),
+    ("nest_sine", {"task": {"n_in": 0}}, "task.n_in: must be > 0"),
+    ("nest_sine", {"network": {"n_out": 2}}, "network.n_out: the nest-sine task has 1 output (got 2)"),
+    (
+        "nest_sine",
+        {"training": {"loss": "cross_entropy"}},
+        "training.loss: the nest-sine task is a regression",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "start"), NEST_ROWS, ids=[r[2].split(":")[0] for r in NEST_ROWS]
+)
+def test_nest_keys_refuse_values_they_cannot_take(model: str, changes: dict, start: str) -> None:
+    data = copy.deepcopy(MODELS[model])
+    for table, values in changes.items():
+        data.setdefault(table, {}).update(values)
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(start), msg
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,17 @@ import numpy as np
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
-__all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "make_optimizer", "trainable", "apply_updates"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "NestAdam",
+    "averaged",
+    "OPTIMIZERS",
+    "make_optimizer",
+    "trainable",
+    "apply_updates",
+]
 
 
 class Optimizer(Protocol):
@@ -104,6 +114,69 @@ class Adam:
         self.v = dict(state.get("v", {}))
 
 
+class NestAdam:
+    """NEST 3.10's Adam (``weight_optimizer.h``, TensorFlow's form of ε).
+
+    At update n (n = 1, 2, … for every parameter)::
+
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
+        Δθ = −η √(1 − β₂ⁿ) / (1 − β₁ⁿ) · m / (√v + ε)
+
+    i.e. ε is added to √v, not to the bias-corrected √v̂ as in :class:`Adam`.  NEST keeps the step count
+    per synapse and updates a synapse at its next presynaptic spike, catching up on the updates it
+    missed with zero gradient; its count therefore equals the number of updates, and a parameter with a
+    zero gradient still moves with its first moment — measured on NEST's classification example, whose
+    first five losses this reproduces (docs/validation.md).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate η.
+    b1, b2 : float
+        β₁, β₂ in [0, 1).
+    eps : float
+        ε (NEST's default is 1e-7; its classification example uses 1e-8).
+    """
+
+    def __init__(self, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.lr = float(lr)
+        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self.t = 0
+
+    @classmethod
+    def from_config(cls, training: Any) -> NestAdam:
+        """From a ``[training]`` table (``learning_rate``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``)."""
+        return cls(training.learning_rate, training.adam_beta1, training.adam_beta2, training.adam_eps)
+
+    def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.t += 1
+        alpha = self.lr * np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
+        out = {}
+        for k, g in grads.items():
+            m = self.b1 * self.m.get(k, np.zeros_like(g)) + (1 - self.b1) * g
+            v = self.b2 * self.v.get(k, np.zeros_like(g)) + (1 - self.b2) * g * g
+            self.m[k], self.v[k] = m, v
+            out[k] = -alpha * m / (np.sqrt(v) + self.eps)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"t": self.t, "m": dict(self.m), "v": dict(self.v)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        self.m = dict(state.get("m", {}))
+        self.v = dict(state.get("v", {}))
+
+
+def averaged(grads: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    """``grads`` divided by the number of steps the loss counts (``training.average_gradient``, NEST's
+    ``average_gradient``: the gradient per step of the learning window)."""
+    n = float(np.count_nonzero(np.asarray(mask)))
+    return {k: g / n for k, g in grads.items()}
+
+
 def _check_optimizer(obj: object, name: str) -> None:
     for attr in ("from_config", "step", "state", "load_state"):
         if not callable(getattr(obj, attr, None)):
@@ -115,6 +188,7 @@ def _check_optimizer(obj: object, name: str) -> None:
 OPTIMIZERS: Registry[type] = Registry("optimizer", check=_check_optimizer)
 OPTIMIZERS.register("sgd", SGD)
 OPTIMIZERS.register("adam", Adam)
+OPTIMIZERS.register("adam-nest", NestAdam)
 
 
 def make_optimizer(name: str, training: Any) -> Optimizer:
@@ -122,13 +196,14 @@ def make_optimizer(name: str, training: Any) -> Optimizer:
     return OPTIMIZERS.get(name).from_config(training)
 
 
-def trainable(grads: dict[str, np.ndarray], train_output: bool) -> dict[str, np.ndarray]:
-    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``."""
-    if train_output:
-        return dict(grads)
+def trainable(grads: dict[str, np.ndarray], train_output: bool, bias: bool = True) -> dict[str, np.ndarray]:
+    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``, and the bias's
+    zeroed unless ``bias`` (``network.readout_bias``: a readout without bias keeps b = 0)."""
     out = dict(grads)
-    out["output"] = np.zeros_like(grads["output"])
-    out["bias"] = np.zeros_like(grads["bias"])
+    if not train_output:
+        out["output"] = np.zeros_like(grads["output"])
+    if not (train_output and bias):
+        out["bias"] = np.zeros_like(grads["bias"])
     return out
 
 

@@ -50,6 +50,9 @@ class Rule:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     online: ClassVar[bool] = True  # the Brian2 eligibility machinery computes this rule's estimate
+    #: Whether B starts random (then an initializer that draws its own B, e.g. ``network.init =
+    #: "nest-sine"``, provides it instead of :meth:`init_feedback`).
+    random_feedback: ClassVar[bool] = False
     #: Brian2 abstract code of one in-trial update (``training.update_every_steps``), or ``None`` when
     #: the rule cannot learn inside a trial.  Keys ``"hidden"`` (run on every input and recurrent
     #: synapse) and ``"readout"`` (run on every readout synapse, which also holds its feedback
@@ -145,6 +148,7 @@ class EpropRandom(Rule):
 
     name = "eprop-random"
     description = "e-prop, fixed random feedback"
+    random_feedback = True
     brian2_update = {"hidden": "", "readout": ""}
 
     def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:

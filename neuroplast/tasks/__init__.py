@@ -87,8 +87,13 @@ class Task:
     def check_config(cls, cfg: Any) -> None:
         """Cross-table checks (e.g. network.n_out must match the task)."""
 
+    @classmethod
+    def from_config(cls, cfg: Any, seed: int) -> Task:
+        """The task of a resolved config with ``seed`` (tasks that need more of the config override it)."""
+        return cls(cfg.task, cfg.simulation.n_steps, cfg.simulation.dt_ms, seed)
+
     def trials(self, iteration: int, batch_size: int) -> list[Trial]:
         raise NotImplementedError
 
 
-from neuroplast.tasks import evidence, sine  # noqa: E402,F401  (registers built-ins)
+from neuroplast.tasks import evidence, nest, sine  # noqa: E402,F401  (registers built-ins)

@@ -24,7 +24,7 @@ from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import softmax
 from neuroplast.model.params import Weights
 from neuroplast.model.simulator import Simulator
-from neuroplast.plasticity.optim import apply_updates, make_optimizer, trainable
+from neuroplast.plasticity.optim import apply_updates, averaged, make_optimizer, trainable
 from neuroplast.plasticity.rules import TrialData
 
 __all__ = [
@@ -306,6 +306,8 @@ class Trainer:
                 fb,
             )
             g = path(self, res, data)
+            if self.cfg.training.average_gradient:
+                g = averaged(g, trial.mask)
             grads_list.append(g)
             results.append(res)
             losses.append(self.loss.value(res.y, trial.target, trial.mask))
@@ -315,7 +317,9 @@ class Trainer:
             self.rule,
             self.weights,
             self.feedback,
-            self.optimizer.step(trainable(mean, self.cfg.training.train_output)),
+            self.optimizer.step(
+                trainable(mean, self.cfg.training.train_output, self.cfg.network.readout_bias)
+            ),
         )
         _check_finite(it, [], {}, self.weights)
         self.iteration += 1

@@ -1,0 +1,98 @@
+"""The trainer's :class:`~neuroplast.model.simulator.Simulator` on the NumPy reference (no Brian2).
+
+:class:`NumpySimulator` simulates a trial with :func:`neuroplast.model.dynamics.simulate` and computes
+the same things the Brian2 network returns on the online path — the e-prop gradient Σ_t L_t ē_t with
+L_t = c_out B err_t (without the rate regularization), the exact readout and bias gradients, Σ_t e_t per
+synapse for the regularization — and the recorded states the factorized path reads.  So
+``Trainer(setup, NumpySimulator.of(setup))`` trains a config in NumPy alone: what the default tests use
+to compare neuroplast with NEST's published numbers (docs/validation.md).  One update per trial batch;
+in-trial learning (``training.update_every_steps``) needs the Brian2 network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuroplast.gradients.eprop import eprop_grads, factorized_grads
+from neuroplast.gradients.trial import TrialData
+from neuroplast.model.connectivity import Connectivity
+from neuroplast.model.dynamics import simulate
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.simulator import TrialResult
+
+__all__ = ["NumpySimulator"]
+
+
+class NumpySimulator:
+    """Simulator protocol on the NumPy reference dynamics.
+
+    Parameters
+    ----------
+    params : ModelParams
+    weights : Weights
+        Initial weights (their masks fix the connectivity, as the Brian2 network's do).
+    n_steps : int
+        Steps per trial T.
+    loss : str
+        Registered loss name (its error drives the learning signal).
+    """
+
+    adam = False
+    device = "numpy"
+
+    def __init__(self, params: ModelParams, weights: Weights, n_steps: int, loss: str) -> None:
+        self.params = params
+        self.n_steps = int(n_steps)
+        self.loss = loss
+        self.edges = Connectivity.of(weights).edges
+
+    @classmethod
+    def of(cls, setup: Any) -> NumpySimulator:
+        """For a :class:`~neuroplast.build.Setup`."""
+        return cls(setup.params, setup.weights, setup.cfg.simulation.n_steps, setup.cfg.training.loss)
+
+    def run_trial(
+        self,
+        weights: Weights,
+        x: np.ndarray,
+        *,
+        target: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        feedback: np.ndarray | None = None,
+        learning_rate: float = 0.0,
+        output_learning_rate: float | None = None,
+        weight_decay: float = 0.0,
+        adam: dict | None = None,
+    ) -> TrialResult:
+        """One trial from rest (arguments as :meth:`neuroplast.model.simulator.Simulator.run_trial`)."""
+        if learning_rate or adam is not None:
+            raise ValueError("NumpySimulator: in-trial updates need the Brian2 network")
+        x = np.asarray(x, dtype=float)
+        T = x.shape[0]
+        target = np.zeros((T, weights.n_out)) if target is None else target
+        mask = np.ones(T) if mask is None else mask
+        feedback = weights.w_out.T if feedback is None else feedback
+        traj = simulate(self.params, weights, x).squeeze()
+        trial = TrialData(self.params, weights, x, traj, target, mask, self.loss, feedback=feedback)
+        ones = np.ones(weights.n_rec)
+        zeros = np.zeros((T, weights.n_rec))
+        esum = {
+            k: trial.masked({k: factorized_grads(self.params, traj, trial.pre[k], zeros, reg_signal=ones)})[k]
+            for k in ("input", "recurrent")
+        }
+        z = traj.z
+        steps, ids = np.nonzero(z > 0.5)
+        return TrialResult(
+            y=traj.y,
+            spike_count=z.sum(axis=0),
+            spikes=(steps.astype(np.int64), ids.astype(np.int64)),
+            v=traj.v,
+            a=traj.a,
+            z=z,
+            psi=traj.psi,
+            refractory=traj.refractory,
+            grads=eprop_grads(trial),
+            esum=esum,
+        )
