@@ -30,6 +30,10 @@ from neuroplast.sweep.worker import TOPIC, run_point
 __all__ = ["run_sweep", "connect", "import_distributed", "SweepProgress"]
 
 
+#: Thread-count variables of the BLAS libraries (their value changes NumPy's summation order).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def import_distributed() -> Any:
     """``distributed``, or a one-line :class:`UsageError` saying how to install it."""
     try:
@@ -69,8 +73,20 @@ def connect(scheduler: str | None, workers: int) -> tuple[Any, Any]:
     import dask
 
     dashboard = "127.0.0.1:0" if _bokeh() else None
-    # a point whose worker dies is retried once, then reported (KilledWorker)
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    # Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in its workers; NumPy's BLAS then sums in another
+    # order than in `neuroplast run`, and a BPTT or factorized point would differ from the same run alone
+    # in the last bits.  The workers keep this process's thread settings instead.
+    environ = {
+        k: v
+        for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
+        if k not in THREAD_VARS
+    }
+    environ.update({k: os.environ[k] for k in THREAD_VARS if k in os.environ})
+    settings = {
+        "distributed.scheduler.allowed-failures": 1,  # a point whose worker dies is retried once
+        "distributed.nanny.pre-spawn-environ": environ,
+    }
+    with dask.config.set(settings):
         cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
