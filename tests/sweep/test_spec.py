@@ -201,3 +201,36 @@ def test_manifest_round_trip_and_atomic_write(tmp_path: Path) -> None:
     (tmp_path / "sweep.json").write_text("{")
     with pytest.raises(ConfigError, match=r"sweep\.json: damaged sweep manifest"):
         read_manifest(tmp_path)
+
+
+def test_scheduler_address_goes_to_distributed_client(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Config only: ``--scheduler`` connects ``distributed.Client(address)``; no local cluster is made."""
+    import distributed
+
+    from neuroplast.sweep import driver
+
+    seen: list[str] = []
+
+    class FakeClient:
+        def __init__(self, address, **kw):
+            seen.append(address)
+            raise OSError("Timed out trying to connect")
+
+    def no_cluster(*a, **kw):
+        raise AssertionError("a LocalCluster was started although --scheduler was given")
+
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    path = _sweep(tmp_path, "seeds = [0]\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--scheduler", "tcp://10.0.0.7:8786"]) == 2
+    assert seen == ["tcp://10.0.0.7:8786"]
+    err = capsys.readouterr().err
+    assert err == (
+        "neuroplast sweep: error: --scheduler tcp://10.0.0.7:8786: cannot connect "
+        "(Timed out trying to connect)\n"
+    )
+    assert not (out / "seed-0.h5").exists()  # nothing ran
+    # a scheduler that answers: its client is used as it is
+    monkeypatch.setattr(distributed, "Client", lambda address, **kw: ("client of", address))
+    assert driver.connect("tcp://10.0.0.7:8786", 2) == (("client of", "tcp://10.0.0.7:8786"), None)
