@@ -1,4 +1,4 @@
-"""The ``neuroplast`` command: run | inspect | compare | plot | cache.
+"""The ``neuroplast`` command: run | inspect | compare | analyze | plot | cache | sweep | sweep-report.
 
 Errors in inputs (configs, files, options) print one line to stderr and exit with
 status 2; nothing is overwritten unless ``--force`` is given.
@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         "action", choices=("info", "clear"), help="info (default) or clear", nargs="?", default="info"
     )
     cache.set_defaults(func=_cmd_cache)
+    from neuroplast.sweep.commands import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)  # sweep, sweep-report (neuroplast/sweep/)
     return parser
 
 

@@ -10,6 +10,7 @@ targets without recompiling (runtime: in place; cpp_standalone: ``run_args``).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network import equations as eq
-from neuroplast.network.cache import build_cached, cache_key, results_subdir, standalone_root
+from neuroplast.network.cache import build_cached, cache_key, results_subdir, running, standalone_root
 from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
 
 __all__ = ["Brian2Network", "TrialResult"]
@@ -565,7 +566,9 @@ class Brian2Network:
         if self.device == "cpp_standalone":
             run_args = dict(values)
             run_args.update(arrays)
-            self._device.run(results_directory=self._results, run_args=run_args, with_output=False)
+            shared = running(self.build_dir) if self._build_dir is None else contextlib.nullcontext()
+            with shared:  # a build by another process waits until this trial has read the project's files
+                self._device.run(results_directory=self._results, run_args=run_args, with_output=False)
         else:
             b2.set_device("runtime")
             self.net.restore("initial")

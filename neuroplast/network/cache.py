@@ -8,6 +8,9 @@ rewrites only files whose content changed), finds nothing to compile and runs th
 * Building holds an exclusive lock on ``<key>.lock``, so concurrent runs of the same model never build
   into one folder at the same time; each process writes its results into a folder of its own
   (:func:`results_subdir`), so they can run the same binary side by side.
+* Running the binary holds a shared lock on the same file (:func:`running`): a build, which rewrites the
+  project's static-array files, waits until no trial of another process is reading them, and a trial
+  waits for a build in progress (sweep points of one network start while others train).
 * A folder whose last build did not finish (``BUILT`` marker missing) or whose build fails is removed and
   built again, with a one-line warning.
 
@@ -39,6 +42,7 @@ __all__ = [
     "built",
     "build_cached",
     "results_subdir",
+    "running",
     "cache_info",
     "clear_cache",
 ]
@@ -87,10 +91,10 @@ def built(folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
     lock = folder.with_name(folder.name + ".lock")
     with open(lock, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        fcntl.flock(fh, mode)
         try:
             yield
         finally:
@@ -140,6 +144,15 @@ def build_cached(folder: Path, build: Callable[[Path], None]) -> bool:
         (folder / BUILT).write_text("built\n")
         _remove_orphan_results(folder)
     return reused
+
+
+def running(folder: Path) -> contextlib.AbstractContextManager[None]:
+    """A shared lock on the project ``folder`` for as long as its binary runs a trial.
+
+    Builds (:func:`build_cached`, exclusive) rewrite the project's static-array files; they wait for
+    running trials, and trials wait for them.
+    """
+    return _locked(folder, fcntl.LOCK_SH)
 
 
 def results_subdir(folder: Path) -> str:

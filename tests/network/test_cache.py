@@ -96,6 +96,22 @@ def test_concurrent_builds_of_one_key_do_not_overlap(cache_root, tmp_path) -> No
     assert cache.built(folder)
 
 
+def test_a_build_waits_for_running_trials_and_trials_run_side_by_side(cache_root, tmp_path) -> None:
+    """A running trial holds a shared lock: another process's build (which rewrites the project's static
+    arrays) starts only after it, while a second trial gets its shared lock at once."""
+    folder, log = cache.standalone_root() / "k", tmp_path / "log"
+    folder.mkdir(parents=True)
+    ctx = mp.get_context("spawn")
+    with cache.running(folder):
+        with cache.running(folder):  # two trials at once (two open files: two shared locks)
+            p = ctx.Process(target=_slow_build, args=(str(folder), str(log)))
+            p.start()
+            time.sleep(1.5)
+            assert not log.exists()  # the build is waiting
+    p.join(60)
+    assert p.exitcode == 0 and log.read_text().split()[0::2] == ["start", "end"]
+
+
 def test_info_and_clear(cache_root) -> None:
     cache.build_cached(
         cache.standalone_root() / "k", lambda f: (f.mkdir(parents=True), (f / "x").write_bytes(b"1" * 1000))
