@@ -78,6 +78,10 @@ class SimulationConfig:
     n_steps: int = field(default=1000, metadata=_check(_positive))
     seed: int = field(default=0, metadata=_check(_nonneg))
     device: str = "auto"
+    # --- engine keys (how a run executes, never what it computes; see EXECUTION_KEYS) ---
+    #: Training iterations per Brian2 launch (docs/model.md §7): 0 = auto (from a memory budget), 1 = one
+    #: trial per launch. Configurations the chunked engine cannot express run one trial per launch.
+    chunk_iterations: int = field(default=0, metadata={**_check(_nonneg), "execution": True})
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -445,8 +449,14 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
+#: Keys that choose how a run executes and never change its results (``section.key``): a run log stores
+#: them only when they differ from their default, and ``--resume`` ignores them.
+EXECUTION_KEYS = ("simulation.chunk_iterations",)
+
+
 def to_toml(cfg: Config) -> str:
-    """The full resolved config (every key, defaults included) as TOML text."""
+    """The full resolved config (every key, defaults included; :data:`EXECUTION_KEYS` only when not at
+    their default) as TOML text."""
 
     lines: list[str] = []
     for section in ("simulation", "network", "task", "training"):
@@ -455,6 +465,8 @@ def to_toml(cfg: Config) -> str:
         if section == "task":
             lines.append(f"name = {_toml_value(TASKS.name_of(type(sec)))}")
         for f in fields(sec):
+            if f.metadata.get("execution") and getattr(sec, f.name) == f.default:
+                continue
             lines.append(f"{f.name} = {_toml_value(getattr(sec, f.name))}")
         lines.append("")
     return "\n".join(lines)
