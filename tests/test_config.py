@@ -356,7 +356,9 @@ def test_to_toml_writes_every_key() -> None:
     data = tomllib.loads(to_toml(cfg))
     for section in ("simulation", "network", "training"):
         names = {f.name for f in dataclasses.fields(getattr(cfg, section))}
-        assert set(data[section]) == names - {k.split(".")[1] for k in EXECUTION_KEYS if k.startswith(section)}
+        assert set(data[section]) == names - {
+            k.split(".")[1] for k in EXECUTION_KEYS if k.startswith(section)
+        }
     assert cfg.simulation.chunk_iterations == 0
     given = tomllib.loads(to_toml(cfg.replace("simulation", chunk_iterations=7)))
     assert given["simulation"]["chunk_iterations"] == 7

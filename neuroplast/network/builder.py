@@ -397,7 +397,9 @@ class Brian2Network:
     def _chunk_functions(self, b2) -> None:
         """The C++ functions of the boundary update (:data:`.equations.CHUNK_FUNCTIONS`), by name."""
         for name, (code, n_args) in eq.CHUNK_FUNCTIONS.items():
-            fn = b2.Function(None, arg_units=[1] * n_args, return_unit=1, arg_names=[f"a{k}" for k in range(n_args)])
+            fn = b2.Function(
+                None, arg_units=[1] * n_args, return_unit=1, arg_names=[f"a{k}" for k in range(n_args)]
+            )
             fn.implementations.add_implementation("cpp", code, name=name)
             self._namespace[name] = fn
 
@@ -422,9 +424,14 @@ class Brian2Network:
             )
         symmetric = self.chunk_feedback == "symmetric"
         s_out.run_regularly(
-            eq.chunk_update(self.adam, "g", symmetric), name="chunk_update_output", **kw, **_slot("chunk_update")
+            eq.chunk_update(self.adam, "g", symmetric),
+            name="chunk_update_output",
+            **kw,
+            **_slot("chunk_update"),
         )
-        out.run_regularly(eq.chunk_bias_update(self.adam), name="chunk_update_bias", **kw, **_slot("chunk_update"))
+        out.run_regularly(
+            eq.chunk_bias_update(self.adam), name="chunk_update_bias", **kw, **_slot("chunk_update")
+        )
         resets = [
             (inp, "input"),
             (rec, "recurrent"),
@@ -682,8 +689,12 @@ class Brian2Network:
         y = np.asarray(self.out_mon.y[:]).T
         steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
         ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
-        grads = self._edge_rows(self.chunk_grad_mons, {"input": "gt", "recurrent": "gt", "output": "g", "bias": "gb"})
-        used = self._edge_rows(self.chunk_weight_mons, {"input": "w", "recurrent": "w", "output": "w", "bias": "b"})
+        grads = self._edge_rows(
+            self.chunk_grad_mons, {"input": "gt", "recurrent": "gt", "output": "g", "bias": "gb"}
+        )
+        used = self._edge_rows(
+            self.chunk_weight_mons, {"input": "w", "recurrent": "w", "output": "w", "bias": "b"}
+        )
         shapes = {"input": (N, self.n_in), "recurrent": (N, N), "output": (self.n_out, N)}
         results = []
         for k in range(n):

@@ -447,7 +447,9 @@ def chunk_reset(group: str, *, adaptation: bool = False, regularization: bool = 
         "recurrent": "v a z r refr psi I_rec zbar zout count L".split(),
         "recurrent_lazy": ["Dk", "A"],
         "readout": "y I_out err gb bf expsum".split(),
-        "hidden_synapses": ["ebar", "g"] + (["eps_a"] if adaptation else []) + (["esum"] if regularization else []),
+        "hidden_synapses": ["ebar", "g"]
+        + (["eps_a"] if adaptation else [])
+        + (["esum"] if regularization else []),
         "output_synapses": ["g"],
     }[group]
     code = "".join(f"{n} = 0.0\n" for n in names)

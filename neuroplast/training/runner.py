@@ -267,9 +267,9 @@ def _open_writer(
     """
     from neuroplast.io import RunWriter
 
-    if logged is None:
-        return RunWriter(out, **trainer.log_header(), force=force)
     batch = trainer.cfg.training.batch_size
+    if logged is None:
+        return _flush_schedule(RunWriter(out, **trainer.log_header(), force=force), trainer)
     writer = RunWriter.append(
         out,
         require_state=True,
@@ -284,6 +284,16 @@ def _open_writer(
         raise
     if on_resume is not None:
         on_resume(dict(writer.resumed or {}))
+    return _flush_schedule(writer, trainer)
+
+
+def _flush_schedule(writer: Any, trainer: Trainer) -> Any:
+    """Flush (data and resume slots) once per launch of the chunked engine: a kill then loses at most the
+    launch in flight plus nothing already simulated; one trial per launch: every iteration, as before."""
+    n = max(1, trainer.chunk)
+    writer.flush_iterations = n
+    if n > 1:  # the window's trials wait for its last iteration (no flush between: a fixed count)
+        writer.flush_every = max(writer.flush_every, n * trainer.cfg.training.batch_size + 1)
     return writer
 
 

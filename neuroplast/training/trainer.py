@@ -357,7 +357,9 @@ class Trainer:
     def _simulate(self, trial: Any, fb: np.ndarray) -> Any:
         """One trial's result: a launch of its own, or the next trial of the chunk in flight."""
         if not self.chunk:
-            return self.net.run_trial(self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb)
+            return self.net.run_trial(
+                self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb
+            )
         if not self._pending:
             self._simulate_chunk(fb)
         it, res = self._pending.popleft()
