@@ -40,6 +40,36 @@ def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
         raise KeyboardInterrupt(f"trial stopped after {done} of {n_steps} steps")
 
 
+class _ByName(set):
+    """Brian2's set of clocks, iterated by name: Brian2 writes one initialisation line per clock into
+    main.cpp in set order, which follows the objects' addresses, so that a network with several clocks
+    (in-trial updates, chunk boundaries) got a different main.cpp, recompiled and relinked, in every
+    process (≈ 2–4 s of every warm start)."""
+
+    def __iter__(self):
+        return iter(sorted(set.__iter__(self), key=lambda clock: clock.name))
+
+
+def _clock_lines_by_name(queue: list) -> list:
+    """Brian2's main.cpp queue with each run of consecutive clock resets (``<clock>_timestep`` and
+    ``<clock>_t`` set to a single value; one pair per clock, in set order) sorted by clock name."""
+
+    def is_clock(item) -> bool:
+        kind, args = item
+        return kind == "set_by_single_value" and str(args[0]).endswith(("clock_timestep", "clock_t"))
+
+    out, run = [], []
+    for item in [*queue, None]:
+        if item is not None and is_clock(item):
+            run.append(item)
+            continue
+        out += sorted(run, key=lambda it: str(it[1][0]).rsplit("clock_", 1)[0])  # stable: timestep, t
+        run = []
+        if item is not None:
+            out.append(item)
+    return out
+
+
 def _slot(operation: str) -> dict[str, str | int]:
     """``when`` and ``order`` of ``operation`` (:data:`.equations.SCHEDULE`), as keywords."""
     when, order = eq.SCHEDULE[operation]
@@ -511,7 +541,10 @@ class Brian2Network:
             self.net.run(duration, namespace=self._namespace)
 
             def build(folder: Path) -> None:
-                b2.device.build(directory=str(folder), compile=True, run=False, with_output=False)
+                device = b2.get_device()
+                device.clocks = _ByName(device.clocks)  # the same main.cpp in every process
+                device.main_queue[:] = _clock_lines_by_name(device.main_queue)
+                device.build(directory=str(folder), compile=True, run=False, with_output=False)
 
             if self._build_dir is not None:
                 build(self._build_dir)
