@@ -85,6 +85,10 @@ class SimulationConfig:
     n_steps: int = field(default=1000, metadata=_check(_positive))
     seed: int = field(default=0, metadata=_check(_nonneg))
     device: str = "auto"
+    # --- engine keys (how a run executes, never what it computes; see EXECUTION_KEYS) ---
+    #: Training iterations per Brian2 launch (docs/model.md §7): 0 = auto (from a memory budget), 1 = one
+    #: trial per launch. Configurations the chunked engine cannot express run one trial per launch.
+    chunk_iterations: int = field(default=0, metadata={**_check(_nonneg), **_NEW_KEY, "execution": True})
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -484,8 +488,14 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
+#: Keys that choose how a run executes and never change its results (``section.key``): a run log stores
+#: them only when they differ from their default, and ``--resume`` ignores them.
+EXECUTION_KEYS = ("simulation.chunk_iterations",)
+
+
 def to_toml(cfg: Config) -> str:
-    """The full resolved config (every key, defaults included) as TOML text."""
+    """The full resolved config (every key, defaults included; :data:`EXECUTION_KEYS` only when not at
+    their default) as TOML text."""
 
     lines: list[str] = []
     for section in ("simulation", "network", "task", "training"):

@@ -17,7 +17,8 @@ Measured per tool and repeat (NEST and neuroplast alternate, so machine noise hi
 
 * per iteration: NEST — time inside ``nest.Simulate`` / iterations simulated; neuroplast — median wall
   time of one training iteration *including its logging*, from the second iteration on (the first one
-  of a runtime-device run compiles);
+  of a runtime-device run compiles); with many iterations per launch (``simulation.chunk_iterations``),
+  whose launch cost lands on the first iteration of each chunk, the mean over all iterations;
 * whole command: wall time of the child process (NEST: the example script; neuroplast: ``neuroplast
   run``), for neuroplast with a cold compile cache (an empty ``NEUROPLAST_CACHE``) and a warm one;
 * peak memory: the child's maximum resident set size;
@@ -73,19 +74,22 @@ sys.path.insert(0, sys.argv[3])
 from neuroplast.config import parse_config
 import tomllib
 from neuroplast.io import RunWriter
-from neuroplast.training.runner import log_iteration
+from neuroplast.training.runner import _flush_schedule, log_iteration
 from neuroplast.training.trainer import Trainer
 cfg = parse_config(json.loads(sys.argv[1]))
 t0 = time.perf_counter()
 tr = Trainer.from_config(cfg)
 build_s = time.perf_counter() - t0
 sim = [0.0]
-run_trial = tr.net.run_trial
-def timed(*a, **k):
-    t = time.perf_counter(); r = run_trial(*a, **k); sim[0] += time.perf_counter() - t; return r
-tr.net.run_trial = timed
+def timing(fn):
+    def timed(*a, **k):
+        t = time.perf_counter(); r = fn(*a, **k); sim[0] += time.perf_counter() - t; return r
+    return timed
+tr.net.run_trial = timing(tr.net.run_trial)
+if tr.chunk:
+    tr.net.run_chunk = timing(tr.net.run_chunk)
 rows = []
-with RunWriter(sys.argv[2], **tr.log_header(), force=True) as w:
+with _flush_schedule(RunWriter(sys.argv[2], **tr.log_header(), force=True), tr) as w:
     for _ in range(cfg.training.iterations):
         sim[0] = 0.0
         t1 = time.perf_counter(); log = tr.iterate(); t2 = time.perf_counter()
@@ -96,7 +100,10 @@ with RunWriter(sys.argv[2], **tr.log_header(), force=True) as w:
     w.finish(tr.final_weights())
 body = rows[1:] or rows
 med = lambda i: statistics.median(r[i] for r in body)
-print("BENCH " + json.dumps({"build_s": build_s, "device": tr.device, "per_iteration_s": med(0),
+if tr.chunk:  # a launch's cost lands on the first iteration of each chunk: the mean over all iterations
+    med = lambda i: statistics.fmean(r[i] for r in rows)
+print("BENCH " + json.dumps({"build_s": build_s, "device": tr.device, "chunk": tr.chunk,
+      "per_iteration_s": med(0),
       "simulate_s": med(1), "train_rest_s": med(2), "record_s": med(3), "log_s": med(4),
       "rate_hz": med(5), "iterations": len(rows)}))
 """
@@ -198,7 +205,8 @@ def _toml(data: dict) -> str:
 def _print_row(kind: str, row: dict) -> None:
     n = row["neuroplast"]
     print(
-        f"[{kind} #{row['repeat']}] neuroplast ({n['device']}): {1e3 * n['per_iteration_s']:.1f} ms/it "
+        f"[{kind} #{row['repeat']}] neuroplast ({n['device']}, {n.get('chunk', 0) or 1} it/launch): "
+        f"{1e3 * n['per_iteration_s']:.1f} ms/it "
         f"(simulate {1e3 * n['simulate_s']:.1f}, rest of step {1e3 * n['train_rest_s']:.1f}, record "
         f"{1e3 * n['record_s']:.1f}, log {1e3 * n['log_s']:.1f}; {n['rate_hz']:.1f} Hz), command cold "
         f"{n['command_cold_s']:.1f} s / warm {n['command_warm_s']:.1f} s, peak {n['peak_mb']:.0f} MB"

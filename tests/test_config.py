@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from neuroplast.config import (
+    EXECUTION_KEYS,
     Config,
     ConfigError,
     NetworkConfig,
@@ -360,11 +361,19 @@ NEW_KEYS = {("network", "readout_bias"), ("network", "init"), ("training", "aver
 
 
 def test_to_toml_writes_every_key() -> None:
+    """Every key, except the execution keys at their default (so that run logs keep their content)."""
     cfg = load_config(SINE)
     data = tomllib.loads(to_toml(cfg))
     for section in ("simulation", "network", "training"):
-        fields = {f.name for f in dataclasses.fields(getattr(cfg, section))}
-        assert set(data[section]) == fields - {k for t, k in NEW_KEYS if t == section}
+        names = {f.name for f in dataclasses.fields(getattr(cfg, section))}
+        omitted = {k for t, k in NEW_KEYS if t == section} | {
+            k.split(".")[1] for k in EXECUTION_KEYS if k.startswith(section)
+        }
+        assert set(data[section]) == names - omitted
+    assert cfg.simulation.chunk_iterations == 0
+    given = tomllib.loads(to_toml(cfg.replace("simulation", chunk_iterations=7)))
+    assert given["simulation"]["chunk_iterations"] == 7
+    assert parse_config(given).simulation.chunk_iterations == 7
     assert set(data["task"]) == {"name"} | {f.name for f in dataclasses.fields(cfg.task)}
     assert data["task"]["name"] == "sine"
 

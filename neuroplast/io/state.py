@@ -52,8 +52,9 @@ def write_slot(
     state: dict[str, np.ndarray],
     iteration: int,
     cache: dict[str, dict[str, h5py.Dataset]] | None = None,
+    slot: int | None = None,
 ) -> None:
-    """Overwrite resume slot ``iteration % 2`` with ``state`` (arrays first, then iteration and digest).
+    """Overwrite resume slot ``iteration % 2`` (or ``slot``) with ``state`` (arrays, iteration, digest).
 
     Parameters
     ----------
@@ -65,8 +66,11 @@ def write_slot(
         Iterations done when the state was taken.
     cache : dict, optional
         ``slot name -> {dataset name -> open dataset}``; saves the lookups of the slot's datasets.
+    slot : int, optional
+        0 or 1: write there instead (a flush of several iterations keeps the last complete state intact
+        while it writes the new one, see :meth:`RunWriter.flush <neuroplast.io.RunWriter.flush>`).
     """
-    slot = RESUME_SLOTS[iteration % 2]
+    slot = RESUME_SLOTS[iteration % 2 if slot is None else slot]
     g = f.require_group(RESUME_GROUP).require_group(slot)
     g.attrs[ATTR_STATE_ITERATION] = np.int64(-1)  # invalid while being overwritten
     cache = {} if cache is None else cache

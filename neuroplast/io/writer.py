@@ -66,6 +66,16 @@ from neuroplast.io.state import write_slot as _write_slot
 __all__ = ["RunWriter", "read_states", "state_digest"]
 
 
+def _slot_holding(f: h5py.File, iteration: int) -> int | None:
+    """Which resume slot (0, 1) holds the state of ``iteration`` (by its attribute), or None."""
+    root = f.get(RESUME_GROUP)
+    for k, name in enumerate(RESUME_SLOTS):
+        g = root.get(name) if root is not None else None
+        if g is not None and int(g.attrs.get(ATTR_STATE_ITERATION, -1)) == iteration:
+            return k
+    return None
+
+
 class RunWriter(AppendMixin, TraceMixin):
     """Write one training run to a new ``neuroplast-run`` HDF5 file.
 
@@ -194,7 +204,13 @@ class RunWriter(AppendMixin, TraceMixin):
         self._n_trials_added = start.n_trials
         self._n_iters_added = start.n_iterations
         self._next_step = start.next_step
-        self._state: tuple[int, dict[str, np.ndarray]] | None = None
+        #: States given to add_iteration and not yet written (at most the last two), by iteration count.
+        self._states: dict[int, dict[str, np.ndarray]] = {}
+        #: Iteration count of the newest state on disk (the file's last complete iteration).
+        self._state_on_disk = start.n_iterations
+        #: Flush at every ``flush_iterations``-th :meth:`add_iteration` (counted from opening); 1 = each.
+        self.flush_iterations = 1
+        self._iters_at_open = start.n_iterations
         self._slot_cache: dict[str, dict[str, h5py.Dataset]] = {}
         self.resume_state = start.resume_state
         self.resumed = start.resumed
@@ -317,7 +333,7 @@ class RunWriter(AppendMixin, TraceMixin):
         state: Mapping[str, Any] | None = None,
         in_trial: Mapping[str, Any] | None = None,
     ) -> int:
-        """Record one weight update and flush.
+        """Record one weight update; flush at every :attr:`flush_iterations`-th (by default every one).
 
         Parameters
         ----------
@@ -357,8 +373,11 @@ class RunWriter(AppendMixin, TraceMixin):
         self._buffer.add_iteration(wb, up, rows)
         self._n_iters_added += 1
         if flat is not None:
-            self._state = (self._n_iters_added, flat)
-        self.flush()
+            n = self._n_iters_added
+            self._states = {k: v for k, v in self._states.items() if k == n - 1}
+            self._states[n] = flat
+        if (self._n_iters_added - self._iters_at_open) % max(1, int(self.flush_iterations)) == 0:
+            self.flush()
         return self._n_iters_added - 1
 
     @uninterrupted
@@ -401,18 +420,37 @@ class RunWriter(AppendMixin, TraceMixin):
         Order: traces, iterations (weights then updates), per-trial payload (spikes, inputs, targets,
         gradients, extra columns), the mandatory trial columns, the resume state (if given to
         :meth:`add_iteration`), and finally the ``n_trials_complete`` / ``n_iterations_complete`` attributes.
+
+        The resume state of the newest iteration N goes to slot N % 2 and that of N − 1 to the other, as if
+        every iteration had been flushed.  The state of the file's last complete iteration p stays valid
+        until the attributes say N: when p's state is in slot N % 2, N is first written to the other slot,
+        then (after the attributes) to its own; N − 1 is written last.
         """
         f = self._require_open()
         self._reports.flush(f)
         self._buffer.flush_iterations(f)
         self._buffer.flush_trials(f)
-        if self._state is not None:
-            _write_slot(f, self._state[1], self._state[0], self._slot_cache)
-            self._state = None
+        new = {k: v for k, v in self._states.items() if k > self._state_on_disk}
+        n = max(new, default=None)
+        later = []
+        if n is not None:
+            p = self._state_on_disk
+            if p > 0 and _slot_holding(f, p) == n % 2:
+                _write_slot(f, new[n], n, self._slot_cache, slot=(n + 1) % 2)
+                later.append((n, None))
+            else:
+                _write_slot(f, new[n], n, self._slot_cache)
+            if n - 1 in new:
+                later.append((n - 1, None))
         f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(self._buffer.n_trials_written)
         f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(self._buffer.n_iterations_written)
         if self._finished:
             f.attrs[ATTR_FINISHED] = np.int8(1)
+        for k, _ in later:  # the state of N is valid on disk in the other slot
+            _write_slot(f, new[k], k, self._slot_cache)
+        if n is not None:
+            self._state_on_disk = n
+            self._states = {k: v for k, v in self._states.items() if k > n}
         f.flush()
 
     # ------------------------------------------------------------------ closing

@@ -40,6 +40,10 @@ class TrialResult:
         ``grads`` then holds only what was accumulated after the last in-trial update
     adam : dict or None                         in-trial Adam: moments ``m``, ``v`` after the trial
         (``projection -> edge-order vector``, ``bias`` per readout unit)
+    regularized : bool                          ``grads`` already include the rate-regularization term
+        (a trial of a chunk that the simulation itself stepped the optimizer on; ``esum`` is then None)
+    ran_with : dict or None                     a trial of a chunk: the weights it ran with, as the
+        simulation had them (edge-order vectors ``input``, ``recurrent``, ``output``, ``bias``)
     """
 
     y: np.ndarray
@@ -55,6 +59,8 @@ class TrialResult:
     esum: dict[str, np.ndarray] | None = None
     in_trial: dict[str, np.ndarray] | None = None
     adam: dict[str, dict[str, np.ndarray]] | None = None
+    regularized: bool = False
+    ran_with: dict[str, np.ndarray] | None = None
 
 
 class Simulator(Protocol):

@@ -41,6 +41,36 @@ def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
         raise KeyboardInterrupt(f"trial stopped after {done} of {n_steps} steps")
 
 
+class _ByName(set):
+    """Brian2's set of clocks, iterated by name: Brian2 writes one initialisation line per clock into
+    main.cpp in set order, which follows the objects' addresses, so that a network with several clocks
+    (in-trial updates, chunk boundaries) got a different main.cpp, recompiled and relinked, in every
+    process (≈ 2–4 s of every warm start)."""
+
+    def __iter__(self):
+        return iter(sorted(set.__iter__(self), key=lambda clock: clock.name))
+
+
+def _clock_lines_by_name(queue: list) -> list:
+    """Brian2's main.cpp queue with each run of consecutive clock resets (``<clock>_timestep`` and
+    ``<clock>_t`` set to a single value; one pair per clock, in set order) sorted by clock name."""
+
+    def is_clock(item) -> bool:
+        kind, args = item
+        return kind == "set_by_single_value" and str(args[0]).endswith(("clock_timestep", "clock_t"))
+
+    out, run = [], []
+    for item in [*queue, None]:
+        if item is not None and is_clock(item):
+            run.append(item)
+            continue
+        out += sorted(run, key=lambda it: str(it[1][0]).rsplit("clock_", 1)[0])  # stable: timestep, t
+        run = []
+        if item is not None:
+            out.append(item)
+    return out
+
+
 def _slot(operation: str) -> dict[str, str | int]:
     """``when`` and ``order`` of ``operation`` (:data:`.equations.SCHEDULE`), as keywords."""
     when, order = eq.SCHEDULE[operation]
@@ -91,6 +121,15 @@ class Brian2Network:
         Update a synapse's eligibility state only at steps where its postsynaptic ψ ≠ 0 (a Brian2 custom
         event), carrying the steps in between in per-neuron factors (docs/model.md §5). Default: when
         the surrogate has compact support (``piecewise_linear``), where ψ = 0 most of the time.
+    chunk_trials : int
+        K > 0: one launch runs K trials one after another (:meth:`run_chunk`, docs/model.md §7): at every
+        trial boundary the finished trial's gradient takes the optimizer step inside the simulation and
+        every state variable goes back to rest.  cpp_standalone only; needs ``gradients``, no in-trial
+        updates and no recording.  0: one trial per launch (:meth:`run_trial`).
+    chunk_optimizer : {"sgd", "adam"}
+        The optimizer of the boundary steps (Adam keeps its moments per synapse).
+    chunk_feedback : {"fixed", "symmetric"}
+        How B moves at a boundary: not at all (random e-prop), or B = the new W_out (symmetric e-prop).
     """
 
     def __init__(
@@ -110,6 +149,9 @@ class Brian2Network:
         rule_code: dict[str, str] | None = None,
         event_driven: bool | None = None,
         in_trial_optimizer: str = "sgd",
+        chunk_trials: int = 0,
+        chunk_optimizer: str = "sgd",
+        chunk_feedback: str = "fixed",
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
@@ -137,11 +179,30 @@ class Brian2Network:
         self.rule_code = dict(rule_code or {})
         if in_trial_optimizer not in ("sgd", "adam"):
             raise ValueError(f"in-trial updates support 'sgd' and 'adam', not {in_trial_optimizer!r}")
-        self.adam = bool(self.update_every) and in_trial_optimizer == "adam"
+        self.chunk = int(chunk_trials)
+        self._check_chunk(device, chunk_optimizer, chunk_feedback)
+        self.chunk_feedback = chunk_feedback
+        self.adam = (bool(self.update_every) and in_trial_optimizer == "adam") or (
+            self.chunk > 0 and chunk_optimizer == "adam"
+        )
         compact = get_surrogate(params.surrogate).compact
         self.event_driven = bool(gradients and (compact if event_driven is None else event_driven))
         self._order_synapses()
         self._build()
+
+    def _check_chunk(self, device: str, optimizer: str, feedback: str) -> None:
+        if self.chunk < 0:
+            raise ValueError(f"chunk_trials must be >= 0, got {self.chunk}")
+        if not self.chunk:
+            return
+        if device != "cpp_standalone":
+            raise ValueError("many trials per launch (chunk_trials > 0) need device 'cpp_standalone'")
+        if not self.gradients or self.update_every or self.record:
+            raise ValueError("chunk_trials > 0 needs gradients=True, update_every=0 and record=False")
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"chunk_optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+        if feedback not in ("fixed", "symmetric"):
+            raise ValueError(f"chunk_feedback must be 'fixed' or 'symmetric', not {feedback!r}")
 
     def _order_synapses(self) -> None:
         """Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order).
@@ -152,7 +213,7 @@ class Brian2Network:
         updates, which need w and g in one object, everything is grouped by target. The sweep path: by
         source.
         """
-        self._split = self.event_driven and not self.update_every
+        self._split = self.event_driven and not self.update_every and not self.chunk
         self._b2_edges, self._elig_edges, self._to_log, self._from_log = {}, {}, {}, {}
         for key, (src, tgt) in self.edges.items():
             by_target = np.lexsort((src, tgt))
@@ -198,12 +259,14 @@ class Brian2Network:
             self._gradient_objects(rec, out, s_in, s_rec, s_out)
         if self.update_every:
             self._objects += self._in_trial_objects(b2, out, s_in, s_rec, s_out, dt)
+        if self.chunk:
+            self._objects += self._chunk_objects(b2, inp, rec, out, s_in, s_rec, s_out, dt)
         self._objects += self._monitors(b2, rec, out)
         self.groups = {"input": inp, "recurrent": rec, "readout": out}
         self.synapses = {"input": s_in, "recurrent": s_rec, "output": s_out}
         self.net = b2.Network(*self._objects)
         self._set_shared(p)
-        self._compile(b2, self.n_steps * dt)
+        self._compile(b2, self.n_steps * max(1, self.chunk) * dt)
 
     def _start_device(self, b2) -> None:
         """Select the device; a cpp_standalone network starts a fresh project (and retires the old one)."""
@@ -224,7 +287,7 @@ class Brian2Network:
 
     def _timed_arrays(self, b2, dt) -> None:
         """Inputs X, targets Y* and the recall-window mask, set per trial."""
-        T = self.n_steps
+        T = self.n_steps * max(1, self.chunk)
         self.X = b2.TimedArray(np.zeros((T, self.n_in)), dt=dt, name="X_input")
         self.Y = b2.TimedArray(np.zeros((T, self.n_out)), dt=dt, name="Y_target")
         self.M = b2.TimedArray(np.zeros((T, 1)), dt=dt, name="M_mask")
@@ -235,7 +298,7 @@ class Brian2Network:
         inp = b2.NeuronGroup(self.n_in, eq.INPUT_MODEL, threshold=eq.INPUT_THRESHOLD, name="input")
         rec = b2.NeuronGroup(
             self.n_rec,
-            eq.recurrent_model(self.event_driven),
+            eq.recurrent_model(self.event_driven) + (eq.CHUNK_SHARED if self.chunk else ""),
             threshold=eq.RECURRENT_THRESHOLD,
             reset=eq.RECURRENT_RESET,
             events={"psi_active": eq.PSI_EVENT} if self.event_driven else None,
@@ -257,6 +320,7 @@ class Brian2Network:
         """Input, recurrent and readout synapses (and, split, the eligibility synapses grouped by target)."""
         elig_model = eq.eligibility_model(self.adaptation, self.regularization)
         syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
+        syn_model += "\ngt : 1" if self.chunk else ""
         events = {}
         if self.event_driven:
             events = {
@@ -361,6 +425,73 @@ class Brian2Network:
         }
         return list(self.in_trial_mons.values())
 
+    def _chunk_functions(self, b2) -> None:
+        """The C++ functions of the boundary update (:data:`.equations.CHUNK_FUNCTIONS`), by name."""
+        for name, (code, n_args) in eq.CHUNK_FUNCTIONS.items():
+            fn = b2.Function(
+                None, arg_units=[1] * n_args, return_unit=1, arg_names=[f"a{k}" for k in range(n_args)]
+            )
+            fn.implementations.add_implementation("cpp", code, name=name)
+            self._namespace[name] = fn
+
+    def _chunk_objects(self, b2, inp, rec, out, s_in, s_rec, s_out, dt) -> list:
+        """Trial boundaries inside one launch (docs/model.md §7): gradient, optimizer step, monitors, reset.
+
+        The boundary clock ticks at t = 0, T, 2T, …; at t = 0 (``active`` = 0) the update leaves every
+        variable unchanged, so a launch of K trials takes K − 1 steps inside; the last trial's gradient is
+        read from the state at the end (as after a single trial).
+        """
+        self._chunk_functions(b2)
+        period = self.n_steps * dt
+        self._namespace["t_first_update"] = 0.5 * dt
+        self._namespace["t_update_period"] = period
+        kw = {"dt": period}
+        rec.run_regularly(eq.CHUNK_REGULARIZATION, name="chunk_reg", **kw, **_slot("chunk_regularization"))
+        code = eq.chunk_gradient(self.event_driven, self.regularization)
+        for syn, key in ((s_in, "input"), (s_rec, "recurrent")):
+            syn.run_regularly(code, name=f"chunk_grad_{key}", **kw, **_slot("chunk_gradient"))
+            syn.run_regularly(
+                eq.chunk_update(self.adam, "gt"), name=f"chunk_update_{key}", **kw, **_slot("chunk_update")
+            )
+        symmetric = self.chunk_feedback == "symmetric"
+        s_out.run_regularly(
+            eq.chunk_update(self.adam, "g", symmetric),
+            name="chunk_update_output",
+            **kw,
+            **_slot("chunk_update"),
+        )
+        out.run_regularly(
+            eq.chunk_bias_update(self.adam), name="chunk_update_bias", **kw, **_slot("chunk_update")
+        )
+        resets = [
+            (inp, "input"),
+            (rec, "recurrent"),
+            (out, "readout"),
+            (s_in, "hidden_synapses"),
+            (s_rec, "hidden_synapses"),
+            (s_out, "output_synapses"),
+        ] + ([(rec, "recurrent_lazy")] if self.event_driven else [])
+        for k, (obj, group) in enumerate(resets):
+            code = eq.chunk_reset(group, adaptation=self.adaptation, regularization=self.regularization)
+            obj.run_regularly(code, name=f"chunk_reset_{k}", **kw, **_slot("chunk_reset"))
+
+        def mon(group, variables, name, slot):
+            return b2.StateMonitor(group, variables, record=True, dt=period, name=name, **_slot(slot))
+
+        self.chunk_grad_mons = {
+            "input": mon(s_in, "gt", "chunk_g_in", "chunk_grad_monitor"),
+            "recurrent": mon(s_rec, "gt", "chunk_g_rec", "chunk_grad_monitor"),
+            "output": mon(s_out, "g", "chunk_g_out", "chunk_grad_monitor"),
+            "bias": mon(out, "gb", "chunk_g_bias", "chunk_grad_monitor"),
+        }
+        self.chunk_weight_mons = {
+            "input": mon(s_in, "w", "chunk_w_in", "chunk_weight_monitor"),
+            "recurrent": mon(s_rec, "w", "chunk_w_rec", "chunk_weight_monitor"),
+            "output": mon(s_out, "w", "chunk_w_out", "chunk_weight_monitor"),
+            "bias": mon(out, "b", "chunk_w_bias", "chunk_weight_monitor"),
+        }
+        return [*self.chunk_grad_mons.values(), *self.chunk_weight_mons.values()]
+
     def _monitors(self, b2, rec, out) -> list:
         """Recurrent spikes, the recorded recurrent states (when ``record``) and the readout."""
         self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
@@ -399,6 +530,7 @@ class Brian2Network:
             "options": [self.gradients, self.regularization, self.adaptation, self.record],
             "events": [self.event_driven, self._split],
             "in_trial": [self.update_every, self.adam, sorted(self.rule_code.items())],
+            **({"chunk": [self.chunk, self.chunk_feedback, eq.CHUNK_FUNCTIONS]} if self.chunk else {}),
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -410,7 +542,10 @@ class Brian2Network:
             self.net.run(duration, namespace=self._namespace)
 
             def build(folder: Path) -> None:
-                b2.device.build(directory=str(folder), compile=True, run=False, with_output=False)
+                device = b2.get_device()
+                device.clocks = _ByName(device.clocks)  # the same main.cpp in every process
+                device.main_queue[:] = _clock_lines_by_name(device.main_queue)
+                device.build(directory=str(folder), compile=True, run=False, with_output=False)
 
             if self._build_dir is not None:
                 build(self._build_dir)
@@ -499,6 +634,123 @@ class Brian2Network:
             values[self.synapses["output"].B] = np.ascontiguousarray(fbk[src, tgt], dtype=float)
         self._run(values, self._timed_values(x, target, mask), p)
         return self._collect()
+
+    def run_chunk(
+        self,
+        weights: Weights,
+        trials: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
+        *,
+        feedback: np.ndarray,
+        learning_rate: float,
+        adam: dict | None = None,
+        reg: tuple[float, float] = (0.0, 0.0),
+    ) -> list[TrialResult]:
+        """Run up to K trials in one launch, the optimizer stepping at every boundary (docs/model.md §7).
+
+        Parameters
+        ----------
+        weights : Weights
+            The weights of the first trial.
+        trials : list of (x, target, mask)
+            At most ``chunk_trials`` trials, in order (fewer: the launch is padded with silent trials whose
+            results are dropped).
+        feedback : ndarray (N, n_out)
+            B of the first trial.
+        learning_rate : float
+            η of every projection and the bias.
+        adam : dict, optional
+            Adam's state before the first trial (as for :meth:`run_trial`: ``t``, ``b1``, ``b2``, ``eps``,
+            moments ``m``, ``v`` as edge vectors).
+        reg : (float, float)
+            c_reg and f* (spikes per step) of the rate regularization (with ``regularization``).
+
+        Returns
+        -------
+        list of TrialResult
+            One per given trial, with ``ran_with`` (the simulation's weights of that trial).  All but the
+            last of a full chunk have ``regularized`` gradients (taken at the next boundary); the last has
+            the raw gradient and Σe, as :meth:`run_trial` returns them.
+        """
+        if not self.chunk:
+            raise ValueError("run_chunk needs a network built with chunk_trials > 0")
+        n = len(trials)
+        if not 1 <= n <= self.chunk:
+            raise ValueError(f"run_chunk takes 1 to {self.chunk} trials, got {n}")
+        self._check_usable()
+        p = self.params
+        self._check_fixed(p)
+        values = self._weight_values(weights, p)
+        self._in_trial_values(values, learning_rate, learning_rate, 0.0)
+        if self.adam:
+            self._adam_values(values, adam or {})
+        rec = self.groups["recurrent"]
+        values[rec.reg_c] = np.asarray(float(reg[0]))
+        values[rec.reg_T] = np.asarray(float(self.n_steps))
+        values[rec.reg_f] = np.asarray(float(reg[1]))
+        src, tgt = self.edges["output"]
+        values[self.synapses["output"].B] = np.ascontiguousarray(np.asarray(feedback, float)[src, tgt])
+        self._run(values, self._chunk_arrays(trials), p)
+        return self._collect_chunk(n)
+
+    def _chunk_arrays(self, trials: list) -> dict:
+        """The K trials' inputs, targets and masks one after another (silent trials after the given ones)."""
+        T, K = self.n_steps, self.chunk
+        x = np.zeros((K * T, self.n_in))
+        y = np.zeros((K * T, self.n_out))
+        m = np.ones(K * T)
+        for k, (xk, yk, mk) in enumerate(trials):
+            x[k * T : (k + 1) * T] = self._check_input(xk)
+            if yk is not None:
+                y[k * T : (k + 1) * T] = yk
+            if mk is not None:
+                m[k * T : (k + 1) * T] = mk
+        arrays = {self.X: x, self.Y: y}
+        if self.loss.uses_mask:
+            arrays[self.M] = m[:, None]
+        return arrays
+
+    def _edge_rows(self, mons: dict, var: dict) -> dict[str, np.ndarray]:
+        """Monitor rows (one per boundary tick) of every projection in the log's edge order, and the bias."""
+        out = {}
+        for key, mon in mons.items():
+            rows = np.asarray(getattr(mon, var[key])[:]).T
+            out[key] = rows.copy() if key == "bias" else rows[:, self._to_log[key]]
+        return out
+
+    def _collect_chunk(self, n: int) -> list[TrialResult]:
+        """Split one launch's monitors into per-trial results (the first ``n`` trials)."""
+        T, N = self.n_steps, self.n_rec
+        y = np.asarray(self.out_mon.y[:]).T
+        steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
+        ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
+        grads = self._edge_rows(
+            self.chunk_grad_mons, {"input": "gt", "recurrent": "gt", "output": "g", "bias": "gb"}
+        )
+        used = self._edge_rows(
+            self.chunk_weight_mons, {"input": "w", "recurrent": "w", "output": "w", "bias": "b"}
+        )
+        shapes = {"input": (N, self.n_in), "recurrent": (N, N), "output": (self.n_out, N)}
+        results = []
+        for k in range(n):
+            sel = (steps >= k * T) & (steps < (k + 1) * T)
+            res = TrialResult(
+                y=y[k * T : (k + 1) * T].copy(),
+                spike_count=np.bincount(ids[sel], minlength=N).astype(float),
+                spikes=(steps[sel] - k * T, ids[sel]),
+                ran_with={key: rows[k].copy() for key, rows in used.items()},
+            )
+            if k + 1 < self.chunk:  # taken at the next boundary, regularization included
+                res.grads = {"bias": grads["bias"][k + 1].copy()}
+                for key, shape in shapes.items():
+                    g = np.zeros(shape)
+                    src, tgt = self.edges[key]
+                    g[tgt, src] = grads[key][k + 1]
+                    res.grads[key] = g
+                res.regularized = True
+            else:  # the last trial of a full launch: the state at its end
+                res.grads, res.esum = self._collect_gradients()
+            results.append(res)
+        return results
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         T = self.n_steps

@@ -20,6 +20,8 @@ The network implements the *discrete* equations with explicit per-step updates (
                      only over synapses onto neurons with ψ_t ≠ 0, the gaps carried by per-neuron
                      factors, docs/model.md §5); readout traces
     start (every k)  [in-trial learning] W ← W − η g (+ the rule's code), g = 0; weight monitors
+    start (every T)  [chunks] the finished trial's gradient, the optimizer step, weight monitors;
+                     then (after_synapses, −1) every state variable back to rest
     end              monitors record v_t, a_t, z_t, ψ_t, y_t, L_t
 """
 
@@ -58,6 +60,13 @@ __all__ = [
     "in_trial_bias",
     "IN_TRIAL_LAZY_RESET",
     "optimizer_step",
+    "CHUNK_FUNCTIONS",
+    "CHUNK_SHARED",
+    "CHUNK_REGULARIZATION",
+    "chunk_gradient",
+    "chunk_update",
+    "chunk_bias_update",
+    "chunk_reset",
 ]
 
 #: Where each operation runs inside one Brian2 time step: operation -> (``when``, ``order``), in execution
@@ -88,6 +97,16 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "in_trial_update": ("start", 0),  # every k steps: w ← w + dw, g = 0 (and the bias)
     "in_trial_lazy_reset": ("start", 1),  # event-driven: A = 0 after an update
     "in_trial_monitor": ("start", 2),  # the weights in force from this step on
+    # [chunks] many trials per launch: at the first step of every trial but the first, the finished trial's
+    # gradient, the optimizer step and the reset of every state variable (docs/model.md §7)
+    "chunk_regularization": ("start", 3),  # r_j = c_reg (count_j / T − f*) / T of the finished trial
+    "chunk_gradient": ("start", 4),  # its gradient: g + A ē (the gaps) + r Σe
+    "chunk_grad_monitor": ("start", 5),
+    "chunk_update": ("start", 6),  # the optimizer step (and B = W_outᵀ for symmetric feedback)
+    "chunk_weight_monitor": ("start", 7),  # the weights in force during the trial that starts now
+    # after the propagation of the last step's spikes (which must not reach the new trial) and before
+    # the recurrent update: everything back to rest except this step's input current
+    "chunk_reset": ("after_synapses", -1),
     "state_monitor": ("end", 0),  # v, a, z, ψ, r̂, L; y
 }
 
@@ -328,3 +347,110 @@ def in_trial_bias(adam: bool) -> str:
 
 #: The gaps' Σ L ē went into the update: restart them.
 IN_TRIAL_LAZY_RESET = "A = 0.0"
+
+
+# ------------------------------------------------------------------------- many trials per launch
+# The optimizer step at a trial boundary must give the same doubles as NumPy (plasticity/optim.py), so its
+# arithmetic is written as C++ functions: Brian2's code optimiser collects and reorders the terms of
+# abstract-code expressions (e.g. c (x/T − f)/T → (c/T)(x/T − f)), which changes the last bits. Each
+# function does its operations in the order of the NumPy expression it stands for; the compiler flags
+# (devices.STRICT_FLAGS) keep them as written.
+
+#: name -> (C++ definition, number of arguments).  ``active`` = 0 leaves a variable unchanged (the
+#: boundary clock's tick at t = 0, before the first trial).
+CHUNK_FUNCTIONS: dict[str, tuple[str, int]] = {
+    # trainer._reg_signal: c_reg * (count / T - f_target) / T
+    "np_reg": ("double np_reg(double n, double c, double T, double f) { return c * (n / T - f) / T; }", 4),
+    # a + b * c (the gaps' Σ L ē, the regularization term; BrianNetwork._collect_gradients, trainer._online)
+    "np_add_mul": ("double np_add_mul(double a, double b, double c) { return a + b * c; }", 3),
+    # Adam.step: m = b1 * m + (1 - b1) * g
+    "np_adam_m": (
+        "double np_adam_m(double m, double g, double b1, double on)"
+        " { return on > 0.5 ? b1 * m + (1 - b1) * g : m; }",
+        4,
+    ),
+    # Adam.step: v = b2 * v + (1 - b2) * g * g
+    "np_adam_v": (
+        "double np_adam_v(double v, double g, double b2, double on)"
+        " { return on > 0.5 ? b2 * v + (1 - b2) * g * g : v; }",
+        4,
+    ),
+    # Adam.step: -lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)
+    "np_adam_dw": (
+        "double np_adam_dw(double m, double v, double lr, double b1, double b2, double t, double eps)"
+        " { double mhat = m / (1 - pow(b1, t)); double vhat = v / (1 - pow(b2, t));"
+        " return -lr * mhat / (sqrt(vhat) + eps); }",
+        7,
+    ),
+    # SGD.step: -lr * g
+    "np_sgd_dw": ("double np_sgd_dw(double g, double lr) { return -lr * g; }", 2),
+    # apply_updates: w + dw
+    "np_step": ("double np_step(double w, double dw, double on) { return on > 0.5 ? w + dw : w; }", 3),
+    # symmetric feedback (EpropSymmetric.feedback): B = the new W_out
+    "np_pick": ("double np_pick(double now, double old, double on) { return on > 0.5 ? now : old; }", 3),
+}
+
+#: Constants of the boundary update on the recurrent group: c_reg, T (steps), f* (spikes per step), and
+#: the per-neuron regularization signal of the finished trial.
+CHUNK_SHARED = "\nreg_c : 1 (shared)\nreg_T : 1 (shared)\nreg_f : 1 (shared)\nrreg : 1\n"
+CHUNK_REGULARIZATION = "rreg = np_reg(count, reg_c, reg_T, reg_f)"
+
+_ACTIVE = "active = int(t > t_first_update)\n"
+
+
+def chunk_gradient(flush: bool, regularization: bool) -> str:
+    """``gt``, the finished trial's gradient on an input or recurrent synapse (what the trainer logs)."""
+    gt = "g"
+    if flush:
+        gt = f"np_add_mul({gt}, A_post, ebar)"
+    if regularization:
+        gt = f"np_add_mul({gt}, rreg_post, esum)"
+    return f"gt = {gt}"
+
+
+def _chunk_dw(adam: bool, g: str, sfx: str, m: str, v: str) -> str:
+    lr = f"in_trial_lr{sfx}"
+    if not adam:
+        return f"dw = np_sgd_dw({g}, {lr})\n"
+    b1, b2, eps, t0 = (f"adam_{k}{sfx}" for k in ("b1", "b2", "eps", "t0"))
+    return (
+        f"n_adam = {t0} + floor(t / t_update_period + 0.5)\n"
+        f"{m} = np_adam_m({m}, {g}, {b1}, active)\n"
+        f"{v} = np_adam_v({v}, {g}, {b2}, active)\n"
+        f"dw = np_adam_dw({m}, {v}, {lr}, {b1}, {b2}, n_adam, {eps})\n"
+    )
+
+
+def chunk_update(adam: bool, g: str, symmetric: bool = False) -> str:
+    """The optimizer step of one synapse at a trial boundary, on gradient ``g`` (``gt`` or ``g``).
+
+    ``symmetric``: readout synapses also set their feedback weight B to the new W_out (symmetric e-prop).
+    """
+    code = _ACTIVE + _chunk_dw(adam, g, "_post", "m_adam", "v_adam") + "w = np_step(w, dw, active)\n"
+    return code + ("B = np_pick(w, B, active)\n" if symmetric else "")
+
+
+def chunk_bias_update(adam: bool) -> str:
+    """The bias's optimizer step at a trial boundary."""
+    return _ACTIVE + _chunk_dw(adam, "gb", "", "mb_adam", "vb_adam") + "b = np_step(b, dw, active)\n"
+
+
+def chunk_reset(group: str, *, adaptation: bool = False, regularization: bool = False) -> str:
+    """Every state variable of ``group`` back to its value at rest (the start of a fresh launch).
+
+    ``group``: ``input``, ``recurrent``, ``recurrent_lazy`` (the event-driven factors), ``readout``,
+    ``hidden_synapses`` or ``output_synapses``.  The recurrent group keeps ``I_in``: it already holds the
+    new trial's first input spikes.
+    """
+    names = {
+        "input": ["zbar"],
+        "recurrent": "v a z r refr psi I_rec zbar zout count L".split(),
+        "recurrent_lazy": ["Dk", "A"],
+        "readout": "y I_out err gb bf expsum".split(),
+        "hidden_synapses": ["ebar", "g"]
+        + (["eps_a"] if adaptation else [])
+        + (["esum"] if regularization else []),
+        "output_synapses": ["g"],
+    }[group]
+    code = "".join(f"{n} = 0.0\n" for n in names)
+    return code + ("D = 1.0\nR = 1.0\n" if group == "recurrent_lazy" else "")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from neuroplast.config import Config, to_toml
+from neuroplast.config import EXECUTION_KEYS, Config, to_toml
 from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.network.devices import cache_dir
@@ -34,7 +34,8 @@ def config_difference(logged_toml: str, given_toml: str) -> tuple[str, Any, Any]
     -------
     (str, object, object) or None
         Dotted key (``"training.learning_rate"``), its logged and its given value (``None`` where the key is
-        missing), or ``None`` if the configs are equal.
+        missing), or ``None`` if the configs are equal.  Keys that never change results
+        (:data:`~neuroplast.config.EXECUTION_KEYS`) are not compared.
     """
     a, b = tomllib.loads(logged_toml), tomllib.loads(given_toml)
 
@@ -42,6 +43,8 @@ def config_difference(logged_toml: str, given_toml: str) -> tuple[str, Any, Any]
         if isinstance(x, dict) and isinstance(y, dict):
             for k in list(x) + [k for k in y if k not in x]:
                 sub = f"{key}.{k}" if key else k
+                if sub in EXECUTION_KEYS:
+                    continue
                 if k not in x or k not in y:
                     return sub, x.get(k), y.get(k)
                 d = walk(x[k], y[k], sub)
@@ -215,7 +218,9 @@ def run_training(
     trainer = Trainer.from_config(cfg, record=bool(trace))
     hit = getattr(trainer.net, "cache_hit", None)
     how = {True: ", reused the compiled network", False: ", compiled"}.get(hit, "")
-    progress_.phase_done(f"network ready on {trainer.device} ({trainer.device_reason}{how})")
+    progress_.phase_done(
+        f"network ready on {trainer.device} ({trainer.device_reason}{how}; {trainer.chunk_reason})"
+    )
     n_rec = trainer.params.n_rec
     n_trace = n_rec if trace_neurons is None else min(trace_neurons, n_rec)
     try:
@@ -262,9 +267,9 @@ def _open_writer(
     """
     from neuroplast.io import RunWriter
 
-    if logged is None:
-        return RunWriter(out, **trainer.log_header(), force=force)
     batch = trainer.cfg.training.batch_size
+    if logged is None:
+        return _flush_schedule(RunWriter(out, **trainer.log_header(), force=force), trainer)
     writer = RunWriter.append(
         out,
         require_state=True,
@@ -279,6 +284,16 @@ def _open_writer(
         raise
     if on_resume is not None:
         on_resume(dict(writer.resumed or {}))
+    return _flush_schedule(writer, trainer)
+
+
+def _flush_schedule(writer: Any, trainer: Trainer) -> Any:
+    """Flush (data and resume slots) once per launch of the chunked engine: a kill then loses at most the
+    launch in flight plus nothing already simulated; one trial per launch: every iteration, as before."""
+    n = max(1, trainer.chunk)
+    writer.flush_iterations = n
+    if n > 1:  # the window's trials wait for its last iteration (no flush between: a fixed count)
+        writer.flush_every = max(writer.flush_every, n * trainer.cfg.training.batch_size + 1)
     return writer
 
 

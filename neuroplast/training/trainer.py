@@ -10,6 +10,9 @@ batch-mean gradient goes through the optimizer and is applied once per iteration
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +27,8 @@ from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import softmax
 from neuroplast.model.params import Weights
 from neuroplast.model.simulator import Simulator
-from neuroplast.plasticity.optim import apply_updates, averaged, make_optimizer, trainable
-from neuroplast.plasticity.rules import TrialData
+from neuroplast.plasticity.optim import SGD, Adam, apply_updates, averaged, make_optimizer, trainable
+from neuroplast.plasticity.rules import EpropRandom, EpropSymmetric, TrialData
 
 __all__ = [
     "PATH_FNS",
@@ -47,7 +50,7 @@ def _reg_signal(count: np.ndarray, T: int, c_reg: float, f_target: float) -> np.
 
 def _online(trainer: Trainer, res, data) -> dict[str, np.ndarray]:
     grads = dict(res.grads)
-    if trainer.cfg.training.reg_coeff > 0:
+    if trainer.cfg.training.reg_coeff > 0 and not getattr(res, "regularized", False):
         r = _reg_signal(res.spike_count, trainer.T, trainer.cfg.training.reg_coeff, trainer.f_target)
         grads["input"] = grads["input"] + r[:, None] * res.esum["input"]
         grads["recurrent"] = grads["recurrent"] + r[:, None] * res.esum["recurrent"]
@@ -74,6 +77,32 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
     n = cfg.network
     large_dense = n.n_rec >= 256 and n.p_rec == 1.0
     return "factorized" if large_dense else "online"
+
+
+#: Rules whose boundary update the chunked engine has (Brian2Network ``chunk_feedback``), by exact class:
+#: their NumPy hooks leave the optimizer's update unchanged and B either fixed or = W_outᵀ.
+CHUNK_FEEDBACK: dict[type, str] = {EpropSymmetric: "symmetric", EpropRandom: "fixed"}
+#: Memory for one launch's inputs, targets and monitors when ``simulation.chunk_iterations`` = 0 (auto).
+CHUNK_MEMORY_BYTES = 256 * 2**20
+#: At most this many iterations per launch (auto): a kill loses at most one launch's iterations.
+CHUNK_MAX = 100
+
+
+def chunk_length(cfg: Config, n_edges: int) -> int:
+    """Iterations per launch for ``simulation.chunk_iterations`` (0: auto, from the memory budget).
+
+    Auto: as many as :data:`CHUNK_MEMORY_BYTES` holds (inputs, targets and readout per step; gradients and
+    weights per trial; spikes at up to 100 Hz), at most :data:`CHUNK_MAX`, then evened out over
+    ``training.iterations`` so that the last launch is not mostly padding.
+    """
+    given = cfg.simulation.chunk_iterations
+    n_it = cfg.training.iterations
+    if given:
+        return int(given)
+    T, n = cfg.simulation.n_steps, cfg.network
+    per_trial = 8 * T * (cfg.task.n_in + 2 * n.n_out + 1) + 16 * (n_edges + n.n_out) + 16 * n.n_rec * T // 10
+    k_max = int(max(1, min(CHUNK_MAX, CHUNK_MEMORY_BYTES // per_trial)))
+    return int(math.ceil(n_it / math.ceil(n_it / k_max)))
 
 
 def _check_finite(
@@ -244,6 +273,10 @@ class Trainer:
         #: How gradients are computed: "online" (inside Brian2) or "factorized" (NumPy, from recordings).
         self.gradient_path = choose_path(cfg, self.rule.online)
         self.device, self.device_reason = getattr(simulator, "device", "given"), "simulator given"
+        #: Iterations per Brian2 launch (0: one trial per launch) and why.
+        self.chunk, self.chunk_reason = int(getattr(simulator, "chunk", 0)), "simulator given"
+        self._pending: deque = deque()
+        self._record = record
         self.net = simulator if simulator is not None else self._network(record)
         self.iteration = 0
 
@@ -254,13 +287,29 @@ class Trainer:
         """``Trainer(build(cfg, rule=rule, seed=seed), record=record)``."""
         return cls(build(cfg, rule=rule, seed=seed), record=record)
 
-    def _network(self, record: bool) -> Simulator:
+    def _network(self, record: bool, chunked: bool = True) -> Simulator:
         from neuroplast.network.builder import Brian2Network
         from neuroplast.network.devices import resolve_device
 
         cfg = self.cfg
         #: The Brian2 device in use and why (``simulation.device = "auto"`` resolves here).
         self.device, self.device_reason = resolve_device(cfg.simulation.device)
+        if chunked:
+            self.chunk, self.chunk_reason = self._chunk_plan(record)
+        if self.chunk:
+            return Brian2Network(
+                self.params,
+                self.weights,
+                self.T,
+                device=self.device,
+                loss=cfg.training.loss,
+                gradients=True,
+                regularization=cfg.training.reg_coeff > 0,
+                record=False,
+                chunk_trials=self.chunk,
+                chunk_optimizer=cfg.training.optimizer,
+                chunk_feedback=CHUNK_FEEDBACK[type(self.rule)],
+            )
         in_trial = bool(cfg.training.update_every_steps)
         return Brian2Network(
             self.params,
@@ -275,6 +324,79 @@ class Trainer:
             rule_code=self.rule.brian2_update if in_trial else None,
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
         )
+
+    def _chunk_plan(self, record: bool) -> tuple[int, str]:
+        """Iterations per launch and why (0 and the reason when the chunked engine cannot run this config)."""
+        cfg, tr = self.cfg, self.cfg.training
+        why = None
+        if cfg.simulation.chunk_iterations == 1:
+            why = "simulation.chunk_iterations = 1"
+        elif self.device != "cpp_standalone":
+            why = "many trials per launch need cpp_standalone"
+        elif self.gradient_path != "online":
+            why = f"the {self.gradient_path} gradient path reads every trial's recorded trajectory"
+        elif tr.update_every_steps:
+            why = "in-trial learning (training.update_every_steps) steps inside each trial"
+        elif tr.batch_size != 1:
+            why = "training.batch_size > 1 (batches side by side are not built yet)"
+        elif record:
+            why = "traces are recorded"
+        elif type(self.optimizer) not in (SGD, Adam):
+            why = f"optimizer {tr.optimizer!r} has no step inside the simulation"
+        elif not tr.train_output:
+            why = "training.train_output = false"
+        elif not cfg.network.readout_bias:
+            why = "network.readout_bias = false"
+        elif tr.average_gradient:
+            why = "training.average_gradient = true"
+        elif type(self.rule) not in CHUNK_FEEDBACK:
+            why = f"rule {self.rule_name!r} has no exact feedback update inside the simulation"
+        if why is not None:
+            return 0, f"one trial per launch: {why}"
+        k = chunk_length(cfg, sum(v[0].size for v in self.connectivity.edges.values()))
+        if k < 2:
+            return 0, "one trial per launch: one iteration per launch"
+        return k, f"{k} iterations per launch"
+
+    def _simulate(self, trial: Any, fb: np.ndarray) -> Any:
+        """One trial's result: a launch of its own, or the next trial of the chunk in flight."""
+        if not self.chunk:
+            return self.net.run_trial(
+                self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb
+            )
+        if not self._pending:
+            self._simulate_chunk(fb)
+        it, res = self._pending.popleft()
+        now = self.weight_vectors(self.weights, fb)
+        same = it == self.iteration and all(np.array_equal(res.ran_with[k], now[k]) for k in PROJECTIONS)
+        if same:
+            return res
+        # The simulation's optimizer step left NumPy's (never seen in the tests): go on one trial per launch.
+        warnings.warn(
+            f"iteration {self.iteration}: the weights of the chunked simulation differ from NumPy's; "
+            "continuing with one trial per launch",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        self.chunk, self.chunk_reason = 0, "one trial per launch: the chunked simulation disagreed"
+        self._pending.clear()
+        self.net = self._network(self._record, chunked=False)
+        return self._simulate(trial, fb)
+
+    def _simulate_chunk(self, fb: np.ndarray) -> None:
+        """Simulate the next iterations (up to ``chunk``, not past ``training.iterations``) in one launch."""
+        tr, it = self.cfg.training, self.iteration
+        n = min(self.chunk, max(1, tr.iterations - it))
+        trials = [self.task.trials(it + k, 1)[0] for k in range(n)]
+        results = self.net.run_chunk(
+            self.weights,
+            [(t.x, t.target, t.mask) for t in trials],
+            feedback=fb,
+            learning_rate=tr.learning_rate,
+            adam=self._adam_in() if self.net.adam else None,
+            reg=(tr.reg_coeff, self.f_target),
+        )
+        self._pending = deque(zip(range(it, it + n), results, strict=True))
 
     def run_iteration(self) -> IterationRecord:
         """Simulate one batch, compute the gradient, apply the update; the iteration in log terms."""
@@ -291,7 +413,7 @@ class Trainer:
         path = PATH_FNS[self.gradient_path]
         losses, grads_list, results = [], [], []
         for trial in trials:
-            res = self.net.run_trial(self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb)
+            res = self._simulate(trial, fb)
             traj = trajectory_of(res, res.y) if res.v is not None else None
             data = TrialData(
                 self.params,
@@ -546,3 +668,4 @@ class Trainer:
         self.feedback = fb.copy()
         self.optimizer.load_state(state["optimizer"])
         self.iteration = int(state["iteration"])
+        self._pending.clear()

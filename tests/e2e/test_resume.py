@@ -205,3 +205,61 @@ def test_resume_errors_are_one_line(work: Path, reference: Path) -> None:
         assert proc.returncode == 2, (args, proc.stderr)
         assert word in one_line(proc.stderr), (args, proc.stderr)
     assert killed.read_bytes() == before
+
+
+# ------------------------------------------------------------------------- many trials per launch
+#: A child that SIGKILLs itself in the middle of launch ``argv[1]`` of the chunked engine (its binary has
+#: run, nothing of it has reached the trainer or the log); ``argv[2:]`` are the arguments of ``neuroplast``.
+MID_CHUNK_CHILD = """
+import os, signal, sys
+from neuroplast.network import builder
+
+KILL_AT = int(sys.argv[1])
+orig = builder.Brian2Network._collect_chunk
+calls = []
+
+def dying(self, n):
+    calls.append(n)
+    if len(calls) == KILL_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return orig(self, n)
+
+builder.Brian2Network._collect_chunk = dying
+from neuroplast.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+CHUNKED = TINY.replace('device = "runtime"', 'device = "cpp_standalone"\nchunk_iterations = 2').replace(
+    "batch_size = 2", "batch_size = 1"
+)
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+def test_resume_after_kill_mid_chunk(tmp_path: Path) -> None:
+    """Launches of 2 iterations: a kill inside the third launch keeps the 4 iterations of the first two
+    (flushed at their end), and --resume continues bit for bit; one trial per launch gives the same log."""
+    assert "batch_size = 1" in CHUNKED and "chunk_iterations = 2" in CHUNKED
+    write_text(tmp_path, "chunked.toml", CHUNKED)
+    write_text(tmp_path, "one.toml", CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 1"))
+    ref, one, out = tmp_path / "ref.h5", tmp_path / "one.h5", tmp_path / "killed.h5"
+    args = ("--iterations", ITERATIONS, "--quiet")
+    proc = run_cli("run", "chunked.toml", *args, "--out", ref, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", "one.toml", *args, "--out", one, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    from neuroplast.io.diff import diff_files
+
+    # the same content but for the stored config (chunk_iterations = 1 vs 2)
+    assert [d.split(":")[0] for d in diff_files(ref, one)] == ["/ attribute 'config'"]
+
+    child = [sys.executable, "-c", MID_CHUNK_CHILD, "3", "run", "chunked.toml", *map(str, args)]
+    proc = run_command([*child, "--out", str(out)], tmp_path)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with h5py.File(out, "r") as f:
+        assert f.attrs["n_iterations_complete"] == 4 and set(read_states(f)) == {3, 4}
+    _assert_prefix_of(out, ref)
+    res = run_cli("run", "chunked.toml", "--iterations", ITERATIONS, "--resume", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "after iteration 4 " in res.stdout
+    _assert_resumed_equals(out, ref)

@@ -37,12 +37,14 @@ DIVERGE_TOML = TINY_TOML.replace("learning_rate = 0.001", "learning_rate = 1e200
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("safety")
-    long_cpp = LONG_TOML.replace('device = "runtime"', 'device = "cpp_standalone"')
-    assert long_cpp != LONG_TOML
+    # one trial per launch (Ctrl-C in a trial's binary), and launches of 2 iterations (Ctrl-C in a chunk)
+    cpp = LONG_TOML.replace('device = "runtime"', 'device = "cpp_standalone"\nchunk_iterations = CHUNK')
+    assert cpp != LONG_TOML
     for name, text in (
         ("tiny.toml", TINY_TOML),
         ("long.toml", LONG_TOML),
-        ("long_cpp.toml", long_cpp),
+        ("long_cpp.toml", cpp.replace("CHUNK", "1")),
+        ("long_chunk.toml", cpp.replace("CHUNK", "2")),
         ("diverge.toml", DIVERGE_TOML),
     ):
         write_text(folder, name, text)
@@ -109,9 +111,11 @@ def test_divergence_is_marked_in_the_log_and_not_resumed(work: Path) -> None:
     assert out.read_bytes() == before
 
 
-@pytest.mark.parametrize("config", ["long.toml", "long_cpp.toml"])
+@pytest.mark.parametrize("config", ["long.toml", "long_cpp.toml", "long_chunk.toml"])
 def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path, config: str) -> None:
-    """Runtime and cpp_standalone (where Brian2's own Ctrl-C handling would let the binary run on)."""
+    """Runtime and cpp_standalone (where Brian2's own Ctrl-C handling would let the binary run on), one
+    trial or two iterations per launch (the log shows 2 iterations at once: the signal lands in the second
+    launch, iterations 3 and 4)."""
     ref, out = work / f"{config}_ref.h5", work / f"{config}_interrupted.h5"
     full = run_cli("run", config, "--iterations", 4, "--out", ref, "--quiet", cwd=work)
     assert full.returncode == 0, full.stderr
