@@ -121,6 +121,16 @@ def test_force_replaces_a_closed_log_and_add_gradients_takes_the_lock(tmp_path: 
 
 
 def test_sigint_is_held_back_until_the_outermost_block_ends() -> None:
+    # Python's own handler, whatever an earlier import left (Brian2 installs one when first imported in
+    # this process): the test is about deferred_interrupts, which must put back whatever it found.
+    ambient = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _held_back_until_the_outermost_block_ends()
+    finally:
+        signal.signal(signal.SIGINT, ambient)
+
+
+def _held_back_until_the_outermost_block_ends() -> None:
     before = signal.getsignal(signal.SIGINT)
     done = []
     with pytest.raises(KeyboardInterrupt):
