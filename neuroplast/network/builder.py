@@ -130,6 +130,11 @@ class Brian2Network:
         The optimizer of the boundary steps (Adam keeps its moments per synapse).
     chunk_feedback : {"fixed", "symmetric"}
         How B moves at a boundary: not at all (random e-prop), or B = the new W_out (symmetric e-prop).
+    batch : int
+        B ≥ 1 trials side by side in one launch (:meth:`run_batch`, docs/model.md §8): B copies of every
+        group and projection, sharing the weights, each copy fed its own trial. Each copy computes
+        exactly what a network of one copy computes for its trial (the same operations in the same
+        order). B > 1 needs ``update_every`` = 0 and ``chunk_trials`` = 0.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class Brian2Network:
         chunk_trials: int = 0,
         chunk_optimizer: str = "sgd",
         chunk_feedback: str = "fixed",
+        batch: int = 1,
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
@@ -168,6 +174,12 @@ class Brian2Network:
         connectivity = Connectivity.of(masks)
         #: (source, target) ids of the synaptic projections, in the log's edge order.
         self.edges = {key: connectivity.edges[key] for key in SYNAPTIC}
+        #: (presynaptic, postsynaptic) group sizes of one copy, per projection.
+        self._sizes = {
+            "input": (self.n_in, self.n_rec),
+            "recurrent": (self.n_rec, self.n_rec),
+            "output": (self.n_rec, self.n_out),
+        }
         self._build_dir = Path(build_dir) if build_dir else None
         self.update_every = int(update_every)
         if self.update_every < 0:
@@ -181,6 +193,11 @@ class Brian2Network:
             raise ValueError(f"in-trial updates support 'sgd' and 'adam', not {in_trial_optimizer!r}")
         self.chunk = int(chunk_trials)
         self._check_chunk(device, chunk_optimizer, chunk_feedback)
+        self.batch = int(batch)
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1 trials, got {batch}")
+        if self.batch > 1 and (self.update_every or self.chunk):
+            raise ValueError("trials side by side (batch > 1) need update_every = 0 and chunk_trials = 0")
         self.chunk_feedback = chunk_feedback
         self.adam = (bool(self.update_every) and in_trial_optimizer == "adam") or (
             self.chunk > 0 and chunk_optimizer == "adam"
@@ -228,18 +245,37 @@ class Brian2Network:
             split = self._split and key != "output"
             self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
 
+    def _copies(self, src: np.ndarray, tgt: np.ndarray, n_src: int, n_tgt: int) -> tuple:
+        """Synapse ids of all copies (:attr:`batch`): copy b's are copy 0's shifted by b neurons of each
+        side, one copy after the other, so that every copy keeps copy 0's synapse order."""
+        shift = np.arange(self.batch)[:, None]
+        return (src[None, :] + shift * n_src).ravel(), (tgt[None, :] + shift * n_tgt).ravel()
+
     # ------------------------------------------------------------------ build
     def _loss_objects(self, b2, out) -> list:
         """Loss error on the readout after y_t (and, for a softmax loss, the normaliser Σ_k exp(y_k))."""
         objs = []
         if self.loss.softmax:
             norm = b2.Synapses(out, out, eq.SOFTMAX_NORMALISER, name="softmax_norm")
-            norm.connect()
+            if self.batch == 1:
+                norm.connect()
+            else:  # all to all within each copy, in the order of connect(): source-major
+                k = self.n_out
+                i, j = self._copies(np.repeat(np.arange(k), k), np.tile(np.arange(k), k), k, k)
+                norm.connect(i=i, j=j)
             upd = norm.summed_updaters["expsum_post"]
             upd.when, upd.order = eq.SCHEDULE["loss_normaliser"]
             objs.append(norm)
         when, order = eq.SCHEDULE["loss_error"]
-        out.run_regularly(self.loss.brian2_error, when=when, order=order, name=self.loss.brian2_name)
+        code = self.loss.brian2_error
+        if self.batch > 1 and self.loss.uses_mask:  # each copy's own recall window: a column per readout
+            if eq.MASK_SINGLE not in code:
+                raise ValueError(
+                    f"loss {self.loss.name!r}: trials side by side need its Brian2 error to read the recall "
+                    f"window as {eq.MASK_SINGLE!r}"
+                )
+            code = code.replace(eq.MASK_SINGLE, eq.MASK_BATCH)
+        out.run_regularly(code, when=when, order=order, name=self.loss.brian2_name)
         return objs
 
     def _build(self) -> None:
@@ -287,17 +323,18 @@ class Brian2Network:
 
     def _timed_arrays(self, b2, dt) -> None:
         """Inputs X, targets Y* and the recall-window mask, set per trial."""
-        T = self.n_steps * max(1, self.chunk)
-        self.X = b2.TimedArray(np.zeros((T, self.n_in)), dt=dt, name="X_input")
-        self.Y = b2.TimedArray(np.zeros((T, self.n_out)), dt=dt, name="Y_target")
-        self.M = b2.TimedArray(np.zeros((T, 1)), dt=dt, name="M_mask")
+        T, B = self.n_steps * max(1, self.chunk), self.batch
+        self.X = b2.TimedArray(np.zeros((T, B * self.n_in)), dt=dt, name="X_input")
+        self.Y = b2.TimedArray(np.zeros((T, B * self.n_out)), dt=dt, name="Y_target")
+        self.M = b2.TimedArray(np.zeros((T, 1 if B == 1 else B * self.n_out)), dt=dt, name="M_mask")
         self._namespace = {"X_input": self.X, "Y_target": self.Y, "M_mask": self.M}
 
     def _groups(self, b2) -> tuple:
         """The input, recurrent and readout neurons with their per-step updates."""
-        inp = b2.NeuronGroup(self.n_in, eq.INPUT_MODEL, threshold=eq.INPUT_THRESHOLD, name="input")
+        B = self.batch
+        inp = b2.NeuronGroup(B * self.n_in, eq.INPUT_MODEL, threshold=eq.INPUT_THRESHOLD, name="input")
         rec = b2.NeuronGroup(
-            self.n_rec,
+            B * self.n_rec,
             eq.recurrent_model(self.event_driven) + (eq.CHUNK_SHARED if self.chunk else ""),
             threshold=eq.RECURRENT_THRESHOLD,
             reset=eq.RECURRENT_RESET,
@@ -312,7 +349,7 @@ class Brian2Network:
         _schedule(rec.resetter["spike"], "recurrent_reset")
         inp.run_regularly(eq.INPUT_TRACE, name="input_trace", **_slot("input_trace"))
         _schedule(inp.thresholder["spike"], "input_threshold")
-        out = b2.NeuronGroup(self.n_out, eq.readout_model(self.adam), name="readout")
+        out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam), name="readout")
         out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **_slot("readout_update"))
         return inp, rec, out
 
@@ -334,8 +371,8 @@ class Brian2Network:
                 "recurrent": b2.Synapses(rec, rec, elig_model, name="elig_recurrent", **split),
             }
             for key, syn in self._elig.items():
-                src, tgt = self._elig_edges[key]
-                syn.connect(i=src, j=tgt)
+                i, j = self._copies(*self._elig_edges[key], *self._sizes[key])
+                syn.connect(i=i, j=j)
             self._objects += list(self._elig.values())
             events = {}
         s_in = b2.Synapses(inp, rec, syn_model, on_pre=eq.ON_PRE["input"], name="proj_input", **events)
@@ -352,8 +389,8 @@ class Brian2Network:
             name="proj_output",
         )
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
-            src, tgt = self._b2_edges[key]
-            syn.connect(i=src, j=tgt)
+            i, j = self._copies(*self._b2_edges[key], *self._sizes[key])
+            syn.connect(i=i, j=j)
             _schedule(syn.pre, f"{key}_propagation")
         self._objects += [s_in, s_rec, s_out]
         return s_in, s_rec, s_out
@@ -531,6 +568,7 @@ class Brian2Network:
             "events": [self.event_driven, self._split],
             "in_trial": [self.update_every, self.adam, sorted(self.rule_code.items())],
             **({"chunk": [self.chunk, self.chunk_feedback, eq.CHUNK_FUNCTIONS]} if self.chunk else {}),
+            **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -629,11 +667,57 @@ class Brian2Network:
         if self.adam:
             self._adam_values(values, adam or {})
         if self.gradients:
-            fbk = weights.w_out.T if feedback is None else np.asarray(feedback, float)
-            src, tgt = self.edges["output"]
-            values[self.synapses["output"].B] = np.ascontiguousarray(fbk[src, tgt], dtype=float)
-        self._run(values, self._timed_values(x, target, mask), p)
-        return self._collect()
+            self._feedback_values(values, weights.w_out.T if feedback is None else feedback)
+        self._run(values, self._batch_arrays([(x, target, mask)]), p)
+        return self._collect(1)[0]
+
+    def run_batch(
+        self,
+        weights: Weights,
+        trials: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
+        *,
+        feedback: np.ndarray | None = None,
+        params: ModelParams | None = None,
+    ) -> list[TrialResult]:
+        """Simulate up to :attr:`batch` trials from rest side by side, in one launch (docs/model.md §8).
+
+        Parameters
+        ----------
+        weights : Weights
+            Dense weights, the same for every trial.
+        trials : list of (x, target, mask)
+            1 to ``batch`` trials: input spikes (T, n_in), target (T, n_out) or None (zeros), recall-window
+            mask (T,) or None (ones), as for :meth:`run_trial`.  Fewer than ``batch``: the other copies
+            run silent trials whose results are dropped.
+        feedback : ndarray (N, n_out), optional
+            B of every trial (default W_outᵀ).
+        params : ModelParams, optional
+            Per-neuron ρ, β, n_ref of every trial (as for :meth:`run_trial`).
+
+        Returns
+        -------
+        list of TrialResult
+            One per given trial, in order: each equal to what :meth:`run_trial` returns for that trial.
+        """
+        n = len(trials)
+        if not 1 <= n <= self.batch:
+            raise ValueError(f"run_batch takes 1 to {self.batch} trials, got {n}")
+        if self.update_every or self.chunk:
+            raise ValueError("run_batch needs a network without in-trial updates and chunks")
+        self._check_usable()
+        p = params or self.params
+        self._check_fixed(p)
+        values = self._weight_values(weights, p)
+        if self.gradients:
+            self._feedback_values(values, weights.w_out.T if feedback is None else feedback)
+        self._run(values, self._batch_arrays(trials), p)
+        return self._collect(n)
+
+    def _feedback_values(self, values: dict, feedback: np.ndarray) -> None:
+        """B of every readout synapse (every copy)."""
+        src, tgt = self.edges["output"]
+        fb = np.ascontiguousarray(np.asarray(feedback, float)[src, tgt], dtype=float)
+        values[self.synapses["output"].B] = np.tile(fb, self.batch)
 
     def run_chunk(
         self,
@@ -765,14 +849,15 @@ class Brian2Network:
         """Brian2 variable -> value: weights in Brian2's synapse order, per-neuron parameters, the bias."""
         w = {"input": weights.w_in, "recurrent": weights.w_rec, "output": weights.w_out}
         values = {}
+        B = self.batch  # every copy: the same values
         for key, syn in self.synapses.items():
             src, tgt = self._b2_edges[key]
-            values[syn.w] = np.ascontiguousarray(w[key][tgt, src], dtype=float)
+            values[syn.w] = np.tile(np.ascontiguousarray(w[key][tgt, src], dtype=float), B)
         rec, out = self.groups["recurrent"], self.groups["readout"]
-        values[rec.rho] = np.asarray(p.rho, float)
-        values[rec.beta] = np.asarray(p.beta, float)
-        values[rec.n_ref] = np.full(self.n_rec, float(p.n_ref))
-        values[out.b] = np.asarray(weights.b_out, float)
+        values[rec.rho] = np.tile(np.asarray(p.rho, float), B)
+        values[rec.beta] = np.tile(np.asarray(p.beta, float), B)
+        values[rec.n_ref] = np.full(B * self.n_rec, float(p.n_ref))
+        values[out.b] = np.tile(np.asarray(weights.b_out, float), B)
         return values
 
     def _in_trial_values(self, values: dict, lr: float, output_lr: float | None, decay: float) -> None:
@@ -802,13 +887,23 @@ class Brian2Network:
                 name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
                 values[getattr(obj, name)] = np.ascontiguousarray(vec)
 
-    def _timed_values(self, x: np.ndarray, target: np.ndarray | None, mask: np.ndarray | None) -> dict:
-        """TimedArray -> values: inputs, targets (zeros if omitted) and, if the loss reads it, the mask."""
-        tgt = np.zeros((self.n_steps, self.n_out)) if target is None else np.asarray(target, float)
-        arrays = {self.X: x, self.Y: tgt}
+    def _batch_arrays(self, trials: list) -> dict:
+        """TimedArray -> values: each copy's inputs, targets (zeros if omitted) and, if the loss reads it, its
+        recall-window mask (ones if omitted; one column per readout unit when there are several copies);
+        copies without a trial get silent inputs."""
+        T, B, n_out = self.n_steps, self.batch, self.n_out
+        x = np.zeros((T, B, self.n_in))
+        y = np.zeros((T, B, n_out))
+        m = np.ones((T, B))
+        for b, (xb, yb, mb) in enumerate(trials):
+            x[:, b] = self._check_input(xb)
+            if yb is not None:
+                y[:, b] = np.asarray(yb, float)
+            if mb is not None:
+                m[:, b] = np.asarray(mb, float)
+        arrays = {self.X: x.reshape(T, B * self.n_in), self.Y: y.reshape(T, B * n_out)}
         if self.loss.uses_mask:
-            msk = np.ones(self.n_steps) if mask is None else np.asarray(mask, float)
-            arrays[self.M] = msk[:, None]
+            arrays[self.M] = m if B == 1 else np.repeat(m, n_out, axis=1)
         return arrays
 
     def _run(self, values: dict, arrays: dict, p: ModelParams) -> None:
@@ -845,30 +940,39 @@ class Brian2Network:
             raise ValueError("the surrogate is fixed when the network is built")
 
     # ------------------------------------------------------------ collecting
-    def _collect(self) -> TrialResult:
-        """What the monitors and accumulators hold after a trial, in the log's edge order."""
-        rec = self.groups["recurrent"]
-        res = TrialResult(
-            y=np.asarray(self.out_mon.y[:]).T.copy(),
-            spike_count=np.asarray(rec.count[:]).copy(),
-            spikes=(
-                np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64),
-                np.asarray(self.spike_mon.i[:]).astype(np.int64),
-            ),
-        )
+    def _collect(self, n: int) -> list[TrialResult]:
+        """What the monitors and accumulators hold after a launch, per trial (copies 0 … n − 1), in the
+        log's edge order."""
+        rec, N, k = self.groups["recurrent"], self.n_rec, self.n_out
+        y = np.asarray(self.out_mon.y[:]).T
+        count = np.asarray(rec.count[:])
+        steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
+        ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
+        states = {}
         if self.record:
-            m = self.rec_mon
-            res.v, res.a, res.z, res.psi = (
-                np.asarray(getattr(m, k)[:]).T.copy() for k in "v a z psi".split()
+            names = ["v", "a", "z", "psi", "refr"] + (["L"] if self.gradients else [])
+            states = {name: np.asarray(getattr(self.rec_mon, name)[:]).T for name in names}
+        raw = self._gradient_arrays() if self.gradients else None
+        results = []
+        for b in range(n):
+            sel = (ids >= b * N) & (ids < (b + 1) * N)
+            res = TrialResult(
+                y=y[:, b * k : (b + 1) * k].copy(),
+                spike_count=count[b * N : (b + 1) * N].copy(),
+                spikes=(steps[sel], ids[sel] - b * N),
             )
-            res.refractory = np.asarray(m.refr[:]).T > 0.5
-            if self.gradients:
-                res.L = np.asarray(m.L[:]).T.copy()
-        if self.gradients:
-            res.grads, res.esum = self._collect_gradients()
+            mine = {name: a[:, b * N : (b + 1) * N] for name, a in states.items()}
+            if mine:
+                res.v, res.a, res.z, res.psi = (mine[name].copy() for name in ("v", "a", "z", "psi"))
+                res.refractory = mine["refr"] > 0.5
+                if self.gradients:
+                    res.L = mine["L"].copy()
+            if raw is not None:
+                res.grads, res.esum = self._copy_gradients(raw, b)
+            results.append(res)
         if self.update_every:
             m = self.in_trial_mons
-            res.in_trial = {
+            results[0].in_trial = {
                 "input": np.asarray(m["input"].w[:]).T[:, self._to_log["input"]],
                 "recurrent": np.asarray(m["recurrent"].w[:]).T[:, self._to_log["recurrent"]],
                 "output": np.asarray(m["output"].w[:]).T.copy(),
@@ -876,32 +980,44 @@ class Brian2Network:
                 "bias": np.asarray(m["bias"].b[:]).T.copy(),
             }
         if self.adam:
-            res.adam = self._collect_adam()
-        return res
+            results[0].adam = self._collect_adam()
+        return results
 
-    def _collect_gradients(self) -> tuple[dict, dict]:
-        """Dense gradients per projection (and the bias), and Σ e per synapse (with regularization)."""
-        grads, esum = {}, {}
-        shapes = {
-            "input": (self.n_rec, self.n_in),
-            "recurrent": (self.n_rec, self.n_rec),
-            "output": (self.n_out, self.n_rec),
-        }
-        A = np.asarray(self.groups["recurrent"].A[:]) if self.event_driven else None
+    def _gradient_arrays(self) -> dict:
+        """The accumulators of every copy as Brian2 holds them (read once per launch)."""
+        raw = {"A": np.asarray(self.groups["recurrent"].A[:]) if self.event_driven else None}
+        raw["bias"] = np.asarray(self.groups["readout"].gb[:])
         for key in self.synapses:
             syn = self._elig.get(key, self.synapses[key])
+            raw[key] = {"g": np.asarray(syn.g[:])}
+            if key != "output":
+                raw[key]["ebar"] = np.asarray(syn.ebar[:]) if self.event_driven else None
+                raw[key]["esum"] = np.asarray(syn.esum[:]) if self.regularization else None
+        return raw
+
+    def _collect_gradients(self) -> tuple[dict, dict]:
+        """Dense gradients per projection (and the bias), and Σ e per synapse (with regularization), of a
+        network of one copy."""
+        return self._copy_gradients(self._gradient_arrays(), 0)
+
+    def _copy_gradients(self, raw: dict, b: int) -> tuple[dict, dict]:
+        """Dense gradients per projection (and the bias), and Σ e per synapse, of copy ``b``."""
+        grads, esum = {}, {}
+        N = self.n_rec
+        for key, (n_pre, n_post) in self._sizes.items():
             src, tgt = self._elig_edges[key]
-            g = np.zeros(shapes[key])
-            g_syn = np.asarray(syn.g[:])
-            if A is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
-                g_syn = g_syn + A[tgt] * np.asarray(syn.ebar[:])
+            part = slice(b * src.size, (b + 1) * src.size)
+            g = np.zeros((n_post, n_pre))
+            g_syn = raw[key]["g"][part]
+            if raw["A"] is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
+                g_syn = g_syn + raw["A"][b * N : (b + 1) * N][tgt] * raw[key]["ebar"][part]
             g[tgt, src] = g_syn
             grads[key] = g
             if key != "output" and self.regularization:
-                e = np.zeros(shapes[key])
-                e[tgt, src] = np.asarray(syn.esum[:])
+                e = np.zeros((n_post, n_pre))
+                e[tgt, src] = raw[key]["esum"][part]
                 esum[key] = e
-        grads["bias"] = np.asarray(self.groups["readout"].gb[:]).copy()
+        grads["bias"] = raw["bias"][b * self.n_out : (b + 1) * self.n_out].copy()
         return grads, esum
 
     def _collect_adam(self) -> dict:

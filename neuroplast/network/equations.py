@@ -35,6 +35,8 @@ __all__ = [
     "LAZY_VARS",
     "INPUT_MODEL",
     "INPUT_THRESHOLD",
+    "MASK_SINGLE",
+    "MASK_BATCH",
     "INPUT_TRACE",
     "recurrent_model",
     "RECURRENT_THRESHOLD",
@@ -131,6 +133,10 @@ alpha : 1 (shared)
 c_in : 1 (shared)
 """
 INPUT_THRESHOLD = "X_input(t, i) > 0.5"
+#: How a loss statement reads the recall window (``Loss.brian2_error``), and what a network of trials side
+#: by side reads instead: the mask has one column per readout unit, so that each copy reads its own trial's.
+MASK_SINGLE = "M_mask(t, 0)"
+MASK_BATCH = "M_mask(t, i)"
 INPUT_TRACE = "zbar = alpha * zbar + c_in * X_input(t, i)"
 
 # -------------------------------------------------------------------------------------- recurrent group
