@@ -367,15 +367,16 @@ def _estimate(z: dict[str, float]) -> float:
     T, B = z["simulation.n_steps"], z["training.batch_size"]
     synapses = N * (N * z["p_rec"] + n_in * z["p_in"] + n_out)
     per_trial = T * (n_in + n_out + 1) * 8.0 * 3 + T * N * 8.0 * 6
-    return synapses * 8.0 * 12 + B * per_trial
+    return synapses * 8.0 * (5 + 7 * B) + B * per_trial
 
 
 def estimate_memory(cfg: Config) -> float:
     """Bytes a run of ``cfg`` needs at least (a lower bound from the sizes alone, float64 everywhere).
 
-    Per synapse: the weight, its mask, the gradient, the optimizer's moments and the eligibility state
-    inside the simulation (≈ 12 numbers).  Per trial of a batch and step: input, target and mask (three
-    copies each) and the recorded recurrent states (v, a, z, ψ, refractory flag, learning signal).
+    Per synapse: the weight, its mask, the gradient and the optimizer's moments (≈ 5 numbers) and, in each
+    of the batch's copies side by side in the simulation, the weight and eligibility state (≈ 7 numbers).
+    Per trial of a batch and step: input, target and mask (three copies each) and the recorded recurrent
+    states (v, a, z, ψ, refractory flag, learning signal).
     """
     return _estimate(_sizes(cfg))
 

@@ -526,3 +526,33 @@ def write_synthetic_run(
         if not partial_iteration:
             writer.finish(vec(wdict(w)))
     return path
+
+
+# ------------------------------------------------------------ training records compared byte for byte
+def record_arrays(obj: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """Every number of a training record, by path (dicts, lists, dataclass-like trial records)."""
+    out: dict[str, np.ndarray] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(record_arrays(v, f"{prefix}/{k}"))
+    elif isinstance(obj, (list, tuple)):
+        for k, v in enumerate(obj):
+            out.update(record_arrays(v, f"{prefix}[{k}]"))
+    elif hasattr(obj, "__dataclass_fields__"):
+        for k in obj.__dataclass_fields__:
+            out.update(record_arrays(getattr(obj, k), f"{prefix}.{k}"))
+    elif obj is not None:
+        out[prefix] = np.asarray(obj)
+    return out
+
+
+def assert_same_records(want: list, got: list) -> None:
+    """Two trainings' :class:`IterationRecord` lists are the same byte for byte (−0.0 ≠ 0.0, as the run-log
+    diff): the spec of every execution strategy (chunks, trials side by side) is identity."""
+    assert len(got) == len(want)
+    for r_want, r_got in zip(want, got, strict=True):
+        a, b = record_arrays(r_want), record_arrays(r_got)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
+            assert a[key].tobytes() == b[key].tobytes(), f"iteration {r_want.iteration}: {key}"

@@ -311,6 +311,8 @@ class Trainer:
                 chunk_feedback=CHUNK_FEEDBACK[type(self.rule)],
             )
         in_trial = bool(cfg.training.update_every_steps)
+        #: Trials of a batch side by side in one launch (1: one trial per launch).
+        self.batch = 1 if cfg.simulation.chunk_iterations == 1 else cfg.training.batch_size
         return Brian2Network(
             self.params,
             self.weights,
@@ -323,12 +325,15 @@ class Trainer:
             update_every=cfg.training.update_every_steps,
             rule_code=self.rule.brian2_update if in_trial else None,
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
+            batch=self.batch,
         )
 
     def _chunk_plan(self, record: bool) -> tuple[int, str]:
         """Iterations per launch and why (0 and the reason when the chunked engine cannot run this config)."""
         cfg, tr = self.cfg, self.cfg.training
         why = None
+        if tr.batch_size != 1 and cfg.simulation.chunk_iterations != 1:
+            return 0, f"one batch per launch, its {tr.batch_size} trials side by side"
         if cfg.simulation.chunk_iterations == 1:
             why = "simulation.chunk_iterations = 1"
         elif self.device != "cpp_standalone":
@@ -337,8 +342,6 @@ class Trainer:
             why = f"the {self.gradient_path} gradient path reads every trial's recorded trajectory"
         elif tr.update_every_steps:
             why = "in-trial learning (training.update_every_steps) steps inside each trial"
-        elif tr.batch_size != 1:
-            why = "training.batch_size > 1 (batches side by side are not built yet)"
         elif record:
             why = "traces are recorded"
         elif type(self.optimizer) not in (SGD, Adam):
@@ -357,6 +360,13 @@ class Trainer:
         if k < 2:
             return 0, "one trial per launch: one iteration per launch"
         return k, f"{k} iterations per launch"
+
+    def _simulate_batch(self, trials: list, fb: np.ndarray) -> list:
+        """The batch's results: side by side in one launch when the network has the copies, else trial by
+        trial."""
+        if getattr(self.net, "batch", 1) >= len(trials) > 1:
+            return self.net.run_batch(self.weights, [(t.x, t.target, t.mask) for t in trials], feedback=fb)
+        return [self._simulate(trial, fb) for trial in trials]
 
     def _simulate(self, trial: Any, fb: np.ndarray) -> Any:
         """One trial's result: a launch of its own, or the next trial of the chunk in flight."""
@@ -412,8 +422,7 @@ class Trainer:
             return self._in_trial_iteration(trials, w_before, fb)
         path = PATH_FNS[self.gradient_path]
         losses, grads_list, results = [], [], []
-        for trial in trials:
-            res = self._simulate(trial, fb)
+        for trial, res in zip(trials, self._simulate_batch(trials, fb), strict=True):
             traj = trajectory_of(res, res.y) if res.v is not None else None
             data = TrialData(
                 self.params,

@@ -9,13 +9,13 @@ and compares every array of every :class:`IterationRecord` byte for byte (−0.0
 from __future__ import annotations
 
 import tomllib
-from typing import Any
 
 import numpy as np
 import pytest
 
 from neuroplast.config import parse_config
 from neuroplast.training.trainer import CHUNK_MAX, Trainer, chunk_length
+from tests.helpers import assert_same_records
 
 SINE = """\
 [simulation]
@@ -88,23 +88,6 @@ def _cfg(text: str, chunk: int):
     return parse_config(data)
 
 
-def _arrays(obj: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    """Every number of a record, by path (dicts, lists, dataclass-like trial records)."""
-    out: dict[str, np.ndarray] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(_arrays(v, f"{prefix}/{k}"))
-    elif isinstance(obj, (list, tuple)):
-        for k, v in enumerate(obj):
-            out.update(_arrays(v, f"{prefix}[{k}]"))
-    elif hasattr(obj, "__dataclass_fields__"):
-        for k in obj.__dataclass_fields__:
-            out.update(_arrays(getattr(obj, k), f"{prefix}.{k}"))
-    elif obj is not None:
-        out[prefix] = np.asarray(obj)
-    return out
-
-
 def _train(text: str, chunk: int) -> tuple[Trainer, list]:
     tr = Trainer.from_config(_cfg(text, chunk))
     records = [tr.run_iteration() for _ in range(tr.cfg.training.iterations)]
@@ -119,13 +102,7 @@ def test_chunked_equals_per_trial(text: str, chunk: int) -> None:
     many, got = _train(text, chunk)
     assert one.chunk == 0 and "chunk_iterations = 1" in one.chunk_reason
     assert many.chunk == chunk, many.chunk_reason
-    assert len(got) == len(want)
-    for r_want, r_got in zip(want, got, strict=True):
-        a, b = _arrays(r_want), _arrays(r_got)
-        assert a.keys() == b.keys()
-        for key in a:
-            assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
-            assert a[key].tobytes() == b[key].tobytes(), f"iteration {r_want.iteration}: {key}"
+    assert_same_records(want, got)
     # the comparison is not vacuous: the weights moved, and the trials differ between iterations
     w0, w1 = want[0].weights_before["recurrent"], want[-1].weights_before["recurrent"]
     assert not np.array_equal(w0, w1)
