@@ -33,15 +33,17 @@ def trial_arrays(traj: Trajectory) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``v, a, z, psi, refractory`` of shape (T, N) and ``y`` of shape (T, n_out).
+        ``v, a, z, psi, refractory`` of shape (T, N) and ``y`` of shape (T, n_out); ``v``, ``a`` and
+        ``refractory`` are None when the simulation did not record them (only ``z``, ``psi`` and ``y`` are
+        always there).
     """
     names = ("v", "a", "z", "psi", "refractory", "y")
-    out = {k: np.asarray(getattr(traj, k)) for k in names}
-    if out["v"].ndim == 3:
-        if out["v"].shape[0] != 1:
-            raise ValueError(f"expected a single trial, got a batch of {out['v'].shape[0]}")
-        out = {k: arr[0] for k, arr in out.items()}
-    if out["v"].ndim != 2:
+    out = {k: None if getattr(traj, k) is None else np.asarray(getattr(traj, k)) for k in names}
+    if out["psi"].ndim == 3:
+        if out["psi"].shape[0] != 1:
+            raise ValueError(f"expected a single trial, got a batch of {out['psi'].shape[0]}")
+        out = {k: None if arr is None else arr[0] for k, arr in out.items()}
+    if out["psi"].ndim != 2:
         raise ValueError("trajectory arrays must have shape (T, N) or (1, T, N)")
     return out
 

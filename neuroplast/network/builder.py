@@ -24,7 +24,11 @@ from neuroplast.network import equations as eq
 from neuroplast.network.cache import build_cached, cache_key, results_subdir, running, standalone_root
 from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
 
-__all__ = ["Brian2Network", "TrialResult"]
+__all__ = ["Brian2Network", "TrialResult", "RECORDABLE"]
+
+#: Recurrent variables a network can record at every step (``record``), as :class:`TrialResult` names them.
+RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
+_MONITORED = {"refractory": "refr"}  # TrialResult name -> Brian2 variable, where they differ
 
 _ACTIVE_STANDALONE: list[Brian2Network] = []
 
@@ -104,8 +108,9 @@ class Brian2Network:
     adaptation : bool, optional
         Carry the per-synapse ALIF trace ε^a (default: whether any β of ``params`` is non-zero). Without
         it, trials with β ≠ 0 are refused.
-    record : bool
-        Record v, a, z, ψ, L of every recurrent neuron at every step.
+    record : bool or sequence of str
+        Record v, a, z, ψ, r̂ (and, with ``gradients``, L) of every recurrent neuron at every step; or only
+        the named ones (:data:`RECORDABLE`) — z then comes from the spike monitor, the same 0/1 values.
     build_dir : path, optional
         cpp_standalone project folder (default: a folder under the cache).
     update_every : int
@@ -148,7 +153,7 @@ class Brian2Network:
         gradients: bool = False,
         regularization: bool = True,
         adaptation: bool | None = None,
-        record: bool = True,
+        record: bool | tuple[str, ...] = True,
         build_dir: str | Path | None = None,
         update_every: int = 0,
         rule_code: dict[str, str] | None = None,
@@ -169,7 +174,8 @@ class Brian2Network:
         self.regularization = gradients and regularization
         # Without ALIF neurons the per-synapse ε^a is identically 0: leave it out (less memory traffic).
         self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
-        self.record = record
+        self._recorded = self._recorded_names(record, gradients)
+        self.record = bool(self._recorded)
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
         connectivity = Connectivity.of(masks)
         #: (source, target) ids of the synaptic projections, in the log's edge order.
@@ -206,6 +212,18 @@ class Brian2Network:
         self.event_driven = bool(gradients and (compact if event_driven is None else event_driven))
         self._order_synapses()
         self._build()
+
+    @staticmethod
+    def _recorded_names(record: bool | tuple[str, ...], gradients: bool) -> tuple[str, ...]:
+        """The recorded variables, in :data:`RECORDABLE` order (``True``: all of them)."""
+        if record is True:
+            return tuple(k for k in RECORDABLE if gradients or k != "L")
+        if record is False:
+            return ()
+        unknown = sorted(set(record) - set(RECORDABLE) - (set() if gradients else {"L"}))
+        if unknown or ("L" in record and not gradients):
+            raise ValueError(f"cannot record {', '.join(unknown or ['L'])} (known: {', '.join(RECORDABLE)})")
+        return tuple(k for k in RECORDABLE if k in record)
 
     def _check_chunk(self, device: str, optimizer: str, feedback: str) -> None:
         if self.chunk < 0:
@@ -535,7 +553,7 @@ class Brian2Network:
         _schedule(self.spike_mon, "spike_monitor")
         monitors = [self.spike_mon]
         if self.record:
-            rec_vars = ["v", "a", "z", "psi", "refr"] + (["L"] if self.gradients else [])
+            rec_vars = [_MONITORED.get(k, k) for k in self._recorded]
             self.rec_mon = b2.StateMonitor(
                 rec, rec_vars, record=True, name="rec_states", **_slot("state_monitor")
             )
@@ -565,6 +583,11 @@ class Brian2Network:
             "surrogate": [p.surrogate, get_surrogate(p.surrogate).brian2],
             "loss": [self.loss.name, self.loss.brian2_error, self.loss.softmax, self.loss.uses_mask],
             "options": [self.gradients, self.regularization, self.adaptation, self.record],
+            **(
+                {"recorded": list(self._recorded)}
+                if self._recorded != self._recorded_names(True, self.gradients) and self.record
+                else {}
+            ),
             "events": [self.event_driven, self._split],
             "in_trial": [self.update_every, self.adam, sorted(self.rule_code.items())],
             **({"chunk": [self.chunk, self.chunk_feedback, eq.CHUNK_FUNCTIONS]} if self.chunk else {}),
@@ -948,10 +971,7 @@ class Brian2Network:
         count = np.asarray(rec.count[:])
         steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
         ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
-        states = {}
-        if self.record:
-            names = ["v", "a", "z", "psi", "refr"] + (["L"] if self.gradients else [])
-            states = {name: np.asarray(getattr(self.rec_mon, name)[:]).T for name in names}
+        states = {k: np.asarray(getattr(self.rec_mon, _MONITORED.get(k, k))[:]).T for k in self._recorded}
         raw = self._gradient_arrays() if self.gradients else None
         results = []
         for b in range(n):
@@ -961,12 +981,12 @@ class Brian2Network:
                 spike_count=count[b * N : (b + 1) * N].copy(),
                 spikes=(steps[sel], ids[sel] - b * N),
             )
-            mine = {name: a[:, b * N : (b + 1) * N] for name, a in states.items()}
-            if mine:
-                res.v, res.a, res.z, res.psi = (mine[name].copy() for name in ("v", "a", "z", "psi"))
-                res.refractory = mine["refr"] > 0.5
-                if self.gradients:
-                    res.L = mine["L"].copy()
+            for name, a in states.items():
+                mine = a[:, b * N : (b + 1) * N]
+                setattr(res, name, mine > 0.5 if name == "refractory" else mine.copy())
+            if self.record and res.z is None:  # the same 0/1 values as a monitor of z
+                res.z = np.zeros((self.n_steps, N))
+                res.z[res.spikes] = 1.0
             if raw is not None:
                 res.grads, res.esum = self._copy_gradients(raw, b)
             results.append(res)

@@ -64,6 +64,16 @@ class Rule:
     #: exactly what :meth:`adjust_updates`, :meth:`after_update` and :meth:`feedback` do with an
     #: optimizer update (the in-trial equality tests check that).
     brian2_update: ClassVar[dict[str, str] | None] = None
+    #: What :meth:`numpy_grads` reads of a trial's trajectory (:class:`TrialData`: ``z``, ``psi`` and any
+    #: of ``v``, ``a``, ``refractory``): on the factorized path the simulation records only these (the
+    #: others are None).  The base class's e-prop reads ``z`` and ``psi``; a subclass that overrides
+    #: :meth:`numpy_grads` without setting it gets the whole trajectory.
+    trajectory: ClassVar[tuple[str, ...]] = ("z", "psi")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "numpy_grads" in cls.__dict__ and "trajectory" not in cls.__dict__:
+            cls.trajectory = ("v", "a", "z", "psi", "refractory")
 
     def __init__(self, training: Any) -> None:
         self.training = training  # the run's ``[training]`` options (learning rate, feedback_scale, ...)
@@ -188,6 +198,7 @@ class Bptt(Rule):
     name = "bptt"
     description = "exact BPTT (reset path detached), Brian2 forward + NumPy backward"
     online = False
+    trajectory = ("z", "psi")  # bptt_grads reads the spikes and ψ only
 
     def numpy_grads(self, trial: TrialData) -> dict[str, np.ndarray]:
         return bptt_grads(trial)

@@ -321,7 +321,7 @@ class Trainer:
             loss=cfg.training.loss,
             gradients=self.gradient_path == "online",
             regularization=cfg.training.reg_coeff > 0,
-            record=record or self.gradient_path != "online",
+            record=True if record else (self.rule.trajectory if self.gradient_path != "online" else False),
             update_every=cfg.training.update_every_steps,
             rule_code=self.rule.brian2_update if in_trial else None,
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
@@ -423,7 +423,7 @@ class Trainer:
         path = PATH_FNS[self.gradient_path]
         losses, grads_list, results = [], [], []
         for trial, res in zip(trials, self._simulate_batch(trials, fb), strict=True):
-            traj = trajectory_of(res, res.y) if res.v is not None else None
+            traj = trajectory_of(res, res.y) if res.psi is not None else None
             data = TrialData(
                 self.params,
                 self.weights,

@@ -115,3 +115,32 @@ def test_batch_refuses_too_many_trials(batched, grad_network, eq_weights):
     trials = _trials(grad_network.loss.name, eq_weights.n_out, n=BATCH + 1)
     with pytest.raises(ValueError, match="1 to 4 trials"):
         batched.run_batch(eq_weights, trials)
+
+
+def test_recording_only_psi(eq_weights, tmp_path_factory):
+    """``record=("psi",)`` (the factorized path of e-prop and BPTT): the same ψ as recording everything, z
+    from the spike monitor equal to the monitored z, and nothing else recorded (here with two copies)."""
+    from neuroplast.network.builder import Brian2Network
+
+    params = make_params("mix", n_ref=2)
+    nets = {
+        rec: Brian2Network(
+            params,
+            eq_weights,
+            T_GRAD,
+            device="runtime",
+            record=rec,
+            build_dir=tmp_path_factory.mktemp("record"),
+            batch=2,
+        )
+        for rec in (True, ("psi",))
+    }
+    trials = [(make_input(seed=60 + k, T=T_GRAD), None, None) for k in range(2)]
+    full, part = (nets[rec].run_batch(eq_weights, trials, params=params) for rec in (True, ("psi",)))
+    for a, b in zip(full, part, strict=True):
+        assert a.z.sum() > 0.01 * a.z.size
+        for name in ("z", "psi", "y", "spike_count"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert b.v is None and b.a is None and b.refractory is None and b.L is None
+    with pytest.raises(ValueError, match="cannot record w"):
+        Brian2Network(params, eq_weights, T_GRAD, device="runtime", record=("w",))
