@@ -25,7 +25,8 @@ neuron's own state and e-prop drops it), as in the reference e-prop code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,13 +36,21 @@ from neuroplast.gradients.trial import TrialData
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, as_loss
 from neuroplast.model.params import ModelParams
-from neuroplast.model.signals import backward_filter, forward_filter, linear_scan, output_grads, trial_arrays
+from neuroplast.model.signals import (
+    backward_filter,
+    forward_filter,
+    linear_scan,
+    output_grads,
+    output_grads_batch,
+    trial_arrays,
+)
 
 __all__ = [
     "eligibility_grads",
     "factorized_grads",
     "learning_signal",
     "eprop_grads",
+    "eprop_grads_batch",
     "GRAD_METHODS",
 ]
 
@@ -139,19 +148,60 @@ def factorized_grads(
     pre = np.asarray(pre, dtype=float)
     if pre.ndim != 2 or pre.shape[0] != T:
         raise ValueError(f"pre must have shape (T={T}, n_pre), got {pre.shape}")
-    Lf = backward_filter(L, params.kappa) if filtered else L
-    if reg_signal is not None:
-        Lf = Lf + np.asarray(reg_signal, dtype=float)[None, :]
+    return _factorized_batch(params, psi[None], pre[None], L[None], [reg_signal], [pre.shape[1]], filtered)[
+        0
+    ][0]
+
+
+def _factorized_batch(
+    params: ModelParams,
+    psi: np.ndarray,
+    pre: np.ndarray,
+    L: np.ndarray,
+    regs: Sequence[np.ndarray | None],
+    widths: Sequence[int],
+    filtered: bool = True,
+) -> list[list[np.ndarray]]:
+    """The formulas of :func:`factorized_grads` for a batch of B trials and several projections at once.
+
+    Parameters
+    ----------
+    psi : ndarray, shape (B, T, N)
+    pre : ndarray, shape (B, T, Σ widths)
+        The presynaptic drives of the projections side by side (columns ``widths[0]`` of the first,
+        then ``widths[1]`` of the second, ...).
+    L : ndarray, shape (B, T, N)
+    regs : B × (ndarray (N,) or None)
+        Rate-regularizer signal of each trial.
+    widths : n_pre of each projection.
+
+    Returns
+    -------
+    list (per trial) of lists (per projection) of ndarrays (N, n_pre)
+        Each the same to the bit as :func:`factorized_grads` of that trial and projection alone: every
+        time scan (:func:`~neuroplast.model.signals.linear_scan` along axis 1) and every other step is
+        elementwise, so a trial's numbers see the same operations in the same order, and each
+        contraction Fᵀ z̄ is the matrix product of C-contiguous (T, ·) arrays of the per-trial shapes.
+        L̃, h and the adjoint q are computed once for all projections.
+    """
+    Lf = backward_filter(L, params.kappa, axis=1) if filtered else L
+    if any(r is not None for r in regs):
+        Lf = Lf.copy() if Lf is L else Lf  # added in place below; never into the caller's L
+        for b, r in enumerate(regs):
+            if r is not None:
+                Lf[b] += np.asarray(r, dtype=float)[None, :]
     h = Lf * psi
     # q^s = c^{s+1} + d^{s+1} q^{s+1}: a backward scan of c, d shifted by one step (q^T = 0)
-    c_next = np.zeros((T, N))
-    d_next = np.zeros((T, N))
-    c_next[:-1] = (-params.beta * h)[1:]
-    d_next[:-1] = (params.rho - params.beta * psi)[1:]
-    q = linear_scan(c_next, d_next, reverse=True, per_step=True)
+    c_next = np.zeros(psi.shape)
+    d_next = np.zeros(psi.shape)
+    c_next[:, :-1] = (-params.beta * h)[:, 1:]
+    d_next[:, :-1] = (params.rho - params.beta * psi)[:, 1:]
+    q = linear_scan(c_next, d_next, reverse=True, per_step=True, axis=1)
     F = h + psi * q
-    zbar = forward_filter(pre, params.alpha)
-    return F.T @ zbar
+    zbar = forward_filter(pre, params.alpha, axis=1)  # one scan for every projection
+    edges = np.cumsum([0, *widths])
+    cols = list(zip(edges[:-1], edges[1:], strict=True))
+    return [[F[b].T @ np.ascontiguousarray(zbar[b, :, lo:hi]) for lo, hi in cols] for b in range(len(F))]
 
 
 def learning_signal(
@@ -221,15 +271,72 @@ def eprop_grads(
         Σ_t L_t ē_t + R Σ_t e_t and the exact readout gradients, in [E] per unit weight; dense
         arrays, zero outside the weight masks.
     """
-    try:
-        grad_fn = GRAD_METHODS[method]
-    except KeyError:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(GRAD_METHODS)}") from None
+    if method not in GRAD_METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(GRAD_METHODS)}")
     if feedback is None:
-        feedback = trial.feedback if trial.feedback is not None else trial.weights.w_out.T
+        feedback = _default_feedback(trial)
+    if method == "factorized":  # the batched formulas on a batch of one
+        return _eprop_factorized_batch([trial], [feedback])[0]
+    grad_fn = GRAD_METHODS[method]
     p = trial.params
     L = _signal(p, trial.err, feedback)
     g_in = grad_fn(p, trial.traj, trial.pre["input"], L, reg_signal=trial.reg)
     g_rec = grad_fn(p, trial.traj, trial.pre["recurrent"], L, reg_signal=trial.reg)
     g_out, g_b = output_grads(p, trial.z, trial.err)
     return trial.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})
+
+
+def eprop_grads_batch(trials: Sequence[TrialData], method: str = "factorized") -> list[dict[str, Any]]:
+    """:func:`eprop_grads` of every trial of a batch, each with its own feedback B (``trial.feedback``,
+    or W_outᵀ when it has none).
+
+    The trials share the model (``params``), the number of steps and the network sizes; input,
+    target, mask, trajectory, weights and B may differ.  With ``"factorized"`` every time scan runs once
+    for the whole batch (arrays (B, T, ·)) instead of once per trial and projection, and the result of
+    each trial is the same to the bit as ``eprop_grads(trial)`` (see :func:`_factorized_batch`);
+    ``"online"`` (no batched form) runs trial by trial.
+
+    Returns
+    -------
+    list of dicts, one per trial, as :func:`eprop_grads`.
+    """
+    if method not in GRAD_METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(GRAD_METHODS)}")
+    trials = list(trials)
+    if method != "factorized":
+        return [eprop_grads(t, method=method) for t in trials]
+    return _eprop_factorized_batch(trials, [_default_feedback(t) for t in trials])
+
+
+def _default_feedback(trial: TrialData) -> np.ndarray:
+    return trial.feedback if trial.feedback is not None else trial.weights.w_out.T
+
+
+def _same_params(a: ModelParams, b: ModelParams) -> bool:
+    return a is b or all(
+        np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(ModelParams)
+    )
+
+
+def _eprop_factorized_batch(trials: list[TrialData], feedbacks: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Factorized e-prop of each trial with the given B: stacks the trials, one scan per filter."""
+    if not trials:
+        return []
+    p = trials[0].params
+    shape = (trials[0].psi.shape, trials[0].pre["input"].shape)
+    for t in trials[1:]:
+        if not _same_params(t.params, p) or (t.psi.shape, t.pre["input"].shape) != shape:
+            raise ValueError("the trials of a batch must share params, the number of steps and the sizes")
+    (T, N), (_, n_in) = shape
+    L = np.stack([_signal(p, t.err, fb) for t, fb in zip(trials, feedbacks, strict=True)])
+    psi = np.stack([t.psi for t in trials])
+    pre = np.empty((len(trials), T, n_in + N))
+    for b, t in enumerate(trials):
+        pre[b, :, :n_in] = t.pre["input"]
+        pre[b, :, n_in:] = t.pre["recurrent"]
+    hidden = _factorized_batch(p, psi, pre, L, [t.reg for t in trials], [n_in, N])
+    readout = output_grads_batch(p, np.stack([t.z for t in trials]), [t.err for t in trials])
+    return [
+        t.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})
+        for t, (g_in, g_rec), (g_out, g_b) in zip(trials, hidden, readout, strict=True)
+    ]
