@@ -50,67 +50,57 @@ def trial_arrays(traj: Trajectory) -> dict[str, np.ndarray]:
 
 
 def linear_scan(
-    x: np.ndarray,
-    decay: float | np.ndarray,
-    *,
-    reverse: bool = False,
-    per_step: bool = False,
-    axis: int = 0,
+    x: np.ndarray, decay: float | np.ndarray, *, reverse: bool = False, per_step: bool = False
 ) -> np.ndarray:
-    """The first-order linear recursion ``acc ← decay · acc + x_t`` along ``axis``, from acc = 0.
+    """The first-order linear recursion ``acc ← decay · acc + x_t`` along axis 0, from acc = 0.
 
     The one time loop behind :func:`forward_filter`, :func:`backward_filter` and the adjoint of the
-    ε^a recursion in :func:`neuroplast.gradients.eprop.factorized_grads`.  With ``axis = 1`` it runs
-    every trial of a batch (arrays (B, T, ...)) in the same loop; each element sees the same
-    multiply and add as in a scan of its trial alone, so the result is the same to the bit.
+    ε^a recursion in :func:`neuroplast.gradients.eprop.factorized_grads`.  A batch of trials side by
+    side (arrays (T, B, ...)) runs in the same loop; each element sees the same multiply and add as in
+    a scan of its trial alone, so every trial's result is the same to the bit.
 
     Parameters
     ----------
-    x : ndarray, steps along ``axis`` (T of them)
+    x : ndarray, shape (T, ...)
     decay : float or ndarray
-        Broadcastable to one step of ``x`` (the same every step), or with ``per_step`` of the shape of
-        ``x`` with the step-t slice used at step t (dimensionless).
+        Broadcastable to ``x[0]`` (the same every step), or with ``per_step`` of shape (T, ...) with
+        ``decay[t]`` used at step t (dimensionless).
     reverse : bool
         Run from t = T down to 1 (anti-causal) instead of from t = 1 up to T.
-    axis : int
-        The time axis.
 
     Returns
     -------
-    ndarray, shape and memory layout of ``x``
-        The step-t slice is the accumulator after step t.
+    ndarray, shape of ``x``
+        ``out_t`` is the accumulator after step t.
     """
     x = np.asarray(x, dtype=float)
     out = np.empty_like(x)
-    xs, outs = np.moveaxis(x, axis, 0), np.moveaxis(out, axis, 0)  # views: step t is xs[t]
-    ds = np.moveaxis(np.asarray(decay), axis, 0) if per_step else decay
-    acc = np.zeros(xs.shape[1:])
-    steps = range(xs.shape[0] - 1, -1, -1) if reverse else range(xs.shape[0])
-    for t in steps:
-        acc = (ds[t] if per_step else ds) * acc + xs[t]
-        outs[t] = acc
+    acc = np.zeros(x.shape[1:])
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    for t in steps:  # acc = decay · acc + x_t, written straight into out[t] (a view, also for 1-D x)
+        o = out[t, ...]
+        np.multiply(decay[t] if per_step else decay, acc, out=o)
+        acc = np.add(o, x[t], out=o)
     return out
 
 
-def forward_filter(x: np.ndarray, decay: float | np.ndarray, *, axis: int = 0) -> np.ndarray:
-    """Causal exponential filter along ``axis``: ``out_t = decay · out_{t−1} + x_t``, out_0 = x_0.
+def forward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
+    """Causal exponential filter along axis 0: ``out_t = decay · out_{t−1} + x_t``, out_0 = x_0.
 
     Parameters
     ----------
-    x : ndarray, steps along ``axis``
-    decay : float or ndarray broadcastable to one step of ``x`` (dimensionless, per step)
-    axis : int
-        The time axis (1 for a batch of trials (B, T, ...)).
+    x : ndarray, shape (T, ...)
+    decay : float or ndarray broadcastable to ``x[0]`` (dimensionless, per step)
     """
-    return linear_scan(x, decay, axis=axis)
+    return linear_scan(x, decay)
 
 
-def backward_filter(x: np.ndarray, decay: float | np.ndarray, *, axis: int = 0) -> np.ndarray:
-    """Anti-causal filter along ``axis``: ``out_t = x_t + decay · out_{t+1}``, out_{T} = x_{T}.
+def backward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
+    """Anti-causal filter along axis 0: ``out_t = x_t + decay · out_{t+1}``, out_{T} = x_{T}.
 
     This is the adjoint of :func:`forward_filter`: Σ_t a_t (F b)_t = Σ_t (Fᵀ a)_t b_t.
     """
-    return linear_scan(x, decay, reverse=True, axis=axis)
+    return linear_scan(x, decay, reverse=True)
 
 
 def recurrent_pre(params: ModelParams, z: np.ndarray) -> np.ndarray:
@@ -174,34 +164,38 @@ def output_grads(params: ModelParams, z: np.ndarray, err: np.ndarray) -> tuple[n
     z = np.asarray(z, dtype=float)
     if z.ndim != 2:
         raise ValueError(f"z must have shape (T, N), got {z.shape}")
-    return output_grads_batch(params, z[None], [err])[0]
+    return output_grads_batch(params, z[:, None], [err])[0]
 
 
 def output_grads_batch(
-    params: ModelParams, z: np.ndarray, errs: Sequence[np.ndarray]
+    params: ModelParams, z: np.ndarray, errs: Sequence[np.ndarray], *, filtered: bool = False
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`output_grads` of every trial of a batch, with one time scan for the whole batch.
 
     Parameters
     ----------
-    z : ndarray, shape (B, T, N)
-        Spikes of each trial.
+    z : ndarray, shape (T, B, N)
+        Spikes of each trial (trial b is ``z[:, b]``).
     errs : sequence of B ndarrays, shape (T, n_out)
         dE/dy_t of each trial.
+    filtered : bool
+        ``z`` is already z̃ = ``forward_filter(z, params.kappa)`` (e.g. computed in one scan with other
+        filters).
 
     Returns
     -------
     list of B ``(dW_out, db)``
         Per trial, the same numbers as :func:`output_grads` of that trial alone, to the bit: the
-        filters are elementwise and each product is the same (T, ·) matrix product.
+        filters are elementwise and each product is the same matrix product of C-contiguous (T, ·)
+        arrays.
     """
     z = np.asarray(z, dtype=float)
-    if z.ndim != 3 or len(errs) != z.shape[0]:
-        raise ValueError(f"z must have shape (B, T, N) with B = {len(errs)} errors, got {z.shape}")
-    ztil = forward_filter(z, params.kappa, axis=1)  # (B, T, N), ztil[b] C-contiguous
-    btil = forward_filter(np.ones(z.shape[1]), params.kappa)
+    if z.ndim != 3 or len(errs) != z.shape[1]:
+        raise ValueError(f"z must have shape (T, B, N) with B = {len(errs)} errors, got {z.shape}")
+    ztil = z if filtered else forward_filter(z, params.kappa)
+    btil = forward_filter(np.ones(z.shape[0]), params.kappa)
     out = []
-    for err, zt in zip(errs, ztil, strict=True):
+    for b, err in enumerate(errs):
         err = np.asarray(err, dtype=float)
-        out.append((params.readout_scale * err.T @ zt, err.T @ btil))
+        out.append((params.readout_scale * err.T @ np.ascontiguousarray(ztil[:, b]), err.T @ btil))
     return out

@@ -61,6 +61,15 @@ def test_batch_equals_per_trial_bit_for_bit(kind, loss_name, c_reg, own_feedback
         assert not np.array_equal(batch[0]["recurrent"], batch[1]["recurrent"])
 
 
+def test_trials_with_and_without_the_regularizer_in_one_batch():
+    """c_reg may differ between trials (R only where c_reg ≠ 0): each trial still gets its own bits."""
+    with_reg = make_trials("alif", "mse", 3, c_reg=0.4, own_feedback=True)
+    without = make_trials("alif", "mse", 2, c_reg=0.0, own_feedback=True, seed=1)
+    trials = [with_reg[0], without[0], with_reg[1], without[1], with_reg[2]]
+    for trial, g in zip(trials, eprop_grads_batch(trials), strict=True):
+        assert_same_bits(g, eprop_grads(trial))
+
+
 def test_batch_agrees_with_the_online_recursion():
     """The batched numbers are e-prop's: the literal per-synapse recursion gives them up to float64
     rounding of the regrouped time sums (~1e-15 relative)."""
@@ -114,8 +123,9 @@ def test_factorized_grads_and_output_grads_are_the_batch_of_one(filtered):
     g_in = factorized_grads(trial.params, trial.traj, trial.pre["input"], L_in, reg_signal=trial.reg)
     assert np.array_equal(trial.masked({"input": g_in})["input"], eprop_grads(trial)["input"])
     assert g.shape == (trial.z.shape[1],) * 2 and np.max(np.abs(g)) > 0
-    zs = np.stack([trial.z, trial.z[::-1]])
+    zs = [trial.z, trial.z[::-1].copy()]
     errs = [trial.err, trial.err[::-1].copy()]
-    for (o, b), z, err in zip(output_grads_batch(trial.params, zs, errs), zs, errs, strict=True):
+    batch = output_grads_batch(trial.params, np.stack(zs, axis=1), errs)
+    for (o, b), z, err in zip(batch, zs, errs, strict=True):
         o1, b1 = output_grads(trial.params, z, err)
         assert np.array_equal(o, o1) and np.array_equal(b, b1)
