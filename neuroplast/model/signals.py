@@ -6,6 +6,8 @@ Arrays are per trial, steps along axis 0 (index 0 is t = 1); shapes (T, N) for r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from neuroplast.model.dynamics import Trajectory
@@ -19,6 +21,7 @@ __all__ = [
     "recurrent_pre",
     "reg_signal",
     "output_grads",
+    "output_grads_batch",
 ]
 
 
@@ -54,7 +57,9 @@ def linear_scan(
     """The first-order linear recursion ``acc ← decay · acc + x_t`` along axis 0, from acc = 0.
 
     The one time loop behind :func:`forward_filter`, :func:`backward_filter` and the adjoint of the
-    ε^a recursion in :func:`neuroplast.gradients.eprop.factorized_grads`.
+    ε^a recursion in :func:`neuroplast.gradients.eprop.factorized_grads`.  A batch of trials side by
+    side (arrays (T, B, ...)) runs in the same loop; each element sees the same multiply and add as in
+    a scan of its trial alone, so every trial's result is the same to the bit.
 
     Parameters
     ----------
@@ -74,9 +79,10 @@ def linear_scan(
     out = np.empty_like(x)
     acc = np.zeros(x.shape[1:])
     steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-    for t in steps:
-        acc = (decay[t] if per_step else decay) * acc + x[t]
-        out[t] = acc
+    for t in steps:  # acc = decay · acc + x_t, written straight into out[t] (a view, also for 1-D x)
+        o = out[t, ...]
+        np.multiply(decay[t] if per_step else decay, acc, out=o)
+        acc = np.add(o, x[t], out=o)
     return out
 
 
@@ -157,7 +163,41 @@ def output_grads(params: ModelParams, z: np.ndarray, err: np.ndarray) -> tuple[n
     db : ndarray, shape (n_out,)
         Σ_t err_t b̃_t, b̃_t = κ b̃_{t−1} + 1.
     """
-    err = np.asarray(err, dtype=float)
-    ztil = forward_filter(z, params.kappa)
-    btil = forward_filter(np.ones(err.shape[0]), params.kappa)
-    return params.readout_scale * err.T @ ztil, err.T @ btil
+    z = np.asarray(z, dtype=float)
+    if z.ndim != 2:
+        raise ValueError(f"z must have shape (T, N), got {z.shape}")
+    return output_grads_batch(params, z[:, None], [err])[0]
+
+
+def output_grads_batch(
+    params: ModelParams, z: np.ndarray, errs: Sequence[np.ndarray], *, filtered: bool = False
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`output_grads` of every trial of a batch, with one time scan for the whole batch.
+
+    Parameters
+    ----------
+    z : ndarray, shape (T, B, N)
+        Spikes of each trial (trial b is ``z[:, b]``).
+    errs : sequence of B ndarrays, shape (T, n_out)
+        dE/dy_t of each trial.
+    filtered : bool
+        ``z`` is already z̃ = ``forward_filter(z, params.kappa)`` (e.g. computed in one scan with other
+        filters).
+
+    Returns
+    -------
+    list of B ``(dW_out, db)``
+        Per trial, the same numbers as :func:`output_grads` of that trial alone, to the bit: the
+        filters are elementwise and each product is the same matrix product of C-contiguous (T, ·)
+        arrays.
+    """
+    z = np.asarray(z, dtype=float)
+    if z.ndim != 3 or len(errs) != z.shape[1]:
+        raise ValueError(f"z must have shape (T, B, N) with B = {len(errs)} errors, got {z.shape}")
+    ztil = z if filtered else forward_filter(z, params.kappa)
+    btil = forward_filter(np.ones(z.shape[0]), params.kappa)
+    out = []
+    for b, err in enumerate(errs):
+        err = np.asarray(err, dtype=float)
+        out.append((params.readout_scale * err.T @ np.ascontiguousarray(ztil[:, b]), err.T @ btil))
+    return out

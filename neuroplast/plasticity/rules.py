@@ -12,7 +12,9 @@ any B (:mod:`neuroplast.network.builder`), so such a rule plugs in with
 * ``init_feedback`` / ``feedback`` / ``after_update`` — how B is made and evolves,
 * ``numpy_grads(trial)`` — the NumPy formula of the same estimate for one
   :class:`~neuroplast.gradients.trial.TrialData` (used by the factorized
-  path and by the tests that compare the Brian2 accumulators with it).
+  path and by the tests that compare the Brian2 accumulators with it);
+  ``numpy_grads_batch(trials)`` gives it for a whole batch (the factorized path's one call per
+  batch; batched e-prop for rules that keep the base ``numpy_grads``).
 
 Rules that can also learn *inside* a trial (``training.update_every_steps``) give the same
 update as Brian2 abstract code in ``brian2_update`` (see :class:`Rule`); the NumPy reference of
@@ -29,12 +31,13 @@ entry point loads a :class:`Rule` subclass); a plugin that fails to load gives a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from neuroplast.gradients.bptt import bptt_grads
-from neuroplast.gradients.eprop import eprop_grads
+from neuroplast.gradients.eprop import eprop_grads, eprop_grads_batch
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
@@ -101,6 +104,19 @@ class Rule:
         :func:`neuroplast.gradients.eprop.eprop_grads`.
         """
         return eprop_grads(trial, method="factorized")
+
+    def numpy_grads_batch(self, trials: Sequence[TrialData]) -> list[dict[str, np.ndarray]]:
+        """:meth:`numpy_grads` of every trial of a batch (the factorized path calls this once per batch).
+
+        Default: ``[self.numpy_grads(t) for t in trials]``; a rule that keeps the base
+        :meth:`numpy_grads` (e-prop with the trial's B) gets the batched e-prop
+        (:func:`neuroplast.gradients.eprop.eprop_grads_batch`), bit for bit the same numbers in one
+        time scan per batch.  A rule may override this for speed; it must return what the per-trial
+        :meth:`numpy_grads` returns, trial by trial.
+        """
+        if type(self).numpy_grads is Rule.numpy_grads:
+            return eprop_grads_batch(trials, method="factorized")
+        return [self.numpy_grads(t) for t in trials]
 
 
 def _check_rule(obj: object, name: str) -> None:

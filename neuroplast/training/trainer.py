@@ -61,6 +61,12 @@ def _factorized(trainer: Trainer, res, data) -> dict[str, np.ndarray]:
     return trainer.rule.numpy_grads(data)
 
 
+def _factorized_batch(trainer: Trainer, results, datas) -> list[dict[str, np.ndarray]]:
+    """The factorized path for a whole batch: one ``rule.numpy_grads_batch`` call (same numbers as
+    :func:`_factorized` trial by trial)."""
+    return trainer.rule.numpy_grads_batch(datas)
+
+
 #: How the trainer gets a trial's gradient, by the names of ``training.path`` (:data:`config.GRADIENT_PATHS`).
 PATH_FNS: dict[str, Callable] = {"online": _online, "factorized": _factorized}
 assert set(PATH_FNS) == set(GRADIENT_PATHS), "config.GRADIENT_PATHS and the trainer's paths differ"
@@ -421,7 +427,7 @@ class Trainer:
         if self.cfg.training.update_every_steps:
             return self._in_trial_iteration(trials, w_before, fb)
         path = PATH_FNS[self.gradient_path]
-        losses, grads_list, results = [], [], []
+        results, datas = [], []
         for trial, res in zip(trials, self._simulate_batch(trials, fb), strict=True):
             traj = trajectory_of(res, res.y) if res.psi is not None else None
             data = TrialData(
@@ -436,12 +442,18 @@ class Trainer:
                 self.f_target,
                 fb,
             )
-            g = path(self, res, data)
-            if self.cfg.training.average_gradient:
-                g = averaged(g, trial.mask)
-            grads_list.append(g)
             results.append(res)
-            losses.append(self.loss.value(res.y, trial.target, trial.mask))
+            datas.append(data)
+        if path is _factorized:  # the whole batch in one call
+            grads_list = _factorized_batch(self, results, datas)
+        else:
+            grads_list = [path(self, res, data) for res, data in zip(results, datas, strict=True)]
+        if self.cfg.training.average_gradient:
+            grads_list = [averaged(g, trial.mask) for g, trial in zip(grads_list, trials, strict=True)]
+        losses = [
+            self.loss.value(res.y, trial.target, trial.mask)
+            for res, trial in zip(results, trials, strict=True)
+        ]
         mean = {k: np.mean([g[k] for g in grads_list], axis=0) for k in PROJECTIONS}
         _check_finite(it, losses, mean)
         self.weights, self.feedback, updates = apply_updates(
