@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from neuroplast.errors import DivergedError, NeuroplastError, UsageError
+from neuroplast.errors import DivergedError, NeuroplastError, UsageError, first_line
 
 __all__ = ["main"]
 
@@ -411,8 +411,7 @@ def check_run_log(args: argparse.Namespace) -> None:
 
 
 def _error(where: str, exc: BaseException) -> int:
-    lines = str(exc).splitlines() or [type(exc).__name__]
-    print(f"{where}: error: {lines[0]}", file=sys.stderr)
+    print(f"{where}: error: {first_line(exc)}", file=sys.stderr)
     return 2
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["NeuroplastError", "ConfigError", "RunFileError", "UsageError", "DivergedError"]
+__all__ = ["NeuroplastError", "ConfigError", "RunFileError", "UsageError", "DivergedError", "first_line"]
 
 
 class NeuroplastError(Exception):
@@ -59,3 +59,13 @@ class DivergedError(NeuroplastError):
         self.iteration = int(iteration)
         self.what = " ".join(str(what).split())
         super().__init__(f"diverged at iteration {self.iteration + 1}: {self.what}")
+
+
+def first_line(exc: BaseException) -> str:
+    """What a user is shown of ``exc`` in one line: the first non-blank line of its message, stripped, or
+    its type name when the message is blank (the command line's ``error:`` lines, a sweep point's
+    ``error``)."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

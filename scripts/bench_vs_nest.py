@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from nest_example import example_path, write_json  # noqa: E402
 
 NEST_SINE = "eprop_supervised_regression_sine-waves_bsshslm_2020.py"
 NEST_EVIDENCE = "eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py"
@@ -127,13 +130,6 @@ def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, flo
     return info, wall, peak_mb
 
 
-def _nest_example(name: str) -> Path | None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from nest_example import example_path
-
-    return example_path(name)
-
-
 def _config(kind: str, iterations: int) -> dict:
     import tomllib
 
@@ -151,7 +147,7 @@ def _config(kind: str, iterations: int) -> dict:
 
 def bench(kind: str, iterations: int, repeats: int, with_nest: bool) -> list[dict]:
     """Alternate NEST and neuroplast ``repeats`` times on one workload; returns one row per repeat."""
-    example = _nest_example(NEST_SINE if kind == "sine" else NEST_EVIDENCE) if with_nest else None
+    example = example_path(NEST_SINE if kind == "sine" else NEST_EVIDENCE) if with_nest else None
     if with_nest and example is None:
         print("NEST is not installed (pip install '.[nest]'): neuroplast only", file=sys.stderr)
     nest_vars = (
@@ -247,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(range {min(ratios):.3f}-{max(ratios):.3f}), warm command ratio median "
                 f"{statistics.median(warm):.3f}"
             )
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0
+    return write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,26 @@
 """Run NEST's e-prop example scripts (shipped in the nest-simulator wheel) with a few variables changed.
 
-Shared by scripts/bench_vs_nest.py (timing) and scripts/make_nest_reference.py (reference data):
+Shared by scripts/bench_vs_nest.py (timing), scripts/make_nest_reference.py (reference data) and
+scripts/plot_nest_validation.py (the validation figure):
 
 * :func:`example_path` finds an example in the installed wheel (``None`` without NEST);
 * :func:`patched_source` sets top-level variables (``name = value`` lines) and can route
   ``nest.Simulate(`` through a wrapper;
 * :func:`stub_ipython` stands in for ``IPython.display.Image``, which the examples import for notebooks;
-* :func:`run_example` executes a patched example in this process and returns its namespace.
+* :func:`run_example` executes a patched example in this process and returns its namespace;
+* :func:`write_json` writes a script's figures where its ``--json FILE`` option says.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import types
 from pathlib import Path
 from typing import Any
 
-__all__ = ["example_path", "patched_source", "stub_ipython", "run_example", "nest_version"]
+__all__ = ["example_path", "patched_source", "stub_ipython", "run_example", "nest_version", "write_json"]
 
 
 def _nest_dir() -> Path | None:
@@ -94,3 +97,13 @@ def run_example(
     except SystemExit:  # the examples exit() when do_plotting is False
         pass
     return ns
+
+
+def write_json(path: str | None, data: dict[str, Any]) -> int:
+    """A script's ``--json FILE``: ``data`` as indented JSON to FILE (nothing when ``path`` is None).
+
+    Returns the script's exit status, 0.
+    """
+    if path:
+        Path(path).write_text(json.dumps(data, indent=1))
+    return 0

@@ -14,7 +14,6 @@ loss differences; ``--json`` writes them.  About 0.5 s per iteration and run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from nest_example import write_json  # noqa: E402
 
 from neuroplast.analysis.plots import _pyplot, _save  # noqa: E402
 from neuroplast.build import build  # noqa: E402
@@ -110,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(rel {m['rel_plain'][k]:.2e}; emulated {m['rel_emulated'][k]:.2e}); "
                 f"missed term {m['missing_term_max'][k]:.3g}"
             )
-    if args.json:
-        Path(args.json).write_text(json.dumps(m, indent=1))
-    return 0
+    return write_json(args.json, m)
 
 
 if __name__ == "__main__":

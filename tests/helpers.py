@@ -212,7 +212,9 @@ def write_text(folder: Path, name: str, text: str) -> Path:
 
 
 #: A tiny sine config on the runtime device (trials of 300 steps, batch 2): the end-to-end tests of
-#: ``neuroplast run`` (tests/e2e/test_resume.py, tests/e2e/test_run_safety.py) train it for a few iterations.
+#: ``neuroplast run`` (tests/e2e/test_resume.py, tests/e2e/test_run_safety.py) train it for a few iterations
+#: and compare with one uninterrupted run of TINY_ITERATIONS iterations (tests/e2e/conftest.py).
+TINY_ITERATIONS = 6
 TINY_TOML = """\
 [simulation]
 dt_ms = 1.0

@@ -274,6 +274,19 @@ def test_evidence_trial_longer_than_n_steps() -> None:
     _assert_names_key(msg, "simulation.n_steps")
 
 
+@pytest.mark.parametrize(
+    ("base", "name", "need"),
+    # steps: evidence.toml 3 cues × (100 + 50) ms + 150 ms recall, dt 1 ms; nest_evidence.toml 7 × 150 + 150
+    [(EVIDENCE, "evidence", 600), (MODELS / "nest_evidence.toml", "nest-evidence", 1200)],
+)
+def test_both_evidence_tasks_share_their_checks(base: Path, name: str, need: int) -> None:
+    """Both evidence tasks run one set of checks (tasks.evidence.check_evidence_config) naming their task."""
+    assert f"the {name} task has 2 outputs" in _error(_modified(base, "network", n_out=3))
+    assert f"the {name} task needs 'cross_entropy'" in _error(_modified(base, "training", loss="mse"))
+    _assert_names_key(_error(_modified(base, "task", n_in=42)), "task.n_in")
+    assert f"cues and recall need {need} steps" in _error(_modified(base, "simulation", n_steps=100))
+
+
 def test_evidence_keys_do_not_apply_to_sine() -> None:
     msg = _error(_modified(SINE, "task", n_cues=3))
     _assert_names_key(msg, "task.n_cues")

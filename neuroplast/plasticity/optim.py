@@ -7,7 +7,7 @@ connectivity, lets the rule change them and move its feedback state, and applies
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -66,7 +66,50 @@ class SGD:
         pass
 
 
-class Adam:
+class _Moments:
+    """What :class:`Adam` and :class:`NestAdam` share: their constants, the step count, the first and
+    second moments per parameter group and the moment update; they differ only in the step they take.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate η.
+    b1, b2 : float
+        Decay rates β₁, β₂ of the first and second moment, in [0, 1).
+    eps : float
+        ε of the denominator (where it is added is the subclass's).
+    """
+
+    def __init__(self, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.lr = float(lr)
+        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+        self.t = 0
+
+    @classmethod
+    def from_config(cls, training: Any) -> Self:
+        """From a ``[training]`` table (``learning_rate``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``)."""
+        return cls(training.learning_rate, training.adam_beta1, training.adam_beta2, training.adam_eps)
+
+    def _moments(self, k: str, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """m ← β₁ m + (1 − β₁) g and v ← β₂ v + (1 − β₂) g² of group ``k`` (zeros before its first
+        gradient), stored and returned."""
+        m = self.b1 * self.m.get(k, np.zeros_like(g)) + (1 - self.b1) * g
+        v = self.b2 * self.v.get(k, np.zeros_like(g)) + (1 - self.b2) * g * g
+        self.m[k], self.v[k] = m, v
+        return m, v
+
+    def state(self) -> dict[str, Any]:
+        return {"t": self.t, "m": dict(self.m), "v": dict(self.v)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        self.m = dict(state.get("m", {}))
+        self.v = dict(state.get("v", {}))
+
+
+class Adam(_Moments):
     """Adam (Kingma & Ba 2015) with bias correction, per parameter group.
 
     Parameters
@@ -79,42 +122,18 @@ class Adam:
         ε added to √v̂ in the denominator.
     """
 
-    def __init__(self, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
-        self.lr = float(lr)
-        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
-        self.t = 0
-
-    @classmethod
-    def from_config(cls, training: Any) -> Adam:
-        """From a ``[training]`` table (``learning_rate``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``)."""
-        return cls(training.learning_rate, training.adam_beta1, training.adam_beta2, training.adam_eps)
-
     def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.t += 1
         out = {}
         for k, g in grads.items():
-            m = self.m.get(k, np.zeros_like(g))
-            v = self.v.get(k, np.zeros_like(g))
-            m = self.b1 * m + (1 - self.b1) * g
-            v = self.b2 * v + (1 - self.b2) * g * g
-            self.m[k], self.v[k] = m, v
+            m, v = self._moments(k, g)
             mhat = m / (1 - self.b1**self.t)
             vhat = v / (1 - self.b2**self.t)
             out[k] = -self.lr * mhat / (np.sqrt(vhat) + self.eps)
         return out
 
-    def state(self) -> dict[str, Any]:
-        return {"t": self.t, "m": dict(self.m), "v": dict(self.v)}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.t = int(state["t"])
-        self.m = dict(state.get("m", {}))
-        self.v = dict(state.get("v", {}))
-
-
-class NestAdam:
+class NestAdam(_Moments):
     """NEST 3.10's Adam (``weight_optimizer.h``, TensorFlow's form of ε).
 
     At update n (n = 1, 2, … for every parameter)::
@@ -138,36 +157,14 @@ class NestAdam:
         ε (NEST's default is 1e-7; its classification example uses 1e-8).
     """
 
-    def __init__(self, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
-        self.lr = float(lr)
-        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
-        self.t = 0
-
-    @classmethod
-    def from_config(cls, training: Any) -> NestAdam:
-        """From a ``[training]`` table (``learning_rate``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``)."""
-        return cls(training.learning_rate, training.adam_beta1, training.adam_beta2, training.adam_eps)
-
     def step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.t += 1
         alpha = self.lr * np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
         out = {}
         for k, g in grads.items():
-            m = self.b1 * self.m.get(k, np.zeros_like(g)) + (1 - self.b1) * g
-            v = self.b2 * self.v.get(k, np.zeros_like(g)) + (1 - self.b2) * g * g
-            self.m[k], self.v[k] = m, v
+            m, v = self._moments(k, g)
             out[k] = -alpha * m / (np.sqrt(v) + self.eps)
         return out
-
-    def state(self) -> dict[str, Any]:
-        return {"t": self.t, "m": dict(self.m), "v": dict(self.v)}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.t = int(state["t"])
-        self.m = dict(state.get("m", {}))
-        self.v = dict(state.get("v", {}))
 
 
 def averaged(grads: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from neuroplast.errors import ConfigError, UsageError
 from neuroplast.sweep.manifest import MANIFEST, new_manifest, read_manifest, write_manifest
 from neuroplast.sweep.spec import Sweep
-from neuroplast.sweep.worker import TOPIC, run_point
+from neuroplast.sweep.worker import TOPIC, failure_line, run_point
 
 __all__ = ["run_sweep", "connect", "import_distributed", "SweepProgress"]
 
@@ -209,11 +209,6 @@ def _prepare(sweep: Sweep, out: Path, resume: bool) -> dict[str, Any]:
     return manifest
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-
-
 def run_sweep(
     sweep: Sweep,
     out: str | Path,
@@ -320,7 +315,7 @@ def _run(
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the worker died twice
-                res = {"state": "failed", "error": _one_line(exc), "wall_s": None}
+                res = {"state": "failed", "error": failure_line(exc), "wall_s": None}
             e.update(state=res["state"], error=res["error"], wall_s=res["wall_s"])
             changed = True
         if changed:

@@ -14,10 +14,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TOPIC", "run_point"]
+from neuroplast.errors import first_line
+
+__all__ = ["TOPIC", "run_point", "failure_line"]
 
 #: Dask event topic on which a worker says that it started a point (``{"point": name}``).
 TOPIC = "neuroplast-sweep"
+
+
+def failure_line(exc: BaseException) -> str:
+    """The one-line ``error`` of a failed point: ``"<type>: <first line>"`` (just the type when the message
+    is blank), for failures inside a point and of its worker (e.g. ``KilledWorker``) alike."""
+    name = type(exc).__name__
+    return f"{name}: {first_line(exc)}" if str(exc).strip() else name
 
 
 def _announce(name: str) -> None:
@@ -62,8 +71,7 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
             run_training(cfg, log, progress=False)
         state, error = "done", None
     except Exception as exc:  # noqa: BLE001 - every failure of a point is recorded, the sweep goes on
-        lines = str(exc).strip().splitlines()
-        state, error = "failed", f"{type(exc).__name__}: {lines[0] if lines else type(exc).__name__}"
+        state, error = "failed", failure_line(exc)
     return {
         "state": state,
         "error": error,

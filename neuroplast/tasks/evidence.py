@@ -14,6 +14,38 @@ def _pos(v):
     return None if v > 0 else "must be > 0"
 
 
+def check_evidence_config(cfg, task_name: str, need_steps: float) -> None:
+    """The cross-table checks that every evidence-accumulation task shares.
+
+    Parameters
+    ----------
+    cfg : the resolved config (its ``task`` table has ``n_in``).
+    task_name : the task's registered name, for the messages.
+    need_steps : how many simulation steps (dt = ``simulation.dt_ms``) the cues and the recall window
+        take, possibly fractional; ``simulation.n_steps`` must be at least that.
+
+    Raises
+    ------
+    ConfigError
+        ``task.n_in`` not a multiple of 4 (four input groups), ``network.n_out`` not 2,
+        ``training.loss`` not ``cross_entropy``, or too few ``simulation.n_steps``.
+    """
+    n_in = cfg.task.n_in
+    if n_in % 4:
+        raise ConfigError(f"task.n_in: must be a multiple of 4 (got {n_in})")
+    if cfg.network.n_out != 2:
+        raise ConfigError(f"network.n_out: the {task_name} task has 2 outputs (got {cfg.network.n_out})")
+    if cfg.training.loss != "cross_entropy":
+        raise ConfigError(
+            f"training.loss: the {task_name} task needs 'cross_entropy' (got {cfg.training.loss!r})"
+        )
+    if need_steps > cfg.simulation.n_steps:
+        raise ConfigError(
+            f"simulation.n_steps: cues and recall need {int(np.ceil(need_steps))} steps "
+            f"(got {cfg.simulation.n_steps})"
+        )
+
+
 @register_task("evidence")
 class EvidenceTask(Task):
     """Left/right cues; after a delay the network must report the side with more cues.
@@ -41,20 +73,9 @@ class EvidenceTask(Task):
     @classmethod
     def check_config(cls, cfg) -> None:
         p = cfg.task
-        if p.n_in % 4:
-            raise ConfigError(f"task.n_in: must be a multiple of 4 (got {p.n_in})")
-        if cfg.network.n_out != 2:
-            raise ConfigError(f"network.n_out: the evidence task has 2 outputs (got {cfg.network.n_out})")
-        if cfg.training.loss != "cross_entropy":
-            raise ConfigError(
-                f"training.loss: the evidence task needs 'cross_entropy' (got {cfg.training.loss!r})"
-            )
-        need = (p.n_cues * (p.cue_ms + p.gap_ms) + p.recall_ms) / cfg.simulation.dt_ms
-        if need > cfg.simulation.n_steps:
-            raise ConfigError(
-                f"simulation.n_steps: cues and recall need {int(np.ceil(need))} steps "
-                f"(got {cfg.simulation.n_steps})"
-            )
+        check_evidence_config(
+            cfg, cls.name, (p.n_cues * (p.cue_ms + p.gap_ms) + p.recall_ms) / cfg.simulation.dt_ms
+        )
 
     def trials(self, iteration: int, batch_size: int) -> list[Trial]:
         p, T, dt = self.params, self.n_steps, self.dt_ms

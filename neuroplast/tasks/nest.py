@@ -25,6 +25,7 @@ import numpy as np
 from neuroplast.errors import ConfigError
 from neuroplast.model.initializers import legacy_stream
 from neuroplast.tasks import Task, Trial, register_task
+from neuroplast.tasks.evidence import check_evidence_config
 
 __all__ = ["NestSineTask", "NestEvidenceTask", "superimposed_sines", "evidence_batch"]
 
@@ -160,21 +161,7 @@ class NestEvidenceTask(Task):
     @classmethod
     def check_config(cls, cfg) -> None:
         p = cfg.task
-        if p.n_in % 4:
-            raise ConfigError(f"task.n_in: must be a multiple of 4 (got {p.n_in})")
-        if cfg.network.n_out != 2:
-            raise ConfigError(
-                f"network.n_out: the nest-evidence task has 2 outputs (got {cfg.network.n_out})"
-            )
-        if cfg.training.loss != "cross_entropy":
-            raise ConfigError(
-                f"training.loss: the nest-evidence task needs 'cross_entropy' (got {cfg.training.loss!r})"
-            )
-        need = p.n_cues * (p.cue_steps + p.spacing_steps) + p.recall_steps
-        if need > cfg.simulation.n_steps:
-            raise ConfigError(
-                f"simulation.n_steps: cues and recall need {need} steps (got {cfg.simulation.n_steps})"
-            )
+        check_evidence_config(cfg, cls.name, p.n_cues * (p.cue_steps + p.spacing_steps) + p.recall_steps)
 
     @classmethod
     def from_config(cls, cfg, seed: int) -> NestEvidenceTask:

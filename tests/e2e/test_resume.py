@@ -24,6 +24,7 @@ from neuroplast.io import open_run
 from neuroplast.io.writer import read_states
 from tests.helpers import (
     MID_FLUSH_CHILD,
+    TINY_ITERATIONS,
     TINY_TOML,
     assert_same_datasets,
     cli_args,
@@ -34,7 +35,7 @@ from tests.helpers import (
     write_text,
 )
 
-ITERATIONS = 6
+ITERATIONS = TINY_ITERATIONS
 TINY = TINY_TOML
 
 
@@ -105,12 +106,9 @@ def work(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(work: Path) -> Path:
-    """An uninterrupted run of the tiny config (also warms Brian2's code cache)."""
-    out = work / "ref.h5"
-    proc = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--out", out, "--quiet", cwd=work)
-    assert proc.returncode == 0, proc.stderr
-    return out
+def reference(tiny_reference: Path) -> Path:
+    """An uninterrupted run of the tiny config, ITERATIONS long (shared with test_run_safety.py)."""
+    return tiny_reference
 
 
 @pytest.mark.brian2
