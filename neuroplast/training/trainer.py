@@ -1,7 +1,8 @@
 """Training loop: Brian2 trials, rule gradients, optimizers, weight updates, logging.
 
-Per iteration: the task yields a batch of trials; for each, the Brian2 network
-simulates the trial from rest with the current weights and either accumulates the
+Per iteration: the task yields a batch of trials; the Brian2 network simulates each
+from rest with the current weights (a batch's trials side by side in one launch,
+docs/model.md §8; batch 1: many iterations per launch, §7) and either accumulates the
 rule's gradient online (``online`` path: per-synapse eligibility traces inside
 Brian2) or records per-neuron factors from which NumPy contracts the same gradient
 (``factorized`` path; also used by rules that are not online, e.g. ``bptt``).  The
@@ -73,7 +74,9 @@ assert set(PATH_FNS) == set(GRADIENT_PATHS), "config.GRADIENT_PATHS and the trai
 
 
 def choose_path(cfg: Config, rule_online: bool) -> str:
-    """``training.path`` or, for ``auto``: factorized for large dense nets and non-online rules."""
+    """``training.path`` or, for ``auto``: factorized for non-online rules, batches of several trials (side
+    by side in one launch, the batch's gradients are a few matrix products: docs/benchmarks.md) and large
+    dense nets; online otherwise."""
     if not rule_online:
         return "factorized"
     if cfg.training.update_every_steps:
@@ -82,7 +85,7 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
         return cfg.training.path
     n = cfg.network
     large_dense = n.n_rec >= 256 and n.p_rec == 1.0
-    return "factorized" if large_dense else "online"
+    return "factorized" if large_dense or cfg.training.batch_size > 1 else "online"
 
 
 #: Rules whose boundary update the chunked engine has (Brian2Network ``chunk_feedback``), by exact class:
