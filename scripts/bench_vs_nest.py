@@ -91,6 +91,8 @@ def timing(fn):
 tr.net.run_trial = timing(tr.net.run_trial)
 if tr.chunk:
     tr.net.run_chunk = timing(tr.net.run_chunk)
+if getattr(tr.net, "batch", 1) > 1:
+    tr.net.run_batch = timing(tr.net.run_batch)
 rows = []
 with _flush_schedule(RunWriter(sys.argv[2], **tr.log_header(), force=True), tr) as w:
     for _ in range(cfg.training.iterations):
