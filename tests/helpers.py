@@ -250,6 +250,46 @@ batch_size = 2
 """
 
 
+#: ALIF neurons, cross-entropy with a recall mask, random feedback, SGD, the sweep path (not event-driven),
+#: cpp_standalone: tests/training (chunked and side-by-side engines against one trial per launch).
+SMALL_EVIDENCE_TOML = """\
+[simulation]
+n_steps = 250
+seed = 4
+device = "cpp_standalone"
+
+[network]
+n_rec = 20
+n_alif = 10
+n_out = 2
+tau_m_ms = 20.0
+beta = 0.17
+v_th = 0.6
+n_ref = 5
+surrogate = "fast_sigmoid"
+w_in_scale = 1.0
+w_rec_scale = 1.0
+w_out_scale = 1.0
+
+[task]
+name = "evidence"
+n_in = 16
+n_cues = 1
+cue_ms = 50.0
+gap_ms = 20.0
+recall_ms = 60.0
+
+[training]
+rule = "eprop-random"
+loss = "cross_entropy"
+optimizer = "sgd"
+learning_rate = 0.01
+iterations = 4
+batch_size = 1
+reg_coeff = 30.0
+"""
+
+
 #: A sine config with in-trial learning (SGD every IN_TRIAL_EVERY steps): tests/e2e/test_in_trial_run.py
 #: runs it through the command line, tests/training/test_in_trial.py through the trainer.
 IN_TRIAL_EVERY, IN_TRIAL_LR = 50, 1e-5

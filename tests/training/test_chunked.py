@@ -15,6 +15,7 @@ import pytest
 
 from neuroplast.config import parse_config
 from neuroplast.training.trainer import CHUNK_MAX, Trainer, chunk_length
+from tests.helpers import SMALL_EVIDENCE_TOML as EVIDENCE
 from tests.helpers import assert_same_records
 
 SINE = """\
@@ -41,44 +42,6 @@ optimizer = "adam"
 learning_rate = 0.003
 iterations = 5
 reg_coeff = 10.0
-"""
-
-# ALIF neurons, cross-entropy with a recall mask, random feedback, SGD, the sweep path (not event-driven)
-EVIDENCE = """\
-[simulation]
-n_steps = 250
-seed = 4
-device = "cpp_standalone"
-
-[network]
-n_rec = 20
-n_alif = 10
-n_out = 2
-tau_m_ms = 20.0
-beta = 0.17
-v_th = 0.6
-n_ref = 5
-surrogate = "fast_sigmoid"
-w_in_scale = 1.0
-w_rec_scale = 1.0
-w_out_scale = 1.0
-
-[task]
-name = "evidence"
-n_in = 16
-n_cues = 1
-cue_ms = 50.0
-gap_ms = 20.0
-recall_ms = 60.0
-
-[training]
-rule = "eprop-random"
-loss = "cross_entropy"
-optimizer = "sgd"
-learning_rate = 0.01
-iterations = 4
-batch_size = 1
-reg_coeff = 30.0
 """
 
 
