@@ -78,6 +78,11 @@ class Simulator(Protocol):
         returns them).
     n_steps : int
         Steps per trial T.
+
+    A simulator may also run a batch's trials side by side: an attribute ``batch`` (B > 1) and a method
+    ``run_batch(weights, trials, *, feedback=None)`` taking up to B ``(x, target, mask)`` and returning one
+    :class:`TrialResult` per trial, each equal to what :meth:`run_trial` gives for it (the trainer uses it
+    when present, docs/model.md §8).
     """
 
     edges: Mapping[str, tuple[np.ndarray, np.ndarray]]
