@@ -215,15 +215,14 @@ class Brian2Network:
 
     @staticmethod
     def _recorded_names(record: bool | tuple[str, ...], gradients: bool) -> tuple[str, ...]:
-        """The recorded variables, in :data:`RECORDABLE` order (``True``: all of them)."""
-        if record is True:
-            return tuple(k for k in RECORDABLE if gradients or k != "L")
-        if record is False:
-            return ()
-        unknown = sorted(set(record) - set(RECORDABLE) - (set() if gradients else {"L"}))
-        if unknown or ("L" in record and not gradients):
-            raise ValueError(f"cannot record {', '.join(unknown or ['L'])} (known: {', '.join(RECORDABLE)})")
-        return tuple(k for k in RECORDABLE if k in record)
+        """The recorded variables, in :data:`RECORDABLE` order (``True``: all of them; L needs gradients)."""
+        allowed = tuple(k for k in RECORDABLE if gradients or k != "L")
+        if isinstance(record, bool):
+            return allowed if record else ()
+        unknown = sorted(set(record) - set(allowed))
+        if unknown:
+            raise ValueError(f"cannot record {', '.join(unknown)} (known: {', '.join(allowed)})")
+        return tuple(k for k in allowed if k in record)
 
     def _check_chunk(self, device: str, optimizer: str, feedback: str) -> None:
         if self.chunk < 0:
@@ -680,18 +679,12 @@ class Brian2Network:
             ``bias`` of edge-order vectors, as in the log; zeros if omitted).  The moments after the trial
             come back in :attr:`TrialResult.adam`.
         """
-        self._check_usable()
-        x = self._check_input(x)
-        p = params or self.params
-        self._check_fixed(p)
-        values = self._weight_values(weights, p)
+        p, values = self._launch_values(weights, feedback, params)
         if self.update_every:
             self._in_trial_values(values, learning_rate, output_learning_rate, weight_decay)
         if self.adam:
             self._adam_values(values, adam or {})
-        if self.gradients:
-            self._feedback_values(values, weights.w_out.T if feedback is None else feedback)
-        self._run(values, self._batch_arrays([(x, target, mask)]), p)
+        self._run(values, self._trial_arrays([(x, target, mask)]), p)
         return self._collect(1)[0]
 
     def run_batch(
@@ -727,14 +720,20 @@ class Brian2Network:
             raise ValueError(f"run_batch takes 1 to {self.batch} trials, got {n}")
         if self.update_every or self.chunk:
             raise ValueError("run_batch needs a network without in-trial updates and chunks")
+        p, values = self._launch_values(weights, feedback, params)
+        self._run(values, self._trial_arrays(trials), p)
+        return self._collect(n)
+
+    def _launch_values(self, weights: Weights, feedback: np.ndarray | None, params: ModelParams | None):
+        """The parameters of a launch of :meth:`run_trial` or :meth:`run_batch` (checked) and its
+        variable values: weights, per-neuron parameters, the bias and (with ``gradients``) B."""
         self._check_usable()
         p = params or self.params
         self._check_fixed(p)
         values = self._weight_values(weights, p)
         if self.gradients:
             self._feedback_values(values, weights.w_out.T if feedback is None else feedback)
-        self._run(values, self._batch_arrays(trials), p)
-        return self._collect(n)
+        return p, values
 
     def _feedback_values(self, values: dict, feedback: np.ndarray) -> None:
         """B of every readout synapse (every copy)."""
@@ -794,27 +793,9 @@ class Brian2Network:
         values[rec.reg_c] = np.asarray(float(reg[0]))
         values[rec.reg_T] = np.asarray(float(self.n_steps))
         values[rec.reg_f] = np.asarray(float(reg[1]))
-        src, tgt = self.edges["output"]
-        values[self.synapses["output"].B] = np.ascontiguousarray(np.asarray(feedback, float)[src, tgt])
-        self._run(values, self._chunk_arrays(trials), p)
+        self._feedback_values(values, feedback)
+        self._run(values, self._trial_arrays(trials, in_time=True), p)
         return self._collect_chunk(n)
-
-    def _chunk_arrays(self, trials: list) -> dict:
-        """The K trials' inputs, targets and masks one after another (silent trials after the given ones)."""
-        T, K = self.n_steps, self.chunk
-        x = np.zeros((K * T, self.n_in))
-        y = np.zeros((K * T, self.n_out))
-        m = np.ones(K * T)
-        for k, (xk, yk, mk) in enumerate(trials):
-            x[k * T : (k + 1) * T] = self._check_input(xk)
-            if yk is not None:
-                y[k * T : (k + 1) * T] = yk
-            if mk is not None:
-                m[k * T : (k + 1) * T] = mk
-        arrays = {self.X: x, self.Y: y}
-        if self.loss.uses_mask:
-            arrays[self.M] = m[:, None]
-        return arrays
 
     def _edge_rows(self, mons: dict, var: dict) -> dict[str, np.ndarray]:
         """Monitor rows (one per boundary tick) of every projection in the log's edge order, and the bias."""
@@ -910,22 +891,26 @@ class Brian2Network:
                 name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
                 values[getattr(obj, name)] = np.ascontiguousarray(vec)
 
-    def _batch_arrays(self, trials: list) -> dict:
-        """TimedArray -> values: each copy's inputs, targets (zeros if omitted) and, if the loss reads it, its
-        recall-window mask (ones if omitted; one column per readout unit when there are several copies);
-        copies without a trial get silent inputs."""
-        T, B, n_out = self.n_steps, self.batch, self.n_out
-        x = np.zeros((T, B, self.n_in))
-        y = np.zeros((T, B, n_out))
-        m = np.ones((T, B))
-        for b, (xb, yb, mb) in enumerate(trials):
-            x[:, b] = self._check_input(xb)
-            if yb is not None:
-                y[:, b] = np.asarray(yb, float)
-            if mb is not None:
-                m[:, b] = np.asarray(mb, float)
-        arrays = {self.X: x.reshape(T, B * self.n_in), self.Y: y.reshape(T, B * n_out)}
+    def _trial_arrays(self, trials: list, *, in_time: bool = False) -> dict:
+        """TimedArray -> values: each trial's inputs, targets (zeros if omitted) and, if the loss reads it,
+        its recall-window mask (ones if omitted).  The trials go side by side, one per copy (a mask column per
+        readout unit when there are several copies), or — ``in_time`` — one after another (a chunk of
+        ``chunk_trials``); the places without a trial get silent inputs."""
+        T, n_out = self.n_steps, self.n_out
+        K, B = (self.chunk, 1) if in_time else (1, self.batch)
+        x = np.zeros((K, T, B, self.n_in))
+        y = np.zeros((K, T, B, n_out))
+        m = np.ones((K, T, B))
+        for k, (xk, yk, mk) in enumerate(trials):
+            at = (k, slice(None), 0) if in_time else (0, slice(None), k)
+            x[at] = self._check_input(xk)
+            if yk is not None:
+                y[at] = np.asarray(yk, float)
+            if mk is not None:
+                m[at] = np.asarray(mk, float)
+        arrays = {self.X: x.reshape(K * T, B * self.n_in), self.Y: y.reshape(K * T, B * n_out)}
         if self.loss.uses_mask:
+            m = m.reshape(K * T, B)
             arrays[self.M] = m if B == 1 else np.repeat(m, n_out, axis=1)
         return arrays
 

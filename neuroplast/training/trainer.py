@@ -49,26 +49,26 @@ def _reg_signal(count: np.ndarray, T: int, c_reg: float, f_target: float) -> np.
     return c_reg * (count / T - f_target) / T
 
 
-def _online(trainer: Trainer, res, data) -> dict[str, np.ndarray]:
-    grads = dict(res.grads)
-    if trainer.cfg.training.reg_coeff > 0 and not getattr(res, "regularized", False):
-        r = _reg_signal(res.spike_count, trainer.T, trainer.cfg.training.reg_coeff, trainer.f_target)
-        grads["input"] = grads["input"] + r[:, None] * res.esum["input"]
-        grads["recurrent"] = grads["recurrent"] + r[:, None] * res.esum["recurrent"]
-    return grads
+def _online(trainer: Trainer, results: list, datas: list) -> list[dict[str, np.ndarray]]:
+    """Each trial's gradient as the simulation accumulated it, plus the rate-regularization term."""
+    out = []
+    for res in results:
+        grads = dict(res.grads)
+        if trainer.cfg.training.reg_coeff > 0 and not getattr(res, "regularized", False):
+            r = _reg_signal(res.spike_count, trainer.T, trainer.cfg.training.reg_coeff, trainer.f_target)
+            grads["input"] = grads["input"] + r[:, None] * res.esum["input"]
+            grads["recurrent"] = grads["recurrent"] + r[:, None] * res.esum["recurrent"]
+        out.append(grads)
+    return out
 
 
-def _factorized(trainer: Trainer, res, data) -> dict[str, np.ndarray]:
-    return trainer.rule.numpy_grads(data)
-
-
-def _factorized_batch(trainer: Trainer, results, datas) -> list[dict[str, np.ndarray]]:
-    """The factorized path for a whole batch: one ``rule.numpy_grads_batch`` call (same numbers as
-    :func:`_factorized` trial by trial)."""
+def _factorized(trainer: Trainer, results: list, datas: list) -> list[dict[str, np.ndarray]]:
+    """The rule's NumPy gradient of every trial of the batch, in one ``rule.numpy_grads_batch`` call."""
     return trainer.rule.numpy_grads_batch(datas)
 
 
-#: How the trainer gets a trial's gradient, by the names of ``training.path`` (:data:`config.GRADIENT_PATHS`).
+#: How the trainer gets a batch's gradients (one per trial) from its results and :class:`TrialData`, by the
+#: names of ``training.path`` (:data:`config.GRADIENT_PATHS`).
 PATH_FNS: dict[str, Callable] = {"online": _online, "factorized": _factorized}
 assert set(PATH_FNS) == set(GRADIENT_PATHS), "config.GRADIENT_PATHS and the trainer's paths differ"
 
@@ -447,10 +447,7 @@ class Trainer:
             )
             results.append(res)
             datas.append(data)
-        if path is _factorized:  # the whole batch in one call
-            grads_list = _factorized_batch(self, results, datas)
-        else:
-            grads_list = [path(self, res, data) for res, data in zip(results, datas, strict=True)]
+        grads_list = path(self, results, datas)
         if self.cfg.training.average_gradient:
             grads_list = [averaged(g, trial.mask) for g, trial in zip(grads_list, trials, strict=True)]
         losses = [
@@ -502,7 +499,7 @@ class Trainer:
             self.f_target,
             b_end,
         )
-        g = PATH_FNS["online"](self, res, data)  # what the last segment left, + regularization
+        (g,) = PATH_FNS["online"](self, [res], [data])  # what the last segment left, + regularization
         _check_finite(self.iteration, [self.loss.value(res.y, trial.target, trial.mask)], g, w_end)
         self.weights, self.feedback, updates = apply_updates(
             self.rule, w_end, b_end, self.optimizer.step(trainable(g, tr.train_output))

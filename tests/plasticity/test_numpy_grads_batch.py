@@ -16,7 +16,7 @@ import neuroplast.plasticity.rules as rules_mod
 from neuroplast.gradients.bptt import bptt_grads
 from neuroplast.gradients.eprop import eprop_grads
 from neuroplast.plasticity.rules import EpropRandom, Rule, get_rule
-from neuroplast.training.trainer import _factorized_batch
+from neuroplast.training.trainer import PATH_FNS
 from tests.gradients.test_eprop_batch import KEYS, assert_same_bits, make_trials
 
 TRAINING = SimpleNamespace(feedback_scale=1.0, weight_decay=0.01)
@@ -82,7 +82,7 @@ def test_the_factorized_path_makes_one_call_per_batch(trials):
             return super().numpy_grads_batch(ts)
 
     trainer = SimpleNamespace(rule=Spy(TRAINING))
-    out = _factorized_batch(trainer, [None] * len(trials), trials)
+    out = PATH_FNS["factorized"](trainer, [None] * len(trials), trials)
     assert len(seen) == 1 and seen[0] == trials
     for g, t in zip(out, trials, strict=True):
         assert_same_bits(g, eprop_grads(t))
