@@ -110,7 +110,7 @@ class Brian2Network:
         it, trials with β ≠ 0 are refused.
     record : bool or sequence of str
         Record v, a, z, ψ, r̂ (and, with ``gradients``, L) of every recurrent neuron at every step; or only
-        the named ones (:data:`RECORDABLE`) — z then comes from the spike monitor, the same 0/1 values.
+        the named ones (:data:`RECORDABLE`).  z always comes from the spike monitor (the same 0/1 values).
     build_dir : path, optional
         cpp_standalone project folder (default: a folder under the cache).
     update_every : int
@@ -551,8 +551,10 @@ class Brian2Network:
         self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
         _schedule(self.spike_mon, "spike_monitor")
         monitors = [self.spike_mon]
-        if self.record:
-            rec_vars = [_MONITORED.get(k, k) for k in self._recorded]
+        # z is never monitored as a state: the spike monitor gives the same 0/1 values (T × N fewer doubles
+        # to record, write and read back per copy).
+        rec_vars = [_MONITORED.get(k, k) for k in self._recorded if k != "z"]
+        if rec_vars:
             self.rec_mon = b2.StateMonitor(
                 rec, rec_vars, record=True, name="rec_states", **_slot("state_monitor")
             )
@@ -956,7 +958,9 @@ class Brian2Network:
         count = np.asarray(rec.count[:])
         steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
         ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
-        states = {k: np.asarray(getattr(self.rec_mon, _MONITORED.get(k, k))[:]).T for k in self._recorded}
+        states = {
+            k: np.asarray(getattr(self.rec_mon, _MONITORED.get(k, k))[:]).T for k in self._recorded if k != "z"
+        }
         raw = self._gradient_arrays() if self.gradients else None
         results = []
         for b in range(n):
