@@ -180,13 +180,15 @@ def _factorized_batch(
     list (per trial) of lists (per projection) of ndarrays (N, n_pre)
         Each the same to the bit as :func:`factorized_grads` of that trial and projection alone: the
         time loop and every other step are elementwise, so a trial's numbers see the same operations in
-        the same order, and each contraction Fᵀ z̄ is the matrix product of C-contiguous (T, ·) arrays
-        of the per-trial shapes.  F (so L̃, h and the adjoint q) is computed once for all projections.
+        the same order, and each contraction Fᵀ z̄ is one BLAS matrix product of (T, ·) arrays of the
+        per-trial shapes (read in place, whatever their row stride).  F (so L̃, h and the adjoint q) is computed once for all projections.
     """
     F = _adjoint_scan(params, psi, L, reg, filtered)
     edges = np.cumsum([0, *widths])
     cols = list(zip(edges[:-1], edges[1:], strict=True))
-    return [[F[b].T @ np.ascontiguousarray(zbar[:, b, lo:hi]) for lo, hi in cols] for b in range(len(F))]
+    # zbar[:, b, lo:hi] is a (T, width) view with unit column stride: BLAS reads it in place (its row
+    # stride is only the leading dimension, which does not change any sum), so no copy per trial.
+    return [[F[b].T @ zbar[:, b, lo:hi] for lo, hi in cols] for b in range(len(F))]
 
 
 def _adjoint_scan(

@@ -188,8 +188,8 @@ def output_grads_batch(
     -------
     list of B ``(dW_out, db)``
         Per trial, the same numbers as :func:`output_grads` of that trial alone, to the bit: the
-        filters are elementwise and each product is the same matrix product of C-contiguous (T, ·)
-        arrays.
+        filters are elementwise and each product is the same BLAS matrix product of (T, ·) arrays
+        (read in place; a row stride changes no sum).
     """
     z = np.asarray(z, dtype=float)
     if z.ndim != 3 or len(errs) != z.shape[1]:
@@ -199,5 +199,5 @@ def output_grads_batch(
     out = []
     for b, err in enumerate(errs):
         err = np.asarray(err, dtype=float)
-        out.append((params.readout_scale * err.T @ np.ascontiguousarray(ztil[:, b]), err.T @ btil))
+        out.append((params.readout_scale * err.T @ ztil[:, b], err.T @ btil))
     return out
