@@ -79,7 +79,8 @@ _NEW_KEY = {"omit_default": True}
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (auto | runtime | cpp_standalone)."""
+    """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (auto | runtime | cpp_standalone), and
+    the engine keys chunk_iterations and threads."""
 
     dt_ms: float = field(default=1.0, metadata=_check(_positive))
     n_steps: int = field(default=1000, metadata=_check(_positive))
@@ -89,10 +90,16 @@ class SimulationConfig:
     #: Training iterations per Brian2 launch (docs/model.md §7): 0 = auto (from a memory budget), 1 = one
     #: trial per launch. Configurations the chunked engine cannot express run one trial per launch.
     chunk_iterations: int = field(default=0, metadata={**_check(_nonneg), **_NEW_KEY, "execution": True})
+    #: OpenMP threads of the cpp_standalone binary (docs/model.md §8); results are the same for every value.
+    threads: int = field(default=1, metadata={**_check(_positive), **_NEW_KEY, "execution": True})
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ConfigError(f"simulation.device: must be one of {', '.join(DEVICES)} (got {self.device!r})")
+        if self.threads > 1 and self.device == "runtime":
+            raise ConfigError(
+                "simulation.threads: > 1 needs device 'cpp_standalone' or 'auto' (got 'runtime')"
+            )
 
 
 @dataclass(frozen=True)
@@ -491,7 +498,7 @@ def _toml_value(v: Any) -> str:
 
 #: Keys that choose how a run executes and never change its results (``section.key``): a run log stores
 #: them only when they differ from their default, and ``--resume`` ignores them.
-EXECUTION_KEYS = ("simulation.chunk_iterations",)
+EXECUTION_KEYS = ("simulation.chunk_iterations", "simulation.threads")
 
 
 def to_toml(cfg: Config) -> str:

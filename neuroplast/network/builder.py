@@ -140,6 +140,8 @@ class Brian2Network:
         group and projection, sharing the weights, each copy fed its own trial. Each copy computes
         exactly what a network of one copy computes for its trial (the same operations in the same
         order). B > 1 needs ``update_every`` = 0 and ``chunk_trials`` = 0.
+    threads : int
+        OpenMP threads of the cpp_standalone binary (default 1); the results are the same for every value.
     """
 
     def __init__(
@@ -163,9 +165,16 @@ class Brian2Network:
         chunk_optimizer: str = "sgd",
         chunk_feedback: str = "fixed",
         batch: int = 1,
+        threads: int = 1,
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
+        if int(threads) != threads or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        if threads > 1 and device != "cpp_standalone":
+            raise ValueError("threads > 1 needs device 'cpp_standalone' (OpenMP threads of its binary)")
+        #: OpenMP threads of the cpp_standalone binary (1: none).
+        self.threads = int(threads)
         self.params = params
         self.n_steps = int(n_steps)
         self.device = device
@@ -331,7 +340,11 @@ class Brian2Network:
             b2.set_device("cpp_standalone", build_on_run=False)
             b2.device.reinit()  # one standalone project per process: start a fresh one
             b2.set_device("cpp_standalone", build_on_run=False)
-            b2.prefs.devices.cpp_standalone.openmp_threads = 0
+            # Brian2's OpenMP code splits the per-neuron loops and the synaptic code that writes only
+            # synaptic variables between the threads; code writing neuron variables (v_post += w) and the
+            # summed variables stay on one thread in synapse order. So every element sees the same operations
+            # in the same order for any thread count (tests/training/test_batch.py, test_chunked.py).
+            b2.prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
             _ACTIVE_STANDALONE.append(self)
         else:
             b2.set_device("runtime")
@@ -593,6 +606,7 @@ class Brian2Network:
             "in_trial": [self.update_every, self.adam, sorted(self.rule_code.items())],
             **({"chunk": [self.chunk, self.chunk_feedback, eq.CHUNK_FUNCTIONS]} if self.chunk else {}),
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
+            **({"threads": self.threads} if self.threads > 1 else {}),
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -959,7 +973,9 @@ class Brian2Network:
         steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
         ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
         states = {
-            k: np.asarray(getattr(self.rec_mon, _MONITORED.get(k, k))[:]).T for k in self._recorded if k != "z"
+            k: np.asarray(getattr(self.rec_mon, _MONITORED.get(k, k))[:]).T
+            for k in self._recorded
+            if k != "z"
         }
         raw = self._gradient_arrays() if self.gradients else None
         results = []

@@ -218,6 +218,7 @@ def run_training(
     trainer = Trainer.from_config(cfg, record=bool(trace))
     hit = getattr(trainer.net, "cache_hit", None)
     how = {True: ", reused the compiled network", False: ", compiled"}.get(hit, "")
+    how += f", {trainer.threads} threads" if trainer.threads > 1 else ""
     progress_.phase_done(
         f"network ready on {trainer.device} ({trainer.device_reason}{how}; {trainer.chunk_reason})"
     )

@@ -284,6 +284,7 @@ class Trainer:
         self.device, self.device_reason = getattr(simulator, "device", "given"), "simulator given"
         #: Iterations per Brian2 launch (0: one trial per launch) and why.
         self.chunk, self.chunk_reason = int(getattr(simulator, "chunk", 0)), "simulator given"
+        self.threads = int(getattr(simulator, "threads", 1))
         self._pending: deque = deque()
         self._record = record
         self.net = simulator if simulator is not None else self._network(record)
@@ -303,6 +304,8 @@ class Trainer:
         cfg = self.cfg
         #: The Brian2 device in use and why (``simulation.device = "auto"`` resolves here).
         self.device, self.device_reason = resolve_device(cfg.simulation.device)
+        #: OpenMP threads of the binary (``simulation.threads``; the runtime device runs one).
+        self.threads = cfg.simulation.threads if self.device == "cpp_standalone" else 1
         if chunked:
             self.chunk, self.chunk_reason = self._chunk_plan(record)
         if self.chunk:
@@ -318,6 +321,7 @@ class Trainer:
                 chunk_trials=self.chunk,
                 chunk_optimizer=cfg.training.optimizer,
                 chunk_feedback=CHUNK_FEEDBACK[type(self.rule)],
+                threads=self.threads,
             )
         in_trial = bool(cfg.training.update_every_steps)
         #: Trials of a batch side by side in one launch (1: one trial per launch).
@@ -335,6 +339,7 @@ class Trainer:
             rule_code=self.rule.brian2_update if in_trial else None,
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
             batch=self.batch,
+            threads=self.threads,
         )
 
     def _chunk_plan(self, record: bool) -> tuple[int, str]:

@@ -236,10 +236,14 @@ CHUNKED = TINY.replace('device = "runtime"', 'device = "cpp_standalone"\nchunk_i
 @pytest.mark.e2e
 def test_resume_after_kill_mid_chunk(tmp_path: Path) -> None:
     """Launches of 2 iterations: a kill inside the third launch keeps the 4 iterations of the first two
-    (flushed at their end), and --resume continues bit for bit; one trial per launch gives the same log."""
+    (flushed at their end), and --resume continues bit for bit — here with 2 OpenMP threads (an execution
+    key: the continuation must still be the same bits); one trial per launch gives the same log."""
     assert "batch_size = 1" in CHUNKED and "chunk_iterations = 2" in CHUNKED
     write_text(tmp_path, "chunked.toml", CHUNKED)
     write_text(tmp_path, "one.toml", CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 1"))
+    write_text(
+        tmp_path, "threads.toml", CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 2\nthreads = 2")
+    )
     ref, one, out = tmp_path / "ref.h5", tmp_path / "one.h5", tmp_path / "killed.h5"
     args = ("--iterations", ITERATIONS, "--quiet")
     proc = run_cli("run", "chunked.toml", *args, "--out", ref, cwd=tmp_path)
@@ -257,7 +261,7 @@ def test_resume_after_kill_mid_chunk(tmp_path: Path) -> None:
     with h5py.File(out, "r") as f:
         assert f.attrs["n_iterations_complete"] == 4 and set(read_states(f)) == {3, 4}
     _assert_prefix_of(out, ref)
-    res = run_cli("run", "chunked.toml", "--iterations", ITERATIONS, "--resume", out, cwd=tmp_path)
+    res = run_cli("run", "threads.toml", "--iterations", ITERATIONS, "--resume", out, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "after iteration 4 " in res.stdout
+    assert "after iteration 4 " in res.stdout and "2 threads" in res.stderr
     _assert_resumed_equals(out, ref)

@@ -19,12 +19,12 @@ from tests.helpers import IN_TRIAL_TOML, SMALL_EVIDENCE_TOML, assert_same_record
 pytestmark = pytest.mark.brian2
 
 #: (config, changes): ALIF neurons, cross-entropy with recall windows, random feedback, Adam, the factorized
-#: path on cpp_standalone; LIF regression on the online path (eligibility traces in every copy), runtime.
+#: path on cpp_standalone (also with 2 OpenMP threads); LIF regression on the online path (eligibility
+#: traces in every copy), runtime.  The one-trial-per-launch run of every case has one thread.
+_EVIDENCE = {"training": {"optimizer": "adam", "iterations": 3, "batch_size": 3, "path": "factorized"}}
 CASES = {
-    "evidence-factorized-cpp": (
-        SMALL_EVIDENCE_TOML,
-        {"training": {"optimizer": "adam", "iterations": 3, "batch_size": 3, "path": "factorized"}},
-    ),
+    "evidence-factorized-cpp": (SMALL_EVIDENCE_TOML, _EVIDENCE),
+    "evidence-factorized-cpp-2-threads": (SMALL_EVIDENCE_TOML, {**_EVIDENCE, "simulation": {"threads": 2}}),
     "sine-online-runtime": (
         IN_TRIAL_TOML,
         {
@@ -41,6 +41,8 @@ def _train(case: str, chunk: int) -> tuple[Trainer, list]:
     for table, values in changes.items():
         data[table].update(values)
     data["simulation"]["chunk_iterations"] = chunk
+    if chunk == 1:
+        data["simulation"]["threads"] = 1
     tr = Trainer.from_config(parse_config(data))
     return tr, [tr.run_iteration() for _ in range(tr.cfg.training.iterations)]
 
@@ -51,6 +53,7 @@ def test_batch_side_by_side_equals_one_trial_per_launch(case: str) -> None:
     side, got = _train(case, 0)
     assert one.batch == 1 and side.batch == side.cfg.training.batch_size > 1
     assert "side by side" in side.chunk_reason
+    assert one.threads == 1 and side.threads == side.cfg.simulation.threads
     assert_same_records(want, got)
     # not vacuous: the weights moved and the network spiked; the evidence task's trials differ within a batch
     # (the sine task repeats one input), and so do their gradients

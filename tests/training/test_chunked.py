@@ -45,26 +45,33 @@ reg_coeff = 10.0
 """
 
 
-def _cfg(text: str, chunk: int):
+def _cfg(text: str, chunk: int, threads: int = 1):
     data = tomllib.loads(text)
     data["simulation"]["chunk_iterations"] = chunk
+    data["simulation"]["threads"] = threads
     return parse_config(data)
 
 
-def _train(text: str, chunk: int) -> tuple[Trainer, list]:
-    tr = Trainer.from_config(_cfg(text, chunk))
+def _train(text: str, chunk: int, threads: int = 1) -> tuple[Trainer, list]:
+    tr = Trainer.from_config(_cfg(text, chunk, threads))
     records = [tr.run_iteration() for _ in range(tr.cfg.training.iterations)]
     return tr, records
 
 
 @pytest.mark.brian2
-@pytest.mark.parametrize(("text", "chunk"), [(SINE, 2), (EVIDENCE, 3)], ids=["sine-adam", "evidence-sgd"])
-def test_chunked_equals_per_trial(text: str, chunk: int) -> None:
-    """Launches of ``chunk`` iterations (the last one padded) = one trial per launch, byte for byte."""
+@pytest.mark.parametrize(
+    ("text", "chunk", "threads"),
+    [(SINE, 2, 1), (SINE, 2, 2), (EVIDENCE, 3, 1)],
+    ids=["sine-adam", "sine-adam-2-threads", "evidence-sgd"],
+)
+def test_chunked_equals_per_trial(text: str, chunk: int, threads: int) -> None:
+    """Launches of ``chunk`` iterations (the last one padded; with ``threads`` OpenMP threads splitting the
+    per-neuron and per-synapse loops) = one trial per launch with one thread, byte for byte."""
     one, want = _train(text, 1)
-    many, got = _train(text, chunk)
+    many, got = _train(text, chunk, threads)
     assert one.chunk == 0 and "chunk_iterations = 1" in one.chunk_reason
     assert many.chunk == chunk, many.chunk_reason
+    assert one.threads == 1 and many.threads == threads
     assert_same_records(want, got)
     # the comparison is not vacuous: the weights moved, and the trials differ between iterations
     w0, w1 = want[0].weights_before["recurrent"], want[-1].weights_before["recurrent"]
