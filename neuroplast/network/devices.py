@@ -38,6 +38,11 @@ def configure_brian2() -> None:
     prefs.codegen.cpp.extra_compile_args_gcc = list(STRICT_FLAGS)
     prefs.codegen.cpp.extra_compile_args_msvc = ["/Ox", "/fp:strict"]
     prefs.core.default_float_dtype = __import__("numpy").float64
+    # Brian2's default ``make -j`` starts a compiler for every code object at once (≈ 40, 100–250 MB each):
+    # as many jobs as cores compile faster (measured cold build of models/sine.toml under load: 151 → 121 s,
+    # 126 → 105 s, alternating) and without the memory and load spike.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{cores}"]
     prefs.codegen.runtime.cython.cache_dir = str(cache_dir() / "cython")
     prefs.codegen.runtime.cython.multiprocess_safe = True
     # Ctrl-C is a KeyboardInterrupt at once, on both devices.  (Brian2's default turns it into a "stop at

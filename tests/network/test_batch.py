@@ -119,7 +119,7 @@ def test_batch_refuses_too_many_trials(batched, grad_network, eq_weights):
 
 def test_recording_only_psi(eq_weights, tmp_path_factory):
     """``record=("psi",)`` (the factorized path of e-prop and BPTT): the same ψ as recording everything, z
-    from the spike monitor equal to the monitored z, and nothing else recorded (here with two copies)."""
+    from the spike monitor (as always), and nothing else recorded (here with two copies)."""
     from neuroplast.network.builder import Brian2Network
 
     params = make_params("mix", n_ref=2)
