@@ -181,7 +181,8 @@ def _factorized_batch(
         Each the same to the bit as :func:`factorized_grads` of that trial and projection alone: the
         time loop and every other step are elementwise, so a trial's numbers see the same operations in
         the same order, and each contraction Fᵀ z̄ is one BLAS matrix product of (T, ·) arrays of the
-        per-trial shapes (read in place, whatever their row stride).  F (so L̃, h and the adjoint q) is computed once for all projections.
+        per-trial shapes (read in place, whatever their row stride).  F (so L̃, h and the adjoint q) is
+        computed once for all projections.
     """
     F = _adjoint_scan(params, psi, L, reg, filtered)
     edges = np.cumsum([0, *widths])

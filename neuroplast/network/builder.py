@@ -385,6 +385,8 @@ class Brian2Network:
 
     def _projections(self, b2, inp, rec, out) -> tuple:
         """Input, recurrent and readout synapses (and, split, the eligibility synapses grouped by target)."""
+        #: Synapses per Brian2 synapse object (the size of its variables, which standalone Brian2 leaves 0).
+        self._n_synapses: dict[str, int] = {}
         elig_model = eq.eligibility_model(self.adaptation, self.regularization)
         syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
         syn_model += "\ngt : 1" if self.chunk else ""
@@ -403,6 +405,7 @@ class Brian2Network:
             for key, syn in self._elig.items():
                 i, j = self._copies(*self._elig_edges[key], *self._sizes[key])
                 syn.connect(i=i, j=j)
+                self._n_synapses[syn.name] = len(i)
             self._objects += list(self._elig.values())
             events = {}
         s_in = b2.Synapses(inp, rec, syn_model, on_pre=eq.ON_PRE["input"], name="proj_input", **events)
@@ -421,6 +424,7 @@ class Brian2Network:
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
             i, j = self._copies(*self._b2_edges[key], *self._sizes[key])
             syn.connect(i=i, j=j)
+            self._n_synapses[syn.name] = len(i)
             _schedule(syn.pre, f"{key}_propagation")
         self._objects += [s_in, s_rec, s_out]
         return s_in, s_rec, s_out
@@ -935,8 +939,7 @@ class Brian2Network:
         import brian2 as b2
 
         if self.device == "cpp_standalone":
-            run_args = dict(values)
-            run_args.update(arrays)
+            run_args = self._run_args({**values, **arrays})
             shared = running(self.build_dir) if self._build_dir is None else contextlib.nullcontext()
             with shared:  # a build by another process waits until this trial has read the project's files
                 self._device.run(results_directory=self._results, run_args=run_args, with_output=False)
@@ -949,6 +952,41 @@ class Brian2Network:
                 ta.values[:] = val
             self.net.run(self.n_steps * p.dt * b2.ms, namespace=self._namespace)
             _raise_if_stopped(b2, self.net, self.n_steps, p.dt)
+
+    def _run_args(self, values: dict) -> list[str]:
+        """The ``name=value`` arguments of a launch of the binary (what Brian2 makes of a ``run_args`` dict).
+
+        Array values go to files of this process's results folder, one per variable, overwritten at every
+        launch and removed with the folder.  (Brian2 names each file after an MD5 hash of its content in
+        the project's ``static_arrays``: hashing the inputs of a chunk took ≈ 2 ms per sine iteration,
+        and every launch left its files in the shared cache for good.)  Single finite values go on the
+        command line as ``repr`` (exact for doubles), as Brian2 does.
+        """
+        import brian2 as b2
+        from brian2.units.fundamentalunits import fail_for_dimension_mismatch
+
+        folder = Path(self._device.project_dir) / self._results
+        folder.mkdir(parents=True, exist_ok=True)
+        args = []
+        for key, value in values.items():
+            fail_for_dimension_mismatch(key.dim, value)
+            if isinstance(key, b2.TimedArray):
+                name, dtype, shape = f"{key.name}.values", key.values.dtype, key.values.shape
+            else:  # a VariableView: a group's variable (a synaptic one has one value per synapse)
+                name, dtype = f"{key.group_name}.{key.name}", key.dtype
+                n = self._n_synapses.get(key.group_name) if key.variable.dynamic else key.shape[0]
+                shape = None if n is None else (n,)
+            ar = np.ascontiguousarray(value, dtype=dtype)
+            if ar.size == 1 and np.isfinite(ar).all():
+                args.append(f"{name}={ar.item()!r}")
+                continue
+            # (the binary only prints a warning when a file has the wrong size, and runs on)
+            if (shape is not None and ar.shape != shape) or (shape is None and ar.ndim != 1):
+                raise ValueError(f"run argument {name}: shape {ar.shape}, expected {shape or '1-d'}")
+            path = folder / f"arg_{name}.dat"
+            ar.tofile(path)
+            args.append(f"{name}={path}")
+        return args
 
     def _check_fixed(self, p: ModelParams) -> None:
         if self.gradients and not self.adaptation and np.any(p.beta != 0.0):

@@ -173,3 +173,17 @@ def test_two_standalone_networks_in_one_process_take_turns(cache_root) -> None:
     assert a.cache_hit is True
     assert np.array_equal(ya, ya2)
     assert not np.array_equal(ya, yb)  # the two networks differ (β), so the comparison can fail
+
+    # A launch's inputs and weights go to this process's results folder: new values leave no file behind
+    # in the shared project (Brian2's own run_args files, one per content hash, piled up there).
+    def project_files() -> set:
+        return {
+            p
+            for p in a.build_dir.rglob("*")
+            if not p.relative_to(a.build_dir).parts[0].startswith("results_")
+        }
+
+    before = project_files()
+    y_other = a.run_trial(make_weights(seed=5), make_input(seed=11, T=200)).y
+    assert not np.array_equal(y_other, ya)
+    assert project_files() == before
