@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from neuroplast.io.layout import RunSpec, append_rows, growing
+from neuroplast.io.layout import RunSpec, append_row_list, append_rows, growing
 
 __all__ = ["TrialRow", "WriteBuffer"]
 
@@ -117,18 +117,16 @@ class WriteBuffer:
         edges = self.spec.edges
         if self.iterations:
             for name in edges:
-                append_rows(
-                    self._ds(f, f"projections/{name}/weights"),
-                    np.stack([wb[name] for wb, _ in self.iterations]),
+                append_row_list(
+                    self._ds(f, f"projections/{name}/weights"), [wb[name] for wb, _ in self.iterations]
                 )
-                append_rows(
-                    self._ds(f, f"projections/{name}/updates"),
-                    np.stack([up[name] for _, up in self.iterations]),
+                append_row_list(
+                    self._ds(f, f"projections/{name}/updates"), [up[name] for _, up in self.iterations]
                 )
                 if self.in_trial:
-                    append_rows(
+                    append_row_list(
                         self._ds(f, f"projections/{name}/in_trial_weights"),
-                        np.stack([rows[name] for rows in self.in_trial]),
+                        [rows[name] for rows in self.in_trial],
                     )
             self.n_iterations_written += len(self.iterations)
             self.iterations.clear()
@@ -152,21 +150,18 @@ class WriteBuffer:
                 ids = np.concatenate([p[1] for p in parts])
                 append_rows(self._ds(f, f"spikes/{pop}/timestamps"), steps.astype(np.float64) * spec.dt_ms)
                 append_rows(self._ds(f, f"spikes/{pop}/node_ids"), ids)
-        append_rows(self._ds(f, "inputs/values"), np.stack([t.x for t in trials]))
+        append_row_list(self._ds(f, "inputs/values"), [t.x for t in trials])
         if spec.task_kind == "regression":
-            append_rows(self._ds(f, "targets/values"), np.stack([t.target for t in trials]))
+            append_row_list(self._ds(f, "targets/values"), [t.target for t in trials])
         else:
             append_rows(self._ds(f, "targets/labels"), np.array([t.target for t in trials], dtype=np.int64))
-            append_rows(self._ds(f, "targets/mask"), np.stack([t.mask for t in trials]))
+            append_row_list(self._ds(f, "targets/mask"), [t.mask for t in trials])
         for proj, ests in self.estimators.items():
             n_edges = spec.edges[proj][0].size
+            missing = np.full(n_edges, np.nan)
             for est in ests:
                 ds = self._growing_ds(f, f"projections/{proj}/grad", est, (n_edges,))
-                block = np.full((B, n_edges), np.nan)
-                for i, t in enumerate(trials):
-                    if (proj, est) in t.grads:
-                        block[i] = t.grads[(proj, est)]
-                append_rows(ds, block)
+                append_row_list(ds, [t.grads.get((proj, est), missing) for t in trials])
         for col in self.extras:
             ds = self._growing_ds(f, "trials", col, ())
             append_rows(ds, np.array([t.extras.get(col, np.nan) for t in trials]))

@@ -168,17 +168,31 @@ def _check_edges(projections_edges: Mapping[str, tuple[Any, Any] | None], n_out:
 
 
 # ---------------------------------------------------------------------------- add_trial
+_X_COUNTS = "x must hold spike counts (integers in [0, 255]) to be stored as uint8"
+
+
 def check_x(x: Any, n_in: int, n_steps: int) -> tuple[np.ndarray, int]:
     """Input spikes of a trial: ``(x zero padded to (n_steps, n_in) uint8, T)``."""
     xa = np.asarray(x)
     if xa.ndim != 2 or xa.shape[1] != n_in or not 1 <= xa.shape[0] <= n_steps:
         raise ValueError(f"x must have shape (T, {n_in}) with 1 <= T <= {n_steps}, got {xa.shape}")
     T = int(xa.shape[0])
-    if xa.dtype != np.bool_ and xa.size:
-        if np.any(xa < 0) or np.any(xa > 255) or np.any(np.mod(xa, 1) != 0):
-            raise ValueError("x must hold spike counts (integers in [0, 255]) to be stored as uint8")
+    if xa.dtype.kind in "iuf":
+        # one cast and one comparison instead of elementwise tests: the cast is a uint8 (an integer in
+        # [0, 255]) whatever the value, so it equals the value iff that is an integer in [0, 255] (a NaN or
+        # out-of-range float casts to some unspecified byte: never equal, warning silenced)
+        with np.errstate(invalid="ignore"):
+            xu = xa.astype(np.uint8)  # a copy: the writer keeps it
+        if not np.array_equal(xu, xa):
+            raise ValueError(_X_COUNTS)
+    else:
+        if xa.dtype != np.bool_ and (np.any(xa < 0) or np.any(xa > 255) or np.any(np.mod(xa, 1) != 0)):
+            raise ValueError(_X_COUNTS)
+        xu = xa.astype(np.uint8)
+    if T == n_steps:
+        return xu, T
     xpad = np.zeros((n_steps, n_in), dtype=np.uint8)
-    xpad[:T] = xa.astype(np.uint8)
+    xpad[:T] = xu
     return xpad, T
 
 
@@ -229,7 +243,7 @@ def check_spikes(
         ids = as_ids(pair[1], f"spikes[{pop!r}] node ids")
         if steps.ndim != 1 or steps.shape != ids.shape:
             raise ValueError(f"spikes[{pop!r}]: steps and node ids must be 1-D of equal length")
-        if steps.size and not np.all(np.mod(steps, 1) == 0):
+        if steps.size and steps.dtype.kind not in "iu" and not np.all(np.mod(steps, 1) == 0):
             raise ValueError(f"spikes[{pop!r}]: steps must be integers (time-step indices)")
         steps = steps.astype(np.int64)
         if local:
@@ -240,9 +254,20 @@ def check_spikes(
             raise ValueError(
                 f"spikes[{pop!r}]: node id {int(ids.max())} >= population size {population_sizes[pop]}"
             )
-        order = np.lexsort((ids, steps))
-        sp[pop] = (steps[order], ids[order])
+        if _time_sorted(steps, ids):  # as simulators and np.nonzero give them: a stable sort is the identity
+            sp[pop] = (steps, ids)
+        else:
+            order = np.lexsort((ids, steps))
+            sp[pop] = (steps[order], ids[order])
     return sp
+
+
+def _time_sorted(steps: np.ndarray, ids: np.ndarray) -> bool:
+    """Whether spikes are sorted by step, then node id (ties allowed)."""
+    if steps.size < 2:
+        return True
+    s0, s1 = steps[:-1], steps[1:]
+    return bool(np.all((s1 > s0) | ((s1 == s0) & (ids[1:] >= ids[:-1]))))
 
 
 def check_extras(extras: Mapping[str, float] | None) -> dict[str, float]:
@@ -303,13 +328,14 @@ def check_in_trial(d: Mapping[str, Any], edges: Edges, n_updates: int) -> dict[s
     return out
 
 
-def check_state(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Copy of a flat resume state ``"a/b" -> numeric array``; every path part must be a valid name."""
+def check_state(state: Mapping[str, Any], *, copy: bool = True) -> dict[str, np.ndarray]:
+    """A flat resume state ``"a/b" -> numeric array`` (copied unless ``copy`` is false); every path part must
+    be a valid name."""
     out = {}
     for name, v in state.items():
         for part in str(name).split("/"):
             check_name("state entry", part)
-        a = np.array(v, copy=True)
+        a = np.array(v, copy=True) if copy else np.asarray(v)
         if a.dtype.kind not in "biuf":
             raise ValueError(f"state entry {name!r} must be numeric, got dtype {a.dtype}")
         out[str(name)] = a

@@ -1,10 +1,10 @@
 """Creating (and opening for writing) a ``neuroplast-run`` file: root attributes, groups, empty datasets.
 
 :func:`create_run_file` makes a new file with every group and every growing dataset of the layout
-(``docs/hdf5.md``), empty and chunked; :func:`growing` and :func:`append_rows` are the two primitives the
-writer grows those datasets with.  :func:`open_for_writing` opens an existing file read/write.  Both return a
-:class:`LockedFile`: the file with the writer's exclusive lock (:mod:`neuroplast.io.lock`) held until it is
-closed.
+(``docs/hdf5.md``), empty and chunked; :func:`growing`, :func:`append_rows` and :func:`append_row_list` are
+the primitives the writer grows those datasets with.  :func:`open_for_writing` opens an existing file
+read/write.  Both return a :class:`LockedFile`: the file with the writer's exclusive lock
+(:mod:`neuroplast.io.lock`) held until it is closed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = [
     "LockedFile",
     "growing",
     "append_rows",
+    "append_row_list",
     "create_run_file",
     "open_for_writing",
 ]
@@ -185,6 +186,31 @@ def append_rows(ds: h5py.Dataset, block: np.ndarray) -> None:
         return
     ds.resize((n0 + n,) + ds.shape[1:])
     ds[n0 : n0 + n] = block
+
+
+def append_row_list(ds: h5py.Dataset, rows: list[np.ndarray]) -> None:
+    """Append ``rows`` (each of ``ds``'s row shape) to the growing dataset ``ds``.
+
+    Where every chunk of ``ds`` is one whole row and no filter applies (the wide datasets: inputs, weights,
+    updates, gradients), each row is written as its chunk (``write_direct_chunk``): no stacked copy of the
+    block and no pass through HDF5's chunk cache, the same bytes on disk.  Otherwise the rows are stacked
+    and written by :func:`append_rows`.
+    """
+    if not rows:
+        return
+    tail = ds.shape[1:]
+    if ds.chunks != (1,) + tail or ds.id.get_create_plist().get_nfilters():
+        append_rows(ds, np.stack(rows))
+        return
+    arrays = [np.ascontiguousarray(r, dtype=ds.dtype) for r in rows]
+    for a in arrays:
+        if a.shape != tail:
+            raise ValueError(f"{ds.name}: a row of shape {a.shape}, expected {tail}")
+    n0 = ds.shape[0]
+    ds.resize((n0 + len(arrays),) + tail)
+    zeros = (0,) * len(tail)
+    for k, a in enumerate(arrays):
+        ds.id.write_direct_chunk((n0 + k,) + zeros, a)
 
 
 def create_run_file(

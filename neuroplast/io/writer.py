@@ -332,6 +332,7 @@ class RunWriter(AppendMixin, TraceMixin):
         *,
         state: Mapping[str, Any] | None = None,
         in_trial: Mapping[str, Any] | None = None,
+        copy_state: bool = True,
     ) -> int:
         """Record one weight update; flush at every :attr:`flush_iterations`-th (by default every one).
 
@@ -353,6 +354,11 @@ class RunWriter(AppendMixin, TraceMixin):
             Required when the writer has ``update_every_steps``: ``projection -> (n_in_trial_updates,
             n_edges)`` the weights in force from step k, 2k, … of this iteration's trial on.  With in-trial
             learning ``updates`` is the trial-end update, applied to the last of these rows.
+        copy_state : bool, optional
+            Copy the ``state`` arrays (default): the writer keeps the newest two until a flush.  ``False``
+            keeps them as given, for a caller that never changes them afterwards (the trainer's
+            :meth:`~neuroplast.training.trainer.Trainer.record`, whose states are read-only views of arrays
+            that training replaces): the states of a flush window that are never written cost nothing.
 
         Returns
         -------
@@ -362,7 +368,7 @@ class RunWriter(AppendMixin, TraceMixin):
         self._require_running()
         wb = check_weight_dict(weights_before, self._edges, "weights_before", fill_zero=False)
         up = check_weight_dict(updates, self._edges, "updates", fill_zero=True)
-        flat = check_state(state) if state is not None else None
+        flat = check_state(state, copy=copy_state) if state is not None else None
         rows: dict[str, np.ndarray] | None = None
         if self.update_every_steps:
             if in_trial is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -139,12 +140,25 @@ class Connectivity:
         return int(self.edges[name][0].size)
 
     # ------------------------------------------------------------------ dense ↔ edges
+    @cached_property
+    def _flat_edges(self) -> dict[str, np.ndarray]:
+        """Per matrix projection: the flat (row-major) index ``target * n_pre + source`` of every edge in
+        its dense matrix of :meth:`shape`; ``dense.ravel().take(flat)`` is ``dense[target, source]``, a few
+        times faster (the trainer turns every trial's gradients into edge vectors)."""
+        out = {}
+        for name, (src, tgt) in self.edges.items():
+            if name != "bias":
+                out[name] = np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
+        return out
+
     def to_edges(self, name: str, dense: np.ndarray) -> np.ndarray:
         """Dense matrix (post × pre; ``bias`` a vector) → float64 edge vector of ``name``."""
         src, tgt = self.edges[name]
         dense = np.asarray(dense, dtype=np.float64)
         if name == "bias":
             return dense[tgt].copy()
+        if dense.shape == self.shape(name):
+            return dense.ravel().take(self._flat_edges[name])
         return dense[tgt, src]
 
     def to_dense(self, name: str, vector: np.ndarray) -> np.ndarray:

@@ -325,23 +325,34 @@ def log_iteration(
     n_trace : int
         Number of (first) recurrent neurons traced.
     """
-    for tr in record.trials:
-        T = tr.trial.x.shape[0]
-        k = writer.add_trial(
-            record.iteration,
-            tr.trial.x,
-            tr.target,
-            loss=tr.loss,
-            mask=tr.mask,
-            spikes=tr.spikes,
-            extras=tr.extras,
-            grads=tr.grads,
-        )
-        for var in trace:
-            writer.add_trace(
-                "recurrent", var, tr.states[var][:, :n_trace], np.arange(n_trace), start_step=k * T
+    from neuroplast.io.interrupts import deferred_interrupts
+
+    # one block for the whole iteration: Ctrl-C waits until it is logged (the writer's methods nest in it
+    # instead of each swapping the SIGINT handler twice)
+    with deferred_interrupts():
+        for tr in record.trials:
+            T = tr.trial.x.shape[0]
+            k = writer.add_trial(
+                record.iteration,
+                tr.trial.x,
+                tr.target,
+                loss=tr.loss,
+                mask=tr.mask,
+                spikes=tr.spikes,
+                extras=tr.extras,
+                grads=tr.grads,
             )
-    writer.add_iteration(record.weights_before, record.updates, state=record.state, in_trial=record.in_trial)
+            for var in trace:
+                writer.add_trace(
+                    "recurrent", var, tr.states[var][:, :n_trace], np.arange(n_trace), start_step=k * T
+                )
+        writer.add_iteration(
+            record.weights_before,
+            record.updates,
+            state=record.state,
+            in_trial=record.in_trial,
+            copy_state=False,  # read-only views of arrays that training replaces (IterationRecord.state)
+        )
 
 
 def _restore(trainer: Trainer, writer: Any, logged: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:

@@ -205,7 +205,9 @@ class IterationRecord:
     updates : dict of str to ndarray
         The change applied at the end of the iteration, per projection (``feedback``: the change of B).
     state : dict of str to ndarray
-        Flat resumable trainer state after the iteration (:meth:`Trainer.flat_state`).
+        Flat resumable trainer state after the iteration (:meth:`Trainer.flat_state`), not copied: read-only
+        views of the trainer's own arrays, which later iterations replace and never change in place (so
+        the run log's writer keeps them without a copy, ``RunWriter.add_iteration(copy_state=False)``).
     in_trial : dict of str to ndarray or None
         In-trial learning: the weights in force from step k, 2k, … on, rows (n_updates, n_edges).
     """
@@ -225,6 +227,24 @@ class IterationRecord:
 
 #: Recurrent variables that a trial can record (``--trace``).
 RECORDED = ("v", "a", "z", "psi")
+
+
+def _input_spikes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(x)`` of a (T, n_in) input: (steps, channel ids) in row-major order.
+
+    The same arrays, from the flat indices of a boolean copy: several times faster than ``np.nonzero`` of
+    a 2-D float array (which ``record`` does for every trial).
+    """
+    x = np.asarray(x)
+    flat = np.flatnonzero(x != 0)
+    return np.divmod(flat, x.shape[1])
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
@@ -597,18 +617,18 @@ class Trainer:
             "update_every_steps": self.cfg.training.update_every_steps,
         }
 
-    def _trial_record(self, trial: Any, res: Any, grads: dict[str, np.ndarray]) -> TrialRecord:
+    def _trial_record(self, trial: Any, res: Any, grads: dict[str, np.ndarray], loss: float) -> TrialRecord:
         kind, T, dt = self.task.kind, res.y.shape[0], self.cfg.simulation.dt_ms
         extras = {"rate_hz": float(res.spike_count.mean() / (T * dt * 1e-3))}
         if kind == "classification":
             pred = int(np.argmax(softmax(res.y[trial.mask > 0]).mean(axis=0)))
             extras["accuracy"] = float(pred == trial.label)
-        x_steps, x_ids = np.nonzero(trial.x)
+        x_steps, x_ids = _input_spikes(trial.x)
         return TrialRecord(
             trial=trial,
             target=trial.target if kind == "regression" else trial.label,
             mask=(trial.mask > 0) if kind == "classification" else None,
-            loss=self.loss.value(res.y, trial.target, trial.mask),
+            loss=loss,
             spikes={"recurrent": res.spikes, "input": (x_steps, x_ids)},
             extras=extras,
             grads={p: {self.rule_name: v} for p, v in self.connectivity.edge_vectors(grads).items()},
@@ -618,8 +638,8 @@ class Trainer:
     def record(self, log: IterationLog) -> IterationRecord:
         """An :class:`IterationLog` just returned by :meth:`iterate`, in the run log's terms."""
         trials = [
-            self._trial_record(trial, res, g)
-            for trial, res, g in zip(log.trials, log.results, log.trial_grads, strict=True)
+            self._trial_record(trial, res, g, loss)  # the loss iterate took (the same function of res.y)
+            for trial, res, g, loss in zip(log.trials, log.results, log.trial_grads, log.losses, strict=True)
         ]
         ups = dict(log.updates)
         fb_end = log.feedback_before if log.feedback_end is None else log.feedback_end
@@ -629,37 +649,46 @@ class Trainer:
             trials=trials,
             weights_before=self.weight_vectors(log.weights_before, log.feedback_before),
             updates=self.connectivity.edge_vectors(ups),
-            state=self.flat_state(),
+            state={k: _read_only(a) for k, a in self.flat_state(copy=False).items()},
             in_trial=log.in_trial,
         )
 
     # ------------------------------------------------------------- resumable state
-    def flat_state(self) -> dict[str, np.ndarray]:
-        """:meth:`state` as ``{"a/b/c": array}`` (what the run log's resume slots store)."""
-        return _flatten(self.state())
+    def flat_state(self, *, copy: bool = True) -> dict[str, np.ndarray]:
+        """:meth:`state` as ``{"a/b/c": array}`` (what the run log's resume slots store); ``copy`` as
+        there."""
+        return _flatten(self.state(copy=copy))
 
     def load_flat_state(self, flat: dict[str, np.ndarray]) -> None:
         """Restore a :meth:`flat_state` (see :meth:`load_state`)."""
         self.load_state(_unflatten(flat))
 
-    def state(self) -> dict[str, Any]:
+    def state(self, *, copy: bool = True) -> dict[str, Any]:
         """Everything that evolves during training, to continue a run bit for bit (``--resume``).
+
+        Parameters
+        ----------
+        copy : bool, optional
+            Copy the arrays (default).  ``False`` gives the trainer's own arrays, which training replaces
+            and never changes in place (what :meth:`record` hands, read-only, to the run log).
 
         Returns
         -------
         dict
             ``iteration`` (int, iterations done), ``weights`` (dict of the dense ``w_in``, ``w_rec``,
             ``w_out``, ``b_out`` arrays), ``feedback`` (the rule's B, shape (N, n_out)) and ``optimizer``
-            (the optimizer's :meth:`state`, e.g. Adam ``t``, ``m``, ``v``).  Arrays are copies.
+            (the optimizer's :meth:`state`, e.g. Adam ``t``, ``m``, ``v``).  Arrays are copies unless
+            ``copy`` is false.
         """
         w = self.weights
         opt = self.optimizer.state()
+        cp = True if copy else None  # None: NumPy copies only what is not an array already
         return {
             "iteration": int(self.iteration),
-            "weights": {k: getattr(w, k).copy() for k in ("w_in", "w_rec", "w_out", "b_out")},
-            "feedback": np.array(self.feedback, copy=True),
+            "weights": {k: np.array(getattr(w, k), copy=cp) for k in ("w_in", "w_rec", "w_out", "b_out")},
+            "feedback": np.array(self.feedback, copy=cp),
             "optimizer": {
-                k: ({n: np.array(a, copy=True) for n, a in v.items()} if isinstance(v, dict) else v)
+                k: ({n: np.array(a, copy=cp) for n, a in v.items()} if isinstance(v, dict) else v)
                 for k, v in opt.items()
             },
         }
