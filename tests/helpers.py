@@ -598,3 +598,29 @@ def assert_same_records(want: list, got: list) -> None:
         for key in a:
             assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
             assert a[key].tobytes() == b[key].tobytes(), f"iteration {r_want.iteration}: {key}"
+
+
+def small_run_writer(path: Path, n_in: int, n_rec: int, n_out: int, n_steps: int, **kw: Any):
+    """A regression ``RunWriter`` of a small dense network (input and readout all-to-all, a recurrent chain
+    0 → 1 → … → n_rec − 1, the readout bias); ``kw`` (dt_ms, seed, flush_every, ...) go to the writer."""
+    from neuroplast.io import RunWriter
+
+    edges = {
+        "input": (np.repeat(np.arange(n_in), n_rec), np.tile(np.arange(n_rec), n_in)),
+        "recurrent": (np.arange(n_rec - 1), np.arange(1, n_rec)),
+        "output": (np.repeat(np.arange(n_rec), n_out), np.tile(np.arange(n_out), n_rec)),
+        "bias": None,
+    }
+    kw = {"dt_ms": 1.0, "seed": 0, **kw}
+    return RunWriter(
+        path,
+        config_toml="[a]\nb = 1\n",
+        populations={"recurrent": {"alpha": np.full(n_rec, 0.9)}, "input": {}, "readout": {}},
+        projections_edges=edges,
+        n_in=n_in,
+        n_out=n_out,
+        task_kind="regression",
+        n_steps=n_steps,
+        brian2_version="test",
+        **kw,
+    )

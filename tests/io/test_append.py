@@ -13,33 +13,14 @@ import numpy as np
 import pytest
 
 from neuroplast.io import RunFileError, RunWriter, open_run
-from tests.helpers import assert_same_datasets
+from tests.helpers import assert_same_datasets, small_run_writer
 
 N_IN, N_REC, N_OUT, T = 3, 5, 2, 7
 BATCH = 3
 
 
 def _writer(path: Path) -> RunWriter:
-    edges = {
-        "input": (np.repeat(np.arange(N_IN), N_REC), np.tile(np.arange(N_REC), N_IN)),
-        "recurrent": (np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4])),
-        "output": (np.repeat(np.arange(N_REC), N_OUT), np.tile(np.arange(N_OUT), N_REC)),
-        "bias": None,
-    }
-    return RunWriter(
-        path,
-        config_toml="[a]\nb = 1\n",
-        dt_ms=0.5,
-        seed=3,
-        populations={"recurrent": {"alpha": np.full(N_REC, 0.9)}, "input": {}, "readout": {}},
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        task_kind="regression",
-        n_steps=T,
-        flush_every=2,
-        brian2_version="test",
-    )
+    return small_run_writer(path, N_IN, N_REC, N_OUT, T, dt_ms=0.5, seed=3, flush_every=2)
 
 
 def _trial(w: RunWriter, it: int, j: int) -> None:

@@ -15,6 +15,7 @@ from neuroplast.io import RunWriter, open_run
 from neuroplast.io.checks import check_spikes, check_x
 from neuroplast.io.diff import diff_files
 from neuroplast.io.layout import append_row_list, append_rows, growing
+from tests.helpers import small_run_writer
 
 # wide enough that inputs (T × N_IN bytes) and input-projection rows (8 bytes per edge) exceed one chunk's
 # 64 KiB: every chunk of those datasets is one row, written whole
@@ -23,26 +24,7 @@ N_ITER, BATCH = 5, 2
 
 
 def _writer(path: Path, **kw) -> RunWriter:
-    edges = {
-        "input": (np.repeat(np.arange(N_IN), N_REC), np.tile(np.arange(N_REC), N_IN)),
-        "recurrent": (np.arange(N_REC - 1), np.arange(1, N_REC)),
-        "output": (np.repeat(np.arange(N_REC), N_OUT), np.tile(np.arange(N_OUT), N_REC)),
-        "bias": None,
-    }
-    return RunWriter(
-        path,
-        config_toml="[a]\nb = 1\n",
-        dt_ms=1.0,
-        seed=0,
-        populations={"recurrent": {"alpha": np.full(N_REC, 0.9)}, "input": {}, "readout": {}},
-        projections_edges=edges,
-        n_in=N_IN,
-        n_out=N_OUT,
-        task_kind="regression",
-        n_steps=T,
-        brian2_version="test",
-        **kw,
-    )
+    return small_run_writer(path, N_IN, N_REC, N_OUT, T, **kw)
 
 
 def _run(path: Path, *, copy_state: bool = True) -> None:
