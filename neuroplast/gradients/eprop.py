@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,9 +37,11 @@ from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, as_loss
 from neuroplast.model.params import ModelParams
 from neuroplast.model.signals import (
-    forward_filter,
+    backward_filter,
     output_grads,
     output_grads_batch,
+    recurrent_pre,
+    side_by_side,
     trial_arrays,
 )
 
@@ -129,10 +131,10 @@ def factorized_grads(
 
     Since ε^v depends only on the presynaptic neuron and ε^a is linear in ε^v, the sum
     Σ_t h_j^t (ε^v_ji,t − β_j ε^a_ji,t), h_j^t = (L̃_j^t + R_j) ψ_j^t, is rewritten by the
-    adjoint of the ε^a recursion::
+    adjoint of the ε^a recursion, and the α-filter of ε^v by its adjoint (the backward α-filter)::
 
         q^T = 0,   q^s = c^{s+1} + d^{s+1} q^{s+1},   c = −β h,  d = ρ − β ψ
-        F = h + ψ q,       grad = Fᵀ z̄,   z̄ = ε^v = forward α-filter of pre
+        F = h + ψ q,   G_s = F_s + α G_{s+1},   grad = Gᵀ pre   (= Fᵀ z̄,  z̄ = ε^v = forward α-filter of pre)
 
     with L̃ the backward κ-filter of L (L̃_t = L_t + κ L̃_{t+1}) if ``filtered``
     (Σ_t L_t ē_t = Σ_t L̃_t e_t), else L itself.
@@ -146,88 +148,133 @@ def factorized_grads(
     pre = np.asarray(pre, dtype=float)
     if pre.ndim != 2 or pre.shape[0] != T:
         raise ValueError(f"pre must have shape (T={T}, n_pre), got {pre.shape}")
-    zbar = forward_filter(pre, params.alpha)
-    R = None if reg_signal is None else np.asarray(reg_signal, dtype=float)[None, :]
-    (g,) = _factorized_batch(params, psi[:, None], zbar[:, None], L[:, None], R, [pre.shape[1]], filtered)[0]
+    Lf = backward_filter(L, params.kappa) if filtered else L
+    h = Lf if reg_signal is None else Lf + np.asarray(reg_signal, dtype=float)[None, :]
+    h = np.multiply(h, psi)[:, None]
+    ((g,),) = _factorized_batch(params, psi[:, None], h, [[_drive(pre)]])
     return g
+
+
+#: Presynaptic drives with at most this fraction of nonzero entries (spikes) are contracted as sums of G's
+#: rows at their spike times (:func:`_contract`); denser ones by one BLAS product.
+SPARSE_FRACTION = 0.1
 
 
 def _factorized_batch(
     params: ModelParams,
     psi: np.ndarray,
-    zbar: np.ndarray,
-    L: np.ndarray,
-    reg: np.ndarray | None,
-    widths: Sequence[int],
-    filtered: bool = True,
+    h: np.ndarray,
+    pres: Sequence[Sequence[_Drive]],
 ) -> list[list[np.ndarray]]:
     """The formulas of :func:`factorized_grads` for a batch of B trials and several projections at once.
 
     Parameters
     ----------
     psi : ndarray, shape (T, B, N)
-        Trial b is ``psi[:, b]`` (steps first: each step of the time loop is one contiguous slice).
-    zbar : ndarray, shape (T, B, ≥ Σ widths)
-        z̄ = ε^v, the α-filtered presynaptic drives of the projections side by side (columns
-        ``widths[0]`` of the first, then ``widths[1]`` of the second, ...; further columns unused).
-    L : ndarray, shape (T, B, N)
-    reg : ndarray, shape (B, N), or None
-        Rate-regularizer signal R of each trial (all trials or none).
-    widths : n_pre of each projection.
+        Trial b is ``psi[:, b]`` (steps first: each step of the time loop is one slice).
+    h : ndarray, shape (T, B, N)
+        h = (L̃ + R) ψ of every trial (L̃: the learning signal as it multiplies e_t); overwritten.
+    pres : per trial, the presynaptic drives (T, n_pre) of its projections (:func:`_drive`).
 
     Returns
     -------
     list (per trial) of lists (per projection) of ndarrays (N, n_pre)
-        Each the same to the bit as :func:`factorized_grads` of that trial and projection alone: the
-        time loop and every other step are elementwise, so a trial's numbers see the same operations in
-        the same order, and each contraction Fᵀ z̄ is one BLAS matrix product of (T, ·) arrays of the
-        per-trial shapes (read in place, whatever their row stride).  F (so L̃, h and the adjoint q) is
-        computed once for all projections.
+        Each the same to the bit as :func:`factorized_grads` of that trial and projection alone (with
+        the same h): the time loop is elementwise, so a trial's numbers see the same operations in the
+        same order whatever B is, and each contraction Gᵀ pre (:func:`_contract`) reads only that trial's
+        G and pre.  G is computed once for all projections.
     """
-    F = _adjoint_scan(params, psi, L, reg, filtered)
-    edges = np.cumsum([0, *widths])
-    cols = list(zip(edges[:-1], edges[1:], strict=True))
-    # zbar[:, b, lo:hi] is a (T, width) view with unit column stride: BLAS reads it in place (its row
-    # stride is only the leading dimension, which does not change any sum), so no copy per trial.
-    return [[F[b].T @ zbar[:, b, lo:hi] for lo, hi in cols] for b in range(len(F))]
+    G = _adjoint_scan(params, psi, h)
+    return [[_contract(G[:, b], pre) for pre in trial_pres] for b, trial_pres in enumerate(pres)]
 
 
-def _adjoint_scan(
-    params: ModelParams, psi: np.ndarray, L: np.ndarray, reg: np.ndarray | None, filtered: bool
-) -> np.ndarray:
-    """F = h + ψ q of :func:`factorized_grads` for a batch, in one backward loop over the steps.
+class _Drive(NamedTuple):
+    """A presynaptic drive (T, n_pre) by its nonzero entries: presynaptic neuron, step and value of each,
+    grouped by neuron with the steps ascending; ``dense`` makes the whole array."""
+
+    cols: np.ndarray
+    steps: np.ndarray
+    vals: np.ndarray
+    shape: tuple[int, int]
+    dense: Callable[[], np.ndarray]
+
+
+def _drive(pre: np.ndarray) -> _Drive:
+    """The nonzero entries of ``pre`` (T, n_pre)."""
+    pre = np.asarray(pre, dtype=float)
+    cols, steps = np.nonzero((pre != 0.0).T)
+    return _Drive(cols, steps, pre[steps, cols], pre.shape, lambda: pre)
+
+
+def _recurrent_drive(params: ModelParams, z: np.ndarray) -> _Drive:
+    """:func:`_drive` of ``recurrent_pre(params, z)`` (c_in z_{t−1}) straight from the spikes z (T, N)."""
+    z = np.asarray(z, dtype=float)
+    cols, steps = np.nonzero((z[:-1] != 0.0).T)
+    vals = params.input_scale * z[steps, cols]  # the products recurrent_pre makes, element by element
+    return _Drive(cols, steps + 1, vals, z.shape, lambda: recurrent_pre(params, z))
+
+
+def _contract(G: np.ndarray, pre: _Drive) -> np.ndarray:
+    """Gᵀ pre for G (T, N) and a presynaptic drive (T, n_pre): (N, n_pre).
+
+    Spike trains (at most :data:`SPARSE_FRACTION` nonzero) as Σ over each presynaptic neuron's spike steps
+    of pre_t G_t, in step order; denser drives by one BLAS matrix product (read in place: a row stride
+    changes no sum).  Which form is used, and the order of every sum, depend on ``pre`` alone.
+    """
+    T, n_pre = pre.shape
+    if pre.cols.size > SPARSE_FRACTION * T * n_pre:
+        return G.T @ pre.dense()
+    out = np.zeros((n_pre, G.shape[1]))
+    if pre.cols.size:
+        rows = np.multiply(G[pre.steps], pre.vals[:, None])
+        counts = np.bincount(pre.cols, minlength=n_pre)
+        firing = np.flatnonzero(counts)
+        out[firing] = np.add.reduceat(rows, (np.cumsum(counts) - counts)[firing], axis=0)
+    return out.T
+
+
+def _adjoint_scan(params: ModelParams, psi: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """G = the backward α-filter of F = h + ψ q (:func:`factorized_grads`) for a batch, in place of h.
 
     With arrays (T, B, N) (trial b at ``[:, b]``), from t = T down to 1::
 
-        L̃_t = κ L̃_{t+1} + L_t  (L_t if not filtered),   h_t = (L̃_t + R) ψ_t,
-        q_t = (ρ − β ψ_{t+1}) q_{t+1} + (−β h_{t+1}),   q_T = 0,   F_t = h_t + ψ_t q_t
+        q_t = (ρ − β ψ_{t+1}) q_{t+1} − β h_{t+1},   q_T = 0,   F_t = h_t + ψ_t q_t,   G_t = F_t + α G_{t+1}
 
-    — the backward κ-filter of L and the adjoint scan of the ε^a recursion fused, so that every step
-    works on (B, N) slices (no (T, B, N) temporaries).  Each element sees exactly these multiplies,
-    adds and subtractions in this order (in place, ``out=``), whatever B is.
+    — the adjoint of the ε^a recursion over the adapting neurons only (β ≠ 0; elsewhere q = 0 and F = h)
+    and the adjoint of ε^v's α-filter, fused in one loop over (B, ·) slices.  Each element sees exactly
+    these multiplies, adds and subtractions in this order (in place, ``out=``), whatever B is.
 
     Returns
     -------
-    ndarray, shape (B, T, N)
-        ``F[b]`` is trial b's F, C-contiguous (T, N).
+    ndarray, shape (T, B, N)
+        ``h``, now holding G.
     """
     T, B, N = psi.shape
-    F = np.empty((B, T, N))
-    neg_beta = -params.beta
-    Lf, q = np.zeros((B, N)), np.zeros((B, N))
-    h, h_next, tmp = np.empty((B, N)), np.empty((B, N)), np.empty((B, N))
+    G = h
+    alif = np.flatnonzero(params.beta != 0.0)
+    if alif.size == 0:
+        sel: slice | np.ndarray | None = None
+    elif alif[-1] - alif[0] + 1 == alif.size:
+        sel = slice(int(alif[0]), int(alif[-1]) + 1)  # a view of each slice, not a copy
+    else:
+        sel = alif
+    if sel is not None:
+        neg_beta, beta, rho = -params.beta[sel], params.beta[sel], params.rho[sel]
+        q, c, tmp = np.zeros((B, alif.size)), np.empty((B, alif.size)), np.empty((B, alif.size))
+    acc = np.empty((B, N))
     for t in range(T - 1, -1, -1):
-        if filtered:
-            np.add(np.multiply(params.kappa, Lf, out=Lf), L[t], out=Lf)
-        else:
-            Lf[...] = L[t]
-        np.multiply(Lf if reg is None else np.add(Lf, reg, out=h), psi[t], out=h)
-        if t < T - 1:  # q_{T} = 0 (the zeros q starts with)
-            d = np.subtract(params.rho, np.multiply(params.beta, psi[t + 1], out=tmp), out=tmp)
-            np.add(np.multiply(d, q, out=q), np.multiply(neg_beta, h_next, out=tmp), out=q)
-        np.add(h, np.multiply(psi[t], q, out=tmp), out=F[:, t])
-        h, h_next = h_next, h
-    return F
+        g_t = G[t]
+        if sel is not None:
+            if t < T - 1:  # q_t from q_{t+1} (q_T = 0) and c = −β h_{t+1}, kept from the step before
+                np.subtract(rho, np.multiply(beta, psi[t + 1][:, sel], out=tmp), out=tmp)
+                np.add(np.multiply(tmp, q, out=q), c, out=q)
+            np.multiply(neg_beta, g_t[:, sel], out=c)  # −β h_t, for q_{t−1}
+            if t < T - 1:
+                f_a = np.add(g_t[:, sel], np.multiply(psi[t][:, sel], q, out=tmp), out=tmp)
+                g_t[:, sel] = f_a
+        if t < T - 1:
+            np.add(g_t, np.multiply(params.alpha, G[t + 1], out=acc), out=g_t)
+    return G
 
 
 def learning_signal(
@@ -346,34 +393,35 @@ def _same_params(a: ModelParams, b: ModelParams) -> bool:
 
 def _eprop_factorized_batch(trials: list[TrialData], feedbacks: list[np.ndarray]) -> list[dict[str, Any]]:
     """Factorized e-prop of each trial with the given B: the trials side by side (arrays (T, B, ·)), one
-    backward loop (:func:`_adjoint_scan`) and one forward scan for every filter of the batch."""
+    backward scan of the readout errors, one adjoint scan (:func:`_adjoint_scan`) for the batch.
+
+    L̃ = c_out ẽrr Bᵀ with ẽrr the backward κ-filter of err (the same numbers as filtering L = c_out err Bᵀ
+    up to rounding, at a fraction of the cost: n_out columns are filtered instead of N), and the readout's
+    gradients c_out ẽrrᵀ z come from the same ẽrr (:func:`output_grads_batch`)."""
     if not trials:
         return []
     p = trials[0].params
-    shape = (trials[0].psi.shape, trials[0].pre["input"].shape)
+    shape = (trials[0].psi.shape, trials[0].x.shape)
     for t in trials[1:]:
-        if not _same_params(t.params, p) or (t.psi.shape, t.pre["input"].shape) != shape:
+        if not _same_params(t.params, p) or (t.psi.shape, t.x.shape) != shape:
             raise ValueError("the trials of a batch must share params, the number of steps and the sizes")
     regs = [t.reg for t in trials]
     with_reg = [r is not None for r in regs]
     if any(with_reg) and not all(with_reg):  # the rate regularizer on some trials only
         return _by_groups(trials, feedbacks, with_reg)
-    (T, N), (_, n_in) = shape
+    (T, N), _ = shape
     B = len(trials)
-    L, psi = np.empty((T, B, N)), np.empty((T, B, N))
-    fwd = np.empty((T, B, n_in + 2 * N))  # [c_in x | c_in z_{t-1} | z]: filtered by α, α and κ
+    err_f = backward_filter(np.stack([t.err for t in trials], axis=1), p.kappa)  # (T, B, n_out)
+    psi = side_by_side([t.psi for t in trials])
+    h = np.empty((T, B, N))
     for b, (t, fb) in enumerate(zip(trials, feedbacks, strict=True)):
-        L[:, b] = _signal(p, t.err, fb)
-        psi[:, b] = t.psi
-        fwd[:, b, :n_in] = t.pre["input"]
-        fwd[:, b, n_in : n_in + N] = t.pre["recurrent"]
-        fwd[:, b, n_in + N :] = t.z
-    # One forward scan for z̄ (both projections) and the readout's z̃: elementwise, so each column gets
-    # exactly the multiplies and adds of its own filter.
-    decay = np.r_[np.full(n_in + N, p.alpha), np.full(N, p.kappa)]
-    filt = forward_filter(fwd, decay)
-    hidden = _factorized_batch(p, psi, filt, L, None if regs[0] is None else np.stack(regs), [n_in, N])
-    readout = output_grads_batch(p, filt[:, :, n_in + N :], [t.err for t in trials], filtered=True)
+        Lf = (p.readout_scale * err_f[:, b]) @ np.asarray(fb, dtype=float).T  # L̃, as for B = 1
+        if t.reg is not None:
+            np.add(Lf, t.reg, out=Lf)
+        np.multiply(Lf, psi[:, b], out=h[:, b])
+    drives = [(_drive(p.input_scale * t.x), _recurrent_drive(p, t.z)) for t in trials]  # = t.pre, sparse
+    hidden = _factorized_batch(p, psi, h, drives)
+    readout = output_grads_batch(p, [t.z for t in trials], [t.err for t in trials], err_filtered=err_f)
     return [
         t.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})
         for t, (g_in, g_rec), (g_out, g_b) in zip(trials, hidden, readout, strict=True)

@@ -22,6 +22,7 @@ __all__ = [
     "reg_signal",
     "output_grads",
     "output_grads_batch",
+    "side_by_side",
 ]
 
 
@@ -146,6 +147,40 @@ def reg_signal(z: np.ndarray, c_reg: float, f_target: float | np.ndarray) -> np.
     return c_reg * (f - f_target) / T
 
 
+def side_by_side(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The per-trial arrays (T, N) as one array (T, B, N), trial b at ``[:, b]``.
+
+    When the trials are consecutive column blocks of one (T, B·N) array (as a simulation of the trials
+    side by side records them), this is a view of that array and nothing is copied; otherwise a stack.
+    """
+    arrays = [np.asarray(a, dtype=float) for a in arrays]
+    first = arrays[0]
+    if first.ndim == 2 and len(arrays) > 1:
+        T, N = first.shape
+        base = first.base
+        step = N * first.itemsize
+        start = first.__array_interface__["data"][0]
+        if (
+            base is not None
+            and first.strides[1] == first.itemsize
+            and all(
+                a.base is base
+                and a.shape == first.shape
+                and a.strides == first.strides
+                and a.__array_interface__["data"][0] == start + b * step
+                for b, a in enumerate(arrays)
+            )
+        ):
+            # element (t, b, n) is element (t, n) of arrays[b]: the view holds exactly the trials' numbers
+            return np.lib.stride_tricks.as_strided(
+                first,
+                shape=(T, len(arrays), N),
+                strides=(first.strides[0], step, first.itemsize),
+                writeable=False,
+            )
+    return np.stack(arrays, axis=1)
+
+
 def output_grads(params: ModelParams, z: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact gradients of the readout weights and bias (local to the readout).
 
@@ -159,45 +194,52 @@ def output_grads(params: ModelParams, z: np.ndarray, err: np.ndarray) -> tuple[n
     Returns
     -------
     dW_out : ndarray, shape (n_out, N)
-        Σ_t err_t ⊗ (c_out z̃_t), z̃_t = κ z̃_{t−1} + z_t.
+        Σ_t err_t ⊗ (c_out z̃_t), z̃_t = κ z̃_{t−1} + z_t, computed as c_out Σ_t ẽrr_t ⊗ z_t with ẽrr
+        the backward κ-filter of err (the adjoint of z̃'s filter: n_out columns filtered instead of N).
     db : ndarray, shape (n_out,)
         Σ_t err_t b̃_t, b̃_t = κ b̃_{t−1} + 1.
     """
     z = np.asarray(z, dtype=float)
     if z.ndim != 2:
         raise ValueError(f"z must have shape (T, N), got {z.shape}")
-    return output_grads_batch(params, z[:, None], [err])[0]
+    return output_grads_batch(params, [z], [err])[0]
 
 
 def output_grads_batch(
-    params: ModelParams, z: np.ndarray, errs: Sequence[np.ndarray], *, filtered: bool = False
+    params: ModelParams,
+    zs: Sequence[np.ndarray],
+    errs: Sequence[np.ndarray],
+    *,
+    err_filtered: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`output_grads` of every trial of a batch, with one time scan for the whole batch.
 
     Parameters
     ----------
-    z : ndarray, shape (T, B, N)
-        Spikes of each trial (trial b is ``z[:, b]``).
+    zs : sequence of B ndarrays, shape (T, N)
+        Spikes of each trial.
     errs : sequence of B ndarrays, shape (T, n_out)
         dE/dy_t of each trial.
-    filtered : bool
-        ``z`` is already z̃ = ``forward_filter(z, params.kappa)`` (e.g. computed in one scan with other
-        filters).
+    err_filtered : ndarray, shape (T, B, n_out), optional
+        ``backward_filter(errs stacked on axis 1, params.kappa)`` if already computed.
 
     Returns
     -------
     list of B ``(dW_out, db)``
         Per trial, the same numbers as :func:`output_grads` of that trial alone, to the bit: the
-        filters are elementwise and each product is the same BLAS matrix product of (T, ·) arrays
-        (read in place; a row stride changes no sum).
+        filter is elementwise and each product is the same BLAS matrix product of (T, ·) arrays (read in
+        place; a row stride changes no sum).
     """
-    z = np.asarray(z, dtype=float)
-    if z.ndim != 3 or len(errs) != z.shape[1]:
-        raise ValueError(f"z must have shape (T, B, N) with B = {len(errs)} errors, got {z.shape}")
-    ztil = z if filtered else forward_filter(z, params.kappa)
-    btil = forward_filter(np.ones(z.shape[0]), params.kappa)
+    errs = [np.asarray(e, dtype=float) for e in errs]
+    if len(zs) != len(errs):
+        raise ValueError(f"{len(zs)} spike trains for {len(errs)} errors")
+    if err_filtered is None:
+        err_filtered = backward_filter(np.stack(errs, axis=1), params.kappa)
+    btil = forward_filter(np.ones(err_filtered.shape[0]), params.kappa)
     out = []
-    for b, err in enumerate(errs):
-        err = np.asarray(err, dtype=float)
-        out.append((params.readout_scale * err.T @ ztil[:, b], err.T @ btil))
+    for b, (z, err) in enumerate(zip(zs, errs, strict=True)):
+        z = np.asarray(z, dtype=float)
+        if z.ndim != 2 or z.shape[0] != err_filtered.shape[0]:
+            raise ValueError(f"z must have shape (T, N) with T = {err_filtered.shape[0]}, got {z.shape}")
+        out.append(((params.readout_scale * err_filtered[:, b]).T @ z, err.T @ btil))
     return out

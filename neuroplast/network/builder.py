@@ -373,11 +373,14 @@ class Brian2Network:
         )
         surrogate = get_surrogate(self.params.surrogate)
         rec.run_regularly(
-            eq.recurrent_update(surrogate), name="recurrent_update", **_slot("recurrent_update")
+            eq.recurrent_update(surrogate, traces=self.gradients),
+            name="recurrent_update",
+            **_slot("recurrent_update"),
         )
         _schedule(rec.thresholder["spike"], "recurrent_threshold")
         _schedule(rec.resetter["spike"], "recurrent_reset")
-        inp.run_regularly(eq.INPUT_TRACE, name="input_trace", **_slot("input_trace"))
+        if self.gradients:  # z̄ of the inputs: only the online gradient reads it
+            inp.run_regularly(eq.INPUT_TRACE, name="input_trace", **_slot("input_trace"))
         _schedule(inp.thresholder["spike"], "input_threshold")
         out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam), name="readout")
         out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **_slot("readout_update"))
@@ -1010,11 +1013,15 @@ class Brian2Network:
         count = np.asarray(rec.count[:])
         steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
         ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
-        states = {
-            k: np.asarray(getattr(self.rec_mon, _MONITORED.get(k, k))[:]).T
-            for k in self._recorded
-            if k != "z"
-        }
+        # (T, copies · N) per variable, as the monitor stores it: cpp_standalone reads a fresh array from the
+        # results file, the runtime device's storage is reused by the next trial (copied)
+        fresh = self.device == "cpp_standalone"
+        states = {}
+        for name in self._recorded:
+            if name != "z":
+                a = self.rec_mon.variables[_MONITORED.get(name, name)].get_value()
+                states[name] = a if fresh else np.array(a)
+                states[name].flags.writeable = False
         raw = self._gradient_arrays() if self.gradients else None
         results = []
         for b in range(n):
@@ -1025,8 +1032,10 @@ class Brian2Network:
                 spikes=(steps[sel], ids[sel] - b * N),
             )
             for name, a in states.items():
+                # a view of the launch's (T, copies · N) array, read-only: the batch's gradient reads the
+                # trials side by side from it without copying (model.signals.side_by_side)
                 mine = a[:, b * N : (b + 1) * N]
-                setattr(res, name, mine > 0.5 if name == "refractory" else mine.copy())
+                setattr(res, name, mine > 0.5 if name == "refractory" else mine)
             if self.record and res.z is None:  # the same 0/1 values as a monitor of z
                 res.z = np.zeros((self.n_steps, N))
                 res.z[res.spikes] = 1.0

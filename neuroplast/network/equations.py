@@ -182,14 +182,18 @@ class _Surrogate(Protocol):
     def brian2_psi(self, dist: str = ...) -> str: ...
 
 
-def recurrent_update(surrogate: _Surrogate) -> str:
-    """One step of the recurrent neurons (docs/model.md (1), (2), (4)); ψ from ``surrogate``."""
+def recurrent_update(surrogate: _Surrogate, traces: bool = True) -> str:
+    """One step of the recurrent neurons (docs/model.md (1), (2), (4)); ψ from ``surrogate``.
+
+    ``traces``: also the presynaptic trace z̄ of the online gradient (a network without gradients inside
+    the simulation leaves it out, as it leaves out the inputs' :data:`INPUT_TRACE`).
+    """
     psi = surrogate.brian2_psi(THRESHOLD_DISTANCE)
     return (
         "refr = int(r > 0.5)\n"
         "r = clip(r - 1.0, 0.0, n_ref)\n"
-        "zbar = alpha * zbar + c_in * z\n"
-        "v = alpha * v + c_in * (I_in + I_rec) - v_th * z\n"
+        + ("zbar = alpha * zbar + c_in * z\n" if traces else "")
+        + "v = alpha * v + c_in * (I_in + I_rec) - v_th * z\n"
         "a = rho * a + z\n"
         f"psi = (1.0 - refr) * {psi}\n"
         "z = 0.0\n"

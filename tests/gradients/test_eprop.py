@@ -54,6 +54,27 @@ def test_online_equals_factorized(kind, n_ref, loss_name, with_reg):
         assert max_rel_err(g_fact, g_online) <= EXACT_RTOL
 
 
+@pytest.mark.parametrize("kind", sorted(BETAS))
+def test_spike_sums_and_matrix_product_give_the_same_gradient(kind, monkeypatch):
+    """Gᵀ pre by sums of G's rows at the spike steps (spike trains) or by one matrix product (dense
+    drives): both forms, forced on the same drive, and the literal recursion agree to rounding, for spike
+    trains and for a dense analog drive (which takes the product by default)."""
+    import neuroplast.gradients.eprop as ep
+
+    params, weights, x, traj, target, mask, loss = simulated_problem(BETAS[kind], loss_name="mse")
+    L = learning_signal(params, traj.y[0], target, mask, loss, weights.w_out.T)
+    dense = np.random.default_rng(11).normal(size=x.shape)
+    for pre in (params.input_scale * x, recurrent_pre(params, traj.z[0]), dense):
+        g_online = eligibility_grads(params, traj, pre, L)
+        forms = []
+        for fraction in (1.0, -1.0):  # every drive as spike sums, then every drive as a product
+            monkeypatch.setattr(ep, "SPARSE_FRACTION", fraction)
+            forms.append(factorized_grads(params, traj, pre, L))
+        assert max_rel_err(forms[0], forms[1]) <= EXACT_RTOL
+        assert max_rel_err(forms[0], g_online) <= EXACT_RTOL
+    assert (dense != 0).mean() > 0.9 and (x != 0).mean() < 0.1  # the two kinds of drive of the default
+
+
 def test_alif_traces_matter():
     """With adaptation the ε^a term changes the gradient (so the ALIF check is not vacuous)."""
     params, weights, x, traj, target, mask, loss = simulated_problem(BETAS["alif"])
