@@ -1,7 +1,7 @@
 """Benchmark: neuroplast against NEST's e-prop on NEST's own workloads, alternating, in one run.
 
     python scripts/bench_vs_nest.py [--repeats 2] [--iterations 200] [--evidence] [--evidence-iterations 3]
-                                    [--no-nest]
+                                    [--no-nest] [--no-sine] [--threads 1] [--json FILE]
 
 (a) Sine-wave regression, the size of NEST's ``eprop_supervised_regression_sine-waves_bsshslm_2020.py``
     (100 Poisson inputs at 50 Hz, 100 LIF neurons, 1 readout, 1000 steps of 1 ms, batch 1, one update per
@@ -108,7 +108,7 @@ med = lambda i: statistics.median(r[i] for r in body)
 if tr.chunk:  # a launch's cost lands on the first iteration of each chunk: the mean over all iterations
     med = lambda i: statistics.fmean(r[i] for r in rows)
 print("BENCH " + json.dumps({"build_s": build_s, "device": tr.device, "chunk": tr.chunk,
-      "per_iteration_s": med(0),
+      "threads": tr.threads, "per_iteration_s": med(0),
       "simulate_s": med(1), "train_rest_s": med(2), "record_s": med(3), "log_s": med(4),
       "rate_hz": med(5), "iterations": len(rows)}))
 """
@@ -132,7 +132,7 @@ def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, flo
     return info, wall, peak_mb
 
 
-def _config(kind: str, iterations: int) -> dict:
+def _config(kind: str, iterations: int, threads: int = 1) -> dict:
     import tomllib
 
     if kind == "sine":
@@ -144,10 +144,12 @@ def _config(kind: str, iterations: int) -> dict:
         data["training"]["batch_size"] = 32
     data["training"]["iterations"] = iterations
     data["simulation"]["device"] = "auto"
+    if threads > 1:  # neuroplast's binary only; NEST runs its example's one thread
+        data["simulation"]["threads"] = threads
     return data
 
 
-def bench(kind: str, iterations: int, repeats: int, with_nest: bool) -> list[dict]:
+def bench(kind: str, iterations: int, repeats: int, with_nest: bool, threads: int = 1) -> list[dict]:
     """Alternate NEST and neuroplast ``repeats`` times on one workload; returns one row per repeat."""
     example = example_path(NEST_SINE if kind == "sine" else NEST_EVIDENCE) if with_nest else None
     if with_nest and example is None:
@@ -157,7 +159,7 @@ def bench(kind: str, iterations: int, repeats: int, with_nest: bool) -> list[dic
         if kind == "sine"
         else {"n_iter_train": iterations, "n_iter_test": 1, "do_plotting": False}
     )
-    cfg = _config(kind, iterations)
+    cfg = _config(kind, iterations, threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -203,7 +205,8 @@ def _toml(data: dict) -> str:
 def _print_row(kind: str, row: dict) -> None:
     n = row["neuroplast"]
     print(
-        f"[{kind} #{row['repeat']}] neuroplast ({n['device']}, {n.get('chunk', 0) or 1} it/launch): "
+        f"[{kind} #{row['repeat']}] neuroplast ({n['device']}, {n.get('chunk', 0) or 1} it/launch, "
+        f"{n.get('threads', 1)} thread{'s' if n.get('threads', 1) > 1 else ''}): "
         f"{1e3 * n['per_iteration_s']:.1f} ms/it "
         f"(simulate {1e3 * n['simulate_s']:.1f}, rest of step {1e3 * n['train_rest_s']:.1f}, record "
         f"{1e3 * n['record_s']:.1f}, log {1e3 * n['log_s']:.1f}; {n['rate_hz']:.1f} Hz), command cold "
@@ -230,11 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evidence", action="store_true", help="also evidence accumulation at batch 32")
     ap.add_argument("--evidence-iterations", type=int, default=3)
     ap.add_argument("--no-nest", action="store_true", help="neuroplast only")
+    ap.add_argument("--no-sine", action="store_true", help="skip workload (a) (with --evidence)")
+    ap.add_argument("--threads", type=int, default=1, help="neuroplast's simulation.threads (NEST: 1)")
     ap.add_argument("--json", help="also write every figure to this JSON file")
     args = ap.parse_args(argv)
-    results = {"sine": bench("sine", args.iterations, args.repeats, not args.no_nest)}
+    results = {}
+    if not args.no_sine:
+        results["sine"] = bench("sine", args.iterations, args.repeats, not args.no_nest, args.threads)
     if args.evidence:
-        results["evidence"] = bench("evidence", args.evidence_iterations, args.repeats, not args.no_nest)
+        results["evidence"] = bench(
+            "evidence", args.evidence_iterations, args.repeats, not args.no_nest, args.threads
+        )
     for kind, rows in results.items():
         pairs = [r for r in rows if "nest" in r]
         if pairs:
