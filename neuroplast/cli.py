@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -415,6 +416,13 @@ def _error(where: str, exc: BaseException) -> int:
     return 2
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line: one line, neuroplast's as they are worded (they name what they are
+    about), others with their category."""
+    text = str(message)
+    return f"{text}\n" if text.startswith("neuroplast") else f"{category.__name__}: {text}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuroplast`` command line; returns the exit status.
 
@@ -423,6 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     before it are kept, the log is marked ``diverged``); 130 interrupted (Ctrl-C; the run log is closed at its
     last complete iteration and can be resumed); 141 the output pipe was closed (e.g. ``| head``).
     """
+    warnings.formatwarning = _one_line_warning
+    # neuroplast checks every loss, gradient and weight for non-finite values itself (exit 3, one line):
+    # NumPy's floating-point warnings on the way there would only say the same thing first, several times
+    warnings.filterwarnings(
+        "ignore", r"(overflow|invalid value|divide by zero|underflow) encountered", RuntimeWarning
+    )
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

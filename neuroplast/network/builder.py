@@ -21,8 +21,15 @@ from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network import equations as eq
-from neuroplast.network.cache import build_cached, cache_key, results_subdir, running, standalone_root
-from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
+from neuroplast.network.cache import (
+    build_cached,
+    cache_key,
+    repair_cython_cache,
+    results_subdir,
+    running,
+    standalone_root,
+)
+from neuroplast.network.devices import BRIAN2_DEVICES, compiler_works, configure_brian2
 
 __all__ = ["Brian2Network", "TrialResult", "RECORDABLE"]
 
@@ -31,6 +38,17 @@ RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
 _MONITORED = {"refractory": "refr"}  # TrialResult name -> Brian2 variable, where they differ
 
 _ACTIVE_STANDALONE: list[Brian2Network] = []
+_CYTHON_CHECKED: list[bool] = []
+
+
+def _runtime_codegen(b2) -> None:
+    """The runtime device's code: Cython wherever a compiler works — an error, not Brian2's silent fall
+    back to its much slower NumPy code, when a compile fails — after removing, once per process, modules
+    of the Cython cache that a killed compile left damaged (:func:`.cache.repair_cython_cache`)."""
+    if not _CYTHON_CHECKED:
+        repair_cython_cache()
+        _CYTHON_CHECKED.append(True)
+    b2.prefs.codegen.target = "cython" if compiler_works() else "auto"
 
 
 def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
@@ -348,6 +366,7 @@ class Brian2Network:
             _ACTIVE_STANDALONE.append(self)
         else:
             b2.set_device("runtime")
+            _runtime_codegen(b2)
             b2.prefs.codegen.target = "cython"
         self._stale = False
 

@@ -14,7 +14,11 @@ rewrites only files whose content changed), finds nothing to compile and runs th
 * A folder whose last build did not finish (``BUILT`` marker missing) or whose build fails is removed and
   built again, with a one-line warning.
 
-The Cython runtime device keeps its own cache (``<cache>/cython``, Brian2's).
+The Cython runtime device keeps its own cache (``<cache>/cython``, Brian2's).  A compile that was killed
+can leave a module file there that does not load (empty or cut short); Brian2 then silently falls back to
+its much slower NumPy code.  :func:`repair_cython_cache` removes such files (under Brian2's own lock of each
+module, so never one that another process is compiling), with a one-line warning, so that they are
+compiled again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import hashlib
 import json
 import os
 import shutil
+import struct
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +51,7 @@ __all__ = [
     "running",
     "cache_info",
     "clear_cache",
+    "repair_cython_cache",
 ]
 
 #: Marker file written into a project folder once its build has finished.
@@ -208,3 +215,73 @@ def clear_cache() -> int:
         freed += _size(old)
         shutil.rmtree(old, ignore_errors=True)
     return freed
+
+
+def _damaged_module(path: Path) -> bool:
+    """Whether a compiled extension module cannot be whole: empty, or (on Linux) not an ELF file or cut
+    off before the end of its section header table (a linker killed while writing it)."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return True
+        if not sys.platform.startswith("linux"):
+            return False
+        with path.open("rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    if len(head) < 64 or head[:4] != b"\x7fELF":
+        return True
+    if head[4] != 2:  # not ELFCLASS64: not checked further
+        return False
+    order = "<" if head[5] == 1 else ">"
+    (shoff,) = struct.unpack_from(order + "Q", head, 0x28)
+    shentsize, shnum = struct.unpack_from(order + "HH", head, 0x3A)
+    return shoff + shentsize * shnum > size
+
+
+def repair_cython_cache(folder: Path | None = None) -> list[Path]:
+    """Remove damaged compiled modules from the Cython runtime cache, with a one-line warning.
+
+    Parameters
+    ----------
+    folder : Path, optional
+        The Cython cache (default ``<cache>/cython``, where
+        :func:`~neuroplast.network.devices.configure_brian2` points Brian2).
+
+    Returns
+    -------
+    list of Path
+        The files removed (Brian2 compiles them again when a network needs them).  A module whose lock
+        another process holds (it is being compiled) is left alone.
+    """
+    folder = Path(folder) if folder is not None else cache_dir() / "cython"
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob("_cython_magic_*"):
+        if path.suffix not in (".so", ".pyd", ".dylib") or not _damaged_module(path):
+            continue
+        lock = folder / (path.name.split(".", 1)[0] + ".lock")  # Brian2's lock of this module
+        try:
+            with open(lock, "a") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # being compiled right now
+                try:
+                    if _damaged_module(path):
+                        path.unlink(missing_ok=True)
+                        removed.append(path)
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        except OSError:
+            continue
+    if removed:
+        warnings.warn(
+            f"neuroplast: removed {len(removed)} damaged compiled module(s) from the Cython cache {folder} "
+            "(a compile was interrupted); they are compiled again",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return removed

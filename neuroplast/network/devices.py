@@ -55,6 +55,10 @@ def configure_brian2() -> None:
         BrianLogger.log_level_error()
     except Exception:  # pragma: no cover - logger API differs between versions
         pass
+    # Importing Brian2 routes every Python warning into its logger (logging.captureWarnings), whose console
+    # level is now ERROR: neuroplast's own warnings (a damaged cache entry rebuilt, a chunked run falling
+    # back to one trial per launch) would never be seen.  Give warnings back to Python.
+    logging.captureWarnings(False)
 
 
 def compiler_works() -> bool:
@@ -101,4 +105,4 @@ def resolve_device(name: str) -> tuple[str, str]:
         return name, "as configured"
     if compiler_works():
         return "cpp_standalone", "auto: a C++ compiler works, compiled once and cached"
-    return "runtime", "auto: no working C++ compiler and make found, using the Cython runtime"
+    return "runtime", "auto: no working C++ compiler and make found, using Brian2's runtime (NumPy code)"

@@ -187,3 +187,35 @@ def test_two_standalone_networks_in_one_process_take_turns(cache_root) -> None:
     y_other = a.run_trial(make_weights(seed=5), make_input(seed=11, T=200)).y
     assert not np.array_equal(y_other, ya)
     assert project_files() == before
+
+
+def test_damaged_cython_modules_are_removed_unless_being_compiled(cache_root) -> None:
+    """A killed compile leaves an empty or cut-off module in the Cython cache, which Brian2 would not load
+    (it silently falls back to NumPy code): those go, with one warning; whole modules, and a damaged one
+    whose lock another process holds (being compiled), stay."""
+    import fcntl
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    real = next(Path(np.__file__).parent.rglob("*" + EXTENSION_SUFFIXES[0]))  # a whole extension module
+    folder = cache_root / "cython"
+    folder.mkdir(parents=True)
+    whole = real.read_bytes()
+    suffix = real.name.split(".", 1)[1]
+    files = {name: folder / f"_cython_magic_{name}.{suffix}" for name in ("whole", "empty", "cut", "busy")}
+    files["whole"].write_bytes(whole)
+    files["empty"].write_bytes(b"")
+    files["cut"].write_bytes(whole[: len(whole) // 2])
+    files["busy"].write_bytes(b"")
+    (folder / "_cython_magic_whole.lock").write_text("")  # Brian2's lock files: left as they are
+    with open(folder / "_cython_magic_busy.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process compiles it (flock locks are per open file)
+        with pytest.warns(RuntimeWarning, match=r"removed 2 damaged compiled module\(s\)"):
+            removed = cache.repair_cython_cache()
+    assert sorted(removed) == sorted([files["empty"], files["cut"]])
+    assert files["whole"].read_bytes() == whole and files["busy"].exists()
+    assert (folder / "_cython_magic_whole.lock").exists()
+    with pytest.warns(RuntimeWarning, match=r"removed 1 damaged"):  # the busy one, its lock now free
+        assert cache.repair_cython_cache() == [files["busy"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # nothing left to repair: no warning
+        assert cache.repair_cython_cache() == []
