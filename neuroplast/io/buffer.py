@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from neuroplast.io.layout import RunSpec, append_row_list, append_rows, growing
+from neuroplast.io.layout import Growing, RunSpec, append_row_list, append_rows, growing
 
 __all__ = ["TrialRow", "WriteBuffer"]
 
@@ -67,7 +67,7 @@ class WriteBuffer:
         self.estimators = estimators
         self.n_trials_written = n_trials
         self.n_iterations_written = n_iterations
-        self._dcache: dict[str, h5py.Dataset] = {}
+        self._dcache: dict[str, Growing] = {}
 
     def add_trial(self, row: TrialRow) -> None:
         """Buffer a trial; its extra columns and estimators join the file's at the next flush."""
@@ -94,14 +94,15 @@ class WriteBuffer:
         """Drop the open datasets (the file is being closed)."""
         self._dcache.clear()
 
-    def _ds(self, f: h5py.File, path: str) -> h5py.Dataset:
-        """Open dataset at ``path`` (kept open: h5py lookups cost more than small writes)."""
+    def _ds(self, f: h5py.File, path: str) -> Growing:
+        """Open dataset at ``path`` (kept open, with its length and row shape: h5py lookups and property calls
+        cost more than small writes)."""
         d = self._dcache.get(path)
         if d is None:
-            d = self._dcache[path] = f[path]
+            d = self._dcache[path] = Growing(f[path])
         return d
 
-    def _growing_ds(self, f: h5py.File, group: str, name: str, tail: tuple[int, ...]) -> h5py.Dataset:
+    def _growing_ds(self, f: h5py.File, group: str, name: str, tail: tuple[int, ...]) -> Growing:
         """``group/name``, created (float64, NaN filled, grown to the trials written so far) if missing."""
         path = f"{group}/{name}"
         d = self._dcache.get(path)
@@ -109,7 +110,7 @@ class WriteBuffer:
             if path not in f:
                 d = growing(f[group], name, tail, np.float64, fill=np.nan)
                 d.resize((self.n_trials_written,) + tail)
-            self._dcache[path] = d = f[path]
+            self._dcache[path] = d = Growing(f[path])
         return d
 
     def flush_iterations(self, f: h5py.File) -> None:
@@ -146,10 +147,15 @@ class WriteBuffer:
         for pop in spec.pops:
             parts = [t.spikes[pop] for t in trials if pop in t.spikes]
             if parts:
-                steps = np.concatenate([p[0] for p in parts])
-                ids = np.concatenate([p[1] for p in parts])
-                append_rows(self._ds(f, f"spikes/{pop}/timestamps"), steps.astype(np.float64) * spec.dt_ms)
-                append_rows(self._ds(f, f"spikes/{pop}/node_ids"), ids)
+                # timestamps = steps * dt of every trial, in one pass each into the block written (the same
+                # float64 products as casting the concatenated steps and multiplying)
+                ts = np.empty(sum(p[0].size for p in parts), dtype=np.float64)
+                k = 0
+                for steps, _ in parts:
+                    np.multiply(steps, spec.dt_ms, out=ts[k : k + steps.size])
+                    k += steps.size
+                append_rows(self._ds(f, f"spikes/{pop}/timestamps"), ts)
+                append_rows(self._ds(f, f"spikes/{pop}/node_ids"), np.concatenate([p[1] for p in parts]))
         append_row_list(self._ds(f, "inputs/values"), [t.x for t in trials])
         if spec.task_kind == "regression":
             append_row_list(self._ds(f, "targets/values"), [t.target for t in trials])

@@ -42,10 +42,11 @@ def as_ids(a: Any, what: str) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 1:
         raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+    kind = arr.dtype.kind  # "i"/"u": numpy's integer types (np.issubdtype(dtype, np.integer))
+    if arr.size and kind not in "iu":
         if not np.all(np.equal(np.mod(arr, 1), 0)):
             raise ValueError(f"{what} must hold integers")
-    if arr.size and arr.min() < 0:
+    if arr.size and kind != "u" and arr.min() < 0:  # unsigned ids are never negative
         raise ValueError(f"{what} must be non-negative")
     return arr.astype(np.uint64)
 
@@ -177,7 +178,9 @@ def check_x(x: Any, n_in: int, n_steps: int) -> tuple[np.ndarray, int]:
     if xa.ndim != 2 or xa.shape[1] != n_in or not 1 <= xa.shape[0] <= n_steps:
         raise ValueError(f"x must have shape (T, {n_in}) with 1 <= T <= {n_steps}, got {xa.shape}")
     T = int(xa.shape[0])
-    if xa.dtype.kind in "iuf":
+    if xa.dtype == np.uint8:  # every byte is a count in [0, 255]
+        xu = xa.copy()  # the writer keeps it
+    elif xa.dtype.kind in "iuf":
         # one cast and one comparison instead of elementwise tests: the cast is a uint8 (an integer in
         # [0, 255]) whatever the value, so it equals the value iff that is an integer in [0, 255] (a NaN or
         # out-of-range float casts to some unspecified byte: never equal, warning silenced)
@@ -245,16 +248,16 @@ def check_spikes(
             raise ValueError(f"spikes[{pop!r}]: steps and node ids must be 1-D of equal length")
         if steps.size and steps.dtype.kind not in "iu" and not np.all(np.mod(steps, 1) == 0):
             raise ValueError(f"spikes[{pop!r}]: steps must be integers (time-step indices)")
-        steps = steps.astype(np.int64)
+        steps = steps.astype(np.int64)  # a copy: the writer keeps it
         if local:
-            steps = steps + start
+            steps += start
         if steps.size and (steps.min() < start or steps.max() >= start + T):
             raise ValueError(f"spikes[{pop!r}]: steps outside the trial [{start}, {start + T})")
-        if ids.size and int(ids.max()) >= population_sizes[pop]:
-            raise ValueError(
-                f"spikes[{pop!r}]: node id {int(ids.max())} >= population size {population_sizes[pop]}"
-            )
-        if _time_sorted(steps, ids):  # as simulators and np.nonzero give them: a stable sort is the identity
+        size = population_sizes[pop]
+        if ids.size and (id_max := int(ids.max())) >= size:
+            raise ValueError(f"spikes[{pop!r}]: node id {id_max} >= population size {size}")
+        # as simulators and np.nonzero give them: a stable sort is the identity
+        if _time_sorted(steps, ids, start, T, size):
             sp[pop] = (steps, ids)
         else:
             order = np.lexsort((ids, steps))
@@ -262,10 +265,19 @@ def check_spikes(
     return sp
 
 
-def _time_sorted(steps: np.ndarray, ids: np.ndarray) -> bool:
-    """Whether spikes are sorted by step, then node id (ties allowed)."""
+def _time_sorted(steps: np.ndarray, ids: np.ndarray, start: int = 0, T: int = 0, size: int = 0) -> bool:
+    """Whether spikes are sorted by step, then node id (ties allowed).
+
+    With the bounds ``start <= steps < start + T`` and ``0 <= ids < size`` already checked, the pair order is
+    that of one integer key ``(step − start) · size + id`` (fewer passes than comparing steps and ids).
+    """
     if steps.size < 2:
         return True
+    if 0 < T and 0 < size and T * size < 2**62:
+        key = steps - start
+        key *= size
+        key += ids.view(np.int64)  # ids < size < 2**62
+        return bool(np.all(key[1:] >= key[:-1]))
     s0, s1 = steps[:-1], steps[1:]
     return bool(np.all((s1 > s0) | ((s1 == s0) & (ids[1:] >= ids[:-1]))))
 

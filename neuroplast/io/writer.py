@@ -60,7 +60,7 @@ from neuroplast.io.schema import (
 from neuroplast.io.schema import ATTR_STATE_ITERATION as ATTR_STATE_ITERATION
 from neuroplast.io.schema import RESUME_GROUP as RESUME_GROUP
 from neuroplast.io.schema import RESUME_SLOTS as RESUME_SLOTS
-from neuroplast.io.state import read_states, state_digest
+from neuroplast.io.state import SlotCache, read_states, state_digest
 from neuroplast.io.state import write_slot as _write_slot
 
 __all__ = ["RunWriter", "read_states", "state_digest"]
@@ -211,7 +211,7 @@ class RunWriter(AppendMixin, TraceMixin):
         #: Flush at every ``flush_iterations``-th :meth:`add_iteration` (counted from opening); 1 = each.
         self.flush_iterations = 1
         self._iters_at_open = start.n_iterations
-        self._slot_cache: dict[str, dict[str, h5py.Dataset]] = {}
+        self._slot_cache: SlotCache = {}
         self.resume_state = start.resume_state
         self.resumed = start.resumed
 
