@@ -175,3 +175,29 @@ def test_check_spikes_sorts_only_what_is_unsorted() -> None:
     assert got[1].tolist() == [0, 1, 2, 0]
     with pytest.raises(ValueError, match="integers"):
         check_spikes({"recurrent": ([0.5], [0])}, {"recurrent": 5}, 0, 9, True)
+
+
+def test_an_input_array_given_again_is_checked_again_when_changed(tmp_path: Path) -> None:
+    """The same x array in every trial (frozen input) is stored as given each time; changed in place it is
+    stored as changed, and a value that is not a spike count is refused as the first time."""
+    x = np.zeros((T, N_IN))
+    x[::7, 3] = 1.0
+    rows = []
+    with _writer(tmp_path / "x.h5") as w:
+        for _ in range(4):  # the first two check and cast, the next ones compare with the copy kept
+            w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+            rows.append(x.astype(np.uint8))
+        x[5, 5] = 2.0  # in place: a new content, still counts
+        w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        rows.append(x.astype(np.uint8))
+        x[6, 6] = 0.5
+        with pytest.raises(ValueError, match="spike counts"):
+            w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        x[6, 6] = np.nan
+        with pytest.raises(ValueError, match="spike counts"):
+            w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        x[6, 6] = 0.0
+        w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        rows.append(x.astype(np.uint8))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        np.testing.assert_array_equal(f["inputs/values"][:], np.stack(rows))
