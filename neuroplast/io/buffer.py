@@ -68,6 +68,7 @@ class WriteBuffer:
         self.n_trials_written = n_trials
         self.n_iterations_written = n_iterations
         self._dcache: dict[str, Growing] = {}
+        self._blocks: dict[str, np.ndarray] = {}
 
     def add_trial(self, row: TrialRow) -> None:
         """Buffer a trial; its extra columns and estimators join the file's at the next flush."""
@@ -101,6 +102,14 @@ class WriteBuffer:
         if d is None:
             d = self._dcache[path] = Growing(f[path])
         return d
+
+    def _scratch(self, key: str, n: int, dtype: type) -> np.ndarray:
+        """A length-``n`` block to gather a flush's spikes in, kept between flushes (a fresh block of
+        megabytes costs a page fault per page at every flush)."""
+        a = self._blocks.get(key)
+        if a is None or a.size < n:
+            a = self._blocks[key] = np.empty(max(n, 2 * (a.size if a is not None else 0)), dtype=dtype)
+        return a[:n]
 
     def _growing_ds(self, f: h5py.File, group: str, name: str, tail: tuple[int, ...]) -> Growing:
         """``group/name``, created (float64, NaN filled, grown to the trials written so far) if missing."""
@@ -149,13 +158,17 @@ class WriteBuffer:
             if parts:
                 # timestamps = steps * dt of every trial, in one pass each into the block written (the same
                 # float64 products as casting the concatenated steps and multiplying)
-                ts = np.empty(sum(p[0].size for p in parts), dtype=np.float64)
+                n = sum(p[0].size for p in parts)
+                ts = self._scratch(f"{pop}/timestamps", n, np.float64)
                 k = 0
                 for steps, _ in parts:
                     np.multiply(steps, spec.dt_ms, out=ts[k : k + steps.size])
                     k += steps.size
                 append_rows(self._ds(f, f"spikes/{pop}/timestamps"), ts)
-                append_rows(self._ds(f, f"spikes/{pop}/node_ids"), np.concatenate([p[1] for p in parts]))
+                ids = self._scratch(f"{pop}/node_ids", n, np.uint64)
+                append_rows(
+                    self._ds(f, f"spikes/{pop}/node_ids"), np.concatenate([p[1] for p in parts], out=ids)
+                )
         append_row_list(self._ds(f, "inputs/values"), [t.x for t in trials])
         if spec.task_kind == "regression":
             append_row_list(self._ds(f, "targets/values"), [t.target for t in trials])
