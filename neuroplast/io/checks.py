@@ -249,15 +249,17 @@ def check_spikes(
         if steps.size and steps.dtype.kind not in "iu" and not np.all(np.mod(steps, 1) == 0):
             raise ValueError(f"spikes[{pop!r}]: steps must be integers (time-step indices)")
         steps = steps.astype(np.int64)  # a copy: the writer keeps it
-        if local:
-            steps += start
-        if steps.size and (steps.min() < start or steps.max() >= start + T):
+        lo = 0 if local else start  # where the trial starts in the steps' own frame (local or global)
+        if steps.size and (steps.min() < lo or steps.max() >= lo + T):
             raise ValueError(f"spikes[{pop!r}]: steps outside the trial [{start}, {start + T})")
         size = population_sizes[pop]
         if ids.size and (id_max := int(ids.max())) >= size:
             raise ValueError(f"spikes[{pop!r}]: node id {id_max} >= population size {size}")
         # as simulators and np.nonzero give them: a stable sort is the identity
-        if _time_sorted(steps, ids, start, T, size):
+        in_order = _time_sorted(steps, ids, lo, T, size)
+        if local:
+            steps += start
+        if in_order:
             sp[pop] = (steps, ids)
         else:
             order = np.lexsort((ids, steps))
@@ -274,10 +276,13 @@ def _time_sorted(steps: np.ndarray, ids: np.ndarray, start: int = 0, T: int = 0,
     if steps.size < 2:
         return True
     if 0 < T and 0 < size and T * size < 2**62:
-        key = steps - start
-        key *= size
+        if start:
+            key = steps - start
+            key *= size
+        else:
+            key = steps * size
         key += ids.view(np.int64)  # ids < size < 2**62
-        return bool(np.all(key[1:] >= key[:-1]))
+        return bool((key[1:] >= key[:-1]).all())
     s0, s1 = steps[:-1], steps[1:]
     return bool(np.all((s1 > s0) | ((s1 == s0) & (ids[1:] >= ids[:-1]))))
 
