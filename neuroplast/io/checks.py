@@ -308,7 +308,11 @@ def check_grads(
             raise ValueError(f"gradient for unknown projection {proj!r} (known: {sorted(edges)})")
         for est, g in per_est.items():
             check_name("estimator", est)
-            gr[(proj, est)] = as_vector(g, edges[proj][0].size, f"grads[{proj!r}][{est!r}]")
+            n = edges[proj][0].size
+            a = np.asarray(g, dtype=np.float64)  # as_vector, its message built only for an error
+            if a.shape != (n,):
+                raise ValueError(f"grads[{proj!r}][{est!r}] must have shape ({n},), got {a.shape}")
+            gr[(proj, est)] = a
     return gr
 
 
@@ -317,17 +321,20 @@ def check_weight_dict(
     d: Mapping[str, Any], edges: Edges, what: str, *, fill_zero: bool
 ) -> dict[str, np.ndarray]:
     """``projection -> (n_edges,)`` for every projection (missing ones are zeros with ``fill_zero``)."""
-    unknown = set(d) - set(edges)
+    unknown = [k for k in d if k not in edges]
     if unknown:
-        raise ValueError(f"{what}: unknown projections {sorted(unknown)}")
+        raise ValueError(f"{what}: unknown projections {sorted(set(unknown))}")
     out = {}
     for name, (src, _) in edges.items():
         if name not in d:
             if not fill_zero:
                 raise ValueError(f"{what}: projection {name!r} missing")
             out[name] = np.zeros(src.size)
-        else:
-            out[name] = as_vector(d[name], src.size, f"{what}[{name!r}]")
+        else:  # as_vector, its message built only for an error
+            arr = np.asarray(d[name], dtype=np.float64)
+            if arr.shape != (src.size,):
+                raise ValueError(f"{what}[{name!r}] must have shape ({src.size},), got {arr.shape}")
+            out[name] = arr
     return out
 
 
@@ -345,13 +352,20 @@ def check_in_trial(d: Mapping[str, Any], edges: Edges, n_updates: int) -> dict[s
     return out
 
 
+#: State entry names :func:`check_state` accepted (plain ``str``: once valid always valid), a bounded set.
+_STATE_NAMES: set[str] = set()
+
+
 def check_state(state: Mapping[str, Any], *, copy: bool = True) -> dict[str, np.ndarray]:
     """A flat resume state ``"a/b" -> numeric array`` (copied unless ``copy`` is false); every path part must
     be a valid name."""
     out = {}
     for name, v in state.items():
-        for part in str(name).split("/"):
-            check_name("state entry", part)
+        if not (type(name) is str and name in _STATE_NAMES):  # every iteration gives the same names
+            for part in str(name).split("/"):
+                check_name("state entry", part)
+            if type(name) is str and len(_STATE_NAMES) < 4096:
+                _STATE_NAMES.add(name)
         a = np.array(v, copy=True) if copy else np.asarray(v)
         if a.dtype.kind not in "biuf":
             raise ValueError(f"state entry {name!r} must be numeric, got dtype {a.dtype}")
