@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from neuroplast.io.layout import RunSpec, append_row_list, append_rows, growing
+from neuroplast.io.layout import Growing, RunSpec, append_row_list, append_rows, growing
 
 __all__ = ["TrialRow", "WriteBuffer"]
 
@@ -67,7 +67,8 @@ class WriteBuffer:
         self.estimators = estimators
         self.n_trials_written = n_trials
         self.n_iterations_written = n_iterations
-        self._dcache: dict[str, h5py.Dataset] = {}
+        self._dcache: dict[str, Growing] = {}
+        self._blocks: dict[str, np.ndarray] = {}
 
     def add_trial(self, row: TrialRow) -> None:
         """Buffer a trial; its extra columns and estimators join the file's at the next flush."""
@@ -94,14 +95,23 @@ class WriteBuffer:
         """Drop the open datasets (the file is being closed)."""
         self._dcache.clear()
 
-    def _ds(self, f: h5py.File, path: str) -> h5py.Dataset:
-        """Open dataset at ``path`` (kept open: h5py lookups cost more than small writes)."""
+    def _ds(self, f: h5py.File, path: str) -> Growing:
+        """Open dataset at ``path`` (kept open, with its length and row shape: h5py lookups and property calls
+        cost more than small writes)."""
         d = self._dcache.get(path)
         if d is None:
-            d = self._dcache[path] = f[path]
+            d = self._dcache[path] = Growing(f[path])
         return d
 
-    def _growing_ds(self, f: h5py.File, group: str, name: str, tail: tuple[int, ...]) -> h5py.Dataset:
+    def _scratch(self, key: str, n: int, dtype: type) -> np.ndarray:
+        """A length-``n`` block to gather a flush's spikes in, kept between flushes (a fresh block of
+        megabytes costs a page fault per page at every flush)."""
+        a = self._blocks.get(key)
+        if a is None or a.size < n:
+            a = self._blocks[key] = np.empty(max(n, 2 * (a.size if a is not None else 0)), dtype=dtype)
+        return a[:n]
+
+    def _growing_ds(self, f: h5py.File, group: str, name: str, tail: tuple[int, ...]) -> Growing:
         """``group/name``, created (float64, NaN filled, grown to the trials written so far) if missing."""
         path = f"{group}/{name}"
         d = self._dcache.get(path)
@@ -109,7 +119,7 @@ class WriteBuffer:
             if path not in f:
                 d = growing(f[group], name, tail, np.float64, fill=np.nan)
                 d.resize((self.n_trials_written,) + tail)
-            self._dcache[path] = d = f[path]
+            self._dcache[path] = d = Growing(f[path])
         return d
 
     def flush_iterations(self, f: h5py.File) -> None:
@@ -146,10 +156,19 @@ class WriteBuffer:
         for pop in spec.pops:
             parts = [t.spikes[pop] for t in trials if pop in t.spikes]
             if parts:
-                steps = np.concatenate([p[0] for p in parts])
-                ids = np.concatenate([p[1] for p in parts])
-                append_rows(self._ds(f, f"spikes/{pop}/timestamps"), steps.astype(np.float64) * spec.dt_ms)
-                append_rows(self._ds(f, f"spikes/{pop}/node_ids"), ids)
+                # timestamps = steps * dt of every trial, in one pass each into the block written (the same
+                # float64 products as casting the concatenated steps and multiplying)
+                n = sum(p[0].size for p in parts)
+                ts = self._scratch(f"{pop}/timestamps", n, np.float64)
+                k = 0
+                for steps, _ in parts:
+                    np.multiply(steps, spec.dt_ms, out=ts[k : k + steps.size])
+                    k += steps.size
+                append_rows(self._ds(f, f"spikes/{pop}/timestamps"), ts)
+                ids = self._scratch(f"{pop}/node_ids", n, np.uint64)
+                append_rows(
+                    self._ds(f, f"spikes/{pop}/node_ids"), np.concatenate([p[1] for p in parts], out=ids)
+                )
         append_row_list(self._ds(f, "inputs/values"), [t.x for t in trials])
         if spec.task_kind == "regression":
             append_row_list(self._ds(f, "targets/values"), [t.target for t in trials])

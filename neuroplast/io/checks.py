@@ -42,10 +42,11 @@ def as_ids(a: Any, what: str) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 1:
         raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+    kind = arr.dtype.kind  # "i"/"u": numpy's integer types (np.issubdtype(dtype, np.integer))
+    if arr.size and kind not in "iu":
         if not np.all(np.equal(np.mod(arr, 1), 0)):
             raise ValueError(f"{what} must hold integers")
-    if arr.size and arr.min() < 0:
+    if arr.size and kind != "u" and arr.min() < 0:  # unsigned ids are never negative
         raise ValueError(f"{what} must be non-negative")
     return arr.astype(np.uint64)
 
@@ -177,7 +178,9 @@ def check_x(x: Any, n_in: int, n_steps: int) -> tuple[np.ndarray, int]:
     if xa.ndim != 2 or xa.shape[1] != n_in or not 1 <= xa.shape[0] <= n_steps:
         raise ValueError(f"x must have shape (T, {n_in}) with 1 <= T <= {n_steps}, got {xa.shape}")
     T = int(xa.shape[0])
-    if xa.dtype.kind in "iuf":
+    if xa.dtype == np.uint8:  # every byte is a count in [0, 255]
+        xu = xa.copy()  # the writer keeps it
+    elif xa.dtype.kind in "iuf":
         # one cast and one comparison instead of elementwise tests: the cast is a uint8 (an integer in
         # [0, 255]) whatever the value, so it equals the value iff that is an integer in [0, 255] (a NaN or
         # out-of-range float casts to some unspecified byte: never equal, warning silenced)
@@ -245,16 +248,18 @@ def check_spikes(
             raise ValueError(f"spikes[{pop!r}]: steps and node ids must be 1-D of equal length")
         if steps.size and steps.dtype.kind not in "iu" and not np.all(np.mod(steps, 1) == 0):
             raise ValueError(f"spikes[{pop!r}]: steps must be integers (time-step indices)")
-        steps = steps.astype(np.int64)
-        if local:
-            steps = steps + start
-        if steps.size and (steps.min() < start or steps.max() >= start + T):
+        steps = steps.astype(np.int64)  # a copy: the writer keeps it
+        lo = 0 if local else start  # where the trial starts in the steps' own frame (local or global)
+        if steps.size and (steps.min() < lo or steps.max() >= lo + T):
             raise ValueError(f"spikes[{pop!r}]: steps outside the trial [{start}, {start + T})")
-        if ids.size and int(ids.max()) >= population_sizes[pop]:
-            raise ValueError(
-                f"spikes[{pop!r}]: node id {int(ids.max())} >= population size {population_sizes[pop]}"
-            )
-        if _time_sorted(steps, ids):  # as simulators and np.nonzero give them: a stable sort is the identity
+        size = population_sizes[pop]
+        if ids.size and (id_max := int(ids.max())) >= size:
+            raise ValueError(f"spikes[{pop!r}]: node id {id_max} >= population size {size}")
+        # as simulators and np.nonzero give them: a stable sort is the identity
+        in_order = _time_sorted(steps, ids, lo, T, size)
+        if local:
+            steps += start
+        if in_order:
             sp[pop] = (steps, ids)
         else:
             order = np.lexsort((ids, steps))
@@ -262,10 +267,22 @@ def check_spikes(
     return sp
 
 
-def _time_sorted(steps: np.ndarray, ids: np.ndarray) -> bool:
-    """Whether spikes are sorted by step, then node id (ties allowed)."""
+def _time_sorted(steps: np.ndarray, ids: np.ndarray, start: int = 0, T: int = 0, size: int = 0) -> bool:
+    """Whether spikes are sorted by step, then node id (ties allowed).
+
+    With the bounds ``start <= steps < start + T`` and ``0 <= ids < size`` already checked, the pair order is
+    that of one integer key ``(step − start) · size + id`` (fewer passes than comparing steps and ids).
+    """
     if steps.size < 2:
         return True
+    if 0 < T and 0 < size and T * size < 2**62:
+        if start:
+            key = steps - start
+            key *= size
+        else:
+            key = steps * size
+        key += ids.view(np.int64)  # ids < size < 2**62
+        return bool((key[1:] >= key[:-1]).all())
     s0, s1 = steps[:-1], steps[1:]
     return bool(np.all((s1 > s0) | ((s1 == s0) & (ids[1:] >= ids[:-1]))))
 
@@ -291,7 +308,11 @@ def check_grads(
             raise ValueError(f"gradient for unknown projection {proj!r} (known: {sorted(edges)})")
         for est, g in per_est.items():
             check_name("estimator", est)
-            gr[(proj, est)] = as_vector(g, edges[proj][0].size, f"grads[{proj!r}][{est!r}]")
+            n = edges[proj][0].size
+            a = np.asarray(g, dtype=np.float64)  # as_vector, its message built only for an error
+            if a.shape != (n,):
+                raise ValueError(f"grads[{proj!r}][{est!r}] must have shape ({n},), got {a.shape}")
+            gr[(proj, est)] = a
     return gr
 
 
@@ -300,17 +321,20 @@ def check_weight_dict(
     d: Mapping[str, Any], edges: Edges, what: str, *, fill_zero: bool
 ) -> dict[str, np.ndarray]:
     """``projection -> (n_edges,)`` for every projection (missing ones are zeros with ``fill_zero``)."""
-    unknown = set(d) - set(edges)
+    unknown = [k for k in d if k not in edges]
     if unknown:
-        raise ValueError(f"{what}: unknown projections {sorted(unknown)}")
+        raise ValueError(f"{what}: unknown projections {sorted(set(unknown))}")
     out = {}
     for name, (src, _) in edges.items():
         if name not in d:
             if not fill_zero:
                 raise ValueError(f"{what}: projection {name!r} missing")
             out[name] = np.zeros(src.size)
-        else:
-            out[name] = as_vector(d[name], src.size, f"{what}[{name!r}]")
+        else:  # as_vector, its message built only for an error
+            arr = np.asarray(d[name], dtype=np.float64)
+            if arr.shape != (src.size,):
+                raise ValueError(f"{what}[{name!r}] must have shape ({src.size},), got {arr.shape}")
+            out[name] = arr
     return out
 
 
@@ -328,13 +352,20 @@ def check_in_trial(d: Mapping[str, Any], edges: Edges, n_updates: int) -> dict[s
     return out
 
 
+#: State entry names :func:`check_state` accepted (plain ``str``: once valid always valid), a bounded set.
+_STATE_NAMES: set[str] = set()
+
+
 def check_state(state: Mapping[str, Any], *, copy: bool = True) -> dict[str, np.ndarray]:
     """A flat resume state ``"a/b" -> numeric array`` (copied unless ``copy`` is false); every path part must
     be a valid name."""
     out = {}
     for name, v in state.items():
-        for part in str(name).split("/"):
-            check_name("state entry", part)
+        if not (type(name) is str and name in _STATE_NAMES):  # every iteration gives the same names
+            for part in str(name).split("/"):
+                check_name("state entry", part)
+            if type(name) is str and len(_STATE_NAMES) < 4096:
+                _STATE_NAMES.add(name)
         a = np.array(v, copy=True) if copy else np.asarray(v)
         if a.dtype.kind not in "biuf":
             raise ValueError(f"state entry {name!r} must be numeric, got dtype {a.dtype}")

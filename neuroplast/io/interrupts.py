@@ -60,6 +60,15 @@ def uninterrupted(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _depth
+        if _depth and threading.current_thread() is threading.main_thread():
+            # nested in a block that already holds SIGINT back (deferred_interrupts' nested case, without
+            # building a context manager for every call of the writer)
+            _depth += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _depth -= 1
         with deferred_interrupts():
             return fn(*args, **kwargs)
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import h5py
 import numpy as np
+from h5py import h5s
 
 from neuroplast.io.interrupts import deferred_interrupts
 from neuroplast.io.lock import WriteLock
@@ -39,6 +40,7 @@ __all__ = [
     "TaskKind",
     "LockedFile",
     "growing",
+    "Growing",
     "append_rows",
     "append_row_list",
     "create_run_file",
@@ -178,39 +180,80 @@ def growing(
     )
 
 
-def append_rows(ds: h5py.Dataset, block: np.ndarray) -> None:
-    """Append ``block`` (rows along axis 0) to the growing dataset ``ds``."""
-    n0 = ds.shape[0]
-    n = block.shape[0]
-    if n == 0:
-        return
-    ds.resize((n0 + n,) + ds.shape[1:])
-    ds[n0 : n0 + n] = block
+class Growing:
+    """A growing dataset with what appending to it needs looked up once: its length, row shape, dtype, and
+    whether rows can be written as whole chunks.
+
+    h5py's ``shape``/``chunks``/``dtype`` properties and ``__setitem__`` cost more than the small writes of a
+    flush; a writer keeps one of these per dataset while its file is open (no one else resizes the dataset
+    then) and appends through the low-level dataset id.  The bytes on disk are those of ``ds[n0:n] = block``.
+    """
+
+    __slots__ = ("ds", "id", "name", "n", "tail", "dtype", "direct")
+
+    def __init__(self, ds: h5py.Dataset) -> None:
+        self.ds = ds
+        self.id = ds.id
+        self.name = ds.name
+        shape = ds.shape
+        self.n = int(shape[0])
+        self.tail: tuple[int, ...] = tuple(shape[1:])
+        self.dtype = ds.dtype
+        # every chunk one whole row, no filter: a row is written as its chunk
+        self.direct = ds.chunks == (1,) + self.tail and not self.id.get_create_plist().get_nfilters()
+
+    def _grow(self, n: int) -> int:
+        n0 = self.n
+        self.id.set_extent((n0 + n,) + self.tail)
+        self.n = n0 + n
+        return n0
+
+    def append(self, block: np.ndarray) -> None:
+        """:func:`append_rows`."""
+        n = block.shape[0]
+        if n == 0:
+            return
+        if tuple(block.shape[1:]) != self.tail:
+            raise ValueError(f"{self.name}: a block of shape {block.shape}, expected (n,) + {self.tail}")
+        block = np.ascontiguousarray(block)  # HDF5 converts it to the dataset's type, as ds[...] = block
+        n0 = self._grow(n)
+        fspace = self.id.get_space()
+        fspace.select_hyperslab((n0,) + (0,) * len(self.tail), block.shape)
+        self.id.write(h5s.create_simple(block.shape), fspace, block)
+
+    def append_list(self, rows: list[np.ndarray]) -> None:
+        """:func:`append_row_list`."""
+        if not rows:
+            return
+        if not self.direct:
+            self.append(np.stack(rows))
+            return
+        tail, dtype = self.tail, self.dtype
+        arrays = [np.ascontiguousarray(r, dtype=dtype) for r in rows]
+        for a in arrays:
+            if a.shape != tail:
+                raise ValueError(f"{self.name}: a row of shape {a.shape}, expected {tail}")
+        n0 = self._grow(len(arrays))
+        zeros = (0,) * len(tail)
+        write = self.id.write_direct_chunk
+        for k, a in enumerate(arrays):
+            write((n0 + k,) + zeros, a)
 
 
-def append_row_list(ds: h5py.Dataset, rows: list[np.ndarray]) -> None:
-    """Append ``rows`` (each of ``ds``'s row shape) to the growing dataset ``ds``.
+def append_rows(ds: h5py.Dataset | Growing, block: np.ndarray) -> None:
+    """Append ``block`` (rows along axis 0) to the growing dataset ``ds`` (or a :class:`Growing` of it)."""
+    (ds if isinstance(ds, Growing) else Growing(ds)).append(block)
+
+
+def append_row_list(ds: h5py.Dataset | Growing, rows: list[np.ndarray]) -> None:
+    """Append ``rows`` (each of ``ds``'s row shape) to the growing dataset ``ds`` (or a :class:`Growing`).
 
     Where every chunk of ``ds`` is one whole row and no filter applies (the wide datasets: inputs, weights,
     updates, gradients), each row is written as its chunk (``write_direct_chunk``): no stacked copy of the
     block and no pass through HDF5's chunk cache, the same bytes on disk.  Otherwise the rows are stacked
     and written by :func:`append_rows`.
     """
-    if not rows:
-        return
-    tail = ds.shape[1:]
-    if ds.chunks != (1,) + tail or ds.id.get_create_plist().get_nfilters():
-        append_rows(ds, np.stack(rows))
-        return
-    arrays = [np.ascontiguousarray(r, dtype=ds.dtype) for r in rows]
-    for a in arrays:
-        if a.shape != tail:
-            raise ValueError(f"{ds.name}: a row of shape {a.shape}, expected {tail}")
-    n0 = ds.shape[0]
-    ds.resize((n0 + len(arrays),) + tail)
-    zeros = (0,) * len(tail)
-    for k, a in enumerate(arrays):
-        ds.id.write_direct_chunk((n0 + k,) + zeros, a)
+    (ds if isinstance(ds, Growing) else Growing(ds)).append_list(rows)
 
 
 def create_run_file(

@@ -99,6 +99,8 @@ REPLACED_PREFIX = ".replaced-"
 CHUNK_BYTES = 1 << 16
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+#: Names :func:`check_name` accepted (plain ``str``: immutable, so once valid always valid), a bounded set.
+_VALID_NAMES: set[str] = set()
 
 
 def sorting_dtype() -> np.dtype:
@@ -132,8 +134,12 @@ def check_name(kind: str, name: str) -> str:
     ValueError
         If the name would not make a plain HDF5 link name.
     """
+    if type(name) is str and name in _VALID_NAMES:  # every trial and iteration repeats the same names
+        return name
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(f"invalid {kind} name {name!r}: use letters, digits, '_', '.', '-'")
+    if type(name) is str and len(_VALID_NAMES) < 4096:
+        _VALID_NAMES.add(name)
     return name
 
 

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 
 import h5py
 import numpy as np
+from h5py import h5s
 
 from neuroplast.io.schema import ATTR_STATE_DIGEST, ATTR_STATE_ITERATION, RESUME_GROUP, RESUME_SLOTS
 
-__all__ = ["state_digest", "read_states", "write_slot"]
+__all__ = ["SlotCache", "state_digest", "read_states", "write_slot"]
 
 
 def state_digest(state: Mapping[str, np.ndarray]) -> str:
@@ -47,11 +48,16 @@ def _datasets(g: h5py.Group) -> dict[str, h5py.Dataset]:
     return out
 
 
+#: A resume slot kept open by a writer: its group and ``name -> (dataset, shape, dtype)`` of its arrays
+#: (h5py's lookups and properties cost more than the small writes of a slot).
+SlotCache = dict[str, tuple[h5py.Group, dict[str, tuple[h5py.Dataset, tuple[int, ...], np.dtype]]]]
+
+
 def write_slot(
     f: h5py.File,
     state: dict[str, np.ndarray],
     iteration: int,
-    cache: dict[str, dict[str, h5py.Dataset]] | None = None,
+    cache: SlotCache | None = None,
     slot: int | None = None,
 ) -> None:
     """Overwrite resume slot ``iteration % 2`` (or ``slot``) with ``state`` (arrays, iteration, digest).
@@ -65,29 +71,32 @@ def write_slot(
     iteration : int
         Iterations done when the state was taken.
     cache : dict, optional
-        ``slot name -> {dataset name -> open dataset}``; saves the lookups of the slot's datasets.
+        ``slot name -> (group, {dataset name -> (open dataset, shape, dtype)})``, filled on first use; saves
+        the lookups of the slot's group and datasets (only for a writer that alone changes the file).
     slot : int, optional
         0 or 1: write there instead (a flush of several iterations keeps the last complete state intact
         while it writes the new one, see :meth:`RunWriter.flush <neuroplast.io.RunWriter.flush>`).
     """
     slot = RESUME_SLOTS[iteration % 2 if slot is None else slot]
-    g = f.require_group(RESUME_GROUP).require_group(slot)
-    g.attrs[ATTR_STATE_ITERATION] = np.int64(-1)  # invalid while being overwritten
     cache = {} if cache is None else cache
-    have = cache.get(slot)
-    if have is None:
-        have = cache[slot] = _datasets(g)
+    held = cache.get(slot)
+    if held is None:
+        g = f.require_group(RESUME_GROUP).require_group(slot)
+        held = cache[slot] = (g, {n: (ds, ds.shape, ds.dtype) for n, ds in _datasets(g).items()})
+    g, have = held
+    g.attrs[ATTR_STATE_ITERATION] = np.int64(-1)  # invalid while being overwritten
     for name in [n for n in have if n not in state]:
         del g[name]
         del have[name]
     for name, a in state.items():
-        ds = have.get(name)
-        if ds is not None and ds.shape == a.shape and ds.dtype == a.dtype:
-            ds[()] = a
-        else:
-            if ds is not None or name in g:
-                del g[name]
-            have[name] = g.create_dataset(name, data=a)
+        known = have.get(name)
+        if known is not None and known[1] == a.shape and known[2] == a.dtype:
+            known[0].id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(a))  # ds[()] = a, in place
+            continue
+        if known is not None or name in g:
+            del g[name]
+        ds = g.create_dataset(name, data=a)
+        have[name] = (ds, ds.shape, ds.dtype)
     g.attrs[ATTR_STATE_DIGEST] = state_digest(state)
     g.attrs[ATTR_STATE_ITERATION] = np.int64(iteration)
 

@@ -60,7 +60,7 @@ from neuroplast.io.schema import (
 from neuroplast.io.schema import ATTR_STATE_ITERATION as ATTR_STATE_ITERATION
 from neuroplast.io.schema import RESUME_GROUP as RESUME_GROUP
 from neuroplast.io.schema import RESUME_SLOTS as RESUME_SLOTS
-from neuroplast.io.state import read_states, state_digest
+from neuroplast.io.state import SlotCache, read_states, state_digest
 from neuroplast.io.state import write_slot as _write_slot
 
 __all__ = ["RunWriter", "read_states", "state_digest"]
@@ -211,7 +211,10 @@ class RunWriter(AppendMixin, TraceMixin):
         #: Flush at every ``flush_iterations``-th :meth:`add_iteration` (counted from opening); 1 = each.
         self.flush_iterations = 1
         self._iters_at_open = start.n_iterations
-        self._slot_cache: dict[str, dict[str, h5py.Dataset]] = {}
+        self._slot_cache: SlotCache = {}
+        #: The last input array given to add_trial; once it came again: (a copy of it, its check_x result).
+        self._x_last: Any = None
+        self._x_seen: tuple[np.ndarray, np.ndarray, int] | None = None
         self.resume_state = start.resume_state
         self.resumed = start.resumed
 
@@ -311,7 +314,7 @@ class RunWriter(AppendMixin, TraceMixin):
             If the writer is closed or finished.
         """
         self._require_running()
-        xpad, T = check_x(x, self.n_in, self.n_steps)
+        xpad, T = self._check_x(x)
         start = check_start(start_step, self._next_step)
         tval, mpad = check_target(self.task_kind, target, mask, T, self.n_steps, self.n_out)
         sp = check_spikes(spikes, self.population_sizes, start, T, local_spike_steps)
@@ -323,6 +326,25 @@ class RunWriter(AppendMixin, TraceMixin):
         if len(self._buffer.trials) >= self.flush_every:
             self.flush()
         return self._n_trials_added - 1
+
+    def _check_x(self, x: Any) -> tuple[np.ndarray, int]:
+        """:func:`~neuroplast.io.checks.check_x` of ``x``; the same array given again, and still equal to the
+        copy kept when it came the second time (tasks with frozen input spikes give one array to every
+        trial), shares that check's stored copy: one comparison instead of a cast and a comparison."""
+        seen = self._x_seen
+        if (
+            seen is not None
+            and x is self._x_last
+            and x.dtype == seen[0].dtype
+            and np.array_equal(x, seen[0])  # shapes too; a NaN is never equal: checked (and refused) again
+        ):
+            return seen[1], seen[2]
+        xpad, T = check_x(x, self.n_in, self.n_steps)
+        if type(x) is np.ndarray and x is self._x_last:
+            self._x_seen = (x.copy(), xpad, T)
+        else:
+            self._x_last, self._x_seen = x, None
+        return xpad, T
 
     @uninterrupted
     def add_iteration(

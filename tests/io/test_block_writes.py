@@ -175,3 +175,54 @@ def test_check_spikes_sorts_only_what_is_unsorted() -> None:
     assert got[1].tolist() == [0, 1, 2, 0]
     with pytest.raises(ValueError, match="integers"):
         check_spikes({"recurrent": ([0.5], [0])}, {"recurrent": 5}, 0, 9, True)
+
+
+def test_check_spikes_orders_and_bounds_local_and_global_steps_alike() -> None:
+    """The one-key order test gives the order of (step, id) pairs, for steps local to the trial or global;
+    steps outside the trial and ids outside the population are refused in both frames."""
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        n, T, size, start = rng.integers(0, 30), rng.integers(1, 8), rng.integers(1, 6), rng.integers(0, 1000)
+        s, i = rng.integers(0, T, n), rng.integers(0, size, n)
+        if rng.random() < 0.5:  # in order (ties included): kept as given
+            o = np.lexsort((i, s))
+            s, i = s[o], i[o]
+        order = np.lexsort((i, s))
+        for local in (True, False):
+            got = check_spikes(
+                {"recurrent": (s if local else s + start, i)}, {"recurrent": size}, start, T, local
+            )
+            np.testing.assert_array_equal(got["recurrent"][0], (s + start)[order])
+            np.testing.assert_array_equal(got["recurrent"][1], i[order].astype(np.uint64))
+    for local, steps in ((True, [-1]), (True, [9]), (False, [99]), (False, [109]), (False, [0])):
+        with pytest.raises(ValueError, match=r"outside the trial \[100, 109\)"):
+            check_spikes({"recurrent": (steps, [0])}, {"recurrent": 5}, 100, 9, local)
+    for local, steps in ((True, [8]), (False, [108])):
+        with pytest.raises(ValueError, match="node id 5 >= population size 5"):
+            check_spikes({"recurrent": (steps, [5])}, {"recurrent": 5}, 100, 9, local)
+
+
+def test_an_input_array_given_again_is_checked_again_when_changed(tmp_path: Path) -> None:
+    """The same x array in every trial (frozen input) is stored as given each time; changed in place it is
+    stored as changed, and a value that is not a spike count is refused as the first time."""
+    x = np.zeros((T, N_IN))
+    x[::7, 3] = 1.0
+    rows = []
+    with _writer(tmp_path / "x.h5") as w:
+        for _ in range(4):  # the first two check and cast, the next ones compare with the copy kept
+            w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+            rows.append(x.astype(np.uint8))
+        x[5, 5] = 2.0  # in place: a new content, still counts
+        w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        rows.append(x.astype(np.uint8))
+        x[6, 6] = 0.5
+        with pytest.raises(ValueError, match="spike counts"):
+            w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        x[6, 6] = np.nan
+        with pytest.raises(ValueError, match="spike counts"):
+            w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        x[6, 6] = 0.0
+        w.add_trial(0, x, np.zeros((T, N_OUT)), loss=0.0)
+        rows.append(x.astype(np.uint8))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        np.testing.assert_array_equal(f["inputs/values"][:], np.stack(rows))
