@@ -250,6 +250,20 @@ batch_size = 2
 """
 
 
+#: TINY_TOML with trials of 20000 steps (about 1.5 s each on the runtime device), one per iteration: a
+#: signal sent in the middle of an iteration lands in a simulation (tests/e2e/test_run_safety.py).
+LONG_TOML = TINY_TOML.replace("n_steps = 300", "n_steps = 20000").replace("batch_size = 2", "batch_size = 1")
+
+
+def long_cpp_toml(chunk: int) -> str:
+    """LONG_TOML on cpp_standalone with ``chunk`` iterations per launch.  The Ctrl-C tests
+    (tests/e2e/test_run_safety.py) and the kill inside a launch (tests/e2e/test_resume.py) run the same
+    two compiled networks (chunks of 1 and 2), built once per compile cache."""
+    text = LONG_TOML.replace('device = "runtime"', f'device = "cpp_standalone"\nchunk_iterations = {chunk}')
+    assert text != LONG_TOML and "batch_size = 1" in text
+    return text
+
+
 #: ALIF neurons, cross-entropy with a recall mask, random feedback, SGD, the sweep path (not event-driven),
 #: cpp_standalone: tests/training (chunked and side-by-side engines against one trial per launch).
 SMALL_EVIDENCE_TOML = """\

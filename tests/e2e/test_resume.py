@@ -29,6 +29,7 @@ from tests.helpers import (
     assert_same_datasets,
     cli_args,
     cli_env,
+    long_cpp_toml,
     one_line,
     run_cli,
     run_command,
@@ -227,9 +228,9 @@ from neuroplast.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
-CHUNKED = TINY.replace('device = "runtime"', 'device = "cpp_standalone"\nchunk_iterations = 2').replace(
-    "batch_size = 2", "batch_size = 1"
-)
+#: Trials of 20000 steps, launches of 2 iterations (and of 1: one.toml below): the same two compiled networks
+#: as the Ctrl-C tests of tests/e2e/test_run_safety.py, so that the session builds them once for both.
+CHUNKED = long_cpp_toml(2)
 
 
 @pytest.mark.brian2

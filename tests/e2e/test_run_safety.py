@@ -25,11 +25,13 @@ import pytest
 from neuroplast.io import open_run
 from neuroplast.io.diff import diff_files
 from tests.helpers import (
+    LONG_TOML,
     TINY_ITERATIONS,
     TINY_TOML,
     assert_one_line_error,
     cli_args,
     cli_env,
+    long_cpp_toml,
     one_line,
     run_cli,
     write_text,
@@ -37,24 +39,28 @@ from tests.helpers import (
 
 pytestmark = [pytest.mark.brian2, pytest.mark.e2e]
 
-#: Trials of 20000 steps (about 1.5 s each on the runtime device): a signal sent in the middle of an
-#: iteration lands in a simulation.
-LONG_TOML = TINY_TOML.replace("n_steps = 300", "n_steps = 20000").replace("batch_size = 2", "batch_size = 1")
 #: Adam steps of 1e200: finite after iteration 1, an infinite loss in iteration 2.
 DIVERGE_TOML = TINY_TOML.replace("learning_rate = 0.001", "learning_rate = 1e200")
+#: chunk_iterations of the cpp_standalone configs of the Ctrl-C test.
+CHUNKS = {"long_cpp.toml": 1, "long_chunk.toml": 2}
+#: The uninterrupted run each interrupted one must equal: its own config's on the runtime device, and one
+#: run of long_chunk.toml for both cpp_standalone configs (one trial or two iterations per launch give the
+#: same log but for the stored config, which names chunk_iterations; tests/e2e/test_resume.py).
+REFERENCE_OF = {
+    "long.toml": "long.toml",
+    "long_cpp.toml": "long_chunk.toml",
+    "long_chunk.toml": "long_chunk.toml",
+}
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("safety")
     # one trial per launch (Ctrl-C in a trial's binary), and launches of 2 iterations (Ctrl-C in a chunk)
-    cpp = LONG_TOML.replace('device = "runtime"', 'device = "cpp_standalone"\nchunk_iterations = CHUNK')
-    assert cpp != LONG_TOML
     for name, text in (
         ("tiny.toml", TINY_TOML),
         ("long.toml", LONG_TOML),
-        ("long_cpp.toml", cpp.replace("CHUNK", "1")),
-        ("long_chunk.toml", cpp.replace("CHUNK", "2")),
+        *((name, long_cpp_toml(chunk)) for name, chunk in CHUNKS.items()),
         ("diverge.toml", DIVERGE_TOML),
     ):
         write_text(folder, name, text)
@@ -121,14 +127,44 @@ def test_divergence_is_marked_in_the_log_and_not_resumed(work: Path) -> None:
     assert out.read_bytes() == before
 
 
+@pytest.fixture(scope="module")
+def ctrl_c_reference(work: Path):
+    """``ref(config)``: the uninterrupted 4-iteration run of ``REFERENCE_OF[config]``, run once per module."""
+    runs: dict[str, Path] = {}
+
+    def ref(config: str) -> Path:
+        name = REFERENCE_OF[config]
+        if name not in runs:
+            out = work / f"{name}_ref.h5"
+            full = run_cli("run", name, "--iterations", 4, "--out", out, "--quiet", cwd=work)
+            assert full.returncode == 0, full.stderr
+            runs[name] = out
+        return runs[name]
+
+    return ref
+
+
+def _assert_same_run(out: Path, ref: Path, config: str) -> None:
+    """``out`` equals ``ref`` in every object; where ``ref`` is the run of the other cpp_standalone config,
+    in everything but the stored config, which is then ``ref``'s with the chunk_iterations of ``config``."""
+    if REFERENCE_OF[config] == config:
+        assert diff_files(out, ref) == []
+        return
+    assert [d.split(":")[0] for d in diff_files(out, ref)] == ["/ attribute 'config'"]
+    have, own = CHUNKS[REFERENCE_OF[config]], CHUNKS[config]
+    with h5py.File(out, "r") as f, h5py.File(ref, "r") as g:
+        want = g.attrs["config"].replace(f"chunk_iterations = {have}\n", f"chunk_iterations = {own}\n")
+        assert want != g.attrs["config"] and f.attrs["config"] == want
+
+
 @pytest.mark.parametrize("config", ["long.toml", "long_cpp.toml", "long_chunk.toml"])
-def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path, config: str) -> None:
+def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(
+    work: Path, ctrl_c_reference, config: str
+) -> None:
     """Runtime and cpp_standalone (where Brian2's own Ctrl-C handling would let the binary run on), one
     trial or two iterations per launch (the log shows 2 iterations at once: the signal lands in the second
     launch, iterations 3 and 4)."""
-    ref, out = work / f"{config}_ref.h5", work / f"{config}_interrupted.h5"
-    full = run_cli("run", config, "--iterations", 4, "--out", ref, "--quiet", cwd=work)
-    assert full.returncode == 0, full.stderr
+    ref, out = ctrl_c_reference(config), work / f"{config}_interrupted.h5"
     child = _start("run", config, "--iterations", 4, "--out", out, "--quiet", cwd=work)
     try:
         t1 = _wait_for(out, 1, child)
@@ -148,7 +184,7 @@ def test_ctrl_c_in_a_trial_exits_130_and_resumes_bit_for_bit(work: Path, config:
     res = run_cli("run", config, "--iterations", 4, "--resume", out, "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
     assert f"resumed {out} after iteration {n} " in res.stdout
-    assert diff_files(out, ref) == []
+    _assert_same_run(out, ref, config)
 
 
 def test_a_live_run_is_not_replaced_resumed_or_compared(work: Path) -> None:
