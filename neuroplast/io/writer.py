@@ -447,7 +447,9 @@ class RunWriter(AppendMixin, TraceMixin):
 
         Order: traces, iterations (weights then updates), per-trial payload (spikes, inputs, targets,
         gradients, extra columns), the mandatory trial columns, the resume state (if given to
-        :meth:`add_iteration`), and finally the ``n_trials_complete`` / ``n_iterations_complete`` attributes.
+        :meth:`add_iteration`), and finally the ``n_trials_complete`` / ``n_iterations_complete`` attributes,
+        each step in an h5py flush of its own (so that no order of HDF5's own writes within a flush puts a
+        counter on disk before what it counts).
 
         The resume state of the newest iteration N goes to slot N % 2 and that of N − 1 to the other, as if
         every iteration had been flushed.  The state of the file's last complete iteration p stays valid
@@ -470,10 +472,16 @@ class RunWriter(AppendMixin, TraceMixin):
                 _write_slot(f, new[n], n, self._slot_cache)
             if n - 1 in new:
                 later.append((n - 1, None))
+        # HDF5 writes its cached metadata in no particular order within one flush (a kill during it can
+        # leave any part on disk): everything above reaches the disk first, then the counters that vouch
+        # for it, and only then are the slots that held the previous state overwritten.
+        f.flush()
         f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(self._buffer.n_trials_written)
         f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(self._buffer.n_iterations_written)
         if self._finished:
             f.attrs[ATTR_FINISHED] = np.int8(1)
+        if later:
+            f.flush()
         for k, _ in later:  # the state of N is valid on disk in the other slot
             _write_slot(f, new[k], k, self._slot_cache)
         if n is not None:

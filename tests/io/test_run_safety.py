@@ -240,3 +240,40 @@ def test_extend_reopens_a_finished_log_and_continues_identically(tmp_path: Path)
     with h5py.File(ext, "r+") as f:
         f.attrs["config"] = "[a]\nb = 1\n"
     assert_same_datasets(ext, ref)
+
+
+def test_counters_reach_the_disk_only_after_the_state_they_promise(tmp_path: Path, monkeypatch) -> None:
+    """Within one h5py flush HDF5 writes its cached metadata in no particular order, so a SIGKILL during a
+    flush can leave any part of it on disk.  The counters must therefore change only in a flush after the
+    one that made their iteration's resume state valid (and the slot they retire is overwritten only after
+    them): at the end of every flush, a new counter value names a state that was already valid at the end
+    of the flush before."""
+    from neuroplast.io.schema import ATTR_ITERATIONS_COMPLETE
+    from neuroplast.io.state import read_states
+
+    snapshots: list[tuple[int, set[int]]] = []
+    original = h5py.File.flush
+
+    def flush(self: h5py.File) -> None:
+        original(self)
+        snapshots.append((int(self.attrs.get(ATTR_ITERATIONS_COMPLETE, 0)), set(read_states(self))))
+
+    monkeypatch.setattr(h5py.File, "flush", flush)
+    w = _writer(tmp_path / "run.h5")  # a flush every 2 iterations
+    for it in range(7):
+        for j in range(BATCH):
+            _trial(w, it, j)
+        _iteration(w, it)
+        if it == 4:
+            w.flush()  # and one of a single iteration
+    w.close()
+    assert [c for c, _ in snapshots][-1] == 7
+    before_count, before_valid = 0, set()
+    changes = 0
+    for count, valid in snapshots:
+        if count != before_count:
+            changes += 1
+            assert count in before_valid, f"counters say {count}, valid before: {sorted(before_valid)}"
+        assert count == 0 or count in valid
+        before_count, before_valid = count, valid
+    assert changes >= 4
