@@ -454,7 +454,9 @@ class RunWriter(AppendMixin, TraceMixin):
         The resume state of the newest iteration N goes to slot N % 2 and that of N − 1 to the other, as if
         every iteration had been flushed.  The state of the file's last complete iteration p stays valid
         until the attributes say N: when p's state is in slot N % 2, N is first written to the other slot,
-        then (after the attributes) to its own; N − 1 is written last.
+        then (after the attributes) to its own; N − 1 is written last — before the attributes when its slot
+        holds no valid state (the first flush of a run), so that a log killed right after it has the slots
+        an uninterrupted one has.
         """
         f = self._require_open()
         self._reports.flush(f)
@@ -465,13 +467,17 @@ class RunWriter(AppendMixin, TraceMixin):
         later = []
         if n is not None:
             p = self._state_on_disk
-            if p > 0 and _slot_holding(f, p) == n % 2:
+            held = _slot_holding(f, p) if p > 0 else None  # the slot the counters' state is in
+            if held == n % 2:
                 _write_slot(f, new[n], n, self._slot_cache, slot=(n + 1) % 2)
                 later.append((n, None))
             else:
                 _write_slot(f, new[n], n, self._slot_cache)
             if n - 1 in new:
-                later.append((n - 1, None))
+                if held is None and not later:  # its slot holds no state anyone relies on: write it now
+                    _write_slot(f, new[n - 1], n - 1, self._slot_cache)
+                else:
+                    later.append((n - 1, None))
         # HDF5 writes its cached metadata in no particular order within one flush (a kill during it can
         # leave any part on disk): everything above reaches the disk first, then the counters that vouch
         # for it, and only then are the slots that held the previous state overwritten.

@@ -21,8 +21,8 @@ import neuroplast.io.writer as writer_module
 from neuroplast.io import RunFileError, RunWriter, add_gradients, open_run
 from neuroplast.io.interrupts import deferred_interrupts
 from neuroplast.io.lock import BUSY, WriteLock, check_not_busy
-from tests.helpers import ROOT, assert_same_datasets, cli_env
-from tests.io.test_append import BATCH, _iteration, _synthetic, _trial, _writer
+from tests.helpers import ROOT, assert_same_datasets, cli_env, small_run_writer
+from tests.io.test_append import BATCH, N_IN, N_OUT, N_REC, T, _iteration, _synthetic, _trial, _writer
 
 FINAL = {p: np.zeros(n) for p, n in (("input", 15), ("recurrent", 4), ("output", 10), ("bias", 2))}
 
@@ -277,3 +277,23 @@ def test_counters_reach_the_disk_only_after_the_state_they_promise(tmp_path: Pat
         assert count == 0 or count in valid
         before_count, before_valid = count, valid
     assert changes >= 4
+
+    # several iterations in one flush (a launch of many): the first one writes N − 1 before its counters
+    # too (no slot holds a state yet), so a log killed right after them has both slots, as an
+    # uninterrupted one does; later ones keep the previous state's slot until the counters are on disk
+    snapshots.clear()
+    w = small_run_writer(tmp_path / "chunked.h5", N_IN, N_REC, N_OUT, T, flush_every=1000)
+    w.flush_iterations = 3  # as neuroplast run sets it to the launch length
+    for it in range(6):
+        for j in range(BATCH):
+            _trial(w, it, j)
+        _iteration(w, it)
+    w.close()
+    first = next(valid for count, valid in snapshots if count == 3)
+    assert first == {2, 3}
+    before_count, before_valid = 0, set()
+    for count, valid in snapshots:
+        if count != before_count:
+            assert count in before_valid, f"counters say {count}, valid before: {sorted(before_valid)}"
+        before_count, before_valid = count, valid
+    assert snapshots[-1] == (6, {5, 6})
