@@ -308,11 +308,7 @@ def check_grads(
             raise ValueError(f"gradient for unknown projection {proj!r} (known: {sorted(edges)})")
         for est, g in per_est.items():
             check_name("estimator", est)
-            n = edges[proj][0].size
-            a = np.asarray(g, dtype=np.float64)  # as_vector, its message built only for an error
-            if a.shape != (n,):
-                raise ValueError(f"grads[{proj!r}][{est!r}] must have shape ({n},), got {a.shape}")
-            gr[(proj, est)] = a
+            gr[(proj, est)] = as_vector(g, edges[proj][0].size, f"grads[{proj!r}][{est!r}]")
     return gr
 
 
@@ -330,11 +326,8 @@ def check_weight_dict(
             if not fill_zero:
                 raise ValueError(f"{what}: projection {name!r} missing")
             out[name] = np.zeros(src.size)
-        else:  # as_vector, its message built only for an error
-            arr = np.asarray(d[name], dtype=np.float64)
-            if arr.shape != (src.size,):
-                raise ValueError(f"{what}[{name!r}] must have shape ({src.size},), got {arr.shape}")
-            out[name] = arr
+        else:
+            out[name] = as_vector(d[name], src.size, f"{what}[{name!r}]")
     return out
 
 
@@ -352,20 +345,13 @@ def check_in_trial(d: Mapping[str, Any], edges: Edges, n_updates: int) -> dict[s
     return out
 
 
-#: State entry names :func:`check_state` accepted (plain ``str``: once valid always valid), a bounded set.
-_STATE_NAMES: set[str] = set()
-
-
 def check_state(state: Mapping[str, Any], *, copy: bool = True) -> dict[str, np.ndarray]:
     """A flat resume state ``"a/b" -> numeric array`` (copied unless ``copy`` is false); every path part must
     be a valid name."""
     out = {}
     for name, v in state.items():
-        if not (type(name) is str and name in _STATE_NAMES):  # every iteration gives the same names
-            for part in str(name).split("/"):
-                check_name("state entry", part)
-            if type(name) is str and len(_STATE_NAMES) < 4096:
-                _STATE_NAMES.add(name)
+        for part in str(name).split("/"):
+            check_name("state entry", part)  # remembers the names it accepted
         a = np.array(v, copy=True) if copy else np.asarray(v)
         if a.dtype.kind not in "biuf":
             raise ValueError(f"state entry {name!r} must be numeric, got dtype {a.dtype}")

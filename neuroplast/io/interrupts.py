@@ -35,12 +35,8 @@ def deferred_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if _depth:
-        _depth += 1
-        try:
-            yield
-        finally:
-            _depth -= 1
+    if _depth:  # an outer block holds it back and raises at its end
+        yield
         return
     previous = signal.signal(signal.SIGINT, lambda signum, frame: _pending.append(signum))
     _depth = 1
@@ -60,15 +56,8 @@ def uninterrupted(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        global _depth
         if _depth and threading.current_thread() is threading.main_thread():
-            # nested in a block that already holds SIGINT back (deferred_interrupts' nested case, without
-            # building a context manager for every call of the writer)
-            _depth += 1
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _depth -= 1
+            return fn(*args, **kwargs)  # nested: the outer block holds SIGINT back (no context manager)
         with deferred_interrupts():
             return fn(*args, **kwargs)
 

@@ -29,7 +29,7 @@ from neuroplast.network.cache import (
     running,
     standalone_root,
 )
-from neuroplast.network.devices import BRIAN2_DEVICES, compiler_works, configure_brian2
+from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
 
 __all__ = ["Brian2Network", "TrialResult", "RECORDABLE"]
 
@@ -41,14 +41,12 @@ _ACTIVE_STANDALONE: list[Brian2Network] = []
 _CYTHON_CHECKED: list[bool] = []
 
 
-def _runtime_codegen(b2) -> None:
-    """The runtime device's code: Cython wherever a compiler works — an error, not Brian2's silent fall
-    back to its much slower NumPy code, when a compile fails — after removing, once per process, modules
-    of the Cython cache that a killed compile left damaged (:func:`.cache.repair_cython_cache`)."""
+def _repair_cython_cache_once() -> None:
+    """Remove, once per process, modules of the Cython cache that a killed compile left damaged
+    (:func:`.cache.repair_cython_cache`): the runtime device would fail to load them."""
     if not _CYTHON_CHECKED:
         repair_cython_cache()
         _CYTHON_CHECKED.append(True)
-    b2.prefs.codegen.target = "cython" if compiler_works() else "auto"
 
 
 def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
@@ -366,7 +364,7 @@ class Brian2Network:
             _ACTIVE_STANDALONE.append(self)
         else:
             b2.set_device("runtime")
-            _runtime_codegen(b2)
+            _repair_cython_cache_once()
             b2.prefs.codegen.target = "cython"
         self._stale = False
 

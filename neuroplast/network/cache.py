@@ -15,8 +15,8 @@ rewrites only files whose content changed), finds nothing to compile and runs th
   built again, with a one-line warning.
 
 The Cython runtime device keeps its own cache (``<cache>/cython``, Brian2's).  A compile that was killed
-can leave a module file there that does not load (empty or cut short); Brian2 then silently falls back to
-its much slower NumPy code.  :func:`repair_cython_cache` removes such files (under Brian2's own lock of each
+can leave a module file there that does not load (empty or cut short), and every later runtime network
+that needs it fails.  :func:`repair_cython_cache` removes such files (under Brian2's own lock of each
 module, so never one that another process is compiling), with a one-line warning, so that they are
 compiled again.
 """

@@ -105,4 +105,4 @@ def resolve_device(name: str) -> tuple[str, str]:
         return name, "as configured"
     if compiler_works():
         return "cpp_standalone", "auto: a C++ compiler works, compiled once and cached"
-    return "runtime", "auto: no working C++ compiler and make found, using Brian2's runtime (NumPy code)"
+    return "runtime", "auto: no working C++ compiler and make found, using the Cython runtime"

@@ -190,8 +190,8 @@ def test_two_standalone_networks_in_one_process_take_turns(cache_root) -> None:
 
 
 def test_damaged_cython_modules_are_removed_unless_being_compiled(cache_root) -> None:
-    """A killed compile leaves an empty or cut-off module in the Cython cache, which Brian2 would not load
-    (it silently falls back to NumPy code): those go, with one warning; whole modules, and a damaged one
+    """A killed compile leaves an empty or cut-off module in the Cython cache, which Brian2 would fail to
+    load: those go, with one warning; whole modules, and a damaged one
     whose lock another process holds (being compiled), stay."""
     import fcntl
     from importlib.machinery import EXTENSION_SUFFIXES
