@@ -26,7 +26,9 @@ neuron's own state and e-prop drops it), as in the reference e-prop code.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -359,7 +361,9 @@ def eprop_grads(
     return trial.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})
 
 
-def eprop_grads_batch(trials: Sequence[TrialData], method: str = "factorized") -> list[dict[str, Any]]:
+def eprop_grads_batch(
+    trials: Sequence[TrialData], method: str = "factorized", *, threads: int | None = None
+) -> list[dict[str, Any]]:
     """:func:`eprop_grads` of every trial of a batch, each with its own feedback B (``trial.feedback``,
     or W_outᵀ when it has none).
 
@@ -368,6 +372,17 @@ def eprop_grads_batch(trials: Sequence[TrialData], method: str = "factorized") -
     for the whole batch (arrays (B, T, ·)) instead of once per trial and projection, and the result of
     each trial is the same to the bit as ``eprop_grads(trial)`` (see :func:`_factorized_batch`);
     ``"online"`` (no batched form) runs trial by trial.
+
+    Parameters
+    ----------
+    trials : sequence of TrialData
+    method : str, optional
+        ``"factorized"`` (default) or ``"online"``.
+    threads : int, optional
+        Factorized only: the batch is cut into this many consecutive parts, each scanned in a thread of its
+        own (NumPy's loops and BLAS leave Python's lock while they run).  Each trial's result does not
+        depend on the trials it is scanned with, so the numbers are the same to the bit for every value.
+        Default: one part per :data:`BATCH_TRIALS_PER_THREAD` trials, at most one per available core.
 
     Returns
     -------
@@ -378,7 +393,52 @@ def eprop_grads_batch(trials: Sequence[TrialData], method: str = "factorized") -
     trials = list(trials)
     if method != "factorized":
         return [eprop_grads(t, method=method) for t in trials]
-    return _eprop_factorized_batch(trials, [_default_feedback(t) for t in trials])
+    _check_batch(trials)
+    feedbacks = [_default_feedback(t) for t in trials]
+    n = _batch_threads(len(trials)) if threads is None else max(1, min(int(threads), len(trials)))
+    if n <= 1:
+        return _eprop_factorized_batch(trials, feedbacks)
+    bounds = np.linspace(0, len(trials), n + 1).round().astype(int)
+    parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    pool = _pool(n - 1)
+    later = [pool.submit(_eprop_factorized_batch, trials[sl], feedbacks[sl]) for sl in parts[1:]]
+    out = _eprop_factorized_batch(trials[parts[0]], feedbacks[parts[0]])
+    for fut in later:
+        out += fut.result()
+    return out
+
+
+#: Trials of a batch per gradient thread in :func:`eprop_grads_batch`'s default (a part much smaller than
+#: this costs more in thread hand-over than it gains: the scans' per-step Python stays serial).
+BATCH_TRIALS_PER_THREAD = 8
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _batch_threads(n_trials: int) -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_trials // BATCH_TRIALS_PER_THREAD))
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of at least ``n`` worker threads (made once, grown when more are asked)."""
+    if not _POOL or _POOL[0]._max_workers < n:  # noqa: SLF001 - the pool's own size
+        if _POOL:
+            _POOL.pop().shutdown(wait=False)
+        _POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="neuroplast-grad"))
+    return _POOL[0]
+
+
+def _check_batch(trials: list[TrialData]) -> None:
+    if not trials:
+        return
+    p = trials[0].params
+    shape = (trials[0].psi.shape, trials[0].x.shape)
+    for t in trials[1:]:
+        if not _same_params(t.params, p) or (t.psi.shape, t.x.shape) != shape:
+            raise ValueError("the trials of a batch must share params, the number of steps and the sizes")
 
 
 def _default_feedback(trial: TrialData) -> np.ndarray:
@@ -400,11 +460,9 @@ def _eprop_factorized_batch(trials: list[TrialData], feedbacks: list[np.ndarray]
     gradients c_out ẽrrᵀ z come from the same ẽrr (:func:`output_grads_batch`)."""
     if not trials:
         return []
+    _check_batch(trials)
     p = trials[0].params
     shape = (trials[0].psi.shape, trials[0].x.shape)
-    for t in trials[1:]:
-        if not _same_params(t.params, p) or (t.psi.shape, t.x.shape) != shape:
-            raise ValueError("the trials of a batch must share params, the number of steps and the sizes")
     regs = [t.reg for t in trials]
     with_reg = [r is not None for r in regs]
     if any(with_reg) and not all(with_reg):  # the rate regularizer on some trials only

@@ -8,6 +8,7 @@ The flush order across the buffers (and the ``h5py`` flush) is :meth:`RunWriter.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import h5py
@@ -90,6 +91,20 @@ class WriteBuffer:
         if in_trial is not None:
             self.in_trial.append(in_trial)
         self.iterations.append((weights_before, updates))
+
+    def take(self) -> WriteBuffer:
+        """Everything buffered, as a buffer of its own to flush (in another thread, possibly); this one
+        starts empty.  Both share the open datasets and scratch blocks: only one of them flushes at a time."""
+        job = copy.copy(self)
+        job.extras = list(self.extras)
+        job.estimators = {k: list(v) for k, v in self.estimators.items()}
+        self.trials, self.iterations, self.in_trial, self.final = [], [], [], None
+        return job
+
+    def written(self, job: WriteBuffer) -> None:
+        """Take over the counts of rows on disk from ``job`` (from :meth:`take`), once it is flushed."""
+        self.n_trials_written = job.n_trials_written
+        self.n_iterations_written = job.n_iterations_written
 
     def forget_datasets(self) -> None:
         """Drop the open datasets (the file is being closed)."""

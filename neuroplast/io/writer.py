@@ -21,7 +21,9 @@ iterations in :mod:`~neuroplast.io.buffer`, SONATA reports in :mod:`~neuroplast.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -64,6 +66,19 @@ from neuroplast.io.state import SlotCache, read_states, state_digest
 from neuroplast.io.state import write_slot as _write_slot
 
 __all__ = ["RunWriter", "read_states", "state_digest"]
+
+
+@dataclass(frozen=True)
+class _FlushJob:
+    """What one flush writes: the buffered rows, the resume states newer than the file's (``newest`` the
+    latest of them, ``on_disk`` the iteration count of the state the file's counters vouch for now), and
+    whether the run is finished."""
+
+    buffer: WriteBuffer
+    states: dict[int, dict[str, np.ndarray]]
+    newest: int | None
+    on_disk: int
+    finished: bool
 
 
 def _slot_holding(f: h5py.File, iteration: int) -> int | None:
@@ -217,6 +232,16 @@ class RunWriter(AppendMixin, TraceMixin):
         self._x_seen: tuple[np.ndarray, np.ndarray, int] | None = None
         self.resume_state = start.resume_state
         self.resumed = start.resumed
+        #: Write the flushes that :meth:`add_trial`/:meth:`add_iteration` schedule in a writer thread while
+        #: the caller goes on (``neuroplast run`` sets it; default ``False``: in the calling thread).  The
+        #: file stays consistent either way; a kill while such a flush is being written leaves the file of
+        #: the flush before it.  :meth:`flush`, :meth:`finish`, :meth:`mark_diverged` and :meth:`close` wait
+        #: for it; an error in the writer thread is raised (as :class:`RunFileError`) by the next of those
+        #: or the next scheduled flush.
+        self.background = False
+        self._pending: threading.Thread | None = None
+        self._pending_error: BaseException | None = None
+        self._failed: BaseException | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -324,7 +349,7 @@ class RunWriter(AppendMixin, TraceMixin):
         self._next_step = start + T
         self._n_trials_added += 1
         if len(self._buffer.trials) >= self.flush_every:
-            self.flush()
+            self._scheduled_flush()
         return self._n_trials_added - 1
 
     def _check_x(self, x: Any) -> tuple[np.ndarray, int]:
@@ -405,7 +430,7 @@ class RunWriter(AppendMixin, TraceMixin):
             self._states = {k: v for k, v in self._states.items() if k == n - 1}
             self._states[n] = flat
         if (self._n_iters_added - self._iters_at_open) % max(1, int(self.flush_iterations)) == 0:
-            self.flush()
+            self._scheduled_flush()
         return self._n_iters_added - 1
 
     @uninterrupted
@@ -457,16 +482,67 @@ class RunWriter(AppendMixin, TraceMixin):
         then (after the attributes) to its own; N − 1 is written last — before the attributes when its slot
         holds no valid state (the first flush of a run), so that a log killed right after it has the slots
         an uninterrupted one has.
+
+        A flush still running in the background (:attr:`background`) is waited for first; this one is
+        written before it returns.
         """
+        self._write(self._take())
+
+    def _scheduled_flush(self) -> None:
+        """The flush that :meth:`add_trial`/:meth:`add_iteration` schedule: in the calling thread, or with
+        :attr:`background` handed to a writer thread (the previous one waited for first)."""
+        if not self.background:
+            self.flush()
+            return
+        job = self._take()
+        thread = threading.Thread(target=self._write_in_background, args=(job,), name="neuroplast-log-flush")
+        self._pending = thread
+        thread.start()
+
+    def _write_in_background(self, job: _FlushJob) -> None:
+        try:
+            self._write(job)
+        except BaseException as exc:  # handed to the caller's thread at the next wait
+            self._pending_error = exc
+
+    def _wait(self) -> None:
+        """Wait for a background flush; re-raise its error (the file then holds the flush before it)."""
+        thread = self._pending
+        if thread is not None:
+            thread.join()
+            self._pending = None
+            exc, self._pending_error = self._pending_error, None
+            if exc is not None:
+                self._failed = exc
+        if self._failed is not None:
+            raise RunFileError(
+                self.path, f"writing the log failed ({type(self._failed).__name__}: {self._failed})"
+            ) from self._failed
+
+    def _take(self) -> _FlushJob:
+        """Wait for a background flush, write the buffered traces, and take everything else buffered (with
+        the resume states it writes) as one flush job; the buffers start empty."""
+        self._wait()
         f = self._require_open()
         self._reports.flush(f)
-        self._buffer.flush_iterations(f)
-        self._buffer.flush_trials(f)
         new = {k: v for k, v in self._states.items() if k > self._state_on_disk}
         n = max(new, default=None)
+        job = _FlushJob(self._buffer.take(), new, n, self._state_on_disk, self._finished)
+        if n is not None:
+            self._state_on_disk = n
+            self._states = {k: v for k, v in self._states.items() if k > n}
+        return job
+
+    def _write(self, job: _FlushJob) -> None:
+        """Write one flush job (in the caller's or the writer thread; nothing else touches the file then)."""
+        f = self._require_open()
+        buf = job.buffer
+        buf.flush_iterations(f)
+        buf.flush_trials(f)
+        new, n = job.states, job.newest
         later = []
         if n is not None:
-            p = self._state_on_disk
+            p = job.on_disk
             held = _slot_holding(f, p) if p > 0 else None  # the slot the counters' state is in
             if held == n % 2:
                 _write_slot(f, new[n], n, self._slot_cache, slot=(n + 1) % 2)
@@ -482,29 +558,32 @@ class RunWriter(AppendMixin, TraceMixin):
         # leave any part on disk): everything above reaches the disk first, then the counters that vouch
         # for it, and only then are the slots that held the previous state overwritten.
         f.flush()
-        f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(self._buffer.n_trials_written)
-        f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(self._buffer.n_iterations_written)
-        if self._finished:
+        f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(buf.n_trials_written)
+        f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(buf.n_iterations_written)
+        if job.finished:
             f.attrs[ATTR_FINISHED] = np.int8(1)
         if later:
             f.flush()
         for k, _ in later:  # the state of N is valid on disk in the other slot
             _write_slot(f, new[k], k, self._slot_cache)
-        if n is not None:
-            self._state_on_disk = n
-            self._states = {k: v for k, v in self._states.items() if k > n}
         f.flush()
+        self._buffer.written(buf)
 
     # ------------------------------------------------------------------ closing
     @uninterrupted
     def close(self) -> None:
-        """Flush what is buffered and close the file (idempotent)."""
+        """Flush what is buffered and close the file (idempotent).  After a background flush failed (and that
+        was raised) nothing more is written: the file keeps the flush before it."""
         f = self._f
         if f is None:
             return
         try:
-            self.flush()
+            if self._failed is None or self._pending is not None:  # else: that failure was reported
+                self.flush()
         finally:
+            if self._pending is not None:  # flush() was interrupted while it waited
+                self._pending.join()
+                self._pending = None
             self._f = None
             self._buffer.forget_datasets()
             self._slot_cache.clear()

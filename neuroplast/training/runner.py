@@ -289,10 +289,12 @@ def _open_writer(
 
 
 def _flush_schedule(writer: Any, trainer: Trainer) -> Any:
-    """Flush (data and resume slots) once per launch of the chunked engine: a kill then loses at most the
-    launch in flight plus nothing already simulated; one trial per launch: every iteration, as before."""
+    """Flush (data and resume slots) once per launch of the chunked engine, one trial per launch: every
+    iteration; each flush is written in the writer's background thread while the next launch runs (a kill
+    then loses at most the launch in flight and, while it is still being written, the one before)."""
     n = max(1, trainer.chunk)
     writer.flush_iterations = n
+    writer.background = True
     if n > 1:  # the window's trials wait for its last iteration (no flush between: a fixed count)
         writer.flush_every = max(writer.flush_every, n * trainer.cfg.training.batch_size + 1)
     return writer

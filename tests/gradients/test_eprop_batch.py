@@ -110,6 +110,23 @@ def test_batch_checks_its_trials():
     other = ModelParams.from_time_constants(n_rec=t.params.n_rec, tau_m=30.0, tau_a=200.0, beta=0.0, v_th=0.3)
     with pytest.raises(ValueError, match="share params"):
         eprop_grads_batch([trials[0], TrialData(other, t.weights, t.x, t.traj, t.target, t.mask, t.loss)])
+    with pytest.raises(ValueError, match="share params"):  # each thread's part alone would be consistent
+        eprop_grads_batch([trials[0], short], threads=2)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_a_batch_in_threads_is_the_same_to_the_bit(threads):
+    """Cut into parts scanned in threads of their own (parts of 1-3 trials; 7 > 5 trials: one each), with
+    and without the regularizer on some trials: the same numbers, in the trials' order."""
+    trials = make_trials("mixed", "cross_entropy", 5, c_reg=0.4, own_feedback=True)
+    plain = make_trials("mixed", "cross_entropy", 5, c_reg=0.0, own_feedback=True, seed=3)
+    for batch in (trials, [plain[0], trials[1], plain[2], trials[3], plain[4]]):
+        ref = eprop_grads_batch(batch, threads=1)
+        got = eprop_grads_batch(batch, threads=threads)
+        assert len(got) == len(batch)
+        for a, b in zip(ref, got, strict=True):
+            assert_same_bits(b, a)
+        assert not np.array_equal(got[0]["recurrent"], got[1]["recurrent"])  # a mix-up of trials would show
 
 
 @pytest.mark.parametrize("filtered", [True, False])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import neuroplast.io.writer as writer_module
-from neuroplast.io import RunWriter, open_run
+from neuroplast.io import RunFileError, RunWriter, open_run
 from neuroplast.io.diff import diff_files
 from tests.io.test_append import BATCH, _iteration, _synthetic, _trial, _writer
 
@@ -33,21 +33,66 @@ def _train(w: RunWriter, start: int, stop: int, *, finish: bool = True) -> None:
         w.finish(FINAL)
 
 
-def _scheduled(path: Path, every: int) -> RunWriter:
+def _scheduled(path: Path, every: int, *, background: bool = False) -> RunWriter:
     w = _writer(path)
     w.flush_iterations = every
     w.flush_every = every * BATCH + 1  # as the runner sets it: no trial-count flush inside a window
+    w.background = background
     return w
 
 
-@pytest.mark.parametrize("every", [2, 3, 4, 7])
-def test_flushing_every_f_iterations_writes_the_same_file(tmp_path: Path, every: int) -> None:
-    """Resume slots included: slot N % 2 holds N and the other N − 1, as with a flush per iteration."""
+@pytest.mark.parametrize("background", [False, True], ids=["in-thread", "background"])
+@pytest.mark.parametrize("every", [1, 2, 3, 4, 7])
+def test_flushing_every_f_iterations_writes_the_same_file(
+    tmp_path: Path, every: int, background: bool
+) -> None:
+    """Resume slots included: slot N % 2 holds N and the other N − 1, as with a flush per iteration; the
+    same file when the scheduled flushes are written in the writer thread."""
     ref, got = tmp_path / "ref.h5", tmp_path / "got.h5"
     _synthetic(ref, N_ITER)
-    with _scheduled(got, every) as w:
+    with _scheduled(got, every, background=background) as w:
         _train(w, 0, N_ITER)
     assert diff_files(ref, got) == []
+
+
+def test_a_background_flush_is_on_disk_once_waited_for(tmp_path: Path) -> None:
+    """The counters a scheduled background flush writes are there after the writer waits for it, and the
+    next scheduled flush waits for the one before (the counters step by the schedule, never skip)."""
+    with _scheduled(tmp_path / "s.h5", 4, background=True) as w:
+        seen = []
+        for it in range(9):
+            _train(w, it, it + 1, finish=False)
+            w._wait()  # noqa: SLF001 - what a later flush or close does first
+            seen.append(int(w._f.attrs["n_iterations_complete"]))  # noqa: SLF001 - what is on disk
+            assert w.n_trials_flushed == BATCH * seen[-1]
+        w.finish(FINAL)
+    assert seen == [0, 0, 0, 4, 4, 4, 4, 8, 8]
+    assert open_run(tmp_path / "s.h5").finished
+
+
+def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path: Path, monkeypatch) -> None:
+    """A background flush that fails (here: the disk is full at the resume state of its second flush) is
+    raised by the writer's next call that waits for it, as one RunFileError naming the file, every later
+    flush refuses, and the file holds the flush before it (the trials counted there read back)."""
+    path = tmp_path / "full.h5"
+    orig = writer_module._write_slot
+
+    def full(f, state, iteration, *rest, **kw):
+        if iteration > 4:
+            raise OSError(28, "No space left on device")
+        return orig(f, state, iteration, *rest, **kw)
+
+    monkeypatch.setattr(writer_module, "_write_slot", full)
+    w = _scheduled(path, 4, background=True)
+    _train(w, 0, 8, finish=False)  # the second flush fails in the writer thread
+    with pytest.raises(RunFileError, match="full.h5.*No space left on device"):
+        w.finish(FINAL)
+    with pytest.raises(RunFileError, match="No space left"):
+        w.flush()
+    w.close()  # closes the file, the error was already reported
+    run = open_run(path)
+    assert not run.finished
+    assert run.n_iterations == 4 and run.n_trials == 4 * BATCH
 
 
 def test_the_schedule_is_a_count_of_iterations(tmp_path: Path) -> None:
