@@ -167,6 +167,8 @@ def _factorized_batch(
     psi: np.ndarray,
     h: np.ndarray,
     pres: Sequence[Sequence[_Drive]],
+    *,
+    threads: int = 1,
 ) -> list[list[np.ndarray]]:
     """The formulas of :func:`factorized_grads` for a batch of B trials and several projections at once.
 
@@ -177,6 +179,8 @@ def _factorized_batch(
     h : ndarray, shape (T, B, N)
         h = (L̃ + R) ψ of every trial (L̃: the learning signal as it multiplies e_t); overwritten.
     pres : per trial, the presynaptic drives (T, n_pre) of its projections (:func:`_drive`).
+    threads : int, optional
+        Threads for the contractions (:func:`_each`; the scan is one for the batch).
 
     Returns
     -------
@@ -187,7 +191,7 @@ def _factorized_batch(
         G and pre.  G is computed once for all projections.
     """
     G = _adjoint_scan(params, psi, h)
-    return [[_contract(G[:, b], pre) for pre in trial_pres] for b, trial_pres in enumerate(pres)]
+    return _each(lambda b: [_contract(G[:, b], pre) for pre in pres[b]], len(pres), threads)
 
 
 class _Drive(NamedTuple):
@@ -379,10 +383,11 @@ def eprop_grads_batch(
     method : str, optional
         ``"factorized"`` (default) or ``"online"``.
     threads : int, optional
-        Factorized only: the batch is cut into this many consecutive parts, each scanned in a thread of its
-        own (NumPy's loops and BLAS leave Python's lock while they run).  Each trial's result does not
-        depend on the trials it is scanned with, so the numbers are the same to the bit for every value.
-        Default: one part per :data:`BATCH_TRIALS_PER_THREAD` trials, at most one per available core.
+        Factorized only: the per-trial work (h = (L̃ + R) ψ, the spike lists and the contractions Gᵀ pre)
+        of consecutive parts of the batch runs in this many threads (NumPy's loops and BLAS leave Python's
+        lock while they run); the time scans stay one for the whole batch.  Each trial's numbers are made
+        by the same operations whatever the value: the same to the bit.  Default: one thread per
+        :data:`BATCH_TRIALS_PER_THREAD` trials, at most one per available core.
 
     Returns
     -------
@@ -393,23 +398,27 @@ def eprop_grads_batch(
     trials = list(trials)
     if method != "factorized":
         return [eprop_grads(t, method=method) for t in trials]
-    _check_batch(trials)
-    feedbacks = [_default_feedback(t) for t in trials]
     n = _batch_threads(len(trials)) if threads is None else max(1, min(int(threads), len(trials)))
-    if n <= 1:
-        return _eprop_factorized_batch(trials, feedbacks)
-    bounds = np.linspace(0, len(trials), n + 1).round().astype(int)
-    parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    pool = _pool(n - 1)
-    later = [pool.submit(_eprop_factorized_batch, trials[sl], feedbacks[sl]) for sl in parts[1:]]
-    out = _eprop_factorized_batch(trials[parts[0]], feedbacks[parts[0]])
+    return _eprop_factorized_batch(trials, [_default_feedback(t) for t in trials], threads=n)
+
+
+def _each(fn: Callable[[int], Any], n: int, threads: int) -> list[Any]:
+    """``[fn(0), …, fn(n − 1)]``, the indices cut into ``threads`` consecutive parts run in threads of their
+    own (the calling thread takes the first part)."""
+    if threads <= 1 or n <= 1:
+        return [fn(i) for i in range(n)]
+    bounds = np.linspace(0, n, min(threads, n) + 1).round().astype(int)
+    parts = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    pool = _pool(len(parts) - 1)
+    later = [pool.submit(lambda part: [fn(i) for i in part], part) for part in parts[1:]]
+    out = [fn(i) for i in parts[0]]
     for fut in later:
         out += fut.result()
     return out
 
 
-#: Trials of a batch per gradient thread in :func:`eprop_grads_batch`'s default (a part much smaller than
-#: this costs more in thread hand-over than it gains: the scans' per-step Python stays serial).
+#: Trials of a batch per gradient thread in :func:`eprop_grads_batch`'s default (for fewer, handing work
+#: to a thread costs about what it gains).
 BATCH_TRIALS_PER_THREAD = 8
 _POOL: list[ThreadPoolExecutor] = []
 
@@ -451,7 +460,9 @@ def _same_params(a: ModelParams, b: ModelParams) -> bool:
     )
 
 
-def _eprop_factorized_batch(trials: list[TrialData], feedbacks: list[np.ndarray]) -> list[dict[str, Any]]:
+def _eprop_factorized_batch(
+    trials: list[TrialData], feedbacks: list[np.ndarray], *, threads: int = 1
+) -> list[dict[str, Any]]:
     """Factorized e-prop of each trial with the given B: the trials side by side (arrays (T, B, ·)), one
     backward scan of the readout errors, one adjoint scan (:func:`_adjoint_scan`) for the batch.
 
@@ -466,19 +477,24 @@ def _eprop_factorized_batch(trials: list[TrialData], feedbacks: list[np.ndarray]
     regs = [t.reg for t in trials]
     with_reg = [r is not None for r in regs]
     if any(with_reg) and not all(with_reg):  # the rate regularizer on some trials only
-        return _by_groups(trials, feedbacks, with_reg)
+        return _by_groups(trials, feedbacks, with_reg, threads)
     (T, N), _ = shape
     B = len(trials)
     err_f = backward_filter(np.stack([t.err for t in trials], axis=1), p.kappa)  # (T, B, n_out)
     psi = side_by_side([t.psi for t in trials])
     h = np.empty((T, B, N))
-    for b, (t, fb) in enumerate(zip(trials, feedbacks, strict=True)):
-        Lf = (p.readout_scale * err_f[:, b]) @ np.asarray(fb, dtype=float).T  # L̃, as for B = 1
+
+    def prepare(b: int) -> tuple[_Drive, _Drive]:
+        """Trial b's h and its presynaptic drives (= t.pre, sparse)."""
+        t = trials[b]
+        Lf = (p.readout_scale * err_f[:, b]) @ np.asarray(feedbacks[b], dtype=float).T  # L̃, as for B = 1
         if t.reg is not None:
             np.add(Lf, t.reg, out=Lf)
         np.multiply(Lf, psi[:, b], out=h[:, b])
-    drives = [(_drive(p.input_scale * t.x), _recurrent_drive(p, t.z)) for t in trials]  # = t.pre, sparse
-    hidden = _factorized_batch(p, psi, h, drives)
+        return _drive(p.input_scale * t.x), _recurrent_drive(p, t.z)
+
+    drives = _each(prepare, B, threads)
+    hidden = _factorized_batch(p, psi, h, drives, threads=threads)
     readout = output_grads_batch(p, [t.z for t in trials], [t.err for t in trials], err_filtered=err_f)
     return [
         t.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})
@@ -486,13 +502,17 @@ def _eprop_factorized_batch(trials: list[TrialData], feedbacks: list[np.ndarray]
     ]
 
 
-def _by_groups(trials: list[TrialData], feedbacks: list[np.ndarray], key: list[bool]) -> list[dict[str, Any]]:
+def _by_groups(
+    trials: list[TrialData], feedbacks: list[np.ndarray], key: list[bool], threads: int = 1
+) -> list[dict[str, Any]]:
     """:func:`_eprop_factorized_batch` of the trials with each value of ``key`` separately (e.g. with and
     without the rate regularizer), in the original order."""
     out: list[dict[str, Any]] = [{} for _ in trials]
     for value in (False, True):
         idx = [b for b, k in enumerate(key) if k == value]
-        grads = _eprop_factorized_batch([trials[b] for b in idx], [feedbacks[b] for b in idx])
+        grads = _eprop_factorized_batch(
+            [trials[b] for b in idx], [feedbacks[b] for b in idx], threads=threads
+        )
         for b, g in zip(idx, grads, strict=True):
             out[b] = g
     return out
