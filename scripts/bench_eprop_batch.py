@@ -1,17 +1,19 @@
 """Benchmark: the factorized e-prop gradient of a batch, trial by trial vs batched (NumPy only).
 
     python scripts/bench_eprop_batch.py [--batch 32] [--steps 2250] [--n-rec 100] [--n-alif 50]
-                                        [--n-in 40] [--n-out 2] [--repeats 5] [--simulate]
+                                        [--n-in 40] [--n-out 2] [--repeats 5] [--simulate] [--threads 2]
 
 Times ``[eprop_grads(t) for t in trials]`` (what the factorized path did per trial) against one
-``eprop_grads_batch(trials)`` call on the same :class:`~neuroplast.gradients.trial.TrialData` (fastest of
-``--repeats`` after a warm-up; the trials' derived arrays err, pre, reg are computed before timing), and
-checks that both give the same bits.  Default sizes are models/evidence.toml's network (100 neurons,
+``eprop_grads_batch(trials, threads=1)`` call on the same :class:`~neuroplast.gradients.trial.TrialData`,
+and that call with its per-trial work in ``--threads`` threads (fastest of ``--repeats`` after a warm-up;
+the trials' derived arrays err, pre, reg are computed before timing), and checks that all give the same
+bits.  Default sizes are models/evidence.toml's network (100 neurons,
 the last 50 ALIF, 40 inputs, 2 readouts, cross-entropy with a recall window, rate regularization) with
 2,250 steps.  The trajectories are random (spikes at ≈ 20 Hz, ψ ≥ 0 with zeros where refractory, a
 random readout), or with ``--simulate`` the NumPy reference :func:`~neuroplast.model.dynamics.simulate`
 of random input.  Each trial has its own random feedback B.  Last line, machine-readable:
-``eprop batch B=<B> T=<T>: per-trial <ms> ms, batched <ms> ms, x<speed-up>, same bits <bool>``.
+``eprop batch B=<B> T=<T>: per-trial <ms> ms, batched <ms> ms, x<speed-up>, <n> threads <ms> ms, same bits
+<bool>``.
 """
 
 from __future__ import annotations
@@ -86,16 +88,22 @@ def main() -> None:
     ap.add_argument("--n-out", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--simulate", action="store_true", help="NumPy-simulated trajectories instead of random")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the batched call's per-trial work")
     args = ap.parse_args()
     trials = make_trials(args)
     loop_ms, loop_cpu, loop = timed(lambda: [eprop_grads(t) for t in trials], args.repeats)
-    batch_ms, batch_cpu, batch = timed(lambda: eprop_grads_batch(trials), args.repeats)
-    same = all(np.array_equal(a[k], b[k]) for a, b in zip(loop, batch, strict=True) for k in a)
+    batch_ms, batch_cpu, batch = timed(lambda: eprop_grads_batch(trials, threads=1), args.repeats)
+    thr_ms, _, thr = timed(lambda: eprop_grads_batch(trials, threads=args.threads), args.repeats)
+    same = all(
+        np.array_equal(a[k], b[k]) and np.array_equal(a[k], c[k])
+        for a, b, c in zip(loop, batch, thr, strict=True)
+        for k in a
+    )
     print(f"per trial: {loop_ms / args.batch:.1f} ms/trial; batched: {batch_ms / args.batch:.2f} ms/trial")
     print(f"CPU time: per-trial loop {loop_cpu:.0f} ms, batched {batch_cpu:.0f} ms")
     print(
         f"eprop batch B={args.batch} T={args.steps}: per-trial {loop_ms:.0f} ms, batched {batch_ms:.0f} ms, "
-        f"x{loop_ms / batch_ms:.1f}, same bits {same}"
+        f"x{loop_ms / batch_ms:.1f}, {args.threads} threads {thr_ms:.0f} ms, same bits {same}"
     )
 
 

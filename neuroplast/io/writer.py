@@ -484,9 +484,15 @@ class RunWriter(AppendMixin, TraceMixin):
         an uninterrupted one has.
 
         A flush still running in the background (:attr:`background`) is waited for first; this one is
-        written before it returns.
+        written before it returns.  A flush that fails leaves the file as the flush before it left it (its
+        counters), and the writer writes nothing more (later flushes raise :class:`RunFileError`).
         """
-        self._write(self._take())
+        job = self._take()
+        try:
+            self._write(job)
+        except BaseException as exc:
+            self._failed = exc
+            raise
 
     def _scheduled_flush(self) -> None:
         """The flush that :meth:`add_trial`/:meth:`add_iteration` schedule: in the calling thread, or with

@@ -95,6 +95,29 @@ def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path: Path, monkey
     assert run.n_iterations == 4 and run.n_trials == 4 * BATCH
 
 
+def test_a_failed_flush_in_the_calling_thread_stops_the_writer(tmp_path: Path, monkeypatch) -> None:
+    """The same failure without the writer thread: the error itself is raised, later flushes refuse, close
+    writes nothing more, and the file holds the flush before."""
+    path = tmp_path / "full.h5"
+    orig = writer_module._write_slot
+
+    def full(f, state, iteration, *rest, **kw):
+        if iteration > 4:
+            raise OSError(28, "No space left on device")
+        return orig(f, state, iteration, *rest, **kw)
+
+    monkeypatch.setattr(writer_module, "_write_slot", full)
+    w = _scheduled(path, 4)
+    with pytest.raises(OSError, match="No space left"):
+        _train(w, 0, 8, finish=False)
+    with pytest.raises(RunFileError, match="full.h5.*writing the log failed"):
+        w.finish(FINAL)
+    w.close()
+    run = open_run(path)
+    assert not run.finished
+    assert run.n_iterations == 4 and run.n_trials == 4 * BATCH
+
+
 def test_the_schedule_is_a_count_of_iterations(tmp_path: Path) -> None:
     """Nothing reaches the file's counters between flushes; every 4th iteration they jump by 4."""
     with _scheduled(tmp_path / "s.h5", 4) as w:
