@@ -70,19 +70,24 @@ def test_a_background_flush_is_on_disk_once_waited_for(tmp_path: Path) -> None:
     assert open_run(tmp_path / "s.h5").finished
 
 
+def _disk_full_after(monkeypatch, n: int) -> None:
+    """Every resume-state write after iteration ``n`` fails as on a full disk."""
+    orig = writer_module._write_slot
+
+    def full(f, state, iteration, *rest, **kw):
+        if iteration > n:
+            raise OSError(28, "No space left on device")
+        return orig(f, state, iteration, *rest, **kw)
+
+    monkeypatch.setattr(writer_module, "_write_slot", full)
+
+
 def test_an_error_in_the_writer_thread_reaches_the_caller(tmp_path: Path, monkeypatch) -> None:
     """A background flush that fails (here: the disk is full at the resume state of its second flush) is
     raised by the writer's next call that waits for it, as one RunFileError naming the file, every later
     flush refuses, and the file holds the flush before it (the trials counted there read back)."""
     path = tmp_path / "full.h5"
-    orig = writer_module._write_slot
-
-    def full(f, state, iteration, *rest, **kw):
-        if iteration > 4:
-            raise OSError(28, "No space left on device")
-        return orig(f, state, iteration, *rest, **kw)
-
-    monkeypatch.setattr(writer_module, "_write_slot", full)
+    _disk_full_after(monkeypatch, 4)
     w = _scheduled(path, 4, background=True)
     _train(w, 0, 8, finish=False)  # the second flush fails in the writer thread
     with pytest.raises(RunFileError, match="full.h5.*No space left on device"):
@@ -99,14 +104,7 @@ def test_a_failed_flush_in_the_calling_thread_stops_the_writer(tmp_path: Path, m
     """The same failure without the writer thread: the error itself is raised, later flushes refuse, close
     writes nothing more, and the file holds the flush before."""
     path = tmp_path / "full.h5"
-    orig = writer_module._write_slot
-
-    def full(f, state, iteration, *rest, **kw):
-        if iteration > 4:
-            raise OSError(28, "No space left on device")
-        return orig(f, state, iteration, *rest, **kw)
-
-    monkeypatch.setattr(writer_module, "_write_slot", full)
+    _disk_full_after(monkeypatch, 4)
     w = _scheduled(path, 4)
     with pytest.raises(OSError, match="No space left"):
         _train(w, 0, 8, finish=False)
