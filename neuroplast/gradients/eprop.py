@@ -409,7 +409,7 @@ def _each(fn: Callable[[int], Any], n: int, threads: int) -> list[Any]:
         return [fn(i) for i in range(n)]
     bounds = np.linspace(0, n, min(threads, n) + 1).round().astype(int)
     parts = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    pool = _pool(len(parts) - 1)
+    pool = _pool()
     later = [pool.submit(lambda part: [fn(i) for i in part], part) for part in parts[1:]]
     out = [fn(i) for i in parts[0]]
     for fut in later:
@@ -423,31 +423,33 @@ BATCH_TRIALS_PER_THREAD = 8
 _POOL: list[ThreadPoolExecutor] = []
 
 
-def _batch_threads(n_trials: int) -> int:
+def _cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, n_trials // BATCH_TRIALS_PER_THREAD))
+        return os.cpu_count() or 1
 
 
-def _pool(n: int) -> ThreadPoolExecutor:
-    """A process-wide pool of at least ``n`` worker threads (made once, grown when more are asked)."""
-    if not _POOL or _POOL[0]._max_workers < n:  # noqa: SLF001 - the pool's own size
-        if _POOL:
-            _POOL.pop().shutdown(wait=False)
-        _POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="neuroplast-grad"))
+def _batch_threads(n_trials: int) -> int:
+    return max(1, min(_cores(), n_trials // BATCH_TRIALS_PER_THREAD))
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's gradient threads, one fewer than the cores (the caller's thread is the other);
+    parts beyond that wait their turn."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max(1, _cores() - 1), thread_name_prefix="neuroplast-grad"))
     return _POOL[0]
 
 
-def _check_batch(trials: list[TrialData]) -> None:
-    if not trials:
-        return
+def _check_batch(trials: list[TrialData]) -> tuple[int, int]:
+    """(T, N) of the batch's non-empty ``trials``, which must share params, steps and sizes."""
     p = trials[0].params
     shape = (trials[0].psi.shape, trials[0].x.shape)
     for t in trials[1:]:
         if not _same_params(t.params, p) or (t.psi.shape, t.x.shape) != shape:
             raise ValueError("the trials of a batch must share params, the number of steps and the sizes")
+    return shape[0]
 
 
 def _default_feedback(trial: TrialData) -> np.ndarray:
@@ -471,14 +473,12 @@ def _eprop_factorized_batch(
     gradients c_out ẽrrᵀ z come from the same ẽrr (:func:`output_grads_batch`)."""
     if not trials:
         return []
-    _check_batch(trials)
+    T, N = _check_batch(trials)
     p = trials[0].params
-    shape = (trials[0].psi.shape, trials[0].x.shape)
     regs = [t.reg for t in trials]
     with_reg = [r is not None for r in regs]
     if any(with_reg) and not all(with_reg):  # the rate regularizer on some trials only
         return _by_groups(trials, feedbacks, with_reg, threads)
-    (T, N), _ = shape
     B = len(trials)
     err_f = backward_filter(np.stack([t.err for t in trials], axis=1), p.kappa)  # (T, B, n_out)
     psi = side_by_side([t.psi for t in trials])
