@@ -21,6 +21,7 @@ from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network import equations as eq
+from neuroplast.network import factorized as fz
 from neuroplast.network.cache import (
     build_cached,
     cache_key,
@@ -158,6 +159,14 @@ class Brian2Network:
         order). B > 1 needs ``update_every`` = 0 and ``chunk_trials`` = 0.
     threads : int
         OpenMP threads of the cpp_standalone binary (default 1); the results are the same for every value.
+    factorized : bool
+        cpp_standalone only, without ``gradients``, in-trial updates or chunks: the binary computes every
+        trial's factorized e-prop gradient after the run (:mod:`neuroplast.network.factorized`, docs/model.md
+        §9) — the learning signal c_out B err with this launch's ``feedback``, the rate regularizer of
+        ``reg`` included — and returns it in :attr:`TrialResult.grads` (``regularized``); ψ never leaves
+        the binary.
+    reg : (float, float)
+        c_reg and f* (spikes per step) of the rate regularizer of the ``factorized`` gradients.
     """
 
     def __init__(
@@ -182,6 +191,8 @@ class Brian2Network:
         chunk_feedback: str = "fixed",
         batch: int = 1,
         threads: int = 1,
+        factorized: bool = False,
+        reg: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
@@ -230,6 +241,14 @@ class Brian2Network:
         if self.batch > 1 and (self.update_every or self.chunk):
             raise ValueError("trials side by side (batch > 1) need update_every = 0 and chunk_trials = 0")
         self.chunk_feedback = chunk_feedback
+        #: The binary computes the factorized e-prop gradients after the run (network/factorized.py).
+        self.factorized = bool(factorized)
+        if self.factorized and (device != "cpp_standalone" or gradients or self.update_every or self.chunk):
+            raise ValueError(
+                "factorized gradients in the binary need device 'cpp_standalone', gradients=False, "
+                "update_every=0 and chunk_trials=0"
+            )
+        self.reg = (float(reg[0]), float(reg[1]))
         self.adam = (bool(self.update_every) and in_trial_optimizer == "adam") or (
             self.chunk > 0 and chunk_optimizer == "adam"
         )
@@ -340,6 +359,8 @@ class Brian2Network:
         if self.chunk:
             self._objects += self._chunk_objects(b2, inp, rec, out, s_in, s_rec, s_out, dt)
         self._objects += self._monitors(b2, rec, out)
+        if self.factorized:
+            self._objects += self._factorized_monitors(b2, inp, rec, out)
         self.groups = {"input": inp, "recurrent": rec, "readout": out}
         self.synapses = {"input": s_in, "recurrent": s_rec, "output": s_out}
         self.net = b2.Network(*self._objects)
@@ -382,7 +403,8 @@ class Brian2Network:
         inp = b2.NeuronGroup(B * self.n_in, eq.INPUT_MODEL, threshold=eq.INPUT_THRESHOLD, name="input")
         rec = b2.NeuronGroup(
             B * self.n_rec,
-            eq.recurrent_model(self.event_driven) + (eq.CHUNK_SHARED if self.chunk else ""),
+            eq.recurrent_model(self.event_driven)
+            + (eq.CHUNK_SHARED if self.chunk else eq.REG_SHARED if self.factorized else ""),
             threshold=eq.RECURRENT_THRESHOLD,
             reset=eq.RECURRENT_RESET,
             events={"psi_active": eq.PSI_EVENT} if self.event_driven else None,
@@ -409,7 +431,7 @@ class Brian2Network:
         self._n_synapses: dict[str, int] = {}
         elig_model = eq.eligibility_model(self.adaptation, self.regularization)
         syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
-        syn_model += "\ngt : 1" if self.chunk else ""
+        syn_model += "\ngt : 1" if self.chunk else "\ng : 1" if self.factorized else ""
         events = {}
         if self.event_driven:
             events = {
@@ -437,7 +459,7 @@ class Brian2Network:
         s_out = b2.Synapses(
             rec,
             out,
-            eq.output_model(self.gradients, self.adam),
+            eq.output_model(self.gradients, self.adam, self.factorized),
             on_pre=eq.ON_PRE["output"],
             name="proj_output",
         )
@@ -599,6 +621,52 @@ class Brian2Network:
         self.out_mon = b2.StateMonitor(out, ["y"], record=True, name="out_states", **_slot("state_monitor"))
         return monitors + [self.out_mon]
 
+    def _factorized_monitors(self, b2, inp, rec, out) -> list:
+        """What the gradients computed in the binary read and nothing else does: the input spikes, ψ and the
+        loss error of every step (emptied by the gradient code before the results are written)."""
+        slot = _slot("state_monitor")
+        self._grad_mons = {
+            "in_spikes": b2.SpikeMonitor(inp, name="grad_in_spikes", **slot),
+            "psi": b2.StateMonitor(rec, "psi", record=True, name="grad_psi", **slot),
+            "err": b2.StateMonitor(out, "err", record=True, name="grad_err", **slot),
+        }
+        return list(self._grad_mons.values())
+
+    def _factorized_code(self, b2) -> str:
+        """The C++ of the gradients (:func:`.factorized.gradient_code`) with this network's array names."""
+        device = b2.get_device()
+        inp, rec, out = self.groups.values()
+        mons, syn = self._grad_mons, self.synapses
+        where = {
+            "psi": (mons["psi"], "psi"),
+            "err": (mons["err"], "err"),
+            "in_i": (mons["in_spikes"], "i"),
+            "in_t": (mons["in_spikes"], "t"),
+            "rec_i": (self.spike_mon, "i"),
+            "rec_t": (self.spike_mon, "t"),
+            "count": (rec, "count"),
+            "rho": (rec, "rho"),
+            "beta": (rec, "beta"),
+            "alpha": (rec, "alpha"),
+            "kappa": (out, "kappa"),
+            "c_in": (rec, "c_in"),
+            "c_out": (out, "c_out"),
+            "dt": (rec.clock, "dt"),
+            "reg_c": (rec, "reg_c"),
+            "reg_T": (rec, "reg_T"),
+            "reg_f": (rec, "reg_f"),
+            "out_B": (syn["output"], "B"),
+            "gb": (out, "gb"),
+        }
+        for short, key in (("in", "input"), ("rec", "recurrent"), ("out", "output")):
+            for var, brian in (("pre", "_synaptic_pre"), ("post", "_synaptic_post"), ("g", "g")):
+                where[f"{short}_{var}"] = (syn[key], brian)
+        names = {
+            k: device.get_array_name(obj.variables[v], access_data=False) for k, (obj, v) in where.items()
+        }
+        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps)
+        return fz.gradient_code(names, sizes, clear=("psi", "err", "in_i", "in_t"))
+
     def _cache_parts(self, b2) -> dict:
         """Everything that determines the generated code and data files of the standalone project.
 
@@ -631,6 +699,7 @@ class Brian2Network:
             **({"chunk": [self.chunk, self.chunk_feedback, eq.CHUNK_FUNCTIONS]} if self.chunk else {}),
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             **({"threads": self.threads} if self.threads > 1 else {}),
+            **({"factorized": self._grad_code} if self.factorized else {}),
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -639,6 +708,9 @@ class Brian2Network:
         """cpp_standalone: generate and compile the project (run later with ``run_args``); runtime: store
         the initial state that every trial restores."""
         if self.device == "cpp_standalone":
+            if self.factorized:
+                self._grad_code = self._factorized_code(b2)
+                b2.get_device().insert_code("after_network_run", self._grad_code)
             self.net.run(duration, namespace=self._namespace)
 
             def build(folder: Path) -> None:
@@ -654,6 +726,11 @@ class Brian2Network:
                 self.build_dir = standalone_root() / cache_key(self._cache_parts(b2))
                 self.cache_hit = build_cached(self.build_dir, build)
             self._device = b2.get_device()
+            if self.factorized:  # written by the gradient code, which Brian2 does not know of: read them back
+                for obj in (self.groups["readout"], *self.synapses.values()):
+                    self._device.array_cache[
+                        obj.variables["gb" if obj is self.groups["readout"] else "g"]
+                    ] = None
             self._results = results_subdir(self._build_dir or self.build_dir)
             b2.set_device("runtime")  # leave the process usable for runtime networks
         else:
@@ -771,8 +848,13 @@ class Brian2Network:
         p = params or self.params
         self._check_fixed(p)
         values = self._weight_values(weights, p)
-        if self.gradients:
+        if self.gradients or self.factorized:
             self._feedback_values(values, weights.w_out.T if feedback is None else feedback)
+        if self.factorized:
+            rec = self.groups["recurrent"]
+            values[rec.reg_c] = np.asarray(self.reg[0])
+            values[rec.reg_T] = np.asarray(float(self.n_steps))
+            values[rec.reg_f] = np.asarray(self.reg[1])
         return p, values
 
     def _feedback_values(self, values: dict, feedback: np.ndarray) -> None:
@@ -1039,7 +1121,13 @@ class Brian2Network:
                 a = self.rec_mon.variables[_MONITORED.get(name, name)].get_value()
                 states[name] = a if fresh else np.array(a)
                 states[name].flags.writeable = False
-        raw = self._gradient_arrays() if self.gradients else None
+        raw = (
+            self._gradient_arrays()
+            if self.gradients
+            else self._factorized_arrays()
+            if self.factorized
+            else None
+        )
         results = []
         for b in range(n):
             sel = (ids >= b * N) & (ids < (b + 1) * N)
@@ -1058,6 +1146,7 @@ class Brian2Network:
                 res.z[res.spikes] = 1.0
             if raw is not None:
                 res.grads, res.esum = self._copy_gradients(raw, b)
+                res.regularized = self.factorized  # the binary's gradients include the rate regularizer
             results.append(res)
         if self.update_every:
             m = self.in_trial_mons
@@ -1082,6 +1171,13 @@ class Brian2Network:
             if key != "output":
                 raw[key]["ebar"] = np.asarray(syn.ebar[:]) if self.event_driven else None
                 raw[key]["esum"] = np.asarray(syn.esum[:]) if self.regularization else None
+        return raw
+
+    def _factorized_arrays(self) -> dict:
+        """The gradients the binary computed (network/factorized.py), in :meth:`_gradient_arrays`' form."""
+        raw: dict = {"A": None, "bias": np.asarray(self.groups["readout"].gb[:])}
+        for key, syn in self.synapses.items():
+            raw[key] = {"g": np.asarray(syn.g[:])}
         return raw
 
     def _collect_gradients(self) -> tuple[dict, dict]:

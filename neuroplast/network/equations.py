@@ -63,6 +63,7 @@ __all__ = [
     "IN_TRIAL_LAZY_RESET",
     "optimizer_step",
     "CHUNK_FUNCTIONS",
+    "REG_SHARED",
     "CHUNK_SHARED",
     "CHUNK_REGULARIZATION",
     "chunk_gradient",
@@ -252,10 +253,11 @@ def projection_model(eligibility: str | None, adam: bool) -> str:
 LEARNING_SIGNAL = "L_pre = c_out_post * B * err_post : 1 (summed)"
 
 
-def output_model(gradients: bool, adam: bool) -> str:
-    """Variables of the readout projection: w (and g, B, the learning signal, Adam's moments)."""
+def output_model(gradients: bool, adam: bool, factorized: bool = False) -> str:
+    """Variables of the readout projection: w (and g, B, the learning signal, Adam's moments; ``factorized``:
+    g and B for the gradients computed in the binary after the run, network/factorized.py)."""
     if not gradients:
-        return "w : 1"
+        return "w : 1\ng : 1\nB : 1" if factorized else "w : 1"
     return f"w : 1\ng : 1\nB : 1\n{LEARNING_SIGNAL}" + (_ADAM_MOMENTS if adam else "")
 
 
@@ -400,9 +402,11 @@ CHUNK_FUNCTIONS: dict[str, tuple[str, int]] = {
     "np_pick": ("double np_pick(double now, double old, double on) { return on > 0.5 ? now : old; }", 3),
 }
 
-#: Constants of the boundary update on the recurrent group: c_reg, T (steps), f* (spikes per step), and
-#: the per-neuron regularization signal of the finished trial.
-CHUNK_SHARED = "\nreg_c : 1 (shared)\nreg_T : 1 (shared)\nreg_f : 1 (shared)\nrreg : 1\n"
+#: Constants of the rate regularizer on the recurrent group: c_reg, T (steps), f* (spikes per step); read
+#: by the boundary update of a chunk and by the gradients computed in the binary (network/factorized.py).
+REG_SHARED = "\nreg_c : 1 (shared)\nreg_T : 1 (shared)\nreg_f : 1 (shared)\n"
+#: The boundary update's constants and the per-neuron regularization signal of the finished trial.
+CHUNK_SHARED = REG_SHARED + "rreg : 1\n"
 CHUNK_REGULARIZATION = "rreg = np_reg(count, reg_c, reg_T, reg_f)"
 
 _ACTIVE = "active = int(t > t_first_update)\n"

@@ -118,6 +118,14 @@ class Rule:
             return eprop_grads_batch(trials, method="factorized")
         return [self.numpy_grads(t) for t in trials]
 
+    @property
+    def eprop_gradient(self) -> bool:
+        """Whether this rule's gradient is the base class's e-prop with the trial's B (neither
+        :meth:`numpy_grads` nor :meth:`numpy_grads_batch` overridden): a simulator that computes that
+        gradient itself (the cpp_standalone binary, docs/model.md §9) may then stand in for them."""
+        cls = type(self)
+        return cls.numpy_grads is Rule.numpy_grads and cls.numpy_grads_batch is Rule.numpy_grads_batch
+
 
 def _check_rule(obj: object, name: str) -> None:
     if not (isinstance(obj, type) and issubclass(obj, Rule)):

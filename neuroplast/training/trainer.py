@@ -63,7 +63,10 @@ def _online(trainer: Trainer, results: list, datas: list) -> list[dict[str, np.n
 
 
 def _factorized(trainer: Trainer, results: list, datas: list) -> list[dict[str, np.ndarray]]:
-    """The rule's NumPy gradient of every trial of the batch, in one ``rule.numpy_grads_batch`` call."""
+    """The rule's NumPy gradient of every trial of the batch, in one ``rule.numpy_grads_batch`` call — or,
+    when the simulation computed the same formula itself (cpp_standalone, docs/model.md §9), its gradients."""
+    if trainer.compiled_gradients:
+        return [dict(res.grads) for res in results]
     return trainer.rule.numpy_grads_batch(datas)
 
 
@@ -305,6 +308,8 @@ class Trainer:
         #: Iterations per Brian2 launch (0: one trial per launch) and why.
         self.chunk, self.chunk_reason = int(getattr(simulator, "chunk", 0)), "simulator given"
         self.threads = int(getattr(simulator, "threads", 1))
+        #: Whether the simulation computes the factorized gradients itself (``factorized`` networks).
+        self.compiled_gradients = bool(getattr(simulator, "factorized", False))
         self._pending: deque = deque()
         self._record = record
         self.net = simulator if simulator is not None else self._network(record)
@@ -346,6 +351,11 @@ class Trainer:
         in_trial = bool(cfg.training.update_every_steps)
         #: Trials of a batch side by side in one launch (1: one trial per launch).
         self.batch = 1 if cfg.simulation.chunk_iterations == 1 else cfg.training.batch_size
+        self.compiled_gradients = (
+            self.gradient_path == "factorized"
+            and self.device == "cpp_standalone"
+            and self.rule.eprop_gradient
+        )
         return Brian2Network(
             self.params,
             self.weights,
@@ -354,12 +364,20 @@ class Trainer:
             loss=cfg.training.loss,
             gradients=self.gradient_path == "online",
             regularization=cfg.training.reg_coeff > 0,
-            record=True if record else (self.rule.trajectory if self.gradient_path != "online" else False),
+            record=True
+            if record
+            else (
+                self.rule.trajectory
+                if self.gradient_path != "online" and not self.compiled_gradients
+                else False
+            ),
             update_every=cfg.training.update_every_steps,
             rule_code=self.rule.brian2_update if in_trial else None,
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
             batch=self.batch,
             threads=self.threads,
+            factorized=self.compiled_gradients,
+            reg=(cfg.training.reg_coeff, self.f_target),
         )
 
     def _chunk_plan(self, record: bool) -> tuple[int, str]:

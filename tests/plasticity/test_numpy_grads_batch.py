@@ -81,7 +81,7 @@ def test_the_factorized_path_makes_one_call_per_batch(trials):
             seen.append(list(ts))
             return super().numpy_grads_batch(ts)
 
-    trainer = SimpleNamespace(rule=Spy(TRAINING))
+    trainer = SimpleNamespace(rule=Spy(TRAINING), compiled_gradients=False)
     out = PATH_FNS["factorized"](trainer, [None] * len(trials), trials)
     assert len(seen) == 1 and seen[0] == trials
     for g, t in zip(out, trials, strict=True):

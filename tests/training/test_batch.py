@@ -14,7 +14,7 @@ import pytest
 
 from neuroplast.config import parse_config
 from neuroplast.training.trainer import Trainer
-from tests.helpers import IN_TRIAL_TOML, SMALL_EVIDENCE_TOML, assert_same_records
+from tests.helpers import IN_TRIAL_TOML, SMALL_EVIDENCE_TOML, assert_same_records, norm_rel_err
 
 pytestmark = pytest.mark.brian2
 
@@ -63,3 +63,28 @@ def test_batch_side_by_side_equals_one_trial_per_launch(case: str) -> None:
     if case.startswith("evidence"):
         g = [t.grads["recurrent"][one.rule_name] for t in first]
         assert not np.array_equal(g[0], g[1])
+
+
+def test_gradients_computed_in_the_binary_equal_numpys() -> None:
+    """cpp_standalone computes a batch's factorized gradients inside its binary (docs/model.md §9), the
+    runtime device records ψ and NumPy contracts it: the same spikes, and losses, gradients and weights equal
+    to ≤ 1e-10 relative (the devices' readouts differ by rounding, test_equality.py, and BLAS sums in its own
+    order) for whole iterations."""
+    runs = {}
+    for device in ("cpp_standalone", "runtime"):
+        data = tomllib.loads(SMALL_EVIDENCE_TOML)
+        data["simulation"]["device"] = device
+        data["training"].update(_EVIDENCE["training"], iterations=2)
+        tr = Trainer.from_config(parse_config(data))
+        assert tr.compiled_gradients == (device == "cpp_standalone")
+        runs[device] = [tr.run_iteration() for _ in range(2)]
+    for a, b in zip(runs["cpp_standalone"], runs["runtime"], strict=True):
+        np.testing.assert_allclose(a.losses, b.losses, rtol=1e-10, atol=0)
+        for ta, tb in zip(a.trials, b.trials, strict=True):
+            for pop in ("recurrent", "input"):
+                assert all(np.array_equal(x, y) for x, y in zip(ta.spikes[pop], tb.spikes[pop], strict=True))
+            for proj, by_rule in ta.grads.items():
+                ga, gb = by_rule["eprop-random"], tb.grads[proj]["eprop-random"]
+                assert np.linalg.norm(ga) > 0 and norm_rel_err(ga, gb) <= 1e-10, proj
+        for proj, w in a.weights_before.items():
+            assert norm_rel_err(w, b.weights_before[proj]) <= 1e-10, proj
