@@ -38,6 +38,14 @@ __all__ = ["Brian2Network", "TrialResult", "RECORDABLE"]
 RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
 _MONITORED = {"refractory": "refr"}  # TrialResult name -> Brian2 variable, where they differ
 
+#: C++ headers of the cpp_standalone networks (the input table, :data:`.equations.INPUT_TABLE_HEADER`, and
+#: the record of ψ that the gradients computed in the binary read, :data:`.factorized.PSI_HEADER`).
+INCLUDE_DIR = Path(__file__).resolve().parent / "include"
+HEADERS = (eq.INPUT_TABLE_HEADER, fz.PSI_HEADER)
+#: The file of a launch's input table in its results folder (read by the binary before the run).
+INPUT_TABLE_FILE = "input.u8"
+_INPUT_TABLE = "input table"  # the key of the table among a launch's arrays (``_trial_arrays``)
+
 _ACTIVE_STANDALONE: list[Brian2Network] = []
 _CYTHON_CHECKED: list[bool] = []
 
@@ -382,6 +390,9 @@ class Brian2Network:
             # summed variables stay on one thread in synapse order. So every element sees the same operations
             # in the same order for any thread count (tests/training/test_batch.py, test_chunked.py).
             b2.prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
+            device = b2.get_device()
+            device.headers += [f'"{name}"' for name in HEADERS]
+            device.include_dirs.append(str(INCLUDE_DIR))
             _ACTIVE_STANDALONE.append(self)
         else:
             b2.set_device("runtime")
@@ -390,17 +401,28 @@ class Brian2Network:
         self._stale = False
 
     def _timed_arrays(self, b2, dt) -> None:
-        """Inputs X, targets Y* and the recall-window mask, set per trial."""
+        """Inputs X (the runtime device's TimedArray, cpp_standalone's byte table), targets Y* and the
+        recall-window mask, set per trial."""
         T, B = self.n_steps * max(1, self.chunk), self.batch
-        self.X = b2.TimedArray(np.zeros((T, B * self.n_in)), dt=dt, name="X_input")
+        #: cpp_standalone reads each launch's inputs from a byte table (:data:`.equations.INPUT_X`).
+        self._table = self.device == "cpp_standalone"
         self.Y = b2.TimedArray(np.zeros((T, B * self.n_out)), dt=dt, name="Y_target")
         self.M = b2.TimedArray(np.zeros((T, 1 if B == 1 else B * self.n_out)), dt=dt, name="M_mask")
-        self._namespace = {"X_input": self.X, "Y_target": self.Y, "M_mask": self.M}
+        self._namespace = {"Y_target": self.Y, "M_mask": self.M}
+        if self._table:
+            self.X = None
+            fn = b2.Function(None, arg_units=[1, 1], return_unit=1, arg_names=["i", "step"])
+            fn.implementations.add_implementation("cpp", "", name="neuroplast_input_spike")
+            self._namespace["neuroplast_input_spike"] = fn
+        else:
+            self.X = b2.TimedArray(np.zeros((T, B * self.n_in)), dt=dt, name="X_input")
+            self._namespace["X_input"] = self.X
 
     def _groups(self, b2) -> tuple:
         """The input, recurrent and readout neurons with their per-step updates."""
         B = self.batch
-        inp = b2.NeuronGroup(B * self.n_in, eq.INPUT_MODEL, threshold=eq.INPUT_THRESHOLD, name="input")
+        x = eq.INPUT_X["table" if self._table else "timed_array"]
+        inp = b2.NeuronGroup(B * self.n_in, eq.INPUT_MODEL, threshold=eq.input_threshold(x), name="input")
         rec = b2.NeuronGroup(
             B * self.n_rec,
             eq.recurrent_model(self.event_driven)
@@ -419,7 +441,7 @@ class Brian2Network:
         _schedule(rec.thresholder["spike"], "recurrent_threshold")
         _schedule(rec.resetter["spike"], "recurrent_reset")
         if self.gradients:  # z̄ of the inputs: only the online gradient reads it
-            inp.run_regularly(eq.INPUT_TRACE, name="input_trace", **_slot("input_trace"))
+            inp.run_regularly(eq.input_trace(x), name="input_trace", **_slot("input_trace"))
         _schedule(inp.thresholder["spike"], "input_threshold")
         out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam), name="readout")
         out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **_slot("readout_update"))
@@ -450,6 +472,8 @@ class Brian2Network:
                 self._n_synapses[syn.name] = len(i)
             self._objects += list(self._elig.values())
             events = {}
+        # every spike arrives within its step: one delay for the whole pathway (no per-synapse delay array)
+        events["delay"] = {"pre": 0 * b2.ms}
         s_in = b2.Synapses(inp, rec, syn_model, on_pre=eq.ON_PRE["input"], name="proj_input", **events)
         s_rec = b2.Synapses(
             rec, rec, syn_model, on_pre=eq.ON_PRE["recurrent"], name="proj_recurrent", **events
@@ -462,6 +486,7 @@ class Brian2Network:
             eq.output_model(self.gradients, self.adam, self.factorized),
             on_pre=eq.ON_PRE["output"],
             name="proj_output",
+            delay=0 * b2.ms,
         )
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
             i, j = self._copies(*self._b2_edges[key], *self._sizes[key])
@@ -627,10 +652,17 @@ class Brian2Network:
         slot = _slot("state_monitor")
         self._grad_mons = {
             "in_spikes": b2.SpikeMonitor(inp, name="grad_in_spikes", **slot),
-            "psi": b2.StateMonitor(rec, "psi", record=True, name="grad_psi", **slot),
             "err": b2.StateMonitor(out, "err", record=True, name="grad_err", **slot),
         }
-        return list(self._grad_mons.values())
+        # ψ's nonzero values, once per step, by a group of one element that calls the recorder
+        device = b2.get_device()
+        psi = device.get_array_name(rec.variables["psi"])
+        fn = b2.Function(None, arg_units=[1], return_unit=1, arg_names=["i"], stateless=False)
+        fn.implementations.add_implementation("cpp", fz.psi_recorder(psi), name=fz.PSI_RECORDER)
+        self._namespace[fz.PSI_RECORDER] = fn
+        recorder = b2.NeuronGroup(1, "recorded : 1", name="grad_psi_recorder")
+        recorder.run_regularly(f"recorded = {fz.PSI_RECORDER}(i)", name="grad_psi_record", **slot)
+        return [*self._grad_mons.values(), recorder]
 
     def _factorized_code(self, b2) -> str:
         """The C++ of the gradients (:func:`.factorized.gradient_code`) with this network's array names."""
@@ -638,7 +670,6 @@ class Brian2Network:
         inp, rec, out = self.groups.values()
         mons, syn = self._grad_mons, self.synapses
         where = {
-            "psi": (mons["psi"], "psi"),
             "err": (mons["err"], "err"),
             "in_i": (mons["in_spikes"], "i"),
             "in_t": (mons["in_spikes"], "t"),
@@ -665,7 +696,7 @@ class Brian2Network:
             k: device.get_array_name(obj.variables[v], access_data=False) for k, (obj, v) in where.items()
         }
         sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps)
-        return fz.gradient_code(names, sizes, clear=("psi", "err", "in_i", "in_t"))
+        return fz.gradient_code(names, sizes, clear=("err", "in_i", "in_t"))
 
     def _cache_parts(self, b2) -> dict:
         """Everything that determines the generated code and data files of the standalone project.
@@ -700,6 +731,7 @@ class Brian2Network:
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             **({"threads": self.threads} if self.threads > 1 else {}),
             **({"factorized": self._grad_code} if self.factorized else {}),
+            "headers": [(INCLUDE_DIR / name).read_text() for name in HEADERS],
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -708,8 +740,16 @@ class Brian2Network:
         """cpp_standalone: generate and compile the project (run later with ``run_args``); runtime: store
         the initial state that every trial restores."""
         if self.device == "cpp_standalone":
+            steps, width = self.n_steps * max(1, self.chunk), self.batch * self.n_in
+            b2.get_device().insert_code(
+                "before_network_run",
+                f'neuroplast_input_load(brian::results_dir + "{INPUT_TABLE_FILE}", {steps}L, {width}L);',
+            )
             if self.factorized:
                 self._grad_code = self._factorized_code(b2)
+                b2.get_device().insert_code(
+                    "before_network_run", f"neuroplast_psi_reserve({steps}L, {self.batch * self.n_rec});"
+                )
                 b2.get_device().insert_code("after_network_run", self._grad_code)
             self.net.run(duration, namespace=self._namespace)
 
@@ -1014,13 +1054,14 @@ class Brian2Network:
                 values[getattr(obj, name)] = np.ascontiguousarray(vec)
 
     def _trial_arrays(self, trials: list, *, in_time: bool = False) -> dict:
-        """TimedArray -> values: each trial's inputs, targets (zeros if omitted) and, if the loss reads it,
-        its recall-window mask (ones if omitted).  The trials go side by side, one per copy (a mask column per
-        readout unit when there are several copies), or — ``in_time`` — one after another (a chunk of
-        ``chunk_trials``); the places without a trial get silent inputs."""
+        """TimedArray -> values: each trial's inputs (cpp_standalone: the byte table, key ``_INPUT_TABLE``),
+        targets (zeros if omitted) and, if the loss reads it, its recall-window mask (ones if omitted).  The
+        trials go side by side, one per copy (a mask column per readout unit when there are several copies),
+        or — ``in_time`` — one after another (a chunk of ``chunk_trials``); the places without a trial get
+        silent inputs."""
         T, n_out = self.n_steps, self.n_out
         K, B = (self.chunk, 1) if in_time else (1, self.batch)
-        x = np.zeros((K, T, B, self.n_in))
+        x = np.zeros((K, T, B, self.n_in), dtype=np.uint8 if self._table else float)
         y = np.zeros((K, T, B, n_out))
         m = np.ones((K, T, B))
         for k, (xk, yk, mk) in enumerate(trials):
@@ -1030,7 +1071,8 @@ class Brian2Network:
                 y[at] = np.asarray(yk, float)
             if mk is not None:
                 m[at] = np.asarray(mk, float)
-        arrays = {self.X: x.reshape(K * T, B * self.n_in), self.Y: y.reshape(K * T, B * n_out)}
+        inputs = _INPUT_TABLE if self._table else self.X
+        arrays = {inputs: x.reshape(K * T, B * self.n_in), self.Y: y.reshape(K * T, B * n_out)}
         if self.loss.uses_mask:
             m = m.reshape(K * T, B)
             arrays[self.M] = m if B == 1 else np.repeat(m, n_out, axis=1)
@@ -1071,6 +1113,9 @@ class Brian2Network:
         folder.mkdir(parents=True, exist_ok=True)
         args = []
         for key, value in values.items():
+            if key is _INPUT_TABLE:  # read by the binary itself (network/include/neuroplast_input.h)
+                np.ascontiguousarray(value, dtype=np.uint8).tofile(folder / INPUT_TABLE_FILE)
+                continue
             fail_for_dimension_mismatch(key.dim, value)
             if isinstance(key, b2.TimedArray):
                 name, dtype, shape = f"{key.name}.values", key.values.dtype, key.values.shape

@@ -34,10 +34,12 @@ __all__ = [
     "IN_TRIAL_SHARED",
     "LAZY_VARS",
     "INPUT_MODEL",
-    "INPUT_THRESHOLD",
+    "INPUT_X",
+    "INPUT_TABLE_HEADER",
+    "input_threshold",
+    "input_trace",
     "MASK_SINGLE",
     "MASK_BATCH",
-    "INPUT_TRACE",
     "recurrent_model",
     "RECURRENT_THRESHOLD",
     "RECURRENT_RESET",
@@ -133,12 +135,29 @@ zbar : 1
 alpha : 1 (shared)
 c_in : 1 (shared)
 """
-INPUT_THRESHOLD = "X_input(t, i) > 0.5"
+#: The input x_t of input neuron i (0 or 1), by input mechanism: a TimedArray of the launch's inputs (the
+#: runtime device) or the launch's byte table (cpp_standalone: one byte per value instead of eight, read by
+#: the functions of :data:`INPUT_TABLE_HEADER`, docs/model.md §9).  Both give the same 0.0 or 1.0.
+INPUT_X = {"timed_array": "X_input(t, i)", "table": "neuroplast_input_spike(i, timestep(t, dt))"}
+#: The C++ header (in ``neuroplast/network/include``) of the byte table: its loader and
+#: ``neuroplast_input_spike``.
+INPUT_TABLE_HEADER = "neuroplast_input.h"
+
+
+def input_threshold(x: str) -> str:
+    """The input neurons' threshold: spike when ``x`` (:data:`INPUT_X`) is 1."""
+    return f"{x} > 0.5"
+
+
+def input_trace(x: str) -> str:
+    """z̄ of the inputs (online gradients only): z̄ = α z̄ + c_in x_t."""
+    return f"zbar = alpha * zbar + c_in * {x}"
+
+
 #: How a loss statement reads the recall window (``Loss.brian2_error``), and what a network of trials side
 #: by side reads instead: the mask has one column per readout unit, so that each copy reads its own trial's.
 MASK_SINGLE = "M_mask(t, 0)"
 MASK_BATCH = "M_mask(t, i)"
-INPUT_TRACE = "zbar = alpha * zbar + c_in * X_input(t, i)"
 
 # -------------------------------------------------------------------------------------- recurrent group
 
@@ -187,7 +206,7 @@ def recurrent_update(surrogate: _Surrogate, traces: bool = True) -> str:
     """One step of the recurrent neurons (docs/model.md (1), (2), (4)); ψ from ``surrogate``.
 
     ``traces``: also the presynaptic trace z̄ of the online gradient (a network without gradients inside
-    the simulation leaves it out, as it leaves out the inputs' :data:`INPUT_TRACE`).
+    the simulation leaves it out, as it leaves out the inputs' :func:`input_trace`).
     """
     psi = surrogate.brian2_psi(THRESHOLD_DISTANCE)
     return (

@@ -10,16 +10,18 @@ multiplies, adds and subtractions in the same order::
     h_t   = (Σ_k (c_out ẽrr_t,k) B_jk + R_j) ψ_t         L̃ + R times ψ (R_j = c_reg (count_j / T − f*) / T)
     q_t   = (ρ − β ψ_{t+1}) q_{t+1} + c_{t+1},  c_t = −β h_t,  F_t = h_t + ψ_t q_t   (adapting neurons only)
     G_t   = F_t + α G_{t+1}                               backward α-filter
-    ∂W_in[j, i]  = Σ over i's input spikes s (ascending) of G_s,j · c_in
-    ∂W_rec[j, i] = Σ over i's spikes s < T − 1 (ascending) of G_{s+1},j · c_in
-    ∂W_out[k, j] = Σ over j's spikes s (ascending) of c_out ẽrr_s,k
+    ∂W_in[j, i]  = Σ over i's input spikes s of G_s,j · c_in
+    ∂W_rec[j, i] = Σ over i's spikes s < T − 1 of G_{s+1},j · c_in
+    ∂W_out[k, j] = Σ over j's spikes s of c_out ẽrr_s,k
     ∂b_k         = Σ_t err_t,k b̃_t,  b̃_t = κ b̃_{t−1} + 1
 
-Where NumPy sums through BLAS (L̃'s n_out-term products, the readout's Σ_t and the bias's dot product, and
-drives of over 10 % nonzero entries) the order of those sums is BLAS's own, so the two agree to rounding
-(≤ 1e-12 relative, tests/network/test_compiled_gradients.py), not to the bit.  Each copy is computed
-independently (OpenMP threads over the copies when the binary has them): the result of a trial does not
-depend on the batch size or the thread count.
+All of it is one pass backward in time over the rows of all copies (ψ is read once, in order, and G is
+never stored: each step's G_t is contracted with that step's spikes while it is at hand), so the three
+spike sums run from the last spike to the first, where NumPy adds in step order; and where NumPy sums
+through BLAS (L̃'s n_out-term products, the readout's Σ_t and the bias's dot product, drives of over 10 %
+nonzero entries) the order is BLAS's own.  The two therefore agree to rounding (≤ 1e-12 relative,
+tests/network/test_compiled_gradients.py), not to the bit.  Everything is elementwise over the row of all
+copies, and each sum reads only its own copy's G and spikes: a trial's numbers do not depend on the batch.
 
 Nothing here imports Brian2: :func:`gradient_code` fills the array names that the builder looked up in
 the device into one C++ block.
@@ -30,13 +32,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ARRAYS", "Sizes", "gradient_code"]
+__all__ = ["ARRAYS", "PSI_HEADER", "PSI_RECORDER", "Sizes", "gradient_code", "psi_recorder"]
+
+#: The C++ header (in ``neuroplast/network/include``) of the record of ψ that the gradient code reads.
+PSI_HEADER = "neuroplast_psi.h"
+#: The Brian2 function that appends each step's ψ to that record (:func:`psi_recorder`).
+PSI_RECORDER = "neuroplast_record_psi"
+
+
+def psi_recorder(psi_array: str) -> str:
+    """The C++ of :data:`PSI_RECORDER`: called once per step (by a group of one element), it appends the
+    nonzero values of ``psi_array`` (the device's name of the recurrent neurons' ψ) to the record."""
+    return f"inline double {PSI_RECORDER}(int) {{ neuroplast_psi_push(brian::{psi_array}); return 0.0; }}"
+
 
 #: The Brian2 arrays the block reads or writes, by the name the template uses.  ``2d``: a monitor's
 #: (steps, recorded neurons) DynamicArray2D; ``vec``: a std::vector (a spike monitor's or synapses'
 #: dynamic array); ``ptr``: a group's fixed-size array (one value for a shared variable).
 ARRAYS: dict[str, str] = {
-    "psi": "2d",  # ψ_t of every recurrent neuron of every copy
     "err": "2d",  # the loss error of every readout unit of every copy
     "in_i": "vec",  # input spikes: neuron, time (s)
     "in_t": "vec",
@@ -81,128 +94,108 @@ class Sizes:
 _TEMPLATE = r"""
 { // neuroplast: factorized e-prop gradients of every copy (neuroplast/network/factorized.py)
   const int NPB = @copies@, NPI = @n_in@, NPN = @n_rec@, NPK = @n_out@, NPT = @n_steps@;
+  const int NPW = NPB * NPN, NPC = NPB * NPK;
   const double np_alpha = @alpha@[0], np_kappa = @kappa@[0], np_cin = @c_in@[0], np_cout = @c_out@[0];
   const double np_dt = @dt@[0], np_rc = @reg_c@[0], np_rT = @reg_T@[0], np_rf = @reg_f@[0];
   const bool np_reg = np_rc != 0.0;
-  if (@psi@.n != NPT || @err@.n != NPT) {
-    std::cerr << "neuroplast: the gradient monitors hold " << @psi@.n << " steps, expected " << NPT
-              << std::endl;
+  if (neuroplast_psi_steps() != NPT || @err@.n != NPT) {
+    std::cerr << "neuroplast: the gradient records hold " << neuroplast_psi_steps() << " steps, expected "
+              << NPT << std::endl;
     exit(3);
   }
-  // spikes by copy as (step, neuron of the copy), in the monitors' (time) order
-  std::vector< std::vector< std::pair<int, int> > > np_in_spk(NPB), np_rec_spk(NPB);
-  for (size_t s = 0; s < @in_i@.size(); s++) {
-    const int n = @in_i@[s];
-    np_in_spk[n / NPI].push_back(std::make_pair((int)floor(@in_t@[s] / np_dt + 0.5), n % NPI));
-  }
-  for (size_t s = 0; s < @rec_i@.size(); s++) {
-    const int n = @rec_i@[s];
-    np_rec_spk[n / NPN].push_back(std::make_pair((int)floor(@rec_t@[s] / np_dt + 0.5), n % NPN));
-  }
+  // B (B·N, K), R (B·N) and the adapting neurons of every copy
   const size_t np_e_in = @in_g@.size() / NPB, np_e_rec = @rec_g@.size() / NPB;
   const size_t np_e_out = @out_g@.size() / NPB;
-  #pragma omp parallel
-  {
-  std::vector<double> G((size_t)NPT * NPN), ef((size_t)NPT * NPK), fb((size_t)NPN * NPK), R(NPN);
-  std::vector<double> gin((size_t)NPI * NPN), grec((size_t)NPN * NPN), gout((size_t)NPN * NPK);
-  std::vector<double> q(NPN), c(NPN);
-  std::vector<int> alif;
-  #pragma omp for schedule(static)
-  for (int b = 0; b < NPB; b++) {
-    // ẽrr: the backward κ-filter of the loss error
-    for (int k = 0; k < NPK; k++) {
-      double acc = 0.0;
-      for (int t = NPT - 1; t >= 0; t--) {
-        acc = np_kappa * acc + @err@(t, b * NPK + k);
-        ef[(size_t)t * NPK + k] = acc;
-      }
-    }
-    // B of this copy, R and the adapting neurons
-    for (size_t e = 0; e < np_e_out; e++) {
-      const size_t s = b * np_e_out + e;
-      fb[(size_t)(@out_pre@[s] - b * NPN) * NPK + (@out_post@[s] - b * NPK)] = @out_B@[s];
-    }
-    alif.clear();
-    for (int j = 0; j < NPN; j++) {
-      R[j] = np_reg ? np_rc * (@count@[b * NPN + j] / np_rT - np_rf) / np_rT : 0.0;
-      if (@beta@[b * NPN + j] != 0.0) alif.push_back(j);
-      q[j] = 0.0;
-    }
-    // h = (L̃ + R) ψ
-    for (int t = 0; t < NPT; t++) {
-      const double* ps = &@psi@(t)[0] + (size_t)b * NPN;
-      double* g = &G[(size_t)t * NPN];
-      const double* e = &ef[(size_t)t * NPK];
-      for (int j = 0; j < NPN; j++) {
-        double l = 0.0;
-        for (int k = 0; k < NPK; k++) l += (np_cout * e[k]) * fb[(size_t)j * NPK + k];
-        if (np_reg) l = l + R[j];
-        g[j] = l * ps[j];
-      }
-    }
-    // G: the adjoint of ε^a over the adapting neurons, fused with the backward α-filter
-    const int nA = (int)alif.size();
-    for (int t = NPT - 1; t >= 0; t--) {
-      double* g = &G[(size_t)t * NPN];
-      const double* ps = &@psi@(t)[0] + (size_t)b * NPN;
-      const double* psn = t < NPT - 1 ? &@psi@(t + 1)[0] + (size_t)b * NPN : 0;
-      for (int a = 0; a < nA; a++) {
-        const int j = alif[a];
-        const double rho = @rho@[b * NPN + j], beta = @beta@[b * NPN + j];
-        if (t < NPT - 1) {
-          const double tmp = rho - beta * psn[j];
-          q[a] = tmp * q[a] + c[a];
-        }
-        c[a] = (-beta) * g[j];
-        if (t < NPT - 1) g[j] = g[j] + ps[j] * q[a];
-      }
-      if (t < NPT - 1) {
-        const double* gn = g + NPN;
-        for (int j = 0; j < NPN; j++) g[j] = g[j] + np_alpha * gn[j];
-      }
-    }
-    // the contractions with the spike trains, each sum in step order
-    gin.assign(gin.size(), 0.0);
-    grec.assign(grec.size(), 0.0);
-    gout.assign(gout.size(), 0.0);
-    const double v_in = np_cin * 1.0;
-    for (size_t s = 0; s < np_in_spk[b].size(); s++) {
-      const double* g = &G[(size_t)np_in_spk[b][s].first * NPN];
-      double* out = &gin[(size_t)np_in_spk[b][s].second * NPN];
-      for (int j = 0; j < NPN; j++) out[j] += g[j] * v_in;
-    }
-    for (size_t s = 0; s < np_rec_spk[b].size(); s++) {
-      const int step = np_rec_spk[b][s].first, i = np_rec_spk[b][s].second;
-      double* o = &gout[(size_t)i * NPK];
-      for (int k = 0; k < NPK; k++) o[k] += np_cout * ef[(size_t)step * NPK + k];
-      if (step >= NPT - 1) continue;  // c_in z_{t−1}: the last step's spikes drive nothing
-      const double* g = &G[(size_t)(step + 1) * NPN];
-      double* out = &grec[(size_t)i * NPN];
-      for (int j = 0; j < NPN; j++) out[j] += g[j] * v_in;
-    }
-    // the bias: Σ_t err_t b̃_t
-    for (int k = 0; k < NPK; k++) {
-      double btil = 0.0, acc = 0.0;
-      for (int t = 0; t < NPT; t++) {
-        btil = np_kappa * btil + 1.0;
-        acc += @err@(t, b * NPK + k) * btil;
-      }
-      @gb@[b * NPK + k] = acc;
-    }
-    // every synapse of this copy: its gradient
-    for (size_t e = 0; e < np_e_in; e++) {
-      const size_t s = b * np_e_in + e;
-      @in_g@[s] = gin[(size_t)(@in_pre@[s] - b * NPI) * NPN + (@in_post@[s] - b * NPN)];
-    }
-    for (size_t e = 0; e < np_e_rec; e++) {
-      const size_t s = b * np_e_rec + e;
-      @rec_g@[s] = grec[(size_t)(@rec_pre@[s] - b * NPN) * NPN + (@rec_post@[s] - b * NPN)];
-    }
-    for (size_t e = 0; e < np_e_out; e++) {
-      const size_t s = b * np_e_out + e;
-      @out_g@[s] = gout[(size_t)(@out_pre@[s] - b * NPN) * NPK + (@out_post@[s] - b * NPK)];
-    }
+  std::vector<double> np_fb((size_t)NPW * NPK, 0.0), np_R(NPW, 0.0);
+  for (size_t s = 0; s < @out_g@.size(); s++) {
+    const int b = (int)(s / np_e_out);
+    np_fb[(size_t)@out_pre@[s] * NPK + (@out_post@[s] - b * NPK)] = @out_B@[s];
   }
+  std::vector<int> np_alif;  // indices into the row of all copies
+  for (int n = 0; n < NPW; n++) {
+    if (np_reg) np_R[n] = np_rc * (@count@[n] / np_rT - np_rf) / np_rT;
+    if (@beta@[n] != 0.0) np_alif.push_back(n);
+  }
+  const int nA = (int)np_alif.size();
+  // the spikes' steps (the monitors hold them in time order)
+  std::vector<int> np_in_step(@in_i@.size()), np_rec_step(@rec_i@.size());
+  for (size_t s = 0; s < np_in_step.size(); s++) np_in_step[s] = (int)floor(@in_t@[s] / np_dt + 0.5);
+  for (size_t s = 0; s < np_rec_step.size(); s++) np_rec_step[s] = (int)floor(@rec_t@[s] / np_dt + 0.5);
+  // One pass from t = T down to 1 over the rows of all copies (ψ's record read once, in order):
+  //   ẽrr_t = err_t + κ ẽrr_{t+1};  h_t = (L̃_t + R) ψ_t;  adapting neurons: q_t = (ρ − β ψ_{t+1}) q_{t+1}
+  //   + c_{t+1}, c_t = −β h_t, F_t = h_t + ψ_t q_t (else F_t = h_t);  G_t = F_t + α G_{t+1};
+  //   then the contractions of G_t with the input spikes of step t and the recurrent spikes of step t − 1,
+  //   and of c_out ẽrr_t with the recurrent spikes of step t (each sum over the steps, from the last).
+  std::vector<double> np_ef(NPC, 0.0), np_G(NPW, 0.0), np_Gnext(NPW, 0.0), np_psi(NPW), np_psi_next(NPW);
+  std::vector<double> np_q(nA, 0.0), np_c(nA, 0.0);
+  std::vector<double> np_gin((size_t)NPB * NPI * NPN, 0.0), np_grec((size_t)NPW * NPN, 0.0);
+  std::vector<double> np_gout((size_t)NPW * NPK, 0.0);
+  const double v_in = np_cin * 1.0;
+  long in_s = (long)np_in_step.size() - 1, rec_s = (long)np_rec_step.size() - 1, pre_s = rec_s;
+  for (int t = NPT - 1; t >= 0; t--) {
+    neuroplast_psi_row(t, &np_psi[0]);  // ψ_t (network/include/neuroplast_psi.h)
+    for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@(t, c);
+    for (int n = 0; n < NPW; n++) {
+      const double* bk = &np_fb[(size_t)n * NPK];
+      const double* ek = &np_ef[(size_t)(n / NPN) * NPK];
+      double l = 0.0;
+      for (int k = 0; k < NPK; k++) l += (np_cout * ek[k]) * bk[k];
+      if (np_reg) l = l + np_R[n];
+      np_G[n] = l * np_psi[n];
+    }
+    for (int a = 0; a < nA; a++) {  // np_G holds h_t
+      const int n = np_alif[a];
+      const double rho = @rho@[n], beta = @beta@[n];
+      if (t < NPT - 1) {
+        const double tmp = rho - beta * np_psi_next[n];
+        np_q[a] = tmp * np_q[a] + np_c[a];
+      }
+      np_c[a] = (-beta) * np_G[n];
+      if (t < NPT - 1) np_G[n] = np_G[n] + np_psi[n] * np_q[a];
+    }
+    if (t < NPT - 1)
+      for (int n = 0; n < NPW; n++) np_G[n] = np_G[n] + np_alpha * np_Gnext[n];
+    for (; in_s >= 0 && np_in_step[in_s] == t; in_s--) {  // input neuron m = b·n_in + i spiked at t
+      const int m = @in_i@[in_s], b = m / NPI;
+      const double* g = &np_G[(size_t)b * NPN];
+      double* out = &np_gin[(size_t)m * NPN];
+      for (int j = 0; j < NPN; j++) out[j] += g[j] * v_in;
+    }
+    while (pre_s >= 0 && np_rec_step[pre_s] >= t) pre_s--;  // (the last step's spikes drive nothing)
+    for (; pre_s >= 0 && np_rec_step[pre_s] == t - 1; pre_s--) {  // neuron m spiked at t − 1: c_in z_{t−1}
+      const int m = @rec_i@[pre_s], b = m / NPN;
+      const double* g = &np_G[(size_t)b * NPN];
+      double* out = &np_grec[(size_t)m * NPN];
+      for (int j = 0; j < NPN; j++) out[j] += g[j] * v_in;
+    }
+    for (; rec_s >= 0 && np_rec_step[rec_s] == t; rec_s--) {  // the readout: c_out ẽrr_t of spikes at t
+      const int m = @rec_i@[rec_s], b = m / NPN;
+      for (int k = 0; k < NPK; k++) np_gout[(size_t)m * NPK + k] += np_cout * np_ef[(size_t)b * NPK + k];
+    }
+    np_G.swap(np_Gnext);
+    np_psi.swap(np_psi_next);
+  }
+  // the bias: Σ_t err_t b̃_t, b̃_t = κ b̃_{t−1} + 1
+  for (int c = 0; c < NPC; c++) {
+    double btil = 0.0, acc = 0.0;
+    for (int t = 0; t < NPT; t++) {
+      btil = np_kappa * btil + 1.0;
+      acc += @err@(t, c) * btil;
+    }
+    @gb@[c] = acc;
+  }
+  // every synapse: its gradient (g*[presynaptic neuron of all copies][postsynaptic neuron of its copy])
+  for (size_t s = 0; s < @in_g@.size(); s++) {
+    const int b = (int)(s / np_e_in);
+    @in_g@[s] = np_gin[(size_t)@in_pre@[s] * NPN + (@in_post@[s] - b * NPN)];
+  }
+  for (size_t s = 0; s < @rec_g@.size(); s++) {
+    const int b = (int)(s / np_e_rec);
+    @rec_g@[s] = np_grec[(size_t)@rec_pre@[s] * NPN + (@rec_post@[s] - b * NPN)];
+  }
+  for (size_t s = 0; s < @out_g@.size(); s++) {
+    const int b = (int)(s / np_e_out);
+    @out_g@[s] = np_gout[(size_t)@out_pre@[s] * NPK + (@out_post@[s] - b * NPK)];
   }
 @clear@}
 """

@@ -15,6 +15,7 @@ import math
 import warnings
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,16 @@ def _check_finite(
 def trajectory_of(res, y: np.ndarray) -> Trajectory:
     """Unbatched Trajectory from a recorded Brian2 trial."""
     return Trajectory(res.v, res.a, res.z, res.psi, res.refractory, y, batched=False)
+
+
+_DRAW_POOL: list[ThreadPoolExecutor] = []
+
+
+def _draw_pool() -> ThreadPoolExecutor:
+    """The one thread that draws the next iteration's trials during a launch (:meth:`Trainer._draw_ahead`)."""
+    if not _DRAW_POOL:
+        _DRAW_POOL.append(ThreadPoolExecutor(1, thread_name_prefix="neuroplast-trials"))
+    return _DRAW_POOL[0]
 
 
 # --------------------------------------------------------------------- trainer
@@ -311,6 +322,7 @@ class Trainer:
         #: Whether the simulation computes the factorized gradients itself (``factorized`` networks).
         self.compiled_gradients = bool(getattr(simulator, "factorized", False))
         self._pending: deque = deque()
+        self._ahead: tuple[int, Future] | None = None
         self._record = record
         self.net = simulator if simulator is not None else self._network(record)
         self.iteration = 0
@@ -460,6 +472,23 @@ class Trainer:
         )
         self._pending = deque(zip(range(it, it + n), results, strict=True))
 
+    def _batch_trials(self, it: int) -> list:
+        """The task's trials of iteration ``it`` (drawn ahead during the previous launch when it could be)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            drawn = ahead[1].result()  # also when unused: the task is never drawn from by two threads at once
+            if ahead[0] == it:
+                return drawn
+        return self.task.trials(it, self.cfg.training.batch_size)
+
+    def _draw_ahead(self, it: int) -> None:
+        """Draw iteration ``it``'s trials in a thread while this iteration's cpp_standalone launch runs: the
+        calling thread only waits for the binary then, and the draws depend on the seed and ``it`` alone
+        (the same trials as drawn later).  One iteration per launch only (a chunk draws its own)."""
+        if self.chunk or self.device != "cpp_standalone" or it >= self.cfg.training.iterations:
+            return
+        self._ahead = (it, _draw_pool().submit(self.task.trials, it, self.cfg.training.batch_size))
+
     def run_iteration(self) -> IterationRecord:
         """Simulate one batch, compute the gradient, apply the update; the iteration in log terms."""
         return self.record(self.iterate())
@@ -467,7 +496,8 @@ class Trainer:
     def iterate(self) -> IterationLog:
         """Simulate one batch, compute the gradient, apply the update (dense arrays, raw results)."""
         it = self.iteration
-        trials = self.task.trials(it, self.cfg.training.batch_size)
+        trials = self._batch_trials(it)
+        self._draw_ahead(it + 1)
         w_before = self.weights.copy()
         fb = self.effective_feedback()
         if self.cfg.training.update_every_steps:

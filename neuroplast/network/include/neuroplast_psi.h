@@ -1,0 +1,60 @@
+// neuroplast: ψ of every recurrent neuron at every step of a cpp_standalone launch, kept for the gradients
+// that the binary computes after the run (neuroplast/network/factorized.py; docs/model.md §9).
+//
+// Only the nonzero values are kept, with their column (neuron of all copies), step by step: with the
+// piecewise-linear surrogate ψ is zero at about three steps in four, so this takes about a third of the
+// memory of a dense (steps x neurons) record, and the pages it never touches cost nothing.
+#ifndef NEUROPLAST_PSI_H
+#define NEUROPLAST_PSI_H
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+struct NeuroplastPsi {
+    std::vector<double> vals;     // the nonzero values, step after step, neurons ascending
+    std::vector<int32_t> cols;    // their neuron (of all copies)
+    std::vector<size_t> start;    // start[t]: index of step t's first value (start[steps] = vals.size())
+    int width = 0;
+};
+
+// The one record of the process (an inline function's static: one object in every translation unit).
+inline NeuroplastPsi& neuroplast_psi() {
+    static NeuroplastPsi psi;
+    return psi;
+}
+
+// Before the run: room for `steps` dense rows of `width` values (address space only: untouched pages are
+// never allocated), so that appending never moves the record.
+inline void neuroplast_psi_reserve(long steps, int width) {
+    NeuroplastPsi& p = neuroplast_psi();
+    p.width = width;
+    p.vals.reserve((size_t)steps * width);
+    p.cols.reserve((size_t)steps * width);
+    p.start.reserve((size_t)steps + 1);
+}
+
+// Once per step: the step's row of ψ (all copies).
+inline void neuroplast_psi_push(const double* psi) {
+    NeuroplastPsi& p = neuroplast_psi();
+    p.start.push_back(p.vals.size());
+    for (int n = 0; n < p.width; n++) {
+        if (psi[n] != 0.0) {
+            p.cols.push_back(n);
+            p.vals.push_back(psi[n]);
+        }
+    }
+}
+
+// The number of steps recorded.
+inline long neuroplast_psi_steps() { return (long)neuroplast_psi().start.size(); }
+
+// Row t as a dense row (`row` holds `width` values; zeros where nothing was kept).
+inline void neuroplast_psi_row(long t, double* row) {
+    const NeuroplastPsi& p = neuroplast_psi();
+    for (int n = 0; n < p.width; n++) row[n] = 0.0;
+    const size_t end = t + 1 < (long)p.start.size() ? p.start[t + 1] : p.vals.size();
+    for (size_t k = p.start[t]; k < end; k++) row[p.cols[k]] = p.vals[k];
+}
+
+#endif  // NEUROPLAST_PSI_H
