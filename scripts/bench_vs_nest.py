@@ -1,7 +1,8 @@
 """Benchmark: neuroplast against NEST's e-prop on NEST's own workloads, alternating, in one run.
 
     python scripts/bench_vs_nest.py [--repeats 2] [--iterations 200] [--evidence] [--evidence-iterations 3]
-                                    [--no-nest] [--no-sine] [--threads 1] [--json FILE]
+                                    [--evidence-profile-iterations 12] [--no-nest] [--no-sine] [--threads 1]
+                                    [--json FILE]
 
 (a) Sine-wave regression, the size of NEST's ``eprop_supervised_regression_sine-waves_bsshslm_2020.py``
     (100 Poisson inputs at 50 Hz, 100 LIF neurons, 1 readout, 1000 steps of 1 ms, batch 1, one update per
@@ -11,7 +12,9 @@
     firing rate, which both report).
 (b) ``--evidence``: evidence accumulation at the size of NEST's
     ``eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py`` (40 inputs, 50 LIF + 50 ALIF,
-    2 readouts, 7 cues, 2250 steps, batch 32) for a few iterations (NEST needs ≈ 11 s per iteration here).
+    2 readouts, 7 cues, 2250 steps, batch 32) for a few iterations (NEST needs 5–7 s per iteration here);
+    neuroplast's timed training runs ``--evidence-profile-iterations`` (a median of 2 iterations is at the
+    mercy of the shared machine's noise), its commands as many as NEST's.
 
 Measured per tool and repeat (NEST and neuroplast alternate, so machine noise hits both alike):
 
@@ -149,8 +152,13 @@ def _config(kind: str, iterations: int, threads: int = 1) -> dict:
     return data
 
 
-def bench(kind: str, iterations: int, repeats: int, with_nest: bool, threads: int = 1) -> list[dict]:
-    """Alternate NEST and neuroplast ``repeats`` times on one workload; returns one row per repeat."""
+def bench(
+    kind: str, iterations: int, repeats: int, with_nest: bool, threads: int = 1, profile_iterations: int = 0
+) -> list[dict]:
+    """Alternate NEST and neuroplast ``repeats`` times on one workload; returns one row per repeat.
+
+    ``profile_iterations``: iterations of neuroplast's timed training (the per-iteration figure and its
+    split), if more than ``iterations`` (the commands, NEST's and neuroplast's, run ``iterations``)."""
     example = example_path(NEST_SINE if kind == "sine" else NEST_EVIDENCE) if with_nest else None
     if with_nest and example is None:
         print("NEST is not installed (pip install '.[nest]'): neuroplast only", file=sys.stderr)
@@ -189,7 +197,8 @@ def bench(kind: str, iterations: int, repeats: int, with_nest: bool, threads: in
             cli[4] = str(cfg_path)
             _, cold_s, _ = _child(cli, env)
             _, warm_s, _ = _child(cli, env)
-            info, _, mem = _child([sys.executable, "-c", _NP_CHILD, json.dumps(cfg), out, str(ROOT)], env)
+            timed = _config(kind, max(iterations, profile_iterations), threads)
+            info, _, mem = _child([sys.executable, "-c", _NP_CHILD, json.dumps(timed), out, str(ROOT)], env)
             row["neuroplast"] = {**info, "command_cold_s": cold_s, "command_warm_s": warm_s, "peak_mb": mem}
             rows.append(row)
             _print_row(kind, row)
@@ -232,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=200, help="sine-wave iterations (NEST's example: 200)")
     ap.add_argument("--evidence", action="store_true", help="also evidence accumulation at batch 32")
     ap.add_argument("--evidence-iterations", type=int, default=3)
+    ap.add_argument(
+        "--evidence-profile-iterations",
+        type=int,
+        default=12,
+        help="iterations of neuroplast's timed evidence training (per-iteration median from the 2nd on)",
+    )
     ap.add_argument("--no-nest", action="store_true", help="neuroplast only")
     ap.add_argument("--no-sine", action="store_true", help="skip workload (a) (with --evidence)")
     ap.add_argument("--threads", type=int, default=1, help="neuroplast's simulation.threads (NEST: 1)")
@@ -242,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         results["sine"] = bench("sine", args.iterations, args.repeats, not args.no_nest, args.threads)
     if args.evidence:
         results["evidence"] = bench(
-            "evidence", args.evidence_iterations, args.repeats, not args.no_nest, args.threads
+            "evidence",
+            args.evidence_iterations,
+            args.repeats,
+            not args.no_nest,
+            args.threads,
+            args.evidence_profile_iterations,
         )
     for kind, rows in results.items():
         pairs = [r for r in rows if "nest" in r]

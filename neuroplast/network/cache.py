@@ -7,7 +7,8 @@ rewrites only files whose content changed), finds nothing to compile and runs th
 
 * Building holds an exclusive lock on ``<key>.lock``, so concurrent runs of the same model never build
   into one folder at the same time; each process writes its results into a folder of its own
-  (:func:`results_subdir`), so they can run the same binary side by side.
+  (:func:`results_subdir`, in memory where a RAM-backed file system has room: :func:`ram_dir`), so they
+  can run the same binary side by side.
 * Running the binary holds a shared lock on the same file (:func:`running`): a build, which rewrites the
   project's static-array files, waits until no trial of another process is reading them, and a trial
   waits for a build in progress (sweep points of one network start while others train).
@@ -48,6 +49,7 @@ __all__ = [
     "built",
     "build_cached",
     "results_subdir",
+    "ram_dir",
     "running",
     "cache_info",
     "clear_cache",
@@ -162,15 +164,59 @@ def running(folder: Path) -> contextlib.AbstractContextManager[None]:
     return _locked(folder, fcntl.LOCK_SH)
 
 
+#: Free space a RAM-backed file system must have to hold the results folders (:func:`ram_dir`).
+RAM_DIR_MIN_FREE = 2**30
+
+
+def ram_dir() -> Path | None:
+    """Where this user's results folders live in memory: ``$NEUROPLAST_RAM_DIR`` (empty: never) or
+    ``/dev/shm``, when that is a writable directory with at least :data:`RAM_DIR_MIN_FREE` bytes free;
+    else ``None`` (the results folders stay in the project folder).
+
+    A launch's arguments (inputs, weights) and results (monitors, gradients) are files that one process
+    writes and the other reads back at once, tens of MB per launch: on a RAM-backed file system they never
+    reach the disk's journal.
+    """
+    root = os.environ.get("NEUROPLAST_RAM_DIR", "/dev/shm")
+    if not root:
+        return None
+    try:
+        st = os.statvfs(root)
+        if st.f_bavail * st.f_frsize < RAM_DIR_MIN_FREE or not os.access(root, os.W_OK | os.X_OK):
+            return None
+        path = Path(root) / f"neuroplast-{os.getuid()}"
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return path if path.is_dir() and not path.is_symlink() else None
+
+
 def results_subdir(folder: Path) -> str:
     """A results folder name (relative to the project ``folder``) of this process alone.
 
-    It is removed when the process exits; folders left by processes that were killed are removed by the
-    next build in the same project (:func:`build_cached`).
+    The folder is a link to one in :func:`ram_dir` when there is one.  It is removed when the process
+    exits; folders left by processes that were killed are removed by the next build in the same project
+    (:func:`build_cached`) and, in the RAM folder, by the next process that makes one.
     """
     name = f"results_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    atexit.register(shutil.rmtree, Path(folder) / name, True)
+    link = Path(folder) / name
+    ram = ram_dir()
+    if ram is not None:
+        _remove_orphan_results(ram)
+        target = ram / name
+        target.mkdir()
+        link.symlink_to(target, target_is_directory=True)
+    atexit.register(_remove_results, link)
     return name
+
+
+def _remove_results(path: Path) -> None:
+    """Remove a results folder (and, for a link, the folder it points to)."""
+    if path.is_symlink():
+        shutil.rmtree(os.path.realpath(path), ignore_errors=True)
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_orphan_results(folder: Path) -> None:
@@ -179,7 +225,7 @@ def _remove_orphan_results(folder: Path) -> None:
             pid = int(d.name.split("_")[1])
             os.kill(pid, 0)
         except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
+            _remove_results(d)
         except (ValueError, PermissionError, IndexError):
             continue
 

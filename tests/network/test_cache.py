@@ -138,7 +138,8 @@ print(json.dumps({{"hit": net.cache_hit, "dir": str(net.build_dir), "y": res.y.r
 def test_second_process_reuses_the_compiled_network(cache_root) -> None:
     import json
 
-    env = {**os.environ, "NEUROPLAST_CACHE": str(cache_root)}
+    env = {**os.environ, "NEUROPLAST_CACHE": str(cache_root), "NEUROPLAST_RAM_DIR": str(cache_root / "ram")}
+    (cache_root / "ram").mkdir(parents=True)
     out = []
     for _ in range(2):
         proc = subprocess.run(
@@ -155,6 +156,7 @@ def test_second_process_reuses_the_compiled_network(cache_root) -> None:
     assert np.array_equal(out[0]["y"], out[1]["y"])  # same binary, same trial: identical readout
     assert [e[0] for e in cache.cache_info()["standalone"]] == [Path(out[0]["dir"]).name]
     assert not list(Path(out[0]["dir"]).glob("results_*"))  # per-process results folders are removed
+    assert not list((cache_root / "ram").glob("*/results_*"))  # and the RAM folders they linked to
 
 
 @pytest.mark.brian2
@@ -219,3 +221,43 @@ def test_damaged_cython_modules_are_removed_unless_being_compiled(cache_root) ->
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # nothing left to repair: no warning
         assert cache.repair_cython_cache() == []
+
+
+def test_results_folders_live_in_the_ram_folder_and_orphans_go(tmp_path, monkeypatch) -> None:
+    """A results folder is a link into the RAM folder; removing it removes both; a dead process's folder is
+    removed by the next one made (not a live process's); no RAM folder (unset, too small): a plain folder."""
+    ram, project = tmp_path / "ram", tmp_path / "project"
+    ram.mkdir()
+    project.mkdir()
+    monkeypatch.setenv("NEUROPLAST_RAM_DIR", str(ram))
+    mine = ram / f"neuroplast-{os.getuid()}"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    mine.mkdir()
+    (mine / f"results_{int(dead.stdout)}_00000000").mkdir()  # left by a killed process
+    (mine / f"results_{os.getppid()}_00000000").mkdir()  # a live process's
+    name = cache.results_subdir(project)
+    link = project / name
+    assert link.is_symlink() and Path(os.path.realpath(link)) == mine / name
+    (link / "x.dat").write_bytes(b"1")
+    assert (mine / name / "x.dat").read_bytes() == b"1"
+    assert sorted(p.name for p in mine.iterdir()) == sorted([name, f"results_{os.getppid()}_00000000"])
+    cache._remove_results(link)
+    assert not link.exists() and not link.is_symlink() and not (mine / name).exists()
+    # an orphan link in the project folder goes with its RAM folder
+    orphan = mine / f"results_{int(dead.stdout)}_11111111"
+    orphan.mkdir()
+    (project / orphan.name).symlink_to(orphan, target_is_directory=True)
+    cache._remove_orphan_results(project)
+    assert not orphan.exists() and not (project / orphan.name).is_symlink()
+    for value, patch in (("", False), (str(ram), True)):
+        monkeypatch.setenv("NEUROPLAST_RAM_DIR", value)
+        if patch:  # a RAM file system without room
+            monkeypatch.setattr(cache, "RAM_DIR_MIN_FREE", 2**62)
+        assert cache.ram_dir() is None
+        plain = project / cache.results_subdir(project)
+        plain.mkdir()  # Brian2 makes it at the first launch
+        assert not plain.is_symlink()
+        cache._remove_results(plain)
+        assert not plain.exists()
