@@ -24,6 +24,7 @@ from neuroplast.io import open_run
 from neuroplast.io.writer import read_states
 from tests.helpers import (
     MID_FLUSH_CHILD,
+    SMALL_EVIDENCE_TOML,
     TINY_ITERATIONS,
     TINY_TOML,
     assert_same_datasets,
@@ -270,4 +271,37 @@ def test_resume_after_kill_mid_chunk(tmp_path: Path) -> None:
     with h5py.File(out, "r") as f, h5py.File(ref, "r") as g:
         want = g.attrs["config"].replace("chunk_iterations = 2\n", "chunk_iterations = 2\nthreads = 2\n")
         assert f.attrs["config"] == want
+    assert open_run(out).finished
+
+
+# ---------------------------------------------------------------------------- trials side by side
+#: Batches of 3 trials side by side on cpp_standalone, their factorized gradients computed by the binary
+#: (docs/model.md §9); a child that SIGKILLs itself after launch ``argv[1]``'s binary has run.
+BATCHED = SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3")
+MID_BATCH_CHILD = MID_CHUNK_CHILD.replace("_collect_chunk", "_collect")
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+def test_resume_after_kill_mid_batch(tmp_path: Path) -> None:
+    """A kill inside the third batch's launch keeps the iterations logged before it (the second one's flush
+    may still have been in the writer thread), and --resume continues bit for bit: the same file as an
+    uninterrupted run."""
+    assert "batch_size = 3" in BATCHED and 'device = "cpp_standalone"' in BATCHED
+    write_text(tmp_path, "batched.toml", BATCHED)
+    ref, out = tmp_path / "ref.h5", tmp_path / "killed.h5"
+    args = ("--iterations", 5, "--quiet")
+    proc = run_cli("run", "batched.toml", *args, "--out", ref, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    child = [sys.executable, "-c", MID_BATCH_CHILD, "3", "run", "batched.toml", *map(str, args)]
+    proc = run_command([*child, "--out", str(out)], tmp_path)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with h5py.File(out, "r") as f:
+        assert f.attrs["n_iterations_complete"] in (1, 2)
+    _assert_prefix_of(out, ref)
+    res = run_cli("run", "batched.toml", "--iterations", 5, "--resume", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    from neuroplast.io.diff import diff_files
+
+    assert diff_files(out, ref) == []
     assert open_run(out).finished
