@@ -79,6 +79,24 @@ def make_input(seed: int = 1, T: int = T_EQ, n_in: int = N_IN, p: float = 0.03) 
     return (np.random.default_rng(seed).random((T, n_in)) < p).astype(float)
 
 
+def batch_trials(loss: str, n_out: int, n: int = 3, seed: int = 0) -> list[tuple]:
+    """``n`` different ``(x, target, mask)`` trials of T_GRAD steps for a batched network: inputs, targets and
+    (cross-entropy) recall windows of different lengths."""
+    rng = np.random.default_rng(seed)
+    trials = []
+    for k in range(n):
+        x = make_input(seed=40 + k + seed, T=T_GRAD)
+        if loss == "mse":
+            target, mask = rng.normal(0.0, 0.5, (T_GRAD, n_out)), None
+        else:
+            target = np.zeros((T_GRAD, n_out))
+            target[:, k % n_out] = 1.0
+            mask = np.zeros(T_GRAD)
+            mask[-(100 + 50 * k) :] = 1.0
+        trials.append((x, target, mask))
+    return trials
+
+
 # ------------------------------------------- a small spiking problem (tests/gradients, tests/model)
 PROBLEM_N_REC, PROBLEM_N_IN, PROBLEM_N_OUT, PROBLEM_T = 10, 12, 3, 150
 #: β of LIF, ALIF and mixed populations of PROBLEM_N_REC neurons.

@@ -11,6 +11,7 @@ targets without recompiling (runtime: in place; cpp_standalone: ``run_args``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,14 @@ HEADERS = (eq.INPUT_TABLE_HEADER, fz.PSI_HEADER)
 #: The file of a launch's input table in its results folder (read by the binary before the run).
 INPUT_TABLE_FILE = "input.u8"
 _INPUT_TABLE = "input table"  # the key of the table among a launch's arrays (``_trial_arrays``)
+
+
+def _header_stamp(name: str) -> str:
+    """A C++ comment with the digest of header ``name``, for the code of the functions it defines: Brian2's
+    makefile does not see the headers of its code objects, so a changed header must change their code."""
+    digest = hashlib.sha256((INCLUDE_DIR / name).read_bytes()).hexdigest()[:16]
+    return f"// {name} {digest}\n"
+
 
 _ACTIVE_STANDALONE: list[Brian2Network] = []
 _CYTHON_CHECKED: list[bool] = []
@@ -412,7 +421,9 @@ class Brian2Network:
         if self._table:
             self.X = None
             fn = b2.Function(None, arg_units=[1, 1], return_unit=1, arg_names=["i", "step"])
-            fn.implementations.add_implementation("cpp", "", name="neuroplast_input_spike")
+            fn.implementations.add_implementation(
+                "cpp", _header_stamp(eq.INPUT_TABLE_HEADER), name="neuroplast_input_spike"
+            )
             self._namespace["neuroplast_input_spike"] = fn
         else:
             self.X = b2.TimedArray(np.zeros((T, B * self.n_in)), dt=dt, name="X_input")
@@ -658,7 +669,9 @@ class Brian2Network:
         device = b2.get_device()
         psi = device.get_array_name(rec.variables["psi"])
         fn = b2.Function(None, arg_units=[1], return_unit=1, arg_names=["i"], stateless=False)
-        fn.implementations.add_implementation("cpp", fz.psi_recorder(psi), name=fz.PSI_RECORDER)
+        fn.implementations.add_implementation(
+            "cpp", _header_stamp(fz.PSI_HEADER) + fz.psi_recorder(psi), name=fz.PSI_RECORDER
+        )
         self._namespace[fz.PSI_RECORDER] = fn
         recorder = b2.NeuronGroup(1, "recorded : 1", name="grad_psi_recorder")
         recorder.run_regularly(f"recorded = {fz.PSI_RECORDER}(i)", name="grad_psi_record", **slot)

@@ -106,10 +106,10 @@ _TEMPLATE = r"""
   // B (B·N, K), R (B·N) and the adapting neurons of every copy
   const size_t np_e_in = @in_g@.size() / NPB, np_e_rec = @rec_g@.size() / NPB;
   const size_t np_e_out = @out_g@.size() / NPB;
-  std::vector<double> np_fb((size_t)NPW * NPK, 0.0), np_R(NPW, 0.0);
+  std::vector<double> np_fb((size_t)NPK * NPW, 0.0), np_R(NPW, 0.0);  // np_fb[k·W + n]: B of neuron n
   for (size_t s = 0; s < @out_g@.size(); s++) {
     const int b = (int)(s / np_e_out);
-    np_fb[(size_t)@out_pre@[s] * NPK + (@out_post@[s] - b * NPK)] = @out_B@[s];
+    np_fb[(size_t)(@out_post@[s] - b * NPK) * NPW + @out_pre@[s]] = @out_B@[s];
   }
   std::vector<int> np_alif;  // indices into the row of all copies
   for (int n = 0; n < NPW; n++) {
@@ -135,13 +135,18 @@ _TEMPLATE = r"""
   for (int t = NPT - 1; t >= 0; t--) {
     neuroplast_psi_row(t, &np_psi[0]);  // ψ_t (network/include/neuroplast_psi.h)
     for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@(t, c);
-    for (int n = 0; n < NPW; n++) {
-      const double* bk = &np_fb[(size_t)n * NPK];
-      const double* ek = &np_ef[(size_t)(n / NPN) * NPK];
-      double l = 0.0;
-      for (int k = 0; k < NPK; k++) l += (np_cout * ek[k]) * bk[k];
-      if (np_reg) l = l + np_R[n];
-      np_G[n] = l * np_psi[n];
+    for (int b = 0; b < NPB; b++) {  // h_t = L̃_t + R times ψ_t, copy by copy
+      double* h = &np_G[(size_t)b * NPN];
+      for (int j = 0; j < NPN; j++) h[j] = 0.0;
+      for (int k = 0; k < NPK; k++) {  // L̃_t,j = Σ_k (c_out ẽrr_t,k) B_jk, the terms added in k's order
+        const double e = np_cout * np_ef[(size_t)b * NPK + k];
+        const double* fb = &np_fb[(size_t)k * NPW + (size_t)b * NPN];
+        for (int j = 0; j < NPN; j++) h[j] = h[j] + e * fb[j];
+      }
+      if (np_reg)
+        for (int j = 0; j < NPN; j++) h[j] = h[j] + np_R[(size_t)b * NPN + j];
+      const double* ps = &np_psi[(size_t)b * NPN];
+      for (int j = 0; j < NPN; j++) h[j] = h[j] * ps[j];
     }
     for (int a = 0; a < nA; a++) {  // np_G holds h_t
       const int n = np_alif[a];

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import T_GRAD, make_input, make_params
+from tests.helpers import T_GRAD, batch_trials, make_input, make_params
 
 pytestmark = pytest.mark.brian2
 
@@ -38,23 +38,6 @@ def batched(grad_network, eq_weights, tmp_path_factory):
     )
 
 
-def _trials(loss: str, n_out: int, n: int = 3, seed: int = 0) -> list[tuple]:
-    """``n`` different trials: inputs, targets and (cross-entropy) recall windows of different lengths."""
-    rng = np.random.default_rng(seed)
-    trials = []
-    for k in range(n):
-        x = make_input(seed=40 + k + seed, T=T_GRAD)
-        if loss == "mse":
-            target, mask = rng.normal(0.0, 0.5, (T_GRAD, n_out)), None
-        else:
-            target = np.zeros((T_GRAD, n_out))
-            target[:, k % n_out] = 1.0
-            mask = np.zeros(T_GRAD)
-            mask[-(100 + 50 * k) :] = 1.0
-        trials.append((x, target, mask))
-    return trials
-
-
 def _assert_same(a, b, where: str) -> None:
     for name in ("y", "v", "a", "z", "psi", "refractory", "L", "spike_count"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), f"{where}: {name} differs"
@@ -73,10 +56,10 @@ def runs(batched, grad_network, eq_weights):
     two networks regenerates a project (Brian2 has one per process)."""
     params = make_params("mix", n_ref=2)
     fb = np.random.default_rng(7).normal(0.0, 0.5, (eq_weights.n_rec, eq_weights.n_out))
-    trials = _trials(grad_network.loss.name, eq_weights.n_out)
+    trials = batch_trials(grad_network.loss.name, eq_weights.n_out)
     other = list(trials)
     other[1] = (make_input(seed=99, T=T_GRAD), *trials[1][1:])
-    single = _trials(grad_network.loss.name, eq_weights.n_out, n=1, seed=5)[0]
+    single = batch_trials(grad_network.loss.name, eq_weights.n_out, n=1, seed=5)[0]
     out = {
         "side": batched.run_batch(eq_weights, trials, feedback=fb, params=params),
         "other": batched.run_batch(eq_weights, other, feedback=fb, params=params),
@@ -112,7 +95,7 @@ def test_run_trial_on_a_batched_network(runs, batched):
 
 
 def test_batch_refuses_too_many_trials(batched, grad_network, eq_weights):
-    trials = _trials(grad_network.loss.name, eq_weights.n_out, n=BATCH + 1)
+    trials = batch_trials(grad_network.loss.name, eq_weights.n_out, n=BATCH + 1)
     with pytest.raises(ValueError, match="1 to 4 trials"):
         batched.run_batch(eq_weights, trials)
 

@@ -18,7 +18,7 @@ from neuroplast.gradients.trial import TrialData
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.losses import get_loss
 from neuroplast.training.trainer import trajectory_of
-from tests.helpers import T_GRAD, make_input, make_params, max_rel_err, norm_rel_err
+from tests.helpers import T_GRAD, batch_trials, make_params, max_rel_err, norm_rel_err
 
 pytestmark = pytest.mark.brian2
 
@@ -48,27 +48,11 @@ def compiled(request, eq_weights, tmp_path_factory):
     )
 
 
-def _trials(loss: str, n_out: int, n: int = 3) -> list[tuple]:
-    rng = np.random.default_rng(5)
-    out = []
-    for k in range(n):
-        x = make_input(seed=60 + k, T=T_GRAD)
-        if loss == "mse":
-            out.append((x, rng.normal(0.0, 0.5, (T_GRAD, n_out)), None))
-        else:
-            target = np.zeros((T_GRAD, n_out))
-            target[:, k % n_out] = 1.0
-            mask = np.zeros(T_GRAD)
-            mask[-(120 + 40 * k) :] = 1.0
-            out.append((x, target, mask))
-    return out
-
-
 @pytest.fixture(scope="module")
 def launch(compiled, eq_weights):
     """One launch of three trials with a random feedback matrix, and the NumPy reference of each."""
     net = compiled
-    trials = _trials(net.loss.name, eq_weights.n_out)
+    trials = batch_trials(net.loss.name, eq_weights.n_out, seed=20)
     fb = np.random.default_rng(11).normal(0.0, 0.5, (eq_weights.n_rec, eq_weights.n_out))
     results = net.run_batch(eq_weights, trials, feedback=fb, params=PARAMS)
     datas = [

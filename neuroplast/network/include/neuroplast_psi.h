@@ -9,12 +9,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 struct NeuroplastPsi {
-    std::vector<double> vals;     // the nonzero values, step after step, neurons ascending
-    std::vector<int32_t> cols;    // their neuron (of all copies)
-    std::vector<size_t> start;    // start[t]: index of step t's first value (start[steps] = vals.size())
+    std::unique_ptr<double[]> vals;   // the nonzero values, step after step, neurons ascending
+    std::unique_ptr<int32_t[]> cols;  // their neuron (of all copies)
+    std::vector<size_t> start;    // start[t]: index of step t's first value
+    size_t size = 0;              // values kept so far
     int width = 0;
 };
 
@@ -24,26 +26,34 @@ inline NeuroplastPsi& neuroplast_psi() {
     return psi;
 }
 
-// Before the run: room for `steps` dense rows of `width` values (address space only: untouched pages are
-// never allocated), so that appending never moves the record.
+// Before the run: room for `steps` dense rows of `width` values.  The storage is allocated, not written
+// (`new T[n]` leaves it uninitialised; a std::vector of that size would write zeros into every page): pages
+// the record never reaches are never touched.
 inline void neuroplast_psi_reserve(long steps, int width) {
     NeuroplastPsi& p = neuroplast_psi();
     p.width = width;
-    p.vals.reserve((size_t)steps * width);
-    p.cols.reserve((size_t)steps * width);
+    p.size = 0;
+    p.vals.reset(new double[(size_t)steps * width]);
+    p.cols.reset(new int32_t[(size_t)steps * width]);
     p.start.reserve((size_t)steps + 1);
 }
 
-// Once per step: the step's row of ψ (all copies).
+// Once per step: the step's row of ψ (all copies).  Each value is written at the next free place and kept
+// (the place advances) only if it is nonzero: no branch per neuron.  A step writes at most `width` places
+// past the values kept: within the room for the steps' dense rows.
 inline void neuroplast_psi_push(const double* psi) {
     NeuroplastPsi& p = neuroplast_psi();
-    p.start.push_back(p.vals.size());
+    p.start.push_back(p.size);
+    double* v = p.vals.get() + p.size;
+    int32_t* c = p.cols.get() + p.size;
+    size_t m = 0;
     for (int n = 0; n < p.width; n++) {
-        if (psi[n] != 0.0) {
-            p.cols.push_back(n);
-            p.vals.push_back(psi[n]);
-        }
+        const double x = psi[n];
+        v[m] = x;
+        c[m] = n;
+        m += x != 0.0;
     }
+    p.size += m;
 }
 
 // The number of steps recorded.
@@ -53,7 +63,7 @@ inline long neuroplast_psi_steps() { return (long)neuroplast_psi().start.size();
 inline void neuroplast_psi_row(long t, double* row) {
     const NeuroplastPsi& p = neuroplast_psi();
     for (int n = 0; n < p.width; n++) row[n] = 0.0;
-    const size_t end = t + 1 < (long)p.start.size() ? p.start[t + 1] : p.vals.size();
+    const size_t end = t + 1 < (long)p.start.size() ? p.start[t + 1] : p.size;
     for (size_t k = p.start[t]; k < end; k++) row[p.cols[k]] = p.vals[k];
 }
 
