@@ -7,10 +7,9 @@
 #ifndef NEUROPLAST_INPUT_H
 #define NEUROPLAST_INPUT_H
 
+// Light includes only: every code object of a cpp_standalone network includes this header.
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
-#include <string>
 #include <vector>
 
 struct NeuroplastInput {
@@ -27,22 +26,21 @@ inline NeuroplastInput& neuroplast_input() {
 
 // Reads the table before the network runs; a missing file or one of the wrong size ends the launch with
 // exit status 3 and a message naming the file (the Python side turns a failed launch into an error).
-inline void neuroplast_input_load(const std::string& path, long steps, long width) {
+inline void neuroplast_input_load(const char* path, long steps, long width) {
     NeuroplastInput& in = neuroplast_input();
     in.steps = steps;
     in.width = width;
     in.table.assign((size_t)(steps * width), 0);
-    FILE* f = std::fopen(path.c_str(), "rb");
+    FILE* f = std::fopen(path, "rb");
     if (f == NULL) {
-        std::cerr << "neuroplast: cannot open the input table " << path << std::endl;
+        std::fprintf(stderr, "neuroplast: cannot open the input table %s\n", path);
         std::exit(3);
     }
     const size_t got = in.table.empty() ? 0 : std::fread(&in.table[0], 1, in.table.size(), f);
     const bool longer = std::fgetc(f) != EOF;
     std::fclose(f);
     if (got != in.table.size() || longer) {
-        std::cerr << "neuroplast: the input table " << path << " does not hold " << steps << " x " << width
-                  << " bytes" << std::endl;
+        std::fprintf(stderr, "neuroplast: the input table %s does not hold %ld x %ld bytes\n", path, steps, width);
         std::exit(3);
     }
 }

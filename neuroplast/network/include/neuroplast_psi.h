@@ -7,17 +7,21 @@
 #ifndef NEUROPLAST_PSI_H
 #define NEUROPLAST_PSI_H
 
+// Light includes only: every code object of a cpp_standalone network includes this header.
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 struct NeuroplastPsi {
-    std::unique_ptr<double[]> vals;   // the nonzero values, step after step, neurons ascending
-    std::unique_ptr<int32_t[]> cols;  // their neuron (of all copies)
+    double* vals = 0;                 // the nonzero values, step after step, neurons ascending
+    int32_t* cols = 0;                // their neuron (of all copies)
     std::vector<size_t> start;    // start[t]: index of step t's first value
     size_t size = 0;              // values kept so far
     int width = 0;
+    ~NeuroplastPsi() {
+        delete[] vals;
+        delete[] cols;
+    }
 };
 
 // The one record of the process (an inline function's static: one object in every translation unit).
@@ -33,8 +37,10 @@ inline void neuroplast_psi_reserve(long steps, int width) {
     NeuroplastPsi& p = neuroplast_psi();
     p.width = width;
     p.size = 0;
-    p.vals.reset(new double[(size_t)steps * width]);
-    p.cols.reset(new int32_t[(size_t)steps * width]);
+    delete[] p.vals;
+    delete[] p.cols;
+    p.vals = new double[(size_t)steps * width];
+    p.cols = new int32_t[(size_t)steps * width];
     p.start.reserve((size_t)steps + 1);
 }
 
@@ -44,8 +50,8 @@ inline void neuroplast_psi_reserve(long steps, int width) {
 inline void neuroplast_psi_push(const double* psi) {
     NeuroplastPsi& p = neuroplast_psi();
     p.start.push_back(p.size);
-    double* v = p.vals.get() + p.size;
-    int32_t* c = p.cols.get() + p.size;
+    double* v = p.vals + p.size;
+    int32_t* c = p.cols + p.size;
     size_t m = 0;
     for (int n = 0; n < p.width; n++) {
         const double x = psi[n];
