@@ -756,7 +756,8 @@ class Brian2Network:
             steps, width = self.n_steps * max(1, self.chunk), self.batch * self.n_in
             b2.get_device().insert_code(
                 "before_network_run",
-                f'neuroplast_input_load((brian::results_dir + "{INPUT_TABLE_FILE}").c_str(), {steps}L, {width}L);',
+                f'neuroplast_input_load((brian::results_dir + "{INPUT_TABLE_FILE}").c_str(), '
+                f"{steps}L, {width}L);",
             )
             if self.factorized:
                 self._grad_code = self._factorized_code(b2)
