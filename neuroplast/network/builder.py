@@ -11,6 +11,7 @@ targets without recompiling (runtime: in place; cpp_standalone: ``run_args``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from pathlib import Path
 
@@ -48,10 +49,16 @@ INPUT_TABLE_FILE = "input.u8"
 _INPUT_TABLE = "input table"  # the key of the table among a launch's arrays (``_trial_arrays``)
 
 
+@functools.cache
+def _header_text(name: str) -> str:
+    """The text of header ``name`` of :data:`INCLUDE_DIR` (read once per process)."""
+    return (INCLUDE_DIR / name).read_text()
+
+
 def _header_stamp(name: str) -> str:
     """A C++ comment with the digest of header ``name``, for the code of the functions it defines: Brian2's
     makefile does not see the headers of its code objects, so a changed header must change their code."""
-    digest = hashlib.sha256((INCLUDE_DIR / name).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(_header_text(name).encode()).hexdigest()[:16]
     return f"// {name} {digest}\n"
 
 
@@ -658,8 +665,9 @@ class Brian2Network:
         return monitors + [self.out_mon]
 
     def _factorized_monitors(self, b2, inp, rec, out) -> list:
-        """What the gradients computed in the binary read and nothing else does: the input spikes, ψ and the
-        loss error of every step (emptied by the gradient code before the results are written)."""
+        """What the gradients computed in the binary read and nothing else does: the input spikes and the loss
+        error of every step (monitors emptied by the gradient code before the results are written), and ψ's
+        nonzero values (the record of :data:`.factorized.PSI_HEADER`)."""
         slot = _slot("state_monitor")
         self._grad_mons = {
             "in_spikes": b2.SpikeMonitor(inp, name="grad_in_spikes", **slot),
@@ -744,7 +752,7 @@ class Brian2Network:
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             **({"threads": self.threads} if self.threads > 1 else {}),
             **({"factorized": self._grad_code} if self.factorized else {}),
-            "headers": [(INCLUDE_DIR / name).read_text() for name in HEADERS],
+            "headers": [_header_text(name) for name in HEADERS],
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -781,10 +789,10 @@ class Brian2Network:
                 self.cache_hit = build_cached(self.build_dir, build)
             self._device = b2.get_device()
             if self.factorized:  # written by the gradient code, which Brian2 does not know of: read them back
-                for obj in (self.groups["readout"], *self.synapses.values()):
-                    self._device.array_cache[
-                        obj.variables["gb" if obj is self.groups["readout"] else "g"]
-                    ] = None
+                written = [self.groups["readout"].variables["gb"]]
+                written += [syn.variables["g"] for syn in self.synapses.values()]
+                for var in written:
+                    self._device.array_cache[var] = None
             self._results = results_subdir(self._build_dir or self.build_dir)
             b2.set_device("runtime")  # leave the process usable for runtime networks
         else:

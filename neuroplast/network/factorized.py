@@ -217,7 +217,7 @@ def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, .
     sizes : Sizes
     clear : tuple of str
         Keys of ``names`` (``2d`` or ``vec`` arrays) emptied after the gradients, so that the binary does not
-        write them to its results (the monitors that only the gradient reads: ψ, the error, input spikes).
+        write them to its results (the monitors that only the gradient reads: the error, the input spikes).
     """
     missing = sorted(set(ARRAYS) - set(names))
     if missing:
@@ -228,17 +228,8 @@ def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, .
     code = _TEMPLATE
     for key, value in {**{k: str(v) for k, v in vars(sizes).items()}, **names}.items():
         code = code.replace(f"@{key}@", value)
-    lines = "".join(
-        f"  {names[k]}.resize(0, 0);\n"
-        if ARRAYS[k] == "2d"
-        else f"  std::vector<{_VEC_TYPES[k]}>().swap({names[k]});\n"
-        for k in clear
-    )
+    lines = "".join(f"  {names[k]}.{'resize(0, 0)' if ARRAYS[k] == '2d' else 'clear()'};\n" for k in clear)
     code = code.replace("@clear@", lines)
     if "@" in code:
         raise ValueError("gradient_code: a placeholder was left unfilled")
     return code
-
-
-#: Element types of the ``vec`` arrays that may be cleared.
-_VEC_TYPES = {"in_i": "int32_t", "in_t": "double"}

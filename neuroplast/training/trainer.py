@@ -368,6 +368,9 @@ class Trainer:
             and self.device == "cpp_standalone"
             and self.rule.eprop_gradient
         )
+        # what NumPy's gradient reads of the trajectory (nothing when the simulation computes it)
+        numpy_factorized = self.gradient_path != "online" and not self.compiled_gradients
+        recorded = self.rule.trajectory if numpy_factorized else False
         return Brian2Network(
             self.params,
             self.weights,
@@ -376,13 +379,7 @@ class Trainer:
             loss=cfg.training.loss,
             gradients=self.gradient_path == "online",
             regularization=cfg.training.reg_coeff > 0,
-            record=True
-            if record
-            else (
-                self.rule.trajectory
-                if self.gradient_path != "online" and not self.compiled_gradients
-                else False
-            ),
+            record=True if record else recorded,
             update_every=cfg.training.update_every_steps,
             rule_code=self.rule.brian2_update if in_trial else None,
             in_trial_optimizer=cfg.training.optimizer if in_trial else "sgd",
