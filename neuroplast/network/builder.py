@@ -11,8 +11,6 @@ targets without recompiling (runtime: in place; cpp_standalone: ``run_args``).
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +31,7 @@ from neuroplast.network.cache import (
     standalone_root,
 )
 from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
+from neuroplast.network.headers import HEADERS, header_kwds, header_stamp, header_text
 
 __all__ = ["Brian2Network", "TrialResult", "RECORDABLE"]
 
@@ -40,26 +39,9 @@ __all__ = ["Brian2Network", "TrialResult", "RECORDABLE"]
 RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
 _MONITORED = {"refractory": "refr"}  # TrialResult name -> Brian2 variable, where they differ
 
-#: C++ headers of the cpp_standalone networks (the input table, :data:`.equations.INPUT_TABLE_HEADER`, and
-#: the record of ψ that the gradients computed in the binary read, :data:`.factorized.PSI_HEADER`).
-INCLUDE_DIR = Path(__file__).resolve().parent / "include"
-HEADERS = (eq.INPUT_TABLE_HEADER, fz.PSI_HEADER)
 #: The file of a launch's input table in its results folder (read by the binary before the run).
 INPUT_TABLE_FILE = "input.u8"
 _INPUT_TABLE = "input table"  # the key of the table among a launch's arrays (``_trial_arrays``)
-
-
-@functools.cache
-def _header_text(name: str) -> str:
-    """The text of header ``name`` of :data:`INCLUDE_DIR` (read once per process)."""
-    return (INCLUDE_DIR / name).read_text()
-
-
-def _header_stamp(name: str) -> str:
-    """A C++ comment with the digest of header ``name``, for the code of the functions it defines: Brian2's
-    makefile does not see the headers of its code objects, so a changed header must change their code."""
-    digest = hashlib.sha256(_header_text(name).encode()).hexdigest()[:16]
-    return f"// {name} {digest}\n"
 
 
 _ACTIVE_STANDALONE: list[Brian2Network] = []
@@ -84,36 +66,6 @@ def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
     done = int(round(float(np.asarray(net.t_).item()) / (dt_ms * 1e-3)))  # t_ is a view after a stop
     if b2.Network._globally_stopped or getattr(net, "_stopped", False) or done < n_steps:
         raise KeyboardInterrupt(f"trial stopped after {done} of {n_steps} steps")
-
-
-class _ByName(set):
-    """Brian2's set of clocks, iterated by name: Brian2 writes one initialisation line per clock into
-    main.cpp in set order, which follows the objects' addresses, so that a network with several clocks
-    (in-trial updates, chunk boundaries) got a different main.cpp, recompiled and relinked, in every
-    process (≈ 2–4 s of every warm start)."""
-
-    def __iter__(self):
-        return iter(sorted(set.__iter__(self), key=lambda clock: clock.name))
-
-
-def _clock_lines_by_name(queue: list) -> list:
-    """Brian2's main.cpp queue with each run of consecutive clock resets (``<clock>_timestep`` and
-    ``<clock>_t`` set to a single value; one pair per clock, in set order) sorted by clock name."""
-
-    def is_clock(item) -> bool:
-        kind, args = item
-        return kind == "set_by_single_value" and str(args[0]).endswith(("clock_timestep", "clock_t"))
-
-    out, run = [], []
-    for item in [*queue, None]:
-        if item is not None and is_clock(item):
-            run.append(item)
-            continue
-        out += sorted(run, key=lambda it: str(it[1][0]).rsplit("clock_", 1)[0])  # stable: timestep, t
-        run = []
-        if item is not None:
-            out.append(item)
-    return out
 
 
 def _slot(operation: str) -> dict[str, str | int]:
@@ -398,17 +350,16 @@ class Brian2Network:
             for old in _ACTIVE_STANDALONE:
                 old._stale = True
             _ACTIVE_STANDALONE.clear()
-            b2.set_device("cpp_standalone", build_on_run=False)
+            from neuroplast.network.engine import DEVICE_NAME
+
+            b2.set_device(DEVICE_NAME, build_on_run=False)
             b2.device.reinit()  # one standalone project per process: start a fresh one
-            b2.set_device("cpp_standalone", build_on_run=False)
+            b2.set_device(DEVICE_NAME, build_on_run=False)
             # Brian2's OpenMP code splits the per-neuron loops and the synaptic code that writes only
             # synaptic variables between the threads; code writing neuron variables (v_post += w) and the
             # summed variables stay on one thread in synapse order. So every element sees the same operations
             # in the same order for any thread count (tests/training/test_batch.py, test_chunked.py).
             b2.prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
-            device = b2.get_device()
-            device.headers += [f'"{name}"' for name in HEADERS]
-            device.include_dirs.append(str(INCLUDE_DIR))
             _ACTIVE_STANDALONE.append(self)
         else:
             b2.set_device("runtime")
@@ -429,7 +380,10 @@ class Brian2Network:
             self.X = None
             fn = b2.Function(None, arg_units=[1, 1], return_unit=1, arg_names=["i", "step"])
             fn.implementations.add_implementation(
-                "cpp", _header_stamp(eq.INPUT_TABLE_HEADER), name="neuroplast_input_spike"
+                "cpp",
+                header_stamp(eq.INPUT_TABLE_HEADER),
+                name="neuroplast_input_spike",
+                compiler_kwds=header_kwds(eq.INPUT_TABLE_HEADER),
             )
             self._namespace["neuroplast_input_spike"] = fn
         else:
@@ -678,7 +632,10 @@ class Brian2Network:
         psi = device.get_array_name(rec.variables["psi"])
         fn = b2.Function(None, arg_units=[1], return_unit=1, arg_names=["i"], stateless=False)
         fn.implementations.add_implementation(
-            "cpp", _header_stamp(fz.PSI_HEADER) + fz.psi_recorder(psi), name=fz.PSI_RECORDER
+            "cpp",
+            header_stamp(fz.PSI_HEADER) + fz.psi_recorder(psi),
+            name=fz.PSI_RECORDER,
+            compiler_kwds=header_kwds(fz.PSI_HEADER),
         )
         self._namespace[fz.PSI_RECORDER] = fn
         recorder = b2.NeuronGroup(1, "recorded : 1", name="grad_psi_recorder")
@@ -728,10 +685,12 @@ class Brian2Network:
         import platform
 
         from neuroplast import __version__
+        from neuroplast.network.engine import ENGINE_VERSION
 
         p = self.params
         return {
             "neuroplast": __version__,
+            "engine": ENGINE_VERSION,
             "brian2": b2.__version__,
             "compiler_flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc),
             "platform": [platform.machine(), platform.python_version()],
@@ -752,7 +711,7 @@ class Brian2Network:
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             **({"threads": self.threads} if self.threads > 1 else {}),
             **({"factorized": self._grad_code} if self.factorized else {}),
-            "headers": [_header_text(name) for name in HEADERS],
+            "headers": [header_text(name) for name in HEADERS],
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -776,10 +735,7 @@ class Brian2Network:
             self.net.run(duration, namespace=self._namespace)
 
             def build(folder: Path) -> None:
-                device = b2.get_device()
-                device.clocks = _ByName(device.clocks)  # the same main.cpp in every process
-                device.main_queue[:] = _clock_lines_by_name(device.main_queue)
-                device.build(directory=str(folder), compile=True, run=False, with_output=False)
+                b2.get_device().build(directory=str(folder), compile=True, run=False, with_output=False)
 
             if self._build_dir is not None:
                 build(self._build_dir)
@@ -791,8 +747,7 @@ class Brian2Network:
             if self.factorized:  # written by the gradient code, which Brian2 does not know of: read them back
                 written = [self.groups["readout"].variables["gb"]]
                 written += [syn.variables["g"] for syn in self.synapses.values()]
-                for var in written:
-                    self._device.array_cache[var] = None
+                self._device.forget_cached(written)
             self._results = results_subdir(self._build_dir or self.build_dir)
             b2.set_device("runtime")  # leave the process usable for runtime networks
         else:
@@ -1105,10 +1060,10 @@ class Brian2Network:
         import brian2 as b2
 
         if self.device == "cpp_standalone":
-            run_args = self._run_args({**values, **arrays})
+            args, files = self._launch_arguments({**values, **arrays})
             shared = running(self.build_dir) if self._build_dir is None else contextlib.nullcontext()
             with shared:  # a build by another process waits until this trial has read the project's files
-                self._device.run(results_directory=self._results, run_args=run_args, with_output=False)
+                self._device.launch(self._results, args, files)
         else:
             b2.set_device("runtime")
             self.net.restore("initial")
@@ -1119,43 +1074,17 @@ class Brian2Network:
             self.net.run(self.n_steps * p.dt * b2.ms, namespace=self._namespace)
             _raise_if_stopped(b2, self.net, self.n_steps, p.dt)
 
-    def _run_args(self, values: dict) -> list[str]:
-        """The ``name=value`` arguments of a launch of the binary (what Brian2 makes of a ``run_args`` dict).
+    def _launch_arguments(self, values: dict) -> tuple[dict, dict]:
+        """A launch's values as the device's run arguments, and the raw files the binary reads itself."""
+        from neuroplast.network.engine import RunArgument
 
-        Array values go to files of this process's results folder, one per variable, overwritten at every
-        launch and removed with the folder.  (Brian2 names each file after an MD5 hash of its content in
-        the project's ``static_arrays``: hashing the inputs of a chunk took ≈ 2 ms per sine iteration,
-        and every launch left its files in the shared cache for good.)  Single finite values go on the
-        command line as ``repr`` (exact for doubles), as Brian2 does.
-        """
-        import brian2 as b2
-        from brian2.units.fundamentalunits import fail_for_dimension_mismatch
-
-        folder = Path(self._device.project_dir) / self._results
-        folder.mkdir(parents=True, exist_ok=True)
-        args = []
+        args, files = {}, {}
         for key, value in values.items():
             if key is _INPUT_TABLE:  # read by the binary itself (network/include/neuroplast_input.h)
-                np.ascontiguousarray(value, dtype=np.uint8).tofile(folder / INPUT_TABLE_FILE)
-                continue
-            fail_for_dimension_mismatch(key.dim, value)
-            if isinstance(key, b2.TimedArray):
-                name, dtype, shape = f"{key.name}.values", key.values.dtype, key.values.shape
-            else:  # a VariableView: a group's variable (a synaptic one has one value per synapse)
-                name, dtype = f"{key.group_name}.{key.name}", key.dtype
-                n = self._n_synapses.get(key.group_name) if key.variable.dynamic else key.shape[0]
-                shape = None if n is None else (n,)
-            ar = np.ascontiguousarray(value, dtype=dtype)
-            if ar.size == 1 and np.isfinite(ar).all():
-                args.append(f"{name}={ar.item()!r}")
-                continue
-            # (the binary only prints a warning when a file has the wrong size, and runs on)
-            if (shape is not None and ar.shape != shape) or (shape is None and ar.ndim != 1):
-                raise ValueError(f"run argument {name}: shape {ar.shape}, expected {shape or '1-d'}")
-            path = folder / f"arg_{name}.dat"
-            ar.tofile(path)
-            args.append(f"{name}={path}")
-        return args
+                files[INPUT_TABLE_FILE] = np.asarray(value, dtype=np.uint8)
+            else:
+                args[RunArgument.of(key, self._n_synapses)] = value
+        return args, files
 
     def _check_fixed(self, p: ModelParams) -> None:
         if self.gradients and not self.adaptation and np.any(p.beta != 0.0):

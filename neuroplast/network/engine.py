@@ -1,0 +1,185 @@
+"""neuroplast's Brian2 device: a :class:`~brian2.devices.cpp_standalone.device.CPPStandaloneDevice` subclass.
+
+Brian2 is extended here the way brian2cuda extends it: a device class registered in Brian2's device table
+(``brian2.devices.device.all_devices``) under :data:`DEVICE_NAME` and selected with ``set_device``.  The
+class owns what neuroplast needs beyond the stock C++ standalone device:
+
+* **the clock order** — Brian2 keeps the clocks of a project in a set and writes one initialisation line per
+  clock into ``main.cpp`` in set order (the objects' addresses): with several clocks (in-trial updates,
+  trial boundaries of a chunk) every process wrote a different ``main.cpp`` and relinked (≈ 2–4 s of every
+  warm start).  Here the clocks are a set iterated by name, and the lines :meth:`network_run` queues for
+  them are sorted by clock name;
+* **the headers of the code inserted into** ``main.cpp`` (the input table's loader, the record of ψ, the
+  gradients computed after the run): the device's own ``headers`` and ``include_dirs``.  The functions that
+  code objects call declare their header themselves (``compiler_kwds`` of their implementation,
+  :func:`.headers.header_kwds`);
+* **the launch** (:meth:`launch`): run arguments as Brian2's documented ``name=value`` strings, array values
+  written to files of the launch's results folder (see :meth:`launch` for why not Brian2's ``run_args``
+  dictionary);
+* **variables written by code Brian2 does not know of** (:meth:`forget_cached`).
+
+Workarounds that remain, and the upstream change that would remove each, are listed in
+docs/architecture.md ("Brian2: what neuroplast relies on").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import brian2
+import numpy as np
+from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+from brian2.devices.device import all_devices
+
+from neuroplast.network.headers import HEADERS, INCLUDE_DIR
+
+__all__ = [
+    "DEVICE_NAME",
+    "ENGINE_VERSION",
+    "NeuroplastStandaloneDevice",
+    "RunArgument",
+]
+
+#: The name of neuroplast's device in Brian2's device table.
+DEVICE_NAME = "neuroplast_standalone"
+#: Changes whenever what the device generates changes (part of the compiled-network cache key).
+ENGINE_VERSION = 2
+
+
+class _ByName(set):
+    """A set of clocks iterated by name (Brian2 iterates its set of clocks to write ``main.cpp``)."""
+
+    def __iter__(self):
+        return iter(sorted(set.__iter__(self), key=lambda clock: clock.name))
+
+
+def _is_clock_line(item: tuple) -> bool:
+    kind, args = item
+    return kind == "set_by_single_value" and str(args[0]).endswith(("clock_timestep", "clock_t"))
+
+
+def _clock_lines_by_name(queue: list) -> list:
+    """``queue`` with each run of consecutive clock resets (``<clock>_timestep`` and ``<clock>_t`` set to a
+    single value; one pair per clock, in set order) sorted by clock name (stable: timestep, then t)."""
+    out: list = []
+    run: list = []
+    for item in [*queue, None]:
+        if item is not None and _is_clock_line(item):
+            run.append(item)
+            continue
+        out += sorted(run, key=lambda it: str(it[1][0]).rsplit("clock_", 1)[0])
+        run = []
+        if item is not None:
+            out.append(item)
+    return out
+
+
+class RunArgument:
+    """What a launch sets in the binary: ``<owner>.<variable>`` (or ``<TimedArray>.values``) with its size.
+
+    Parameters
+    ----------
+    name : str
+        The name the binary knows, e.g. ``"syn_input.w"`` or ``"Y_target.values"``.
+    dtype : numpy.dtype
+        The type of the variable's values.
+    shape : tuple of int, or None
+        The shape of an array value (``None``: any 1-d array, e.g. a synaptic variable whose count the
+        device learns only when the project runs).
+    """
+
+    __slots__ = ("name", "dtype", "shape")
+
+    def __init__(self, name: str, dtype: Any, shape: tuple[int, ...] | None) -> None:
+        self.name, self.dtype, self.shape = name, np.dtype(dtype), shape
+
+    @classmethod
+    def of(cls, key: Any, n_synapses: Mapping[str, int]) -> RunArgument:
+        """The argument of a ``VariableView`` (a group's variable) or a ``TimedArray``.
+
+        ``n_synapses`` gives the synapse count of each ``Synapses`` object by name: Brian2 knows it only
+        after the project has run once.
+        """
+        if isinstance(key, brian2.TimedArray):
+            return cls(f"{key.name}.values", key.values.dtype, tuple(key.values.shape))
+        variable = key.variable
+        size = n_synapses.get(key.group_name) if variable.dynamic else int(variable.size)
+        return cls(f"{key.group_name}.{key.name}", key.dtype, None if size is None else (size,))
+
+
+class NeuroplastStandaloneDevice(CPPStandaloneDevice):
+    """Brian2's C++ standalone device with neuroplast's clock order, headers and launches."""
+
+    #: Headers of the code that neuroplast inserts into ``main.cpp`` (:meth:`insert_code`).
+    MAIN_HEADERS = HEADERS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clocks = _ByName()
+        self.headers = [f'"{name}"' for name in self.MAIN_HEADERS]
+        self.include_dirs = [str(INCLUDE_DIR)]
+
+    def network_run(self, net, duration, *args, level: int = 0, **kwds):  # noqa: D102 - Brian2's
+        start = len(self.main_queue)
+        super().network_run(net, duration, *args, level=level + 1, **kwds)
+        self.main_queue[start:] = _clock_lines_by_name(self.main_queue[start:])
+
+    def forget_cached(self, variables: Iterable[Any]) -> None:
+        """Read these variables from the results files again after a run: code that Brian2 does not know of
+        (the gradients computed after the run) writes them."""
+        for var in variables:
+            self.array_cache[var] = None
+
+    def launch(
+        self,
+        results: str,
+        values: Mapping[RunArgument, Any],
+        files: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Run the built binary once with these values.
+
+        Parameters
+        ----------
+        results : str
+            The results folder, relative to the project folder (one per process).
+        values : mapping of RunArgument to array_like
+            A single finite value goes on the command line as ``repr`` (exact for doubles), as Brian2 does;
+            an array goes to a file of the results folder, overwritten at every launch and removed with the
+            folder.  (Brian2's ``run_args`` dictionary names each array's file after an MD5 hash of its
+            content in the project's shared ``static_arrays``: ≈ 2 ms of hashing per sine iteration, and
+            every launch left its files in the shared cache for good.)
+        files : mapping of str to numpy.ndarray, optional
+            Raw byte files the binary reads itself (the input table), by file name in the results folder.
+
+        Raises
+        ------
+        ValueError
+            An array whose shape does not match its variable (the binary would only print a warning).
+        """
+        folder = Path(self.project_dir) / results
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in (files or {}).items():
+            np.ascontiguousarray(data).tofile(folder / name)
+        args = []
+        for arg, value in values.items():
+            ar = np.ascontiguousarray(value, dtype=arg.dtype)
+            if ar.size == 1 and np.isfinite(ar).all():
+                args.append(f"{arg.name}={ar.item()!r}")
+                continue
+            if (arg.shape is not None and ar.shape != arg.shape) or (arg.shape is None and ar.ndim != 1):
+                raise ValueError(f"run argument {arg.name}: shape {ar.shape}, expected {arg.shape or '1-d'}")
+            path = folder / f"arg_{arg.name}.dat"
+            ar.tofile(path)
+            args.append(f"{arg.name}={path}")
+        self.run(results_directory=results, run_args=args, with_output=False)
+
+
+def register() -> None:
+    """Put neuroplast's device into Brian2's device table (once; ``set_device(DEVICE_NAME)`` selects it)."""
+    if not isinstance(all_devices.get(DEVICE_NAME), NeuroplastStandaloneDevice):
+        all_devices[DEVICE_NAME] = NeuroplastStandaloneDevice()
+
+
+register()
