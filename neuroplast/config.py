@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from neuroplast.devices import AUTO, device_info, require
 from neuroplast.errors import ConfigError
 from neuroplast.model.initializers import INITIALIZERS
 from neuroplast.model.losses import LOSSES
@@ -30,7 +31,6 @@ __all__ = [
     "check_log_size",
     "estimate_log_bytes",
     "estimate_memory",
-    "DEVICES",
     "GRADIENT_PATHS",
     "ConfigError",
     "SimulationConfig",
@@ -43,9 +43,6 @@ __all__ = [
 ]
 
 
-#: Values of ``simulation.device`` (the Brian2 devices of :mod:`neuroplast.network.devices`).
-#: ``auto`` picks cpp_standalone when a C++ compiler and make work, else the Cython runtime.
-DEVICES = ("auto", "runtime", "cpp_standalone")
 #: Values of ``training.path`` besides ``"auto"``: how the trainer gets a rule's gradient
 #: (:mod:`neuroplast.training.trainer`).
 GRADIENT_PATHS = ("online", "factorized")
@@ -79,8 +76,9 @@ _NEW_KEY = {"omit_default": True}
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (auto | runtime | cpp_standalone), and
-    the engine keys chunk_iterations and threads."""
+    """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (``auto`` or a name of
+    :data:`neuroplast.devices.DEVICES`: runtime, cpp_standalone), and the engine keys chunk_iterations and
+    threads."""
 
     dt_ms: float = field(default=1.0, metadata=_check(_positive))
     n_steps: int = field(default=1000, metadata=_check(_positive))
@@ -94,12 +92,11 @@ class SimulationConfig:
     threads: int = field(default=1, metadata={**_check(_positive), **_NEW_KEY, "execution": True})
 
     def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise ConfigError(f"simulation.device: must be one of {', '.join(DEVICES)} (got {self.device!r})")
-        if self.threads > 1 and self.device == "runtime":
-            raise ConfigError(
-                "simulation.threads: > 1 needs device 'cpp_standalone' or 'auto' (got 'runtime')"
-            )
+        # the devices and what each can do: neuroplast.devices (``auto`` picks one when the run starts)
+        if self.device.strip().lower() != AUTO:
+            info = device_info(self.device)
+            if self.threads > 1:
+                require(info, "threads", "simulation.threads", "> 1 threads")
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class LockedFile(h5py.File):
 
 
 def _neuroplast_version() -> str:
-    from neuroplast import __version__
+    from neuroplast._version import __version__
 
     return str(__version__)
 

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from neuroplast.devices import Capabilities
 from neuroplast.model.params import Weights
 
 __all__ = ["TrialResult", "Simulator"]
@@ -78,6 +79,11 @@ class Simulator(Protocol):
         returns them).
     n_steps : int
         Steps per trial T.
+    device : str
+        Its name, for the user (a device of :data:`neuroplast.devices.DEVICES`, or e.g. ``"numpy"``).
+    capabilities : Capabilities
+        What it can do beyond one trial per launch (:class:`neuroplast.devices.Capabilities`); the trainer
+        uses nothing it does not declare.
 
     A simulator may also run a batch's trials side by side: an attribute ``batch`` (B > 1) and a method
     ``run_batch(weights, trials, *, feedback=None)`` taking up to B ``(x, target, mask)`` and returning one
@@ -88,6 +94,8 @@ class Simulator(Protocol):
     edges: Mapping[str, tuple[np.ndarray, np.ndarray]]
     adam: bool
     n_steps: int
+    device: str
+    capabilities: Capabilities
 
     def run_trial(
         self,

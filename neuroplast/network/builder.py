@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroplast.devices import device_info
 from neuroplast.model.connectivity import SYNAPTIC, Connectivity
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
@@ -90,7 +91,9 @@ class Brian2Network:
         Only the masks (connectivity) and sizes are used for building.
     n_steps : int
         Steps per trial T.
-    device : {"runtime", "cpp_standalone"}
+    device : str
+        A device of :data:`neuroplast.devices.DEVICES` that Brian2 implements
+        (:data:`.devices.BRIAN2_DEVICES`: ``"runtime"``, ``"cpp_standalone"``).
     loss : str
         Loss name (``"mse"`` or ``"cross_entropy"``), for the online error and
         learning signal.
@@ -172,9 +175,13 @@ class Brian2Network:
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
+        #: What the device can do (:mod:`neuroplast.devices`): every device-dependent choice below asks it.
+        self.capabilities = device_info(device).capabilities
+        #: A compiled program launched per trial (else Brian2's runtime objects in this process).
+        self._compiled = self.capabilities.ahead_of_time
         if int(threads) != threads or threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
-        if threads > 1 and device != "cpp_standalone":
+        if threads > 1 and not self.capabilities.threads:
             raise ValueError("threads > 1 needs device 'cpp_standalone' (OpenMP threads of its binary)")
         #: OpenMP threads of the cpp_standalone binary (1: none).
         self.threads = int(threads)
@@ -210,7 +217,7 @@ class Brian2Network:
         if in_trial_optimizer not in ("sgd", "adam"):
             raise ValueError(f"in-trial updates support 'sgd' and 'adam', not {in_trial_optimizer!r}")
         self.chunk = int(chunk_trials)
-        self._check_chunk(device, chunk_optimizer, chunk_feedback)
+        self._check_chunk(chunk_optimizer, chunk_feedback)
         self.batch = int(batch)
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1 trials, got {batch}")
@@ -219,7 +226,9 @@ class Brian2Network:
         self.chunk_feedback = chunk_feedback
         #: The binary computes the factorized e-prop gradients after the run (network/factorized.py).
         self.factorized = bool(factorized)
-        if self.factorized and (device != "cpp_standalone" or gradients or self.update_every or self.chunk):
+        if self.factorized and (
+            not self.capabilities.compiled_gradients or gradients or self.update_every or self.chunk
+        ):
             raise ValueError(
                 "factorized gradients in the binary need device 'cpp_standalone', gradients=False, "
                 "update_every=0 and chunk_trials=0"
@@ -244,12 +253,12 @@ class Brian2Network:
             raise ValueError(f"cannot record {', '.join(unknown)} (known: {', '.join(allowed)})")
         return tuple(k for k in allowed if k in record)
 
-    def _check_chunk(self, device: str, optimizer: str, feedback: str) -> None:
+    def _check_chunk(self, optimizer: str, feedback: str) -> None:
         if self.chunk < 0:
             raise ValueError(f"chunk_trials must be >= 0, got {self.chunk}")
         if not self.chunk:
             return
-        if device != "cpp_standalone":
+        if not self.capabilities.chunks:
             raise ValueError("many trials per launch (chunk_trials > 0) need device 'cpp_standalone'")
         if not self.gradients or self.update_every or self.record:
             raise ValueError("chunk_trials > 0 needs gradients=True, update_every=0 and record=False")
@@ -346,15 +355,15 @@ class Brian2Network:
     def _start_device(self, b2) -> None:
         """Select the device; a cpp_standalone network starts a fresh project (and retires the old one)."""
         configure_brian2()
-        if self.device == "cpp_standalone":
+        if self._compiled:
             for old in _ACTIVE_STANDALONE:
                 old._stale = True
             _ACTIVE_STANDALONE.clear()
-            from neuroplast.network.engine import DEVICE_NAME
+            import neuroplast.network.engine  # noqa: F401 - registers the device in Brian2's device table
 
-            b2.set_device(DEVICE_NAME, build_on_run=False)
+            b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
             b2.device.reinit()  # one standalone project per process: start a fresh one
-            b2.set_device(DEVICE_NAME, build_on_run=False)
+            b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
             # Brian2's OpenMP code splits the per-neuron loops and the synaptic code that writes only
             # synaptic variables between the threads; code writing neuron variables (v_post += w) and the
             # summed variables stay on one thread in synapse order. So every element sees the same operations
@@ -362,7 +371,7 @@ class Brian2Network:
             b2.prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
             _ACTIVE_STANDALONE.append(self)
         else:
-            b2.set_device("runtime")
+            b2.set_device(BRIAN2_DEVICES[self.device])
             _repair_cython_cache_once()
             b2.prefs.codegen.target = "cython"
         self._stale = False
@@ -372,7 +381,7 @@ class Brian2Network:
         recall-window mask, set per trial."""
         T, B = self.n_steps * max(1, self.chunk), self.batch
         #: cpp_standalone reads each launch's inputs from a byte table (:data:`.equations.INPUT_X`).
-        self._table = self.device == "cpp_standalone"
+        self._table = self._compiled
         self.Y = b2.TimedArray(np.zeros((T, B * self.n_out)), dt=dt, name="Y_target")
         self.M = b2.TimedArray(np.zeros((T, 1 if B == 1 else B * self.n_out)), dt=dt, name="M_mask")
         self._namespace = {"Y_target": self.Y, "M_mask": self.M}
@@ -684,7 +693,7 @@ class Brian2Network:
         """
         import platform
 
-        from neuroplast import __version__
+        from neuroplast._version import __version__
         from neuroplast.network.engine import ENGINE_VERSION
 
         p = self.params
@@ -719,7 +728,7 @@ class Brian2Network:
     def _compile(self, b2, duration) -> None:
         """cpp_standalone: generate and compile the project (run later with ``run_args``); runtime: store
         the initial state that every trial restores."""
-        if self.device == "cpp_standalone":
+        if self._compiled:
             steps, width = self.n_steps * max(1, self.chunk), self.batch * self.n_in
             b2.get_device().insert_code(
                 "before_network_run",
@@ -1059,7 +1068,7 @@ class Brian2Network:
         """Run one trial from the initial state with these variable and TimedArray values."""
         import brian2 as b2
 
-        if self.device == "cpp_standalone":
+        if self._compiled:
             args, files = self._launch_arguments({**values, **arrays})
             shared = running(self.build_dir) if self._build_dir is None else contextlib.nullcontext()
             with shared:  # a build by another process waits until this trial has read the project's files
@@ -1110,7 +1119,7 @@ class Brian2Network:
         ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
         # (T, copies · N) per variable, as the monitor stores it: cpp_standalone reads a fresh array from the
         # results file, the runtime device's storage is reused by the next trial (copied)
-        fresh = self.device == "cpp_standalone"
+        fresh = self._compiled
         states = {}
         for name in self._recorded:
             if name != "z":

@@ -1,4 +1,5 @@
-"""Brian2 devices: Cython runtime and cpp_standalone, with strict floating point.
+"""The Brian2 side of the devices of :mod:`neuroplast.devices`: which Brian2 device implements each, strict
+floating point, and what ``auto`` picks.
 
 Brian2's default C++ flags include ``-ffast-math`` and ``-march=native`` (which may
 contract ``a*b + c`` into FMA); both change results at the 1e-16 level.  neuroplast
@@ -11,12 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from neuroplast.config import DEVICES  # the names of ``simulation.device``: the config schema owns them
+from neuroplast.devices import AUTO, DEVICES, DeviceInfo, device_info
 
-__all__ = ["DEVICES", "BRIAN2_DEVICES", "configure_brian2", "cache_dir", "resolve_device", "compiler_works"]
+__all__ = ["BRIAN2_DEVICES", "configure_brian2", "cache_dir", "resolve_device", "compiler_works"]
 
-#: The Brian2 devices a network is built on (``simulation.device = "auto"`` resolves to one of them).
-BRIAN2_DEVICES = ("runtime", "cpp_standalone")
+#: The Brian2 device (its name in Brian2's device table) that implements each device of
+#: :data:`neuroplast.devices.DEVICES`; the only table that turns a device's name into Brian2.
+BRIAN2_DEVICES = {"runtime": "runtime", "cpp_standalone": "neuroplast_standalone"}
 
 STRICT_FLAGS = ["-w", "-O3", "-fno-fast-math", "-ffp-contract=off", "-std=c++11"]
 
@@ -91,18 +93,37 @@ def compiler_works() -> bool:
     return True
 
 
-def resolve_device(name: str) -> tuple[str, str]:
-    """The Brian2 device for ``simulation.device`` and why it was chosen.
+def available(info: DeviceInfo) -> bool:
+    """Whether this machine can run device ``info``: Brian2 implements it here and what it needs works."""
+    return info.name in BRIAN2_DEVICES and (not info.needs_compiler or compiler_works())
+
+
+def resolve_device(name: str) -> tuple[DeviceInfo, str]:
+    """The device for ``simulation.device`` and why it was chosen.
+
+    ``auto`` picks the available device of highest preference; a named device must be known
+    (:class:`~neuroplast.errors.ConfigError` naming the key otherwise) and implemented by Brian2 here.
 
     Returns
     -------
-    (device, reason) : (str, str)
-        ``"cpp_standalone"`` or ``"runtime"``; ``reason`` is a few words for the user.
+    (device, reason) : (DeviceInfo, str)
+        ``reason`` is a few words for the user.
     """
-    if name != "auto":
-        if name not in BRIAN2_DEVICES:
-            raise ValueError(f"unknown device {name!r} (known: {', '.join(DEVICES)})")
-        return name, "as configured"
-    if compiler_works():
-        return "cpp_standalone", "auto: a C++ compiler works, compiled once and cached"
-    return "runtime", "auto: no working C++ compiler and make found, using the Cython runtime"
+    if name.strip().lower() != AUTO:
+        info = device_info(name)
+        if info.name not in BRIAN2_DEVICES:
+            from neuroplast.errors import ConfigError
+
+            raise ConfigError(f"simulation.device: {info.name!r} has no Brian2 implementation in neuroplast")
+        return info, "as configured"
+    ranked = sorted((DEVICES.get(d) for d in DEVICES.names()), key=lambda d: -d.preference)
+    for k, info in enumerate(ranked):
+        if not available(info):
+            continue
+        if info.needs_compiler:
+            return info, "auto: a C++ compiler works, compiled once and cached"
+        skipped = ", ".join(d.name for d in ranked[:k] if d.name in BRIAN2_DEVICES)
+        if skipped:
+            return info, f"auto: no working C++ compiler and make found for {skipped}, using {info.name}"
+        return info, "auto"
+    raise RuntimeError("no simulation device is available")  # pragma: no cover - runtime always is

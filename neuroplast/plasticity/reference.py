@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.devices import Capabilities
 from neuroplast.gradients.eprop import eprop_grads, factorized_grads
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.connectivity import Connectivity
@@ -41,6 +42,8 @@ class NumpySimulator:
 
     adam = False
     device = "numpy"
+    #: One trial per call, nothing more (:class:`neuroplast.devices.Capabilities`).
+    capabilities = Capabilities()
 
     def __init__(self, params: ModelParams, weights: Weights, n_steps: int, loss: str) -> None:
         self.params = params

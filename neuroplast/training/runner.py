@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.build import Setup, build
 from neuroplast.config import EXECUTION_KEYS, Config, to_toml
 from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.model.simulator import Simulator
 from neuroplast.network.devices import cache_dir
 from neuroplast.training.progress import Progress
 from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer
@@ -144,6 +146,8 @@ def run_training(
     progress: bool = True,
     resume: str | Path | None = None,
     on_resume: Callable[[dict[str, int]], None] | None = None,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
+    simulator: Callable[[Setup], Simulator] | None = None,
 ) -> Path:
     """Train ``cfg`` and write the run log to ``out``, or continue a killed run (``resume``).
 
@@ -176,6 +180,16 @@ def run_training(
     on_resume : callable, optional
         Called with :attr:`RunWriter.resumed <neuroplast.io.RunWriter>` (``iterations``, ``trials``,
         ``dropped_trials``, ``dropped_iterations``) once the file has been cut back.
+    on_iteration : callable, optional
+        Called with every iteration's :class:`~neuroplast.training.trainer.IterationRecord` once it has been
+        handed to the log (losses, updates, spikes; its arrays are read-only and must not be kept beyond
+        the call if memory matters).  An exception it raises stops the run like any error: the log keeps
+        every iteration before.
+    simulator : callable, optional
+        ``simulator(setup) -> Simulator``: what simulates the trials (e.g.
+        :meth:`neuroplast.plasticity.reference.NumpySimulator.of`, the NumPy reference); default the Brian2
+        network of ``simulation.device``.  The trainer uses only what the simulator declares
+        (:class:`~neuroplast.model.simulator.Simulator`, its ``capabilities``).
 
     Returns
     -------
@@ -215,7 +229,11 @@ def run_training(
         cfg = _apply_overrides(cfg, iterations, seed, rule)
     progress_ = Progress(cfg.training.iterations, 0, cfg.training.rule, enabled=progress)
     progress_.phase(f"building the network (Brian2 compiles code on a first run, cached in {cache_dir()})")
-    trainer = Trainer.from_config(cfg, record=bool(trace))
+    if simulator is None:
+        trainer = Trainer.from_config(cfg, record=bool(trace))
+    else:
+        setup = build(cfg)
+        trainer = Trainer(setup, simulator(setup), record=bool(trace))
     hit = getattr(trainer.net, "cache_hit", None)
     how = {True: ", reused the compiled network", False: ", compiled"}.get(hit, "")
     how += f", {trainer.threads} threads" if trainer.threads > 1 else ""
@@ -229,7 +247,7 @@ def run_training(
         with writer:  # closed on any exit (Ctrl-C included), at its last complete iteration
             progress_.done = trainer.iteration
             try:
-                _train(trainer, writer, trace, n_trace, progress_)
+                _train(trainer, writer, trace, n_trace, progress_, on_iteration)
             except DivergedError as exc:
                 writer.mark_diverged(str(exc))
                 raise
@@ -300,16 +318,29 @@ def _flush_schedule(writer: Any, trainer: Trainer) -> Any:
     return writer
 
 
-def _train(trainer: Trainer, writer: Any, trace: Sequence[str], n_trace: int, progress: Progress) -> None:
-    """Run the remaining iterations, handing each record to the writer."""
+def _train(
+    trainer: Trainer,
+    writer: Any,
+    trace: Sequence[str],
+    n_trace: int,
+    progress: Progress,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
+) -> None:
+    """Run the remaining iterations, handing each record to the writer (then to ``on_iteration``)."""
     if trainer.iteration < trainer.cfg.training.iterations:
-        note = " (the first iteration also compiles, on a first run)" if trainer.device == "runtime" else ""
+        note = (
+            " (the first iteration also compiles, on a first run)"
+            if not trainer.capabilities.ahead_of_time
+            else ""
+        )
         progress.phase(f"training{note}")
     for _ in range(trainer.iteration, trainer.cfg.training.iterations):
         record = trainer.run_iteration()
         log_iteration(writer, record, trace=trace, n_trace=n_trace)
         acc = [t.extras["accuracy"] for t in record.trials if "accuracy" in t.extras]
         progress.iteration(float(np.mean(record.losses)), f"accuracy={np.mean(acc):.2f}" if acc else "")
+        if on_iteration is not None:
+            on_iteration(record)
 
 
 def log_iteration(

@@ -23,6 +23,7 @@ import numpy as np
 
 from neuroplast.build import Setup, build
 from neuroplast.config import GRADIENT_PATHS, Config, to_toml
+from neuroplast.devices import Capabilities
 from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.dynamics import Trajectory
@@ -316,6 +317,9 @@ class Trainer:
         #: How gradients are computed: "online" (inside Brian2) or "factorized" (NumPy, from recordings).
         self.gradient_path = choose_path(cfg, self.rule.online)
         self.device, self.device_reason = getattr(simulator, "device", "given"), "simulator given"
+        #: What the simulation can do (:class:`neuroplast.devices.Capabilities`; a given simulator declares
+        #: its own, none by default).
+        self.capabilities = getattr(simulator, "capabilities", Capabilities())
         #: Iterations per Brian2 launch (0: one trial per launch) and why.
         self.chunk, self.chunk_reason = int(getattr(simulator, "chunk", 0)), "simulator given"
         self.threads = int(getattr(simulator, "threads", 1))
@@ -340,9 +344,11 @@ class Trainer:
 
         cfg = self.cfg
         #: The Brian2 device in use and why (``simulation.device = "auto"`` resolves here).
-        self.device, self.device_reason = resolve_device(cfg.simulation.device)
-        #: OpenMP threads of the binary (``simulation.threads``; the runtime device runs one).
-        self.threads = cfg.simulation.threads if self.device == "cpp_standalone" else 1
+        info, self.device_reason = resolve_device(cfg.simulation.device)
+        self.device, self.capabilities = info.name, info.capabilities
+        #: Threads of the simulation (``simulation.threads``; 1 on a device without threads, which only
+        #: ``auto`` can pick: a named device without them is refused by the config).
+        self.threads = cfg.simulation.threads if self.capabilities.threads else 1
         if chunked:
             self.chunk, self.chunk_reason = self._chunk_plan(record)
         if self.chunk:
@@ -365,7 +371,7 @@ class Trainer:
         self.batch = 1 if cfg.simulation.chunk_iterations == 1 else cfg.training.batch_size
         self.compiled_gradients = (
             self.gradient_path == "factorized"
-            and self.device == "cpp_standalone"
+            and self.capabilities.compiled_gradients
             and self.rule.eprop_gradient
         )
         # what NumPy's gradient reads of the trajectory (nothing when the simulation computes it)
@@ -397,8 +403,8 @@ class Trainer:
             return 0, f"one batch per launch, its {tr.batch_size} trials side by side"
         if cfg.simulation.chunk_iterations == 1:
             why = "simulation.chunk_iterations = 1"
-        elif self.device != "cpp_standalone":
-            why = "many trials per launch need cpp_standalone"
+        elif not self.capabilities.chunks:
+            why = f"device {self.device} runs one iteration per launch"
         elif self.gradient_path != "online":
             why = f"the {self.gradient_path} gradient path reads every trial's recorded trajectory"
         elif tr.update_every_steps:
@@ -482,7 +488,7 @@ class Trainer:
         """Draw iteration ``it``'s trials in a thread while this iteration's cpp_standalone launch runs: the
         calling thread only waits for the binary then, and the draws depend on the seed and ``it`` alone
         (the same trials as drawn later).  One iteration per launch only (a chunk draws its own)."""
-        if self.chunk or self.device != "cpp_standalone" or it >= self.cfg.training.iterations:
+        if self.chunk or not self.capabilities.ahead_of_time or it >= self.cfg.training.iterations:
             return
         self._ahead = (it, _draw_pool().submit(self.task.trials, it, self.cfg.training.batch_size))
 

@@ -1,0 +1,171 @@
+"""The simulation devices by name, with what each can do (no Brian2 here).
+
+A device is a :class:`DeviceInfo` in the :data:`DEVICES` registry: its name (the value of
+``simulation.device``), its :class:`Capabilities` and what it needs on the machine.  Everything that
+depends on the device asks for a capability (``info.capabilities.chunks``), never compares names; the one
+place that turns a name into Brian2 objects is :mod:`neuroplast.network` (``network/devices.py``).
+``auto`` (:data:`AUTO`) is not a device: it resolves to the available device of highest
+``preference`` (:func:`neuroplast.network.devices.resolve_device`).
+
+An unknown name, or a configuration that needs a capability the device lacks, is a one-line
+:class:`~neuroplast.errors.ConfigError` naming the key (:func:`require`) — never a silent fall-back to
+another device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from neuroplast.errors import ConfigError
+from neuroplast.registry import Registry
+
+__all__ = [
+    "AUTO",
+    "Capabilities",
+    "DEVICES",
+    "DeviceInfo",
+    "device_info",
+    "device_names",
+    "register_device",
+    "require",
+]
+
+#: The value of ``simulation.device`` that picks the best available device.
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a device can do beyond simulating one trial per launch.
+
+    Attributes
+    ----------
+    batch : bool
+        A batch's trials side by side in one launch (copies of the network, docs/model.md §8).
+    chunks : bool
+        Several training iterations per launch, the optimizer step inside the simulation (§7).
+    compiled_gradients : bool
+        The factorized e-prop gradient computed inside the simulation after the run (§9).
+    in_trial : bool
+        Weight updates inside a trial (``training.update_every_steps``, §6).
+    threads : bool
+        More than one thread (``simulation.threads``).
+    ahead_of_time : bool
+        The network is compiled into a program before the first trial (the first iteration does not
+        compile), and a launch runs outside Python (Python threads can work meanwhile).
+    """
+
+    batch: bool = False
+    chunks: bool = False
+    compiled_gradients: bool = False
+    in_trial: bool = False
+    threads: bool = False
+    ahead_of_time: bool = False
+
+    def names(self) -> list[str]:
+        """The names of the capabilities this device has."""
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A simulation device: its name, what it can do and what it needs.
+
+    Attributes
+    ----------
+    name : str
+        The value of ``simulation.device``.
+    summary : str
+        A few words for the user.
+    capabilities : Capabilities
+        What it can do.
+    needs_compiler : bool
+        Whether it needs a working C++ compiler and ``make``.
+    preference : int
+        ``auto`` picks the available device with the highest preference.
+    """
+
+    name: str
+    summary: str
+    capabilities: Capabilities
+    needs_compiler: bool = False
+    preference: int = 0
+
+
+def _check(obj: object, name: str) -> None:
+    if not isinstance(obj, DeviceInfo):
+        raise TypeError(f"device {name!r} is not a neuroplast.devices.DeviceInfo")
+
+
+#: Name → :class:`DeviceInfo` (third-party devices: ``register_device``; the ``neuroplast.devices``
+#: entry-point group, whose implementation must also be known to :mod:`neuroplast.network`).
+DEVICES: Registry[DeviceInfo] = Registry("device", group="neuroplast.devices", check=_check)
+
+
+def register_device(info: DeviceInfo) -> DeviceInfo:
+    """Add a device to :data:`DEVICES` (a duplicate name raises ``ValueError``)."""
+    if info.name.strip().lower() == AUTO:
+        raise ValueError(f"{AUTO!r} is not a device name (it picks one)")
+    return DEVICES.register(info.name, info)
+
+
+def device_names() -> tuple[str, ...]:
+    """The values ``simulation.device`` accepts: ``auto`` and every registered device."""
+    return (AUTO, *DEVICES.names())
+
+
+def device_info(name: str) -> DeviceInfo:
+    """The device registered as ``name``; an unknown name is a :class:`ConfigError` naming the key."""
+    try:
+        return DEVICES.get(name)
+    except KeyError:
+        raise ConfigError(
+            f"simulation.device: unknown device {name!r} (known: {', '.join(device_names())})"
+        ) from None
+
+
+def require(info: DeviceInfo, capability: str, key: str, what: str) -> None:
+    """Raise a one-line :class:`ConfigError` naming ``key`` if ``info`` lacks ``capability``.
+
+    Parameters
+    ----------
+    info : DeviceInfo
+        The device in use.
+    capability : str
+        A field of :class:`Capabilities`.
+    key : str
+        The config key (or argument) that asks for it, e.g. ``"simulation.threads"``.
+    what : str
+        What was asked for, in a few words (``"> 1 threads"``).
+    """
+    if not getattr(info.capabilities, capability):
+        able = [d for d in DEVICES.names() if getattr(DEVICES.get(d).capabilities, capability)]
+        raise ConfigError(
+            f"{key}: {what} needs a device with {capability.replace('_', ' ')} "
+            f"({', '.join(able) or 'none registered'}; got {info.name!r})"
+        )
+
+
+register_device(
+    DeviceInfo(
+        "runtime",
+        "Brian2's runtime device (Cython code, compiled per code object at the first run)",
+        Capabilities(batch=True, in_trial=True),
+    )
+)
+register_device(
+    DeviceInfo(
+        "cpp_standalone",
+        "a compiled C++ program (Brian2's standalone mode; neuroplast's device subclass)",
+        Capabilities(
+            batch=True,
+            chunks=True,
+            compiled_gradients=True,
+            in_trial=True,
+            threads=True,
+            ahead_of_time=True,
+        ),
+        needs_compiler=True,
+        preference=10,
+    )
+)

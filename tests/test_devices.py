@@ -1,0 +1,116 @@
+"""The device registry (neuroplast.devices): names, capabilities, ``auto``, and one-line refusals."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from neuroplast import devices
+from neuroplast.devices import AUTO, DEVICES, Capabilities, DeviceInfo, device_info, device_names, require
+from neuroplast.errors import ConfigError
+from tests.helpers import ROOT
+
+
+@pytest.fixture
+def extra_device() -> Iterator[DeviceInfo]:
+    """A registered device without Brian2 implementation and without most capabilities (removed after)."""
+    info = DeviceInfo("test_gpu", "a device of this test", Capabilities(batch=True), preference=100)
+    devices.register_device(info)
+    yield info
+    DEVICES._items.pop("test_gpu")
+
+
+def test_builtin_devices_and_their_capabilities() -> None:
+    assert {"runtime", "cpp_standalone"} <= set(device_names()) and device_names()[0] == AUTO
+    cpp, runtime = device_info("cpp_standalone").capabilities, device_info("runtime").capabilities
+    assert set(cpp.names()) == {"batch", "chunks", "compiled_gradients", "in_trial", "threads", "ahead_of_time"}
+    assert set(runtime.names()) == {"batch", "in_trial"}
+
+
+def test_unknown_device_is_one_line_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        device_info("cuda_standalone")
+    msg = str(err.value)
+    assert msg.startswith("simulation.device:") and "'cuda_standalone'" in msg and "\n" not in msg
+    assert "cpp_standalone" in msg and "runtime" in msg  # the known names
+
+
+def test_require_names_the_key_and_the_devices_that_can(extra_device: DeviceInfo) -> None:
+    require(device_info("cpp_standalone"), "threads", "simulation.threads", "> 1 threads")  # has it
+    with pytest.raises(ConfigError) as err:
+        require(extra_device, "chunks", "simulation.chunk_iterations", "several iterations per launch")
+    msg = str(err.value)
+    assert msg.startswith("simulation.chunk_iterations:") and "'test_gpu'" in msg and "cpp_standalone" in msg
+
+
+def test_auto_is_not_a_device_name() -> None:
+    with pytest.raises(ValueError, match="not a device"):
+        devices.register_device(DeviceInfo("Auto", "", Capabilities()))
+    with pytest.raises(ValueError, match="already registered"):
+        devices.register_device(DeviceInfo("runtime", "", Capabilities()))
+
+
+def test_config_checks_the_device_and_its_capabilities() -> None:
+    from neuroplast.config import SimulationConfig
+
+    SimulationConfig(device="cpp_standalone", threads=2)
+    SimulationConfig(device="auto", threads=2)  # auto: threads where the picked device has them
+    with pytest.raises(ConfigError, match=r"^simulation\.threads: .*'runtime'"):
+        SimulationConfig(device="runtime", threads=2)
+    with pytest.raises(ConfigError, match=r"^simulation\.device: unknown device 'gpu'"):
+        SimulationConfig(device="gpu")
+
+
+def test_auto_picks_the_best_available_and_never_a_device_without_implementation(
+    extra_device: DeviceInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netdev = pytest.importorskip("neuroplast.network.devices")
+    monkeypatch.setattr(netdev, "compiler_works", lambda: True)
+    info, why = netdev.resolve_device("auto")  # test_gpu ranks higher but Brian2 has no implementation of it
+    assert info.name == "cpp_standalone" and "compiler works" in why
+    monkeypatch.setattr(netdev, "compiler_works", lambda: False)
+    info, why = netdev.resolve_device("auto")
+    assert info.name == "runtime" and "cpp_standalone" in why and "no working C++ compiler" in why
+    with pytest.raises(ConfigError, match=r"^simulation\.device: 'test_gpu' has no Brian2 implementation"):
+        netdev.resolve_device("test_gpu")  # named: refused, not run on another device
+
+
+def _device_literals() -> set[str]:
+    return set(device_names()) | {"numpy"}
+
+
+def _string_comparisons(path: Path, names: set[str]) -> Iterator[tuple[int, str]]:
+    """(line, text) of every ``==``/``!=``/``in`` comparison in ``path`` with a device name as a literal."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+            for part in parts:
+                elts = part.elts if isinstance(part, ast.Tuple | ast.List | ast.Set) else [part]
+                for e in elts:
+                    if isinstance(e, ast.Constant) and e.value in names:
+                        yield node.lineno, ast.unparse(node)
+
+
+def test_no_device_name_comparisons_outside_the_registry() -> None:
+    """Device-dependent code asks for capabilities; only the registry (neuroplast/devices.py) and the table
+    that maps names to Brian2 (network/devices.py) may name devices."""
+    names = _device_literals() - {AUTO}
+    allowed = {ROOT / "neuroplast" / "devices.py", ROOT / "neuroplast" / "network" / "devices.py"}
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text}"
+        for path in sorted((ROOT / "neuroplast").rglob("*.py"))
+        if path not in allowed
+        for line, text in _string_comparisons(path, names)
+    ]
+    assert not found, "device names compared outside the registry:\n" + "\n".join(found)
+
+
+def test_the_comparison_scan_finds_a_comparison(tmp_path: Path) -> None:
+    """The scan above can fail: it finds the kind of comparison it forbids."""
+    src = tmp_path / "x.py"
+    src.write_text("def f(d):\n    return d == 'cpp_standalone' or d in ('runtime', 'x')\n")
+    assert [line for line, _ in _string_comparisons(src, _device_literals())] == [2, 2]
