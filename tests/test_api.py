@@ -13,7 +13,7 @@ import pytest
 
 import neuroplast as npl
 from neuroplast.errors import NeuroplastError
-from tests.helpers import ROOT, SINE, write_config
+from tests.helpers import ROOT, write_config
 
 ITERATIONS = 3
 

@@ -26,7 +26,8 @@ def extra_device() -> Iterator[DeviceInfo]:
 def test_builtin_devices_and_their_capabilities() -> None:
     assert {"runtime", "cpp_standalone"} <= set(device_names()) and device_names()[0] == AUTO
     cpp, runtime = device_info("cpp_standalone").capabilities, device_info("runtime").capabilities
-    assert set(cpp.names()) == {"batch", "chunks", "compiled_gradients", "in_trial", "threads", "ahead_of_time"}
+    every = {"batch", "chunks", "compiled_gradients", "in_trial", "threads", "ahead_of_time"}
+    assert set(cpp.names()) == every
     assert set(runtime.names()) == {"batch", "in_trial"}
 
 

@@ -906,8 +906,8 @@ class Brian2Network:
         weights : Weights
             The weights of the first trial.
         trials : list of (x, target, mask)
-            At most ``chunk_trials`` trials, in order (fewer: the launch is padded with silent trials whose
-            results are dropped).
+            At most ``chunk_trials`` trials, in order (fewer: the launch simulates only those, its duration
+            chosen at run time by the device).
         feedback : ndarray (N, n_out)
             B of the first trial.
         learning_rate : float
@@ -942,7 +942,8 @@ class Brian2Network:
         values[rec.reg_T] = np.asarray(float(self.n_steps))
         values[rec.reg_f] = np.asarray(float(reg[1]))
         self._feedback_values(values, feedback)
-        self._run(values, self._trial_arrays(trials, in_time=True), p)
+        # the launch simulates these n trials only (the compiled program holds up to ``chunk``)
+        self._run(values, self._trial_arrays(trials, in_time=True), p, n_trials=n)
         return self._collect_chunk(n)
 
     def _edge_rows(self, mons: dict, var: dict) -> dict[str, np.ndarray]:
@@ -954,7 +955,8 @@ class Brian2Network:
         return out
 
     def _collect_chunk(self, n: int) -> list[TrialResult]:
-        """Split one launch's monitors into per-trial results (the first ``n`` trials)."""
+        """Split one launch of ``n`` trials into per-trial results (the last one's gradient is the state at
+        the end of the launch, the others' are taken at the next trial's boundary)."""
         T, N = self.n_steps, self.n_rec
         y = np.asarray(self.out_mon.y[:]).T
         steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
@@ -975,7 +977,7 @@ class Brian2Network:
                 spikes=(steps[sel] - k * T, ids[sel]),
                 ran_with={key: rows[k].copy() for key, rows in used.items()},
             )
-            if k + 1 < self.chunk:  # taken at the next boundary, regularization included
+            if k + 1 < n:  # taken at the next boundary, regularization included
                 res.grads = {"bias": grads["bias"][k + 1].copy()}
                 for key, shape in shapes.items():
                     g = np.zeros(shape)
@@ -1064,15 +1066,19 @@ class Brian2Network:
             arrays[self.M] = m if B == 1 else np.repeat(m, n_out, axis=1)
         return arrays
 
-    def _run(self, values: dict, arrays: dict, p: ModelParams) -> None:
-        """Run one trial from the initial state with these variable and TimedArray values."""
+    def _run(self, values: dict, arrays: dict, p: ModelParams, n_trials: int | None = None) -> None:
+        """Run one launch from the initial state with these variable and TimedArray values (``n_trials``: a
+        chunk's launch of that many trials, fewer than the compiled ``chunk``)."""
         import brian2 as b2
 
         if self._compiled:
             args, files = self._launch_arguments({**values, **arrays})
             shared = running(self.build_dir) if self._build_dir is None else contextlib.nullcontext()
             with shared:  # a build by another process waits until this trial has read the project's files
-                self._device.launch(self._results, args, files)
+                duration = None
+                if n_trials is not None and n_trials < self.chunk:  # as Brian2 makes the compiled one
+                    duration = float(self.n_steps * n_trials * (p.dt * b2.ms))
+                self._device.launch(self._results, args, files, duration)
         else:
             b2.set_device("runtime")
             self.net.restore("initial")

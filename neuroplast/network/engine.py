@@ -15,7 +15,9 @@ class owns what neuroplast needs beyond the stock C++ standalone device:
   :func:`.headers.header_kwds`);
 * **the launch** (:meth:`launch`): run arguments as Brian2's documented ``name=value`` strings, array values
   written to files of the launch's results folder (see :meth:`launch` for why not Brian2's ``run_args``
-  dictionary);
+  dictionary), and **the run's duration chosen per launch**: the compiled ``net.run(D)`` becomes
+  ``net.run(neuroplast_run_duration(<results>/duration, D))`` (``network/include/neuroplast_launch.h``), so
+  that a network built for up to K trials per launch runs fewer without being compiled again;
 * **variables written by code Brian2 does not know of** (:meth:`forget_cached`).
 
 Workarounds that remain, and the upstream change that would remove each, are listed in
@@ -45,7 +47,9 @@ __all__ = [
 #: The name of neuroplast's device in Brian2's device table.
 DEVICE_NAME = "neuroplast_standalone"
 #: Changes whenever what the device generates changes (part of the compiled-network cache key).
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
+#: The file of a launch's results folder that holds its duration (s), when shorter than the compiled one.
+DURATION_FILE = "duration"
 
 
 class _ByName(set):
@@ -124,7 +128,8 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
     def network_run(self, net, duration, *args, level: int = 0, **kwds):  # noqa: D102 - Brian2's
         start = len(self.main_queue)
         super().network_run(net, duration, *args, level=level + 1, **kwds)
-        self.main_queue[start:] = _clock_lines_by_name(self.main_queue[start:])
+        queue = _clock_lines_by_name(self.main_queue[start:])
+        self.main_queue[start:] = [_run_time_duration(item, net.name) for item in queue]
 
     def forget_cached(self, variables: Iterable[Any]) -> None:
         """Read these variables from the results files again after a run: code that Brian2 does not know of
@@ -137,6 +142,7 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
         results: str,
         values: Mapping[RunArgument, Any],
         files: Mapping[str, np.ndarray] | None = None,
+        duration: float | None = None,
     ) -> None:
         """Run the built binary once with these values.
 
@@ -152,6 +158,8 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
             every launch left its files in the shared cache for good.)
         files : mapping of str to numpy.ndarray, optional
             Raw byte files the binary reads itself (the input table), by file name in the results folder.
+        duration : float, optional
+            The time to simulate (s), at most the compiled duration (default: the compiled duration).
 
         Raises
         ------
@@ -162,6 +170,10 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in (files or {}).items():
             np.ascontiguousarray(data).tofile(folder / name)
+        if duration is None:
+            (folder / DURATION_FILE).unlink(missing_ok=True)
+        else:
+            (folder / DURATION_FILE).write_text(f"{float(duration)!r}\n")
         args = []
         for arg, value in values.items():
             ar = np.ascontiguousarray(value, dtype=arg.dtype)
@@ -174,6 +186,28 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
             ar.tofile(path)
             args.append(f"{arg.name}={path}")
         self.run(results_directory=results, run_args=args, with_output=False)
+
+
+def _run_time_duration(item: tuple, net_name: str) -> tuple:
+    """A ``run_network`` item of the main queue with its run's duration read at launch (else unchanged)."""
+    kind, args = item
+    if kind != "run_network":
+        return item
+    net, lines = args
+    call = f"{net_name}.run("
+    new = []
+    for line in lines:
+        if line.startswith(call):
+            compiled, rest = line[len(call) :].split(",", 1)
+            path = f'(brian::results_dir + "{DURATION_FILE}").c_str()'
+            line = f"{call}neuroplast_run_duration({path}, {compiled}),{rest}"
+        new.append(line)
+    if new == list(lines):  # a Brian2 that writes its run call differently: fail, never run too long
+        raise RuntimeError(
+            f"neuroplast's device found no '{call}...' line in Brian2's main.cpp queue (brian2 "
+            f"{brian2.__version__}): the launch duration cannot be chosen at run time"
+        )
+    return kind, (net, new)
 
 
 def register() -> None:

@@ -11,7 +11,6 @@ batch-mean gradient goes through the optimizer and is applied once per iteration
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -106,17 +105,16 @@ def chunk_length(cfg: Config, n_edges: int) -> int:
     """Iterations per launch for ``simulation.chunk_iterations`` (0: auto, from the memory budget).
 
     Auto: as many as :data:`CHUNK_MEMORY_BYTES` holds (inputs, targets and readout per step; gradients and
-    weights per trial; spikes at up to 100 Hz), at most :data:`CHUNK_MAX`, then evened out over
-    ``training.iterations`` so that the last launch is not mostly padding.
+    weights per trial; spikes at up to 100 Hz), at most :data:`CHUNK_MAX`.  It depends on the network and
+    the task alone, never on ``training.iterations``: a launch runs as many trials as are left (its duration
+    is chosen when the binary runs), so that changing ``--iterations`` or resuming never recompiles.
     """
     given = cfg.simulation.chunk_iterations
-    n_it = cfg.training.iterations
     if given:
         return int(given)
     T, n = cfg.simulation.n_steps, cfg.network
     per_trial = 8 * T * (cfg.task.n_in + 2 * n.n_out + 1) + 16 * (n_edges + n.n_out) + 16 * n.n_rec * T // 10
-    k_max = int(max(1, min(CHUNK_MAX, CHUNK_MEMORY_BYTES // per_trial)))
-    return int(math.ceil(n_it / math.ceil(n_it / k_max)))
+    return int(max(1, min(CHUNK_MAX, CHUNK_MEMORY_BYTES // per_trial)))
 
 
 def _check_finite(
@@ -426,7 +424,7 @@ class Trainer:
         k = chunk_length(cfg, sum(v[0].size for v in self.connectivity.edges.values()))
         if k < 2:
             return 0, "one trial per launch: one iteration per launch"
-        return k, f"{k} iterations per launch"
+        return k, f"up to {k} iterations per launch"
 
     def _simulate_batch(self, trials: list, fb: np.ndarray) -> list:
         """The batch's results: side by side in one launch when the network has the copies, else trial by

@@ -2,7 +2,7 @@
 
 The spec is identity, not closeness: the chunked engine steps the optimizer inside the simulation with the
 NumPy operation order, so every spike, gradient, weight, update and resume state must be the same double.
-Each case trains the same config twice — one trial per launch, and K per launch with a padded last launch —
+Each case trains the same config twice — one trial per launch, and K per launch with a shorter last launch —
 and compares every array of every :class:`IterationRecord` byte for byte (−0.0 ≠ 0.0, as the run-log diff).
 """
 
@@ -65,7 +65,7 @@ def _train(text: str, chunk: int, threads: int = 1) -> tuple[Trainer, list]:
     ids=["sine-adam", "sine-adam-2-threads", "evidence-sgd"],
 )
 def test_chunked_equals_per_trial(text: str, chunk: int, threads: int) -> None:
-    """Launches of ``chunk`` iterations (the last one padded; with ``threads`` OpenMP threads splitting the
+    """Launches of ``chunk`` iterations (the last one shorter; with ``threads`` OpenMP threads splitting the
     per-neuron and per-synapse loops) = one trial per launch with one thread, byte for byte."""
     one, want = _train(text, 1)
     many, got = _train(text, chunk, threads)
@@ -80,14 +80,27 @@ def test_chunked_equals_per_trial(text: str, chunk: int, threads: int) -> None:
 
 
 def test_chunk_length_auto_and_given() -> None:
-    """Auto: the memory budget, at most CHUNK_MAX, evened out over the iterations; a given K is kept."""
+    """Auto: the memory budget, at most CHUNK_MAX, whatever ``training.iterations`` is (a launch runs the
+    trials that are left); a given K is kept."""
     cfg = _cfg(SINE, 0)
-    assert chunk_length(cfg, 1000) == 5  # 5 iterations fit in one launch
-    big = cfg.replace("training", iterations=250)
-    assert chunk_length(big, 1000) == 84  # 3 launches of 84, 84, 82 rather than 100, 100, 50
-    assert chunk_length(big, 1000) <= CHUNK_MAX
+    assert chunk_length(cfg, 1000) == CHUNK_MAX  # 76 kB per trial: the cap
+    assert chunk_length(cfg.replace("training", iterations=250), 1000) == CHUNK_MAX
     huge = parse_config(
         {**tomllib.loads(SINE), "simulation": {"n_steps": 100_000, "device": "cpp_standalone"}}
     )
     assert chunk_length(huge.replace("training", iterations=250), 1000) == 8  # 30 MB per trial: 8 fit
+    assert chunk_length(huge.replace("training", iterations=3), 1000) == 8
     assert chunk_length(_cfg(SINE, 7), 1000) == 7
+
+
+@pytest.mark.brian2
+def test_iterations_never_change_the_compiled_network() -> None:
+    """5 or 250 iterations: the same compiled network (the second reuses the first's build), and a launch
+    of fewer trials than it holds (5 of 100) is what the records of test_chunked_equals_per_trial check."""
+    few = Trainer.from_config(_cfg(SINE, 0))
+    many = Trainer.from_config(_cfg(SINE, 0).replace("training", iterations=250))
+    assert few.chunk == many.chunk == CHUNK_MAX, (few.chunk_reason, many.chunk_reason)
+    assert many.net.cache_hit and many.net.build_dir == few.net.build_dir
+    records = [few.run_iteration() for _ in range(few.cfg.training.iterations)]  # one launch of 5 trials
+    one = Trainer.from_config(_cfg(SINE, 1))
+    assert_same_records([one.run_iteration() for _ in range(one.cfg.training.iterations)], records)
