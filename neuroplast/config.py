@@ -308,8 +308,25 @@ def _check_tables(cfg: Config) -> None:
         )
 
 
-def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
-    """Validate a parsed TOML mapping into a :class:`Config`."""
+def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resources: bool = True) -> Config:
+    """Validate a parsed TOML mapping into a :class:`Config`.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed TOML tables.
+    source : str
+        Where ``data`` came from (the config's file name), kept as :attr:`Config.source`.
+    check_resources : bool
+        Also refuse a config whose run cannot fit into this machine's memory (:func:`check_size`).  The
+        readers of a run log's stored config (``compare``, ``analyze``) pass ``False``: a log is data, and
+        a run made on a larger machine must stay readable here.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the offending key.
+    """
 
     known = {"simulation", "network", "task", "training"}
     for key in data:
@@ -334,7 +351,8 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
         )
     _check_tables(cfg)
     task_cls.check_config(cfg)
-    check_size(cfg)
+    if check_resources:
+        check_size(cfg)
     return cfg
 
 

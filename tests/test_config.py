@@ -541,3 +541,25 @@ def test_in_trial_needs_an_optimizer_the_network_implements(monkeypatch: pytest.
     msg = _error(_modified(SINE, "training", update_every_steps=100, optimizer="momentum"))
     _assert_names_key(msg, "training.optimizer")
     assert "'sgd' and 'adam'" in msg
+
+
+# ------------------------------------------------------------------ logs are data: no resource checks
+def test_stored_config_of_a_log_is_read_without_the_memory_check(tmp_path: Path, monkeypatch) -> None:
+    """A log made on a machine with more memory than this one stays readable: ``compare``/``analyze``/``plot``
+    parse its stored config with ``check_resources=False``; ``neuroplast run`` keeps the check."""
+    import neuroplast.config as config_module
+    from neuroplast.analysis.compare import replay_context
+    from neuroplast.cli import main
+    from neuroplast.io import open_run
+    from tests.helpers import write_synthetic_run
+
+    log = write_synthetic_run(tmp_path / "run.h5")
+    run = open_run(log)
+    monkeypatch.setattr(config_module, "memory_bytes", lambda: 1000)  # "this machine": 1 kB
+    with pytest.raises(ConfigError, match="this machine has 1 kB"):
+        parse_config(tomllib.loads(run.config_toml))  # the check is live here ...
+    cfg = parse_config(tomllib.loads(run.config_toml), check_resources=False)  # ... and skipped here
+    assert replay_context(run).config == dataclasses.replace(cfg, source=str(log))
+    assert main(["inspect", str(log)]) == 0
+    assert main(["compare", "--self-test", "--json", str(log)]) in (0, 1)  # replayed: no ConfigError (2)
+    assert main(["analyze", str(log), "--json", "--quiet", "--trials", "0"]) == 0
