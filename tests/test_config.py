@@ -82,6 +82,21 @@ def test_evidence_model_loads() -> None:
     assert tr.reg_coeff > 0 and tr.reg_rate_hz == 10.0
 
 
+@pytest.mark.parametrize(
+    "path", sorted(p for p in MODELS.glob("*.toml") if not p.name.startswith("sweep")), ids=lambda p: p.name
+)
+def test_every_shipped_model_is_within_the_bounds(path: Path) -> None:
+    assert load_config(path).source == str(path)
+
+
+@pytest.mark.parametrize("name", ["TINY_TOML", "LONG_TOML", "SMALL_EVIDENCE_TOML", "IN_TRIAL_TOML", "cpp"])
+def test_every_test_config_is_within_the_bounds(name: str) -> None:
+    import tests.helpers as h
+
+    text = h.long_cpp_toml(4) if name == "cpp" else getattr(h, name)
+    parse_config(tomllib.loads(text), check_resources=False)
+
+
 def test_empty_config_uses_defaults() -> None:
     cfg = parse_config({})
     assert cfg.simulation == SimulationConfig()
@@ -218,6 +233,79 @@ def test_out_of_range(table: str, key: str, value) -> None:
 def test_negative_tau_message() -> None:
     msg = _error(_modified(SINE, "network", tau_m_ms=-3))
     assert msg == "network.tau_m_ms: must be > 0 (got -3.0)"
+
+
+# ------------------------------------------------------------------ physical bounds (docs/configs.md)
+@pytest.mark.parametrize(
+    ("base", "table", "changes", "key", "words"),
+    [
+        (SINE, "simulation", {"dt_ms": 1e-300}, "simulation.dt_ms", "must be in [0.001, 1000]"),
+        (SINE, "simulation", {"dt_ms": 1e306}, "simulation.dt_ms", "must be in [0.001, 1000]"),
+        (SINE, "simulation", {"dt_ms": 1e300}, "simulation.dt_ms", "must be in"),
+        (SINE, "simulation", {"dt_ms": 9e-4}, "simulation.dt_ms", "must be in"),
+        (SINE, "simulation", {"dt_ms": 1000.5}, "simulation.dt_ms", "must be in"),
+        (SINE, "network", {"tau_m_ms": 1e-300}, "network.tau_m_ms", "must be in [0.001, 1e+09]"),
+        (SINE, "network", {"tau_m_ms": 1e300}, "network.tau_m_ms", "must be in"),
+        (SINE, "network", {"tau_a_ms": 1.1e9}, "network.tau_a_ms", "must be in"),
+        (SINE, "network", {"tau_out_ms": 1e-4}, "network.tau_out_ms", "must be in"),
+        (SINE, "task", {"rate_hz": 1e9}, "task.rate_hz", "more than one spike per time step"),
+        (SINE, "task", {"rate_hz": 1000.5}, "task.rate_hz", "must be <= 1000 Hz"),
+        (EVIDENCE, "task", {"cue_rate_hz": 2e3}, "task.cue_rate_hz", "more than one spike per time step"),
+        (EVIDENCE, "task", {"noise_rate_hz": 1e12}, "task.noise_rate_hz", "more than one spike"),
+        (SINE, "training", {"reg_rate_hz": 1e4}, "training.reg_rate_hz", "more than one spike"),
+        (SINE, "network", {"n_ref": 10**9}, "network.n_ref", "longer than a trial"),
+        (SINE, "network", {"n_ref": 1001}, "network.n_ref", "simulation.n_steps (1000)"),
+    ],
+)
+def test_physical_bounds(base: Path, table: str, changes: dict, key: str, words: str) -> None:
+    msg = _error(_modified(base, table, **changes))
+    _assert_names_key(msg, key)
+    assert words in msg, msg
+
+
+def test_rate_bound_follows_the_time_step() -> None:
+    """500 Hz is one spike per step at dt = 2 ms (accepted), 1000 Hz is not; at dt = 1 ms both are."""
+    data = _modified(SINE, "simulation", dt_ms=2.0)
+    data["task"]["rate_hz"] = 500.0
+    assert parse_config(data).task.rate_hz == 500.0
+    data["task"]["rate_hz"] = 1000.0
+    _assert_names_key(_error(data), "task.rate_hz")
+    assert parse_config(_modified(SINE, "task", rate_hz=1000.0)).task.rate_hz == 1000.0
+
+
+@pytest.mark.parametrize(
+    ("table", "changes"),
+    [
+        ("simulation", {"dt_ms": 1e-3}),  # the edges of each bound are accepted
+        ("simulation", {"dt_ms": 1e3}),
+        ("network", {"tau_m_ms": 1e-3, "tau_a_ms": 1e9, "tau_out_ms": 1e9}),
+        ("network", {"n_ref": 1000}),  # = simulation.n_steps
+    ],
+)
+def test_physical_bounds_accept_their_edges(table: str, changes: dict) -> None:
+    data = _modified(SINE, table, **changes)
+    if changes.get("dt_ms") == 1e3:  # one step per second: at most 1 Hz
+        data["task"]["rate_hz"] = 1.0
+        data["training"]["reg_rate_hz"] = 1.0
+    cfg = parse_config(data)
+    assert all(getattr(getattr(cfg, table), k) == v for k, v in changes.items())
+
+
+@pytest.mark.parametrize(
+    ("section", "changes", "key"),
+    [
+        ("simulation", {"dt_ms": 2.0}, "task.rate_hz"),  # 600 Hz is more than one spike per 2 ms step
+        ("network", {"n_ref": 5000}, "network.n_ref"),
+        ("simulation", {"n_steps": 2}, "network.n_ref"),  # a trial of 2 steps, 3 refractory steps
+    ],
+)
+def test_replace_checks_physical_bounds(section: str, changes: dict, key: str) -> None:
+    data = _modified(SINE, "task", rate_hz=600.0)  # both fine at dt = 1 ms and 1000 steps
+    data["network"]["n_ref"] = 3
+    cfg = parse_config(data)
+    with pytest.raises(ConfigError) as info:
+        cfg.replace(section, **changes)
+    _assert_names_key(str(info.value), key)
 
 
 def test_n_alif_larger_than_n_rec() -> None:
