@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from neuroplast.errors import ConfigError
+from neuroplast.errors import ConfigError, file_kind
 from neuroplast.model.initializers import INITIALIZERS
 from neuroplast.model.losses import LOSSES
 from neuroplast.model.surrogates import SURROGATES
@@ -535,12 +536,23 @@ def check_size(cfg: Config, available: int | None = None) -> None:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file (errors name the file or the key)."""
+    """Read and validate a TOML config file (errors name the file or the key).
+
+    A regular file or a pipe (a FIFO, or a shell's process substitution ``<(...)``: read to its end) is
+    read; a device, socket or folder is refused with one line saying what it is.
+    """
     p = Path(path)
-    if p.is_dir():
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        why = "is a symbolic link to a missing file" if p.is_symlink() else "config file not found"
+        raise ConfigError(f"{p}: {why}") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
         raise ConfigError(f"{p}: is a directory, not a config file")
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise ConfigError(f"{p}: is {file_kind(mode)}, not a config file (a TOML text file)")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:

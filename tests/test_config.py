@@ -389,6 +389,51 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "\n" not in msg and str(path) in msg
 
 
+def _socket(path: Path) -> Path:
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.close()  # the socket file stays
+    return path
+
+
+def _dangling(path: Path) -> Path:
+    path.symlink_to(path.with_name("gone.toml"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda tmp: Path("/dev/zero"), "/dev/zero: is a character device, not a config file"),
+        (lambda tmp: _socket(tmp / "s.toml"), "is a socket, not a config file"),
+        (lambda tmp: _dangling(tmp / "dangling.toml"), "dangling.toml: is a symbolic link to a missing file"),
+    ],
+    ids=["char-device", "socket", "dangling-link"],
+)
+def test_config_that_is_not_a_file_says_what_it_is(tmp_path: Path, make, words: str) -> None:
+    path = make(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert words in msg and "\n" not in msg and "not found" not in msg, msg
+
+
+def test_config_from_a_pipe_is_read(tmp_path: Path) -> None:
+    """A FIFO (what ``neuroplast run <(sed ... models/sine.toml)`` passes) is read to its end."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(SINE.read_bytes(),), daemon=True)
+    writer.start()
+    cfg = load_config(fifo)
+    writer.join(timeout=10)
+    assert cfg.simulation == load_config(SINE).simulation and cfg.task == load_config(SINE).task
+
+
 def test_folder_is_not_a_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
