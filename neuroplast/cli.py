@@ -22,6 +22,7 @@ __all__ = ["main"]
 def _cmd_run(args: argparse.Namespace) -> int:
     from neuroplast.config import check_log_size, load_config
     from neuroplast.io.lock import check_not_busy
+    from neuroplast.io.paths import check_log_path
     from neuroplast.plasticity.rules import rule_names
     from neuroplast.training.runner import TRACEABLE, run_training
 
@@ -47,17 +48,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--resume continues a run log in place; it cannot be combined with --force")
         if args.out and Path(args.out).resolve() != out.resolve():
             raise UsageError(f"--out {args.out}: with --resume the run log is {out}; leave --out out")
-        if out.is_dir():
-            raise UsageError(f"{out}: is a directory, not a run-log file")
-        if not out.exists():
-            raise UsageError(f"{out}: --resume: no such run log")
+        if not os.path.lexists(out):
+            raise UsageError(
+                f"{out}: --resume: no such run log; to start a new run, leave out --resume (and write it "
+                f"with --out {out})"
+            )
+        check_log_path(args.resume, protect={"the config file": args.config})
         check_not_busy(out)
         before = open_run(out)
         was_finished, n_before = before.finished, before.n_iterations
     else:
-        out = Path(args.out) if args.out else Path("runs") / (Path(args.config).stem + ".h5")
-        if out.is_dir():
-            raise UsageError(f"{out}: is a directory, not a run-log file")
+        given = args.out or str(Path("runs") / (Path(args.config).stem + ".h5"))
+        out = check_log_path(given, protect={"the config file": args.config})
         if out.exists() and not args.force:
             raise UsageError(f"{out}: exists; use --force to overwrite it (or --resume {out} to continue it)")
         check_not_busy(out)  # --force never deletes a log that a live run writes
@@ -292,7 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         "write every trial's spikes, gradients and every weight update to an HDF5 run log.",
     )
     run.add_argument("config", help="model config (TOML), e.g. models/sine.toml")
-    run.add_argument("--out", help="run log to write (default: runs/<config name>.h5)")
+    run.add_argument(
+        "--out",
+        help="run log to write (default: runs/<config name>.h5); a new path, or with --force a regular file "
+        "(never a device, FIFO, socket, folder, dangling link or the config itself)",
+    )
     run.add_argument("--iterations", type=int, help="number of weight updates (default: training.iterations)")
     run.add_argument("--seed", type=int, help="random seed (default: simulation.seed)")
     run.add_argument(

@@ -486,23 +486,32 @@ def estimate_log_bytes(cfg: Config, iterations: int | None = None) -> float:
 def check_log_size(cfg: Config, folder: str | Path, iterations: int | None = None) -> None:
     """Refuse a run whose log (:func:`estimate_log_bytes`) cannot fit on the disk holding ``folder``.
 
+    A folder on a file system of size 0 (``/proc``, ``/sys``: kernel views that hold no files) is refused
+    as an output folder, not blamed on the config.
+
     Raises
     ------
     ConfigError
-        Naming ``training.iterations``, the estimate and the free space.
+        Naming the output folder when its file system has no storage at all; else naming
+        ``training.iterations``, the estimate, the output folder and its free space.
     """
     import shutil
 
     try:
-        free = shutil.disk_usage(folder).free
+        usage = shutil.disk_usage(folder)
     except OSError:
         return
+    if usage.total == 0:
+        raise ConfigError(
+            f"{folder}: the output folder is on a file system without storage (size 0, such as /proc or "
+            "/sys); write the run log to another folder"
+        )
     need = estimate_log_bytes(cfg, iterations)
-    if need > free:
+    if need > usage.free:
         n = cfg.training.iterations if iterations is None else int(iterations)
         raise ConfigError(
             f"training.iterations: {n} iterations make a run log of at least {_fmt_bytes(need)}; "
-            f"{folder} has {_fmt_bytes(free)} free"
+            f"the output folder {folder} has {_fmt_bytes(usage.free)} free"
         )
 
 
