@@ -22,6 +22,7 @@ __all__ = ["main"]
 def _cmd_run(args: argparse.Namespace) -> int:
     from neuroplast.config import check_log_size, load_config
     from neuroplast.io.lock import check_not_busy
+    from neuroplast.io.paths import check_log_path
     from neuroplast.plasticity.rules import rule_names
     from neuroplast.training.runner import TRACEABLE, run_training
 
@@ -34,11 +35,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed: must be >= 0 (got {args.seed})")
     if args.trace_neurons is not None and args.trace_neurons < 1:
         raise UsageError(f"--trace-neurons: must be >= 1 (got {args.trace_neurons})")
-    trace = [v for v in (args.trace or "").split(",") if v]
+    trace = [v.strip() for v in (args.trace or "").split(",") if v.strip()]
     for v in trace:
         if v not in TRACEABLE:
             raise UsageError(f"--trace: unknown variable {v!r} (known: {', '.join(TRACEABLE)})")
+        if trace.count(v) > 1:
+            raise UsageError(f"--trace: {v!r} is given more than once (got {args.trace!r})")
     resumed: dict[str, int] = {}
+    # every check of the run-log path comes before anything is built, deleted or written; a path that is
+    # not a regular file (a device such as /dev/null, a FIFO, a socket, a folder, a dangling link) or that
+    # is the config itself is never replaced, --force or not
     if args.resume is not None:
         from neuroplast.io import open_run
 
@@ -47,17 +53,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--resume continues a run log in place; it cannot be combined with --force")
         if args.out and Path(args.out).resolve() != out.resolve():
             raise UsageError(f"--out {args.out}: with --resume the run log is {out}; leave --out out")
-        if out.is_dir():
-            raise UsageError(f"{out}: is a directory, not a run-log file")
-        if not out.exists():
-            raise UsageError(f"{out}: --resume: no such run log")
+        if not os.path.lexists(out):
+            raise UsageError(
+                f"{out}: --resume: no such run log; to start a new run, leave out --resume (and write it "
+                f"with --out {out})"
+            )
+        check_log_path(args.resume, protect={"the config file": args.config})
         check_not_busy(out)
         before = open_run(out)
         was_finished, n_before = before.finished, before.n_iterations
     else:
-        out = Path(args.out) if args.out else Path("runs") / (Path(args.config).stem + ".h5")
-        if out.is_dir():
-            raise UsageError(f"{out}: is a directory, not a run-log file")
+        given = args.out or str(Path("runs") / (Path(args.config).stem + ".h5"))
+        out = check_log_path(given, protect={"the config file": args.config})
         if out.exists() and not args.force:
             raise UsageError(f"{out}: exists; use --force to overwrite it (or --resume {out} to continue it)")
         check_not_busy(out)  # --force never deletes a log that a live run writes
@@ -215,6 +222,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             ) from None
         if not ks or any(isinstance(v, int) and v < 0 for v in ks):
             raise UsageError(f"--k: hop counts must be >= 0 (got {args.k!r})")
+        for v in ks:
+            if ks.count(v) > 1:
+                raise UsageError(f"--k: {v} is given more than once (got {args.k!r})")
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
@@ -292,7 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         "write every trial's spikes, gradients and every weight update to an HDF5 run log.",
     )
     run.add_argument("config", help="model config (TOML), e.g. models/sine.toml")
-    run.add_argument("--out", help="run log to write (default: runs/<config name>.h5)")
+    run.add_argument(
+        "--out",
+        help="run log to write (default: runs/<config name>.h5); a new path, or with --force a regular file "
+        "(never a device, FIFO, socket, folder, dangling link or the config itself)",
+    )
     run.add_argument("--iterations", type=int, help="number of weight updates (default: training.iterations)")
     run.add_argument("--seed", type=int, help="random seed (default: simulation.seed)")
     run.add_argument(
@@ -356,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Refuses runs that learned inside their trials. Nothing is written into RUN.",
     )
     ana.add_argument("run", help="run log (HDF5) written by `neuroplast run`")
-    ana.add_argument("--trials", help="trials to analyse: all (default), 0:50, ::10, -20:, 0,5,9")
+    ana.add_argument(
+        "--trials", help="trials to analyse: all (default), 0:50, ::10, -20: (the last 20), 0,5,9"
+    )
     ana.add_argument("--out", help="folder for the figures and analysis.json (created; files overwritten)")
     ana.add_argument("--json", action="store_true", help="print every result as JSON")
     ana.add_argument("--k", help="hop counts of the truncated learning signal (default 0,1,2,4,8,16,32,T)")
@@ -423,6 +439,33 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"{text}\n" if text.startswith("neuroplast") else f"{category.__name__}: {text}\n"
 
 
+#: Options whose value may start with ``-`` (``analyze --trials -20:``, the last 20 trials): argparse takes
+#: such a word for an option, so :func:`main` joins it to its option (``--trials=-20:``) first.
+DASH_VALUE_OPTIONS = ("--trials",)
+
+
+def _join_dash_values(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``OPTION VALUE`` written ``OPTION=VALUE`` where OPTION is one of
+    :data:`DASH_VALUE_OPTIONS` and VALUE starts with ``-`` followed by a digit, ``:`` or ``,`` (a value,
+    never an option: options start with ``--`` or ``-`` and a letter)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":  # everything after it is positional
+            out.extend(argv[i:])
+            break
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        value = len(nxt) > 1 and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] in ":,")
+        if word in DASH_VALUE_OPTIONS and value:
+            out.append(f"{word}={nxt}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``neuroplast`` command line; returns the exit status.
 
@@ -439,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_dash_values(sys.argv[1:] if argv is None else list(argv)))
     except UsageError as exc:
         return _error("neuroplast", exc)
     if not getattr(args, "command", None):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroplast.devices import AUTO, device_info, require
-from neuroplast.errors import ConfigError
+from neuroplast.errors import ConfigError, file_kind
 from neuroplast.model.initializers import INITIALIZERS
 from neuroplast.model.losses import LOSSES
 from neuroplast.model.surrogates import SURROGATES
@@ -68,6 +69,29 @@ def _check(*fns):
     return {"checks": fns}
 
 
+#: Bounds of ``simulation.dt_ms`` (ms).  1 µs is far below every time scale of the model (Brian2's own
+#: default step is 0.1 ms, spikes last about 1 ms); 1 s is longer than any membrane, adaptation or readout
+#: time constant worth simulating, so a step outside this range is a typo (``1e-300``, ``1e306``), and
+#: such values overflow or underflow on the way into Brian2 after the old log was already replaced.
+DT_MS_RANGE = (1e-3, 1e3)
+#: Bounds of the time constants ``*_ms`` of ``[network]`` (ms).  Below 1 µs (the shortest step) a
+#: time constant is not resolved by any step and its decay factor exp(−Δt/τ) is 0 to machine precision;
+#: 1e9 ms (≈ 11.6 days) already means "no decay" over any trial (the factor differs from 1 by < 1e-6 even
+#: at the longest step), so a larger value can only be a typo.
+TAU_MS_RANGE = (1e-3, 1e9)
+
+
+def _in_range(lo: float, hi: float):
+    def check(v: float) -> str | None:
+        return None if lo <= v <= hi else f"must be in [{lo:g}, {hi:g}]"
+
+    return check
+
+
+_dt_range = _in_range(*DT_MS_RANGE)
+_tau_range = _in_range(*TAU_MS_RANGE)
+
+
 #: Field metadata of keys added after run logs existed: :func:`to_toml` writes them only when they differ
 #: from their default, so the ``config`` text of a run log (and ``--resume`` of an older log) is unchanged
 #: for configs that do not use them.
@@ -80,7 +104,7 @@ class SimulationConfig:
     :data:`neuroplast.devices.DEVICES`: runtime, cpp_standalone), and the engine keys chunk_iterations and
     threads."""
 
-    dt_ms: float = field(default=1.0, metadata=_check(_positive))
+    dt_ms: float = field(default=1.0, metadata=_check(_positive, _dt_range))
     n_steps: int = field(default=1000, metadata=_check(_positive))
     seed: int = field(default=0, metadata=_check(_nonneg))
     device: str = "auto"
@@ -113,13 +137,13 @@ class NetworkConfig:
     n_rec: int = field(default=100, metadata=_check(_positive))
     n_alif: int = field(default=0, metadata=_check(_nonneg))
     n_out: int = field(default=1, metadata=_check(_positive))
-    tau_m_ms: float = field(default=30.0, metadata=_check(_positive))
-    tau_a_ms: float = field(default=2000.0, metadata=_check(_positive))
+    tau_m_ms: float = field(default=30.0, metadata=_check(_positive, _tau_range))
+    tau_a_ms: float = field(default=2000.0, metadata=_check(_positive, _tau_range))
     beta: float = field(default=0.0, metadata=_check(_nonneg))
     v_th: float = field(default=0.03, metadata=_check(_positive))
     n_ref: int = field(default=0, metadata=_check(_nonneg))
     gamma: float = field(default=0.3, metadata=_check(_positive))
-    tau_out_ms: float = field(default=30.0, metadata=_check(_positive))
+    tau_out_ms: float = field(default=30.0, metadata=_check(_positive, _tau_range))
     surrogate: str = "piecewise_linear"
     input_scale: float = field(default=1.0, metadata=_check(_positive))
     readout_scale: float = field(default=1.0, metadata=_check(_positive))
@@ -291,8 +315,37 @@ def _build(cls: type, data: dict[str, Any], section: str) -> Any:
         raise ConfigError(f"{section}: {exc}") from None
 
 
+def _check_physics(cfg: Config) -> None:
+    """Bounds that involve the time step: rates and the refractory period.
+
+    A neuron (or an input channel) spikes at most once per step, so every rate key (``*_hz``, in any
+    table but ``[simulation]``; a task's input rates and ``training.reg_rate_hz``) must give at most one
+    spike per step, ``rate_hz · dt_ms / 1000 <= 1``: more is no rate the discrete model can produce (a
+    Bernoulli probability above 1).  ``network.n_ref`` is bounded by ``simulation.n_steps``: a refractory
+    period longer than a trial only says "at most one spike per trial", and larger numbers (``1e9``) only
+    overflow the step counters of the simulation.
+    """
+    dt = cfg.simulation.dt_ms
+    for section in ("network", "task", "training"):
+        sec = getattr(cfg, section)
+        for f in fields(sec):
+            v = getattr(sec, f.name)
+            if f.name.endswith("_hz") and isinstance(v, (int, float)) and v * dt / 1000.0 > 1.0:
+                raise ConfigError(
+                    f"{section}.{f.name}: {v!r} Hz is more than one spike per time step of "
+                    f"simulation.dt_ms = {dt!r} ms; must be <= {1000.0 / dt:.6g} Hz"
+                )
+    n_ref, n_steps = cfg.network.n_ref, cfg.simulation.n_steps
+    if n_ref > n_steps:
+        raise ConfigError(
+            f"network.n_ref: {n_ref} refractory steps are longer than a trial; must be <= "
+            f"simulation.n_steps ({n_steps})"
+        )
+
+
 def _check_tables(cfg: Config) -> None:
-    """Checks across ``[network]`` and ``[training]``."""
+    """Checks across ``[network]`` and ``[training]`` (and :func:`_check_physics`)."""
+    _check_physics(cfg)
     if cfg.training.average_gradient and cfg.training.update_every_steps:
         raise ConfigError(
             "training.average_gradient: true needs per-trial updates; "
@@ -305,8 +358,25 @@ def _check_tables(cfg: Config) -> None:
         )
 
 
-def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
-    """Validate a parsed TOML mapping into a :class:`Config`."""
+def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resources: bool = True) -> Config:
+    """Validate a parsed TOML mapping into a :class:`Config`.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed TOML tables.
+    source : str
+        Where ``data`` came from (the config's file name), kept as :attr:`Config.source`.
+    check_resources : bool
+        Also refuse a config whose run cannot fit into this machine's memory (:func:`check_size`).  The
+        readers of a run log's stored config (``compare``, ``analyze``) pass ``False``: a log is data, and
+        a run made on a larger machine must stay readable here.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the offending key.
+    """
 
     known = {"simulation", "network", "task", "training"}
     for key in data:
@@ -331,7 +401,8 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
         )
     _check_tables(cfg)
     task_cls.check_config(cfg)
-    check_size(cfg)
+    if check_resources:
+        check_size(cfg)
     return cfg
 
 
@@ -412,23 +483,32 @@ def estimate_log_bytes(cfg: Config, iterations: int | None = None) -> float:
 def check_log_size(cfg: Config, folder: str | Path, iterations: int | None = None) -> None:
     """Refuse a run whose log (:func:`estimate_log_bytes`) cannot fit on the disk holding ``folder``.
 
+    A folder on a file system of size 0 (``/proc``, ``/sys``: kernel views that hold no files) is refused
+    as an output folder, not blamed on the config.
+
     Raises
     ------
     ConfigError
-        Naming ``training.iterations``, the estimate and the free space.
+        Naming the output folder when its file system has no storage at all; else naming
+        ``training.iterations``, the estimate, the output folder and its free space.
     """
     import shutil
 
     try:
-        free = shutil.disk_usage(folder).free
+        usage = shutil.disk_usage(folder)
     except OSError:
         return
+    if usage.total == 0:
+        raise ConfigError(
+            f"{folder}: the output folder is on a file system without storage (size 0, such as /proc or "
+            "/sys); write the run log to another folder"
+        )
     need = estimate_log_bytes(cfg, iterations)
-    if need > free:
+    if need > usage.free:
         n = cfg.training.iterations if iterations is None else int(iterations)
         raise ConfigError(
             f"training.iterations: {n} iterations make a run log of at least {_fmt_bytes(need)}; "
-            f"{folder} has {_fmt_bytes(free)} free"
+            f"the output folder {folder} has {_fmt_bytes(usage.free)} free"
         )
 
 
@@ -462,12 +542,23 @@ def check_size(cfg: Config, available: int | None = None) -> None:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file (errors name the file or the key)."""
+    """Read and validate a TOML config file (errors name the file or the key).
+
+    A regular file or a pipe (a FIFO, or a shell's process substitution ``<(...)``: read to its end) is
+    read; a device, socket or folder is refused with one line saying what it is.
+    """
     p = Path(path)
-    if p.is_dir():
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        why = "is a symbolic link to a missing file" if p.is_symlink() else "config file not found"
+        raise ConfigError(f"{p}: {why}") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
         raise ConfigError(f"{p}: is a directory, not a config file")
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise ConfigError(f"{p}: is {file_kind(mode)}, not a config file (a TOML text file)")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:

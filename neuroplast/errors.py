@@ -6,9 +6,18 @@ the message alone (no traceback) and exits with status 2.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
-__all__ = ["NeuroplastError", "ConfigError", "RunFileError", "UsageError", "DivergedError", "first_line"]
+__all__ = [
+    "NeuroplastError",
+    "ConfigError",
+    "RunFileError",
+    "UsageError",
+    "DivergedError",
+    "first_line",
+    "file_kind",
+]
 
 
 class NeuroplastError(Exception):
@@ -69,3 +78,21 @@ def first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, in words for a one-line error (``"a character device"``,
+    ``"a FIFO (named pipe)"``, ``"a socket"``, ...)."""
+    kinds = (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    )
+    for test, words in kinds:
+        if test(mode):
+            return words
+    return "not a regular file"  # pragma: no cover - no other kinds on POSIX

@@ -82,6 +82,21 @@ def test_evidence_model_loads() -> None:
     assert tr.reg_coeff > 0 and tr.reg_rate_hz == 10.0
 
 
+@pytest.mark.parametrize(
+    "path", sorted(p for p in MODELS.glob("*.toml") if not p.name.startswith("sweep")), ids=lambda p: p.name
+)
+def test_every_shipped_model_is_within_the_bounds(path: Path) -> None:
+    assert load_config(path).source == str(path)
+
+
+@pytest.mark.parametrize("name", ["TINY_TOML", "LONG_TOML", "SMALL_EVIDENCE_TOML", "IN_TRIAL_TOML", "cpp"])
+def test_every_test_config_is_within_the_bounds(name: str) -> None:
+    import tests.helpers as h
+
+    text = h.long_cpp_toml(4) if name == "cpp" else getattr(h, name)
+    parse_config(tomllib.loads(text), check_resources=False)
+
+
 def test_empty_config_uses_defaults() -> None:
     cfg = parse_config({})
     assert cfg.simulation == SimulationConfig()
@@ -220,6 +235,79 @@ def test_negative_tau_message() -> None:
     assert msg == "network.tau_m_ms: must be > 0 (got -3.0)"
 
 
+# ------------------------------------------------------------------ physical bounds (docs/configs.md)
+@pytest.mark.parametrize(
+    ("base", "table", "changes", "key", "words"),
+    [
+        (SINE, "simulation", {"dt_ms": 1e-300}, "simulation.dt_ms", "must be in [0.001, 1000]"),
+        (SINE, "simulation", {"dt_ms": 1e306}, "simulation.dt_ms", "must be in [0.001, 1000]"),
+        (SINE, "simulation", {"dt_ms": 1e300}, "simulation.dt_ms", "must be in"),
+        (SINE, "simulation", {"dt_ms": 9e-4}, "simulation.dt_ms", "must be in"),
+        (SINE, "simulation", {"dt_ms": 1000.5}, "simulation.dt_ms", "must be in"),
+        (SINE, "network", {"tau_m_ms": 1e-300}, "network.tau_m_ms", "must be in [0.001, 1e+09]"),
+        (SINE, "network", {"tau_m_ms": 1e300}, "network.tau_m_ms", "must be in"),
+        (SINE, "network", {"tau_a_ms": 1.1e9}, "network.tau_a_ms", "must be in"),
+        (SINE, "network", {"tau_out_ms": 1e-4}, "network.tau_out_ms", "must be in"),
+        (SINE, "task", {"rate_hz": 1e9}, "task.rate_hz", "more than one spike per time step"),
+        (SINE, "task", {"rate_hz": 1000.5}, "task.rate_hz", "must be <= 1000 Hz"),
+        (EVIDENCE, "task", {"cue_rate_hz": 2e3}, "task.cue_rate_hz", "more than one spike per time step"),
+        (EVIDENCE, "task", {"noise_rate_hz": 1e12}, "task.noise_rate_hz", "more than one spike"),
+        (SINE, "training", {"reg_rate_hz": 1e4}, "training.reg_rate_hz", "more than one spike"),
+        (SINE, "network", {"n_ref": 10**9}, "network.n_ref", "longer than a trial"),
+        (SINE, "network", {"n_ref": 1001}, "network.n_ref", "simulation.n_steps (1000)"),
+    ],
+)
+def test_physical_bounds(base: Path, table: str, changes: dict, key: str, words: str) -> None:
+    msg = _error(_modified(base, table, **changes))
+    _assert_names_key(msg, key)
+    assert words in msg, msg
+
+
+def test_rate_bound_follows_the_time_step() -> None:
+    """500 Hz is one spike per step at dt = 2 ms (accepted), 1000 Hz is not; at dt = 1 ms both are."""
+    data = _modified(SINE, "simulation", dt_ms=2.0)
+    data["task"]["rate_hz"] = 500.0
+    assert parse_config(data).task.rate_hz == 500.0
+    data["task"]["rate_hz"] = 1000.0
+    _assert_names_key(_error(data), "task.rate_hz")
+    assert parse_config(_modified(SINE, "task", rate_hz=1000.0)).task.rate_hz == 1000.0
+
+
+@pytest.mark.parametrize(
+    ("table", "changes"),
+    [
+        ("simulation", {"dt_ms": 1e-3}),  # the edges of each bound are accepted
+        ("simulation", {"dt_ms": 1e3}),
+        ("network", {"tau_m_ms": 1e-3, "tau_a_ms": 1e9, "tau_out_ms": 1e9}),
+        ("network", {"n_ref": 1000}),  # = simulation.n_steps
+    ],
+)
+def test_physical_bounds_accept_their_edges(table: str, changes: dict) -> None:
+    data = _modified(SINE, table, **changes)
+    if changes.get("dt_ms") == 1e3:  # one step per second: at most 1 Hz
+        data["task"]["rate_hz"] = 1.0
+        data["training"]["reg_rate_hz"] = 1.0
+    cfg = parse_config(data)
+    assert all(getattr(getattr(cfg, table), k) == v for k, v in changes.items())
+
+
+@pytest.mark.parametrize(
+    ("section", "changes", "key"),
+    [
+        ("simulation", {"dt_ms": 2.0}, "task.rate_hz"),  # 600 Hz is more than one spike per 2 ms step
+        ("network", {"n_ref": 5000}, "network.n_ref"),
+        ("simulation", {"n_steps": 2}, "network.n_ref"),  # a trial of 2 steps, 3 refractory steps
+    ],
+)
+def test_replace_checks_physical_bounds(section: str, changes: dict, key: str) -> None:
+    data = _modified(SINE, "task", rate_hz=600.0)  # both fine at dt = 1 ms and 1000 steps
+    data["network"]["n_ref"] = 3
+    cfg = parse_config(data)
+    with pytest.raises(ConfigError) as info:
+        cfg.replace(section, **changes)
+    _assert_names_key(str(info.value), key)
+
+
 def test_n_alif_larger_than_n_rec() -> None:
     msg = _error(_modified(SINE, "network", n_rec=10, n_alif=11))
     _assert_names_key(msg, "network.n_alif")
@@ -299,6 +387,51 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(path)
     msg = str(info.value)
     assert "\n" not in msg and str(path) in msg
+
+
+def _socket(path: Path) -> Path:
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.close()  # the socket file stays
+    return path
+
+
+def _dangling(path: Path) -> Path:
+    path.symlink_to(path.with_name("gone.toml"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda tmp: Path("/dev/zero"), "/dev/zero: is a character device, not a config file"),
+        (lambda tmp: _socket(tmp / "s.toml"), "is a socket, not a config file"),
+        (lambda tmp: _dangling(tmp / "dangling.toml"), "dangling.toml: is a symbolic link to a missing file"),
+    ],
+    ids=["char-device", "socket", "dangling-link"],
+)
+def test_config_that_is_not_a_file_says_what_it_is(tmp_path: Path, make, words: str) -> None:
+    path = make(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert words in msg and "\n" not in msg and "not found" not in msg, msg
+
+
+def test_config_from_a_pipe_is_read(tmp_path: Path) -> None:
+    """A FIFO (what ``neuroplast run <(sed ... models/sine.toml)`` passes) is read to its end."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(SINE.read_bytes(),), daemon=True)
+    writer.start()
+    cfg = load_config(fifo)
+    writer.join(timeout=10)
+    assert cfg.simulation == load_config(SINE).simulation and cfg.task == load_config(SINE).task
 
 
 def test_folder_is_not_a_config(tmp_path: Path) -> None:
@@ -541,3 +674,25 @@ def test_in_trial_needs_an_optimizer_the_network_implements(monkeypatch: pytest.
     msg = _error(_modified(SINE, "training", update_every_steps=100, optimizer="momentum"))
     _assert_names_key(msg, "training.optimizer")
     assert "'sgd' and 'adam'" in msg
+
+
+# ------------------------------------------------------------------ logs are data: no resource checks
+def test_stored_config_of_a_log_is_read_without_the_memory_check(tmp_path: Path, monkeypatch) -> None:
+    """A log made on a machine with more memory than this one stays readable: ``compare``/``analyze``/``plot``
+    parse its stored config with ``check_resources=False``; ``neuroplast run`` keeps the check."""
+    import neuroplast.config as config_module
+    from neuroplast.analysis.compare import replay_context
+    from neuroplast.cli import main
+    from neuroplast.io import open_run
+    from tests.helpers import write_synthetic_run
+
+    log = write_synthetic_run(tmp_path / "run.h5")
+    run = open_run(log)
+    monkeypatch.setattr(config_module, "memory_bytes", lambda: 1000)  # "this machine": 1 kB
+    with pytest.raises(ConfigError, match="this machine has 1 kB"):
+        parse_config(tomllib.loads(run.config_toml))  # the check is live here ...
+    cfg = parse_config(tomllib.loads(run.config_toml), check_resources=False)  # ... and skipped here
+    assert replay_context(run).config == dataclasses.replace(cfg, source=str(log))
+    assert main(["inspect", str(log)]) == 0
+    assert main(["compare", "--self-test", "--json", str(log)]) in (0, 1)  # replayed: no ConfigError (2)
+    assert main(["analyze", str(log), "--json", "--quiet", "--trials", "0"]) == 0

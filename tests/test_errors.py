@@ -25,3 +25,22 @@ def test_first_line(exc: BaseException, line: str) -> None:
 def test_failure_line_names_the_type() -> None:
     assert failure_line(ValueError("bad\nmore")) == "ValueError: bad"
     assert failure_line(KeyError()) == "KeyError"  # a blank message: the type alone, not "KeyError: KeyError"
+
+
+def test_file_kind_names_what_a_path_is(tmp_path) -> None:
+    import os
+    import stat
+
+    from neuroplast.errors import file_kind
+
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "file").write_text("x")
+    cases = {
+        os.devnull: "a character device",
+        str(tmp_path / "fifo"): "a FIFO (named pipe)",
+        str(tmp_path / "file"): "a regular file",
+        str(tmp_path): "a directory",
+    }
+    for path, words in cases.items():
+        assert file_kind(os.stat(path).st_mode) == words, path
+    assert file_kind(stat.S_IFSOCK) == "a socket" and file_kind(stat.S_IFBLK) == "a block device"

@@ -187,6 +187,9 @@ class ReplayedTrial:
 def replay_context(run: RunLog) -> ReplayContext:
     """Build the :class:`ReplayContext` of a run log.
 
+    The stored config is parsed without the machine-resource checks (``check_resources=False``): a log is
+    data, and one made on a machine with more memory than this one is still replayed here.
+
     Raises
     ------
     RunFileError
@@ -194,7 +197,7 @@ def replay_context(run: RunLog) -> ReplayContext:
         sizes disagree with the config.
     """
     try:
-        cfg = parse_config(tomllib.loads(run.config_toml), str(run.path))
+        cfg = parse_config(tomllib.loads(run.config_toml), str(run.path), check_resources=False)
     except (tomllib.TOMLDecodeError, ConfigError) as exc:
         raise RunFileError(run.path, f"stored config cannot be used to replay the run: {exc}") from exc
     edges = {}

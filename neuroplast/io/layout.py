@@ -20,6 +20,7 @@ from h5py import h5s
 
 from neuroplast.io.interrupts import deferred_interrupts
 from neuroplast.io.lock import WriteLock
+from neuroplast.io.paths import check_log_path
 from neuroplast.io.schema import (
     ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
@@ -284,11 +285,12 @@ def create_run_file(
     Raises
     ------
     RunFileError
-        If ``path`` is a folder, its folder is missing, it exists and ``force`` is false, another process
-        has it open (a live writer: it is never deleted), or it cannot be created.
+        If ``path`` is a folder or anything but a regular file (a device, FIFO, socket or dangling
+        symbolic link is never removed: :func:`~neuroplast.io.paths.check_log_path`), its folder is
+        missing, it exists and ``force`` is false, another process has it open (a live writer: it is never
+        deleted), or it cannot be created.
     """
-    if path.is_dir():
-        raise RunFileError(path, "is a directory, not a run-log file")
+    check_log_path(path)  # a folder, device, FIFO, socket or dangling link is never replaced, force or not
     if not path.parent.is_dir():
         raise RunFileError(path, f"folder {path.parent} does not exist")
     with deferred_interrupts():

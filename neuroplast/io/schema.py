@@ -39,6 +39,7 @@ __all__ = [
     "is_hidden",
     "gradient_names",
     "per_trial_datasets",
+    "count_attr",
     "complete_trials",
     "complete_iterations",
 ]
@@ -228,8 +229,44 @@ def per_trial_datasets(f: h5py.File) -> list[h5py.Dataset]:
     return out
 
 
+def count_attr(f: h5py.File, name: str, default: int | None = None) -> int | None:
+    """A root attribute that counts something (``n_trials_complete``, ``n_iterations_complete``).
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open run log.
+    name : str
+        The attribute.
+    default : int, optional
+        What an absent attribute counts.
+
+    Returns
+    -------
+    int or None
+        The count, or ``default`` when the attribute is absent.
+
+    Raises
+    ------
+    RunFileError
+        One line naming the file and the attribute when it is not an integer >= 0 (a damaged log).
+    """
+    if name not in f.attrs:
+        return default
+    value = f.attrs[name]
+    arr = np.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "iu" or int(arr) < 0:
+        shown = arr.tolist() if arr.dtype.kind in "biuf" else value
+        shown = shown.decode(errors="replace") if isinstance(shown, bytes) else shown
+        raise RunFileError(
+            f.filename, f"damaged run log: root attribute {name} is {shown!r}; must be an integer >= 0"
+        )
+    return int(arr)
+
+
 def complete_trials(f: h5py.File, datasets: list[h5py.Dataset] | None = None) -> int:
-    """Number of complete trials: the smallest of ``n_trials_complete`` and every per-trial length.
+    """Number of complete trials: the smallest of ``n_trials_complete`` and every per-trial length (a
+    damaged attribute is a :class:`RunFileError`, :func:`count_attr`).
 
     A writer killed in the middle of a flush leaves some per-trial datasets longer than others; only the
     rows that all of them (and the root attribute, when present) cover are complete.
@@ -246,8 +283,9 @@ def complete_trials(f: h5py.File, datasets: list[h5py.Dataset] | None = None) ->
     int
     """
     lengths = [d.shape[0] for d in (per_trial_datasets(f) if datasets is None else datasets)]
-    if ATTR_TRIALS_COMPLETE in f.attrs:
-        lengths.append(int(f.attrs[ATTR_TRIALS_COMPLETE]))
+    n = count_attr(f, ATTR_TRIALS_COMPLETE)
+    if n is not None:
+        lengths.append(n)
     return int(min(lengths))
 
 
@@ -264,7 +302,7 @@ def complete_iterations(f: h5py.File) -> int:
     -------
     int
     """
-    lengths = [int(f.attrs.get(ATTR_ITERATIONS_COMPLETE, 0))]
+    lengths = [count_attr(f, ATTR_ITERATIONS_COMPLETE, 0)]
     lengths += [g[k].shape[0] for g in f["projections"].values() for k in ITERATION_DATASETS if k in g]
     return int(min(lengths))
 

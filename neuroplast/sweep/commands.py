@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from neuroplast.errors import UsageError
@@ -50,10 +51,14 @@ def _cmd_sweep_report(args: argparse.Namespace) -> int:
     from neuroplast.sweep.report import sweep_report
 
     res = sweep_report(args.dir, args.out)
-    print(f"{res['rows']} points ({res['missing']} not done) -> " + ", ".join(str(p) for p in res["written"]))
+    for error in res["unreadable"]:  # a done point whose log cannot be read: never passed over in silence
+        print(f"neuroplast sweep-report: warning: {error}", file=sys.stderr)
+    bad = f", {len(res['unreadable'])} unreadable" if res["unreadable"] else ""
+    written = ", ".join(str(p) for p in res["written"])
+    print(f"{res['rows']} points ({res['missing']} not done{bad}) -> {written}")
     for note in res["notes"]:
         print(f"note: {note}")
-    return 0
+    return 1 if res["unreadable"] else 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -91,7 +96,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="table (CSV, Parquet) and figures of a sweep folder",
         description="Read every finished point of DIR and write report.csv and report.parquet (one row per "
         "point: axes, final and best loss, accuracy, mean rate, e-prop vs BPTT cosine where compared, wall "
-        "time) and PNG figures of the final loss (and accuracy) against each axis, spread over seeds.",
+        "time) and PNG figures of the final loss (and accuracy) against each axis, spread over seeds. "
+        "A point listed as done whose run log cannot be read keeps its row (state 'unreadable', the reason "
+        "as its error) and is warned about on stderr, one line each. Exit 0 when every done point was read, "
+        "1 when some could not be, 2 on bad input.",
     )
     rep.add_argument("dir", help="sweep folder written by `neuroplast sweep`")
     rep.add_argument("--out", help="folder for the report (default: DIR/report)")

@@ -6,7 +6,9 @@ loss (lowest mean over the trials of one iteration), the accuracy of the last it
 tasks), the mean firing rate of the recurrent neurons over the last iteration (Hz), the cosine between the
 rule's logged gradient and exact BPTT (mean over the compared trials, all projections together; where
 ``neuroplast compare`` has written BPTT into the log), the iterations done and the wall time of the point
-(s).  Points that are not done keep their row, with empty results and their error.
+(s).  Points that are not done keep their row, with empty results and their error; a point the manifest
+lists as done whose run log cannot be read keeps its row too, in state ``unreadable`` with the reason as
+its error (``neuroplast sweep-report`` warns about each on stderr and exits 1).
 
 Figures: ``final_loss_vs_<axis>.png`` (and accuracy, for classification) for every axis but the seed, with
 every point, and the mean and range (min…max) over the other axes (the seeds); ``loss_curves.png``, the
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from neuroplast.errors import UsageError
+from neuroplast.errors import UsageError, first_line
 from neuroplast.sweep.manifest import read_manifest
 from neuroplast.sweep.spec import SEED_KEY, short_names
 
@@ -121,9 +123,9 @@ def report_table(
         if p["state"] == "done":
             try:
                 res = point_row(folder / p["log"])
-            except Exception as exc:  # noqa: BLE001 - one unreadable log: a note, the others are reported
-                notes.append(f"{p['log']}: not read ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+            except Exception as exc:  # noqa: BLE001 - one unreadable log: marked, the others are reported
                 row["state"] = "unreadable"
+                row["error"] = f"{p['log']}: not read ({first_line(exc)})"
             else:
                 curves[p["name"]] = res.pop("curve")
                 row.update(res)
@@ -238,7 +240,9 @@ def sweep_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
     Returns
     -------
     dict
-        ``written`` (paths), ``rows`` (points), ``missing`` (points not done), ``columns`` and ``notes``.
+        ``written`` (paths), ``rows`` (points), ``missing`` (points not done, the unreadable included),
+        ``unreadable`` (the error of each done point whose run log could not be read: its row has state
+        ``unreadable``), ``columns`` and ``notes``.
 
     Raises
     ------
@@ -277,4 +281,12 @@ def sweep_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
     else:
         notes.append("no point is done yet; no figures")
     missing = sum(r["state"] != "done" for r in rows)
-    return {"written": written, "rows": len(rows), "missing": missing, "columns": columns, "notes": notes}
+    unreadable = [r["error"] for r in rows if r["state"] == "unreadable"]
+    return {
+        "written": written,
+        "rows": len(rows),
+        "missing": missing,
+        "unreadable": unreadable,
+        "columns": columns,
+        "notes": notes,
+    }

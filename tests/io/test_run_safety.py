@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -297,3 +298,101 @@ def test_counters_reach_the_disk_only_after_the_state_they_promise(tmp_path: Pat
             assert count in before_valid, f"counters say {count}, valid before: {sorted(before_valid)}"
         before_count, before_valid = count, valid
     assert snapshots[-1] == (6, {5, 6})
+
+
+# ------------------------------------------------------------------ only a regular file is ever replaced
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _socket(path: Path) -> Path:
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.close()  # the socket file stays
+    return path
+
+
+def _link(path: Path, target: Path) -> Path:
+    path.symlink_to(target)
+    return path
+
+
+#: Things at the path of a new log that ``force=True`` must leave as they are: (make, what it is, words).
+NOT_REGULAR = {
+    "fifo": (lambda tmp: _fifo(tmp / "run.h5"), stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
+    "socket": (lambda tmp: _socket(tmp / "run.h5"), stat.S_ISSOCK, "is a socket, not a regular file"),
+    "link to /dev/null": (
+        lambda tmp: _link(tmp / "run.h5", Path(os.devnull)),
+        stat.S_ISLNK,
+        "is a character device, not a regular file",
+    ),
+    "link to a fifo": (
+        lambda tmp: _link(tmp / "run.h5", _fifo(tmp / "pipe")),
+        stat.S_ISLNK,
+        "is a FIFO (named pipe), not a regular file",
+    ),
+    "dangling link": (
+        lambda tmp: _link(tmp / "run.h5", tmp / "gone.h5"),
+        stat.S_ISLNK,
+        "is a symbolic link to a missing file (",
+    ),
+    "folder": (lambda tmp: (tmp / "run.h5").mkdir() or tmp / "run.h5", stat.S_ISDIR, "is a directory"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_REGULAR))
+def test_force_never_replaces_what_is_not_a_regular_file(tmp_path: Path, case: str) -> None:
+    make, kind, words = NOT_REGULAR[case]
+    path = make(tmp_path)
+    devnull = os.stat(os.devnull)
+    with pytest.raises(RunFileError) as exc:
+        _writer_force(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: ") and words in msg and "\n" not in msg, msg
+    assert kind(os.lstat(path).st_mode), "the thing at the path was replaced"
+    now = os.stat(os.devnull)
+    assert stat.S_ISCHR(now.st_mode) and (now.st_rdev, now.st_ino) == (devnull.st_rdev, devnull.st_ino)
+
+
+def test_force_replaces_through_a_link_to_a_regular_file(tmp_path: Path) -> None:
+    """A symbolic link to a closed log is replaced by the new log (the link, not what it points to)."""
+    old = tmp_path / "old.h5"
+    _synthetic(old, 1)
+    link = _link(tmp_path / "run.h5", old)
+    _writer_force(link).close()
+    assert not link.is_symlink() and open_run(link).n_trials == 0
+    assert open_run(old).n_trials == BATCH
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        (
+            "newdir/",
+            "a trailing '/' names a folder, not a run-log file; give a file name such as newdir/run.h5",
+        ),
+        ("x" * 300 + ".h5", "cannot be used as a run-log path (File name too long)"),
+        ("cfg.toml", "is the config file"),
+        ("hard.toml", "is the config file"),
+        ("notafolder/run.h5", "a folder on its path is not a folder"),
+    ],
+)
+def test_check_log_path_refuses_before_touching_anything(tmp_path: Path, monkeypatch, given: str, words: str):
+    from neuroplast.io.paths import check_log_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.toml").write_text("[network]\n")
+    os.link(tmp_path / "cfg.toml", tmp_path / "hard.toml")
+    (tmp_path / "notafolder").write_text("a file")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(RunFileError) as exc:
+        check_log_path(given, protect={"the config file": "cfg.toml"})
+    assert words in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "cfg.toml").read_text() == "[network]\n"
+    assert check_log_path("new.h5", protect={"the config file": "cfg.toml"}) == Path(
+        "new.h5"
+    )  # a new path: fine

@@ -96,6 +96,26 @@ CASES = {
         "trials overlap",
         False,
     ),
+    "trial count negative": (
+        lambda f: f.attrs.__setitem__("n_trials_complete", -7),
+        "root attribute n_trials_complete is -7; must be an integer >= 0",
+        False,
+    ),
+    "iteration count negative": (
+        lambda f: f.attrs.__setitem__("n_iterations_complete", np.int64(-1)),
+        "root attribute n_iterations_complete is -1",
+        False,
+    ),
+    "trial count a string": (
+        lambda f: f.attrs.__setitem__("n_trials_complete", "x"),
+        "root attribute n_trials_complete is 'x'",
+        False,
+    ),
+    "trial count a fraction": (
+        lambda f: f.attrs.__setitem__("n_trials_complete", 2.5),
+        "root attribute n_trials_complete is 2.5",
+        False,
+    ),
     "spikes missing": (lambda f: f.__delitem__("spikes/recurrent"), "/spikes/recurrent is missing", True),
     "projection missing": (lambda f: f.__delitem__("projections/bias"), "bias missing", True),
     "weights overwritten": (
@@ -138,3 +158,16 @@ def test_damage_is_named(log, tmp_path, case) -> None:
     else:
         with pytest.raises(RunFileError):
             open_run(path)
+
+
+@pytest.mark.parametrize("attr", ["n_trials_complete", "n_iterations_complete"])
+def test_damaged_counter_is_named_when_reopened(log, tmp_path, attr) -> None:
+    """``--resume`` (``RunWriter.append``) of a log with a negative counter: one line naming the file and
+    the attribute, not a NumPy reduction message."""
+    from neuroplast.io import RunWriter
+
+    path = _edit(log, tmp_path, lambda f: f.attrs.__setitem__(attr, -7))
+    with pytest.raises(RunFileError) as exc:
+        RunWriter.append(path)
+    msg = str(exc.value)
+    assert f"edited.h5: damaged run log: root attribute {attr} is -7" in msg and "reduction" not in msg, msg
