@@ -131,6 +131,22 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
         queue = _clock_lines_by_name(self.main_queue[start:])
         self.main_queue[start:] = [_run_time_duration(item, net.name) for item in queue]
 
+    def get_value(self, var, access_data: bool = True):  # noqa: D102 - Brian2's
+        # A monitor's 2-d array grows along its first (time) axis, and its length now changes from launch
+        # to launch (the duration is chosen at run time): Brian2 infers the shape from the size it last
+        # read unless one axis is 0, so mark the time axis as the one to infer.
+        size = getattr(var, "size", None)
+        if (
+            self.has_been_run
+            and self.array_cache.get(var, None) is None
+            and isinstance(size, tuple)
+            and len(size) == 2
+            and size[0] > 0
+            and size[1] > 0
+        ):
+            var.size = (0, size[1])
+        return super().get_value(var, access_data)
+
     def forget_cached(self, variables: Iterable[Any]) -> None:
         """Read these variables from the results files again after a run: code that Brian2 does not know of
         (the gradients computed after the run) writes them."""
