@@ -13,7 +13,7 @@ import pytest
 
 import neuroplast as npl
 from neuroplast.errors import NeuroplastError
-from tests.helpers import ROOT, write_config
+from tests.helpers import ROOT, cli_env, write_config
 
 ITERATIONS = 3
 
@@ -95,6 +95,7 @@ def test_example_script_runs(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=cli_env(),  # this checkout's neuroplast, whatever the environment has installed
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
