@@ -31,6 +31,8 @@ from typing import Protocol
 
 __all__ = [
     "SCHEDULE",
+    "schedule",
+    "slot",
     "IN_TRIAL_SHARED",
     "LAZY_VARS",
     "INPUT_MODEL",
@@ -114,6 +116,18 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "chunk_reset": ("after_synapses", -1),
     "state_monitor": ("end", 0),  # v, a, z, ψ, r̂, L; y
 }
+
+
+def slot(operation: str) -> dict[str, str | int]:
+    """``when`` and ``order`` of ``operation`` (:data:`SCHEDULE`), as keywords of a Brian2 object."""
+    when, order = SCHEDULE[operation]
+    return {"when": when, "order": order}
+
+
+def schedule(obj: object, operation: str) -> None:
+    """Put a Brian2 object (thresholder, pathway, summed-variable updater, monitor) in its slot."""
+    obj.when, obj.order = SCHEDULE[operation]  # type: ignore[attr-defined]
+
 
 # ----------------------------------------------------------------------------- constants of the groups
 

@@ -1,0 +1,262 @@
+"""Assembly of a :class:`~neuroplast.network.builder.Brian2Network`: its groups, projections, loss
+objects and monitors, made from the equations (:mod:`.equations`) in a fixed order, each in its slot of
+the within-step schedule.  One job of the network: what exists in the simulation, not how it runs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuroplast.model.params import ModelParams
+from neuroplast.model.surrogates import get_surrogate
+from neuroplast.network import equations as eq
+from neuroplast.network.headers import header_kwds, header_stamp
+
+#: Recurrent variables a network can record at every step (``record``), as :class:`TrialResult` names them.
+RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
+#: TrialResult name -> Brian2 variable, where they differ.
+MONITORED = {"refractory": "refr"}
+
+
+class Assembly:
+    """The Brian2 objects of the model: input, recurrent and readout groups, their projections (B copies
+    side by side), the loss error, the optional eligibility objects, the monitors."""
+
+    def _order_synapses(self) -> None:
+        """Synapse order inside Brian2 (``edges`` always keep the log's (source, target) order).
+
+        Spike propagation wants the synapses grouped by source, an eligibility event (event-driven path)
+        wants them grouped by target. So the event-driven path keeps the eligibility state in separate
+        synapse objects grouped by target next to the weights grouped by source ("split"); with in-trial
+        updates, which need w and g in one object, everything is grouped by target. The sweep path: by
+        source.
+        """
+        self._split = self.event_driven and not self.update_every and not self.chunk
+        self._b2_edges, self._elig_edges, self._to_log, self._from_log = {}, {}, {}, {}
+        for key, (src, tgt) in self.edges.items():
+            by_target = np.lexsort((src, tgt))
+            order = (
+                by_target
+                if self.event_driven and not self._split and key != "output"
+                else np.arange(src.size)
+            )
+            self._b2_edges[key] = (src[order], tgt[order])
+            self._to_log[key] = np.argsort(order, kind="stable")
+            self._from_log[key] = order
+            split = self._split and key != "output"
+            self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
+
+    def _copies(self, src: np.ndarray, tgt: np.ndarray, n_src: int, n_tgt: int) -> tuple:
+        """Synapse ids of all copies (:attr:`batch`): copy b's are copy 0's shifted by b neurons of each
+        side, one copy after the other, so that every copy keeps copy 0's synapse order."""
+        shift = np.arange(self.batch)[:, None]
+        return (src[None, :] + shift * n_src).ravel(), (tgt[None, :] + shift * n_tgt).ravel()
+
+    def _loss_objects(self, b2, out) -> list:
+        """Loss error on the readout after y_t (and, for a softmax loss, the normaliser Σ_k exp(y_k))."""
+        objs = []
+        if self.loss.softmax:
+            norm = b2.Synapses(out, out, eq.SOFTMAX_NORMALISER, name="softmax_norm")
+            if self.batch == 1:
+                norm.connect()
+            else:  # all to all within each copy, in the order of connect(): source-major
+                k = self.n_out
+                i, j = self._copies(np.repeat(np.arange(k), k), np.tile(np.arange(k), k), k, k)
+                norm.connect(i=i, j=j)
+            upd = norm.summed_updaters["expsum_post"]
+            upd.when, upd.order = eq.SCHEDULE["loss_normaliser"]
+            objs.append(norm)
+        when, order = eq.SCHEDULE["loss_error"]
+        code = self.loss.brian2_error
+        if self.batch > 1 and self.loss.uses_mask:  # each copy's own recall window: a column per readout
+            if eq.MASK_SINGLE not in code:
+                raise ValueError(
+                    f"loss {self.loss.name!r}: trials side by side need its Brian2 error to read the recall "
+                    f"window as {eq.MASK_SINGLE!r}"
+                )
+            code = code.replace(eq.MASK_SINGLE, eq.MASK_BATCH)
+        out.run_regularly(code, when=when, order=order, name=self.loss.brian2_name)
+        return objs
+
+    def _build(self) -> None:
+        """Create the Brian2 objects (in a fixed order), the network, and compile it (or store its state)."""
+        import brian2 as b2
+
+        self._start_device(b2)
+        p = self.params
+        dt = p.dt * b2.ms
+        b2.defaultclock.dt = dt
+        self._timed_arrays(b2, dt)
+        inp, rec, out = self._groups(b2)
+        self._objects = [inp, rec, out]
+        s_in, s_rec, s_out = self._projections(b2, inp, rec, out)
+        self._objects += self._loss_objects(b2, out)
+        if self.gradients:
+            self._gradient_objects(rec, out, s_in, s_rec, s_out)
+        if self.update_every:
+            self._objects += self._in_trial_objects(b2, out, s_in, s_rec, s_out, dt)
+        if self.chunk:
+            self._objects += self._chunk_objects(b2, inp, rec, out, s_in, s_rec, s_out, dt)
+        self._objects += self._monitors(b2, rec, out)
+        if self.factorized:
+            self._objects += self._factorized_monitors(b2, inp, rec, out)
+        self.groups = {"input": inp, "recurrent": rec, "readout": out}
+        self.synapses = {"input": s_in, "recurrent": s_rec, "output": s_out}
+        self.net = b2.Network(*self._objects)
+        self._set_shared(p)
+        self._compile(b2, self.n_steps * max(1, self.chunk) * dt)
+
+    def _timed_arrays(self, b2, dt) -> None:
+        """Inputs X (the runtime device's TimedArray, cpp_standalone's byte table), targets Y* and the
+        recall-window mask, set per trial."""
+        T, B = self.n_steps * max(1, self.chunk), self.batch
+        #: cpp_standalone reads each launch's inputs from a byte table (:data:`.equations.INPUT_X`).
+        self._table = self._compiled
+        self.Y = b2.TimedArray(np.zeros((T, B * self.n_out)), dt=dt, name="Y_target")
+        self.M = b2.TimedArray(np.zeros((T, 1 if B == 1 else B * self.n_out)), dt=dt, name="M_mask")
+        self._namespace = {"Y_target": self.Y, "M_mask": self.M}
+        if self._table:
+            self.X = None
+            fn = b2.Function(None, arg_units=[1, 1], return_unit=1, arg_names=["i", "step"])
+            fn.implementations.add_implementation(
+                "cpp",
+                header_stamp(eq.INPUT_TABLE_HEADER),
+                name="neuroplast_input_spike",
+                compiler_kwds=header_kwds(eq.INPUT_TABLE_HEADER),
+            )
+            self._namespace["neuroplast_input_spike"] = fn
+        else:
+            self.X = b2.TimedArray(np.zeros((T, B * self.n_in)), dt=dt, name="X_input")
+            self._namespace["X_input"] = self.X
+
+    def _groups(self, b2) -> tuple:
+        """The input, recurrent and readout neurons with their per-step updates."""
+        B = self.batch
+        x = eq.INPUT_X["table" if self._table else "timed_array"]
+        inp = b2.NeuronGroup(B * self.n_in, eq.INPUT_MODEL, threshold=eq.input_threshold(x), name="input")
+        rec = b2.NeuronGroup(
+            B * self.n_rec,
+            eq.recurrent_model(self.event_driven)
+            + (eq.CHUNK_SHARED if self.chunk else eq.REG_SHARED if self.factorized else ""),
+            threshold=eq.RECURRENT_THRESHOLD,
+            reset=eq.RECURRENT_RESET,
+            events={"psi_active": eq.PSI_EVENT} if self.event_driven else None,
+            name="recurrent",
+        )
+        surrogate = get_surrogate(self.params.surrogate)
+        rec.run_regularly(
+            eq.recurrent_update(surrogate, traces=self.gradients),
+            name="recurrent_update",
+            **eq.slot("recurrent_update"),
+        )
+        eq.schedule(rec.thresholder["spike"], "recurrent_threshold")
+        eq.schedule(rec.resetter["spike"], "recurrent_reset")
+        if self.gradients:  # z̄ of the inputs: only the online gradient reads it
+            inp.run_regularly(eq.input_trace(x), name="input_trace", **eq.slot("input_trace"))
+        eq.schedule(inp.thresholder["spike"], "input_threshold")
+        out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam), name="readout")
+        out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **eq.slot("readout_update"))
+        return inp, rec, out
+
+    def _projections(self, b2, inp, rec, out) -> tuple:
+        """Input, recurrent and readout synapses (and, split, the eligibility synapses grouped by target)."""
+        #: Synapses per Brian2 synapse object (the size of its variables, which standalone Brian2 leaves 0).
+        self._n_synapses: dict[str, int] = {}
+        elig_model = eq.eligibility_model(self.adaptation, self.regularization)
+        syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
+        syn_model += "\ngt : 1" if self.chunk else "\ng : 1" if self.factorized else ""
+        events = {}
+        if self.event_driven:
+            events = {
+                "on_post": {"elig": eq.eligibility_event(self.adaptation, self.regularization)},
+                "on_event": {"pre": "spike", "elig": "psi_active"},
+            }
+        if self._split:
+            split = {"on_post": events["on_post"], "on_event": {"elig": "psi_active"}}
+            self._elig = {
+                "input": b2.Synapses(inp, rec, elig_model, name="elig_input", **split),
+                "recurrent": b2.Synapses(rec, rec, elig_model, name="elig_recurrent", **split),
+            }
+            for key, syn in self._elig.items():
+                i, j = self._copies(*self._elig_edges[key], *self._sizes[key])
+                syn.connect(i=i, j=j)
+                self._n_synapses[syn.name] = len(i)
+            self._objects += list(self._elig.values())
+            events = {}
+        # every spike arrives within its step: one delay for the whole pathway (no per-synapse delay array)
+        events["delay"] = {"pre": 0 * b2.ms}
+        s_in = b2.Synapses(inp, rec, syn_model, on_pre=eq.ON_PRE["input"], name="proj_input", **events)
+        s_rec = b2.Synapses(
+            rec, rec, syn_model, on_pre=eq.ON_PRE["recurrent"], name="proj_recurrent", **events
+        )
+        if not self._split:
+            self._elig = {"input": s_in, "recurrent": s_rec}
+        s_out = b2.Synapses(
+            rec,
+            out,
+            eq.output_model(self.gradients, self.adam, self.factorized),
+            on_pre=eq.ON_PRE["output"],
+            name="proj_output",
+            delay=0 * b2.ms,
+        )
+        for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
+            i, j = self._copies(*self._b2_edges[key], *self._sizes[key])
+            syn.connect(i=i, j=j)
+            self._n_synapses[syn.name] = len(i)
+            eq.schedule(syn.pre, f"{key}_propagation")
+        self._objects += [s_in, s_rec, s_out]
+        return s_in, s_rec, s_out
+
+    def _gradient_objects(self, rec, out, s_in, s_rec, s_out) -> None:
+        """Eligibility traces, learning signal and gradient accumulators (docs/model.md §3)."""
+        eq.schedule(s_out.summed_updaters["L_pre"], "learning_signal")
+        if self.event_driven:
+            self._event_objects(rec, self._elig["input"], self._elig["recurrent"])
+        else:
+            self._sweep_objects(s_in, s_rec)
+        rec.run_regularly(eq.ZOUT_TRACE, name="zout_trace", **eq.slot("zout_trace"))
+        s_out.run_regularly(eq.GRAD_OUTPUT, name="grad_output", **eq.slot("grad_output"))
+        out.run_regularly(eq.GRAD_BIAS, name="grad_bias", **eq.slot("grad_bias"))
+
+    def _event_objects(self, rec, s_in, s_rec) -> None:
+        """The event-driven path inside ``before_end`` (docs/model.md §5)."""
+        rec.run_regularly(eq.LAZY_FACTOR, name="lazy_factor", **eq.slot("lazy_factor"))
+        eq.schedule(rec.thresholder["psi_active"], "psi_event")
+        for syn in (s_in, s_rec):
+            eq.schedule(syn.elig, "eligibility_event")
+        rec.run_regularly(eq.lazy_carry(self.adaptation), name="lazy_carry", **eq.slot("lazy_carry"))
+        rec.D = 1.0
+        rec.R = 1.0
+
+    def _sweep_objects(self, s_in, s_rec) -> None:
+        """One pass over all synapses per step (any surrogate)."""
+        code = eq.eligibility_sweep(self.adaptation, self.regularization)
+        for syn, name in ((s_in, "input"), (s_rec, "recurrent")):
+            syn.run_regularly(code, name=f"elig_{name}", **eq.slot("eligibility_sweep"))
+
+    def _monitors(self, b2, rec, out) -> list:
+        """Recurrent spikes, the recorded recurrent states (when ``record``) and the readout."""
+        self.spike_mon = b2.SpikeMonitor(rec, name="rec_spikes")
+        eq.schedule(self.spike_mon, "spike_monitor")
+        monitors = [self.spike_mon]
+        # z is never monitored as a state: the spike monitor gives the same 0/1 values (T × N fewer doubles
+        # to record, write and read back per copy).
+        rec_vars = [MONITORED.get(k, k) for k in self._recorded if k != "z"]
+        if rec_vars:
+            self.rec_mon = b2.StateMonitor(
+                rec, rec_vars, record=True, name="rec_states", **eq.slot("state_monitor")
+            )
+            monitors.append(self.rec_mon)
+        self.out_mon = b2.StateMonitor(out, ["y"], record=True, name="out_states", **eq.slot("state_monitor"))
+        return monitors + [self.out_mon]
+
+    def _set_shared(self, p: ModelParams) -> None:
+        inp, rec, out = self.groups.values()
+        inp.alpha = p.alpha
+        inp.c_in = p.input_scale
+        rec.alpha = p.alpha
+        rec.c_in = p.input_scale
+        rec.v_th = p.v_th
+        rec.gamma = p.gamma
+        rec.kappa = p.kappa
+        out.kappa = p.kappa
+        out.c_out = p.readout_scale

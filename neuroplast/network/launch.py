@@ -1,0 +1,197 @@
+"""The engine side of a :class:`~neuroplast.network.builder.Brian2Network`: selecting the device,
+compiling (through the compiled-network cache) or storing the runtime state, and running one launch."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+
+from neuroplast.model.params import ModelParams
+from neuroplast.model.surrogates import get_surrogate
+from neuroplast.network import equations as eq
+from neuroplast.network.cache import (
+    build_cached,
+    cache_key,
+    repair_cython_cache,
+    results_subdir,
+    running,
+    standalone_root,
+)
+from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
+from neuroplast.network.headers import HEADERS, header_text
+
+#: The file of a launch's input table in its results folder (read by the binary before the run).
+INPUT_TABLE_FILE = "input.u8"
+#: The key of the input table among a launch's arrays (:meth:`.values.Values._trial_arrays`).
+INPUT_TABLE = "input table"
+
+_ACTIVE_STANDALONE: list = []
+_CYTHON_CHECKED: list[bool] = []
+
+
+def _repair_cython_cache_once() -> None:
+    """Remove, once per process, modules of the Cython cache that a killed compile left damaged
+    (:func:`.cache.repair_cython_cache`): the runtime device would fail to load them."""
+    if not _CYTHON_CHECKED:
+        repair_cython_cache()
+        _CYTHON_CHECKED.append(True)
+
+
+def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
+    """Raise ``KeyboardInterrupt`` if the runtime trial just run was stopped before its end.
+
+    Brian2 turns Ctrl-C (SIGINT) during ``Network.run`` into a stop request: the run ends after the current
+    step and returns normally, with fewer steps than the trial has.  A stopped trial is never a result
+    (also when the request came in its last step): the interrupt goes on to the caller instead.
+    """
+    done = int(round(float(np.asarray(net.t_).item()) / (dt_ms * 1e-3)))  # t_ is a view after a stop
+    if b2.Network._globally_stopped or getattr(net, "_stopped", False) or done < n_steps:
+        raise KeyboardInterrupt(f"trial stopped after {done} of {n_steps} steps")
+
+
+class Launch:
+    """Device, compile and cache, launch."""
+
+    def _start_device(self, b2) -> None:
+        """Select the device; a cpp_standalone network starts a fresh project (and retires the old one)."""
+        configure_brian2()
+        if self._compiled:
+            for old in _ACTIVE_STANDALONE:
+                old._stale = True
+            _ACTIVE_STANDALONE.clear()
+            import neuroplast.network.engine  # noqa: F401 - registers the device in Brian2's device table
+
+            b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
+            b2.device.reinit()  # one standalone project per process: start a fresh one
+            b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
+            # Brian2's OpenMP code splits the per-neuron loops and the synaptic code that writes only
+            # synaptic variables between the threads; code writing neuron variables (v_post += w) and the
+            # summed variables stay on one thread in synapse order. So every element sees the same operations
+            # in the same order for any thread count (tests/training/test_batch.py, test_chunked.py).
+            b2.prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
+            _ACTIVE_STANDALONE.append(self)
+        else:
+            b2.set_device(BRIAN2_DEVICES[self.device])
+            _repair_cython_cache_once()
+            b2.prefs.codegen.target = "cython"
+        self._stale = False
+
+    def _cache_parts(self, b2) -> dict:
+        """Everything that determines the generated code and data files of the standalone project.
+
+        Values set per trial through ``run_args`` (weights, ρ, β, n_ref, inputs, targets, learning rates,
+        Adam state) are not part of it, so that runs differing only in those share one build.
+        """
+        import platform
+
+        from neuroplast._version import __version__
+        from neuroplast.network.engine import ENGINE_VERSION
+
+        p = self.params
+        return {
+            "neuroplast": __version__,
+            "engine": ENGINE_VERSION,
+            "brian2": b2.__version__,
+            "compiler_flags": list(b2.prefs.codegen.cpp.extra_compile_args_gcc),
+            "platform": [platform.machine(), platform.python_version()],
+            "sizes": [self.n_in, self.n_rec, self.n_out, self.n_steps],
+            "dt": p.dt,
+            "constants": [p.alpha, p.v_th, p.gamma, p.kappa, p.input_scale, p.readout_scale],
+            "surrogate": [p.surrogate, get_surrogate(p.surrogate).brian2],
+            "loss": [self.loss.name, self.loss.brian2_error, self.loss.softmax, self.loss.uses_mask],
+            "options": [self.gradients, self.regularization, self.adaptation, self.record],
+            **(
+                {"recorded": list(self._recorded)}
+                if self._recorded != self._recorded_names(True, self.gradients) and self.record
+                else {}
+            ),
+            "events": [self.event_driven, self._split],
+            "in_trial": [self.update_every, self.adam, sorted(self.rule_code.items())],
+            **({"chunk": [self.chunk, self.chunk_feedback, eq.CHUNK_FUNCTIONS]} if self.chunk else {}),
+            **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
+            **({"threads": self.threads} if self.threads > 1 else {}),
+            **({"factorized": self._grad_code} if self.factorized else {}),
+            "headers": [header_text(name) for name in HEADERS],
+            "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
+            "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
+        }
+
+    def _compile(self, b2, duration) -> None:
+        """cpp_standalone: generate and compile the project (run later with ``run_args``); runtime: store
+        the initial state that every trial restores."""
+        if self._compiled:
+            steps, width = self.n_steps * max(1, self.chunk), self.batch * self.n_in
+            b2.get_device().insert_code(
+                "before_network_run",
+                f'neuroplast_input_load((brian::results_dir + "{INPUT_TABLE_FILE}").c_str(), '
+                f"{steps}L, {width}L);",
+            )
+            if self.factorized:
+                self._grad_code = self._factorized_code(b2)
+                b2.get_device().insert_code(
+                    "before_network_run", f"neuroplast_psi_reserve({steps}L, {self.batch * self.n_rec});"
+                )
+                b2.get_device().insert_code("after_network_run", self._grad_code)
+            self.net.run(duration, namespace=self._namespace)
+
+            def build(folder: Path) -> None:
+                b2.get_device().build(directory=str(folder), compile=True, run=False, with_output=False)
+
+            if self._build_dir is not None:
+                build(self._build_dir)
+                self.cache_hit = False
+            else:
+                self.build_dir = standalone_root() / cache_key(self._cache_parts(b2))
+                self.cache_hit = build_cached(self.build_dir, build)
+            self._device = b2.get_device()
+            if self.factorized:  # written by the gradient code, which Brian2 does not know of: read them back
+                written = [self.groups["readout"].variables["gb"]]
+                written += [syn.variables["g"] for syn in self.synapses.values()]
+                self._device.forget_cached(written)
+            self._results = results_subdir(self._build_dir or self.build_dir)
+            b2.set_device("runtime")  # leave the process usable for runtime networks
+        else:
+            self.net.store("initial")
+
+    def _check_usable(self) -> None:
+        if self._stale:
+            # Brian2 has one standalone project per process and a newer network took it: build this one
+            # again. Its code is unchanged, so Brian2 rewrites no file and compiles nothing (≈ 1–2 s).
+            self._build()
+
+    def _run(self, values: dict, arrays: dict, p: ModelParams, n_trials: int | None = None) -> None:
+        """Run one launch from the initial state with these variable and TimedArray values (``n_trials``: a
+        chunk's launch of that many trials, fewer than the compiled ``chunk``)."""
+        import brian2 as b2
+
+        if self._compiled:
+            args, files = self._launch_arguments({**values, **arrays})
+            shared = running(self.build_dir) if self._build_dir is None else contextlib.nullcontext()
+            with shared:  # a build by another process waits until this trial has read the project's files
+                duration = None
+                if n_trials is not None and n_trials < self.chunk:  # as Brian2 makes the compiled one
+                    duration = float(self.n_steps * n_trials * (p.dt * b2.ms))
+                self._device.launch(self._results, args, files, duration)
+        else:
+            b2.set_device("runtime")
+            self.net.restore("initial")
+            for view, val in values.items():
+                view[:] = val
+            for ta, val in arrays.items():
+                ta.values[:] = val
+            self.net.run(self.n_steps * p.dt * b2.ms, namespace=self._namespace)
+            _raise_if_stopped(b2, self.net, self.n_steps, p.dt)
+
+    def _launch_arguments(self, values: dict) -> tuple[dict, dict]:
+        """A launch's values as the device's run arguments, and the raw files the binary reads itself."""
+        from neuroplast.network.engine import RunArgument
+
+        args, files = {}, {}
+        for key, value in values.items():
+            if key is INPUT_TABLE:  # read by the binary itself (network/include/neuroplast_input.h)
+                files[INPUT_TABLE_FILE] = np.asarray(value, dtype=np.uint8)
+            else:
+                args[RunArgument.of(key, self._n_synapses)] = value
+        return args, files

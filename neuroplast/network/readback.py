@@ -1,0 +1,172 @@
+"""Reading a launch of a :class:`~neuroplast.network.builder.Brian2Network` back: monitors and
+accumulators split per trial into :class:`~neuroplast.model.simulator.TrialResult`, in the log's edge
+order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuroplast.model.simulator import TrialResult
+from neuroplast.network.assembly import MONITORED
+
+
+class Readback:
+    """Per-trial results of a launch."""
+
+    def _edge_rows(self, mons: dict, var: dict) -> dict[str, np.ndarray]:
+        """Monitor rows (one per boundary tick) of every projection in the log's edge order, and the bias."""
+        out = {}
+        for key, mon in mons.items():
+            rows = np.asarray(getattr(mon, var[key])[:]).T
+            out[key] = rows.copy() if key == "bias" else rows[:, self._to_log[key]]
+        return out
+
+    def _collect_chunk(self, n: int) -> list[TrialResult]:
+        """Split one launch of ``n`` trials into per-trial results (the last one's gradient is the state at
+        the end of the launch, the others' are taken at the next trial's boundary)."""
+        T, N = self.n_steps, self.n_rec
+        y = np.asarray(self.out_mon.y[:]).T
+        steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
+        ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
+        grads = self._edge_rows(
+            self.chunk_grad_mons, {"input": "gt", "recurrent": "gt", "output": "g", "bias": "gb"}
+        )
+        used = self._edge_rows(
+            self.chunk_weight_mons, {"input": "w", "recurrent": "w", "output": "w", "bias": "b"}
+        )
+        shapes = {"input": (N, self.n_in), "recurrent": (N, N), "output": (self.n_out, N)}
+        results = []
+        for k in range(n):
+            sel = (steps >= k * T) & (steps < (k + 1) * T)
+            res = TrialResult(
+                y=y[k * T : (k + 1) * T].copy(),
+                spike_count=np.bincount(ids[sel], minlength=N).astype(float),
+                spikes=(steps[sel] - k * T, ids[sel]),
+                ran_with={key: rows[k].copy() for key, rows in used.items()},
+            )
+            if k + 1 < n:  # taken at the next boundary, regularization included
+                res.grads = {"bias": grads["bias"][k + 1].copy()}
+                for key, shape in shapes.items():
+                    g = np.zeros(shape)
+                    src, tgt = self.edges[key]
+                    g[tgt, src] = grads[key][k + 1]
+                    res.grads[key] = g
+                res.regularized = True
+            else:  # the last trial of a full launch: the state at its end
+                res.grads, res.esum = self._collect_gradients()
+            results.append(res)
+        return results
+
+    def _collect(self, n: int) -> list[TrialResult]:
+        """What the monitors and accumulators hold after a launch, per trial (copies 0 … n − 1), in the
+        log's edge order."""
+        rec, N, k = self.groups["recurrent"], self.n_rec, self.n_out
+        y = np.asarray(self.out_mon.y[:]).T
+        count = np.asarray(rec.count[:])
+        steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
+        ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
+        # (T, copies · N) per variable, as the monitor stores it: cpp_standalone reads a fresh array from the
+        # results file, the runtime device's storage is reused by the next trial (copied)
+        fresh = self._compiled
+        states = {}
+        for name in self._recorded:
+            if name != "z":
+                a = self.rec_mon.variables[MONITORED.get(name, name)].get_value()
+                states[name] = a if fresh else np.array(a)
+                states[name].flags.writeable = False
+        raw = (
+            self._gradient_arrays()
+            if self.gradients
+            else self._factorized_arrays()
+            if self.factorized
+            else None
+        )
+        results = []
+        for b in range(n):
+            sel = (ids >= b * N) & (ids < (b + 1) * N)
+            res = TrialResult(
+                y=y[:, b * k : (b + 1) * k].copy(),
+                spike_count=count[b * N : (b + 1) * N].copy(),
+                spikes=(steps[sel], ids[sel] - b * N),
+            )
+            for name, a in states.items():
+                # a view of the launch's (T, copies · N) array, read-only: the batch's gradient reads the
+                # trials side by side from it without copying (model.signals.side_by_side)
+                mine = a[:, b * N : (b + 1) * N]
+                setattr(res, name, mine > 0.5 if name == "refractory" else mine)
+            if self.record and res.z is None:  # the same 0/1 values as a monitor of z
+                res.z = np.zeros((self.n_steps, N))
+                res.z[res.spikes] = 1.0
+            if raw is not None:
+                res.grads, res.esum = self._copy_gradients(raw, b)
+                res.regularized = self.factorized  # the binary's gradients include the rate regularizer
+            results.append(res)
+        if self.update_every:
+            m = self.in_trial_mons
+            results[0].in_trial = {
+                "input": np.asarray(m["input"].w[:]).T[:, self._to_log["input"]],
+                "recurrent": np.asarray(m["recurrent"].w[:]).T[:, self._to_log["recurrent"]],
+                "output": np.asarray(m["output"].w[:]).T.copy(),
+                "feedback": np.asarray(m["output"].B[:]).T.copy(),
+                "bias": np.asarray(m["bias"].b[:]).T.copy(),
+            }
+        if self.adam:
+            results[0].adam = self._collect_adam()
+        return results
+
+    def _gradient_arrays(self) -> dict:
+        """The accumulators of every copy as Brian2 holds them (read once per launch)."""
+        raw = {"A": np.asarray(self.groups["recurrent"].A[:]) if self.event_driven else None}
+        raw["bias"] = np.asarray(self.groups["readout"].gb[:])
+        for key in self.synapses:
+            syn = self._elig.get(key, self.synapses[key])
+            raw[key] = {"g": np.asarray(syn.g[:])}
+            if key != "output":
+                raw[key]["ebar"] = np.asarray(syn.ebar[:]) if self.event_driven else None
+                raw[key]["esum"] = np.asarray(syn.esum[:]) if self.regularization else None
+        return raw
+
+    def _factorized_arrays(self) -> dict:
+        """The gradients the binary computed (network/factorized.py), in :meth:`_gradient_arrays`' form."""
+        raw: dict = {"A": None, "bias": np.asarray(self.groups["readout"].gb[:])}
+        for key, syn in self.synapses.items():
+            raw[key] = {"g": np.asarray(syn.g[:])}
+        return raw
+
+    def _collect_gradients(self) -> tuple[dict, dict]:
+        """Dense gradients per projection (and the bias), and Σ e per synapse (with regularization), of a
+        network of one copy."""
+        return self._copy_gradients(self._gradient_arrays(), 0)
+
+    def _copy_gradients(self, raw: dict, b: int) -> tuple[dict, dict]:
+        """Dense gradients per projection (and the bias), and Σ e per synapse, of copy ``b``."""
+        grads, esum = {}, {}
+        N = self.n_rec
+        for key, (n_pre, n_post) in self._sizes.items():
+            src, tgt = self._elig_edges[key]
+            part = slice(b * src.size, (b + 1) * src.size)
+            g = np.zeros((n_post, n_pre))
+            g_syn = raw[key]["g"][part]
+            if raw["A"] is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
+                g_syn = g_syn + raw["A"][b * N : (b + 1) * N][tgt] * raw[key]["ebar"][part]
+            g[tgt, src] = g_syn
+            grads[key] = g
+            if key != "output" and self.regularization:
+                e = np.zeros((n_post, n_pre))
+                e[tgt, src] = raw[key]["esum"][part]
+                esum[key] = e
+        grads["bias"] = raw["bias"][b * self.n_out : (b + 1) * self.n_out].copy()
+        return grads, esum
+
+    def _collect_adam(self) -> dict:
+        """In-trial Adam's moments after the trial, in edge order."""
+        targets = {**self.synapses, "bias": self.groups["readout"]}
+        return {
+            mom: {
+                key: np.asarray(getattr(obj, f"{mom}_adam")[:])[self._to_log[key]]
+                if key != "bias"
+                else np.asarray(getattr(obj, f"{mom}b_adam")[:]).copy()
+                for key, obj in targets.items()
+            }
+            for mom in ("m", "v")
+        }

@@ -1,0 +1,125 @@
+"""What one launch of a :class:`~neuroplast.network.builder.Brian2Network` is given: weights, per-neuron
+parameters, feedback, learning rates, optimizer state, inputs and targets, checked against what was
+built."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.network.launch import INPUT_TABLE
+
+
+class Values:
+    """The values of a launch, as run arguments of the network's variables and arrays."""
+
+    def _launch_values(self, weights: Weights, feedback: np.ndarray | None, params: ModelParams | None):
+        """The parameters of a launch of :meth:`run_trial` or :meth:`run_batch` (checked) and its
+        variable values: weights, per-neuron parameters, the bias and (with ``gradients``) B."""
+        self._check_usable()
+        p = params or self.params
+        self._check_fixed(p)
+        values = self._weight_values(weights, p)
+        if self.gradients or self.factorized:
+            self._feedback_values(values, weights.w_out.T if feedback is None else feedback)
+        if self.factorized:
+            rec = self.groups["recurrent"]
+            values[rec.reg_c] = np.asarray(self.reg[0])
+            values[rec.reg_T] = np.asarray(float(self.n_steps))
+            values[rec.reg_f] = np.asarray(self.reg[1])
+        return p, values
+
+    def _feedback_values(self, values: dict, feedback: np.ndarray) -> None:
+        """B of every readout synapse (every copy)."""
+        src, tgt = self.edges["output"]
+        fb = np.ascontiguousarray(np.asarray(feedback, float)[src, tgt], dtype=float)
+        values[self.synapses["output"].B] = np.tile(fb, self.batch)
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        T = self.n_steps
+        x = np.asarray(x, dtype=float)
+        if x.shape != (T, self.n_in):
+            raise ValueError(f"x must have shape ({T}, {self.n_in}), got {x.shape}")
+        if not np.all((x == 0.0) | (x == 1.0)):
+            raise ValueError("Brian2 inputs are spikes: x must contain only 0 and 1")
+        return x
+
+    def _weight_values(self, weights: Weights, p: ModelParams) -> dict:
+        """Brian2 variable -> value: weights in Brian2's synapse order, per-neuron parameters, the bias."""
+        w = {"input": weights.w_in, "recurrent": weights.w_rec, "output": weights.w_out}
+        values = {}
+        B = self.batch  # every copy: the same values
+        for key, syn in self.synapses.items():
+            src, tgt = self._b2_edges[key]
+            values[syn.w] = np.tile(np.ascontiguousarray(w[key][tgt, src], dtype=float), B)
+        rec, out = self.groups["recurrent"], self.groups["readout"]
+        values[rec.rho] = np.tile(np.asarray(p.rho, float), B)
+        values[rec.beta] = np.tile(np.asarray(p.beta, float), B)
+        values[rec.n_ref] = np.full(B * self.n_rec, float(p.n_ref))
+        values[out.b] = np.tile(np.asarray(weights.b_out, float), B)
+        return values
+
+    def _in_trial_values(self, values: dict, lr: float, output_lr: float | None, decay: float) -> None:
+        rec, out = self.groups["recurrent"], self.groups["readout"]
+        values[rec.in_trial_lr] = np.asarray(float(lr))
+        values[rec.in_trial_decay] = np.asarray(float(decay))
+        values[out.in_trial_lr] = np.asarray(float(lr if output_lr is None else output_lr))
+        values[out.in_trial_decay] = np.asarray(float(decay))
+
+    def _adam_values(self, values: dict, adam: dict) -> None:
+        rec, out = self.groups["recurrent"], self.groups["readout"]
+        for grp in (rec, out):
+            values[grp.adam_b1] = np.asarray(float(adam.get("b1", 0.9)))
+            values[grp.adam_b2] = np.asarray(float(adam.get("b2", 0.999)))
+            values[grp.adam_eps] = np.asarray(float(adam.get("eps", 1e-8)))
+            values[grp.adam_t0] = np.asarray(float(adam.get("t", 0)))
+        targets = {**self.synapses, "bias": out}
+        for mom in ("m", "v"):
+            given = adam.get(mom, {})
+            for key, obj in targets.items():
+                n = self.n_out if key == "bias" else self._b2_edges[key][0].size
+                vec = np.asarray(given.get(key, np.zeros(n)), dtype=float)
+                if vec.shape != (n,):
+                    raise ValueError(f"adam[{mom!r}][{key!r}] must have shape ({n},), got {vec.shape}")
+                if key != "bias":
+                    vec = vec[self._from_log[key]]
+                name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
+                values[getattr(obj, name)] = np.ascontiguousarray(vec)
+
+    def _trial_arrays(self, trials: list, *, in_time: bool = False) -> dict:
+        """TimedArray -> values: each trial's inputs (cpp_standalone: the byte table, key ``INPUT_TABLE``),
+        targets (zeros if omitted) and, if the loss reads it, its recall-window mask (ones if omitted).  The
+        trials go side by side, one per copy (a mask column per readout unit when there are several copies),
+        or — ``in_time`` — one after another (a chunk of ``chunk_trials``); the places without a trial get
+        silent inputs."""
+        T, n_out = self.n_steps, self.n_out
+        K, B = (self.chunk, 1) if in_time else (1, self.batch)
+        x = np.zeros((K, T, B, self.n_in), dtype=np.uint8 if self._table else float)
+        y = np.zeros((K, T, B, n_out))
+        m = np.ones((K, T, B))
+        for k, (xk, yk, mk) in enumerate(trials):
+            at = (k, slice(None), 0) if in_time else (0, slice(None), k)
+            x[at] = self._check_input(xk)
+            if yk is not None:
+                y[at] = np.asarray(yk, float)
+            if mk is not None:
+                m[at] = np.asarray(mk, float)
+        inputs = INPUT_TABLE if self._table else self.X
+        arrays = {inputs: x.reshape(K * T, B * self.n_in), self.Y: y.reshape(K * T, B * n_out)}
+        if self.loss.uses_mask:
+            m = m.reshape(K * T, B)
+            arrays[self.M] = m if B == 1 else np.repeat(m, n_out, axis=1)
+        return arrays
+
+    def _check_fixed(self, p: ModelParams) -> None:
+        if self.gradients and not self.adaptation and np.any(p.beta != 0.0):
+            raise ValueError(
+                "this network was built without adaptation traces (all beta = 0); "
+                "build it with adaptation=True to run ALIF neurons"
+            )
+        q = self.params
+        for name in ("dt", "alpha", "v_th", "gamma", "kappa", "input_scale", "readout_scale"):
+            if abs(getattr(p, name) - getattr(q, name)) > 0.0:
+                raise ValueError(f"parameter {name!r} is fixed when the network is built")
+        if p.surrogate != q.surrogate:
+            raise ValueError("the surrogate is fixed when the network is built")
