@@ -37,7 +37,7 @@ def main() -> None:
         iterations=args.iterations,
         force=True,
         callback=on_iteration,
-        simulator=npl.NumpySimulator.of if args.numpy else None,
+        device="numpy" if args.numpy else None,
     )
     print(f"{run.path}: {run.n_iterations} iterations, rule {run.rule}, {run.n_trials} trials logged")
 

@@ -76,6 +76,7 @@ def train(
     trace: Sequence[str] = (),
     callback: Callable[[IterationRecord], None] | None = None,
     simulator: Callable[[Setup], Simulator] | None = None,
+    device: str | None = None,
     progress: bool = False,
 ) -> RunLog:
     """Train a config and log every trial and update to an HDF5 run log (``neuroplast run``).
@@ -101,8 +102,11 @@ def train(
         (``iteration``, ``losses``, ``trials``, ``updates``, all in the log's edge order).  An exception it
         raises stops training; the log keeps every iteration before and can be resumed.
     simulator : callable, optional
-        ``simulator(setup) -> Simulator`` (e.g. :meth:`NumpySimulator.of`: the NumPy reference, no
-        compiler needed); default the Brian2 network of ``simulation.device``.
+        ``simulator(setup) -> Simulator``: a simulator of your own (any
+        :class:`~neuroplast.model.simulator.Simulator`); default the one of ``simulation.device``.
+    device : str, optional
+        Override ``simulation.device``: a name of :data:`DEVICES` (``"numpy"``: the NumPy reference, no
+        compiler needed; ``"runtime"``, ``"cpp_standalone"``: Brian2) or ``"auto"``.
     progress : bool
         Progress messages on stderr (compiling, training, ETA), as the command shows them.
 
@@ -119,6 +123,8 @@ def train(
         A non-finite loss, gradient or weight; the log keeps every iteration before it.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
+    if device is not None:
+        cfg = cfg.replace("simulation", device=device)
     path = run_training(
         cfg,
         None if resume else out,

@@ -101,8 +101,8 @@ _NEW_KEY = {"omit_default": True}
 @dataclass(frozen=True)
 class SimulationConfig:
     """``[simulation]``: dt_ms (ms), n_steps per trial, seed, device (``auto`` or a name of
-    :data:`neuroplast.devices.DEVICES`: runtime, cpp_standalone), and the engine keys chunk_iterations and
-    threads."""
+    :data:`neuroplast.devices.DEVICES`: runtime, cpp_standalone, numpy), and the engine keys chunk_iterations
+    and threads."""
 
     dt_ms: float = field(default=1.0, metadata=_check(_positive, _dt_range))
     n_steps: int = field(default=1000, metadata=_check(_positive))
@@ -356,6 +356,9 @@ def _check_tables(cfg: Config) -> None:
             "network.readout_bias: false needs per-trial updates (the in-trial updates train the bias); "
             f"got training.update_every_steps = {cfg.training.update_every_steps}"
         )
+    if cfg.training.update_every_steps and cfg.simulation.device.strip().lower() != AUTO:
+        info = device_info(cfg.simulation.device)
+        require(info, "in_trial", "training.update_every_steps", "learning inside a trial")
 
 
 def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resources: bool = True) -> Config:

@@ -2,8 +2,11 @@
 
 A device is a :class:`DeviceInfo` in the :data:`DEVICES` registry: its name (the value of
 ``simulation.device``), its :class:`Capabilities` and what it needs on the machine.  Everything that
-depends on the device asks for a capability (``info.capabilities.chunks``), never compares names; the one
-place that turns a name into Brian2 objects is :mod:`neuroplast.network` (``network/devices.py``).
+depends on the device asks for a capability (``info.capabilities.chunks``), never compares names.  A device
+is simulated either by Brian2 — the one place that turns its name into Brian2 objects is
+:mod:`neuroplast.network` (``network/devices.py``) — or by a simulator of its own, named by
+:attr:`DeviceInfo.simulator` (``numpy``: the NumPy reference, :class:`neuroplast.plasticity.reference.
+NumpySimulator`), which any :class:`~neuroplast.model.simulator.Simulator` can be.
 ``auto`` (:data:`AUTO`) is not a device: it resolves to the available device of highest
 ``preference`` (:func:`neuroplast.network.devices.resolve_device`).
 
@@ -14,7 +17,10 @@ another device.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from neuroplast.errors import ConfigError
 from neuroplast.registry import Registry
@@ -26,6 +32,7 @@ __all__ = [
     "DeviceInfo",
     "device_info",
     "device_names",
+    "load_simulator",
     "register_device",
     "require",
 ]
@@ -83,6 +90,10 @@ class DeviceInfo:
         Whether it needs a working C++ compiler and ``make``.
     preference : int
         ``auto`` picks the available device with the highest preference.
+    simulator : str
+        ``"module:attribute"`` of a factory ``(setup) -> Simulator`` (:class:`neuroplast.build.Setup`,
+        :class:`neuroplast.model.simulator.Simulator`) for a device that Brian2 does not simulate;
+        ``""``: the Brian2 network (:mod:`neuroplast.network`).
     """
 
     name: str
@@ -90,6 +101,7 @@ class DeviceInfo:
     capabilities: Capabilities
     needs_compiler: bool = False
     preference: int = 0
+    simulator: str = ""
 
 
 def _check(obj: object, name: str) -> None:
@@ -122,6 +134,30 @@ def device_info(name: str) -> DeviceInfo:
         raise ConfigError(
             f"simulation.device: unknown device {name!r} (known: {', '.join(device_names())})"
         ) from None
+
+
+def load_simulator(info: DeviceInfo) -> Callable[[Any], Any]:
+    """The factory ``(setup) -> Simulator`` of a device with a simulator of its own.
+
+    A factory that cannot be imported is a one-line :class:`ConfigError` naming ``simulation.device``.
+    """
+    if not info.simulator:
+        raise ValueError(f"device {info.name!r} is simulated by Brian2 (neuroplast.network), not a factory")
+    module, _, attr = info.simulator.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"simulation.device: the simulator {info.simulator!r} of device {info.name!r} does not load "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if not callable(obj):
+        raise ConfigError(
+            f"simulation.device: the simulator {info.simulator!r} of {info.name!r} is not callable"
+        )
+    return obj
 
 
 def require(info: DeviceInfo, capability: str, key: str, what: str) -> None:
@@ -167,5 +203,14 @@ register_device(
         ),
         needs_compiler=True,
         preference=10,
+    )
+)
+register_device(
+    DeviceInfo(
+        "numpy",
+        "the NumPy reference of docs/model.md in this process, one trial at a time (exact; slow at size)",
+        Capabilities(),
+        preference=-10,
+        simulator="neuroplast.plasticity.reference:NumpySimulator.of",
     )
 )

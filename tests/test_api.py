@@ -71,11 +71,11 @@ def test_a_failing_callback_keeps_the_finished_iterations(small_sine: Path, tmp_
 
     out = tmp_path / "stopped.h5"
     with pytest.raises(RuntimeError, match="callback stops"):
-        npl.train(small_sine, out, callback=stop_at_1, simulator=npl.NumpySimulator.of)
+        npl.train(small_sine, out, callback=stop_at_1, device="numpy")
     run = npl.open_run(out)
     assert not run.finished and run.n_iterations >= 1  # iteration 0 at least (1 was logged before the call)
-    done = npl.train(small_sine, out, resume=True, simulator=npl.NumpySimulator.of)
-    straight = npl.train(small_sine, tmp_path / "straight.h5", simulator=npl.NumpySimulator.of)
+    done = npl.train(small_sine, out, resume=True, device="numpy")
+    straight = npl.train(small_sine, tmp_path / "straight.h5", device="numpy")
     with h5py.File(done.path) as a, h5py.File(straight.path) as b:
         np.testing.assert_array_equal(a["trials"]["loss"][()], b["trials"]["loss"][()])
 

@@ -29,6 +29,8 @@ def test_builtin_devices_and_their_capabilities() -> None:
     every = {"batch", "chunks", "compiled_gradients", "in_trial", "threads", "ahead_of_time"}
     assert set(cpp.names()) == every
     assert set(runtime.names()) == {"batch", "in_trial"}
+    numpy = device_info("numpy")
+    assert numpy.capabilities.names() == [] and numpy.simulator and not numpy.needs_compiler
 
 
 def test_unknown_device_is_one_line_naming_the_key() -> None:
@@ -75,7 +77,7 @@ def test_auto_picks_the_best_available_and_never_a_device_without_implementation
     monkeypatch.setattr(netdev, "compiler_works", lambda: False)
     info, why = netdev.resolve_device("auto")
     assert info.name == "runtime" and "cpp_standalone" in why and "no working C++ compiler" in why
-    with pytest.raises(ConfigError, match=r"^simulation\.device: 'test_gpu' has no Brian2 implementation"):
+    with pytest.raises(ConfigError, match=r"^simulation\.device: 'test_gpu' has neither a Brian2 implem"):
         netdev.resolve_device("test_gpu")  # named: refused, not run on another device
 
 
@@ -115,3 +117,70 @@ def test_the_comparison_scan_finds_a_comparison(tmp_path: Path) -> None:
     src = tmp_path / "x.py"
     src.write_text("def f(d):\n    return d == 'cpp_standalone' or d in ('runtime', 'x')\n")
     assert [line for line, _ in _string_comparisons(src, _device_literals())] == [2, 2]
+
+
+# ------------------------------------------------------------------ a device with a simulator of its own
+
+
+def test_the_numpy_device_is_named_never_picked_by_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``numpy`` (the NumPy reference) runs where named; ``auto`` prefers any Brian2 device to it."""
+    netdev = pytest.importorskip("neuroplast.network.devices")
+    monkeypatch.setattr(netdev, "compiler_works", lambda: False)
+    assert netdev.resolve_device("auto")[0].name == "runtime"
+    assert netdev.resolve_device("numpy") == (device_info("numpy"), "as configured")
+    from neuroplast.plasticity.reference import NumpySimulator
+
+    assert devices.load_simulator(device_info("numpy")) == NumpySimulator.of
+
+
+def test_the_numpy_device_refuses_what_it_cannot_do() -> None:
+    """In-trial updates and threads need capabilities the NumPy reference lacks: one line naming the key."""
+    from neuroplast.config import SimulationConfig, parse_config
+
+    with pytest.raises(ConfigError, match=r"^simulation\.threads: .*'numpy'"):
+        SimulationConfig(device="numpy", threads=2)
+    msg = r"^training\.update_every_steps: learning inside a trial needs a device with in trial"
+    with pytest.raises(ConfigError, match=msg) as err:
+        parse_config(
+            {
+                "simulation": {"device": "numpy", "n_steps": 100},
+                "network": {"n_rec": 5},
+                "task": {"name": "sine", "n_in": 4},
+                "training": {"update_every_steps": 10},
+            }
+        )
+    assert "'numpy'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_simulator_that_does_not_load_is_one_line(extra_device: DeviceInfo) -> None:
+    broken = DeviceInfo("test_broken", "", Capabilities(), simulator="neuroplast.no_such_module:Sim.of")
+    with pytest.raises(
+        ConfigError, match=r"^simulation\.device: the simulator .*'test_broken'.*ModuleNotFound"
+    ):
+        devices.load_simulator(broken)
+    with pytest.raises(ValueError, match="simulated by Brian2"):
+        devices.load_simulator(device_info("runtime"))
+
+
+def test_a_run_on_the_numpy_device_trains_with_the_numpy_reference() -> None:
+    """``simulation.device = "numpy"``: the trainer simulates with :class:`NumpySimulator` (nothing of Brian2
+    built or compiled), one trial per launch, and says why."""
+    from neuroplast.config import parse_config
+    from neuroplast.plasticity.reference import NumpySimulator
+    from neuroplast.training.trainer import Trainer
+
+    cfg = parse_config(
+        {
+            "simulation": {"device": "numpy", "n_steps": 60, "seed": 2},
+            "network": {"n_rec": 8, "w_in_scale": 0.05, "w_rec_scale": 0.02, "w_out_scale": 0.1},
+            "task": {"name": "sine", "n_in": 6},
+            "training": {"iterations": 2, "batch_size": 2, "learning_rate": 0.01},
+        }
+    )
+    tr = Trainer.from_config(cfg)
+    assert isinstance(tr.net, NumpySimulator) and tr.device == "numpy" and tr.chunk == 0
+    assert "device numpy runs one iteration per launch" in tr.chunk_reason and not tr.compiles_first
+    w0 = tr.weights.w_rec.copy()
+    records = [tr.run_iteration() for _ in range(2)]
+    assert [len(r.trials) for r in records] == [2, 2]
+    assert not (tr.weights.w_rec == w0).all()  # it learned

@@ -88,8 +88,6 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         updates and no recording.  0: one trial per launch (:meth:`run_trial`).
     chunk_optimizer : {"sgd", "adam"}
         The optimizer of the boundary steps (Adam keeps its moments per synapse).
-    chunk_feedback : {"fixed", "symmetric"}
-        How B moves at a boundary: not at all (random e-prop), or B = the new W_out (symmetric e-prop).
     batch : int
         B ≥ 1 trials side by side in one launch (:meth:`run_batch`, docs/model.md §8): B copies of every
         group and projection, sharing the weights, each copy fed its own trial. Each copy computes
@@ -126,7 +124,6 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         in_trial_optimizer: str = "sgd",
         chunk_trials: int = 0,
         chunk_optimizer: str = "sgd",
-        chunk_feedback: str = "fixed",
         batch: int = 1,
         threads: int = 1,
         factorized: bool = False,
@@ -171,7 +168,6 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             in_trial_optimizer=in_trial_optimizer,
             chunk_trials=chunk_trials,
             chunk_optimizer=chunk_optimizer,
-            chunk_feedback=chunk_feedback,
             batch=batch,
             factorized=factorized,
             reg=reg,
@@ -189,7 +185,6 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         in_trial_optimizer: str,
         chunk_trials: int,
         chunk_optimizer: str,
-        chunk_feedback: str,
         batch: int,
         factorized: bool,
         reg: tuple[float, float],
@@ -207,13 +202,12 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         if in_trial_optimizer not in ("sgd", "adam"):
             raise ValueError(f"in-trial updates support 'sgd' and 'adam', not {in_trial_optimizer!r}")
         self.chunk = int(chunk_trials)
-        self._check_chunk(chunk_optimizer, chunk_feedback)
+        self._check_chunk(chunk_optimizer)
         self.batch = int(batch)
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1 trials, got {batch}")
         if self.batch > 1 and (self.update_every or self.chunk):
             raise ValueError("trials side by side (batch > 1) need update_every = 0 and chunk_trials = 0")
-        self.chunk_feedback = chunk_feedback
         #: The binary computes the factorized e-prop gradients after the run (network/factorized.py).
         self.factorized = bool(factorized)
         if self.factorized and (
@@ -239,7 +233,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             raise ValueError(f"cannot record {', '.join(unknown)} (known: {', '.join(allowed)})")
         return tuple(k for k in allowed if k in record)
 
-    def _check_chunk(self, optimizer: str, feedback: str) -> None:
+    def _check_chunk(self, optimizer: str) -> None:
         if self.chunk < 0:
             raise ValueError(f"chunk_trials must be >= 0, got {self.chunk}")
         if not self.chunk:
@@ -250,8 +244,6 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             raise ValueError("chunk_trials > 0 needs gradients=True, update_every=0 and record=False")
         if optimizer not in ("sgd", "adam"):
             raise ValueError(f"chunk_optimizer must be 'sgd' or 'adam', not {optimizer!r}")
-        if feedback not in ("fixed", "symmetric"):
-            raise ValueError(f"chunk_feedback must be 'fixed' or 'symmetric', not {feedback!r}")
 
     def run_trial(
         self,
@@ -348,6 +340,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         learning_rate: float,
         adam: dict | None = None,
         reg: tuple[float, float] = (0.0, 0.0),
+        feedback_follows: bool = False,
     ) -> list[TrialResult]:
         """Run up to K trials in one launch, the optimizer stepping at every boundary (docs/model.md §7).
 
@@ -367,6 +360,9 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             moments ``m``, ``v`` as edge vectors).
         reg : (float, float)
             c_reg and f* (spikes per step) of the rate regularization (with ``regularization``).
+        feedback_follows : bool
+            How B moves at a boundary: not at all (``False``: random e-prop), or B = the new W_out (``True``:
+            symmetric e-prop).  A value of the launch, not of the compiled program.
 
         Returns
         -------
@@ -391,6 +387,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         values[rec.reg_c] = np.asarray(float(reg[0]))
         values[rec.reg_T] = np.asarray(float(self.n_steps))
         values[rec.reg_f] = np.asarray(float(reg[1]))
+        values[rec.feedback_follows] = np.asarray(float(bool(feedback_follows)))
         self._feedback_values(values, feedback)
         # the launch simulates these n trials only (the compiled program holds up to ``chunk``)
         self._run(values, self._trial_arrays(trials, in_time=True), p, n_trials=n)

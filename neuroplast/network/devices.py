@@ -94,15 +94,18 @@ def compiler_works() -> bool:
 
 
 def available(info: DeviceInfo) -> bool:
-    """Whether this machine can run device ``info``: Brian2 implements it here and what it needs works."""
-    return info.name in BRIAN2_DEVICES and (not info.needs_compiler or compiler_works())
+    """Whether this machine can run device ``info``: it has a simulator of its own, or Brian2 implements it
+    here; and what it needs works."""
+    implemented = bool(info.simulator) or info.name in BRIAN2_DEVICES
+    return implemented and (not info.needs_compiler or compiler_works())
 
 
 def resolve_device(name: str) -> tuple[DeviceInfo, str]:
     """The device for ``simulation.device`` and why it was chosen.
 
     ``auto`` picks the available device of highest preference; a named device must be known
-    (:class:`~neuroplast.errors.ConfigError` naming the key otherwise) and implemented by Brian2 here.
+    (:class:`~neuroplast.errors.ConfigError` naming the key otherwise) and implemented: by Brian2 here, or
+    by a simulator of its own (:attr:`DeviceInfo.simulator <neuroplast.devices.DeviceInfo.simulator>`).
 
     Returns
     -------
@@ -111,10 +114,13 @@ def resolve_device(name: str) -> tuple[DeviceInfo, str]:
     """
     if name.strip().lower() != AUTO:
         info = device_info(name)
-        if info.name not in BRIAN2_DEVICES:
+        if not info.simulator and info.name not in BRIAN2_DEVICES:
             from neuroplast.errors import ConfigError
 
-            raise ConfigError(f"simulation.device: {info.name!r} has no Brian2 implementation in neuroplast")
+            raise ConfigError(
+                f"simulation.device: {info.name!r} has neither a Brian2 implementation in neuroplast "
+                "nor a simulator of its own"
+            )
         return info, "as configured"
     ranked = sorted((DEVICES.get(d) for d in DEVICES.names()), key=lambda d: -d.preference)
     for k, info in enumerate(ranked):
@@ -122,7 +128,7 @@ def resolve_device(name: str) -> tuple[DeviceInfo, str]:
             continue
         if info.needs_compiler:
             return info, "auto: a C++ compiler works, compiled once and cached"
-        skipped = ", ".join(d.name for d in ranked[:k] if d.name in BRIAN2_DEVICES)
+        skipped = ", ".join(d.name for d in ranked[:k] if d.name in BRIAN2_DEVICES or d.simulator)
         if skipped:
             return info, f"auto: no working C++ compiler and make found for {skipped}, using {info.name}"
         return info, "auto"

@@ -439,7 +439,7 @@ CHUNK_FUNCTIONS: dict[str, tuple[str, int]] = {
 #: by the boundary update of a chunk and by the gradients computed in the binary (network/factorized.py).
 REG_SHARED = "\nreg_c : 1 (shared)\nreg_T : 1 (shared)\nreg_f : 1 (shared)\n"
 #: The boundary update's constants and the per-neuron regularization signal of the finished trial.
-CHUNK_SHARED = REG_SHARED + "rreg : 1\n"
+CHUNK_SHARED = REG_SHARED + "feedback_follows : 1 (shared)\nrreg : 1\n"
 CHUNK_REGULARIZATION = "rreg = np_reg(count, reg_c, reg_T, reg_f)"
 
 _ACTIVE = "active = int(t > t_first_update)\n"
@@ -468,13 +468,15 @@ def _chunk_dw(adam: bool, g: str, sfx: str, m: str, v: str) -> str:
     )
 
 
-def chunk_update(adam: bool, g: str, symmetric: bool = False) -> str:
+def chunk_update(adam: bool, g: str, feedback: bool = False) -> str:
     """The optimizer step of one synapse at a trial boundary, on gradient ``g`` (``gt`` or ``g``).
 
-    ``symmetric``: readout synapses also set their feedback weight B to the new W_out (symmetric e-prop).
+    ``feedback``: readout synapses (presynaptic: the recurrent group) also set their feedback weight B to the
+    new W_out where the launch's ``feedback_follows`` is 1 (symmetric e-prop); where it is 0, B stays (random
+    e-prop).  A run-time value, so switching between the two rules never recompiles.
     """
     code = _ACTIVE + _chunk_dw(adam, g, "_post", "m_adam", "v_adam") + "w = np_step(w, dw, active)\n"
-    return code + ("B = np_pick(w, B, active)\n" if symmetric else "")
+    return code + ("B = np_pick(w, B, active * feedback_follows_pre)\n" if feedback else "")
 
 
 def chunk_bias_update(adam: bool) -> str:

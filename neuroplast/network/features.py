@@ -80,9 +80,8 @@ class Features:
             syn.run_regularly(
                 eq.chunk_update(self.adam, "gt"), name=f"chunk_update_{key}", **kw, **eq.slot("chunk_update")
             )
-        symmetric = self.chunk_feedback == "symmetric"
         s_out.run_regularly(
-            eq.chunk_update(self.adam, "g", symmetric),
+            eq.chunk_update(self.adam, "g", feedback=True),
             name="chunk_update_output",
             **kw,
             **eq.slot("chunk_update"),

@@ -11,6 +11,7 @@ import numpy as np
 
 from neuroplast.build import Setup, build
 from neuroplast.config import EXECUTION_KEYS, Config, to_toml
+from neuroplast.devices import AUTO, device_info
 from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.simulator import Simulator
@@ -228,7 +229,11 @@ def run_training(
     else:
         cfg = _apply_overrides(cfg, iterations, seed, rule)
     progress_ = Progress(cfg.training.iterations, 0, cfg.training.rule, enabled=progress)
-    progress_.phase(f"building the network (Brian2 compiles code on a first run, cached in {cache_dir()})")
+    device = cfg.simulation.device
+    note = ""
+    if simulator is None and (device.strip().lower() == AUTO or not device_info(device).simulator):
+        note = f" (Brian2 compiles code on a first run, cached in {cache_dir()})"
+    progress_.phase(f"building the network{note}")
     if simulator is None:
         trainer = Trainer.from_config(cfg, record=bool(trace))
     else:
@@ -328,11 +333,7 @@ def _train(
 ) -> None:
     """Run the remaining iterations, handing each record to the writer (then to ``on_iteration``)."""
     if trainer.iteration < trainer.cfg.training.iterations:
-        note = (
-            " (the first iteration also compiles, on a first run)"
-            if not trainer.capabilities.ahead_of_time
-            else ""
-        )
+        note = " (the first iteration also compiles, on a first run)" if trainer.compiles_first else ""
         progress.phase(f"training{note}")
     for _ in range(trainer.iteration, trainer.cfg.training.iterations):
         record = trainer.run_iteration()

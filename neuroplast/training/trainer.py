@@ -22,7 +22,7 @@ import numpy as np
 
 from neuroplast.build import Setup, build
 from neuroplast.config import GRADIENT_PATHS, Config, to_toml
-from neuroplast.devices import Capabilities
+from neuroplast.devices import Capabilities, load_simulator
 from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.dynamics import Trajectory
@@ -92,7 +92,7 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
     return "factorized" if large_dense or cfg.training.batch_size > 1 else "online"
 
 
-#: Rules whose boundary update the chunked engine has (Brian2Network ``chunk_feedback``), by exact class:
+#: Rules whose boundary update the chunked engine has (``run_chunk(feedback_follows=…)``), by exact class:
 #: their NumPy hooks leave the optimizer's update unchanged and B either fixed or = W_outᵀ.
 CHUNK_FEEDBACK: dict[type, str] = {EpropSymmetric: "symmetric", EpropRandom: "fixed"}
 #: Memory for one launch's inputs, targets and monitors when ``simulation.chunk_iterations`` = 0 (auto).
@@ -323,6 +323,7 @@ class Trainer:
         self.threads = int(getattr(simulator, "threads", 1))
         #: Whether the simulation computes the factorized gradients itself (``factorized`` networks).
         self.compiled_gradients = bool(getattr(simulator, "factorized", False))
+        self.compiles_first = False
         self._pending: deque = deque()
         self._ahead: tuple[int, Future] | None = None
         self._record = record
@@ -344,11 +345,16 @@ class Trainer:
         #: The Brian2 device in use and why (``simulation.device = "auto"`` resolves here).
         info, self.device_reason = resolve_device(cfg.simulation.device)
         self.device, self.capabilities = info.name, info.capabilities
+        #: Whether the first trial compiles code (Brian2's runtime device compiles per code object then).
+        self.compiles_first = not info.simulator and not info.capabilities.ahead_of_time
         #: Threads of the simulation (``simulation.threads``; 1 on a device without threads, which only
         #: ``auto`` can pick: a named device without them is refused by the config).
         self.threads = cfg.simulation.threads if self.capabilities.threads else 1
         if chunked:
             self.chunk, self.chunk_reason = self._chunk_plan(record)
+        if info.simulator:  # simulated by a simulator of its own (e.g. "numpy"), not by Brian2
+            self.batch = 1
+            return load_simulator(info)(self.setup)
         if self.chunk:
             return Brian2Network(
                 self.params,
@@ -361,7 +367,6 @@ class Trainer:
                 record=False,
                 chunk_trials=self.chunk,
                 chunk_optimizer=cfg.training.optimizer,
-                chunk_feedback=CHUNK_FEEDBACK[type(self.rule)],
                 threads=self.threads,
             )
         in_trial = bool(cfg.training.update_every_steps)
@@ -397,7 +402,7 @@ class Trainer:
         """Iterations per launch and why (0 and the reason when the chunked engine cannot run this config)."""
         cfg, tr = self.cfg, self.cfg.training
         why = None
-        if tr.batch_size != 1 and cfg.simulation.chunk_iterations != 1:
+        if tr.batch_size != 1 and cfg.simulation.chunk_iterations != 1 and self.capabilities.batch:
             return 0, f"one batch per launch, its {tr.batch_size} trials side by side"
         if cfg.simulation.chunk_iterations == 1:
             why = "simulation.chunk_iterations = 1"
@@ -470,6 +475,7 @@ class Trainer:
             learning_rate=tr.learning_rate,
             adam=self._adam_in() if self.net.adam else None,
             reg=(tr.reg_coeff, self.f_target),
+            feedback_follows=CHUNK_FEEDBACK[type(self.rule)] == "symmetric",
         )
         self._pending = deque(zip(range(it, it + n), results, strict=True))
 
