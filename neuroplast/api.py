@@ -28,6 +28,7 @@ from neuroplast.devices import DEVICES
 from neuroplast.io import RunLog, open_run
 from neuroplast.model.initializers import INITIALIZERS
 from neuroplast.model.losses import LOSSES
+from neuroplast.model.neurons import NEURONS, NeuronModel, Parameter, register_neuron
 from neuroplast.model.surrogates import SURROGATES
 from neuroplast.plasticity.optim import OPTIMIZERS
 from neuroplast.plasticity.reference import NumpySimulator
@@ -46,11 +47,14 @@ __all__ = [
     "DEVICES",
     "INITIALIZERS",
     "LOSSES",
+    "NEURONS",
     "OPTIMIZERS",
     "RULES",
     "SURROGATES",
     "TASKS",
     "Config",
+    "NeuronModel",
+    "Parameter",
     "NumpySimulator",
     "Rule",
     "RunLog",
@@ -59,6 +63,7 @@ __all__ = [
     "load_config",
     "open_run",
     "parse_config",
+    "register_neuron",
     "register_rule",
     "train",
 ]

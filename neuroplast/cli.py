@@ -288,6 +288,27 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    from neuroplast.errors import UsageError
+    from neuroplast.model.derive import describe
+    from neuroplast.model.neurons import NEURONS
+
+    if args.action == "list" or args.name is None:
+        if args.action == "show":
+            raise UsageError("model show: name a neuron model (known: " + ", ".join(NEURONS.names()) + ")")
+        for name in NEURONS.names():
+            print(f"{name:<12} {NEURONS.get(name).summary}")
+        return 0
+    try:
+        model = NEURONS.get(args.name)
+    except KeyError:
+        raise UsageError(
+            f"model show: unknown neuron model {args.name!r} (known: {', '.join(NEURONS.names())})"
+        ) from None
+    print(describe(model))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="neuroplast",
@@ -399,6 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
         "action", choices=("info", "clear"), help="info (default) or clear", nargs="?", default="info"
     )
     cache.set_defaults(func=_cmd_cache)
+    model = sub.add_parser(
+        "model",
+        help="list the neuron models, or show one's equations and derived eligibility and BPTT",
+        description="list: the registered neuron models (network.neuron); show NAME: the model's "
+        "statements, parameters and what neuroplast derives from them (docs/model.md §10).",
+    )
+    model.add_argument("action", choices=("list", "show"), help="list or show")
+    model.add_argument("name", nargs="?", help="neuron model (show)")
+    model.set_defaults(func=_cmd_model)
     from neuroplast.sweep.commands import add_parsers as add_sweep_parsers
 
     add_sweep_parsers(sub)  # sweep, sweep-report (neuroplast/sweep/)

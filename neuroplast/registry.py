@@ -1,10 +1,12 @@
-"""Named registries for every extensible kind (rules, losses, surrogates, optimizers, tasks), with plugins.
+"""Named registries for every extensible kind (rules, losses, surrogates, optimizers, tasks, neuron models),
+with plugins.
 
 A :class:`Registry` maps case-insensitive names to objects.  Built-ins register when their module is
 imported; third-party packages add theirs through an entry-point group (``neuroplast.rules``,
-``neuroplast.losses``, ``neuroplast.surrogates``, ``neuroplast.optimizers``, ``neuroplast.tasks``), loaded
-the first time a registry is asked for a name.  A plugin that fails to load — import error, wrong kind of
-object, name mismatch — gives a ``RuntimeWarning`` naming it and is skipped; it never stops neuroplast.
+``neuroplast.losses``, ``neuroplast.surrogates``, ``neuroplast.optimizers``, ``neuroplast.tasks``,
+``neuroplast.neurons``), loaded the first time a registry is asked for a name.  A plugin that fails to
+load — import error, wrong kind of object, name mismatch — gives a ``RuntimeWarning`` naming it and is
+skipped; it never stops neuroplast.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ PLUGIN_GROUPS = {
     "surrogate": "neuroplast.surrogates",
     "optimizer": "neuroplast.optimizers",
     "task": "neuroplast.tasks",
+    "neuron": "neuroplast.neurons",
 }
 
 

@@ -656,3 +656,36 @@ def small_run_writer(path: Path, n_in: int, n_rec: int, n_out: int, n_steps: int
         brian2_version="test",
         **kw,
     )
+
+
+# ----------------------------------------------- neuron models (tests/model/test_neurons.py, gradients)
+#: Parameter values of the built-in neuron models for :func:`model_problem` (dt = 1 ms).
+MODEL_VALUES = {
+    "alif": lambda p: {"alpha": p.alpha, "rho": p.rho, "beta": p.beta},
+    "lif_syn": lambda p: {"alpha": p.alpha, "alpha_s": float(np.exp(-1.0 / 5.0))},
+    "adlif": lambda p: {
+        "alpha": p.alpha,
+        "rho_w": float(np.exp(-1.0 / 50.0)),
+        "adapt_a": 0.5,
+        "adapt_b": 0.4,
+    },
+}
+#: Input gain per model so that make_problem's network spikes (adlif's drive enters as (1 − α) c).
+MODEL_GAIN = {"alif": 1.0, "lif_syn": 0.5, "adlif": 12.0}
+
+
+def model_problem(
+    name: str, *, n_ref: int = 0, loss_name: str = "mse", seed: int = 0, w_rec_std: float = 0.3
+):
+    """:func:`make_problem` for neuron model ``name`` (ALIF/LIF mix for ``alif``), input gain per model.
+
+    Returns ``(model, values, params, weights, x, target, mask, loss)``.
+    """
+    from neuroplast.model.neurons import get_neuron
+
+    params, w, x, target, mask, loss = make_problem(
+        PROBLEM_BETAS["mixed"], n_ref=n_ref, loss_name=loss_name, seed=seed, w_rec_std=w_rec_std
+    )
+    gain = MODEL_GAIN[name]
+    w = Weights(w.w_in * gain, w.w_rec * gain, w.w_out, w.b_out, w.mask_in, w.mask_rec)
+    return get_neuron(name), MODEL_VALUES[name](params), params, w, x, target, mask, loss

@@ -1,0 +1,198 @@
+"""e-prop and exact BPTT of any neuron model, from its derived Jacobians (docs/model.md §10).
+
+The same two factorizations as :mod:`neuroplast.gradients.eprop` and :mod:`neuroplast.gradients.bptt`
+(which are the ``alif`` model written out by hand), for a :class:`~neuroplast.model.neurons.NeuronModel`:
+the eligibility ε_t = J_t ε_{t−1} + b_t pre_t of every synapse (the full vector over the neuron's state),
+e_t = ψ_t du_tᵀ ε_t, and the backward recursion of :mod:`neuroplast.model.derive`.  The ideal learning
+signal L*_t = direct_t + c_in W_recᵀ g_{t+1} (every path to E but the neuron's own state) turns e-prop into
+BPTT: Σ_t L*_t e_t = dE/dW with the reset detached (tests/gradients/test_derived.py).
+
+Reference code: the per-synapse state is (n, N, n_pre) floats; meant for checking, not for size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from neuroplast.gradients.trial import mask_grads
+from neuroplast.model.derive import Derived
+from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.signals import backward_filter, output_grads
+from neuroplast.model.stepper import ModelTrajectory, parameter_values
+
+__all__ = ["ModelTrial", "model_eligibility", "model_eprop_grads", "model_bptt", "model_ideal_signal"]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelTrial:
+    """One simulated trial of a neuron model, as the gradient formulas read it.
+
+    Attributes
+    ----------
+    derived : Derived
+        :func:`neuroplast.model.derive.derive` of the model.
+    values : mapping
+        The model's parameters (floats or (N,) arrays).
+    params : ModelParams
+        The shared constants (v_th, γ, κ, c_in, c_out, surrogate).
+    weights : Weights
+        The weights in force.
+    x : ndarray (T, n_in)
+    traj : ModelTrajectory
+    err : ndarray (T, n_out)
+        dE/dy_t (the loss's explicit error).
+    reg : ndarray (N,) or None
+        The rate regularizer's learning signal c_reg (f_j − f*)/T.
+    """
+
+    derived: Derived
+    values: Mapping[str, Any]
+    params: ModelParams
+    weights: Weights
+    x: np.ndarray
+    traj: ModelTrajectory
+    err: np.ndarray
+    reg: np.ndarray | None = None
+
+    @property
+    def n_steps(self) -> int:
+        """T."""
+        return self.traj.z.shape[0]
+
+    def pre(self) -> dict[str, np.ndarray]:
+        """Presynaptic drive (T, n_pre): ``input`` c_in x_t, ``recurrent`` c_in z_{t−1}."""
+        z_prev = np.vstack([np.zeros((1, self.traj.z.shape[1])), self.traj.z[:-1]])
+        c_in = self.params.input_scale
+        return {"input": c_in * np.asarray(self.x, dtype=float), "recurrent": c_in * z_prev}
+
+    def env(self, t: int, *, new: bool = False) -> dict[str, Any]:
+        """The names a derivative reads at step t (0-based): the state before it (``new``: after it),
+        z_{t−1}, c_t, v_th and the parameters."""
+        N = self.traj.z.shape[1]
+        model = self.derived.model
+        out: dict[str, Any] = dict(parameter_values(model, self.values, N))
+        k = t if new else t - 1
+        for s in model.state:
+            out[s] = self.traj.state[s][k] if k >= 0 else np.zeros(N)
+        out["z"] = self.traj.z[t - 1] if t >= 1 else np.zeros(N)
+        out["c"] = self.traj.c[t]
+        out["v_th"] = self.params.v_th
+        return out
+
+    def jacobians(self, t: int) -> dict[str, np.ndarray]:
+        """``D`` (n, n, N), ``S``, ``S_reset``, ``b`` (n, N) of step t and ``du`` (n, N) at h_t."""
+        N = self.traj.z.shape[1]
+        env = self.env(t)
+        out = {k: self.derived.evaluate(k, env, N) for k in ("D", "S", "S_reset", "b")}
+        out["du"] = self.derived.evaluate("du", self.env(t, new=True), N)
+        return out
+
+
+def model_eligibility(trial: ModelTrial, pre: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(t, e_t)``: the per-synapse eligibility (N, n_pre) of a projection with drive ``pre``
+    (T, n_pre)."""
+    psi = trial.traj.psi
+    T, N = psi.shape
+    pre = np.asarray(pre, dtype=float)
+    eps = np.zeros((trial.derived.n, N, pre.shape[1]))
+    psi_du_prev = np.zeros((trial.derived.n, N))  # ψ_{t−1} du_{t−1}
+    for t in range(T):
+        jac = trial.jacobians(t)
+        J = jac["D"] + jac["S"][:, None, :] * psi_du_prev[None, :, :]  # J[i, k, j]
+        eps = np.einsum("ikj,kjp->ijp", J, eps) + jac["b"][:, :, None] * pre[t][None, None, :]
+        psi_du = psi[t][None, :] * jac["du"]
+        yield t, np.einsum("kj,kjp->jp", psi_du, eps)
+        psi_du_prev = psi_du
+
+
+def model_eprop_grads(trial: ModelTrial, feedback: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """e-prop: Σ_t L_t ē_t + R Σ_t e_t, L_t = c_out B err_t, ē the κ-filtered e (docs/model.md §3).
+
+    Parameters
+    ----------
+    trial : ModelTrial
+    feedback : ndarray (N, n_out), optional
+        B (default W_outᵀ, symmetric e-prop).
+
+    Returns
+    -------
+    dict
+        ``input``, ``recurrent``, ``output``, ``bias`` (masked).
+    """
+    p, w = trial.params, trial.weights
+    B = w.w_out.T if feedback is None else np.asarray(feedback, dtype=float)
+    L = p.readout_scale * trial.err @ B.T  # (T, N)
+    out = {}
+    for name, pre in trial.pre().items():
+        g = np.zeros((w.n_rec, pre.shape[1]))
+        ebar = np.zeros_like(g)
+        esum = np.zeros_like(g)
+        for t, e in model_eligibility(trial, pre):
+            ebar = p.kappa * ebar + e
+            g += L[t][:, None] * ebar
+            esum += e
+        if trial.reg is not None:
+            g += trial.reg[:, None] * esum
+        out[name] = g
+    out["output"], out["bias"] = output_grads(p, trial.traj.z, trial.err)
+    return mask_grads(w, out)
+
+
+def model_bptt(
+    trial: ModelTrial, *, detach_reset: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Exact BPTT of the trial loss through the model's equations (pseudo-derivative ψ for the spikes).
+
+    Parameters
+    ----------
+    trial : ModelTrial
+    detach_reset : bool
+        Leave the reset term R(…) undifferentiated (as e-prop does); ``False``: the true gradient.
+
+    Returns
+    -------
+    grads : dict
+        ``input``, ``recurrent``, ``output``, ``bias`` (masked).
+    adjoints : dict of ndarray (T, N)
+        ``direct`` (readout and regularizer), ``recurrent`` (c_in W_recᵀ g_{t+1}) and ``g`` (the adjoint of
+        the drive c_t, g_t = b_tᵀ dh_t).
+    """
+    p, w, traj = trial.params, trial.weights, trial.traj
+    T, N = traj.z.shape
+    direct = p.readout_scale * backward_filter(trial.err, p.kappa) @ w.w_out
+    if trial.reg is not None:
+        direct = direct + trial.reg[None, :]
+    n = trial.derived.n
+    dh_next = np.zeros((n, N))
+    nxt: dict[str, np.ndarray] | None = None  # the Jacobians of step t + 1
+    g_next = np.zeros(N)
+    rec, g_all = np.zeros((T, N)), np.zeros((T, N))
+    for t in range(T - 1, -1, -1):
+        jac = trial.jacobians(t)
+        dz = direct[t].copy()
+        if nxt is not None:
+            rec[t] = p.input_scale * (g_next @ w.w_rec)
+            dz += rec[t] + np.einsum("kj,kj->j", nxt["S"], dh_next)
+            if not detach_reset:
+                dz += np.einsum("kj,kj->j", nxt["S_reset"], dh_next)
+            carried = np.einsum("ikj,ij->kj", nxt["D"], dh_next)
+        else:
+            carried = np.zeros((n, N))
+        dh = jac["du"] * (traj.psi[t] * dz)[None, :] + carried
+        g_next = np.einsum("kj,kj->j", jac["b"], dh)
+        g_all[t] = g_next
+        dh_next, nxt = dh, jac
+    pre = trial.pre()
+    grads = {name: g_all.T @ d for name, d in pre.items()}
+    grads["output"], grads["bias"] = output_grads(p, traj.z, trial.err)
+    return mask_grads(w, grads), {"direct": direct, "recurrent": rec, "g": g_all}
+
+
+def model_ideal_signal(trial: ModelTrial) -> np.ndarray:
+    """L*_t (T, N): dE/dz_t through every path but the neuron's own state (reset detached)."""
+    _, adj = model_bptt(trial, detach_reset=True)
+    return adj["direct"] + adj["recurrent"]
