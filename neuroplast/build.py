@@ -9,7 +9,8 @@ Brian2 is not imported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,12 @@ from neuroplast.config import Config
 from neuroplast.model.connectivity import Connectivity
 from neuroplast.model.initializers import initialize
 from neuroplast.model.losses import Loss, get_loss
+from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, get_neuron
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.plasticity.rules import Rule, get_rule
 from neuroplast.tasks import TASKS, Task
 
-__all__ = ["Setup", "build", "model_params", "init_weights", "target_rate"]
+__all__ = ["Setup", "build", "model_params", "neuron_values", "init_weights", "target_rate"]
 
 
 def model_params(cfg: Config) -> ModelParams:
@@ -44,6 +46,27 @@ def model_params(cfg: Config) -> ModelParams:
         readout_scale=n.readout_scale,
         surrogate=n.surrogate,
     )
+
+
+def neuron_values(cfg: Config, params: ModelParams | None = None) -> tuple[NeuronModel, dict[str, Any]]:
+    """The neuron model of ``network.neuron`` and its parameters' values (floats or (N,) arrays).
+
+    Each :class:`~neuroplast.model.neurons.Parameter` reads its ``[network]`` key (a time constant in ms
+    becomes exp(−dt/τ) when the parameter is a decay factor); a key that ``[network]`` does not have gives
+    the parameter's default.  For ``alif`` the values are those of :func:`model_params` (α, and ρ, β per
+    neuron: the first ``n_rec − n_alif`` neurons LIF), so that both descriptions are one model.
+    """
+    model = get_neuron(cfg.network.neuron)
+    if model.name == DEFAULT_NEURON:
+        p = model_params(cfg) if params is None else params
+        return model, {"alpha": p.alpha, "rho": np.asarray(p.rho), "beta": np.asarray(p.beta)}
+    keys = {f.name for f in fields(cfg.network)}
+    dt = cfg.simulation.dt_ms
+    values: dict[str, Any] = {}
+    for par in model.parameters:
+        v = float(getattr(cfg.network, par.key)) if par.key in keys else float(par.default)
+        values[par.name] = float(np.exp(-dt / v)) if par.decay else v
+    return model, values
 
 
 def init_weights(cfg: Config, n_in: int, seed: int) -> Weights:
@@ -82,6 +105,10 @@ class Setup:
         The task loss.
     f_target : float
         Target rate of the regularizer, spikes per step.
+    neuron : NeuronModel
+        The neuron model (``network.neuron``; docs/model.md §10).
+    neuron_values : mapping
+        Its parameters (:func:`neuron_values`).
     """
 
     cfg: Config
@@ -94,6 +121,8 @@ class Setup:
     feedback: np.ndarray
     loss: Loss
     f_target: float
+    neuron: NeuronModel
+    neuron_values: Mapping[str, Any]
 
     @property
     def rule_name(self) -> str:
@@ -129,10 +158,12 @@ def build(cfg: Config, *, rule: str | None = None, seed: int | None = None) -> S
     feedback = rule_obj.init_feedback(weights, np.random.default_rng([seed_, 3]))
     if initial.feedback is not None and rule_obj.random_feedback:
         feedback = np.array(initial.feedback, dtype=float)  # the initializer's own B (NEST's examples)
+    params = model_params(cfg)
+    neuron, values = neuron_values(cfg, params)
     return Setup(
         cfg=cfg,
         seed=seed_,
-        params=model_params(cfg),
+        params=params,
         weights=weights,
         connectivity=Connectivity.of(weights),
         task=task,
@@ -140,4 +171,6 @@ def build(cfg: Config, *, rule: str | None = None, seed: int | None = None) -> S
         feedback=feedback,
         loss=get_loss(cfg.training.loss),
         f_target=target_rate(cfg),
+        neuron=neuron,
+        neuron_values=values,
     )

@@ -24,7 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from neuroplast.io.lock import check_not_busy
     from neuroplast.io.paths import check_log_path
     from neuroplast.plasticity.rules import rule_names
-    from neuroplast.training.runner import TRACEABLE, run_training
+    from neuroplast.training.runner import run_training, traceable
 
     cfg = load_config(args.config)
     if args.rule is not None and args.rule.lower() not in rule_names():
@@ -36,9 +36,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.trace_neurons is not None and args.trace_neurons < 1:
         raise UsageError(f"--trace-neurons: must be >= 1 (got {args.trace_neurons})")
     trace = [v.strip() for v in (args.trace or "").split(",") if v.strip()]
+    known = traceable(cfg)
     for v in trace:
-        if v not in TRACEABLE:
-            raise UsageError(f"--trace: unknown variable {v!r} (known: {', '.join(TRACEABLE)})")
+        if v not in known:
+            raise UsageError(f"--trace: unknown variable {v!r} (known: {', '.join(known)})")
         if trace.count(v) > 1:
             raise UsageError(f"--trace: {v!r} is given more than once (got {args.trace!r})")
     resumed: dict[str, int] = {}

@@ -22,6 +22,7 @@ from neuroplast.devices import AUTO, device_info, require
 from neuroplast.errors import ConfigError, file_kind
 from neuroplast.model.initializers import INITIALIZERS
 from neuroplast.model.losses import LOSSES
+from neuroplast.model.neurons import DEFAULT_NEURON, NEURONS
 from neuroplast.model.surrogates import SURROGATES
 from neuroplast.plasticity.optim import OPTIMIZERS
 from neuroplast.plasticity.rules import get_rule, rule_names
@@ -127,8 +128,11 @@ class SimulationConfig:
 class NetworkConfig:
     """``[network]``: sizes, neuron constants (ms, units of v), connectivity, initial weights.
 
-    The first ``n_rec − n_alif`` recurrent neurons are LIF (β = 0), the last
-    ``n_alif`` are ALIF with adaptation strength ``beta`` and time constant ``tau_a_ms``.
+    ``neuron`` names the neuron model (:data:`neuroplast.model.neurons.NEURONS`, docs/model.md §10; each
+    reads its own keys).  The default, ``alif``: the first ``n_rec − n_alif`` recurrent neurons are LIF
+    (β = 0), the last ``n_alif`` are ALIF with adaptation strength ``beta`` and time constant
+    ``tau_a_ms``.  ``lif_syn`` reads ``tau_m_ms`` and ``tau_syn_ms``; ``adlif`` ``tau_m_ms``, ``tau_w_ms``,
+    ``adapt_a`` and ``adapt_b``.
     Initial weights come from the initializer ``init`` (default Gaussian with standard deviation
     ``w_*_scale / sqrt(fan_in)``; :mod:`neuroplast.model.initializers`); ``readout_bias = false`` keeps
     the readout bias b at 0 (not trained), as NEST's readout, which has none.
@@ -154,8 +158,24 @@ class NetworkConfig:
     w_out_scale: float = field(default=1.0, metadata=_check(_nonneg))
     readout_bias: bool = field(default=True, metadata=_NEW_KEY)
     init: str = field(default="gaussian", metadata=_NEW_KEY)
+    neuron: str = field(default=DEFAULT_NEURON, metadata=_NEW_KEY)
+    tau_syn_ms: float = field(default=5.0, metadata={**_check(_positive, _tau_range), **_NEW_KEY})
+    tau_w_ms: float = field(default=200.0, metadata={**_check(_positive, _tau_range), **_NEW_KEY})
+    adapt_a: float = field(default=0.5, metadata=_NEW_KEY)
+    adapt_b: float = field(default=0.5, metadata=_NEW_KEY)
 
     def __post_init__(self) -> None:
+        if self.neuron not in NEURONS:
+            raise ConfigError(
+                f"network.neuron: unknown neuron model {self.neuron!r} (known: {', '.join(NEURONS.names())})"
+            )
+        if NEURONS.get(self.neuron).name != DEFAULT_NEURON:
+            for key in ("n_alif", "beta"):
+                if getattr(self, key):
+                    raise ConfigError(
+                        f"network.{key}: a key of the {DEFAULT_NEURON!r} neuron model; network.neuron = "
+                        f"{self.neuron!r} does not read it (got {getattr(self, key)!r}; leave it out)"
+                    )
         if self.n_alif > self.n_rec:
             raise ConfigError(f"network.n_alif: must be <= network.n_rec ({self.n_rec}) (got {self.n_alif})")
         if self.surrogate not in SURROGATES:
@@ -359,6 +379,38 @@ def _check_tables(cfg: Config) -> None:
     if cfg.training.update_every_steps and cfg.simulation.device.strip().lower() != AUTO:
         info = device_info(cfg.simulation.device)
         require(info, "in_trial", "training.update_every_steps", "learning inside a trial")
+    _check_neuron(cfg)
+
+
+def _check_neuron(cfg: Config) -> None:
+    """A neuron model other than ``alif`` (docs/model.md §10): what runs it so far.
+
+    Such a model is simulated by a device with the ``neuron_models`` capability and trained by a rule whose
+    gradient is e-prop with its B (the derived eligibility, :mod:`neuroplast.gradients.derived`) on the
+    online path; the rest is refused here, one line naming the key."""
+    name = cfg.network.neuron
+    if NEURONS.get(name).name == DEFAULT_NEURON:
+        return
+    what = f"network.neuron = {name!r}"
+    if cfg.simulation.device.strip().lower() != AUTO:
+        info = device_info(cfg.simulation.device)
+        require(info, "neuron_models", "network.neuron", f"neuron model {name!r}")
+    if cfg.training.update_every_steps:
+        raise ConfigError(
+            f"training.update_every_steps: learning inside a trial needs the Brian2 network, which runs the "
+            f"{DEFAULT_NEURON!r} neuron model only; {what} learns per trial (0)"
+        )
+    if cfg.training.path == "factorized":
+        raise ConfigError(
+            f"training.path: 'factorized' is the {DEFAULT_NEURON!r} model's; {what} needs 'online' or 'auto'"
+        )
+    rule = get_rule(cfg.training.rule)(cfg.training)
+    if not (rule.online and rule.eprop_gradient):
+        raise ConfigError(
+            f"training.rule: {cfg.training.rule!r} computes its own gradient, written for the "
+            f"{DEFAULT_NEURON!r} neuron model; {what} trains with e-prop rules (their eligibility derived "
+            "from the model's equations)"
+        )
 
 
 def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resources: bool = True) -> Config:
@@ -593,10 +645,12 @@ EXECUTION_KEYS = ("simulation.chunk_iterations", "simulation.threads")
 
 
 def to_toml(cfg: Config) -> str:
-    """The full resolved config (every key, defaults included; :data:`EXECUTION_KEYS` only when not at
-    their default) as TOML text."""
+    """The full resolved config (every key, defaults included; :data:`EXECUTION_KEYS` and keys added after
+    run logs existed only when not at their default, unless the neuron model reads them) as TOML text."""
 
     lines: list[str] = []
+    # the keys the neuron model reads are always written: its run log says what it simulated
+    read = {p.key for p in NEURONS.get(cfg.network.neuron).parameters}
     for section in ("simulation", "network", "task", "training"):
         sec = getattr(cfg, section)
         lines.append(f"[{section}]")
@@ -604,7 +658,8 @@ def to_toml(cfg: Config) -> str:
             lines.append(f"name = {_toml_value(TASKS.name_of(type(sec)))}")
         for f in fields(sec):
             if f.metadata.get("omit_default") and getattr(sec, f.name) == f.default:
-                continue
+                if not (section == "network" and f.name in read):
+                    continue
             lines.append(f"{f.name} = {_toml_value(getattr(sec, f.name))}")
         lines.append("")
     return "\n".join(lines)

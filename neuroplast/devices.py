@@ -60,6 +60,9 @@ class Capabilities:
     ahead_of_time : bool
         The network is compiled into a program before the first trial (the first iteration does not
         compile), and a launch runs outside Python (Python threads can work meanwhile).
+    neuron_models : bool
+        Any registered neuron model (``network.neuron``, :data:`neuroplast.model.neurons.NEURONS`), not
+        only the LIF/ALIF mix (``alif``).
     """
 
     batch: bool = False
@@ -68,6 +71,7 @@ class Capabilities:
     in_trial: bool = False
     threads: bool = False
     ahead_of_time: bool = False
+    neuron_models: bool = False
 
     def names(self) -> list[str]:
         """The names of the capabilities this device has."""
@@ -209,7 +213,7 @@ register_device(
     DeviceInfo(
         "numpy",
         "the NumPy reference of docs/model.md in this process, one trial at a time (exact; slow at size)",
-        Capabilities(),
+        Capabilities(neuron_models=True),
         preference=-10,
         simulator="neuroplast.plasticity.reference:NumpySimulator.of",
     )

@@ -503,7 +503,16 @@ def test_to_toml_round_trip_awkward_values() -> None:
 
 #: Keys added after run logs existed: written only when not at their default (the config text of a run
 #: log of a config that does not use them stays what it was, and --resume of an older log still matches).
-NEW_KEYS = {("network", "readout_bias"), ("network", "init"), ("training", "average_gradient")}
+NEW_KEYS = {
+    ("network", "readout_bias"),
+    ("network", "init"),
+    ("training", "average_gradient"),
+    ("network", "neuron"),
+    ("network", "tau_syn_ms"),
+    ("network", "tau_w_ms"),
+    ("network", "adapt_a"),
+    ("network", "adapt_b"),
+}
 
 
 def test_to_toml_writes_every_key() -> None:
@@ -696,3 +705,42 @@ def test_stored_config_of_a_log_is_read_without_the_memory_check(tmp_path: Path,
     assert main(["inspect", str(log)]) == 0
     assert main(["compare", "--self-test", "--json", str(log)]) in (0, 1)  # replayed: no ConfigError (2)
     assert main(["analyze", str(log), "--json", "--quiet", "--trials", "0"]) == 0
+
+
+# ------------------------------------------------------------------ neuron models (docs/model.md §10)
+@pytest.mark.parametrize(
+    ("changes", "key", "words"),
+    [
+        ({"network": {"neuron": "hodgkin_huxley"}}, "network.neuron", "lif_syn"),  # lists the known
+        ({"network": {"neuron": "lif_syn", "n_alif": 3}}, "network.n_alif", "lif_syn"),
+        ({"network": {"neuron": "adlif", "beta": 1.0}}, "network.beta", "adlif"),
+        ({"network": {"neuron": "lif_syn"}, "simulation": {"device": "runtime"}}, "network.neuron", "numpy"),
+        ({"network": {"neuron": "lif_syn"}, "training": {"rule": "bptt"}}, "training.rule", "lif_syn"),
+        ({"network": {"neuron": "adlif"}, "training": {"path": "factorized"}}, "training.path", "adlif"),
+        (
+            {"network": {"neuron": "adlif"}, "training": {"update_every_steps": 100}},
+            "training.update_every_steps",
+            "adlif",
+        ),
+        ({"network": {"neuron": "lif_syn", "tau_syn_ms": -1.0}}, "network.tau_syn_ms", "> 0"),
+    ],
+)
+def test_neuron_model_keys_are_checked(changes: dict, key: str, words: str) -> None:
+    data = copy.deepcopy(_raw(SINE))
+    for table, values in changes.items():
+        data.setdefault(table, {}).update(values)
+    msg = _error(data)
+    _assert_names_key(msg, key)
+    assert words in msg
+
+
+def test_a_neuron_model_config_records_the_keys_its_model_reads() -> None:
+    """to_toml writes the keys the model reads even at their default (a run log says what it simulated);
+    an alif config's text is unchanged by the keys added for the other models."""
+    cfg = load_config(MODELS / "lif_syn.toml").replace("network", tau_syn_ms=5.0)
+    data = tomllib.loads(to_toml(cfg))["network"]
+    assert data["neuron"] == "lif_syn" and data["tau_syn_ms"] == 5.0 and "tau_w_ms" not in data
+    adlif = tomllib.loads(to_toml(cfg.replace("network", neuron="adlif")))["network"]
+    assert {"tau_w_ms", "adapt_a", "adapt_b"} <= set(adlif) and "tau_syn_ms" not in adlif
+    sine = tomllib.loads(to_toml(load_config(SINE)))["network"]
+    assert not {"neuron", "tau_syn_ms", "tau_w_ms", "adapt_a", "adapt_b"} & set(sine)

@@ -30,7 +30,21 @@ def test_builtin_devices_and_their_capabilities() -> None:
     assert set(cpp.names()) == every
     assert set(runtime.names()) == {"batch", "in_trial"}
     numpy = device_info("numpy")
-    assert numpy.capabilities.names() == [] and numpy.simulator and not numpy.needs_compiler
+    assert numpy.capabilities.names() == ["neuron_models"] and numpy.simulator and not numpy.needs_compiler
+
+
+def test_auto_picks_a_device_with_what_the_run_needs() -> None:
+    """A neuron model other than alif needs ``neuron_models``: auto picks numpy and says why; a named
+    device without it is one line naming simulation.device."""
+    from neuroplast.network.devices import resolve_device
+
+    info, why = resolve_device("auto", ("neuron_models",), "neuron model 'lif_syn'")
+    assert info.name == "numpy" and "lif_syn" in why and "runtime" in why
+    assert resolve_device("auto")[0].name != "numpy"  # without needs: never the slow reference
+    with pytest.raises(ConfigError) as err:
+        resolve_device("runtime", ("neuron_models",), "neuron model 'lif_syn'")
+    msg = str(err.value)
+    assert msg.startswith("simulation.device:") and "lif_syn" in msg and "numpy" in msg and "\n" not in msg
 
 
 def test_unknown_device_is_one_line_naming_the_key() -> None:

@@ -511,6 +511,12 @@ def analyze_run(
     if lengths.size != 1:
         raise RunFileError(run.path, f"the selected trials have different lengths ({lengths.tolist()})")
     ctx = replay_context(run)
+    if ctx.derived_model:
+        raise RunFileError(
+            run.path,
+            f"its neuron model is {ctx.neuron.name!r}: analyze's per-neuron and k-hop analyses are written "
+            "for the 'alif' model so far; `neuroplast compare` measures any model's estimators against BPTT",
+        )
     T, N = int(lengths[0]), ctx.n_rec
     kk = sorted({T if k == "T" else int(k) for k in ks})
     fb, rand = _feedbacks(ctx)

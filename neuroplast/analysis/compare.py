@@ -21,20 +21,21 @@ from __future__ import annotations
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from neuroplast.analysis.metrics import METRICS, relative_error
-from neuroplast.build import model_params, target_rate
+from neuroplast.build import model_params, neuron_values, target_rate
 from neuroplast.config import parse_config
 from neuroplast.errors import ConfigError
 from neuroplast.io import RunFileError, RunLog, add_gradients, open_run, rename_gradient
 from neuroplast.model.connectivity import PROJECTIONS, Connectivity
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, get_loss
+from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, get_neuron
 from neuroplast.model.params import ModelParams, Weights
 
 __all__ = [
@@ -91,6 +92,10 @@ class ReplayContext:
         Target rate f* = ``reg_rate_hz · dt_ms · 1e-3``, spikes per step.
     connectivity : Connectivity
         Masks and edge lists, rebuilt from the log's edge lists.
+    neuron : NeuronModel
+        The neuron model (``network.neuron``; docs/model.md §10).
+    neuron_values : mapping
+        Its parameters (:func:`neuroplast.build.neuron_values`).
     """
 
     run: RunLog
@@ -100,6 +105,14 @@ class ReplayContext:
     c_reg: float
     f_target: float
     connectivity: Connectivity
+    neuron: NeuronModel = field(default_factory=lambda: get_neuron(DEFAULT_NEURON))
+    neuron_values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def derived_model(self) -> bool:
+        """Whether the neuron model is not ``alif``: replayed and differentiated through its derived
+        equations (:mod:`neuroplast.gradients.derived`) instead of the hand-written ones."""
+        return self.neuron.name != DEFAULT_NEURON
 
     @property
     def edges(self) -> Mapping[str, tuple[np.ndarray, np.ndarray]]:
@@ -159,8 +172,9 @@ class ReplayedTrial:
         Regression target, or the one-hot label π* at every step (classification).
     mask : numpy.ndarray, shape (T,)
         Steps that enter the loss (1/0); all ones for regression.
-    traj : Trajectory
-        Replayed trajectory (unbatched).
+    traj : Trajectory or ModelTrajectory
+        Replayed trajectory (unbatched; a :class:`~neuroplast.model.stepper.ModelTrajectory` for a neuron
+        model other than ``alif``).
     loss : float
         Task loss of the replay (dimensionless).
     logged_loss : float
@@ -173,7 +187,7 @@ class ReplayedTrial:
     x: np.ndarray
     target: np.ndarray
     mask: np.ndarray
-    traj: Trajectory
+    traj: Trajectory | Any
     loss: float
     logged_loss: float
 
@@ -216,14 +230,18 @@ def replay_context(run: RunLog) -> ReplayContext:
     except ValueError as exc:
         raise RunFileError(run.path, str(exc)) from None
     tr = cfg.training
+    params = model_params(cfg)
+    neuron, values = neuron_values(cfg, params)
     return ReplayContext(
         run=run,
         config=cfg,
-        params=model_params(cfg),
+        params=params,
         loss=get_loss(tr.loss),
         c_reg=float(tr.reg_coeff),
         f_target=float(target_rate(cfg)),
         connectivity=conn,
+        neuron=neuron,
+        neuron_values=values,
     )
 
 
@@ -253,16 +271,25 @@ def replay_trial(ctx: ReplayContext, k: int) -> ReplayedTrial | None:
     else:
         target = np.asarray(r.target, dtype=np.float64)
         mask = np.ones(T)
-    from neuroplast.gradients.trial import TrialData
-
     w = ctx.dense_weights(r.weights_before)
-    replay = TrialData.make(ctx.params, w, r.x, target, mask, ctx.loss)  # simulates the trial
-    loss = float(ctx.loss.value(replay.y, target, mask))
-    return ReplayedTrial(r.index, r.iteration, w, r.x, target, mask, replay.traj, loss, r.loss)
+    if ctx.derived_model:
+        from neuroplast.model.stepper import simulate_model
+
+        traj: Any = simulate_model(ctx.neuron, ctx.neuron_values, ctx.params, w, r.x)
+        y = traj.y
+    else:
+        from neuroplast.gradients.trial import TrialData
+
+        replay = TrialData.make(ctx.params, w, r.x, target, mask, ctx.loss)  # simulates the trial
+        traj, y = replay.traj, replay.y
+    loss = float(ctx.loss.value(y, target, mask))
+    return ReplayedTrial(r.index, r.iteration, w, r.x, target, mask, traj, loss, r.loss)
 
 
 def _exact_grads(ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool) -> dict[str, dict[str, np.ndarray]]:
     """Dense exact gradients and factorization parts of one trial: ``estimator -> projection -> array``."""
+    if ctx.derived_model:
+        return _model_exact_grads(ctx, tr, keep_reset)
     from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
     from neuroplast.gradients.eprop import factorized_grads
     from neuroplast.gradients.trial import TrialData
@@ -280,6 +307,33 @@ def _exact_grads(ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool) -> dic
             for name in PART_PROJECTIONS
         }
         out[est] = trial.masked(parts)
+    return out
+
+
+def _model_exact_grads(
+    ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool
+) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`_exact_grads` of a neuron model other than ``alif`` (its derived BPTT and eligibility)."""
+    from neuroplast.gradients.derived import ModelTrial, model_bptt, model_signal_parts
+
+    trial = ModelTrial.make(
+        ctx.neuron,
+        ctx.neuron_values,
+        ctx.params,
+        tr.weights,
+        tr.x,
+        tr.target,
+        tr.mask,
+        ctx.loss,
+        traj=tr.traj,
+        c_reg=ctx.c_reg,
+        f_target=ctx.f_target,
+    )
+    out: dict[str, dict[str, np.ndarray]] = {REFERENCE: model_bptt(trial)[0]}
+    if keep_reset:
+        out[REFERENCE_FULL] = model_bptt(trial, detach_reset=False)[0]
+    parts = model_signal_parts(trial)
+    out[KEPT_PART], out[RECURRENT_PART] = parts["eprop"], parts["recurrent"]
     return out
 
 

@@ -19,12 +19,23 @@ from typing import Any
 import numpy as np
 
 from neuroplast.gradients.trial import mask_grads
-from neuroplast.model.derive import Derived
+from neuroplast.model.derive import Derived, derive
+from neuroplast.model.losses import Loss, as_loss
+from neuroplast.model.neurons import NeuronModel
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import backward_filter, output_grads
-from neuroplast.model.stepper import ModelTrajectory, parameter_values
+from neuroplast.model.signals import backward_filter, output_grads, reg_signal
+from neuroplast.model.stepper import ModelTrajectory, parameter_values, simulate_model
 
-__all__ = ["ModelTrial", "model_eligibility", "model_eprop_grads", "model_bptt", "model_ideal_signal"]
+__all__ = [
+    "ModelTrial",
+    "model_eligibility",
+    "model_eligibilities",
+    "model_eprop",
+    "model_eprop_grads",
+    "model_bptt",
+    "model_ideal_signal",
+    "model_signal_parts",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +68,32 @@ class ModelTrial:
     traj: ModelTrajectory
     err: np.ndarray
     reg: np.ndarray | None = None
+
+    @classmethod
+    def make(
+        cls,
+        model: NeuronModel,
+        values: Mapping[str, Any],
+        params: ModelParams,
+        weights: Weights,
+        x: np.ndarray,
+        target: np.ndarray,
+        mask: np.ndarray,
+        loss: Loss | str,
+        *,
+        traj: ModelTrajectory | None = None,
+        c_reg: float = 0.0,
+        f_target: float = 0.0,
+    ) -> ModelTrial:
+        """The trial of input ``x`` (simulated with :func:`~neuroplast.model.stepper.simulate_model` when
+        ``traj`` is not given): the loss's error for ``target``/``mask`` and, when ``c_reg`` ≠ 0, the rate
+        regularizer's signal c_reg (f_j − f*)/T (``f_target`` in spikes per step)."""
+        values = parameter_values(model, values, weights.n_rec)
+        if traj is None:
+            traj = simulate_model(model, values, params, weights, x)
+        err = np.asarray(as_loss(loss).error(traj.y, target, mask), dtype=float)
+        reg = reg_signal(traj.z, c_reg, f_target) if c_reg != 0.0 else None
+        return cls(derive(model), values, params, weights, np.asarray(x, dtype=float), traj, err, reg)
 
     @property
     def n_steps(self) -> int:
@@ -95,18 +132,64 @@ class ModelTrial:
 def model_eligibility(trial: ModelTrial, pre: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(t, e_t)``: the per-synapse eligibility (N, n_pre) of a projection with drive ``pre``
     (T, n_pre)."""
+    for t, es in model_eligibilities(trial, {"pre": pre}):
+        yield t, es["pre"]
+
+
+def model_eligibilities(
+    trial: ModelTrial, pres: Mapping[str, np.ndarray]
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield ``(t, {name: e_t})`` for several projections at once (the Jacobians evaluated once per step).
+
+    Parameters
+    ----------
+    trial : ModelTrial
+    pres : mapping str -> ndarray (T, n_pre)
+        The presynaptic drive of each projection (:meth:`ModelTrial.pre`).
+    """
     psi = trial.traj.psi
     T, N = psi.shape
-    pre = np.asarray(pre, dtype=float)
-    eps = np.zeros((trial.derived.n, N, pre.shape[1]))
+    pres = {k: np.asarray(v, dtype=float) for k, v in pres.items()}
+    eps = {k: np.zeros((trial.derived.n, N, v.shape[1])) for k, v in pres.items()}
     psi_du_prev = np.zeros((trial.derived.n, N))  # ψ_{t−1} du_{t−1}
     for t in range(T):
         jac = trial.jacobians(t)
         J = jac["D"] + jac["S"][:, None, :] * psi_du_prev[None, :, :]  # J[i, k, j]
-        eps = np.einsum("ikj,kjp->ijp", J, eps) + jac["b"][:, :, None] * pre[t][None, None, :]
         psi_du = psi[t][None, :] * jac["du"]
-        yield t, np.einsum("kj,kjp->jp", psi_du, eps)
+        out = {}
+        for k, pre in pres.items():
+            eps[k] = np.einsum("ikj,kjp->ijp", J, eps[k]) + jac["b"][:, :, None] * pre[t][None, None, :]
+            out[k] = np.einsum("kj,kjp->jp", psi_du, eps[k])
+        yield t, out
         psi_du_prev = psi_du
+
+
+def model_eprop(
+    trial: ModelTrial, feedback: np.ndarray | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """e-prop's Σ_t L_t ē_t without the regularizer, and Σ_t e_t, in one scan (what a simulator returns).
+
+    Returns
+    -------
+    grads : dict
+        ``input``, ``recurrent`` (Σ_t L_t ē_t, L_t = c_out B err_t), ``output``, ``bias`` (masked).
+    esum : dict
+        ``input``, ``recurrent``: Σ_t e_t (masked), what the rate regularizer's signal multiplies.
+    """
+    p, w = trial.params, trial.weights
+    B = w.w_out.T if feedback is None else np.asarray(feedback, dtype=float)
+    L = p.readout_scale * trial.err @ B.T  # (T, N)
+    pres = trial.pre()
+    g = {k: np.zeros((w.n_rec, v.shape[1])) for k, v in pres.items()}
+    ebar = {k: np.zeros_like(v) for k, v in g.items()}
+    esum = {k: np.zeros_like(v) for k, v in g.items()}
+    for t, es in model_eligibilities(trial, pres):
+        for k, e in es.items():
+            ebar[k] = p.kappa * ebar[k] + e
+            g[k] += L[t][:, None] * ebar[k]
+            esum[k] += e
+    g["output"], g["bias"] = output_grads(p, trial.traj.z, trial.err)
+    return mask_grads(w, g), mask_grads(w, esum)
 
 
 def model_eprop_grads(trial: ModelTrial, feedback: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -123,23 +206,11 @@ def model_eprop_grads(trial: ModelTrial, feedback: np.ndarray | None = None) -> 
     dict
         ``input``, ``recurrent``, ``output``, ``bias`` (masked).
     """
-    p, w = trial.params, trial.weights
-    B = w.w_out.T if feedback is None else np.asarray(feedback, dtype=float)
-    L = p.readout_scale * trial.err @ B.T  # (T, N)
-    out = {}
-    for name, pre in trial.pre().items():
-        g = np.zeros((w.n_rec, pre.shape[1]))
-        ebar = np.zeros_like(g)
-        esum = np.zeros_like(g)
-        for t, e in model_eligibility(trial, pre):
-            ebar = p.kappa * ebar + e
-            g += L[t][:, None] * ebar
-            esum += e
-        if trial.reg is not None:
-            g += trial.reg[:, None] * esum
-        out[name] = g
-    out["output"], out["bias"] = output_grads(p, trial.traj.z, trial.err)
-    return mask_grads(w, out)
+    grads, esum = model_eprop(trial, feedback)
+    if trial.reg is not None:
+        for k in esum:
+            grads[k] = grads[k] + trial.reg[:, None] * esum[k]
+    return grads
 
 
 def model_bptt(
@@ -196,3 +267,28 @@ def model_ideal_signal(trial: ModelTrial) -> np.ndarray:
     """L*_t (T, N): dE/dz_t through every path but the neuron's own state (reset detached)."""
     _, adj = model_bptt(trial, detach_reset=True)
     return adj["direct"] + adj["recurrent"]
+
+
+def model_signal_parts(trial: ModelTrial) -> dict[str, dict[str, np.ndarray]]:
+    """The split dE/dW = Σ_t L*_t e_t = Σ_t L^kept_t e_t + Σ_t L^rec_t e_t (reset detached).
+
+    L^kept_t is the part e-prop keeps (``direct``: through the readout and the rate regularizer), L^rec_t
+    the part that flows back through W_rec (c_in W_recᵀ g_{t+1}).
+
+    Returns
+    -------
+    dict
+        ``"eprop"`` and ``"recurrent"``, each ``input`` and ``recurrent`` (N, n_pre), masked.
+    """
+    _, adj = model_bptt(trial, detach_reset=True)
+    pres = trial.pre()
+    parts = {
+        part: {k: np.zeros((trial.weights.n_rec, v.shape[1])) for k, v in pres.items()}
+        for part in ("eprop", "recurrent")
+    }
+    signals = {"eprop": adj["direct"], "recurrent": adj["recurrent"]}
+    for t, es in model_eligibilities(trial, pres):
+        for part, sig in signals.items():
+            for k, e in es.items():
+                parts[part][k] += sig[t][:, None] * e
+    return {part: mask_grads(trial.weights, g) for part, g in parts.items()}

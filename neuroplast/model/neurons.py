@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from neuroplast.registry import Registry
 
 __all__ = [
+    "DEFAULT_NEURON",
     "FUNCTIONS",
     "INPUTS",
     "NEURONS",
@@ -39,6 +40,9 @@ __all__ = [
 
 #: Names every step may read besides the model's own: z_{t−1}, c_t and the threshold scale.
 INPUTS = ("z", "c", "v_th")
+#: The model of ``network.neuron`` when the key is omitted: the LIF/ALIF mix of docs/model.md §1, which the
+#: Brian2 network, the hand-written gradients and the chunked engine implement.
+DEFAULT_NEURON = "alif"
 #: Functions a statement may call (``R`` marks the reset term).
 FUNCTIONS = ("exp", "log", "sqrt", "tanh", "R")
 

@@ -45,6 +45,8 @@ class TrialResult:
         (a trial of a chunk that the simulation itself stepped the optimizer on; ``esum`` is then None)
     ran_with : dict or None                     a trial of a chunk: the weights it ran with, as the
         simulation had them (edge-order vectors ``input``, ``recurrent``, ``output``, ``bias``)
+    state : dict or None                        every state variable of the neuron model (T, N) by name,
+        for a model other than ``alif`` (docs/model.md §10; ``v`` is then also :attr:`v` if it has one)
     """
 
     y: np.ndarray
@@ -62,6 +64,7 @@ class TrialResult:
     adam: dict[str, dict[str, np.ndarray]] | None = None
     regularized: bool = False
     ran_with: dict[str, np.ndarray] | None = None
+    state: dict[str, np.ndarray] | None = None
 
 
 class Simulator(Protocol):

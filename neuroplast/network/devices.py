@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from neuroplast.devices import AUTO, DEVICES, DeviceInfo, device_info
+from neuroplast.devices import AUTO, DEVICES, DeviceInfo, device_info, require
 
 __all__ = ["BRIAN2_DEVICES", "configure_brian2", "cache_dir", "resolve_device", "compiler_works"]
 
@@ -100,36 +100,56 @@ def available(info: DeviceInfo) -> bool:
     return implemented and (not info.needs_compiler or compiler_works())
 
 
-def resolve_device(name: str) -> tuple[DeviceInfo, str]:
+def resolve_device(name: str, needs: tuple[str, ...] = (), why: str = "") -> tuple[DeviceInfo, str]:
     """The device for ``simulation.device`` and why it was chosen.
 
-    ``auto`` picks the available device of highest preference; a named device must be known
-    (:class:`~neuroplast.errors.ConfigError` naming the key otherwise) and implemented: by Brian2 here, or
-    by a simulator of its own (:attr:`DeviceInfo.simulator <neuroplast.devices.DeviceInfo.simulator>`).
+    ``auto`` picks the available device of highest preference among those with every capability in
+    ``needs``; a named device must be known (:class:`~neuroplast.errors.ConfigError` naming the key
+    otherwise) and implemented: by Brian2 here, or by a simulator of its own
+    (:attr:`DeviceInfo.simulator <neuroplast.devices.DeviceInfo.simulator>`).
+
+    Parameters
+    ----------
+    name : str
+        ``simulation.device``.
+    needs : tuple of str
+        Fields of :class:`~neuroplast.devices.Capabilities` the run needs (e.g. ``("neuron_models",)``).
+    why : str
+        What needs them, in a few words (for the reason and the error).
 
     Returns
     -------
     (device, reason) : (DeviceInfo, str)
         ``reason`` is a few words for the user.
     """
+    from neuroplast.errors import ConfigError
+
     if name.strip().lower() != AUTO:
         info = device_info(name)
         if not info.simulator and info.name not in BRIAN2_DEVICES:
-            from neuroplast.errors import ConfigError
-
             raise ConfigError(
                 f"simulation.device: {info.name!r} has neither a Brian2 implementation in neuroplast "
                 "nor a simulator of its own"
             )
+        for capability in needs:
+            require(info, capability, "simulation.device", why or capability.replace("_", " "))
         return info, "as configured"
     ranked = sorted((DEVICES.get(d) for d in DEVICES.names()), key=lambda d: -d.preference)
-    for k, info in enumerate(ranked):
+    able = [d for d in ranked if all(getattr(d.capabilities, c) for c in needs)]
+    for k, info in enumerate(able):
         if not available(info):
             continue
+        if needs and able[0] is not ranked[0]:
+            lacking = ", ".join(d.name for d in ranked if d not in able)
+            return info, f"auto: {why} needs {', '.join(needs)}, which {lacking} lack"
         if info.needs_compiler:
             return info, "auto: a C++ compiler works, compiled once and cached"
-        skipped = ", ".join(d.name for d in ranked[:k] if d.name in BRIAN2_DEVICES or d.simulator)
+        skipped = ", ".join(d.name for d in able[:k] if d.name in BRIAN2_DEVICES or d.simulator)
         if skipped:
             return info, f"auto: no working C++ compiler and make found for {skipped}, using {info.name}"
         return info, "auto"
+    if needs:
+        raise ConfigError(
+            f"simulation.device: no available device can run {why} (it needs {', '.join(needs)})"
+        )
     raise RuntimeError("no simulation device is available")  # pragma: no cover - runtime always is

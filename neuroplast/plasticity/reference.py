@@ -7,21 +7,30 @@ synapse for the regularization — and the recorded states the factorized path r
 ``Trainer(setup, NumpySimulator.of(setup))`` trains a config in NumPy alone: what the default tests use
 to compare neuroplast with NEST's published numbers (docs/validation.md).  One update per trial batch;
 in-trial learning (``training.update_every_steps``) needs the Brian2 network.
+
+Any neuron model (``network.neuron``, docs/model.md §10) runs here: the ``alif`` model through
+:func:`~neuroplast.model.dynamics.simulate` and the hand-written e-prop, every other model through
+:func:`~neuroplast.model.stepper.simulate_model` and the eligibility derived from its equations
+(:func:`neuroplast.gradients.derived.model_eprop`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from neuroplast.devices import Capabilities
+from neuroplast.gradients.derived import ModelTrial, model_eprop
 from neuroplast.gradients.eprop import eprop_grads, factorized_grads
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.connectivity import Connectivity
 from neuroplast.model.dynamics import simulate
+from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, get_neuron
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.simulator import TrialResult
+from neuroplast.model.stepper import parameter_values
 
 __all__ = ["NumpySimulator"]
 
@@ -38,6 +47,10 @@ class NumpySimulator:
         Steps per trial T.
     loss : str
         Registered loss name (its error drives the learning signal).
+    neuron : NeuronModel, optional
+        The neuron model (default ``alif``, whose parameters are ``params``' α, ρ, β).
+    values : mapping, optional
+        The model's parameters (floats or (N,) arrays); needed for any model but ``alif``.
     """
 
     adam = False
@@ -45,16 +58,37 @@ class NumpySimulator:
     #: One trial per call, nothing more (:class:`neuroplast.devices.Capabilities`).
     capabilities = Capabilities()
 
-    def __init__(self, params: ModelParams, weights: Weights, n_steps: int, loss: str) -> None:
+    def __init__(
+        self,
+        params: ModelParams,
+        weights: Weights,
+        n_steps: int,
+        loss: str,
+        *,
+        neuron: NeuronModel | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
         self.params = params
         self.n_steps = int(n_steps)
         self.loss = loss
         self.edges = Connectivity.of(weights).edges
+        self.neuron = get_neuron(DEFAULT_NEURON) if neuron is None else neuron
+        if self.neuron.name != DEFAULT_NEURON:
+            if values is None:
+                raise ValueError(f"NumpySimulator: neuron model {self.neuron.name!r} needs its parameters")
+            self.values = parameter_values(self.neuron, values, weights.n_rec)
 
     @classmethod
     def of(cls, setup: Any) -> NumpySimulator:
         """For a :class:`~neuroplast.build.Setup`."""
-        return cls(setup.params, setup.weights, setup.cfg.simulation.n_steps, setup.cfg.training.loss)
+        return cls(
+            setup.params,
+            setup.weights,
+            setup.cfg.simulation.n_steps,
+            setup.cfg.training.loss,
+            neuron=setup.neuron,
+            values=setup.neuron_values,
+        )
 
     def run_trial(
         self,
@@ -77,6 +111,8 @@ class NumpySimulator:
         target = np.zeros((T, weights.n_out)) if target is None else target
         mask = np.ones(T) if mask is None else mask
         feedback = weights.w_out.T if feedback is None else feedback
+        if self.neuron.name != DEFAULT_NEURON:
+            return self._model_trial(weights, x, target, mask, feedback)
         traj = simulate(self.params, weights, x).squeeze()
         trial = TrialData(self.params, weights, x, traj, target, mask, self.loss, feedback=feedback)
         ones = np.ones(weights.n_rec)
@@ -98,4 +134,25 @@ class NumpySimulator:
             refractory=traj.refractory,
             grads=eprop_grads(trial),
             esum=esum,
+        )
+
+    def _model_trial(
+        self, weights: Weights, x: np.ndarray, target: np.ndarray, mask: np.ndarray, feedback: np.ndarray
+    ) -> TrialResult:
+        """A trial of a neuron model other than ``alif``: its NumPy step and derived e-prop."""
+        trial = ModelTrial.make(self.neuron, self.values, self.params, weights, x, target, mask, self.loss)
+        grads, esum = model_eprop(trial, feedback)
+        traj = trial.traj
+        steps, ids = np.nonzero(traj.z > 0.5)
+        return TrialResult(
+            y=traj.y,
+            spike_count=traj.z.sum(axis=0),
+            spikes=(steps.astype(np.int64), ids.astype(np.int64)),
+            v=traj.state.get("v"),
+            z=traj.z,
+            psi=traj.psi,
+            refractory=traj.refractory,
+            grads=grads,
+            esum=esum,
+            state=dict(traj.state),
         )

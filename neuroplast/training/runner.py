@@ -14,15 +14,25 @@ from neuroplast.config import EXECUTION_KEYS, Config, to_toml
 from neuroplast.devices import AUTO, device_info
 from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
 from neuroplast.model.simulator import Simulator
 from neuroplast.network.devices import cache_dir
 from neuroplast.training.progress import Progress
-from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer
+from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer, default_neuron
 
-__all__ = ["run_training", "log_iteration", "config_difference", "TRACEABLE"]
+__all__ = ["run_training", "log_iteration", "config_difference", "TRACEABLE", "traceable"]
 
 #: Recurrent variables that ``--trace`` can write as SONATA reports.
 TRACEABLE = RECORDED
+
+
+def traceable(cfg: Config) -> tuple[str, ...]:
+    """The recurrent variables ``--trace`` may name for ``cfg``'s neuron model: :data:`TRACEABLE` for
+    ``alif``; a model's own state variables, ``z`` and ``psi`` for another (docs/model.md §10)."""
+    model = get_neuron(cfg.network.neuron)
+    if model.name == DEFAULT_NEURON:
+        return TRACEABLE
+    return tuple(dict.fromkeys((*model.state, "z", "psi")))
 
 
 def config_difference(logged_toml: str, given_toml: str) -> tuple[str, Any, Any] | None:
@@ -207,9 +217,10 @@ def run_training(
     KeyboardInterrupt
         Ctrl-C: the log is closed at its last complete iteration and can be resumed.
     """
+    known = traceable(cfg)
     for var in trace:
-        if var not in TRACEABLE:
-            raise ValueError(f"--trace: unknown variable {var!r} (known: {', '.join(TRACEABLE)})")
+        if var not in known:
+            raise ValueError(f"--trace: unknown variable {var!r} (known: {', '.join(known)})")
     logged, extend = None, False
     if resume is not None:
         cfg = _apply_overrides(cfg, None, seed, rule)
@@ -231,7 +242,8 @@ def run_training(
     progress_ = Progress(cfg.training.iterations, 0, cfg.training.rule, enabled=progress)
     device = cfg.simulation.device
     note = ""
-    if simulator is None and (device.strip().lower() == AUTO or not device_info(device).simulator):
+    auto = device.strip().lower() == AUTO
+    if simulator is None and (auto and default_neuron(cfg) or not auto and not device_info(device).simulator):
         note = f" (Brian2 compiles code on a first run, cached in {cache_dir()})"
     progress_.phase(f"building the network{note}")
     if simulator is None:

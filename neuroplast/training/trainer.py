@@ -27,6 +27,7 @@ from neuroplast.errors import DivergedError
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import softmax
+from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
 from neuroplast.model.params import Weights
 from neuroplast.model.simulator import Simulator
 from neuroplast.plasticity.optim import SGD, Adam, apply_updates, averaged, make_optimizer, trainable
@@ -77,12 +78,20 @@ PATH_FNS: dict[str, Callable] = {"online": _online, "factorized": _factorized}
 assert set(PATH_FNS) == set(GRADIENT_PATHS), "config.GRADIENT_PATHS and the trainer's paths differ"
 
 
+def default_neuron(cfg: Config) -> bool:
+    """Whether ``network.neuron`` is the LIF/ALIF mix that every path and device implements."""
+    return get_neuron(cfg.network.neuron).name == DEFAULT_NEURON
+
+
 def choose_path(cfg: Config, rule_online: bool) -> str:
     """``training.path`` or, for ``auto``: factorized for non-online rules, batches of several trials (side
     by side in one launch, the batch's gradients are a few matrix products: docs/benchmarks.md) and large
-    dense nets; online otherwise."""
+    dense nets; online otherwise.  A neuron model other than ``alif`` learns on the online path (its
+    simulator computes the derived e-prop, docs/model.md §10; the config refuses anything else)."""
     if not rule_online:
         return "factorized"
+    if not default_neuron(cfg):
+        return "online"
     if cfg.training.update_every_steps:
         return "online"  # in-trial updates need the gradient inside the simulation
     if cfg.training.path != "auto":
@@ -342,8 +351,11 @@ class Trainer:
         from neuroplast.network.devices import resolve_device
 
         cfg = self.cfg
-        #: The Brian2 device in use and why (``simulation.device = "auto"`` resolves here).
-        info, self.device_reason = resolve_device(cfg.simulation.device)
+        needs, why = ((), "")
+        if not default_neuron(cfg):
+            needs, why = ("neuron_models",), f"neuron model {cfg.network.neuron!r}"
+        #: The device in use and why (``simulation.device = "auto"`` resolves here).
+        info, self.device_reason = resolve_device(cfg.simulation.device, needs, why)
         self.device, self.capabilities = info.name, info.capabilities
         #: Whether the first trial compiles code (Brian2's runtime device compiles per code object then).
         self.compiles_first = not info.simulator and not info.capabilities.ahead_of_time
@@ -646,12 +658,15 @@ class Trainer:
         """What a new run log is created with (the keyword arguments of ``RunWriter``)."""
         p, N, n_out = self.params, self.params.n_rec, self.weights.n_out
         full = lambda v: np.full(N, float(v))  # noqa: E731
+        # the neuron model's parameters, one value per neuron (alif: α, ρ, β)
+        values = {
+            k: np.broadcast_to(np.asarray(v, dtype=float), (N,)).copy()
+            for k, v in self.setup.neuron_values.items()
+        }
         populations = {
             "input": {},
             "recurrent": {
-                "alpha": full(p.alpha),
-                "rho": p.rho,
-                "beta": p.beta,
+                **values,
                 "v_th": full(p.v_th),
                 "n_ref": full(p.n_ref),
                 "gamma": full(p.gamma),
@@ -687,7 +702,10 @@ class Trainer:
             spikes={"recurrent": res.spikes, "input": (x_steps, x_ids)},
             extras=extras,
             grads={p: {self.rule_name: v} for p, v in self.connectivity.edge_vectors(grads).items()},
-            states={v: getattr(res, v) for v in RECORDED if getattr(res, v) is not None},
+            states={
+                **(getattr(res, "state", None) or {}),  # a neuron model's own states (docs/model.md §10)
+                **{v: getattr(res, v) for v in RECORDED if getattr(res, v) is not None},
+            },
         )
 
     def record(self, log: IterationLog) -> IterationRecord:
