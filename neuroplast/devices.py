@@ -190,7 +190,7 @@ register_device(
     DeviceInfo(
         "runtime",
         "Brian2's runtime device (Cython code, compiled per code object at the first run)",
-        Capabilities(batch=True, in_trial=True),
+        Capabilities(batch=True, in_trial=True, neuron_models=True),
     )
 )
 register_device(
@@ -204,6 +204,7 @@ register_device(
             in_trial=True,
             threads=True,
             ahead_of_time=True,
+            neuron_models=True,
         ),
         needs_compiler=True,
         preference=10,

@@ -714,7 +714,6 @@ def test_stored_config_of_a_log_is_read_without_the_memory_check(tmp_path: Path,
         ({"network": {"neuron": "hodgkin_huxley"}}, "network.neuron", "lif_syn"),  # lists the known
         ({"network": {"neuron": "lif_syn", "n_alif": 3}}, "network.n_alif", "lif_syn"),
         ({"network": {"neuron": "adlif", "beta": 1.0}}, "network.beta", "adlif"),
-        ({"network": {"neuron": "lif_syn"}, "simulation": {"device": "runtime"}}, "network.neuron", "numpy"),
         ({"network": {"neuron": "lif_syn"}, "training": {"rule": "bptt"}}, "training.rule", "lif_syn"),
         ({"network": {"neuron": "adlif"}, "training": {"path": "factorized"}}, "training.path", "adlif"),
         (

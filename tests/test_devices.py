@@ -26,25 +26,26 @@ def extra_device() -> Iterator[DeviceInfo]:
 def test_builtin_devices_and_their_capabilities() -> None:
     assert {"runtime", "cpp_standalone"} <= set(device_names()) and device_names()[0] == AUTO
     cpp, runtime = device_info("cpp_standalone").capabilities, device_info("runtime").capabilities
-    every = {"batch", "chunks", "compiled_gradients", "in_trial", "threads", "ahead_of_time"}
+    every = {"batch", "chunks", "compiled_gradients", "in_trial", "threads", "ahead_of_time", "neuron_models"}
     assert set(cpp.names()) == every
-    assert set(runtime.names()) == {"batch", "in_trial"}
+    assert set(runtime.names()) == {"batch", "in_trial", "neuron_models"}
     numpy = device_info("numpy")
     assert numpy.capabilities.names() == ["neuron_models"] and numpy.simulator and not numpy.needs_compiler
 
 
-def test_auto_picks_a_device_with_what_the_run_needs() -> None:
-    """A neuron model other than alif needs ``neuron_models``: auto picks numpy and says why; a named
-    device without it is one line naming simulation.device."""
+def test_auto_picks_a_device_with_what_the_run_needs(extra_device: DeviceInfo) -> None:
+    """auto skips devices without a needed capability (the extra device, preferred but lacking
+    neuron_models and unimplemented); a named device without it is one line naming simulation.device."""
     from neuroplast.network.devices import resolve_device
 
-    info, why = resolve_device("auto", ("neuron_models",), "neuron model 'lif_syn'")
-    assert info.name == "numpy" and "lif_syn" in why and "runtime" in why
-    assert resolve_device("auto")[0].name != "numpy"  # without needs: never the slow reference
-    with pytest.raises(ConfigError) as err:
-        resolve_device("runtime", ("neuron_models",), "neuron model 'lif_syn'")
-    msg = str(err.value)
-    assert msg.startswith("simulation.device:") and "lif_syn" in msg and "numpy" in msg and "\n" not in msg
+    info, _ = resolve_device("auto", ("neuron_models",), "neuron model 'lif_syn'")
+    assert info.capabilities.neuron_models and info.name != extra_device.name
+    assert resolve_device("auto")[0].name != "numpy"  # never the slow reference without a reason
+    for capability in ("chunks", "in_trial", "threads"):
+        with pytest.raises(ConfigError) as err:
+            resolve_device("numpy", (capability,), "this test's run")
+        msg = str(err.value)
+        assert msg.startswith("simulation.device:") and "this test's run" in msg and "\n" not in msg
 
 
 def test_unknown_device_is_one_line_naming_the_key() -> None:
@@ -198,3 +199,17 @@ def test_a_run_on_the_numpy_device_trains_with_the_numpy_reference() -> None:
     records = [tr.run_iteration() for _ in range(2)]
     assert [len(r.trials) for r in records] == [2, 2]
     assert not (tr.weights.w_rec == w0).all()  # it learned
+
+
+def test_a_neuron_model_needs_a_device_that_runs_it(extra_device: DeviceInfo) -> None:
+    """A device without ``neuron_models`` (this test's) refuses network.neuron = "lif_syn" in one line
+    that names the key and the devices that can."""
+    from neuroplast.config import parse_config
+
+    data = {"simulation": {"device": extra_device.name}, "network": {"neuron": "lif_syn"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    msg = str(err.value)
+    assert msg.startswith("network.neuron:") and "lif_syn" in msg and "runtime" in msg and "\n" not in msg
+    data["network"]["neuron"] = "alif"
+    assert parse_config(data).network.neuron == "alif"

@@ -13,7 +13,7 @@ from neuroplast.network.headers import header_kwds, header_stamp
 
 #: Recurrent variables a network can record at every step (``record``), as :class:`TrialResult` names them.
 RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
-#: TrialResult name -> Brian2 variable, where they differ.
+#: TrialResult name -> Brian2 variable, where they differ (a neuron model's state variable s: ``h_s``).
 MONITORED = {"refractory": "refr"}
 
 
@@ -132,26 +132,39 @@ class Assembly:
         """The input, recurrent and readout neurons with their per-step updates."""
         B = self.batch
         x = eq.INPUT_X["table" if self._table else "timed_array"]
-        inp = b2.NeuronGroup(B * self.n_in, eq.INPUT_MODEL, threshold=eq.input_threshold(x), name="input")
+        code = self.model_code  # a neuron model other than alif (None: the LIF/ALIF network)
+        inp = b2.NeuronGroup(
+            B * self.n_in,
+            eq.INPUT_MODEL + (eq.MODEL_INPUT_MODEL if code is not None else ""),
+            threshold=eq.input_threshold(x),
+            name="input",
+        )
+        surrogate = get_surrogate(self.params.surrogate)
+        if code is None:
+            model = eq.recurrent_model(self.event_driven)
+            model += eq.CHUNK_SHARED if self.chunk else eq.REG_SHARED if self.factorized else ""
+            threshold = eq.RECURRENT_THRESHOLD
+            update = eq.recurrent_update(surrogate, traces=self.gradients)
+        else:
+            model = eq.model_recurrent_model(code.group)
+            threshold = eq.model_threshold(code.threshold_distance)
+            update = eq.model_recurrent_update(
+                surrogate, code.update, code.threshold_distance, code.after_psi
+            )
         rec = b2.NeuronGroup(
             B * self.n_rec,
-            eq.recurrent_model(self.event_driven)
-            + (eq.CHUNK_SHARED if self.chunk else eq.REG_SHARED if self.factorized else ""),
-            threshold=eq.RECURRENT_THRESHOLD,
+            model,
+            threshold=threshold,
             reset=eq.RECURRENT_RESET,
             events={"psi_active": eq.PSI_EVENT} if self.event_driven else None,
             name="recurrent",
         )
-        surrogate = get_surrogate(self.params.surrogate)
-        rec.run_regularly(
-            eq.recurrent_update(surrogate, traces=self.gradients),
-            name="recurrent_update",
-            **eq.slot("recurrent_update"),
-        )
+        rec.run_regularly(update, name="recurrent_update", **eq.slot("recurrent_update"))
         eq.schedule(rec.thresholder["spike"], "recurrent_threshold")
         eq.schedule(rec.resetter["spike"], "recurrent_reset")
-        if self.gradients:  # z̄ of the inputs: only the online gradient reads it
-            inp.run_regularly(eq.input_trace(x), name="input_trace", **eq.slot("input_trace"))
+        if self.gradients:  # z̄ (a model's c_in x) of the inputs: only the online gradient reads it
+            trace = eq.input_trace(x) if code is None else eq.model_input_trace(x)
+            inp.run_regularly(trace, name="input_trace", **eq.slot("input_trace"))
         eq.schedule(inp.thresholder["spike"], "input_threshold")
         out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam), name="readout")
         out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **eq.slot("readout_update"))
@@ -161,7 +174,11 @@ class Assembly:
         """Input, recurrent and readout synapses (and, split, the eligibility synapses grouped by target)."""
         #: Synapses per Brian2 synapse object (the size of its variables, which standalone Brian2 leaves 0).
         self._n_synapses: dict[str, int] = {}
-        elig_model = eq.eligibility_model(self.adaptation, self.regularization)
+        elig_model = (
+            eq.eligibility_model(self.adaptation, self.regularization)
+            if self.model_code is None
+            else self.model_code.synapse
+        )
         syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
         syn_model += "\ngt : 1" if self.chunk else "\ng : 1" if self.factorized else ""
         events = {}
@@ -229,7 +246,10 @@ class Assembly:
 
     def _sweep_objects(self, s_in, s_rec) -> None:
         """One pass over all synapses per step (any surrogate)."""
-        code = eq.eligibility_sweep(self.adaptation, self.regularization)
+        if self.model_code is None:
+            code = eq.eligibility_sweep(self.adaptation, self.regularization)
+        else:
+            code = self.model_code.sweep
         for syn, name in ((s_in, "input"), (s_rec, "recurrent")):
             syn.run_regularly(code, name=f"elig_{name}", **eq.slot("eligibility_sweep"))
 
@@ -240,7 +260,7 @@ class Assembly:
         monitors = [self.spike_mon]
         # z is never monitored as a state: the spike monitor gives the same 0/1 values (T × N fewer doubles
         # to record, write and read back per copy).
-        rec_vars = [MONITORED.get(k, k) for k in self._recorded if k != "z"]
+        rec_vars = [self.monitored.get(k, k) for k in self._recorded if k != "z"]
         if rec_vars:
             self.rec_mon = b2.StateMonitor(
                 rec, rec_vars, record=True, name="rec_states", **eq.slot("state_monitor")
@@ -253,7 +273,8 @@ class Assembly:
         inp, rec, out = self.groups.values()
         inp.alpha = p.alpha
         inp.c_in = p.input_scale
-        rec.alpha = p.alpha
+        if self.model_code is None:
+            rec.alpha = p.alpha
         rec.c_in = p.input_scale
         rec.v_th = p.v_th
         rec.gamma = p.gamma

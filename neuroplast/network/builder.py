@@ -19,13 +19,16 @@ This module holds the options (the constructor) and the three ways to run: :meth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from neuroplast.devices import device_info
 from neuroplast.model.connectivity import SYNAPTIC, Connectivity
 from neuroplast.model.losses import get_loss
+from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
@@ -33,6 +36,7 @@ from neuroplast.network.assembly import MONITORED, RECORDABLE, Assembly
 from neuroplast.network.devices import BRIAN2_DEVICES
 from neuroplast.network.features import Features
 from neuroplast.network.launch import INPUT_TABLE_FILE, Launch
+from neuroplast.network.model_code import model_code
 from neuroplast.network.readback import Readback
 from neuroplast.network.values import Values
 
@@ -103,6 +107,13 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         the binary.
     reg : (float, float)
         c_reg and f* (spikes per step) of the rate regularizer of the ``factorized`` gradients.
+    neuron : NeuronModel, optional
+        A neuron model other than ``alif`` (docs/model.md §10): its statements, threshold and eligibility
+        generated from its equations (:mod:`.model_code`); one trial per launch or a batch side by side,
+        online gradients on every synapse (no event-driven path, in-trial updates, chunks or gradients in
+        the binary).  ``None`` or ``alif``: the LIF/ALIF network of ``params``.
+    neuron_values : mapping, optional
+        The model's parameters (floats or (N,) arrays), fixed when the network is built.
     """
 
     def __init__(
@@ -128,6 +139,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         threads: int = 1,
         factorized: bool = False,
         reg: tuple[float, float] = (0.0, 0.0),
+        neuron: NeuronModel | None = None,
+        neuron_values: Mapping[str, Any] | None = None,
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
@@ -149,6 +162,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         self.regularization = gradients and regularization
         # Without ALIF neurons the per-synapse ε^a is identically 0: leave it out (less memory traffic).
         self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
+        self._set_neuron(neuron, neuron_values, masks.n_rec)
         self._recorded = self._recorded_names(record, gradients)
         self.record = bool(self._recorded)
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
@@ -174,6 +188,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         )
         compact = get_surrogate(params.surrogate).compact
         self.event_driven = bool(gradients and (compact if event_driven is None else event_driven))
+        if self.model_code is not None:
+            self._check_model_modes(event_driven)
         self._order_synapses()
         self._build()
 
@@ -222,10 +238,39 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             self.chunk > 0 and chunk_optimizer == "adam"
         )
 
-    @staticmethod
-    def _recorded_names(record: bool | tuple[str, ...], gradients: bool) -> tuple[str, ...]:
-        """The recorded variables, in :data:`RECORDABLE` order (``True``: all of them; L needs gradients)."""
-        allowed = tuple(k for k in RECORDABLE if gradients or k != "L")
+    def _set_neuron(self, neuron: NeuronModel | None, values: Mapping[str, Any] | None, n_rec: int) -> None:
+        """The neuron model: ``None`` (and ``alif``) the LIF/ALIF network, else its generated code."""
+        from neuroplast.model.stepper import parameter_values
+
+        #: The generated code of a neuron model other than ``alif`` (None: the LIF/ALIF network).
+        self.model_code = None
+        #: Recurrent variables a trial can record, as :class:`TrialResult` names them, and their Brian2 names.
+        self.recordable, self.monitored = RECORDABLE, dict(MONITORED)
+        if neuron is None or neuron.name == DEFAULT_NEURON:
+            return
+        if values is None:
+            raise ValueError(f"neuron model {neuron.name!r} needs its parameter values (neuron_values)")
+        self.neuron_values = parameter_values(neuron, values, n_rec)
+        self.model_code = model_code(neuron, bool(self.gradients), bool(self.regularization))
+        self.adaptation = False
+        self.recordable = (*neuron.state, "z", "psi", "refractory", "L")
+        self.monitored.update({s: f"h_{s}" for s in neuron.state})
+
+    def _check_model_modes(self, event_driven: bool | None) -> None:
+        """What a network of a neuron model other than ``alif`` does not have (yet): one line each."""
+        name = self.model_code.model.name
+        if event_driven:
+            raise ValueError(f"neuron model {name!r}: the event-driven eligibility path is the alif model's")
+        self.event_driven = False
+        if self.update_every or self.chunk or self.factorized:
+            raise ValueError(
+                f"neuron model {name!r}: in-trial updates, chunks and gradients in the binary are the alif "
+                "model's; run one trial (or a batch side by side) per launch"
+            )
+
+    def _recorded_names(self, record: bool | tuple[str, ...], gradients: bool) -> tuple[str, ...]:
+        """The recorded variables, in :attr:`recordable` order (``True``: all of them; L needs gradients)."""
+        allowed = tuple(k for k in self.recordable if gradients or k != "L")
         if isinstance(record, bool):
             return allowed if record else ()
         unknown = sorted(set(record) - set(allowed))

@@ -43,6 +43,12 @@ __all__ = [
     "MASK_SINGLE",
     "MASK_BATCH",
     "recurrent_model",
+    "ALIF_VARIABLES",
+    "model_recurrent_model",
+    "model_recurrent_update",
+    "model_threshold",
+    "MODEL_INPUT_MODEL",
+    "model_input_trace",
     "RECURRENT_THRESHOLD",
     "RECURRENT_RESET",
     "PSI_EVENT",
@@ -202,6 +208,52 @@ n_ref : 1
 def recurrent_model(event_driven: bool) -> str:
     """Variables of the recurrent group (with the event-driven path's per-neuron factors)."""
     return _RECURRENT_MODEL + IN_TRIAL_SHARED + (LAZY_VARS if event_driven else "")
+
+
+#: The ``alif`` model's own variables of the recurrent group (state, parameters, the z̄ trace): what a
+#: network of another neuron model (:mod:`.model_code`) replaces with that model's.
+ALIF_VARIABLES = ("v", "a", "zbar", "alpha", "rho", "beta")
+
+
+def model_recurrent_model(model_variables: str) -> str:
+    """Variables of the recurrent group of a neuron model other than ``alif``: the spike, refractory,
+    drive, learning-signal and readout-trace variables of every network, and ``model_variables``
+    (:attr:`.model_code.ModelCode.group`)."""
+    keep = [
+        line
+        for line in _RECURRENT_MODEL.strip().splitlines()
+        if line.split(":")[0].strip() not in ALIF_VARIABLES
+    ]
+    return "\n" + "\n".join(keep) + "\n" + model_variables
+
+
+def model_recurrent_update(surrogate: _Surrogate, update: str, distance: str, after_psi: str) -> str:
+    """One step of the recurrent neurons of a neuron model other than ``alif`` (:mod:`.model_code`): the
+    refractory logic of :func:`recurrent_update`, the model's ``update``, ψ of ``distance`` (u), then
+    ``after_psi`` (which still reads z_{t−1}) and the spike and currents back to 0."""
+    psi = surrogate.brian2_psi(distance)
+    return (
+        "refr = int(r > 0.5)\n"
+        "r = clip(r - 1.0, 0.0, n_ref)\n"
+        + update
+        + f"psi = (1.0 - refr) * {psi}\n"
+        + after_psi
+        + "z = 0.0\nI_in = 0.0\nI_rec = 0.0\n"
+    )
+
+
+def model_threshold(distance: str) -> str:
+    """The spike of a neuron model other than ``alif``: u > 0 outside the refractory period."""
+    return f"{distance} > 0 and refr < 0.5"
+
+
+#: The input neurons' drive of the eligibility of a neuron model other than ``alif`` (c_in x_t).
+MODEL_INPUT_MODEL = "\npre_drive : 1\n"
+
+
+def model_input_trace(x: str) -> str:
+    """c_in x_t of the inputs, the presynaptic drive of a neuron model's eligibility (online gradients)."""
+    return f"pre_drive = c_in * {x}"
 
 
 RECURRENT_THRESHOLD = "v > v_th + beta * a and refr < 0.5"

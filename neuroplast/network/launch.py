@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,7 @@ class Launch:
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             **({"threads": self.threads} if self.threads > 1 else {}),
             **({"factorized": self._grad_code} if self.factorized else {}),
+            **({"neuron": _model_key(self.model_code)} if self.model_code is not None else {}),
             "headers": [header_text(name) for name in HEADERS],
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
@@ -195,3 +197,8 @@ class Launch:
             else:
                 args[RunArgument.of(key, self._n_synapses)] = value
         return args, files
+
+
+def _model_key(code: Any) -> list:
+    """What a neuron model's generated code (:class:`.model_code.ModelCode`) puts into a build."""
+    return [code.model.name, code.group, code.update, code.threshold_distance, code.after_psi, code.sweep]

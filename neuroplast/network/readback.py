@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 from neuroplast.model.simulator import TrialResult
-from neuroplast.network.assembly import MONITORED
 
 
 class Readback:
@@ -71,7 +70,7 @@ class Readback:
         states = {}
         for name in self._recorded:
             if name != "z":
-                a = self.rec_mon.variables[MONITORED.get(name, name)].get_value()
+                a = self.rec_mon.variables[self.monitored.get(name, name)].get_value()
                 states[name] = a if fresh else np.array(a)
                 states[name].flags.writeable = False
         raw = (
@@ -93,6 +92,10 @@ class Readback:
                 # a view of the launch's (T, copies · N) array, read-only: the batch's gradient reads the
                 # trials side by side from it without copying (model.signals.side_by_side)
                 mine = a[:, b * N : (b + 1) * N]
+                if self.model_code is not None and name in self.model_code.model.state:
+                    res.state = {**(res.state or {}), name: mine}  # a neuron model's own state
+                    if name != "v":
+                        continue
                 setattr(res, name, mine > 0.5 if name == "refractory" else mine)
             if self.record and res.z is None:  # the same 0/1 values as a monitor of z
                 res.z = np.zeros((self.n_steps, N))

@@ -53,8 +53,14 @@ class Values:
             src, tgt = self._b2_edges[key]
             values[syn.w] = np.tile(np.ascontiguousarray(w[key][tgt, src], dtype=float), B)
         rec, out = self.groups["recurrent"], self.groups["readout"]
-        values[rec.rho] = np.tile(np.asarray(p.rho, float), B)
-        values[rec.beta] = np.tile(np.asarray(p.beta, float), B)
+        if self.model_code is None:
+            values[rec.rho] = np.tile(np.asarray(p.rho, float), B)
+            values[rec.beta] = np.tile(np.asarray(p.beta, float), B)
+        else:  # a neuron model's parameters, one value per neuron
+            N = self.n_rec
+            for name, var in self.model_code.parameters.items():
+                v = np.broadcast_to(np.asarray(self.neuron_values[name], float), (N,))
+                values[getattr(rec, var)] = np.tile(v, B)
         values[rec.n_ref] = np.full(B * self.n_rec, float(p.n_ref))
         values[out.b] = np.tile(np.asarray(weights.b_out, float), B)
         return values
@@ -112,7 +118,7 @@ class Values:
         return arrays
 
     def _check_fixed(self, p: ModelParams) -> None:
-        if self.gradients and not self.adaptation and np.any(p.beta != 0.0):
+        if self.gradients and self.model_code is None and not self.adaptation and np.any(p.beta != 0.0):
             raise ValueError(
                 "this network was built without adaptation traces (all beta = 0); "
                 "build it with adaptation=True to run ALIF neurons"

@@ -382,6 +382,10 @@ class Trainer:
                 threads=self.threads,
             )
         in_trial = bool(cfg.training.update_every_steps)
+        # a neuron model other than alif: its generated statements (network/model_code.py)
+        neuron = {}
+        if not default_neuron(cfg):
+            neuron = {"neuron": self.setup.neuron, "neuron_values": self.setup.neuron_values}
         #: Trials of a batch side by side in one launch (1: one trial per launch).
         self.batch = 1 if cfg.simulation.chunk_iterations == 1 else cfg.training.batch_size
         self.compiled_gradients = (
@@ -408,6 +412,7 @@ class Trainer:
             threads=self.threads,
             factorized=self.compiled_gradients,
             reg=(cfg.training.reg_coeff, self.f_target),
+            **neuron,
         )
 
     def _chunk_plan(self, record: bool) -> tuple[int, str]:
@@ -436,6 +441,8 @@ class Trainer:
             why = "training.average_gradient = true"
         elif type(self.rule) not in CHUNK_FEEDBACK:
             why = f"rule {self.rule_name!r} has no exact feedback update inside the simulation"
+        elif not default_neuron(cfg):
+            why = f"the chunked engine runs the {DEFAULT_NEURON!r} neuron model (network.neuron)"
         if why is not None:
             return 0, f"one trial per launch: {why}"
         k = chunk_length(cfg, sum(v[0].size for v in self.connectivity.edges.values()))

@@ -1,0 +1,112 @@
+"""The Brian2 network of a neuron model other than alif, generated from its equations
+(:mod:`neuroplast.network.model_code`, docs/model.md §10), equals the NumPy reference of that model.
+
+For ``lif_syn`` and ``adlif`` on both devices, with sparse connectivity, refractoriness, another surrogate
+and both losses, and two trials side by side: the spikes are identical; the states, ψ, the readout and
+the online gradients (the derived eligibility, Σ_t L_t ē_t, and Σ_t e_t) agree with
+:func:`~neuroplast.model.stepper.simulate_model` and :func:`~neuroplast.gradients.derived.model_eprop` to
+rounding.  They are not bit for bit: the network sums a neuron's synaptic input synapse by synapse, NumPy
+by a BLAS matrix product (another order), which moves v by ≈ 1e-15.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from neuroplast.gradients.derived import ModelTrial, model_eprop
+from neuroplast.model.params import Weights
+from tests.helpers import MODEL_VALUES, make_input, model_problem
+
+pytestmark = pytest.mark.brian2
+
+#: Relative agreement with the NumPy reference: the input sums in another order (≈ 1e-16 each) carried
+#: through ≤ 150 steps of the model and the eligibility; measured ≤ 2e-15 on both devices.
+RTOL = 1e-12
+
+#: (model, device) -> surrogate and loss of its network (every pair differs from the default's).
+CASES = {
+    ("lif_syn", "runtime"): ("fast_sigmoid", "mse"),
+    ("adlif", "runtime"): ("piecewise_linear", "cross_entropy"),
+    ("lif_syn", "cpp_standalone"): ("piecewise_linear", "cross_entropy"),
+    ("adlif", "cpp_standalone"): ("exponential", "mse"),
+}
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    scale = max(float(np.max(np.abs(b))), 1e-300)
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) / scale
+
+
+@pytest.fixture(scope="module", params=list(CASES), ids=lambda c: f"{c[0]}-{c[1]}")
+def case(request, tmp_path_factory):
+    """A network of two copies for one (model, device), the problem it runs and its results."""
+    from neuroplast.network.builder import Brian2Network
+
+    name, device = request.param
+    surrogate, loss_name = CASES[request.param]
+    model, values, params, w, x, target, mask, loss = model_problem(name, n_ref=2, loss_name=loss_name)
+    params = dataclasses.replace(params, surrogate=surrogate)
+    rng = np.random.default_rng(3)
+    w = Weights(
+        w.w_in, w.w_rec, w.w_out, w.b_out, rng.random(w.w_in.shape) < 0.8, rng.random(w.w_rec.shape) < 0.6
+    )
+    net = Brian2Network(
+        params,
+        w,
+        x.shape[0],
+        device=device,
+        loss=loss.name,
+        gradients=True,
+        record=True,
+        batch=2,
+        neuron=model,
+        neuron_values=values,
+        build_dir=tmp_path_factory.mktemp(f"model_{name}_{device}"),
+    )
+    fb = rng.normal(0.0, 0.5, (w.n_rec, w.n_out))
+    x2 = make_input(seed=11, T=x.shape[0], n_in=w.n_in)
+    trials = [(x, target, mask), (x2, target, mask)]
+    side = net.run_batch(w, trials, feedback=fb)
+    alone = net.run_trial(w, x, target=target, mask=mask, feedback=fb)
+    return model, values, params, w, fb, trials, side, alone, loss
+
+
+def test_the_generated_network_is_the_models_numpy_reference(case) -> None:
+    model, values, params, w, fb, trials, side, _, loss = case
+    for k, ((x, target, mask), res) in enumerate(zip(trials, side, strict=True)):
+        ref = ModelTrial.make(model, values, params, w, x, target, mask, loss, c_reg=0.0)
+        grads, esum = model_eprop(ref, fb)
+        assert ref.traj.z.sum() > 0.01 * ref.traj.z.size, f"trial {k}: the test network must be active"
+        assert np.array_equal(res.z, ref.traj.z), f"trial {k}: spikes differ"
+        assert np.array_equal(res.refractory, ref.traj.refractory)
+        for s in model.state:
+            assert _rel(res.state[s], ref.traj.state[s]) <= RTOL, (k, s)
+        assert _rel(res.psi, ref.traj.psi) <= RTOL and _rel(res.y, ref.traj.y) <= RTOL
+        for key in ("input", "recurrent", "output", "bias"):
+            assert _rel(res.grads[key], grads[key]) <= RTOL, (k, key)
+        for key in ("input", "recurrent"):
+            assert _rel(res.esum[key], esum[key]) <= RTOL, (k, key)
+            assert np.all(res.grads[key][~(w.mask_in if key == "input" else w.mask_rec)] == 0.0)
+
+
+def test_a_trial_alone_equals_its_copy_in_the_batch(case) -> None:
+    *_, side, alone, _ = case
+    assert np.array_equal(alone.z, side[0].z) and np.array_equal(alone.y, side[0].y)
+    for key in alone.grads:
+        assert np.array_equal(alone.grads[key], side[0].grads[key]), key
+
+
+def test_the_comparison_can_disagree(case) -> None:
+    """A parameter 1 % off in the reference moves it far beyond RTOL (the check sees the model's values)."""
+    model, values, params, w, fb, trials, side, _, loss = case
+    other = dict(values)
+    key = "alpha_s" if model.name == "lif_syn" else "adapt_a"
+    other[key] = values[key] * 1.01
+    x, target, mask = trials[0]
+    ref = ModelTrial.make(model, other, params, w, x, target, mask, loss)
+    grads, _ = model_eprop(ref, fb)
+    assert _rel(side[0].grads["recurrent"], grads["recurrent"]) > 1e3 * RTOL
+    assert key in MODEL_VALUES[model.name](params)
