@@ -142,7 +142,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     check_not_busy(args.run)  # a live run's log is not replayed (and not written to)
     if args.self_test:
         return _compare_self_test(args)
-    res = compare_run(args.run, keep_reset=args.keep_reset, progress=not (args.quiet or args.json))
+    res = compare_run(
+        args.run, keep_reset=args.keep_reset, progress=not (args.quiet or args.json), rtrl=args.rtrl
+    )
     if args.json:
 
         def plain(o):
@@ -333,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (default: simulation.seed)")
     run.add_argument(
         "--rule",
-        help="plasticity rule, e.g. eprop, eprop-random, eprop-adaptive, bptt, or a "
+        help="plasticity rule, e.g. eprop, eprop-random, eprop-adaptive, three-factor, bptt, or a "
         "plugin's name (default: training.rule)",
     )
     run.add_argument(
@@ -372,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-reset",
         action="store_true",
         help="compare against the gradient with the reset path differentiated too (grad/bptt_full)",
+    )
+    cmp_.add_argument(
+        "--rtrl",
+        action="store_true",
+        help="also compute exact RTRL (grad/rtrl: the forward factorization of the same gradient, equal to "
+        "BPTT to rounding) and compare it; small networks only (cost N^3 (n_in + N) T per trial)",
     )
     cmp_.add_argument("--quiet", action="store_true", help="no progress bar")
     cmp_.add_argument(

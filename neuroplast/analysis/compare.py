@@ -44,6 +44,7 @@ __all__ = [
     "REFERENCE_FULL",
     "KEPT_PART",
     "RECURRENT_PART",
+    "RTRL",
     "ReplayContext",
     "ReplayedTrial",
     "replay_context",
@@ -62,8 +63,10 @@ REFERENCE_FULL = "bptt_full"
 KEPT_PART = "bptt_eprop_part"
 #: Part of :data:`REFERENCE` that flows back through the recurrent weights (dropped by e-prop).
 RECURRENT_PART = "bptt_recurrent_part"
-#: Estimators written by :func:`compare_run` (not compared as estimators).
-WRITTEN = (REFERENCE, REFERENCE_FULL, KEPT_PART, RECURRENT_PART)
+#: Exact real-time recurrent learning (``rtrl=True``): the forward factorization of the reference gradient.
+RTRL = "rtrl"
+#: Estimators written by :func:`compare_run` (not read back as logged estimators).
+WRITTEN = (REFERENCE, REFERENCE_FULL, KEPT_PART, RECURRENT_PART, RTRL)
 #: Projections with a gradient, in log order (the trainer's parameter groups).
 GRAD_PROJECTIONS = PROJECTIONS
 #: Projections whose gradient is split into the kept and the recurrent part.
@@ -286,10 +289,47 @@ def replay_trial(ctx: ReplayContext, k: int) -> ReplayedTrial | None:
     return ReplayedTrial(r.index, r.iteration, w, r.x, target, mask, traj, loss, r.loss)
 
 
-def _exact_grads(ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool) -> dict[str, dict[str, np.ndarray]]:
-    """Dense exact gradients and factorization parts of one trial: ``estimator -> projection -> array``."""
-    if ctx.derived_model:
-        return _model_exact_grads(ctx, tr, keep_reset)
+def _exact_grads(
+    ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool, rtrl: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
+    """Dense exact gradients and factorization parts of one trial: ``estimator -> projection -> array``
+    (with ``rtrl``, also :data:`RTRL`)."""
+    out = (
+        _model_exact_grads(ctx, tr, keep_reset)
+        if ctx.derived_model
+        else _alif_exact_grads(ctx, tr, keep_reset)
+    )
+    if rtrl:
+        from neuroplast.gradients.derived import model_rtrl
+
+        out[RTRL] = model_rtrl(_model_trial(ctx, tr), detach_reset=not keep_reset)
+    return out
+
+
+def _model_trial(ctx: ReplayContext, tr: ReplayedTrial) -> Any:
+    """The trial as :mod:`neuroplast.gradients.derived` reads it (simulated through the model's statements:
+    for ``alif`` the same trajectory as the replay, bit for bit)."""
+    from neuroplast.gradients.derived import ModelTrial
+
+    return ModelTrial.make(
+        ctx.neuron,
+        ctx.neuron_values,
+        ctx.params,
+        tr.weights,
+        tr.x,
+        tr.target,
+        tr.mask,
+        ctx.loss,
+        traj=tr.traj if ctx.derived_model else None,
+        c_reg=ctx.c_reg,
+        f_target=ctx.f_target,
+    )
+
+
+def _alif_exact_grads(
+    ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool
+) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`_exact_grads` of the ``alif`` model (the hand-written BPTT and factorization)."""
     from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
     from neuroplast.gradients.eprop import factorized_grads
     from neuroplast.gradients.trial import TrialData
@@ -314,21 +354,9 @@ def _model_exact_grads(
     ctx: ReplayContext, tr: ReplayedTrial, keep_reset: bool
 ) -> dict[str, dict[str, np.ndarray]]:
     """:func:`_exact_grads` of a neuron model other than ``alif`` (its derived BPTT and eligibility)."""
-    from neuroplast.gradients.derived import ModelTrial, model_bptt, model_signal_parts
+    from neuroplast.gradients.derived import model_bptt, model_signal_parts
 
-    trial = ModelTrial.make(
-        ctx.neuron,
-        ctx.neuron_values,
-        ctx.params,
-        tr.weights,
-        tr.x,
-        tr.target,
-        tr.mask,
-        ctx.loss,
-        traj=tr.traj,
-        c_reg=ctx.c_reg,
-        f_target=ctx.f_target,
-    )
+    trial = _model_trial(ctx, tr)
     out: dict[str, dict[str, np.ndarray]] = {REFERENCE: model_bptt(trial)[0]}
     if keep_reset:
         out[REFERENCE_FULL] = model_bptt(trial, detach_reset=False)[0]
@@ -360,6 +388,7 @@ def compare_run(
     estimators: list[str] | None = None,
     keep_reset: bool = False,
     progress: bool = True,
+    rtrl: bool = False,
 ) -> dict[str, Any]:
     """Compute exact BPTT for every trial of a run log, store it, and compare the logged estimators.
 
@@ -375,6 +404,11 @@ def compare_run(
         compare against it instead of the reset-detached gradient.
     progress : bool
         Show a progress bar and messages on stderr.
+    rtrl : bool
+        Also compute exact RTRL (:func:`neuroplast.gradients.derived.model_rtrl`, ``grad/rtrl``), the
+        forward factorization of the reference gradient, and compare it as an estimator (it equals the
+        reference to rounding).  Small networks only (``UsageError`` beyond
+        :data:`~neuroplast.gradients.derived.RTRL_MAX_OPS`).
 
     Returns
     -------
@@ -406,17 +440,20 @@ def compare_run(
             "with; compare a run with per-trial updates",
         )
     ctx = replay_context(run)
+    if rtrl:
+        _check_rtrl_size(ctx, run)
     reference = REFERENCE_FULL if keep_reset else REFERENCE
     stored, logged_bptt = _stored_estimators(run, estimators)  # read before anything is written
-    computed, done, skipped, max_diff = _replay_all(ctx, keep_reset, progress)
+    computed, done, skipped, max_diff = _replay_all(ctx, keep_reset, progress, rtrl)
     if "bptt_logged" in stored and logged_bptt:  # keep the training run's own bptt under another name
         rename_gradient(run.path, REFERENCE, "bptt_logged", logged_bptt, overwrite=True)
     written = []
     for est, by_proj in computed.items():  # each estimator lands in every projection, or in none
-        marks = {"written_by": WRITTEN_BY, "detach_reset": np.int8(est != REFERENCE_FULL)}
+        detach = not keep_reset if est == RTRL else est != REFERENCE_FULL
+        marks = {"written_by": WRITTEN_BY, "detach_reset": np.int8(detach)}
         add_gradients(run.path, est, by_proj, overwrite=True, attrs=marks)
         written.append(est)
-    rows = {**stored, KEPT_PART: computed[KEPT_PART]}
+    rows = {**stored, KEPT_PART: computed[KEPT_PART], **({RTRL: computed[RTRL]} if rtrl else {})}
     return {
         "file": str(run.path),
         "rule": str(ctx.config.training.rule),
@@ -458,8 +495,22 @@ def _stored_estimators(
     return stored, logged_bptt
 
 
+def _check_rtrl_size(ctx: ReplayContext, run: RunLog) -> None:
+    """RTRL's cost on the longest trial, refused in one line beyond what it is meant for."""
+    from neuroplast.errors import UsageError
+    from neuroplast.gradients.derived import RTRL_MAX_OPS, rtrl_ops
+
+    T = int(np.max(run.trials["n_steps"])) if run.n_trials else 0
+    ops = rtrl_ops(ctx.n_rec, ctx.n_in, T)
+    if ops > RTRL_MAX_OPS:
+        raise UsageError(
+            f"--rtrl: exact RTRL of {ctx.n_rec} neurons, {ctx.n_in} inputs and {T} steps needs ≈ {ops:.1e} "
+            f"multiply-adds per trial (limit {RTRL_MAX_OPS:.0e}, N³ (n_in + N) T): it is for small networks"
+        )
+
+
 def _replay_all(
-    ctx: ReplayContext, keep_reset: bool, progress: bool
+    ctx: ReplayContext, keep_reset: bool, progress: bool, rtrl: bool = False
 ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray, list[int], float]:
     """Replay every trial and compute its exact gradients in edge order.
 
@@ -477,6 +528,7 @@ def _replay_all(
             (KEPT_PART, PART_PROJECTIONS),
             (RECURRENT_PART, PART_PROJECTIONS),
             *([(REFERENCE_FULL, GRAD_PROJECTIONS)] if keep_reset else []),
+            *([(RTRL, GRAD_PROJECTIONS)] if rtrl else []),
         )
     }
     done = np.zeros(n, dtype=bool)
@@ -495,7 +547,7 @@ def _replay_all(
                 "nothing written",
             )
         max_diff = max(max_diff, tr.loss_rel_diff)
-        for est, by_proj in _exact_grads(ctx, tr, keep_reset).items():
+        for est, by_proj in _exact_grads(ctx, tr, keep_reset, rtrl).items():
             for name, dense in by_proj.items():
                 computed[est][name][k] = ctx.edge_vector(name, dense)
         done[k] = True

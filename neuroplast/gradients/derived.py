@@ -35,7 +35,13 @@ __all__ = [
     "model_bptt",
     "model_ideal_signal",
     "model_signal_parts",
+    "model_rtrl",
+    "rtrl_ops",
+    "RTRL_MAX_OPS",
 ]
+
+#: Largest RTRL cost (multiply-adds, :func:`rtrl_ops`) :func:`model_rtrl` takes on (≈ 10–30 s of NumPy).
+RTRL_MAX_OPS = 2e10
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,3 +298,73 @@ def model_signal_parts(trial: ModelTrial) -> dict[str, dict[str, np.ndarray]]:
             for k, e in es.items():
                 parts[part][k] += sig[t][:, None] * e
     return {part: mask_grads(trial.weights, g) for part, g in parts.items()}
+
+
+def rtrl_ops(n_rec: int, n_in: int, n_steps: int) -> float:
+    """Multiply-adds of :func:`model_rtrl` on a network: the recurrent sensitivity N · N · (n_in + N) per
+    presynaptic neuron and step, N³ (n_in + N) T."""
+    return float(n_rec) ** 3 * (n_in + n_rec) * n_steps
+
+
+def model_rtrl(
+    trial: ModelTrial, *, detach_reset: bool = True, max_ops: float = RTRL_MAX_OPS
+) -> dict[str, np.ndarray]:
+    """Exact real-time recurrent learning: the other factorization of the same gradient, forward in time.
+
+    Where BPTT (:func:`model_bptt`) runs dE/dh backward, RTRL carries the full sensitivity of every
+    neuron's state to every input and recurrent weight forward (Williams & Zipser 1989), with the same
+    derived Jacobians and the same pseudo-derivative ψ for the spikes::
+
+        dc_t/dW   = c_in W_rec dz_{t−1}/dW + [pre_t on the weight's own neuron]
+        dh_t/dW   = D_t dh_{t−1}/dW + S_t dz_{t−1}/dW [+ S_reset,t dz_{t−1}/dW with the reset] + b_t dc_t/dW
+        dz_t/dW   = ψ_t du_tᵀ dh_t/dW,        dy_t/dW = κ dy_{t−1}/dW + c_out W_out dz_t/dW
+        dE/dW     = Σ_t err_tᵀ dy_t/dW + Σ_t reg · dz_t/dW
+
+    It equals BPTT on the trajectory to rounding (tests/gradients/test_derived.py) — the two
+    factorizations side by side — at a cost of N³ (n_in + N) T (:func:`rtrl_ops`): small networks only.
+
+    Parameters
+    ----------
+    trial : ModelTrial
+    detach_reset : bool
+        Leave the reset term undifferentiated (as e-prop and :func:`model_bptt` by default).
+    max_ops : float
+        Refuse (``ValueError``, one line with the sizes) a trial whose cost exceeds this.
+
+    Returns
+    -------
+    dict
+        ``input``, ``recurrent`` (masked); ``output``, ``bias`` (exact, local to the readout).
+    """
+    p, w, traj = trial.params, trial.weights, trial.traj
+    T, N = traj.z.shape
+    ops = rtrl_ops(N, w.n_in, T)
+    if ops > max_ops:
+        raise ValueError(
+            f"RTRL of {N} neurons, {w.n_in} inputs and {T} steps needs ≈ {ops:.1e} multiply-adds "
+            f"(more than {max_ops:.0e}): it is for small networks"
+        )
+    n = trial.derived.n
+    pres = trial.pre()
+    sizes = {k: v.shape[1] for k, v in pres.items()}
+    M = {k: np.zeros((n, N, N, m)) for k, m in sizes.items()}  # dh[i, j]/dW[a, b]
+    dz_prev = {k: np.zeros((N, N, m)) for k, m in sizes.items()}  # dz_{t−1}[j]/dW[a, b]
+    Y = {k: np.zeros((w.n_out, N, m)) for k, m in sizes.items()}  # dy_t/dW
+    g = {k: np.zeros((N, m)) for k, m in sizes.items()}
+    diag = np.arange(N)
+    for t in range(T):
+        jac = trial.jacobians(t)
+        S = jac["S"] if detach_reset else jac["S"] + jac["S_reset"]
+        for k, pre in pres.items():
+            dc = p.input_scale * np.einsum("jk,kab->jab", w.w_rec, dz_prev[k])
+            dc[diag, diag, :] += pre[t][None, :]
+            Mk = np.einsum("ikj,kjab->ijab", jac["D"], M[k])
+            Mk += S[:, :, None, None] * dz_prev[k][None] + jac["b"][:, :, None, None] * dc[None]
+            dz = traj.psi[t][:, None, None] * np.einsum("kj,kjab->jab", jac["du"], Mk)
+            Y[k] = p.kappa * Y[k] + p.readout_scale * np.einsum("oj,jab->oab", w.w_out, dz)
+            g[k] += np.einsum("o,oab->ab", trial.err[t], Y[k])
+            if trial.reg is not None:
+                g[k] += np.einsum("j,jab->ab", trial.reg, dz)
+            M[k], dz_prev[k] = Mk, dz
+    g["output"], g["bias"] = output_grads(p, traj.z, trial.err)
+    return mask_grads(w, g)

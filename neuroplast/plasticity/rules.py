@@ -216,6 +216,29 @@ class EpropAdaptive(EpropRandom):
 
 
 @register_rule
+class ThreeFactor(Rule):
+    """A three-factor (neo-Hebbian) rule: one global learning signal for every neuron.
+
+    ĝ_ji = Σ_t M_t ē_ji^t with M_t = c_out Σ_k r_k err_k^t, one scalar per step broadcast to all neurons
+    (a neuromodulator), times the same eligibility trace as e-prop: B = 1 rᵀ, every row the same
+    fixed random vector r ~ N(0, σ²), σ as :class:`EpropRandom`'s.  (Σ_k err_k alone, r = 1, vanishes
+    for a softmax readout, Σ_k (π_k − π*_k) = 0.)  The baseline that asks how much e-prop's per-neuron
+    learning signals matter: reward-modulated STDP and its kin (Frémaux & Gerstner 2016, Front. Neural
+    Circuits 9:85; Gerstner et al. 2018, Front. Neural Circuits 12:53).
+    """
+
+    name = "three-factor"
+    description = "three-factor rule: one global learning signal M_t = c_out r^T err_t for every neuron"
+    brian2_update = {"hidden": "", "readout": ""}
+
+    def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
+        sd = float(np.std(weights.w_out))
+        scale = self.training.feedback_scale * (sd if sd > 0 else 1.0 / np.sqrt(weights.n_rec))
+        r = rng.normal(0.0, scale, weights.n_out)
+        return np.repeat(r[None, :], weights.n_rec, axis=0)
+
+
+@register_rule
 class Bptt(Rule):
     """Exact BPTT gradient of the trial (Brian2 forward, NumPy backward)."""
 

@@ -31,7 +31,7 @@ from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
 from neuroplast.model.params import Weights
 from neuroplast.model.simulator import Simulator
 from neuroplast.plasticity.optim import SGD, Adam, apply_updates, averaged, make_optimizer, trainable
-from neuroplast.plasticity.rules import EpropRandom, EpropSymmetric, TrialData
+from neuroplast.plasticity.rules import EpropRandom, EpropSymmetric, ThreeFactor, TrialData
 
 __all__ = [
     "PATH_FNS",
@@ -103,7 +103,7 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
 
 #: Rules whose boundary update the chunked engine has (``run_chunk(feedback_follows=…)``), by exact class:
 #: their NumPy hooks leave the optimizer's update unchanged and B either fixed or = W_outᵀ.
-CHUNK_FEEDBACK: dict[type, str] = {EpropSymmetric: "symmetric", EpropRandom: "fixed"}
+CHUNK_FEEDBACK: dict[type, str] = {EpropSymmetric: "symmetric", EpropRandom: "fixed", ThreeFactor: "fixed"}
 #: Memory for one launch's inputs, targets and monitors when ``simulation.chunk_iterations`` = 0 (auto).
 CHUNK_MEMORY_BYTES = 256 * 2**20
 #: At most this many iterations per launch (auto): a kill loses at most one launch's iterations.

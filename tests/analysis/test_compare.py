@@ -149,3 +149,31 @@ def test_cli_compare_refuses_foreign_files(tmp_path, capsys) -> None:
     for path in (foreign, text, tmp_path / "missing.h5"):
         assert main(["compare", str(path), "--quiet"]) == 2
         assert str(path) in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(("kind", "keep_reset"), [("rec", False), ("cls", True)])
+def test_compare_rtrl_is_the_reference_forward_in_time(runs, tmp_path, kind: str, keep_reset: bool) -> None:
+    """``--rtrl``: exact RTRL (the forward factorization) equals the reference it is computed for (≤ 1e-12;
+    measured ≤ 2e-15) and is written as grad/rtrl; e-prop, in the same table, does not."""
+    path = copy_file(runs[kind], tmp_path / f"{kind}.h5")
+    res = compare_run(path, progress=False, keep_reset=keep_reset, rtrl=True)
+    assert "rtrl" in res["written"]
+    for name in ("input", "recurrent", "output", "bias"):
+        m = res["projections"][name]["rtrl"]
+        assert np.all(m["rel_error"]["per_trial"] < 1e-12), name
+    assert np.all(res["projections"]["recurrent"]["eprop"]["rel_error"]["per_trial"] > 1e-3)
+    with h5py.File(path, "r") as f:
+        assert f["projections/recurrent/grad/rtrl"].attrs["detach_reset"] == int(not keep_reset)
+
+
+def test_cli_compare_rtrl_refuses_a_large_network(tmp_path, capsys, monkeypatch) -> None:
+    """Beyond its cost limit --rtrl is one line naming the option, and the file is left as it was."""
+    import neuroplast.gradients.derived as derived
+
+    path = write_synthetic_run(tmp_path / "big.h5")
+    before = open_run(path).projection("recurrent").estimators
+    monkeypatch.setattr(derived, "RTRL_MAX_OPS", 1.0)
+    assert main(["compare", str(path), "--rtrl", "--quiet"]) == 2
+    msg = _one_line_error(capsys)
+    assert "--rtrl" in msg and "small networks" in msg
+    assert open_run(path).projection("recurrent").estimators == before

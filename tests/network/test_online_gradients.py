@@ -50,7 +50,7 @@ def _task(loss: str, n_out: int):
 
 
 @pytest.mark.parametrize("kind", ["lif", "alif", "mix"])
-@pytest.mark.parametrize("feedback", ["eprop", "eprop-random", "eprop-adaptive"])
+@pytest.mark.parametrize("feedback", ["eprop", "eprop-random", "eprop-adaptive", "three-factor"])
 def test_online_equals_numpy(grad_network, eq_weights, kind, feedback):
     net = grad_network
     loss = net.loss.name
