@@ -10,7 +10,7 @@ Brian2 is not imported here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,19 +52,20 @@ def neuron_values(cfg: Config, params: ModelParams | None = None) -> tuple[Neuro
     """The neuron model of ``network.neuron`` and its parameters' values (floats or (N,) arrays).
 
     Each :class:`~neuroplast.model.neurons.Parameter` reads its ``[network]`` key (a time constant in ms
-    becomes exp(−dt/τ) when the parameter is a decay factor); a key that ``[network]`` does not have gives
-    the parameter's default.  For ``alif`` the values are those of :func:`model_params` (α, and ρ, β per
-    neuron: the first ``n_rec − n_alif`` neurons LIF), so that both descriptions are one model.
+    becomes exp(−dt/τ) when the parameter is a decay factor): a field of ``[network]``, or a plugin
+    model's own key (:attr:`~neuroplast.config.NetworkConfig.model_keys`, its default filled in).
+    For ``alif`` the values are those of :func:`model_params` (α, and ρ, β per neuron: the first
+    ``n_rec − n_alif`` neurons LIF), so that both descriptions are one model.
     """
     model = get_neuron(cfg.network.neuron)
     if model.name == DEFAULT_NEURON:
         p = model_params(cfg) if params is None else params
         return model, {"alpha": p.alpha, "rho": np.asarray(p.rho), "beta": np.asarray(p.beta)}
-    keys = {f.name for f in fields(cfg.network)}
     dt = cfg.simulation.dt_ms
     values: dict[str, Any] = {}
     for par in model.parameters:
-        v = float(getattr(cfg.network, par.key)) if par.key in keys else float(par.default)
+        given = cfg.network.model_key(par.key)
+        v = float(par.default) if given is None else given
         values[par.name] = float(np.exp(-dt / v)) if par.decay else v
     return model, values
 

@@ -163,6 +163,17 @@ class NetworkConfig:
     tau_w_ms: float = field(default=200.0, metadata={**_check(_positive, _tau_range), **_NEW_KEY})
     adapt_a: float = field(default=0.5, metadata=_NEW_KEY)
     adapt_b: float = field(default=0.5, metadata=_NEW_KEY)
+    #: The keys a plugin's neuron model reads that ``[network]`` has no field for ((key, value) pairs,
+    #: sorted; written as ``[network]`` keys, docs/plugins.md): filled by :func:`_network`, never by name.
+    model_keys: tuple[tuple[str, float], ...] = field(default=(), metadata={"derived": True})
+
+    def model_key(self, key: str) -> float | None:
+        """The value of a ``[network]`` key of the neuron model: a field, or one of :attr:`model_keys`."""
+        extra = dict(self.model_keys)
+        if key in extra:
+            return extra[key]
+        value = getattr(self, key, None)
+        return None if value is None or isinstance(value, (str, bool, tuple)) else float(value)
 
     def __post_init__(self) -> None:
         if self.neuron not in NEURONS:
@@ -274,9 +285,11 @@ class Config:
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one table changed (validated again)."""
         sec = getattr(self, section)
-        data = {f.name: getattr(sec, f.name) for f in fields(sec)}
+        data = {f.name: getattr(sec, f.name) for f in fields(sec) if not f.metadata.get("derived")}
+        if section == "network":
+            data.update(dict(sec.model_keys))
         data.update(changes)
-        new_sec = _build(type(sec), data, section)
+        new_sec = _network(data) if section == "network" else _build(type(sec), data, section)
         new = dataclasses.replace(self, **{section: new_sec})
         _check_tables(new)
         TASKS.get(TASKS.name_of(type(new.task))).check_config(new)
@@ -308,15 +321,42 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     return tp(value)
 
 
+def _network(data: dict[str, Any]) -> NetworkConfig:
+    """``[network]``, with the keys of the neuron model that ``NetworkConfig`` has no field for.
+
+    A neuron model's :class:`~neuroplast.model.neurons.Parameter` names its ``[network]`` key; the
+    built-in models' keys are fields, a plugin's may be new: those are accepted for that model only (a
+    number; a time constant of a decay factor also within :data:`TAU_MS_RANGE`), default filled in, and
+    kept in :attr:`NetworkConfig.model_keys`.
+    """
+    data = dict(data)
+    name = data.get("neuron", DEFAULT_NEURON)
+    own = {f.name for f in fields(NetworkConfig)}
+    params = NEURONS.get(name).parameters if isinstance(name, str) and name in NEURONS else ()
+    extra: dict[str, float] = {}
+    for par in params:
+        if par.key in own or par.key in extra:
+            continue
+        key = f"network.{par.key}"
+        value = _coerce(float, data.pop(par.key, par.default), key)
+        if par.decay and not TAU_MS_RANGE[0] <= value <= TAU_MS_RANGE[1]:
+            raise ConfigError(
+                f"{key}: a time constant (ms) of neuron model {name!r}, {_tau_range(value)} (got {value!r})"
+            )
+        extra[par.key] = value
+    net = _build(NetworkConfig, data, "network")
+    return dataclasses.replace(net, model_keys=tuple(sorted(extra.items())))
+
+
 def _build(cls: type, data: dict[str, Any], section: str) -> Any:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in fields(cls) if not f.metadata.get("derived")}
     for key in data:
         if key not in names:
             raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(sorted(names))})")
     kwargs = {}
     for f in fields(cls):
-        if f.name not in data:
+        if f.name not in data or f.metadata.get("derived"):
             continue
         key = f"{section}.{f.name}"
         value = _coerce(hints[f.name], data[f.name], key)
@@ -440,7 +480,7 @@ def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resource
         if not isinstance(data[key], dict):
             raise ConfigError(f"{key}: must be a table")
     sim = _build(SimulationConfig, data.get("simulation", {}), "simulation")
-    net = _build(NetworkConfig, data.get("network", {}), "network")
+    net = _network(data.get("network", {}))
     task_data = dict(data.get("task", {}))
     task_name = task_data.pop("name", "sine")
     if not isinstance(task_name, str) or task_name not in TASKS:
@@ -657,9 +697,13 @@ def to_toml(cfg: Config) -> str:
         if section == "task":
             lines.append(f"name = {_toml_value(TASKS.name_of(type(sec)))}")
         for f in fields(sec):
+            if f.metadata.get("derived"):
+                continue
             if f.metadata.get("omit_default") and getattr(sec, f.name) == f.default:
                 if not (section == "network" and f.name in read):
                     continue
             lines.append(f"{f.name} = {_toml_value(getattr(sec, f.name))}")
+        if section == "network":  # a plugin neuron model's own keys
+            lines += [f"{k} = {_toml_value(v)}" for k, v in sec.model_keys]
         lines.append("")
     return "\n".join(lines)

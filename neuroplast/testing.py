@@ -6,7 +6,7 @@ exact BPTT gradient — for a network with and without recurrent weights, so a t
 agreement theory predicts and the disagreement it predicts::
 
     from neuroplast.testing import compare_rule_with_bptt
-    r = compare_rule_with_bptt("eprop-sign")
+    r = compare_rule_with_bptt("my-rule")  # your registered rule's name
     assert r["no_recurrence"]["output"]["rel_error"] < 1e-10   # readout gradient is exact
 
 ``compare_rule_online_with_numpy`` (needs Brian2) runs the same trial in a Brian2 network that

@@ -122,7 +122,7 @@ def _namespace(model: NeuronModel) -> dict[str, Any]:
 
     ns: dict[str, Any] = {name: sympy.Symbol(name) for name in (*model.state, *model.parameter_names)}
     ns.update(z=sympy.Symbol("z"), c=sympy.Symbol("c"), v_th=sympy.Symbol("v_th"))
-    ns.update(exp=sympy.exp, log=sympy.log, sqrt=sympy.sqrt, tanh=sympy.tanh)
+    ns.update(exp=sympy.exp, log=sympy.log, sqrt=sympy.sqrt, tanh=sympy.tanh, sin=sympy.sin, cos=sympy.cos)
     return ns
 
 

@@ -13,8 +13,8 @@ a state variable updated by an earlier statement already holds its value at t (w
 * ``z``, the neuron's own spike of the previous step z_{t−1} (0/1);
 * ``c``, the synaptic drive of this step c_t = c_in (W_in x_t + W_rec z_{t−1});
 * ``v_th`` (the threshold's scale, ``network.v_th``) and the model's :attr:`NeuronModel.parameters`;
-* the functions ``exp``, ``log``, ``sqrt``, ``tanh`` and ``R``: ``R(term)`` marks the reset term (its
-  value is ``term``; e-prop and BPTT with a detached reset do not differentiate through it).
+* the functions ``exp``, ``log``, ``sqrt``, ``tanh``, ``sin``, ``cos`` and ``R``: ``R(term)`` marks the
+  reset term (its value is ``term``; e-prop and BPTT with a detached reset do not differentiate through it).
 
 Models register by name in :data:`NEURONS` (entry-point group ``neuroplast.neurons`` for third parties;
 a plugin that fails to load warns and is skipped).
@@ -44,7 +44,7 @@ INPUTS = ("z", "c", "v_th")
 #: Brian2 network, the hand-written gradients and the chunked engine implement.
 DEFAULT_NEURON = "alif"
 #: Functions a statement may call (``R`` marks the reset term).
-FUNCTIONS = ("exp", "log", "sqrt", "tanh", "R")
+FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sin", "cos", "R")
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,8 @@ def _check_model(m: NeuronModel) -> None:
     if missing:
         raise ValueError(f"{what}: state variable {missing[0]!r} is never assigned")
     names, calls = _names(m.threshold, f"{what}, threshold")
-    if calls - {"exp", "log", "sqrt", "tanh"}:
-        raise ValueError(f"{what}, threshold: only exp, log, sqrt, tanh may be called")
+    if calls - (set(FUNCTIONS) - {"R"}):
+        raise ValueError(f"{what}, threshold: only {', '.join(FUNCTIONS[:-1])} may be called")
     unknown = names - (set(m.state) | set(params) | {"v_th"})
     if unknown:
         raise ValueError(f"{what}, threshold: unknown name {sorted(unknown)[0]!r} (state, parameters, v_th)")

@@ -24,7 +24,15 @@ from neuroplast.model.surrogates import get_surrogate
 
 __all__ = ["ModelTrajectory", "simulate_model", "parameter_values"]
 
-_NUMPY = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "R": lambda term: term}
+_NUMPY = {
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "tanh": np.tanh,
+    "sin": np.sin,
+    "cos": np.cos,
+    "R": lambda term: term,
+}
 
 
 @dataclass(frozen=True)

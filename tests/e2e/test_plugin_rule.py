@@ -1,14 +1,18 @@
-"""A rule from another package: examples/plugin_rule registers ``eprop-sign`` through the entry point,
-and ``neuroplast run --rule eprop-sign`` trains with it (needs ``pip install ./examples/plugin_rule``).
+"""A rule and a neuron model from another package: examples/plugin_rule registers ``eprop-sign`` (entry
+point ``neuroplast.rules``) and ``resonate`` (``neuroplast.neurons``), and neuroplast trains, logs and
+compares with them (needs ``pip install ./examples/plugin_rule``, as the README's test command does).
 """
 
 from __future__ import annotations
+
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from neuroplast.io import open_run
-from tests.helpers import SINE, run_cli
+from tests.helpers import ROOT, SINE, run_cli
 
 
 @pytest.mark.brian2
@@ -36,3 +40,73 @@ def test_plugin_rule_through_entry_point(tmp_path):
     fb = run.projection("feedback").weights[0]
     expected = np.mean(np.abs(w_out)) * np.sign(w_out)
     np.testing.assert_allclose(fb, expected, rtol=1e-15, atol=0)
+
+
+PLUGIN_MODEL = ROOT / "examples" / "plugin_rule" / "resonate.toml"
+
+
+def _resonate(tmp_path, device: str, **changes) -> Path:
+    text = PLUGIN_MODEL.read_text(encoding="utf-8").replace('device = "auto"', f'device = "{device}"')
+    for key, value in changes.items():
+        text = text.replace(f"{key} = ", f"{key} = {value}  # ", 1)
+    path = tmp_path / f"resonate_{device}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_plugin_neuron_model_trains_logs_and_compares(tmp_path):
+    """The example package's neuron model (``resonate``, entry point ``neuroplast.neurons``) with its own
+    config keys, trained by the package's rule, logged and compared with exact BPTT and RTRL — no file
+    under neuroplast/ names either (NumPy device: the default suite)."""
+    from neuroplast.analysis.compare import compare_run
+    from neuroplast.config import load_config, to_toml
+    from neuroplast.model.neurons import NEURONS
+    from neuroplast.training.runner import run_training
+
+    assert "resonate" in NEURONS
+    for path in (ROOT / "neuroplast").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "resonate" not in text and "eprop-sign" not in text, path
+    cfg = load_config(_resonate(tmp_path, "numpy", iterations=3))
+    assert dict(cfg.network.model_keys) == {"tau_res_ms": 30.0, "res_theta": 0.3}
+    assert "res_theta = 0.3" in to_toml(cfg)
+    out = run_training(cfg, tmp_path / "res.h5", progress=False)
+    res = compare_run(out, progress=False, rtrl=True)
+    for proj in ("input", "recurrent"):
+        m = res["projections"][proj]
+        assert np.all(m["rtrl"]["rel_error"]["per_trial"] < 1e-12)  # the two factorizations agree
+        assert np.all(m["eprop-sign"]["rel_error"]["per_trial"] > 1e-2)  # the rule is not BPTT
+    assert tomllib.loads(open_run(out).config_toml)["network"]["res_theta"] == 0.3
+
+
+def test_plugin_model_keys_belong_to_their_model(tmp_path):
+    """A plugin model's key is refused for another model, one line naming it."""
+    path = _resonate(tmp_path, "numpy")
+    path.write_text(path.read_text(encoding="utf-8").replace('neuron = "resonate"', 'neuron = "lif_syn"'))
+    r = run_cli("run", str(path), "--out", str(tmp_path / "x.h5"), cwd=tmp_path, timeout=300)
+    assert r.returncode == 2 and not (tmp_path / "x.h5").exists()
+    assert r.stderr.strip().count("\n") == 0 and "network.tau_res_ms: unknown key" in r.stderr
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+def test_plugin_neuron_model_runs_in_brian2(tmp_path):
+    """The plugin model on Brian2 (statements generated from its equations) trains the run of the NumPy
+    reference: the same spikes, the same losses to rounding."""
+    logs = {}
+    for device in ("runtime", "numpy"):
+        out = tmp_path / f"{device}.h5"
+        r = run_cli(
+            "run",
+            str(_resonate(tmp_path, device, iterations=2)),
+            "--out",
+            str(out),
+            "--quiet",
+            cwd=tmp_path,
+            timeout=900,
+        )
+        assert r.returncode == 0, r.stderr
+        logs[device] = open_run(out)
+    a, b = logs["runtime"], logs["numpy"]
+    assert np.array_equal(a.spikes("recurrent")[1], b.spikes("recurrent")[1])
+    np.testing.assert_allclose(a.trials["loss"], b.trials["loss"], rtol=1e-11, atol=0)

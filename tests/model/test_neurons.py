@@ -30,7 +30,7 @@ def test_builtin_models_are_registered() -> None:
         ((("v", "alpha * v + c"), ("v", "v")), "v - v_th", "state variable 'v' assigned twice"),
         ((("x", "c"),), "v - v_th", "state variable 'v' is never assigned"),
         ((("v", "alpha * v +"),), "v - v_th", "statement 1 (v ← …): not an expression"),
-        ((("v", "sin(v) + c"),), "v - v_th", "unknown function 'sin'"),
+        ((("v", "sinh(v) + c"),), "v - v_th", "unknown function 'sinh'"),
         ((("v", "v.real + c"),), "v - v_th", "Attribute is not allowed"),
         ((("v", "alpha * v + c"),), "alpha - v_th", "u must depend on the state"),
         ((("v", "alpha * v + c"),), "v - w", "threshold: unknown name 'w'"),

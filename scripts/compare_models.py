@@ -1,0 +1,109 @@
+"""Rules against exact BPTT on the neuron models lif_syn and adlif (docs/comparison.md, other models).
+
+For each model and rule, train a small network on models/<model>.toml's task (sizes below, small enough for
+exact RTRL), then ``neuroplast compare --rtrl`` it: every logged trial is replayed through the model's
+equations, exact BPTT and RTRL are computed from its derived Jacobians, and the rule's gradient is measured
+against BPTT.  Prints one table row per (model, rule) — the cosine per projection, mean over trials and
+over the last 20 % — with RTRL's relative difference from BPTT, and draws the figure
+docs/figures/models_vs_bptt.png (cosine with BPTT over training).
+
+    python scripts/compare_models.py [--iterations 60] [--out runs/models] [--figure PNG]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("lif_syn", "adlif")
+RULES = ("eprop", "eprop-random", "three-factor")
+#: Small enough for exact RTRL (N³ (n_in + N) T ≈ 5e8 multiply-adds per trial).
+SIZES = {"n_rec": 30, "n_in": 30, "n_steps": 300}
+
+
+def _config(model: str, rule: str, iterations: int):
+    from neuroplast.config import load_config
+
+    cfg = load_config(ROOT / "models" / f"{model}.toml")
+    cfg = cfg.replace("simulation", n_steps=SIZES["n_steps"])
+    cfg = cfg.replace("network", n_rec=SIZES["n_rec"])
+    cfg = cfg.replace("task", n_in=SIZES["n_in"], periods_ms=[300.0, 150.0, 100.0])
+    return cfg.replace("training", rule=rule, iterations=iterations)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--out", default="runs/models", help="folder of the run logs")
+    ap.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "models_vs_bptt.png"))
+    args = ap.parse_args(argv)
+    from neuroplast.analysis.compare import compare_run
+    from neuroplast.training.runner import run_training
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    print(f"sizes {SIZES}, {args.iterations} iterations, sine task, Adam; cosine with BPTT (reset detached)")
+    print(
+        f"{'model':8} {'rule':14} {'loss first->last':>20} {'input cos':>22} {'recurrent cos':>22} "
+        f"{'RTRL vs BPTT':>13}"
+    )
+    for model in MODELS:
+        for rule in RULES:
+            path = out / f"{model}_{rule}.h5"
+            t0 = time.perf_counter()
+            run_training(_config(model, rule, args.iterations), path, force=True, progress=False)
+            t_train = time.perf_counter() - t0
+            res = compare_run(path, progress=False, rtrl=True)
+            from neuroplast.io import open_run
+
+            loss = open_run(path).trials["loss"]
+            cos = {p: res["projections"][p][rule]["cosine"]["per_trial"] for p in ("input", "recurrent")}
+            rtrl = max(float(np.nanmax(res["projections"][p]["rtrl"]["rel_error"]["per_trial"])) for p in cos)
+            results[(model, rule)] = cos
+            tail = max(1, len(loss) // 5)
+            cells = [f"{np.nanmean(c):.3f} (last {np.nanmean(c[-tail:]):.3f})" for c in cos.values()]
+            print(
+                f"{model:8} {rule:14} {loss[0]:9.3g} -> {np.mean(loss[-tail:]):<8.3g} "
+                f"{cells[0]:>22} {cells[1]:>22} {rtrl:13.1e}   (trained in {t_train:.0f} s)",
+                flush=True,
+            )
+    _figure(results, Path(args.figure))
+    print(f"wrote {args.figure}")
+    return 0
+
+
+def _figure(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4), sharey=True)
+    for ax, model in zip(np.atleast_1d(axes), MODELS, strict=True):
+        for k, rule in enumerate(RULES):
+            cos = results[(model, rule)]["recurrent"]
+            ax.plot(np.arange(1, cos.size + 1), cos, ".", ms=3, alpha=0.35, color=f"C{k}")
+            w = max(1, cos.size // 10)
+            smooth = np.convolve(cos, np.ones(w) / w, mode="valid")
+            ax.plot(np.arange(w, cos.size + 1), smooth, "-", lw=2, color=f"C{k}", label=rule)
+        ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.axhline(0.0, color="k", lw=0.5)
+        ax.set_title(f"{model}: recurrent weights")
+        ax.set_xlabel("trial")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("cosine with exact BPTT (= RTRL)")
+    np.atleast_1d(axes)[0].legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
