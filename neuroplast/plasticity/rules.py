@@ -42,7 +42,16 @@ from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
-__all__ = ["Rule", "RULES", "register_rule", "get_rule", "rule_names", "load_plugins", "TrialData"]
+__all__ = [
+    "Rule",
+    "RULES",
+    "contract_error",
+    "register_rule",
+    "get_rule",
+    "rule_names",
+    "load_plugins",
+    "TrialData",
+]
 
 ENTRY_POINT_GROUP = "neuroplast.rules"
 
@@ -119,6 +128,13 @@ class Rule:
         return [self.numpy_grads(t) for t in trials]
 
     @property
+    def simulated(self) -> bool:
+        """Whether the simulation can compute this rule's gradient: ``online`` and the base
+        :meth:`numpy_grads` (e-prop with the rule's B, what the network accumulates).  A rule with a
+        formula of its own is computed by NumPy from the recorded trajectory (the factorized path)."""
+        return bool(self.online) and type(self).numpy_grads is Rule.numpy_grads
+
+    @property
     def eprop_gradient(self) -> bool:
         """Whether this rule's gradient is the base class's e-prop with the trial's B (neither
         :meth:`numpy_grads` nor :meth:`numpy_grads_batch` overridden): a simulator that computes that
@@ -127,11 +143,30 @@ class Rule:
         return cls.numpy_grads is Rule.numpy_grads and cls.numpy_grads_batch is Rule.numpy_grads_batch
 
 
+def contract_error(cls: type[Rule]) -> str | None:
+    """What breaks the rule contract in ``cls``, in one line, or ``None``.
+
+    A rule that declares ``online = True`` says that the simulation's eligibility machinery computes its
+    gradient (e-prop with its B); overriding :meth:`Rule.numpy_grads` then gives two different gradients,
+    the simulation's on the online path and the formula on the factorized one.
+    """
+    if cls.online and cls.numpy_grads is not Rule.numpy_grads:
+        return (
+            f"rule {cls.name!r} overrides numpy_grads but declares online = True: the simulation would "
+            "compute e-prop with its B, not that formula; set online = False (its gradient is then "
+            "computed from the recorded trajectory) or keep the base numpy_grads"
+        )
+    return None
+
+
 def _check_rule(obj: object, name: str) -> None:
     if not (isinstance(obj, type) and issubclass(obj, Rule)):
         raise TypeError(f"{obj!r} is not a Rule subclass")
     if obj.name.lower() != name.lower():
         raise ValueError(f"entry point name {name!r} differs from the rule's name {obj.name!r}")
+    error = contract_error(obj)
+    if error:
+        raise ValueError(error)
 
 
 RULES: Registry[type[Rule]] = Registry("rule", group=ENTRY_POINT_GROUP, check=_check_rule)
@@ -141,6 +176,9 @@ def register_rule(cls: type[Rule]) -> type[Rule]:
     """Class decorator: register a :class:`Rule` subclass under ``cls.name``."""
     if not (isinstance(cls, type) and issubclass(cls, Rule)):
         raise TypeError(f"{cls!r} is not a neuroplast Rule subclass")
+    error = contract_error(cls)
+    if error:
+        raise ValueError(error)
     RULES.register(cls.name, cls)
     return cls
 

@@ -322,7 +322,7 @@ class Trainer:
         self.loss = setup.loss
         self.f_target = setup.f_target
         #: How gradients are computed: "online" (inside Brian2) or "factorized" (NumPy, from recordings).
-        self.gradient_path = choose_path(cfg, self.rule.online)
+        self.gradient_path = choose_path(cfg, self.rule.simulated)
         self.device, self.device_reason = getattr(simulator, "device", "given"), "simulator given"
         #: What the simulation can do (:class:`neuroplast.devices.Capabilities`; a given simulator declares
         #: its own, none by default).
