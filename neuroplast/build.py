@@ -152,6 +152,7 @@ def build(cfg: Config, *, rule: str | None = None, seed: int | None = None) -> S
         cfg = cfg.replace("simulation", seed=int(seed))
     seed_ = int(cfg.simulation.seed)
     rule_obj = get_rule(cfg.training.rule)(cfg.training)
+    rule_obj.trace = rule_obj.eligibility_trace(cfg)  # a rule's own eligibility (None: e-prop's)
     task_cls: Any = TASKS.get(TASKS.name_of(type(cfg.task)))
     task = task_cls.from_config(cfg, seed_)
     initial = initialize(cfg.network.init, cfg.network, task.n_in, seed_)

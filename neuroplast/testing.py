@@ -57,6 +57,17 @@ def _metrics(est: np.ndarray, exact: np.ndarray) -> dict[str, float]:
     return {"rel_error": float(relative_error(est, exact)), "cosine": float(cosine_similarity(est, exact))}
 
 
+def _rule(name: str, training: Any) -> Any:
+    """The rule ``name`` as a run of :func:`small_problem` builds it (its own eligibility trace, if any, for
+    dt = 1 ms, τ_m = 20 ms and the default τ_syn)."""
+    from neuroplast.config import parse_config
+
+    r = get_rule(name)(training)
+    cfg = parse_config({"network": {"tau_m_ms": 20.0}}, check_resources=False)
+    r.trace = r.eligibility_trace(cfg)
+    return r
+
+
 def compare_rule_with_bptt(rule: str, *, seed: int = 0, training: Any | None = None) -> dict[str, Any]:
     """Metrics of ``rule``'s trial estimate against exact BPTT, with and without W_rec.
 
@@ -69,7 +80,7 @@ def compare_rule_with_bptt(rule: str, *, seed: int = 0, training: Any | None = N
     out: dict[str, Any] = {}
     for label, rec in (("recurrent", True), ("no_recurrence", False)):
         params, w, x, target, mask = small_problem(seed, recurrent=rec)
-        r = get_rule(rule)(training)
+        r = _rule(rule, training)
         b = r.feedback(w, r.init_feedback(w, np.random.default_rng(seed)))
         trial = TrialData.make(params, w, x, target, mask, "mse", feedback=b)
         est = r.numpy_grads(trial)
@@ -87,11 +98,11 @@ def compare_rule_online_with_numpy(
 
     training = training or TrainingConfig()
     params, w, x, target, mask = small_problem(seed)
-    r = get_rule(rule)(training)
-    if not r.online:
+    r = _rule(rule, training)
+    if not r.simulated:
         raise ValueError(f"rule {rule!r} is not computed online in Brian2")
     b = r.feedback(w, r.init_feedback(w, np.random.default_rng(seed)))
-    net = Brian2Network(params, w, x.shape[0], device=device, gradients=True, record=True)
+    net = Brian2Network(params, w, x.shape[0], device=device, gradients=True, record=True, trace=r.trace)
     res = net.run_trial(w, x, target=target, mask=mask, feedback=b)
     trial = TrialData.make(params, w, x, target, mask, "mse", traj=trajectory_of(res, res.y), feedback=b)
     est = r.numpy_grads(trial)

@@ -135,7 +135,7 @@ class Assembly:
         code = self.model_code  # a neuron model other than alif (None: the LIF/ALIF network)
         inp = b2.NeuronGroup(
             B * self.n_in,
-            eq.INPUT_MODEL + (eq.MODEL_INPUT_MODEL if code is not None else ""),
+            eq.INPUT_MODEL + (eq.MODEL_INPUT_MODEL + code.input_group if code is not None else ""),
             threshold=eq.input_threshold(x),
             name="input",
         )
@@ -163,7 +163,7 @@ class Assembly:
         eq.schedule(rec.thresholder["spike"], "recurrent_threshold")
         eq.schedule(rec.resetter["spike"], "recurrent_reset")
         if self.gradients:  # z̄ (a model's c_in x) of the inputs: only the online gradient reads it
-            trace = eq.input_trace(x) if code is None else eq.model_input_trace(x)
+            trace = eq.input_trace(x) if code is None else eq.model_input_trace(x) + "\n" + code.input_update
             inp.run_regularly(trace, name="input_trace", **eq.slot("input_trace"))
         eq.schedule(inp.thresholder["spike"], "input_threshold")
         out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam), name="readout")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from neuroplast.devices import device_info
+from neuroplast.gradients.traces import Trace
 from neuroplast.model.connectivity import SYNAPTIC, Connectivity
 from neuroplast.model.losses import get_loss
 from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel
@@ -114,6 +115,10 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         the binary).  ``None`` or ``alif``: the LIF/ALIF network of ``params``.
     neuron_values : mapping, optional
         The model's parameters (floats or (N,) arrays), fixed when the network is built.
+    trace : Trace, optional
+        With ``gradients``: a rule's own eligibility trace (:mod:`neuroplast.gradients.traces`) instead of
+        e-prop's; the network is then generated from the model's equations, ``alif`` included (its ρ, β
+        from ``params``, fixed when built).
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         reg: tuple[float, float] = (0.0, 0.0),
         neuron: NeuronModel | None = None,
         neuron_values: Mapping[str, Any] | None = None,
+        trace: Trace | None = None,
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
@@ -162,7 +168,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         self.regularization = gradients and regularization
         # Without ALIF neurons the per-synapse ε^a is identically 0: leave it out (less memory traffic).
         self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
-        self._set_neuron(neuron, neuron_values, masks.n_rec)
+        self._set_neuron(neuron, neuron_values, masks.n_rec, trace if gradients else None)
         self._recorded = self._recorded_names(record, gradients)
         self.record = bool(self._recorded)
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
@@ -238,20 +244,27 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             self.chunk > 0 and chunk_optimizer == "adam"
         )
 
-    def _set_neuron(self, neuron: NeuronModel | None, values: Mapping[str, Any] | None, n_rec: int) -> None:
-        """The neuron model: ``None`` (and ``alif``) the LIF/ALIF network, else its generated code."""
+    def _set_neuron(
+        self, neuron: NeuronModel | None, values: Mapping[str, Any] | None, n_rec: int, trace: Trace | None
+    ) -> None:
+        """The neuron model: ``None`` (and ``alif``) the LIF/ALIF network, else its generated code (also for
+        ``alif`` with a rule's own ``trace``)."""
+        from neuroplast.model.neurons import get_neuron
         from neuroplast.model.stepper import parameter_values
 
-        #: The generated code of a neuron model other than ``alif`` (None: the LIF/ALIF network).
+        #: The generated code of the neuron model (None: the hand-written LIF/ALIF network).
         self.model_code = None
         #: Recurrent variables a trial can record, as :class:`TrialResult` names them, and their Brian2 names.
         self.recordable, self.monitored = RECORDABLE, dict(MONITORED)
         if neuron is None or neuron.name == DEFAULT_NEURON:
-            return
+            if trace is None:
+                return
+            p = self.params
+            neuron, values = get_neuron(DEFAULT_NEURON), {"alpha": p.alpha, "rho": p.rho, "beta": p.beta}
         if values is None:
             raise ValueError(f"neuron model {neuron.name!r} needs its parameter values (neuron_values)")
         self.neuron_values = parameter_values(neuron, values, n_rec)
-        self.model_code = model_code(neuron, bool(self.gradients), bool(self.regularization))
+        self.model_code = model_code(neuron, bool(self.gradients), bool(self.regularization), trace)
         self.adaptation = False
         self.recordable = (*neuron.state, "z", "psi", "refractory", "L")
         self.monitored.update({s: f"h_{s}" for s in neuron.state})

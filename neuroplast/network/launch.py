@@ -201,4 +201,13 @@ class Launch:
 
 def _model_key(code: Any) -> list:
     """What a neuron model's generated code (:class:`.model_code.ModelCode`) puts into a build."""
-    return [code.model.name, code.group, code.update, code.threshold_distance, code.after_psi, code.sweep]
+    return [
+        code.model.name,
+        code.group,
+        code.update,
+        code.threshold_distance,
+        code.after_psi,
+        code.sweep,
+        code.input_group,
+        code.input_update,
+    ]

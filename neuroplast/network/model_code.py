@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from neuroplast.gradients.traces import Trace
 from neuroplast.model.derive import derive
 from neuroplast.model.neurons import NeuronModel
 
-__all__ = ["ModelCode", "model_code", "state_variable"]
+__all__ = ["ModelCode", "model_code", "state_variable", "trace_variable"]
 
 #: The synaptic drive c_t of this step inside the recurrent update (a temporary).
 DRIVE = "c_drive"
@@ -51,10 +52,13 @@ def _renamer(model: NeuronModel) -> dict[str, str]:
 
 
 class _Rename(ast.NodeTransformer):
-    def __init__(self, names: dict[str, str]) -> None:
+    def __init__(self, names: dict[str, str], constants: dict[str, float] | None = None) -> None:
         self.names = names
+        self.constants = constants or {}
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in self.constants:  # a literal: the double of the NumPy reference (repr round-trips)
+            return ast.copy_location(ast.Constant(self.constants[node.id]), node)
         return ast.copy_location(ast.Name(self.names.get(node.id, node.id), node.ctx), node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -64,10 +68,25 @@ class _Rename(ast.NodeTransformer):
         return node
 
 
-def _render(expr: str, names: dict[str, str]) -> str:
+def _render(expr: str, names: dict[str, str], constants: dict[str, float] | None = None) -> str:
     """A statement's expression with the Brian2 names, its operations as written (parenthesized)."""
-    tree = _Rename(names).visit(ast.parse(expr, mode="eval"))
+    tree = _Rename(names, constants).visit(ast.parse(expr, mode="eval"))
     return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def trace_variable(name: str) -> str:
+    """The Brian2 variable (of every presynaptic neuron) of a rule's trace variable ``name``."""
+    return f"tr_{name}"
+
+
+def _trace_code(trace: Trace) -> tuple[str, str, str]:
+    """A rule's own trace: (presynaptic variables, their update after ``pre_drive``, e_t of a synapse)."""
+    consts = trace.constant_values
+    pre = {v: trace_variable(v) for v in trace.variables}
+    variables = "".join(f"{trace_variable(v)} : 1\n" for v in trace.variables)
+    update = "".join(f"{pre[t]} = {_render(e, {**pre, 'pre': PRE_DRIVE}, consts)}\n" for t, e in trace.update)
+    post = {v: f"{trace_variable(v)}_pre" for v in trace.variables}
+    return variables, update, _render(trace.eligibility, {**post, "psi": "psi_post"}, consts)
 
 
 def _sympy_code(expr: Any, names: dict[str, str]) -> str:
@@ -100,6 +119,10 @@ class ModelCode:
         The per-synapse step at the end of the step (slot ``eligibility_sweep``).
     parameters : dict str -> str
         Parameter name -> its Brian2 variable.
+    input_group : str
+        Variables the input neurons add (a rule's trace).
+    input_update : str
+        Their update after the inputs' ``pre_drive`` (slot ``input_trace``).
     """
 
     model: NeuronModel
@@ -110,10 +133,14 @@ class ModelCode:
     synapse: str
     sweep: str
     parameters: dict[str, str]
+    input_group: str = ""
+    input_update: str = ""
 
 
 @lru_cache(maxsize=64)
-def model_code(model: NeuronModel, gradients: bool, regularization: bool) -> ModelCode:
+def model_code(
+    model: NeuronModel, gradients: bool, regularization: bool, trace: Trace | None = None
+) -> ModelCode:
     """The Brian2 code of ``model`` (cached).
 
     Parameters
@@ -123,7 +150,13 @@ def model_code(model: NeuronModel, gradients: bool, regularization: bool) -> Mod
         Include the online e-prop eligibility (per-neuron factors, per-synapse ε).
     regularization : bool
         Also accumulate Σ_t e_t per synapse (the rate regularizer's term).
+    trace : Trace, optional
+        A rule's own eligibility (:mod:`neuroplast.gradients.traces`) instead of e-prop's derived one:
+        its variables on every presynaptic neuron (input and recurrent), updated from ``pre_drive`` each
+        step, and e_t of a synapse its expression (the per-synapse ε is then not needed).
     """
+    if trace is not None and gradients:
+        return _traced(model_code(model, False, regularization), trace, regularization)
     names = _renamer(model)
     d = derive(model)
     n = len(model.state)
@@ -174,4 +207,24 @@ def model_code(model: NeuronModel, gradients: bool, regularization: bool) -> Mod
         synapse="\n".join(synapse) if gradients else "",
         sweep="\n".join(sweep) + "\n" if gradients else "",
         parameters={p: names[p] for p in model.parameter_names},
+    )
+
+
+def _traced(base: ModelCode, trace: Trace, regularization: bool) -> ModelCode:
+    """``base`` (the model without e-prop's eligibility) with a rule's own trace and the gradient sweep."""
+    variables, update, eligibility = _trace_code(trace)
+    sweep = [f"e_t = {eligibility}"] + (["esum += e_t"] if regularization else [])
+    sweep += ["ebar = kappa_post * ebar + e_t", "g += L_post * ebar"]
+    synapse = ["ebar : 1", "g : 1"] + (["esum : 1"] if regularization else [])
+    return ModelCode(
+        model=base.model,
+        group=base.group + variables,
+        update=base.update,
+        threshold_distance=base.threshold_distance,
+        after_psi=base.after_psi + update,  # after pre_drive = c_in z_{t−1}
+        synapse="\n".join(synapse),
+        sweep="\n".join(sweep) + "\n",
+        parameters=base.parameters,
+        input_group=variables,
+        input_update=update,
     )

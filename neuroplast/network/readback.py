@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuroplast.model.simulator import TrialResult
+from neuroplast.network.assembly import RECORDABLE
 
 
 class Readback:
@@ -94,7 +95,7 @@ class Readback:
                 mine = a[:, b * N : (b + 1) * N]
                 if self.model_code is not None and name in self.model_code.model.state:
                     res.state = {**(res.state or {}), name: mine}  # a neuron model's own state
-                    if name != "v":
+                    if name not in RECORDABLE:  # v, a: also TrialResult's own fields
                         continue
                 setattr(res, name, mine > 0.5 if name == "refractory" else mine)
             if self.record and res.z is None:  # the same 0/1 values as a monitor of z

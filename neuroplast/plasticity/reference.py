@@ -24,11 +24,13 @@ import numpy as np
 from neuroplast.devices import Capabilities
 from neuroplast.gradients.derived import ModelTrial, model_eprop
 from neuroplast.gradients.eprop import eprop_grads, factorized_grads
-from neuroplast.gradients.trial import TrialData
+from neuroplast.gradients.traces import Trace, trace_grads
+from neuroplast.gradients.trial import TrialData, mask_grads
 from neuroplast.model.connectivity import Connectivity
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, get_neuron
 from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.signals import output_grads
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.stepper import parameter_values
 
@@ -67,7 +69,10 @@ class NumpySimulator:
         *,
         neuron: NeuronModel | None = None,
         values: Mapping[str, Any] | None = None,
+        trace: Trace | None = None,
     ) -> None:
+        #: The rule's own eligibility trace (None: e-prop's, derived from the neuron model).
+        self.trace = trace
         self.params = params
         self.n_steps = int(n_steps)
         self.loss = loss
@@ -88,6 +93,7 @@ class NumpySimulator:
             setup.cfg.training.loss,
             neuron=setup.neuron,
             values=setup.neuron_values,
+            trace=setup.rule.trace,
         )
 
     def run_trial(
@@ -115,25 +121,42 @@ class NumpySimulator:
             return self._model_trial(weights, x, target, mask, feedback)
         traj = simulate(self.params, weights, x).squeeze()
         trial = TrialData(self.params, weights, x, traj, target, mask, self.loss, feedback=feedback)
+        if self.trace is not None:
+            L = self.params.readout_scale * trial.err @ feedback.T
+            grads, esum = self._traced(dict(trial.pre), traj.psi, L, weights)
+            grads["output"], grads["bias"] = output_grads(self.params, traj.z, trial.err)
+            return self._result(traj.y, traj.z, traj.psi, traj.refractory, grads, esum, v=traj.v, a=traj.a)
         ones = np.ones(weights.n_rec)
         zeros = np.zeros((T, weights.n_rec))
         esum = {
             k: trial.masked({k: factorized_grads(self.params, traj, trial.pre[k], zeros, reg_signal=ones)})[k]
             for k in ("input", "recurrent")
         }
-        z = traj.z
+        return self._result(
+            traj.y, traj.z, traj.psi, traj.refractory, eprop_grads(trial), esum, v=traj.v, a=traj.a
+        )
+
+    def _traced(
+        self, pres: dict[str, np.ndarray], psi: np.ndarray, L: np.ndarray, weights: Weights
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Σ L ē and Σ e with the rule's own trace (masked), as the simulation accumulates them."""
+        assert self.trace is not None
+        g, esum = trace_grads(self.trace, pres, psi, L, self.params.kappa)
+        return mask_grads(weights, g), mask_grads(weights, esum)
+
+    @staticmethod
+    def _result(y, z, psi, refractory, grads, esum, **states: Any) -> TrialResult:
         steps, ids = np.nonzero(z > 0.5)
         return TrialResult(
-            y=traj.y,
+            y=y,
             spike_count=z.sum(axis=0),
             spikes=(steps.astype(np.int64), ids.astype(np.int64)),
-            v=traj.v,
-            a=traj.a,
             z=z,
-            psi=traj.psi,
-            refractory=traj.refractory,
-            grads=eprop_grads(trial),
+            psi=psi,
+            refractory=refractory,
+            grads=grads,
             esum=esum,
+            **states,
         )
 
     def _model_trial(
@@ -141,18 +164,20 @@ class NumpySimulator:
     ) -> TrialResult:
         """A trial of a neuron model other than ``alif``: its NumPy step and derived e-prop."""
         trial = ModelTrial.make(self.neuron, self.values, self.params, weights, x, target, mask, self.loss)
-        grads, esum = model_eprop(trial, feedback)
         traj = trial.traj
-        steps, ids = np.nonzero(traj.z > 0.5)
-        return TrialResult(
-            y=traj.y,
-            spike_count=traj.z.sum(axis=0),
-            spikes=(steps.astype(np.int64), ids.astype(np.int64)),
+        if self.trace is None:
+            grads, esum = model_eprop(trial, feedback)
+        else:
+            L = self.params.readout_scale * trial.err @ feedback.T
+            grads, esum = self._traced(trial.pre(), traj.psi, L, weights)
+            grads["output"], grads["bias"] = output_grads(self.params, traj.z, trial.err)
+        return self._result(
+            traj.y,
+            traj.z,
+            traj.psi,
+            traj.refractory,
+            grads,
+            esum,
             v=traj.state.get("v"),
-            z=traj.z,
-            psi=traj.psi,
-            refractory=traj.refractory,
-            grads=grads,
-            esum=esum,
             state=dict(traj.state),
         )

@@ -38,6 +38,7 @@ import numpy as np
 
 from neuroplast.gradients.bptt import bptt_grads
 from neuroplast.gradients.eprop import eprop_grads, eprop_grads_batch
+from neuroplast.gradients.traces import Trace, trial_trace_grads
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
@@ -87,8 +88,22 @@ class Rule:
         if "numpy_grads" in cls.__dict__ and "trajectory" not in cls.__dict__:
             cls.trajectory = ("v", "a", "z", "psi", "refractory")
 
+    #: The rule's own eligibility trace of this run (:class:`~neuroplast.gradients.traces.Trace`, set from
+    #: :meth:`eligibility_trace` by :func:`neuroplast.build.build`); ``None``: e-prop's, derived from the
+    #: neuron model.
+    trace: Trace | None = None
+
     def __init__(self, training: Any) -> None:
         self.training = training  # the run's ``[training]`` options (learning rate, feedback_scale, ...)
+
+    def eligibility_trace(self, cfg: Any) -> Trace | None:
+        """The rule's own eligibility trace for a run of config ``cfg`` (default ``None``: e-prop's).
+
+        A :class:`~neuroplast.gradients.traces.Trace` is both the simulation's code (generated next to the
+        neuron model's, on every device with ``neuron_models``) and its NumPy reference; the rest —
+        ē, Σ L ē, the learning signal c_out B err — stays e-prop's (docs/plugins.md).
+        """
+        return None
 
     def init_feedback(self, weights: Weights, rng: np.random.Generator) -> np.ndarray:
         """Initial feedback matrix B, shape (N, n_out). Default: W_outᵀ."""
@@ -110,8 +125,11 @@ class Rule:
         """NumPy formula of this rule's estimate of one trial: dense arrays per projection.
 
         Default: e-prop with the trial's feedback B (``trial.feedback``), see
-        :func:`neuroplast.gradients.eprop.eprop_grads`.
+        :func:`neuroplast.gradients.eprop.eprop_grads`; with the rule's own :attr:`trace`, the same sums
+        with that trace's eligibility (:func:`neuroplast.gradients.traces.trial_trace_grads`).
         """
+        if self.trace is not None:
+            return trial_trace_grads(trial, self.trace)
         return eprop_grads(trial, method="factorized")
 
     def numpy_grads_batch(self, trials: Sequence[TrialData]) -> list[dict[str, np.ndarray]]:
@@ -123,7 +141,7 @@ class Rule:
         time scan per batch.  A rule may override this for speed; it must return what the per-trial
         :meth:`numpy_grads` returns, trial by trial.
         """
-        if type(self).numpy_grads is Rule.numpy_grads:
+        if type(self).numpy_grads is Rule.numpy_grads and self.trace is None:
             return eprop_grads_batch(trials, method="factorized")
         return [self.numpy_grads(t) for t in trials]
 
@@ -140,7 +158,8 @@ class Rule:
         :meth:`numpy_grads` nor :meth:`numpy_grads_batch` overridden): a simulator that computes that
         gradient itself (the cpp_standalone binary, docs/model.md §9) may then stand in for them."""
         cls = type(self)
-        return cls.numpy_grads is Rule.numpy_grads and cls.numpy_grads_batch is Rule.numpy_grads_batch
+        same = cls.numpy_grads is Rule.numpy_grads and cls.numpy_grads_batch is Rule.numpy_grads_batch
+        return same and self.trace is None
 
 
 def contract_error(cls: type[Rule]) -> str | None:
@@ -274,6 +293,32 @@ class ThreeFactor(Rule):
         scale = self.training.feedback_scale * (sd if sd > 0 else 1.0 / np.sqrt(weights.n_rec))
         r = rng.normal(0.0, scale, weights.n_out)
         return np.repeat(r[None, :], weights.n_rec, axis=0)
+
+
+@register_rule
+class SuperSpike(Rule):
+    """e-prop's learning signal with SuperSpike's eligibility trace, which knows nothing of the neuron model.
+
+    e_ji,t = ψ_j,t · q_i,t with q the presynaptic drive filtered twice, by the synaptic and the membrane
+    time constant: p_t = α_s p_{t−1} + pre_t, q_t = α q_{t−1} + p_t (α_s = exp(−dt/τ_syn),
+    ``network.tau_syn_ms``; α = exp(−dt/τ_m)) — the kernel of a current-based LIF neuron, for any model
+    (Zenke & Ganguli 2018, Neural Comput. 30:1514).  On ``lif_syn`` it is e-prop's own trace (equal to
+    rounding); on models with other dynamics (adaptation, the ALIF threshold, AdLIF's current) it is an
+    approximation of it: how much does a model-specific eligibility matter?
+    """
+
+    name = "superspike"
+    description = "e-prop's learning signal, SuperSpike's model-agnostic double-exponential eligibility"
+
+    def eligibility_trace(self, cfg: Any) -> Trace:
+        dt, net = cfg.simulation.dt_ms, cfg.network
+        return Trace(
+            "superspike",
+            ("p", "q"),
+            (("p", "a_s * p + pre"), ("q", "a_m * q + p")),
+            "psi * q",
+            (("a_s", float(np.exp(-dt / net.tau_syn_ms))), ("a_m", float(np.exp(-dt / net.tau_m_ms)))),
+        )
 
 
 @register_rule

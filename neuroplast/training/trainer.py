@@ -383,9 +383,11 @@ class Trainer:
             )
         in_trial = bool(cfg.training.update_every_steps)
         # a neuron model other than alif: its generated statements (network/model_code.py)
-        neuron = {}
-        if not default_neuron(cfg):
+        neuron: dict[str, Any] = {}
+        if not default_neuron(cfg) or self.rule.trace is not None:
             neuron = {"neuron": self.setup.neuron, "neuron_values": self.setup.neuron_values}
+        if self.rule.trace is not None:  # the rule's own eligibility, generated next to the model's code
+            neuron["trace"] = self.rule.trace
         #: Trials of a batch side by side in one launch (1: one trial per launch).
         self.batch = 1 if cfg.simulation.chunk_iterations == 1 else cfg.training.batch_size
         self.compiled_gradients = (
@@ -439,6 +441,10 @@ class Trainer:
             why = "network.readout_bias = false"
         elif tr.average_gradient:
             why = "training.average_gradient = true"
+        elif self.rule.trace is not None:
+            why = (
+                f"rule {self.rule_name!r} brings its own eligibility trace (the chunked engine runs e-prop's)"
+            )
         elif type(self.rule) not in CHUNK_FEEDBACK:
             why = f"rule {self.rule_name!r} has no exact feedback update inside the simulation"
         elif not default_neuron(cfg):

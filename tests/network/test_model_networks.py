@@ -143,3 +143,14 @@ def test_alif_generated_from_its_equations_is_the_hand_written_network(tmp_path_
         assert _rel(got.grads[key], want.grads[key]) <= RTOL, key
     for key in ("input", "recurrent"):
         assert _rel(got.esum[key], want.esum[key]) <= RTOL, key
+
+
+def test_a_rules_own_trace_runs_online_in_brian2() -> None:
+    """``superspike`` brings its own eligibility trace: generated next to the (alif) model's code, its online
+    gradient equals the rule's NumPy formula on the same trial (neuroplast.testing's helper for plugin
+    authors), to rounding."""
+    from neuroplast.testing import compare_rule_online_with_numpy
+
+    diffs = compare_rule_online_with_numpy("superspike", device="runtime")
+    assert set(diffs) == {"input", "recurrent", "output", "bias"}
+    assert max(diffs.values()) <= RTOL, diffs

@@ -90,10 +90,18 @@ TRAIN_RTOL = 1e-11
 
 @pytest.mark.brian2
 @pytest.mark.parametrize(
-    ("case", "device", "batch"), [("lif_syn-mse", "cpp_standalone", 1), ("adlif-ce", "runtime", 2)]
+    ("case", "device", "batch", "rule"),
+    [
+        ("lif_syn-mse", "cpp_standalone", 1, "eprop"),
+        ("adlif-ce", "runtime", 2, "eprop"),
+        ("adlif-mse-sparse", "cpp_standalone", 1, "superspike"),
+    ],
 )
-def test_a_neuron_model_trains_the_same_run_on_brian2_and_numpy(case: str, device: str, batch: int) -> None:
-    """One trial per launch (cpp_standalone: the chunked engine is alif's) and a batch side by side."""
+def test_a_neuron_model_trains_the_same_run_on_brian2_and_numpy(
+    case: str, device: str, batch: int, rule: str
+) -> None:
+    """One trial per launch (cpp_standalone: the chunked engine is alif's), a batch side by side, and a rule
+    with its own eligibility trace (superspike, generated next to the model's code)."""
     from neuroplast.plasticity.reference import NumpySimulator
     from neuroplast.training.trainer import Trainer
     from tests.helpers import record_arrays
@@ -103,12 +111,14 @@ def test_a_neuron_model_trains_the_same_run_on_brian2_and_numpy(case: str, devic
     data = _config(base, neuron, **network)
     data["simulation"]["device"] = device
     data["training"]["batch_size"] = batch
+    data["training"]["rule"] = rule
     brian2 = Trainer.from_config(parse_config(data))
     data["simulation"]["device"] = "numpy"
     numpy = Trainer.from_config(parse_config(data))
     assert isinstance(numpy.net, NumpySimulator) and not isinstance(brian2.net, NumpySimulator)
     assert brian2.device == device and brian2.chunk == 0
-    assert "neuron model" in brian2.chunk_reason if batch == 1 else getattr(brian2.net, "batch", 1) == batch
+    reason = "eligibility trace" if rule == "superspike" else "neuron model"
+    assert reason in brian2.chunk_reason if batch == 1 else getattr(brian2.net, "batch", 1) == batch
     n = brian2.cfg.training.iterations
     a = {
         f"{r.iteration}{k}": v
