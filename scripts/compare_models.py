@@ -21,7 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("lif_syn", "adlif")
-RULES = ("eprop", "eprop-random", "three-factor")
+RULES = ("eprop", "eprop-random", "three-factor", "superspike")
 #: Small enough for exact RTRL (N³ (n_in + N) T ≈ 5e8 multiply-adds per trial).
 SIZES = {"n_rec": 30, "n_in": 30, "n_steps": 300}
 

@@ -37,7 +37,7 @@ from neuroplast.network.assembly import MONITORED, RECORDABLE, Assembly
 from neuroplast.network.devices import BRIAN2_DEVICES
 from neuroplast.network.features import Features
 from neuroplast.network.launch import INPUT_TABLE_FILE, Launch
-from neuroplast.network.model_code import model_code
+from neuroplast.network.model_code import model_code, state_variable
 from neuroplast.network.readback import Readback
 from neuroplast.network.values import Values
 
@@ -267,7 +267,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         self.model_code = model_code(neuron, bool(self.gradients), bool(self.regularization), trace)
         self.adaptation = False
         self.recordable = (*neuron.state, "z", "psi", "refractory", "L")
-        self.monitored.update({s: f"h_{s}" for s in neuron.state})
+        self.monitored.update({s: state_variable(s) for s in neuron.state})
 
     def _check_model_modes(self, event_driven: bool | None) -> None:
         """What a network of a neuron model other than ``alif`` does not have (yet): one line each."""

@@ -124,6 +124,9 @@ class Values:
                 "build it with adaptation=True to run ALIF neurons"
             )
         q = self.params
+        same = np.array_equal(p.rho, q.rho) and np.array_equal(p.beta, q.beta)
+        if self.model_code is not None and not same:
+            raise ValueError("ρ and β are fixed when a network is generated from the model's equations")
         for name in ("dt", "alpha", "v_th", "gamma", "kappa", "input_scale", "readout_scale"):
             if abs(getattr(p, name) - getattr(q, name)) > 0.0:
                 raise ValueError(f"parameter {name!r} is fixed when the network is built")

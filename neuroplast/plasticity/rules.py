@@ -296,8 +296,9 @@ class ThreeFactor(Rule):
 
 
 @register_rule
-class SuperSpike(Rule):
-    """e-prop's learning signal with SuperSpike's eligibility trace, which knows nothing of the neuron model.
+class SuperSpike(EpropSymmetric):
+    """e-prop's learning signal (symmetric feedback B = W_outᵀ) with SuperSpike's eligibility trace, which
+    knows nothing of the neuron model.
 
     e_ji,t = ψ_j,t · q_i,t with q the presynaptic drive filtered twice, by the synaptic and the membrane
     time constant: p_t = α_s p_{t−1} + pre_t, q_t = α q_{t−1} + p_t (α_s = exp(−dt/τ_syn),
@@ -309,6 +310,7 @@ class SuperSpike(Rule):
 
     name = "superspike"
     description = "e-prop's learning signal, SuperSpike's model-agnostic double-exponential eligibility"
+    brian2_update = None  # in-trial learning runs e-prop's own trace
 
     def eligibility_trace(self, cfg: Any) -> Trace:
         dt, net = cfg.simulation.dt_ms, cfg.network

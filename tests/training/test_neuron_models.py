@@ -134,3 +134,32 @@ def test_a_neuron_model_trains_the_same_run_on_brian2_and_numpy(
     exact, worst = _compare(a, {k: b[k] for k in a})
     assert not exact, exact  # spikes, counts and shapes: identical
     assert worst < TRAIN_RTOL, worst
+
+
+@pytest.mark.parametrize(("case", "same"), [("lif_syn-mse", True), ("adlif-mse-sparse", False)])
+def test_superspike_trains_eprops_run_where_its_trace_is_eprops(case: str, same: bool) -> None:
+    """On lif_syn SuperSpike's trace is e-prop's derived eligibility: the two rules train the same run (every
+    trial's gradient, the losses and the weights to rounding, 4 Adam steps); on adlif the gradients differ
+    from the first trial on — so the check can fail.  (Gradients, not only losses: Adam's steps are blind to
+    a gradient scaled per synapse, which is nearly what SuperSpike's trace is on adlif.)"""
+    from neuroplast.training.trainer import Trainer
+
+    base, neuron, network = CASES[case]
+    grads, losses, weights = {}, {}, {}
+    for rule in ("eprop", "superspike"):
+        data = _config(base, neuron, **network)
+        data["simulation"]["device"] = "numpy"
+        data["training"].update(rule=rule, iterations=4)
+        trainer = Trainer.from_config(parse_config(data))
+        assert (trainer.rule.trace is None) == (rule == "eprop")
+        logs = [trainer.iterate() for _ in range(4)]
+        grads[rule] = [g[k] for log in logs for g in log.trial_grads for k in ("input", "recurrent")]
+        losses[rule] = np.array([log.losses for log in logs])
+        weights[rule] = trainer.weights
+    worst = max(_rel(b, a) for a, b in zip(grads["eprop"], grads["superspike"], strict=True))
+    if same:
+        assert worst <= TRAIN_RTOL and _rel(losses["superspike"], losses["eprop"]) <= TRAIN_RTOL
+        for k in ("w_in", "w_rec", "w_out"):
+            assert _rel(getattr(weights["superspike"], k), getattr(weights["eprop"], k)) <= TRAIN_RTOL, k
+    else:
+        assert _rel(grads["superspike"][0], grads["eprop"][0]) > 1e-2
