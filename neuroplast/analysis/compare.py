@@ -49,6 +49,7 @@ __all__ = [
     "ReplayedTrial",
     "replay_context",
     "replay_trial",
+    "model_trial",
     "compare_run",
     "self_test",
 ]
@@ -302,11 +303,11 @@ def _exact_grads(
     if rtrl:
         from neuroplast.gradients.derived import model_rtrl
 
-        out[RTRL] = model_rtrl(_model_trial(ctx, tr), detach_reset=not keep_reset)
+        out[RTRL] = model_rtrl(model_trial(ctx, tr), detach_reset=not keep_reset)
     return out
 
 
-def _model_trial(ctx: ReplayContext, tr: ReplayedTrial) -> Any:
+def model_trial(ctx: ReplayContext, tr: ReplayedTrial) -> Any:
     """The trial as :mod:`neuroplast.gradients.derived` reads it (simulated through the model's statements:
     for ``alif`` the same trajectory as the replay, bit for bit)."""
     from neuroplast.gradients.derived import ModelTrial
@@ -356,7 +357,7 @@ def _model_exact_grads(
     """:func:`_exact_grads` of a neuron model other than ``alif`` (its derived BPTT and eligibility)."""
     from neuroplast.gradients.derived import model_bptt, model_signal_parts
 
-    trial = _model_trial(ctx, tr)
+    trial = model_trial(ctx, tr)
     out: dict[str, dict[str, np.ndarray]] = {REFERENCE: model_bptt(trial)[0]}
     if keep_reset:
         out[REFERENCE_FULL] = model_bptt(trial, detach_reset=False)[0]
@@ -609,8 +610,40 @@ def _rel(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: tuple[str, .
     return float(num / den)
 
 
+def _self_test_grads(ctx: ReplayContext, tr: ReplayedTrial) -> dict[str, dict[str, np.ndarray]]:
+    """The gradients :func:`_self_test_trial` compares, for a neuron model other than ``alif`` (its derived
+    e-prop, BPTT and ideal-signal sum)."""
+    from neuroplast.gradients.derived import ModelTrial, model_bptt, model_eprop_grads, model_signal_parts
+
+    w = tr.weights
+    w0 = Weights(w.w_in, np.zeros_like(w.w_rec), w.w_out, w.b_out, w.mask_in, w.mask_rec, w.mask_out)
+    zero = ModelTrial.make(  # re-simulated with W_rec = 0
+        ctx.neuron,
+        ctx.neuron_values,
+        ctx.params,
+        w0,
+        tr.x,
+        tr.target,
+        tr.mask,
+        ctx.loss,
+        c_reg=ctx.c_reg,
+        f_target=ctx.f_target,
+    )
+    logged = model_trial(ctx, tr)
+    parts = model_signal_parts(logged)
+    return {
+        "g0": model_bptt(zero)[0],
+        "e0": model_eprop_grads(zero),
+        "g": model_bptt(logged)[0],
+        "ideal": {n: parts["eprop"][n] + parts["recurrent"][n] for n in PART_PROJECTIONS},
+        "e": model_eprop_grads(logged),
+    }
+
+
 def _self_test_trial(ctx: ReplayContext, tr: ReplayedTrial) -> list[dict[str, Any]]:
     """The three checks of :func:`self_test` on one replayed trial."""
+    if ctx.derived_model:
+        return _self_test_checks(**_self_test_grads(ctx, tr))
     from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
     from neuroplast.gradients.eprop import eprop_grads, factorized_grads
     from neuroplast.gradients.trial import TrialData
@@ -620,7 +653,6 @@ def _self_test_trial(ctx: ReplayContext, tr: ReplayedTrial) -> list[dict[str, An
     w0 = Weights(w.w_in, np.zeros_like(w.w_rec), w.w_out, w.b_out, w.mask_in, w.mask_rec, w.mask_out)
     zero = TrialData.make(ctx.params, w0, tr.x, tr.target, tr.mask, ctx.loss, **kw)  # re-simulated
     logged = TrialData.make(ctx.params, w, tr.x, tr.target, tr.mask, ctx.loss, traj=tr.traj, **kw)
-    every = tuple(GRAD_PROJECTIONS)
     g0 = bptt_grads(zero)
     e0 = eprop_grads(zero, feedback=w.w_out.T)
     g = bptt_grads(logged)
@@ -632,6 +664,19 @@ def _self_test_trial(ctx: ReplayContext, tr: ReplayedTrial) -> list[dict[str, An
         }
     )
     e = eprop_grads(logged, feedback=w.w_out.T)
+    return _self_test_checks(g0, e0, g, ideal, e)
+
+
+def _self_test_checks(
+    g0: dict[str, np.ndarray],
+    e0: dict[str, np.ndarray],
+    g: dict[str, np.ndarray],
+    ideal: dict[str, np.ndarray],
+    e: dict[str, np.ndarray],
+) -> list[dict[str, Any]]:
+    """The three checks of :func:`self_test` from BPTT and e-prop with W_rec = 0 (``g0``, ``e0``), BPTT, the
+    ideal-signal sum and e-prop with the logged weights (``g``, ``ideal``, ``e``)."""
+    every = tuple(GRAD_PROJECTIONS)
     return [
         {"check": "W_rec = 0: e-prop equals BPTT", "rel_diff": _rel(e0, g0, every), "expect": "agree"},
         {

@@ -247,10 +247,16 @@ def plot_factorization(ctx: ReplayContext, tr: ReplayedTrial, out: Path) -> Path
     from neuroplast.gradients.trial import TrialData
 
     plt = _pyplot()
-    trial = TrialData(
-        ctx.params, tr.weights, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, ctx.c_reg, ctx.f_target
-    )
-    dec = factorization_decomposition(trial)
+    if ctx.derived_model:  # another neuron model: its derived recursions
+        from neuroplast.analysis.compare import model_trial
+        from neuroplast.gradients.derived import model_factorization
+
+        dec = model_factorization(model_trial(ctx, tr))
+    else:
+        trial = TrialData(
+            ctx.params, tr.weights, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, ctx.c_reg, ctx.f_target
+        )
+        dec = factorization_decomposition(trial)
     dt = ctx.params.dt
     fig, axes = plt.subplots(2, 2, figsize=(11, 6), sharex=True)
     for col, name in enumerate(("input", "recurrent")):

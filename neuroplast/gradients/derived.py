@@ -35,6 +35,7 @@ __all__ = [
     "model_bptt",
     "model_ideal_signal",
     "model_signal_parts",
+    "model_factorization",
     "model_rtrl",
     "rtrl_ops",
     "RTRL_MAX_OPS",
@@ -298,6 +299,39 @@ def model_signal_parts(trial: ModelTrial) -> dict[str, dict[str, np.ndarray]]:
             for k, e in es.items():
                 parts[part][k] += sig[t][:, None] * e
     return {part: mask_grads(trial.weights, g) for part, g in parts.items()}
+
+
+def model_factorization(trial: ModelTrial) -> dict[str, dict[str, Any]]:
+    """:func:`neuroplast.gradients.bptt.factorization_decomposition` of any neuron model: the exact gradient
+    (reset detached) of the input and recurrent weights split into the per-step contributions
+    C^part_t = L^part_t ⊙ e_t of the part e-prop keeps (``kept``) and the part through W_rec
+    (``recurrent``), with the same keys (``bptt``, ``kept``, ``recurrent``, ``*_norm``, ``*_along``)."""
+    grads, adj = model_bptt(trial, detach_reset=True)
+    parts = {"kept": adj["direct"], "recurrent": adj["recurrent"]}
+    masks = {"input": trial.weights.mask_in, "recurrent": trial.weights.mask_rec}
+    T = trial.n_steps
+    out: dict[str, dict[str, Any]] = {}
+    ghats = {}
+    for name in masks:
+        g = grads[name]
+        gnorm = float(np.linalg.norm(g))
+        ghats[name] = g / gnorm if gnorm > 0 else np.zeros_like(g)
+        res: dict[str, Any] = {"bptt": g}
+        for part in parts:
+            res[part] = np.zeros_like(g)
+            res[f"{part}_norm"] = np.zeros(T)
+            res[f"{part}_along"] = np.zeros(T)
+        out[name] = res
+    for t, es in model_eligibilities(trial, {k: v for k, v in trial.pre().items() if k in masks}):
+        for name, e in es.items():
+            e = np.where(masks[name], e, 0.0)
+            res, ghat = out[name], ghats[name]
+            for part, L in parts.items():
+                c = L[t][:, None] * e
+                res[part] += c
+                res[f"{part}_norm"][t] = np.linalg.norm(c)
+                res[f"{part}_along"][t] = np.sum(c * ghat)
+    return out
 
 
 def rtrl_ops(n_rec: int, n_in: int, n_steps: int) -> float:

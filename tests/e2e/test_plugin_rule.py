@@ -77,6 +77,14 @@ def test_plugin_neuron_model_trains_logs_and_compares(tmp_path):
         assert np.all(m["rtrl"]["rel_error"]["per_trial"] < 1e-12)  # the two factorizations agree
         assert np.all(m["eprop-sign"]["rel_error"]["per_trial"] > 1e-2)  # the rule is not BPTT
     assert tomllib.loads(open_run(out).config_toml)["network"]["res_theta"] == 0.3
+    # the other readers of a run take the plugin model too: the comparator's self-test and the figures
+    from neuroplast.analysis.compare import self_test
+    from neuroplast.analysis.plots import FIGURES, plot_run
+
+    report = self_test(out)
+    assert report["ok"] and len(report["checks"]) == 3 * len(report["trials"])
+    figures = plot_run(out, out_dir=tmp_path / "plots")
+    assert sorted(p.name for p in figures["written"]) == sorted(FIGURES), figures["notes"]
 
 
 def test_plugin_model_keys_belong_to_their_model(tmp_path):

@@ -19,6 +19,7 @@ from neuroplast.gradients.derived import (
     model_bptt,
     model_eligibility,
     model_eprop_grads,
+    model_factorization,
     model_ideal_signal,
     model_rtrl,
     model_signal_parts,
@@ -184,3 +185,24 @@ def test_the_signal_parts_sum_to_bptt(name: str) -> None:
         assert max_rel_err(parts["eprop"][proj] + parts["recurrent"][proj], exact[proj]) < 1e-10
         assert max_rel_err(parts["eprop"][proj], eprop[proj]) < REORDERED
         assert np.any(parts["recurrent"][proj] != 0)
+
+
+def test_alif_factorization_is_the_hand_written_one() -> None:
+    """plot's per-step split of BPTT, derived for any model, equals the hand-written one on alif."""
+    from neuroplast.gradients.bptt import factorization_decomposition
+
+    model, values, params, w, x, target, mask, loss = model_problem("alif", n_ref=2)
+    mt = ModelTrial.make(model, values, params, w, x, target, mask, loss, c_reg=0.5, f_target=0.02)
+    hand = TrialData.make(params, w, x, target, mask, loss, c_reg=0.5, f_target=0.02)
+    want, got = factorization_decomposition(hand), model_factorization(mt)
+    for proj in ("input", "recurrent"):
+        for key in (
+            "bptt",
+            "kept",
+            "recurrent",
+            "kept_norm",
+            "recurrent_norm",
+            "kept_along",
+            "recurrent_along",
+        ):
+            assert max_rel_err(got[proj][key], want[proj][key], floor=1e-300) < REORDERED, (proj, key)
