@@ -307,21 +307,22 @@ def _exact_grads(
     return out
 
 
-def model_trial(ctx: ReplayContext, tr: ReplayedTrial) -> Any:
+def model_trial(ctx: ReplayContext, tr: ReplayedTrial, weights: Weights | None = None) -> Any:
     """The trial as :mod:`neuroplast.gradients.derived` reads it (simulated through the model's statements:
-    for ``alif`` the same trajectory as the replay, bit for bit)."""
+    for ``alif`` the same trajectory as the replay, bit for bit); ``weights``: re-simulated with those."""
     from neuroplast.gradients.derived import ModelTrial
 
+    replayed = ctx.derived_model and weights is None
     return ModelTrial.make(
         ctx.neuron,
         ctx.neuron_values,
         ctx.params,
-        tr.weights,
+        tr.weights if weights is None else weights,
         tr.x,
         tr.target,
         tr.mask,
         ctx.loss,
-        traj=tr.traj if ctx.derived_model else None,
+        traj=tr.traj if replayed else None,
         c_reg=ctx.c_reg,
         f_target=ctx.f_target,
     )
@@ -358,10 +359,11 @@ def _model_exact_grads(
     from neuroplast.gradients.derived import model_bptt, model_signal_parts
 
     trial = model_trial(ctx, tr)
-    out: dict[str, dict[str, np.ndarray]] = {REFERENCE: model_bptt(trial)[0]}
+    exact, adjoints = model_bptt(trial)
+    out: dict[str, dict[str, np.ndarray]] = {REFERENCE: exact}
     if keep_reset:
         out[REFERENCE_FULL] = model_bptt(trial, detach_reset=False)[0]
-    parts = model_signal_parts(trial)
+    parts = model_signal_parts(trial, adjoints)
     out[KEPT_PART], out[RECURRENT_PART] = parts["eprop"], parts["recurrent"]
     return out
 
@@ -610,31 +612,19 @@ def _rel(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: tuple[str, .
     return float(num / den)
 
 
-def _self_test_grads(ctx: ReplayContext, tr: ReplayedTrial) -> dict[str, dict[str, np.ndarray]]:
+def _self_test_grads(ctx: ReplayContext, tr: ReplayedTrial, w0: Weights) -> dict[str, dict[str, np.ndarray]]:
     """The gradients :func:`_self_test_trial` compares, for a neuron model other than ``alif`` (its derived
-    e-prop, BPTT and ideal-signal sum)."""
-    from neuroplast.gradients.derived import ModelTrial, model_bptt, model_eprop_grads, model_signal_parts
+    e-prop, BPTT and ideal-signal sum; ``w0``: the weights with W_rec = 0)."""
+    from neuroplast.gradients.derived import model_bptt, model_eprop_grads, model_signal_parts
 
-    w = tr.weights
-    w0 = Weights(w.w_in, np.zeros_like(w.w_rec), w.w_out, w.b_out, w.mask_in, w.mask_rec, w.mask_out)
-    zero = ModelTrial.make(  # re-simulated with W_rec = 0
-        ctx.neuron,
-        ctx.neuron_values,
-        ctx.params,
-        w0,
-        tr.x,
-        tr.target,
-        tr.mask,
-        ctx.loss,
-        c_reg=ctx.c_reg,
-        f_target=ctx.f_target,
-    )
+    zero = model_trial(ctx, tr, w0)  # re-simulated with W_rec = 0
     logged = model_trial(ctx, tr)
-    parts = model_signal_parts(logged)
+    g, adjoints = model_bptt(logged)
+    parts = model_signal_parts(logged, adjoints)
     return {
         "g0": model_bptt(zero)[0],
         "e0": model_eprop_grads(zero),
-        "g": model_bptt(logged)[0],
+        "g": g,
         "ideal": {n: parts["eprop"][n] + parts["recurrent"][n] for n in PART_PROJECTIONS},
         "e": model_eprop_grads(logged),
     }
@@ -642,15 +632,15 @@ def _self_test_grads(ctx: ReplayContext, tr: ReplayedTrial) -> dict[str, dict[st
 
 def _self_test_trial(ctx: ReplayContext, tr: ReplayedTrial) -> list[dict[str, Any]]:
     """The three checks of :func:`self_test` on one replayed trial."""
+    w = tr.weights
+    w0 = Weights(w.w_in, np.zeros_like(w.w_rec), w.w_out, w.b_out, w.mask_in, w.mask_rec, w.mask_out)
     if ctx.derived_model:
-        return _self_test_checks(**_self_test_grads(ctx, tr))
+        return _self_test_checks(**_self_test_grads(ctx, tr, w0))
     from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
     from neuroplast.gradients.eprop import eprop_grads, factorized_grads
     from neuroplast.gradients.trial import TrialData
 
     kw = dict(c_reg=ctx.c_reg, f_target=ctx.f_target)
-    w = tr.weights
-    w0 = Weights(w.w_in, np.zeros_like(w.w_rec), w.w_out, w.b_out, w.mask_in, w.mask_rec, w.mask_out)
     zero = TrialData.make(ctx.params, w0, tr.x, tr.target, tr.mask, ctx.loss, **kw)  # re-simulated
     logged = TrialData.make(ctx.params, w, tr.x, tr.target, tr.mask, ctx.loss, traj=tr.traj, **kw)
     g0 = bptt_grads(zero)

@@ -276,18 +276,26 @@ def model_ideal_signal(trial: ModelTrial) -> np.ndarray:
     return adj["direct"] + adj["recurrent"]
 
 
-def model_signal_parts(trial: ModelTrial) -> dict[str, dict[str, np.ndarray]]:
+def model_signal_parts(
+    trial: ModelTrial, adjoints: Mapping[str, np.ndarray] | None = None
+) -> dict[str, dict[str, np.ndarray]]:
     """The split dE/dW = Σ_t L*_t e_t = Σ_t L^kept_t e_t + Σ_t L^rec_t e_t (reset detached).
 
     L^kept_t is the part e-prop keeps (``direct``: through the readout and the rate regularizer), L^rec_t
     the part that flows back through W_rec (c_in W_recᵀ g_{t+1}).
+
+    Parameters
+    ----------
+    trial : ModelTrial
+    adjoints : mapping, optional
+        The adjoints of :func:`model_bptt` (reset detached) when the caller has them already.
 
     Returns
     -------
     dict
         ``"eprop"`` and ``"recurrent"``, each ``input`` and ``recurrent`` (N, n_pre), masked.
     """
-    _, adj = model_bptt(trial, detach_reset=True)
+    adj = model_bptt(trial, detach_reset=True)[1] if adjoints is None else adjoints
     pres = trial.pre()
     parts = {
         part: {k: np.zeros((trial.weights.n_rec, v.shape[1])) for k, v in pres.items()}
