@@ -445,7 +445,8 @@ def _check_neuron(cfg: Config) -> None:
             f"training.path: 'factorized' is the {DEFAULT_NEURON!r} model's; {what} needs 'online' or 'auto'"
         )
     rule = get_rule(cfg.training.rule)(cfg.training)
-    if not (rule.simulated and (rule.eprop_gradient or rule.eligibility_trace(cfg) is not None)):
+    own = rule.keeps_reset or rule.eligibility_trace(cfg) is not None
+    if not (rule.simulated and (rule.eprop_gradient or own)):
         raise ConfigError(
             f"training.rule: {cfg.training.rule!r} computes its own gradient, written for the "
             f"{DEFAULT_NEURON!r} neuron model; {what} trains with e-prop rules (their eligibility derived "

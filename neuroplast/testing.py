@@ -102,7 +102,10 @@ def compare_rule_online_with_numpy(
     if not r.simulated:
         raise ValueError(f"rule {rule!r} is not computed online in Brian2")
     b = r.feedback(w, r.init_feedback(w, np.random.default_rng(seed)))
-    net = Brian2Network(params, w, x.shape[0], device=device, gradients=True, record=True, trace=r.trace)
+    net = Brian2Network(
+        params, w, x.shape[0], device=device, gradients=True, record=True, trace=r.trace,
+        keep_reset=r.keeps_reset,
+    )  # fmt: skip
     res = net.run_trial(w, x, target=target, mask=mask, feedback=b)
     trial = TrialData.make(params, w, x, target, mask, "mse", traj=trajectory_of(res, res.y), feedback=b)
     est = r.numpy_grads(trial)

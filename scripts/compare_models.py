@@ -1,11 +1,13 @@
 """Rules against exact BPTT on the neuron models lif_syn and adlif (docs/comparison.md, other models).
 
 For each model and rule, train a small network on models/<model>.toml's task (sizes below, small enough for
-exact RTRL), then ``neuroplast compare --rtrl`` it: every logged trial is replayed through the model's
-equations, exact BPTT and RTRL are computed from its derived Jacobians, and the rule's gradient is measured
-against BPTT.  Prints one table row per (model, rule) — the cosine per projection, mean over trials and
-over the last 20 % — with RTRL's relative difference from BPTT, and draws the figure
-docs/figures/models_vs_bptt.png (cosine with BPTT over training).
+exact RTRL), then ``neuroplast compare --rtrl --keep-reset`` it: every logged trial is replayed through the
+model's equations, exact BPTT (reset detached, and with the reset differentiated) and RTRL are computed from
+its derived Jacobians, and the rule's gradient is measured against both.  Prints one table row per (model,
+rule) — the cosine per projection with BPTT (reset detached), mean over trials and over the last 20 %, the
+mean cosine with the full BPTT (reset differentiated, what ``ostl``'s eligibility follows) — with RTRL's
+relative difference from the full BPTT, and draws the figure docs/figures/models_vs_bptt.png (cosine with
+BPTT over training).
 
     python scripts/compare_models.py [--iterations 60] [--out runs/models] [--figure PNG]
 """
@@ -21,7 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("lif_syn", "adlif")
-RULES = ("eprop", "eprop-random", "three-factor", "superspike")
+RULES = ("eprop", "eprop-random", "three-factor", "superspike", "ostl")
 #: Small enough for exact RTRL (N³ (n_in + N) T ≈ 5e8 multiply-adds per trial).
 SIZES = {"n_rec": 30, "n_in": 30, "n_steps": 300}
 
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sizes {SIZES}, {args.iterations} iterations, sine task, Adam; cosine with BPTT (reset detached)")
     print(
         f"{'model':8} {'rule':14} {'loss first->last':>20} {'input cos':>22} {'recurrent cos':>22} "
-        f"{'RTRL vs BPTT':>13}"
+        f"{'full in/rec':>12} {'RTRL vs full':>13}"
     )
     for model in MODELS:
         for rule in RULES:
@@ -59,18 +61,26 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             run_training(_config(model, rule, args.iterations), path, force=True, progress=False)
             t_train = time.perf_counter() - t0
-            res = compare_run(path, progress=False, rtrl=True)
+            res = compare_run(path, progress=False, rtrl=True, keep_reset=True)
+            from neuroplast.analysis.metrics import cosine_similarity
             from neuroplast.io import open_run
 
-            loss = open_run(path).trials["loss"]
-            cos = {p: res["projections"][p][rule]["cosine"]["per_trial"] for p in ("input", "recurrent")}
+            run = open_run(path)
+            loss = run.trials["loss"]
+            full = {p: res["projections"][p][rule]["cosine"]["per_trial"] for p in ("input", "recurrent")}
+            cos = {
+                p: np.asarray(cosine_similarity(run.projection(p).grad(rule), run.projection(p).grad("bptt"),
+                                                batch_axes=1))
+                for p in full
+            }  # fmt: skip
             rtrl = max(float(np.nanmax(res["projections"][p]["rtrl"]["rel_error"]["per_trial"])) for p in cos)
             results[(model, rule)] = cos
             tail = max(1, len(loss) // 5)
             cells = [f"{np.nanmean(c):.3f} (last {np.nanmean(c[-tail:]):.3f})" for c in cos.values()]
+            fcell = "/".join(f"{np.nanmean(c):.3f}" for c in full.values())
             print(
                 f"{model:8} {rule:14} {loss[0]:9.3g} -> {np.mean(loss[-tail:]):<8.3g} "
-                f"{cells[0]:>22} {cells[1]:>22} {rtrl:13.1e}   (trained in {t_train:.0f} s)",
+                f"{cells[0]:>22} {cells[1]:>22} {fcell:>12} {rtrl:13.1e}   (trained in {t_train:.0f} s)",
                 flush=True,
             )
     _figure(results, Path(args.figure))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from neuroplast.gradients.trial import mask_grads
+from neuroplast.gradients.trial import TrialData, mask_grads
 from neuroplast.model.derive import Derived, derive
 from neuroplast.model.losses import Loss, as_loss
 from neuroplast.model.neurons import NeuronModel
@@ -28,6 +28,7 @@ from neuroplast.model.stepper import ModelTrajectory, parameter_values, simulate
 
 __all__ = [
     "ModelTrial",
+    "alif_trial",
     "model_eligibility",
     "model_eligibilities",
     "model_eprop",
@@ -136,15 +137,17 @@ class ModelTrial:
         return out
 
 
-def model_eligibility(trial: ModelTrial, pre: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def model_eligibility(
+    trial: ModelTrial, pre: np.ndarray, *, keep_reset: bool = False
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(t, e_t)``: the per-synapse eligibility (N, n_pre) of a projection with drive ``pre``
-    (T, n_pre)."""
-    for t, es in model_eligibilities(trial, {"pre": pre}):
+    (T, n_pre); ``keep_reset`` as :func:`model_eligibilities`."""
+    for t, es in model_eligibilities(trial, {"pre": pre}, keep_reset=keep_reset):
         yield t, es["pre"]
 
 
 def model_eligibilities(
-    trial: ModelTrial, pres: Mapping[str, np.ndarray]
+    trial: ModelTrial, pres: Mapping[str, np.ndarray], *, keep_reset: bool = False
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(t, {name: e_t})`` for several projections at once (the Jacobians evaluated once per step).
 
@@ -153,6 +156,11 @@ def model_eligibilities(
     trial : ModelTrial
     pres : mapping str -> ndarray (T, n_pre)
         The presynaptic drive of each projection (:meth:`ModelTrial.pre`).
+    keep_reset : bool
+        e-prop's eligibility (False) leaves the reset term R(…) undifferentiated: J_t = D_t + S_t ψ_{t−1}
+        du_{t−1}ᵀ.  True keeps the neuron's own spike in the reset too, J_t = D_t + (S_t + S_reset,t)
+        ψ_{t−1} du_{t−1}ᵀ: the whole temporal path through the neuron's own state (rule ``ostl``; with
+        W_rec = 0 then Σ_t L*_t e_t is BPTT with the reset kept, :func:`model_bptt` ``detach_reset=False``).
     """
     psi = trial.traj.psi
     T, N = psi.shape
@@ -161,7 +169,8 @@ def model_eligibilities(
     psi_du_prev = np.zeros((trial.derived.n, N))  # ψ_{t−1} du_{t−1}
     for t in range(T):
         jac = trial.jacobians(t)
-        J = jac["D"] + jac["S"][:, None, :] * psi_du_prev[None, :, :]  # J[i, k, j]
+        S = jac["S"] + jac["S_reset"] if keep_reset else jac["S"]
+        J = jac["D"] + S[:, None, :] * psi_du_prev[None, :, :]  # J[i, k, j]
         psi_du = psi[t][None, :] * jac["du"]
         out = {}
         for k, pre in pres.items():
@@ -172,9 +181,10 @@ def model_eligibilities(
 
 
 def model_eprop(
-    trial: ModelTrial, feedback: np.ndarray | None = None
+    trial: ModelTrial, feedback: np.ndarray | None = None, *, keep_reset: bool = False
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """e-prop's Σ_t L_t ē_t without the regularizer, and Σ_t e_t, in one scan (what a simulator returns).
+    """e-prop's Σ_t L_t ē_t without the regularizer, and Σ_t e_t, in one scan (what a simulator returns);
+    ``keep_reset``: with the eligibility that keeps the reset (:func:`model_eligibilities`, rule ``ostl``).
 
     Returns
     -------
@@ -190,7 +200,7 @@ def model_eprop(
     g = {k: np.zeros((w.n_rec, v.shape[1])) for k, v in pres.items()}
     ebar = {k: np.zeros_like(v) for k, v in g.items()}
     esum = {k: np.zeros_like(v) for k, v in g.items()}
-    for t, es in model_eligibilities(trial, pres):
+    for t, es in model_eligibilities(trial, pres, keep_reset=keep_reset):
         for k, e in es.items():
             ebar[k] = p.kappa * ebar[k] + e
             g[k] += L[t][:, None] * ebar[k]
@@ -199,7 +209,9 @@ def model_eprop(
     return mask_grads(w, g), mask_grads(w, esum)
 
 
-def model_eprop_grads(trial: ModelTrial, feedback: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def model_eprop_grads(
+    trial: ModelTrial, feedback: np.ndarray | None = None, *, keep_reset: bool = False
+) -> dict[str, np.ndarray]:
     """e-prop: Σ_t L_t ē_t + R Σ_t e_t, L_t = c_out B err_t, ē the κ-filtered e (docs/model.md §3).
 
     Parameters
@@ -207,17 +219,40 @@ def model_eprop_grads(trial: ModelTrial, feedback: np.ndarray | None = None) -> 
     trial : ModelTrial
     feedback : ndarray (N, n_out), optional
         B (default W_outᵀ, symmetric e-prop).
+    keep_reset : bool
+        The eligibility that keeps the reset (:func:`model_eligibilities`; rule ``ostl``).
 
     Returns
     -------
     dict
         ``input``, ``recurrent``, ``output``, ``bias`` (masked).
     """
-    grads, esum = model_eprop(trial, feedback)
+    grads, esum = model_eprop(trial, feedback, keep_reset=keep_reset)
     if trial.reg is not None:
         for k in esum:
             grads[k] = grads[k] + trial.reg[:, None] * esum[k]
     return grads
+
+
+def alif_trial(trial: TrialData) -> ModelTrial:
+    """A trial of the ``alif`` model (:class:`~neuroplast.gradients.trial.TrialData`) as a
+    :class:`ModelTrial`: re-simulated through the model's statements (the same trajectory bit for bit),
+    with its loss, regularizer and the weights in force."""
+    from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
+
+    p = trial.params
+    return ModelTrial.make(
+        get_neuron(DEFAULT_NEURON),
+        {"alpha": p.alpha, "rho": p.rho, "beta": p.beta},
+        p,
+        trial.weights,
+        trial.x,
+        trial.target,
+        trial.mask,
+        trial.loss,
+        c_reg=trial.c_reg,
+        f_target=trial.f_target,
+    )
 
 
 def model_bptt(

@@ -119,6 +119,10 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         With ``gradients``: a rule's own eligibility trace (:mod:`neuroplast.gradients.traces`) instead of
         e-prop's; the network is then generated from the model's equations, ``alif`` included (its ρ, β
         from ``params``, fixed when built).
+    keep_reset : bool
+        With ``gradients``: the eligibility that keeps the reset term (a rule declaring
+        :attr:`~neuroplast.plasticity.rules.Rule.keeps_reset`, ``ostl``), generated from the model's
+        equations as ``trace`` is (``alif`` included).
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         neuron: NeuronModel | None = None,
         neuron_values: Mapping[str, Any] | None = None,
         trace: Trace | None = None,
+        keep_reset: bool = False,
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
@@ -168,7 +173,9 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         self.regularization = gradients and regularization
         # Without ALIF neurons the per-synapse ε^a is identically 0: leave it out (less memory traffic).
         self.adaptation = bool(np.any(params.beta != 0.0)) if adaptation is None else bool(adaptation)
-        self._set_neuron(neuron, neuron_values, masks.n_rec, trace if gradients else None)
+        self._set_neuron(
+            neuron, neuron_values, masks.n_rec, trace if gradients else None, bool(gradients and keep_reset)
+        )
         self._recorded = self._recorded_names(record, gradients)
         self.record = bool(self._recorded)
         self.n_in, self.n_rec, self.n_out = masks.n_in, masks.n_rec, masks.n_out
@@ -245,10 +252,15 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         )
 
     def _set_neuron(
-        self, neuron: NeuronModel | None, values: Mapping[str, Any] | None, n_rec: int, trace: Trace | None
+        self,
+        neuron: NeuronModel | None,
+        values: Mapping[str, Any] | None,
+        n_rec: int,
+        trace: Trace | None,
+        keep_reset: bool = False,
     ) -> None:
         """The neuron model: ``None`` (and ``alif``) the LIF/ALIF network, else its generated code (also for
-        ``alif`` with a rule's own ``trace``)."""
+        ``alif`` with a rule's own ``trace`` or an eligibility that keeps the reset)."""
         from neuroplast.model.neurons import get_neuron
         from neuroplast.model.stepper import parameter_values
 
@@ -257,14 +269,16 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         #: Recurrent variables a trial can record, as :class:`TrialResult` names them, and their Brian2 names.
         self.recordable, self.monitored = RECORDABLE, dict(MONITORED)
         if neuron is None or neuron.name == DEFAULT_NEURON:
-            if trace is None:
+            if trace is None and not keep_reset:
                 return
             p = self.params
             neuron, values = get_neuron(DEFAULT_NEURON), {"alpha": p.alpha, "rho": p.rho, "beta": p.beta}
         if values is None:
             raise ValueError(f"neuron model {neuron.name!r} needs its parameter values (neuron_values)")
         self.neuron_values = parameter_values(neuron, values, n_rec)
-        self.model_code = model_code(neuron, bool(self.gradients), bool(self.regularization), trace)
+        self.model_code = model_code(
+            neuron, bool(self.gradients), bool(self.regularization), trace, keep_reset
+        )
         self.adaptation = False
         self.recordable = (*neuron.state, "z", "psi", "refractory", "L")
         self.monitored.update({s: state_variable(s) for s in neuron.state})

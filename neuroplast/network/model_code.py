@@ -139,7 +139,11 @@ class ModelCode:
 
 @lru_cache(maxsize=64)
 def model_code(
-    model: NeuronModel, gradients: bool, regularization: bool, trace: Trace | None = None
+    model: NeuronModel,
+    gradients: bool,
+    regularization: bool,
+    trace: Trace | None = None,
+    keep_reset: bool = False,
 ) -> ModelCode:
     """The Brian2 code of ``model`` (cached).
 
@@ -154,11 +158,16 @@ def model_code(
         A rule's own eligibility (:mod:`neuroplast.gradients.traces`) instead of e-prop's derived one:
         its variables on every presynaptic neuron (input and recurrent), updated from ``pre_drive`` each
         step, and e_t of a synapse its expression (the per-synapse ε is then not needed).
+    keep_reset : bool
+        The eligibility that keeps the reset term: J_t = D_t + (S_t + S_reset,t) ψ_{t−1} du_{t−1}ᵀ (a rule
+        that declares :attr:`~neuroplast.plasticity.rules.Rule.keeps_reset`, ``ostl``;
+        :func:`neuroplast.gradients.derived.model_eligibilities`).
     """
     if trace is not None and gradients:
         return _traced(model_code(model, False, regularization), trace, regularization)
     names = _renamer(model)
     d = derive(model)
+    S = d.S + d.S_reset if keep_reset else d.S  # ∂h_t/∂z_{t−1} through ψ_{t−1} in the eligibility
     n = len(model.state)
     group = [f"{state_variable(s)} : 1" for s in model.state]
     group += [f"{names[p]} : 1" for p in model.parameter_names]
@@ -169,12 +178,12 @@ def model_code(
     if gradients:
         for i in range(n):
             for k in range(n):
-                if d.D[i, k] == 0 and d.S[i] == 0:
+                if d.D[i, k] == 0 and S[i] == 0:
                     continue  # J[i, k] ≡ 0
                 group.append(f"J_{i}_{k} : 1")
                 term = _sympy_code(d.D[i, k], names)
-                if d.S[i] != 0 and d.du[k] != 0:
-                    term += f" + {_sympy_code(d.S[i], names)} * pdu_{k}"
+                if S[i] != 0 and d.du[k] != 0:
+                    term += f" + {_sympy_code(S[i], names)} * pdu_{k}"
                 update.append(f"J_{i}_{k} = {term}")
             if d.b[i] != 0:
                 group.append(f"bc_{i} : 1")
@@ -182,7 +191,7 @@ def model_code(
         group += [f"pdu_{k} : 1" for k in range(n) if d.du[k] != 0]
         after += [f"pdu_{k} = psi * {_sympy_code(d.du[k], names)}" for k in range(n) if d.du[k] != 0]
         for i in range(n):
-            terms = [f"J_{i}_{k}_post * eps_{k}" for k in range(n) if not (d.D[i, k] == 0 and d.S[i] == 0)]
+            terms = [f"J_{i}_{k}_post * eps_{k}" for k in range(n) if not (d.D[i, k] == 0 and S[i] == 0)]
             if d.b[i] != 0:
                 terms.append(f"bc_{i}_post * {PRE_DRIVE}_pre")
             sweep.append(f"eps_new_{i} = " + (" + ".join(terms) if terms else "0.0"))

@@ -70,15 +70,18 @@ class NumpySimulator:
         neuron: NeuronModel | None = None,
         values: Mapping[str, Any] | None = None,
         trace: Trace | None = None,
+        keep_reset: bool = False,
     ) -> None:
         #: The rule's own eligibility trace (None: e-prop's, derived from the neuron model).
         self.trace = trace
+        #: The derived eligibility with the reset differentiated (a rule's ``keeps_reset``, ``ostl``).
+        self.keep_reset = bool(keep_reset)
         self.params = params
         self.n_steps = int(n_steps)
         self.loss = loss
         self.edges = Connectivity.of(weights).edges
         self.neuron = get_neuron(DEFAULT_NEURON) if neuron is None else neuron
-        if self.neuron.name != DEFAULT_NEURON:
+        if self.neuron.name != DEFAULT_NEURON or self.keep_reset:
             if values is None:
                 raise ValueError(f"NumpySimulator: neuron model {self.neuron.name!r} needs its parameters")
             self.values = parameter_values(self.neuron, values, weights.n_rec)
@@ -94,6 +97,7 @@ class NumpySimulator:
             neuron=setup.neuron,
             values=setup.neuron_values,
             trace=setup.rule.trace,
+            keep_reset=setup.rule.keeps_reset,
         )
 
     def run_trial(
@@ -117,7 +121,7 @@ class NumpySimulator:
         target = np.zeros((T, weights.n_out)) if target is None else target
         mask = np.ones(T) if mask is None else mask
         feedback = weights.w_out.T if feedback is None else feedback
-        if self.neuron.name != DEFAULT_NEURON:
+        if self.neuron.name != DEFAULT_NEURON or self.keep_reset:
             return self._model_trial(weights, x, target, mask, feedback)
         traj = simulate(self.params, weights, x).squeeze()
         trial = TrialData(self.params, weights, x, traj, target, mask, self.loss, feedback=feedback)
@@ -162,11 +166,12 @@ class NumpySimulator:
     def _model_trial(
         self, weights: Weights, x: np.ndarray, target: np.ndarray, mask: np.ndarray, feedback: np.ndarray
     ) -> TrialResult:
-        """A trial of a neuron model other than ``alif``: its NumPy step and derived e-prop."""
+        """A trial of a neuron model other than ``alif`` (or of ``alif`` with an eligibility that keeps the
+        reset): its NumPy step and derived eligibility."""
         trial = ModelTrial.make(self.neuron, self.values, self.params, weights, x, target, mask, self.loss)
         traj = trial.traj
         if self.trace is None:
-            grads, esum = model_eprop(trial, feedback)
+            grads, esum = model_eprop(trial, feedback, keep_reset=self.keep_reset)
         else:
             L = self.params.readout_scale * trial.err @ feedback.T
             grads, esum = self._traced(trial.pre(), traj.psi, L, weights)

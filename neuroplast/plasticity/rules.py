@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neuroplast.gradients.bptt import bptt_grads
+from neuroplast.gradients.derived import alif_trial, model_eprop_grads
 from neuroplast.gradients.eprop import eprop_grads, eprop_grads_batch
 from neuroplast.gradients.traces import Trace, trial_trace_grads
 from neuroplast.gradients.trial import TrialData
@@ -92,6 +93,12 @@ class Rule:
     #: :meth:`eligibility_trace` by :func:`neuroplast.build.build`); ``None``: e-prop's, derived from the
     #: neuron model.
     trace: Trace | None = None
+    #: Whether the rule's eligibility keeps the reset term: the neuron's own spike z_{t−1} differentiated
+    #: through ψ_{t−1} in the reset R(…) too, J_t = D_t + (S_t + S_reset,t) ψ_{t−1} du_{t−1}ᵀ, derived for
+    #: every neuron model (:func:`neuroplast.gradients.derived.model_eligibilities`) and generated into
+    #: the network (per synapse); e-prop's (False) leaves the reset undifferentiated.  Such a rule runs
+    #: on the online path, one trial (or batch) per launch, like a rule with its own :attr:`trace`.
+    keeps_reset: ClassVar[bool] = False
 
     def __init__(self, training: Any) -> None:
         self.training = training  # the run's ``[training]`` options (learning rate, feedback_scale, ...)
@@ -130,6 +137,8 @@ class Rule:
         """
         if self.trace is not None:
             return trial_trace_grads(trial, self.trace)
+        if self.keeps_reset:
+            return model_eprop_grads(alif_trial(trial), trial.feedback, keep_reset=True)
         return eprop_grads(trial, method="factorized")
 
     def numpy_grads_batch(self, trials: Sequence[TrialData]) -> list[dict[str, np.ndarray]]:
@@ -141,7 +150,7 @@ class Rule:
         time scan per batch.  A rule may override this for speed; it must return what the per-trial
         :meth:`numpy_grads` returns, trial by trial.
         """
-        if type(self).numpy_grads is Rule.numpy_grads and self.trace is None:
+        if type(self).numpy_grads is Rule.numpy_grads and not self.own_eligibility:
             return eprop_grads_batch(trials, method="factorized")
         return [self.numpy_grads(t) for t in trials]
 
@@ -159,7 +168,14 @@ class Rule:
         gradient itself (the cpp_standalone binary, docs/model.md §9) may then stand in for them."""
         cls = type(self)
         same = cls.numpy_grads is Rule.numpy_grads and cls.numpy_grads_batch is Rule.numpy_grads_batch
-        return same and self.trace is None
+        return same and not self.own_eligibility
+
+    @property
+    def own_eligibility(self) -> bool:
+        """Whether the eligibility is not e-prop's derived one: the rule's own :attr:`trace`, or one that
+        :attr:`keeps_reset` (the network is then generated from the neuron model's equations, ``alif``
+        included, and learns on the online path one trial or batch per launch)."""
+        return self.trace is not None or bool(self.keeps_reset)
 
 
 def contract_error(cls: type[Rule]) -> str | None:
@@ -321,6 +337,28 @@ class SuperSpike(EpropSymmetric):
             "psi * q",
             (("a_s", float(np.exp(-dt / net.tau_syn_ms))), ("a_m", float(np.exp(-dt / net.tau_m_ms)))),
         )
+
+
+@register_rule
+class Ostl(EpropSymmetric):
+    """e-prop's learning signal (symmetric feedback B = W_outᵀ) with the neuron's whole temporal gradient:
+    the eligibility keeps the reset term (:attr:`Rule.keeps_reset`), as online spatio-temporal learning
+    does (OSTL; Bohnstingl et al. 2022, IEEE Trans. Neural Netw. Learn. Syst., arXiv:2007.12723).
+
+    OSTL splits dE/dW into a spatial part (the learning signal) and a temporal part (the eligibility, the
+    full derivative of the neuron's own state with respect to its weights).  e-prop's eligibility leaves
+    the reset −v_th z_{t−1} (any ``R(…)`` term) undifferentiated; OSTL's follows the neuron's own spike
+    into its reset through ψ_{t−1} as well, so it keeps more of the exact credit.  Without recurrent
+    weights that is all of it: the gradient equals BPTT with the reset differentiated (``neuroplast compare
+    --keep-reset``), as OSTL is gradient-equivalent to BPTT in networks without recurrence; with W_rec it
+    drops, as e-prop does, the paths through other neurons (the recurrent spatial terms).  Per-synapse
+    eligibility vectors on every device with ``neuron_models`` (J_t depends on ψ_{t−1}), every model.
+    """
+
+    name = "ostl"
+    description = "e-prop's learning signal, the eligibility with the reset differentiated (OSTL)"
+    keeps_reset = True
+    brian2_update = None  # in-trial learning runs e-prop's own eligibility
 
 
 @register_rule

@@ -354,6 +354,8 @@ class Trainer:
         needs, why = ((), "")
         if not default_neuron(cfg):
             needs, why = ("neuron_models",), f"neuron model {cfg.network.neuron!r}"
+        elif self.rule.own_eligibility and self.rule.simulated:  # generated from the model's equations
+            needs, why = ("neuron_models",), f"rule {self.rule_name!r}'s eligibility"
         #: The device in use and why (``simulation.device = "auto"`` resolves here).
         info, self.device_reason = resolve_device(cfg.simulation.device, needs, why)
         self.device, self.capabilities = info.name, info.capabilities
@@ -384,10 +386,12 @@ class Trainer:
         in_trial = bool(cfg.training.update_every_steps)
         # a neuron model other than alif: its generated statements (network/model_code.py)
         neuron: dict[str, Any] = {}
-        if not default_neuron(cfg) or self.rule.trace is not None:
+        if not default_neuron(cfg) or self.rule.own_eligibility:
             neuron = {"neuron": self.setup.neuron, "neuron_values": self.setup.neuron_values}
         if self.rule.trace is not None:  # the rule's own eligibility, generated next to the model's code
             neuron["trace"] = self.rule.trace
+        if self.rule.keeps_reset:  # the model's eligibility with the reset differentiated
+            neuron["keep_reset"] = True
         #: Trials of a batch side by side in one launch (1: one trial per launch).
         self.batch = 1 if cfg.simulation.chunk_iterations == 1 else cfg.training.batch_size
         self.compiled_gradients = (
@@ -441,10 +445,9 @@ class Trainer:
             why = "network.readout_bias = false"
         elif tr.average_gradient:
             why = "training.average_gradient = true"
-        elif self.rule.trace is not None:
-            why = (
-                f"rule {self.rule_name!r} brings its own eligibility trace (the chunked engine runs e-prop's)"
-            )
+        elif self.rule.own_eligibility:
+            own = "its own eligibility trace" if self.rule.trace else "an eligibility with the reset"
+            why = f"rule {self.rule_name!r} brings {own} (the chunked engine runs e-prop's)"
         elif type(self.rule) not in CHUNK_FEEDBACK:
             why = f"rule {self.rule_name!r} has no exact feedback update inside the simulation"
         elif not default_neuron(cfg):

@@ -206,3 +206,51 @@ def test_alif_factorization_is_the_hand_written_one() -> None:
             "recurrent_along",
         ):
             assert max_rel_err(got[proj][key], want[proj][key], floor=1e-300) < REORDERED, (proj, key)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("loss_name", ["mse", "cross_entropy"])
+def test_the_eligibility_with_the_reset_gives_bptt_with_the_reset_without_recurrence(
+    name: str, loss_name: str
+) -> None:
+    """The eligibility that keeps the reset (rule ``ostl``): without recurrent weights the online
+    gradient Σ_t L_t ē_t + R Σ_t e_t is BPTT with the reset differentiated (OSTL's gradient equivalence in
+    networks without recurrence; ≤ 1e-12, two summation orders), while e-prop's is BPTT with the reset
+    detached.  Both comparisons can disagree: the two eligibilities differ from each other, and with
+    recurrent weights neither is BPTT."""
+    mt = _trial(name, loss_name=loss_name, c_reg=0.5, n_ref=2, w_rec_std=0.0)
+    full, _ = model_bptt(mt, detach_reset=False)
+    detached, _ = model_bptt(mt)
+    ostl, eprop = model_eprop_grads(mt, keep_reset=True), model_eprop_grads(mt)
+    assert mt.traj.z.sum() > 20  # the reset acts
+    for proj in ("input", "recurrent", "output", "bias"):
+        assert max_rel_err(ostl[proj], full[proj]) < REORDERED, proj
+        assert max_rel_err(eprop[proj], detached[proj]) < REORDERED, proj
+    for proj in ("input", "recurrent"):
+        assert max_rel_err(ostl[proj], eprop[proj]) > 1e-2, proj
+    rec = _trial(name, loss_name=loss_name, c_reg=0.5, n_ref=2)
+    rec_full, _ = model_bptt(rec, detach_reset=False)
+    for proj in ("input", "recurrent"):
+        assert max_rel_err(model_eprop_grads(rec, keep_reset=True)[proj], rec_full[proj]) > 1e-2, proj
+
+
+def test_ostl_rule_is_the_derived_eligibility_with_the_reset() -> None:
+    """Rule ``ostl`` on an ``alif`` trial (TrialData): its NumPy formula is the derived eligibility with the
+    reset kept, and without recurrence it equals the hand-written BPTT with the reset
+    (gradients/bptt.py, another derivation; ≤ 1e-12)."""
+    from neuroplast.config import TrainingConfig
+    from neuroplast.gradients.derived import alif_trial
+    from neuroplast.plasticity.rules import get_rule
+
+    rule = get_rule("ostl")(TrainingConfig())
+    assert rule.keeps_reset and rule.own_eligibility and rule.simulated and not rule.eprop_gradient
+    for w_rec_std in (0.0, 0.3):
+        model, values, params, w, x, target, mask, loss = model_problem("alif", n_ref=2, w_rec_std=w_rec_std)
+        trial = TrialData.make(params, w, x, target, mask, loss, c_reg=0.5, f_target=0.02)
+        got = rule.numpy_grads(trial)
+        want = model_eprop_grads(alif_trial(trial), keep_reset=True)
+        for proj in ("input", "recurrent", "output", "bias"):
+            assert max_rel_err(got[proj], want[proj]) < REORDERED, proj
+        exact = bptt_grads(trial, detach_reset=False)
+        err = max(max_rel_err(got[p], exact[p]) for p in ("input", "recurrent"))
+        assert (err < REORDERED) if w_rec_std == 0.0 else (err > 1e-2), (w_rec_std, err)

@@ -154,3 +154,37 @@ def test_a_rules_own_trace_runs_online_in_brian2() -> None:
     diffs = compare_rule_online_with_numpy("superspike", device="runtime")
     assert set(diffs) == {"input", "recurrent", "output", "bias"}
     assert max(diffs.values()) <= RTOL, diffs
+
+
+def test_an_eligibility_with_the_reset_runs_online_in_brian2() -> None:
+    """``ostl`` keeps the reset in its eligibility: the alif network is generated from the model's equations
+    with J_t = D_t + (S_t + S_reset,t) ψ_{t−1} du_{t−1}ᵀ per synapse, and its online gradient equals the
+    rule's NumPy formula (the derived recursion) to rounding; e-prop's differs from it."""
+    from neuroplast.testing import compare_rule_online_with_numpy
+
+    diffs = compare_rule_online_with_numpy("ostl", device="runtime")
+    assert set(diffs) == {"input", "recurrent", "output", "bias"}
+    assert max(diffs.values()) <= RTOL, diffs
+
+
+def test_a_models_eligibility_with_the_reset_equals_numpy_on_cpp_standalone(tmp_path) -> None:
+    """adlif with the reset kept in the eligibility (rule ``ostl``) on cpp_standalone: identical spikes and
+    the online gradients of :func:`~neuroplast.gradients.derived.model_eprop` with ``keep_reset`` (≤ RTOL);
+    e-prop's eligibility (``keep_reset=False``) is not what the network computed (> 1e-3)."""
+    from neuroplast.network.builder import Brian2Network
+
+    model, values, params, w, x, target, mask, loss = model_problem("adlif", n_ref=2)
+    net = Brian2Network(
+        params, w, x.shape[0], device="cpp_standalone", loss=loss.name, gradients=True, record=True,
+        neuron=model, neuron_values=values, keep_reset=True, build_dir=tmp_path,
+    )  # fmt: skip
+    got = net.run_trial(w, x, target=target, mask=mask)
+    ref = ModelTrial.make(model, values, params, w, x, target, mask, loss, c_reg=0.0)
+    want, esum = model_eprop(ref, keep_reset=True)
+    plain, _ = model_eprop(ref)
+    assert np.array_equal(got.z, ref.traj.z)
+    for key in ("input", "recurrent", "output", "bias"):
+        assert _rel(got.grads[key], want[key]) <= RTOL, key
+    for key in ("input", "recurrent"):
+        assert _rel(got.esum[key], esum[key]) <= RTOL, key
+        assert _rel(got.grads[key], plain[key]) > 1e-3, key

@@ -163,3 +163,33 @@ def test_superspike_trains_eprops_run_where_its_trace_is_eprops(case: str, same:
             assert _rel(getattr(weights["superspike"], k), getattr(weights["eprop"], k)) <= TRAIN_RTOL, k
     else:
         assert _rel(grads["superspike"][0], grads["eprop"][0]) > 1e-2
+
+
+@pytest.mark.parametrize("case", ["alif-mse", "adlif-ce"])
+def test_ostl_trains_and_equals_bptt_with_the_reset_while_w_rec_is_zero(tmp_path: Path, case: str) -> None:
+    """Rule ``ostl`` (the eligibility with the reset differentiated) through run, log and compare.
+
+    W_rec starts at 0 (``w_rec_scale = 0``): the first iteration's trials have no recurrence, where OSTL is
+    gradient-equivalent to BPTT with the reset kept — the logged gradient equals compare's ``bptt_full``
+    (≤ KEPT_RTOL, two summation orders) and not the reset-detached ``bptt``; once W_rec has learned, the
+    paths through other neurons are missing and it differs (> 1e-3)."""
+    base, neuron, network = {
+        "alif-mse": (SINE, "alif", {}),
+        "adlif-ce": CASES["adlif-ce"],
+    }[case]
+    data = _config(base, neuron, **{**network, "w_rec_scale": 0.0})
+    data["simulation"]["device"] = "numpy"
+    data["training"]["rule"] = "ostl"
+    cfg = parse_config(data)
+    out = run_training(cfg, tmp_path / "run.h5", progress=False)
+    compare_run(out, progress=False, keep_reset=True)
+    run = open_run(out)
+    first = np.flatnonzero(run.trials["iteration"] == 0)
+    later = np.flatnonzero(run.trials["iteration"] > 0)
+    for proj in ("input", "recurrent"):
+        g = np.asarray(run.projection(proj).grad("ostl"))
+        full = np.asarray(run.projection(proj).grad("bptt_full"))
+        detached = np.asarray(run.projection(proj).grad(REFERENCE))
+        assert _rel(g[first], full[first]) <= KEPT_RTOL, proj
+        assert _rel(g[first], detached[first]) > 1e-3, proj  # the reset's credit is in it
+        assert _rel(g[later], full[later]) > 1e-3, proj  # W_rec ≠ 0: the recurrent paths are missing
