@@ -2,7 +2,8 @@
 damaged file: exit status 2, exactly one line on stderr naming the file, no traceback, and the file (or
 folder) left exactly as it was.
 
-The logs are synthetic (``write_synthetic_run``: the real RunWriter, NumPy training), damaged in a copy.
+The logs are synthetic (``write_synthetic_run``: ``neuroplast run``'s code on the numpy device), damaged in
+a copy.
 The commands run in a subprocess with a stand-in ``brian2`` that aborts on import, so a damaged file must be
 reported before anything is built.
 """
