@@ -216,3 +216,23 @@ def test_train_recurrent_false_keeps_w_rec(tmp_path) -> None:
     learns = open_run(run_training(_synthetic_config(rec_scale=0.2), tmp_path / "learns.h5", progress=False))
     assert "train_recurrent" not in learns.config_toml
     assert np.all(np.any(learns.projection("recurrent").updates != 0.0, axis=1))
+
+
+def test_a_log_stopped_mid_iteration_resumes_to_the_uninterrupted_run(tmp_path) -> None:
+    """``write_synthetic_run(partial_iteration=True)``: the runner stopped after the trials of iteration 3
+    were logged and before its update.  ``--resume`` drops those trials and continues from the resume
+    state of iteration 3: the log then equals the run that was never stopped, bit for bit."""
+    from neuroplast.io import open_run
+    from neuroplast.training.runner import run_training
+    from tests.helpers import _synthetic_config, assert_same_datasets, write_synthetic_run
+
+    stopped = write_synthetic_run(tmp_path / "stopped.h5", n_iter=3, partial_iteration=True)
+    run = open_run(stopped)
+    assert not run.finished and run.n_iterations == 3 and run.n_trials == 8
+    straight = write_synthetic_run(tmp_path / "straight.h5", n_iter=4)
+    resumed: dict = {}
+    run_training(
+        _synthetic_config(iterations=4), None, resume=stopped, progress=False, on_resume=resumed.update
+    )
+    assert resumed["iterations"] == 3 and resumed["dropped_trials"] == 2
+    assert_same_datasets(stopped, straight)
