@@ -231,6 +231,7 @@ class TrainingConfig:
     adam_eps: float = field(default=1e-8, metadata=_check(_positive))
     path: str = "auto"
     train_output: bool = True
+    train_recurrent: bool = field(default=True, metadata=_NEW_KEY)
     update_every_steps: int = field(default=0, metadata=_check(_nonneg))
     average_gradient: bool = field(default=False, metadata=_NEW_KEY)
 
@@ -411,6 +412,11 @@ def _check_tables(cfg: Config) -> None:
             "training.average_gradient: true needs per-trial updates; "
             f"got training.update_every_steps = {cfg.training.update_every_steps}"
         )
+    if not cfg.training.train_recurrent and cfg.training.update_every_steps:
+        raise ConfigError(
+            "training.train_recurrent: false needs per-trial updates (the in-trial updates train W_rec); "
+            f"got training.update_every_steps = {cfg.training.update_every_steps}"
+        )
     if not cfg.network.readout_bias and cfg.training.update_every_steps:
         raise ConfigError(
             "network.readout_bias: false needs per-trial updates (the in-trial updates train the bias); "
@@ -437,8 +443,8 @@ def _check_neuron(cfg: Config) -> None:
         require(info, "neuron_models", "network.neuron", f"neuron model {name!r}")
     if cfg.training.update_every_steps:
         raise ConfigError(
-            f"training.update_every_steps: learning inside a trial needs the Brian2 network, which runs the "
-            f"{DEFAULT_NEURON!r} neuron model only; {what} learns per trial (0)"
+            f"training.update_every_steps: learning inside a trial runs the {DEFAULT_NEURON!r} neuron model "
+            f"only (its Brian2 and NumPy implementations); {what} learns per trial (0)"
         )
     if cfg.training.path == "factorized":
         raise ConfigError(

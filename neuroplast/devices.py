@@ -214,7 +214,7 @@ register_device(
     DeviceInfo(
         "numpy",
         "the NumPy reference of docs/model.md in this process, one trial at a time (exact; slow at size)",
-        Capabilities(neuron_models=True),
+        Capabilities(in_trial=True, neuron_models=True),
         preference=-10,
         simulator="neuroplast.plasticity.reference:NumpySimulator.of",
     )

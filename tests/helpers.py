@@ -6,26 +6,22 @@ Import as ``from tests.helpers import ...`` (the repository root is on ``sys.pat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from neuroplast.build import model_params
-from neuroplast.config import parse_config, to_toml
-from neuroplast.gradients.bptt import bptt_grads
-from neuroplast.gradients.eprop import eprop_grads
-from neuroplast.gradients.trial import TrialData
+from neuroplast.config import parse_config
 from neuroplast.io import RunWriter
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.losses import get_loss
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.plasticity.in_trial import in_trial_learning
-from neuroplast.plasticity.rules import get_rule
 
 # ------------------------------------------------------------------------------------------------ paths
 ROOT = Path(__file__).resolve().parents[1]
@@ -421,31 +417,59 @@ def copy_file(src: Path, dst: Path) -> Path:
 
 
 # ------------------------------------------------------------- synthetic run logs (tests/analysis)
-# Written in the layout of ``neuroplast run`` (neuroplast.training.runner) without Brian2: trials are
-# simulated with the NumPy reference and the logged estimator is NumPy e-prop (``eprop_grads`` with
-# B = W_outᵀ), updated with plain SGD.
+# Trained by the real runner (``neuroplast.training.runner.run_training``, the code of ``neuroplast run``) on
+# the ``numpy`` device (the NumPy reference, no Brian2): a tiny network, plain SGD with a small step.
 SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
 
 
 def _synthetic_config(
-    kind: str, reg: float, rule: str = "eprop", update_every: int = 0, n_alif: int = 0
+    kind: str = "regression",
+    reg: float = 0.5,
+    rule: str = "eprop",
+    update_every: int = 0,
+    n_alif: int = 0,
+    *,
+    rec_scale: float = 0.2,
+    w_in: float = 0.15,
+    w_out: float = 0.3,
+    batch: int = 2,
+    seed: int = 0,
+    iterations: int = 3,
 ) -> Any:
-    sim = {"dt_ms": 1.0, "n_steps": SYNTH_T, "seed": 3}
-    net = {"n_rec": SYNTH_N_REC, "n_out": 1, "v_th": 0.05, "tau_m_ms": 20.0, "tau_out_ms": 20.0}
+    """The config :func:`write_synthetic_run` trains (its keyword arguments, ``iterations`` its
+    ``training.iterations``), on the numpy device."""
+    sim = {"dt_ms": 1.0, "n_steps": SYNTH_T, "seed": 3 + seed, "device": "numpy"}
+    net = {
+        "n_rec": SYNTH_N_REC,
+        "n_out": 1,
+        "v_th": 0.05,
+        "tau_m_ms": 20.0,
+        "tau_out_ms": 20.0,
+        "p_in": 0.8,
+        "p_rec": 0.5,
+        "w_in_scale": w_in,
+        "w_rec_scale": rec_scale,
+        "w_out_scale": w_out,
+    }
     if n_alif:
         net.update(n_alif=n_alif, beta=0.5, tau_a_ms=200.0)
     train = {
         "rule": rule,
         "optimizer": "sgd",
         "learning_rate": 1e-6,
+        "iterations": iterations,
+        "batch_size": 1 if update_every else batch,
         "reg_coeff": reg,
         "reg_rate_hz": 20.0,
     }
+    if not rec_scale:  # W_rec = 0 at every iteration: no recurrence, e-prop = BPTT
+        train["train_recurrent"] = False
     if kind == "regression":
-        task = {"name": "sine", "n_in": SYNTH_N_IN}
+        task = {"name": "sine", "n_in": SYNTH_N_IN, "rate_hz": 150.0, "periods_ms": [44.0]}
         train["loss"] = "mse"
     else:
         task = {"name": "evidence", "n_in": 8, "n_cues": 2, "cue_ms": 10.0, "gap_ms": 5.0, "recall_ms": 15.0}
+        task.update(cue_rate_hz=150.0, noise_rate_hz=100.0)
         net["n_out"] = 2
         train["loss"] = "cross_entropy"
     if update_every:
@@ -453,22 +477,38 @@ def _synthetic_config(
     return parse_config({"simulation": sim, "network": net, "task": task, "training": train})
 
 
-def _accuracy(y: np.ndarray, mask: np.ndarray, label: int | None) -> dict[str, float]:
-    """The trainer's ``accuracy`` column: the class of the mean softmax over the masked steps == label."""
-    if label is None:
-        return {}
-    e = np.exp(y[mask > 0] - y[mask > 0].max(axis=1, keepdims=True))
-    return {"accuracy": float(int(np.argmax((e / e.sum(axis=1, keepdims=True)).mean(axis=0))) == label)}
+class _Killed(Exception):
+    """The fault :func:`write_synthetic_run` injects to stop a run between an iteration's trials and its
+    update (``partial_iteration``)."""
+
+
+@contextlib.contextmanager
+def _stopped_before_update(iteration: int) -> Iterator[None]:
+    """While open, a run log's writer raises :class:`_Killed` when the update of ``iteration`` is handed to
+    it, after that iteration's trials were: the runner's writer then closes the log at that point (keeping
+    the trials, as it keeps every finished trial of a run stopped by an error) and the run stops."""
+    add_iteration = RunWriter.add_iteration
+
+    def stop(self: RunWriter, *args: Any, **kw: Any) -> int:
+        if self.n_iterations == iteration:
+            raise _Killed(f"stopped before the update of iteration {iteration}")
+        return add_iteration(self, *args, **kw)
+
+    RunWriter.add_iteration = stop  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RunWriter.add_iteration = add_iteration  # type: ignore[method-assign]
 
 
 def write_synthetic_run(
     path: Path,
     *,
     kind: str = "regression",
-    rec_scale: float = 0.05,
+    rec_scale: float = 0.2,
     n_iter: int = 3,
-    w_in: tuple[float, float] = (0.03, 0.05),
-    w_out: float = 0.1,
+    w_in: float = 0.15,
+    w_out: float = 0.3,
     batch: int = 2,
     reg: float = 0.5,
     partial_iteration: bool = False,
@@ -477,129 +517,31 @@ def write_synthetic_run(
     update_every: int = 0,
     n_alif: int = 0,
 ) -> Path:
-    """Train a tiny network with NumPy e-prop and log it like ``neuroplast run``; return the file.
+    """Train a tiny network (10 neurons, trials of 60 steps) on the numpy device with ``neuroplast run``'s
+    code (``run_training``) and return its run log (an existing ``path`` is replaced).
 
-    ``rule="bptt"`` logs (and trains with) the exact gradient under the name ``bptt``, as ``--rule bptt``
-    does; ``update_every=k`` learns inside each trial with the NumPy oracle (batch 1, e-prop), logging the
-    in-trial weights like a run with ``training.update_every_steps = k``; ``n_alif`` > 0 makes the last
-    ``n_alif`` neurons adaptive (β = 0.5, τ_a = 200 ms).
+    ``kind``: ``regression`` (sine, MSE) or ``classification`` (evidence accumulation, cross-entropy);
+    ``rec_scale``, ``w_in``, ``w_out``: ``network.w_rec_scale``/``w_in_scale``/``w_out_scale`` — 0 for
+    ``rec_scale`` also sets ``training.train_recurrent = false``, so that W_rec is 0 at every iteration (the
+    comparison's equality case: e-prop = BPTT); ``batch``: ``training.batch_size``; ``reg``:
+    ``training.reg_coeff``; ``seed``: ``simulation.seed`` − 3; ``rule``: ``training.rule`` (``bptt`` trains
+    with and logs the exact gradient); ``update_every=k``: learning inside each trial
+    (``training.update_every_steps``, batch 1); ``n_alif`` > 0: the last ``n_alif`` neurons adaptive
+    (β = 0.5, τ_a = 200 ms).  ``partial_iteration``: ``n_iter`` complete iterations, then the trials of one
+    more logged and the run stopped before its update (the log of a run killed mid-iteration: unfinished,
+    its last trials without weights).
     """
-    cfg = _synthetic_config(kind, reg, rule, update_every, n_alif)
-    if update_every:
-        batch = 1
-    params = model_params(cfg)
-    loss = get_loss(cfg.training.loss)
-    n_in, n_out = cfg.task.n_in, cfg.network.n_out
-    rng = np.random.default_rng(seed)
-    mask_in = rng.random((SYNTH_N_REC, n_in)) < 0.8
-    mask_rec = (rng.random((SYNTH_N_REC, SYNTH_N_REC)) < 0.5) & ~np.eye(SYNTH_N_REC, dtype=bool)
-    w = Weights(
-        rng.normal(w_in[0], w_in[1], (SYNTH_N_REC, n_in)),
-        rng.normal(0.0, rec_scale, (SYNTH_N_REC, SYNTH_N_REC))
-        if rec_scale
-        else np.zeros((SYNTH_N_REC, SYNTH_N_REC)),
-        rng.normal(0.0, w_out, (n_out, SYNTH_N_REC)),
-        np.zeros(n_out),
-        mask_in,
-        mask_rec,
-    )
-    e = {"input": np.nonzero(mask_in), "recurrent": np.nonzero(mask_rec), "output": np.nonzero(w.mask_out)}
-    edges = {name: (src, tgt) for name, (tgt, src) in e.items()}  # np.nonzero gives (post, pre)
-    edges["feedback"] = (edges["output"][1], edges["output"][0])
+    from neuroplast.training.runner import run_training
 
-    def vec(dense: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {n: np.asarray(m)[edges[n][1], edges[n][0]] for n, m in dense.items() if n != "bias"}
-        out["bias"] = np.asarray(dense["bias"], float).copy()
-        return out
-
-    def wdict(w: Weights) -> dict[str, np.ndarray]:
-        return {
-            "input": w.w_in,
-            "recurrent": w.w_rec,
-            "output": w.w_out,
-            "bias": w.b_out,
-            "feedback": w.w_out.T,
-        }
-
-    f_target = cfg.training.reg_rate_hz * cfg.simulation.dt_ms * 1e-3
-    with RunWriter(
-        path,
-        config_toml=to_toml(cfg),
-        dt_ms=cfg.simulation.dt_ms,
-        seed=cfg.simulation.seed,
-        populations={"input": {}, "recurrent": {"alpha": np.full(SYNTH_N_REC, params.alpha)}, "readout": {}},
-        projections_edges={**edges, "bias": None},
-        n_in=n_in,
-        n_out=n_out,
-        task_kind=kind,
-        n_steps=SYNTH_T,
-        force=True,
-        flush_every=2,
-        update_every_steps=update_every,
-    ) as writer:
-        for it in range(n_iter + int(partial_iteration)):
-            grads = []
-            for _ in range(batch):
-                x = (rng.random((SYNTH_T, n_in)) < 0.15).astype(float)
-                if kind == "regression":
-                    target = np.sin(np.arange(SYNTH_T) / 7.0)[:, None]
-                    mask, label = np.ones(SYNTH_T), None
-                else:
-                    label = int(rng.integers(0, n_out))
-                    target = np.zeros((SYNTH_T, n_out))
-                    target[:, label] = 1.0
-                    mask = (np.arange(SYNTH_T) >= SYNTH_T - 15).astype(float)
-                in_trial = None
-                if update_every:
-                    res = in_trial_learning(
-                        params, w, x, target, mask, loss, get_rule("eprop")(cfg.training), w.w_out.T,
-                        every=update_every, learning_rate=cfg.training.learning_rate,
-                    )  # fmt: skip
-                    traj, g = res.traj, dict(res.grads)
-                    in_trial = [vec(wdict(wm)) for wm in res.weights[1:]]
-                    w_last = res.weights[-1]
-                else:
-                    traj = simulate(params, w, x).squeeze()
-                    trial = TrialData.make(
-                        params, w, x, target, mask, loss, traj=traj, c_reg=reg, f_target=f_target
-                    )
-                    g = bptt_grads(trial) if rule == "bptt" else eprop_grads(trial, w.w_out.T)
-                    w_last = w
-                grads.append(g)
-                gv = vec(g)
-                writer.add_trial(
-                    it,
-                    x,
-                    target if kind == "regression" else label,
-                    loss=loss.value(traj.y, target, mask),
-                    mask=(mask > 0) if kind == "classification" else None,
-                    spikes={"recurrent": np.nonzero(traj.z), "input": np.nonzero(x)},
-                    grads={p: {rule: gv[p]} for p in ("input", "recurrent", "output", "bias")},
-                    extras=_accuracy(traj.y, mask, label),
-                )
-            if partial_iteration and it == n_iter:
-                break  # killed before this iteration's weights were logged
-            mean = {k: np.mean([g[k] for g in grads], axis=0) for k in grads[0]}
-            upd = {k: -cfg.training.learning_rate * v for k, v in mean.items()}
-            if not rec_scale:
-                upd["recurrent"] = np.zeros_like(upd["recurrent"])  # W_rec stays 0
-            w_new = Weights(
-                w_last.w_in + upd["input"],
-                w_last.w_rec + upd["recurrent"],
-                w_last.w_out + upd["output"],
-                w_last.b_out + upd["bias"],
-                mask_in,
-                mask_rec,
-            )
-            before, after = wdict(w_last), wdict(w_new)
-            rows = None
-            if in_trial is not None:
-                rows = {p: np.stack([r[p] for r in in_trial]) for p in in_trial[0]}
-            writer.add_iteration(vec(wdict(w)), vec({k: after[k] - before[k] for k in before}), in_trial=rows)
-            w = w_new
-        if not partial_iteration:
-            writer.finish(vec(wdict(w)))
-    return path
+    cfg = _synthetic_config(
+        kind, reg, rule, update_every, n_alif, rec_scale=rec_scale, w_in=w_in, w_out=w_out, batch=batch,
+        seed=seed, iterations=n_iter + int(partial_iteration),
+    )  # fmt: skip
+    if not partial_iteration:
+        return run_training(cfg, path, force=True, progress=False)
+    with _stopped_before_update(n_iter), contextlib.suppress(_Killed):
+        run_training(cfg, path, force=True, progress=False)
+    return Path(path)
 
 
 # ------------------------------------------------------------ training records compared byte for byte

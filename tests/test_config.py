@@ -512,6 +512,7 @@ NEW_KEYS = {
     ("network", "tau_w_ms"),
     ("network", "adapt_a"),
     ("network", "adapt_b"),
+    ("training", "train_recurrent"),
 }
 
 
@@ -660,6 +661,7 @@ def test_docs_example_config_is_valid() -> None:
         ({"update_every_steps": 1000, "optimizer": "sgd"}, "training.update_every_steps", "n_steps"),
         ({"update_every_steps": -1}, "training.update_every_steps", ">= 0"),
         ({"update_every_steps": 2.5, "optimizer": "sgd"}, "training.update_every_steps", ""),
+        ({"update_every_steps": 100, "train_recurrent": False}, "training.train_recurrent", "per-trial"),
     ],
 )
 def test_in_trial_update_errors(changes: dict, key: str, words: str) -> None:

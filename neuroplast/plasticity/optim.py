@@ -193,10 +193,15 @@ def make_optimizer(name: str, training: Any) -> Optimizer:
     return OPTIMIZERS.get(name).from_config(training)
 
 
-def trainable(grads: dict[str, np.ndarray], train_output: bool, bias: bool = True) -> dict[str, np.ndarray]:
-    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``, and the bias's
-    zeroed unless ``bias`` (``network.readout_bias``: a readout without bias keeps b = 0)."""
+def trainable(
+    grads: dict[str, np.ndarray], train_output: bool, bias: bool = True, recurrent: bool = True
+) -> dict[str, np.ndarray]:
+    """``grads`` with the readout's (output and bias) zeroed unless ``train_output``, the bias's zeroed
+    unless ``bias`` (``network.readout_bias``: a readout without bias keeps b = 0), and W_rec's zeroed
+    unless ``recurrent`` (``training.train_recurrent``: W_rec keeps its initial values)."""
     out = dict(grads)
+    if not recurrent:
+        out["recurrent"] = np.zeros_like(grads["recurrent"])
     if not train_output:
         out["output"] = np.zeros_like(grads["output"])
     if not (train_output and bias):

@@ -5,8 +5,14 @@ the same things the Brian2 network returns on the online path — the e-prop gra
 L_t = c_out B err_t (without the rate regularization), the exact readout and bias gradients, Σ_t e_t per
 synapse for the regularization — and the recorded states the factorized path reads.  So
 ``Trainer(setup, NumpySimulator.of(setup))`` trains a config in NumPy alone: what the default tests use
-to compare neuroplast with NEST's published numbers (docs/validation.md).  One update per trial batch;
-in-trial learning (``training.update_every_steps``) needs the Brian2 network.
+to compare neuroplast with NEST's published numbers (docs/validation.md).
+
+With ``training.update_every_steps = k`` it learns inside each trial (docs/model.md §6) as the Brian2
+network does: the trial is :func:`neuroplast.plasticity.in_trial.in_trial_learning` (the NumPy oracle of
+the Brian2 implementation), with SGD or with Adam whose moments come from and go back to the trainer, and
+it returns what the Brian2 network returns for such a trial — the weights and B in force from step 0, k,
+2k, … on (:attr:`TrialResult.in_trial`, edge order), what was accumulated after the last in-trial update,
+Σ_t e_t of the whole trial and, with Adam, the moments after the trial (:attr:`TrialResult.adam`).
 
 Any neuron model (``network.neuron``, docs/model.md §10) runs here: the ``alif`` model through
 :func:`~neuroplast.model.dynamics.simulate` and the hand-written e-prop, every other model through
@@ -26,13 +32,15 @@ from neuroplast.gradients.derived import ModelTrial, model_eprop
 from neuroplast.gradients.eprop import eprop_grads, factorized_grads
 from neuroplast.gradients.traces import Trace, trace_grads
 from neuroplast.gradients.trial import TrialData, mask_grads
-from neuroplast.model.connectivity import Connectivity
+from neuroplast.model.connectivity import PROJECTIONS, Connectivity
 from neuroplast.model.dynamics import simulate
 from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, get_neuron
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.signals import output_grads
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.stepper import parameter_values
+from neuroplast.plasticity.in_trial import in_trial_learning
+from neuroplast.plasticity.optim import SGD, Adam, make_optimizer
 
 __all__ = ["NumpySimulator"]
 
@@ -53,12 +61,25 @@ class NumpySimulator:
         The neuron model (default ``alif``, whose parameters are ``params``' α, ρ, β).
     values : mapping, optional
         The model's parameters (floats or (N,) arrays); needed for any model but ``alif``.
+    trace : Trace, optional
+        The rule's own eligibility trace (default e-prop's).
+    keep_reset : bool
+        The derived eligibility with the reset differentiated (a rule's ``keeps_reset``, ``ostl``).
+    rule : Rule, optional
+        The plasticity rule whose hooks (feedback, ``adjust_updates``, ``after_update``) every in-trial
+        update applies; needed with ``update_every``.
+    update_every : int
+        k > 0: learn inside each trial, an update after every k steps (``training.update_every_steps``);
+        0: the weights are fixed during a trial.
+    adam : bool
+        In-trial updates with Adam (moments taken from and returned to the trainer); else SGD.
     """
 
-    adam = False
     device = "numpy"
-    #: One trial per call, nothing more (:class:`neuroplast.devices.Capabilities`).
-    capabilities = Capabilities()
+    #: One trial per call, learning inside it if built with ``update_every``; any neuron model per trial
+    #: (:class:`neuroplast.devices.Capabilities`; in-trial learning runs the ``alif`` model, as the config
+    #: checks).
+    capabilities = Capabilities(in_trial=True, neuron_models=True)
 
     def __init__(
         self,
@@ -71,6 +92,9 @@ class NumpySimulator:
         values: Mapping[str, Any] | None = None,
         trace: Trace | None = None,
         keep_reset: bool = False,
+        rule: Any = None,
+        update_every: int = 0,
+        adam: bool = False,
     ) -> None:
         #: The rule's own eligibility trace (None: e-prop's, derived from the neuron model).
         self.trace = trace
@@ -79,7 +103,15 @@ class NumpySimulator:
         self.params = params
         self.n_steps = int(n_steps)
         self.loss = loss
-        self.edges = Connectivity.of(weights).edges
+        self.connectivity = Connectivity.of(weights)
+        self.edges = self.connectivity.edges
+        self.rule = rule
+        #: Steps between in-trial updates k (0: none).
+        self.update_every = int(update_every)
+        if self.update_every and rule is None:
+            raise ValueError("NumpySimulator: in-trial learning (update_every > 0) needs the rule")
+        #: Whether in-trial updates use Adam, whose moments :meth:`run_trial` takes and returns.
+        self.adam = bool(update_every) and bool(adam)
         self.neuron = get_neuron(DEFAULT_NEURON) if neuron is None else neuron
         if self.neuron.name != DEFAULT_NEURON or self.keep_reset:
             if values is None:
@@ -88,16 +120,20 @@ class NumpySimulator:
 
     @classmethod
     def of(cls, setup: Any) -> NumpySimulator:
-        """For a :class:`~neuroplast.build.Setup`."""
+        """For a :class:`~neuroplast.build.Setup` (its rule, in-trial updates and their optimizer)."""
+        tr = setup.cfg.training
         return cls(
             setup.params,
             setup.weights,
             setup.cfg.simulation.n_steps,
-            setup.cfg.training.loss,
+            tr.loss,
             neuron=setup.neuron,
             values=setup.neuron_values,
             trace=setup.rule.trace,
             keep_reset=setup.rule.keeps_reset,
+            rule=setup.rule,
+            update_every=tr.update_every_steps,
+            adam=isinstance(make_optimizer(tr.optimizer, tr), Adam),
         )
 
     def run_trial(
@@ -113,14 +149,19 @@ class NumpySimulator:
         weight_decay: float = 0.0,
         adam: dict | None = None,
     ) -> TrialResult:
-        """One trial from rest (arguments as :meth:`neuroplast.model.simulator.Simulator.run_trial`)."""
-        if learning_rate or adam is not None:
-            raise ValueError("NumpySimulator: in-trial updates need the Brian2 network")
+        """One trial from rest (arguments as :meth:`neuroplast.model.simulator.Simulator.run_trial`).
+
+        A positive ``learning_rate`` (or ``adam``) learns inside the trial, which the simulator must have
+        been built for (``update_every``).
+        """
         x = np.asarray(x, dtype=float)
         T = x.shape[0]
         target = np.zeros((T, weights.n_out)) if target is None else target
         mask = np.ones(T) if mask is None else mask
         feedback = weights.w_out.T if feedback is None else feedback
+        if learning_rate or adam is not None:
+            step = (learning_rate, output_learning_rate, weight_decay)
+            return self._in_trial(weights, x, target, mask, feedback, step, adam)
         if self.neuron.name != DEFAULT_NEURON or self.keep_reset:
             return self._model_trial(weights, x, target, mask, feedback)
         traj = simulate(self.params, weights, x).squeeze()
@@ -138,6 +179,80 @@ class NumpySimulator:
         }
         return self._result(
             traj.y, traj.z, traj.psi, traj.refractory, eprop_grads(trial), esum, v=traj.v, a=traj.a
+        )
+
+    def _in_trial(
+        self,
+        weights: Weights,
+        x: np.ndarray,
+        target: np.ndarray,
+        mask: np.ndarray,
+        feedback: np.ndarray,
+        step: tuple[float, float | None, float],
+        adam: dict | None,
+    ) -> TrialResult:
+        """A trial that learns inside itself: the NumPy oracle, in the Brian2 network's terms.
+
+        ``feedback`` is the B in force at the trial's start; it is the rule's B state for every rule that
+        can learn inside a trial (their ``feedback`` either returns the state or ignores it), as the Brian2
+        network and the trainer take it.  ``step`` is (η, η of the readout, λ).
+        """
+        lr, out_lr, decay = step
+        if not self.update_every:
+            raise ValueError("NumpySimulator: in-trial updates need a simulator built with update_every > 0")
+        if self.neuron.name != DEFAULT_NEURON or self.trace is not None:
+            raise ValueError(f"NumpySimulator: in-trial learning runs the {DEFAULT_NEURON!r} model's e-prop")
+        if out_lr not in (None, 0.0, lr):
+            raise ValueError("NumpySimulator: the readout learns with the learning rate of the rest, or not")
+        if decay != getattr(self.rule.training, "weight_decay", 0.0):
+            raise ValueError("NumpySimulator: the weight decay is the rule's (training.weight_decay)")
+        if adam is None:
+            optimizer: Any = SGD(lr)
+        else:
+            optimizer = Adam(lr, adam["b1"], adam["b2"], adam["eps"])
+            optimizer.t = int(adam["t"])
+            for mom in ("m", "v"):
+                setattr(optimizer, mom, {k: self.connectivity.to_dense(k, adam[mom][k]) for k in PROJECTIONS})
+        res = in_trial_learning(
+            self.params,
+            weights,
+            x,
+            target,
+            mask,
+            self.loss,
+            self.rule,
+            feedback,
+            every=self.update_every,
+            optimizer=optimizer,
+            train_output=out_lr != 0.0,
+        )
+        segments = [
+            self.connectivity.weight_vectors(w, b) for w, b in zip(res.weights, res.feedback, strict=True)
+        ]
+        rows = {k: np.stack([seg[k] for seg in segments]) for k in segments[0]}
+        moments = None
+        if adam is not None:
+            moments = {
+                mom: {
+                    k: self.connectivity.to_edges(
+                        k, getattr(optimizer, mom).get(k, np.zeros(self.connectivity.shape(k)))
+                    )
+                    for k in PROJECTIONS
+                }
+                for mom in ("m", "v")
+            }
+        traj = res.traj
+        return self._result(
+            traj.y,
+            traj.z,
+            traj.psi,
+            traj.refractory,
+            dict(res.grads),
+            dict(res.esum),
+            v=traj.v,
+            a=traj.a,
+            in_trial=rows,
+            adam=moments,
         )
 
     def _traced(

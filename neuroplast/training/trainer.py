@@ -441,6 +441,8 @@ class Trainer:
             why = f"optimizer {tr.optimizer!r} has no step inside the simulation"
         elif not tr.train_output:
             why = "training.train_output = false"
+        elif not tr.train_recurrent:
+            why = "training.train_recurrent = false"
         elif not cfg.network.readout_bias:
             why = "network.readout_bias = false"
         elif tr.average_gradient:
@@ -569,7 +571,12 @@ class Trainer:
             self.weights,
             self.feedback,
             self.optimizer.step(
-                trainable(mean, self.cfg.training.train_output, self.cfg.network.readout_bias)
+                trainable(
+                    mean,
+                    self.cfg.training.train_output,
+                    self.cfg.network.readout_bias,
+                    self.cfg.training.train_recurrent,
+                )
             ),
         )
         _check_finite(it, [], {}, self.weights)

@@ -1,10 +1,9 @@
 """``compare_run`` / ``neuroplast compare``: the logged estimator against BPTT replayed from the file.
 
-The run logs are synthetic but written in the layout of ``neuroplast run`` (neuroplast.training.runner)
-without Brian2: trials are simulated with the NumPy reference and the logged estimator is NumPy e-prop
-(``eprop_grads`` with B = W_outᵀ), updated with plain SGD (tests/helpers.py,
-``write_synthetic_run``; fixture ``runs`` in tests/analysis/conftest.py).  Metrics: test_metrics.py;
-plots: test_plots.py.
+The run logs are synthetic: a tiny network trained by ``neuroplast run``'s code (``run_training``) on the
+numpy device, without Brian2 — symmetric e-prop, plain SGD; ``norec`` has W_rec = 0 at every iteration
+(``training.train_recurrent = false``), where e-prop is BPTT (tests/helpers.py, ``write_synthetic_run``;
+fixture ``runs`` in tests/analysis/conftest.py).  Metrics: test_metrics.py; plots: test_plots.py.
 """
 
 from __future__ import annotations

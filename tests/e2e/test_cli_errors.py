@@ -381,7 +381,7 @@ def test_resume_of_a_fifo_is_refused(cli, tmp_path) -> None:
 # ------------------------------------------------------------------ analyze, inspect: options, damage
 @pytest.fixture(scope="module")
 def small_log(tmp_path_factory) -> Path:
-    """A synthetic run log of 6 trials (NumPy e-prop, no Brian2)."""
+    """A synthetic run log of 6 trials (``run_training`` on the numpy device, no Brian2)."""
     return write_synthetic_run(tmp_path_factory.mktemp("small_log") / "run.h5")
 
 

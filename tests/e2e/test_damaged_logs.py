@@ -2,7 +2,8 @@
 damaged file: exit status 2, exactly one line on stderr naming the file, no traceback, and the file (or
 folder) left exactly as it was.
 
-The logs are synthetic (``write_synthetic_run``: the real RunWriter, NumPy training), damaged in a copy.
+The logs are synthetic (``write_synthetic_run``: ``neuroplast run``'s code on the numpy device), damaged in
+a copy.
 The commands run in a subprocess with a stand-in ``brian2`` that aborts on import, so a damaged file must be
 reported before anything is built.
 """
@@ -33,9 +34,19 @@ def _truncate(p: Path) -> None:
     p.write_bytes(data[: len(data) // 2])
 
 
-def _zero_middle(p: Path) -> None:
+def _zero_trial_table(p: Path) -> None:
+    """Zero the bytes from the first to the last chunk of the trial table (``/trials``), as a damaged disk
+    region would.  Located through HDF5, not at a fixed fraction of the file: where the writer puts the
+    table depends on its flush schedule (``neuroplast run`` flushes at every iteration, so the table lies
+    after the projections and spikes, whose zeroed values no reader can tell from real ones)."""
+    with h5py.File(p, "r") as f:
+        spans = []
+        for ds in f["trials"].values():
+            for i in range(ds.id.get_num_chunks()):
+                chunk = ds.id.get_chunk_info(i)
+                spans.append((chunk.byte_offset, chunk.byte_offset + chunk.size))
+    a, b = min(s for s, _ in spans), max(e for _, e in spans)
     data = bytearray(p.read_bytes())
-    a, b = len(data) // 4, 3 * len(data) // 4
     data[a:b] = bytes(b - a)
     p.write_bytes(bytes(data))
 
@@ -70,7 +81,7 @@ def _directory(p: Path) -> None:
 #: kind -> (damage, a word the error line must contain)
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "truncated": (_truncate, "truncated"),
-    "zeroed-middle": (_zero_middle, "damaged"),
+    "zeroed-trial-table": (_zero_trial_table, "damaged"),
     "missing-weights": (_delete("projections/recurrent/weights"), "weights"),
     "missing-spikes": (_delete("spikes/recurrent"), "spikes"),
     "garbage-config": (_garbage_config, "config"),
