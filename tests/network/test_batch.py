@@ -19,12 +19,11 @@ BATCH = 4  # copies; the tests give 3 trials, so one copy runs a silent padding 
 
 
 @pytest.fixture(scope="module")
-def batched(grad_network, eq_weights, tmp_path_factory):
+def batched(grad_network, eq_weights):
     """A network of BATCH copies built like ``grad_network`` (same device, loss, options)."""
     from neuroplast.network.builder import Brian2Network
 
     net = grad_network
-    folder = tmp_path_factory.mktemp(f"batch_{net.device}_{net.loss.name}")
     return Brian2Network(
         make_params("mix"),
         eq_weights,
@@ -33,7 +32,6 @@ def batched(grad_network, eq_weights, tmp_path_factory):
         loss=net.loss.name,
         gradients=True,
         record=True,
-        build_dir=folder,
         batch=BATCH,
     )
 
@@ -100,7 +98,7 @@ def test_batch_refuses_too_many_trials(batched, grad_network, eq_weights):
         batched.run_batch(eq_weights, trials)
 
 
-def test_recording_only_psi(eq_weights, tmp_path_factory):
+def test_recording_only_psi(eq_weights):
     """``record=("psi",)`` (the factorized path of e-prop and BPTT): the same ψ as recording everything, z
     from the spike monitor (as always), and nothing else recorded (here with two copies)."""
     from neuroplast.network.builder import Brian2Network
@@ -113,7 +111,6 @@ def test_recording_only_psi(eq_weights, tmp_path_factory):
             T_GRAD,
             device="runtime",
             record=rec,
-            build_dir=tmp_path_factory.mktemp("record"),
             batch=2,
         )
         for rec in (True, ("psi",))

@@ -29,7 +29,7 @@ PARAMS = make_params("mix", n_ref=2)  # LIF and ALIF neurons: the adjoint of ε^
 
 
 @pytest.fixture(scope="module", params=["mse", "cross_entropy"])
-def compiled(request, eq_weights, tmp_path_factory):
+def compiled(request, eq_weights):
     """A batched network whose binary computes the gradients; it also records ψ and z for the reference."""
     from neuroplast.network.builder import Brian2Network
 
@@ -41,7 +41,6 @@ def compiled(request, eq_weights, tmp_path_factory):
         device="cpp_standalone",
         loss=loss,
         record=("z", "psi"),
-        build_dir=tmp_path_factory.mktemp(f"compiled_{loss}"),
         batch=BATCH,
         factorized=True,
         reg=(C_REG, F_TARGET),

@@ -38,7 +38,7 @@ CASES = [
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: "-".join(c))
-def case(request, eq_weights, tmp_path_factory):
+def case(request, eq_weights):
     """A network with in-trial updates every 100 steps, built once per case."""
     from neuroplast.network.builder import Brian2Network
 
@@ -55,7 +55,6 @@ def case(request, eq_weights, tmp_path_factory):
         update_every=EVERY,
         rule_code=rule.brian2_update,
         in_trial_optimizer=opt,
-        build_dir=tmp_path_factory.mktemp(f"in_trial_{device}_{loss}"),
     )
     return net, rule, opt
 

@@ -41,7 +41,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module", params=list(CASES), ids=lambda c: f"{c[0]}-{c[1]}")
-def case(request, tmp_path_factory):
+def case(request):
     """A network of two copies for one (model, device), the problem it runs and its results."""
     from neuroplast.network.builder import Brian2Network
 
@@ -64,7 +64,6 @@ def case(request, tmp_path_factory):
         batch=2,
         neuron=model,
         neuron_values=values,
-        build_dir=tmp_path_factory.mktemp(f"model_{name}_{device}"),
     )
     fb = rng.normal(0.0, 0.5, (w.n_rec, w.n_out))
     x2 = make_input(seed=11, T=x.shape[0], n_in=w.n_in)
@@ -112,7 +111,7 @@ def test_the_comparison_can_disagree(case) -> None:
     assert key in MODEL_VALUES[model.name](params)
 
 
-def test_alif_generated_from_its_equations_is_the_hand_written_network(tmp_path_factory) -> None:
+def test_alif_generated_from_its_equations_is_the_hand_written_network() -> None:
     """The alif model run through the generated statements (under another name, so that the network does
     not take its hand-written path) against the hand-written LIF/ALIF network of §5: the same spikes, the
     same states and online gradients to rounding — two Brian2 views of one model."""
@@ -129,11 +128,10 @@ def test_alif_generated_from_its_equations_is_the_hand_written_network(tmp_path_
         x.shape[0],
         neuron=twin,
         neuron_values=values,
-        build_dir=tmp_path_factory.mktemp("alif_generated"),
         **kw,
     )
     got = generated.run_trial(w, x, target=target, mask=mask)
-    written = Brian2Network(params, w, x.shape[0], build_dir=tmp_path_factory.mktemp("alif_written"), **kw)
+    written = Brian2Network(params, w, x.shape[0], **kw)
     want = written.run_trial(w, x, target=target, mask=mask)
     assert np.any(params.beta != 0) and want.z.sum() > 0.01 * want.z.size  # ALIF neurons, active
     assert np.array_equal(got.z, want.z)
@@ -167,7 +165,7 @@ def test_an_eligibility_with_the_reset_runs_online_in_brian2() -> None:
     assert max(diffs.values()) <= RTOL, diffs
 
 
-def test_a_models_eligibility_with_the_reset_equals_numpy_on_cpp_standalone(tmp_path) -> None:
+def test_a_models_eligibility_with_the_reset_equals_numpy_on_cpp_standalone() -> None:
     """adlif with the reset kept in the eligibility (rule ``ostl``) on cpp_standalone: identical spikes and
     the online gradients of :func:`~neuroplast.gradients.derived.model_eprop` with ``keep_reset`` (≤ RTOL);
     e-prop's eligibility (``keep_reset=False``) is not what the network computed (> 1e-3)."""
@@ -176,7 +174,7 @@ def test_a_models_eligibility_with_the_reset_equals_numpy_on_cpp_standalone(tmp_
     model, values, params, w, x, target, mask, loss = model_problem("adlif", n_ref=2)
     net = Brian2Network(
         params, w, x.shape[0], device="cpp_standalone", loss=loss.name, gradients=True, record=True,
-        neuron=model, neuron_values=values, keep_reset=True, build_dir=tmp_path,
+        neuron=model, neuron_values=values, keep_reset=True,
     )  # fmt: skip
     got = net.run_trial(w, x, target=target, mask=mask)
     ref = ModelTrial.make(model, values, params, w, x, target, mask, loss, c_reg=0.0)

@@ -98,7 +98,7 @@ def test_online_gradient_can_disagree(grad_network, eq_weights):
 
 
 @pytest.fixture(scope="module")
-def lif_only_network(eq_weights, tmp_path_factory):
+def lif_only_network(eq_weights):
     """A runtime network built for LIF neurons only: no per-synapse ε^a state."""
     from neuroplast.network.builder import Brian2Network
 
@@ -110,7 +110,6 @@ def lif_only_network(eq_weights, tmp_path_factory):
         loss="mse",
         gradients=True,
         record=True,
-        build_dir=tmp_path_factory.mktemp("lif_only"),
     )
     assert not net.adaptation
     return net
@@ -133,7 +132,7 @@ def test_lif_only_network_equals_numpy_and_refuses_alif(lif_only_network, eq_wei
 
 
 @pytest.fixture(scope="module", params=[("piecewise_linear", False), ("exponential", None)], ids=str)
-def sweep_network(request, eq_weights, tmp_path_factory):
+def sweep_network(request, eq_weights):
     """Networks on the per-step sweep path: forced, and chosen for a surrogate without compact support."""
     from neuroplast.network.builder import Brian2Network
 
@@ -147,7 +146,6 @@ def sweep_network(request, eq_weights, tmp_path_factory):
         gradients=True,
         record=True,
         event_driven=event_driven,
-        build_dir=tmp_path_factory.mktemp("sweep"),
     )
     assert not net.event_driven
     return net, surrogate
