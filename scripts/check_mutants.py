@@ -1,11 +1,11 @@
-"""Mutation check of the test suite: every realistic small change to the maths must make a default test fail.
+"""Mutation check of the test suite: every realistic small change to the maths must fail a default test.
 
-Each row of :data:`MUTANTS` names a file, a string in it, its replacement (a factor 0.999, a sign, an off-by-one
-in a time index, a swapped argument, a dropped term) and the smallest selection of the default test suite
-that must catch it.  The check copies the repository once into a scratch folder, then for each row applies
-the mutant there, runs its selection with a timeout and restores the file::
+Each row of :data:`MUTANTS` names a file, a string in it, its replacement (a factor 0.999, a sign, an
+off-by-one in a time index, a swapped argument, a dropped term) and the smallest selection of the default
+test suite that must catch it.  The check copies the repository once into a scratch folder, then for each
+row applies the mutant there, runs its selection with a timeout and restores the file::
 
-    python scripts/check_mutants.py                 # every row (≈ 25 min on 2 busy cores, see docs/testing.md)
+    python scripts/check_mutants.py                 # every row (≈ 30 min on 2 busy cores, README)
     python scripts/check_mutants.py --only bptt     # the rows whose view or file contains "bptt"
     python scripts/check_mutants.py --check-only    # only that every string is found, once (seconds)
 
@@ -13,8 +13,8 @@ One line per mutant: ``caught``, ``MISSED`` (the selection passed: a test is mis
 (the string is not in the file, or found more than once; the mutant does not parse; the selection passed
 nothing, timed out or could not run); then a summary.  Exit status 0 only when every mutant is caught.
 
-Before any mutant, each distinct selection runs once on the unchanged copy and must pass: a failing
-selection would report every mutant as caught.
+Before any mutant, each distinct selection runs once on the unchanged copy and must pass (a line
+``baseline passes: …`` each): a failing selection would report every mutant as caught.
 
 Caches: the scratch copy writes no bytecode (a restored file of the mutant's size within the same second
 would otherwise be read from a stale ``.pyc``).  Every mutant gets a fresh ``NEUROPLAST_CACHE`` for its
@@ -85,50 +85,180 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---- the NumPy reference dynamics
     Mutant("dynamics", DYN, "a = rho * a + z", "a = rho * a + 0.999 * z", _NEURONS),
     Mutant("dynamics", DYN, "- v_th * z\n", "+ v_th * z\n", _NEURONS),
-    Mutant("dynamics", DYN, "params.n_ref, np.maximum(r - 1, 0)", "params.n_ref + 1, np.maximum(r - 1, 0)", _NEURONS),
+    Mutant(
+        "dynamics",
+        DYN,
+        "params.n_ref, np.maximum(r - 1, 0)",
+        "params.n_ref + 1, np.maximum(r - 1, 0)",
+        _NEURONS,
+    ),
     Mutant("dynamics", DYN, "(z @ weights.w_out.T) + weights.b_out", "(z @ weights.w_out.T)", _NEURONS),
     Mutant("stepper", STEP, "(z[None] @ weights.w_rec.T)[0])", "(z[None] @ weights.w_rec)[0])", _NEURONS),
     Mutant("stepper", STEP, "sur.psi(u, v_th, params.gamma)", "sur.psi(u, params.gamma, v_th)", _NEURONS),
     Mutant("stepper", STEP, "refr = r > 0\n", "refr = r > 1\n", _NEURONS),
     # ---- eligibility
-    Mutant("eligibility", ELIG, "(self.rho - self.beta * self.psi_prev)", "(self.rho + self.beta * self.psi_prev)", _EPROP),
-    Mutant("eligibility", ELIG, "self.ev = self.alpha * self.ev + pre_t", "self.ev = 0.999 * self.alpha * self.ev + pre_t", _EPROP),
-    Mutant("eligibility", ELIG, "psi_col * (self.ev[None, :] - self.beta * self.ea)", "psi_col * self.ev[None, :]", _EPROP),
-    Mutant("eligibility", DER, 'J = jac["D"] + jac["S"][:, None, :] * psi_du_prev[None, :, :]', 'J = jac["D"]', _DERIVED),
-    Mutant("eligibility", DER, 'out[k] = np.einsum("kj,kjp->jp", psi_du, eps[k])', 'out[k] = np.einsum("kj,kjp->jp", psi_du_prev, eps[k])', _DERIVED),
-    Mutant("eligibility", DER, "ebar[k] = p.kappa * ebar[k] + e", "ebar[k] = 0.999 * p.kappa * ebar[k] + e", _DERIVED),
+    Mutant(
+        "eligibility",
+        ELIG,
+        "(self.rho - self.beta * self.psi_prev)",
+        "(self.rho + self.beta * self.psi_prev)",
+        _EPROP,
+    ),
+    Mutant(
+        "eligibility",
+        ELIG,
+        "self.ev = self.alpha * self.ev + pre_t",
+        "self.ev = 0.999 * self.alpha * self.ev + pre_t",
+        _EPROP,
+    ),
+    Mutant(
+        "eligibility",
+        ELIG,
+        "psi_col * (self.ev[None, :] - self.beta * self.ea)",
+        "psi_col * self.ev[None, :]",
+        _EPROP,
+    ),
+    Mutant(
+        "eligibility",
+        DER,
+        'J = jac["D"] + jac["S"][:, None, :] * psi_du_prev[None, :, :]',
+        'J = jac["D"]',
+        _DERIVED,
+    ),
+    Mutant(
+        "eligibility",
+        DER,
+        'out[k] = np.einsum("kj,kjp->jp", psi_du, eps[k])',
+        'out[k] = np.einsum("kj,kjp->jp", psi_du_prev, eps[k])',
+        _DERIVED,
+    ),
+    Mutant(
+        "eligibility",
+        DER,
+        "ebar[k] = p.kappa * ebar[k] + e",
+        "ebar[k] = 0.999 * p.kappa * ebar[k] + e",
+        _DERIVED,
+    ),
     # ---- BPTT
-    Mutant("bptt", BPTT, "da_next = -beta * psi_dz + rho * da_next", "da_next = beta * psi_dz + rho * da_next", _BPTT),
+    Mutant(
+        "bptt",
+        BPTT,
+        "da_next = -beta * psi_dz + rho * da_next",
+        "da_next = beta * psi_dz + rho * da_next",
+        _BPTT,
+    ),
     Mutant("bptt", BPTT, "rec_t = c_in * (dv_next @ w_rec)", "rec_t = c_in * (dv_next @ w_rec.T)", _BPTT),
     Mutant("bptt", BPTT, "dz = dz - v_th * dv_next", "dz = dz + v_th * dv_next", _BPTT_FD),
-    Mutant("bptt", BPTT, "dv_next = psi_dz + alpha * dv_next", "dv_next = psi_dz + 0.999 * alpha * dv_next", _BPTT),
-    Mutant("bptt", DER, "rec[t] = p.input_scale * (g_next @ w.w_rec)", "rec[t] = p.input_scale * (g_next @ w.w_rec.T)", _DERIVED),
+    Mutant(
+        "bptt",
+        BPTT,
+        "dv_next = psi_dz + alpha * dv_next",
+        "dv_next = psi_dz + 0.999 * alpha * dv_next",
+        _BPTT,
+    ),
+    Mutant(
+        "bptt",
+        DER,
+        "rec[t] = p.input_scale * (g_next @ w.w_rec)",
+        "rec[t] = p.input_scale * (g_next @ w.w_rec.T)",
+        _DERIVED,
+    ),
     # ---- the optimizer
     Mutant("optimizer", OPT, "vhat = v / (1 - self.b2**self.t)", "vhat = v / (1 - self.b1**self.t)", _OPTIM),
     Mutant("optimizer", OPT, "(1 - self.b2) * g * g", "(1 - self.b1) * g * g", _OPTIM),
-    Mutant("optimizer", OPT, "mhat = m / (1 - self.b1**self.t)", "mhat = m / (1 - self.b1 ** (self.t + 1))", _OPTIM),
+    Mutant(
+        "optimizer",
+        OPT,
+        "mhat = m / (1 - self.b1**self.t)",
+        "mhat = m / (1 - self.b1 ** (self.t + 1))",
+        _OPTIM,
+    ),
     Mutant("optimizer", OPT, "np.sqrt(1 - self.b2**self.t)", "np.sqrt(1 - self.b2 ** (self.t + 1))", _OPTIM),
     Mutant("optimizer", OPT, 'weights.b_out + updates["bias"]', "weights.b_out", _OPTIM),
     # ---- the writer and what it writes
     Mutant("writer", BUF, "np.multiply(steps, spec.dt_ms", "np.multiply(steps + 1, spec.dt_ms", _LOG),
     Mutant("writer", WRITER, "self._next_step = start + T", "self._next_step = start + T - 1", _LOG),
-    Mutant("writer", BUF, 'np.array([t.iteration for t in trials], dtype=np.int64)', 'np.array([t.n_steps for t in trials], dtype=np.int64)', _LOG),
+    Mutant(
+        "writer",
+        BUF,
+        "np.array([t.iteration for t in trials], dtype=np.int64)",
+        "np.array([t.n_steps for t in trials], dtype=np.int64)",
+        _LOG,
+    ),
     Mutant("writer", WRITER, "np.int64(buf.n_trials_written)", "np.int64(buf.n_iterations_written)", _LOG),
     # ---- the Brian2 equations
-    Mutant("brian2", EQ, '"v = alpha * v + c_in * (I_in + I_rec) - v_th * z\\n"', '"v = alpha * v + c_in * (I_in + I_rec) - 0.999 * v_th * z\\n"', _EQUALITY),
+    Mutant(
+        "brian2",
+        EQ,
+        '"v = alpha * v + c_in * (I_in + I_rec) - v_th * z\\n"',
+        '"v = alpha * v + c_in * (I_in + I_rec) - 0.999 * v_th * z\\n"',
+        _EQUALITY,
+    ),
     Mutant("brian2", EQ, '"a = rho * a + z\\n"', '"a = rho * a + 0.999 * z\\n"', _EQUALITY),
-    Mutant("brian2", EQ, 'READOUT_UPDATE = "y = kappa * y + c_out * I_out + b', 'READOUT_UPDATE = "y = kappa * y + c_out * I_out', _EQUALITY),
+    Mutant(
+        "brian2",
+        EQ,
+        'READOUT_UPDATE = "y = kappa * y + c_out * I_out + b',
+        'READOUT_UPDATE = "y = kappa * y + c_out * I_out',
+        _EQUALITY,
+    ),
     Mutant("brian2", EQ, '"g += A_post * ebar\\n"', '"g += 0.999 * A_post * ebar\\n"', _ONLINE),
-    Mutant("brian2", EQ, "eps_a = (rho_post - beta_post * psi_post) * eps_a", "eps_a = (rho_post + beta_post * psi_post) * eps_a", _ONLINE),
-    Mutant("brian2", EQ, '"R = rho * R * (1 - ev) + ev\\n"', '"R = rho * R * (1 - ev) + 0.999 * ev\\n"', _ONLINE),
-    Mutant("brian2", MC, 'f"{DRIVE} = c_in * (I_in + I_rec)"', 'f"{DRIVE} = c_in * (I_in + 0.999 * I_rec)"', _MODEL_NET),
-    Mutant("brian2", MC, 'after.append(f"{PRE_DRIVE} = c_in * z")', 'after.append(f"{PRE_DRIVE} = 0.999 * c_in * z")', _MODEL_NET),
-    Mutant("brian2", MC, 'terms.append(f"bc_{i}_post * {PRE_DRIVE}_pre")', 'terms.append(f"bc_{i}_post * {PRE_DRIVE}_post")', _MODEL_NET),
+    Mutant(
+        "brian2",
+        EQ,
+        "eps_a = (rho_post - beta_post * psi_post) * eps_a",
+        "eps_a = (rho_post + beta_post * psi_post) * eps_a",
+        _ONLINE,
+    ),
+    Mutant(
+        "brian2", EQ, '"R = rho * R * (1 - ev) + ev\\n"', '"R = rho * R * (1 - ev) + 0.999 * ev\\n"', _ONLINE
+    ),
+    Mutant(
+        "brian2",
+        MC,
+        'f"{DRIVE} = c_in * (I_in + I_rec)"',
+        'f"{DRIVE} = c_in * (I_in + 0.999 * I_rec)"',
+        _MODEL_NET,
+    ),
+    Mutant(
+        "brian2",
+        MC,
+        'after.append(f"{PRE_DRIVE} = c_in * z")',
+        'after.append(f"{PRE_DRIVE} = 0.999 * c_in * z")',
+        _MODEL_NET,
+    ),
+    Mutant(
+        "brian2",
+        MC,
+        'terms.append(f"bc_{i}_post * {PRE_DRIVE}_pre")',
+        'terms.append(f"bc_{i}_post * {PRE_DRIVE}_post")',
+        _MODEL_NET,
+    ),
     # ---- the optimizer compiled into the network (in-trial learning; many trials per launch)
-    Mutant("brian2 optimizer", EQ, '"lam = in_trial_decay_post * active\\n"', '"lam = in_trial_decay_post\\n"', _IN_TRIAL_SGD),
-    Mutant("brian2 optimizer", EQ, "({b2} * {v} + (1 - {b2}) * {g} * {g})", "({b2} * {v} + (1 - {b1}) * {g} * {g})", _IN_TRIAL_ADAM),
-    Mutant("brian2 optimizer", EQ, "floor(t / t_update_period + 0.5) + (1 - active)\\n", "floor(t / t_update_period + 0.5) + (2 - active)\\n", _IN_TRIAL_ADAM),
-    Mutant("brian2 optimizer", EQ, "b1 * m + (1 - b1) * g : m;", "b1 * m + (1 - b1) * g * 0.999 : m;", _CHUNKED),
+    Mutant(
+        "brian2 optimizer",
+        EQ,
+        '"lam = in_trial_decay_post * active\\n"',
+        '"lam = in_trial_decay_post\\n"',
+        _IN_TRIAL_SGD,
+    ),
+    Mutant(
+        "brian2 optimizer",
+        EQ,
+        "({b2} * {v} + (1 - {b2}) * {g} * {g})",
+        "({b2} * {v} + (1 - {b1}) * {g} * {g})",
+        _IN_TRIAL_ADAM,
+    ),
+    Mutant(
+        "brian2 optimizer",
+        EQ,
+        "floor(t / t_update_period + 0.5) + (1 - active)\\n",
+        "floor(t / t_update_period + 0.5) + (2 - active)\\n",
+        _IN_TRIAL_ADAM,
+    ),
+    Mutant(
+        "brian2 optimizer", EQ, "b1 * m + (1 - b1) * g : m;", "b1 * m + (1 - b1) * g * 0.999 : m;", _CHUNKED
+    ),
 )
 
 
@@ -146,12 +276,14 @@ def apply(text: str, mutant: Mutant) -> str:
         try:
             ast.parse(out)
         except SyntaxError as exc:
-            raise MutantError(f"{mutant.file}: the mutant does not parse ({exc.msg}): {mutant.new!r}") from None
+            raise MutantError(
+                f"{mutant.file}: the mutant does not parse ({exc.msg}): {mutant.new!r}"
+            ) from None
     return out
 
 
 def _files(root: Path) -> list[Path]:
-    """The files of ``root`` a scratch copy needs: git's tracked and unignored files in a checkout, else all."""
+    """The files of ``root`` a scratch copy needs: in a git checkout its tracked and unignored files."""
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -251,10 +383,13 @@ def check(
             selections = list(dict.fromkeys(m.tests for m in runnable))
             broken = set()
             for i, tests in enumerate(selections):  # each selection must pass before it judges a mutant
+                t0 = time.monotonic()
                 outcome, last = _run(tests, repo, _fresh_cache(scratch, f"baseline{i}"), python, timeout)
                 if outcome != "passed":
                     broken.add(tests)
                     say(f"ERROR: unmutated code does not pass {' '.join(tests)}: {outcome} ({last})")
+                else:
+                    say(f"baseline passes: {' '.join(tests)} ({time.monotonic() - t0:.0f} s)")
             for i, m in enumerate(runnable):
                 if m.tests in broken:
                     counts["ERROR"] += 1
@@ -281,8 +416,8 @@ def check(
     verb = "apply" if check_only else "caught"
     ok = counts["ERROR"] == 0 and counts["MISSED"] == 0 and (check_only or counts["caught"] == total)
     say(
-        f"{total} mutants: {len(runnable) if check_only else counts['caught']} {verb}, {counts['MISSED']} missed, "
-        f"{counts['ERROR']} errors in {time.monotonic() - start:.0f} s"
+        f"{total} mutants: {len(runnable) if check_only else counts['caught']} {verb}, "
+        f"{counts['MISSED']} missed, {counts['ERROR']} errors in {time.monotonic() - start:.0f} s"
     )
     return 0 if ok else 1
 
