@@ -5,7 +5,7 @@ off-by-one in a time index, a swapped argument, a dropped term) and the smallest
 test suite that must catch it.  The check copies the repository once into a scratch folder, then for each
 row applies the mutant there, runs its selection with a timeout and restores the file::
 
-    python scripts/check_mutants.py                 # every row (≈ 30 min on 2 busy cores, README)
+    python scripts/check_mutants.py                 # every row (≈ 18 min on 2 busy cores, README)
     python scripts/check_mutants.py --only bptt     # the rows whose view or file contains "bptt"
     python scripts/check_mutants.py --check-only    # only that every string is found, once (seconds)
 
