@@ -7,6 +7,8 @@ order as their statements).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -51,9 +53,11 @@ def test_registry_refuses_duplicates_and_other_objects() -> None:
         NEURONS._check(object(), "x")  # what a plugin's entry point is checked with
 
 
-@pytest.mark.parametrize("n_ref", [0, 3])
-def test_alif_is_the_reference_dynamics_bit_for_bit(n_ref: int) -> None:
+@pytest.mark.parametrize(("n_ref", "gamma"), [(0, None), (3, None), (3, 0.5)])
+def test_alif_is_the_reference_dynamics_bit_for_bit(n_ref: int, gamma: float | None) -> None:
     model, values, params, w, x, *_ = model_problem("alif", n_ref=n_ref)
+    if gamma is not None:  # γ ≠ v_th (the problem's default has γ = v_th = 0.3): ψ's two factors differ
+        params = dataclasses.replace(params, gamma=gamma)
     want = simulate(params, w, x).squeeze()
     got = simulate_model(model, values, params, w, x)
     assert want.z.sum() > 20  # the comparison sees spikes

@@ -1,0 +1,89 @@
+"""plasticity/optim.py: SGD and Adam against their formulas written out, and ``apply_updates``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuroplast.config import TrainingConfig
+from neuroplast.model.params import Weights
+from neuroplast.plasticity.optim import SGD, Adam, apply_updates
+from neuroplast.plasticity.rules import get_rule
+
+#: Adam written out below performs the same operations in the same order as the optimizer on each
+#: element, so the two agree to rounding; 1e-14 relative allows for NumPy's vectorised power and sqrt.
+RTOL = 1e-14
+
+
+def _adam_formula(gs: list[float], lr: float, b1: float, b2: float, eps: float) -> list[float]:
+    """Kingma & Ba (2015), Algorithm 1, one parameter: the update of every step t = 1, 2, …"""
+    m = v = 0.0
+    out = []
+    for t, g in enumerate(gs, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        out.append(-lr * m_hat / (np.sqrt(v_hat) + eps))
+    return out
+
+
+def test_adam_matches_kingma_and_ba_over_several_steps() -> None:
+    rng = np.random.default_rng(4)
+    g = rng.normal(0.0, 1.0, (6, 2, 3)) * np.array([1e-7, 1.0, 10.0])  # ε matters for the first column
+    lr, b1, b2, eps = 2e-3, 0.8, 0.99, 1e-7
+    opt = Adam(lr, b1, b2, eps)
+    steps = np.array([opt.step({"input": g[t]})["input"] for t in range(6)])
+    for idx in np.ndindex(2, 3):
+        want = _adam_formula(list(g[(slice(None), *idx)]), lr, b1, b2, eps)
+        np.testing.assert_allclose(steps[(slice(None), *idx)], want, rtol=RTOL, atol=0)
+    assert opt.t == 6
+
+
+def test_adam_resumes_from_its_state() -> None:
+    g = {"input": np.array([[0.5, -2.0]]), "bias": np.array([1.0])}
+    a, b = Adam(1e-3), Adam(1e-3)
+    a.step(g)
+    a.step(g)
+    b.load_state(a.state())
+    want, got = a.step(g), b.step(g)
+    for k in g:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_sgd_is_minus_the_learning_rate_times_the_gradient() -> None:
+    g = {"input": np.array([[0.5, -2.0]]), "bias": np.array([3.0])}
+    out = SGD(0.25).step(g)
+    assert set(out) == set(g)
+    for k, v in g.items():
+        np.testing.assert_array_equal(out[k], -0.25 * v)
+
+
+def test_apply_updates_masks_and_applies_every_projection() -> None:
+    rng = np.random.default_rng(5)
+    n_rec, n_in, n_out = 4, 3, 2
+    w = Weights(
+        rng.normal(size=(n_rec, n_in)),
+        rng.normal(size=(n_rec, n_rec)),
+        rng.normal(size=(n_out, n_rec)),
+        rng.normal(size=n_out),
+        rng.random((n_rec, n_in)) < 0.5,
+        rng.random((n_rec, n_rec)) < 0.5,
+        rng.random((n_out, n_rec)) < 0.5,
+    )
+    ups = {
+        "input": rng.normal(size=(n_rec, n_in)),
+        "recurrent": rng.normal(size=(n_rec, n_rec)),
+        "output": rng.normal(size=(n_out, n_rec)),
+        "bias": rng.normal(size=n_out),
+    }
+    fb = rng.normal(size=(n_rec, n_out))
+    new, fb_new, applied = apply_updates(get_rule("eprop")(TrainingConfig()), w, fb, ups)
+    masks = {"input": w.mask_in, "recurrent": w.mask_rec, "output": w.mask_out, "bias": np.ones(n_out, bool)}
+    before = {"input": w.w_in, "recurrent": w.w_rec, "output": w.w_out, "bias": w.b_out}
+    after = {"input": new.w_in, "recurrent": new.w_rec, "output": new.w_out, "bias": new.b_out}
+    for k, u in ups.items():
+        masked = np.where(masks[k], u, 0.0)
+        np.testing.assert_array_equal(applied[k], masked)
+        np.testing.assert_array_equal(after[k], before[k] + masked)  # the same one addition
+        assert np.any(after[k] != before[k]), k  # the check can fail: every projection moved
+    np.testing.assert_array_equal(fb_new, fb)  # symmetric e-prop's B state does not follow W_out here
+    np.testing.assert_array_equal(new.mask_rec, w.mask_rec)
