@@ -121,8 +121,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "eligibility",
         DER,
-        'J = jac["D"] + jac["S"][:, None, :] * psi_du_prev[None, :, :]',
+        'J = jac["D"] + S[:, None, :] * psi_du_prev[None, :, :]',
         'J = jac["D"]',
+        _DERIVED,
+    ),
+    Mutant(
+        "eligibility",
+        DER,
+        'S = jac["S"] + jac["S_reset"] if keep_reset else jac["S"]',
+        'S = jac["S"] if keep_reset else jac["S"]',
         _DERIVED,
     ),
     Mutant(
@@ -306,7 +313,9 @@ def copy_tree(root: Path, dest: Path) -> None:
 def _run(tests: Sequence[str], repo: Path, cache: Path, python: str, timeout: float) -> tuple[str, str]:
     """Run one pytest selection in ``repo``: ``("passed" | "failed" | "ERROR: …", last line of output)``."""
     env = dict(os.environ, PYTHONPATH=str(repo), NEUROPLAST_CACHE=str(cache), PYTHONDONTWRITEBYTECODE="1")
-    cmd = [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:warnings", *tests]
+    # -n 0: one small selection, in one process (no test workers to start; pytest-xdist is a test dependency)
+    quiet = ["-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-p", "no:warnings"]
+    cmd = [python, "-m", "pytest", *quiet, *tests]
     try:
         proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
