@@ -101,6 +101,21 @@ class WriteBuffer:
         self.trials, self.iterations, self.in_trial, self.final = [], [], [], None
         return job
 
+    def nbytes(self) -> int:
+        """Bytes that flushing this buffer writes as data (rows of every dataset it appends to; HDF5's chunks
+        and metadata come on top, :data:`neuroplast.io.failure.MARGIN`)."""
+        n = 0
+        n_grads = sum(self.spec.edges[proj][0].size * len(ests) for proj, ests in self.estimators.items())
+        per_trial = 8 * (4 + len(self.extras) + n_grads)  # mandatory columns, extras, gradients (NaN filled)
+        for t in self.trials:
+            n += per_trial + t.x.nbytes + np.asarray(t.target).nbytes
+            n += t.mask.nbytes if t.mask is not None else 0
+            n += sum(16 * steps.size for steps, _ in t.spikes.values())  # float64 time, uint64 id
+        for rows in (*self.iterations, *self.in_trial, *([self.final] if self.final is not None else [])):
+            for part in rows if isinstance(rows, tuple) else (rows,):
+                n += sum(a.nbytes for a in part.values())
+        return n
+
     def written(self, job: WriteBuffer) -> None:
         """Take over the counts of rows on disk from ``job`` (from :meth:`take`), once it is flushed."""
         self.n_trials_written = job.n_trials_written
