@@ -3,16 +3,22 @@
 A run log stays consistent when its writer is *killed* at any point of a flush (the counters are written
 after what they count, docs/hdf5.md).  An I/O error is made to end the same way:
 
-* **before a flush** the writer checks that the log's file system has room for it
-  (:func:`check_room`: the bytes the flush writes plus :data:`MARGIN` for HDF5's
-  chunks and metadata).  A disk that filled up between two flushes (the usual case) is refused there,
-  before one byte of the flush is written: the file is exactly the flush before.
-* **during a flush** (another process took the room meanwhile, or the error is not one of space) HDF5
-  fails in the middle of its writes.  HDF5 cannot be told to stop writing, and closing such a file
-  normally makes it write (and fail) again, and has crashed the process (a segmentation fault, HDF5 2.0).
-  :func:`seal` therefore points HDF5's file descriptor at ``/dev/null`` at once: nothing it writes from
-  then on reaches the log, which is left as a kill at that moment leaves it — readable, its counters at
-  the last complete flush, resumable — and the file is closed without a crash.
+* **before a flush** the writer reserves the disk space the flush can take (:func:`make_room`: the
+  chunks it starts, which HDF5 allocates whole, :data:`METADATA` per dataset and :data:`MARGIN`) past the
+  end of the log, where the system allows it (Linux ``fallocate``), else checks the free space
+  (:func:`check_room`).  A disk that filled up between two flushes (the usual case) is refused there,
+  before one byte of the flush is written: the file is exactly the flush before.  With the space
+  reserved, another process cannot take it while HDF5 writes.
+* **during a flush** (the space could not be reserved — no ``fallocate`` on this file system — and another
+  process took it, or an error that is not one of space, such as ``EIO``) HDF5 fails in the middle of its
+  writes.  HDF5 cannot be told to stop writing, and closing such a file normally makes it write (and fail)
+  again, and has crashed the process (a segmentation fault, HDF5 2.0).  :func:`seal` therefore points
+  HDF5's file descriptor at ``/dev/null`` at once: nothing it writes from then on reaches the log, which
+  is left as a kill at that moment leaves it — readable, its counters at the last complete flush,
+  resumable.  This is best effort: when the first failure shows only in HDF5's metadata cache (an object
+  released, not a write the writer called), HDF5 2.0 can still crash before the writer learns of it
+  (measured while creating a file on a full disk without a reservation); the reservation is what keeps
+  HDF5 away from a full disk.
 
 Either way the writer reports one :class:`~neuroplast.errors.RunFileError` (:func:`failure_message`) and
 writes nothing more.  h5py reports the errors of HDF5 objects released during such a failure as
@@ -38,6 +44,8 @@ from neuroplast.io.schema import CHUNK_BYTES, RunFileError
 
 __all__ = [
     "MARGIN",
+    "SLACK",
+    "METADATA",
     "check_room",
     "failure_message",
     "failure_reason",
@@ -49,9 +57,15 @@ __all__ = [
     "writing_error",
 ]
 
-#: Room (bytes) a flush needs beyond the bytes it writes: HDF5 allocates whole chunks (at most
-#: :data:`~neuroplast.io.schema.CHUNK_BYTES` each, for about a dozen growing datasets) and metadata blocks.
-MARGIN = 16 * CHUNK_BYTES
+#: Room (bytes) a flush needs beyond its chunks and :data:`METADATA` per dataset: the rest of HDF5's
+#: metadata (the heap of names, attributes, the counters), checked by tests/io/test_disk_room.py.
+MARGIN = 1 << 18
+#: Room (bytes) for a dataset a flush creates, besides its rows: the chunk it starts but may not fill (at
+#: most :data:`~neuroplast.io.schema.CHUNK_BYTES`).  Datasets that exist are counted by the chunks that
+#: the rows appended start (:meth:`WriteBuffer.room <neuroplast.io.buffer.WriteBuffer.room>`).
+SLACK = CHUNK_BYTES
+#: Room (bytes) for the metadata of each dataset a flush writes (its chunk index and object header).
+METADATA = 4096
 
 #: Errors that mean "no room": a full disk or an exhausted quota.
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)

@@ -197,7 +197,7 @@ class Growing:
     then) and appends through the low-level dataset id.  The bytes on disk are those of ``ds[n0:n] = block``.
     """
 
-    __slots__ = ("ds", "id", "name", "n", "tail", "dtype", "direct")
+    __slots__ = ("ds", "id", "name", "n", "tail", "dtype", "direct", "chunk_rows", "chunk_bytes")
 
     def __init__(self, ds: h5py.Dataset) -> None:
         self.ds = ds
@@ -208,7 +208,16 @@ class Growing:
         self.tail: tuple[int, ...] = tuple(shape[1:])
         self.dtype = ds.dtype
         # every chunk one whole row, no filter: a row is written as its chunk
-        self.direct = ds.chunks == (1,) + self.tail and not self.id.get_create_plist().get_nfilters()
+        chunks = ds.chunks
+        self.direct = chunks == (1,) + self.tail and not self.id.get_create_plist().get_nfilters()
+        self.chunk_rows = int(chunks[0])
+        self.chunk_bytes = int(np.prod(chunks, dtype=np.int64)) * self.dtype.itemsize
+
+    def new_bytes(self, rows: int) -> int:
+        """Bytes of the chunks that appending ``rows`` rows allocates (HDF5 allocates whole chunks)."""
+        c = self.chunk_rows
+        started = -(-(self.n + rows) // c) - -(-self.n // c)  # chunks up to the new end, less those before
+        return started * self.chunk_bytes
 
     def _grow(self, n: int) -> int:
         n0 = self.n
@@ -354,10 +363,12 @@ def create_run_file(
 
 
 def layout_bytes(spec: RunSpec) -> int:
-    """Bytes of the arrays a new file's layout holds (edge ids, per-neuron parameters); its groups, empty
-    datasets and attributes come on top (:data:`~neuroplast.io.failure.MARGIN`)."""
+    """Bytes a new file's layout can take besides :data:`~neuroplast.io.failure.MARGIN`: the arrays it holds
+    (edge ids, per-neuron parameters) and the metadata of each of its datasets."""
     edges = sum(16 * src.size for src, _ in spec.edges.values())
-    return edges + sum(a.nbytes for params in spec.pops.values() for a in params.values())
+    params = sum(a.nbytes for p in spec.pops.values() for a in p.values())
+    n_datasets = 8 + 3 * len(spec.pops) + 5 * len(spec.edges) + sum(len(p) for p in spec.pops.values())
+    return edges + params + 4096 * n_datasets
 
 
 def _link_into_place(tmp: Path, path: Path, lock: WriteLock) -> None:

@@ -45,7 +45,7 @@ from neuroplast.io.checks import (
     check_x,
     run_spec,
 )
-from neuroplast.io.failure import make_room, quiet_dealloc, seal, writing_error
+from neuroplast.io.failure import METADATA, SLACK, make_room, quiet_dealloc, seal, writing_error
 from neuroplast.io.interrupts import uninterrupted
 from neuroplast.io.layout import TaskKind, create_run_file
 from neuroplast.io.reopen import AppendMixin, Continuation
@@ -541,11 +541,13 @@ class RunWriter(AppendMixin, TraceMixin):
         # the disk space for all of it reserved, or nothing is written (a disk that filled up since the
         # last flush): HDF5 never meets a full disk in the middle of its writes
         states = sum(a.nbytes for state in new.values() for a in state.values())
+        n_arrays = sum(len(state) for state in new.values())
         try:
             with quiet_dealloc():
-                make_room(
-                    f.id.get_vfd_handle(), self.path, self._buffer.nbytes() + self._reports.nbytes() + states
-                )
+                n_meta = self._buffer.n_datasets() + self._reports.n_datasets() + n_arrays
+                reports = self._reports.nbytes() + SLACK * self._reports.n_datasets()
+                nbytes = self._buffer.room(f, SLACK) + reports + states + n_meta * METADATA
+                make_room(f.id.get_vfd_handle(), self.path, nbytes)
                 self._reports.flush(f)
         except (OSError, RuntimeError) as exc:
             seal(f)  # nothing more reaches the file, and closing it cannot crash
