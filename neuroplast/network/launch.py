@@ -61,7 +61,8 @@ class Launch:
         configure_brian2()
         if self._compiled:
             for old in _ACTIVE_STANDALONE:
-                old._stale = True
+                old._stale = True  # it builds itself again when used (its Brian2 objects go now)
+                old._release_brian2_objects()
             _ACTIVE_STANDALONE.clear()
             import neuroplast.network.engine  # noqa: F401 - registers the device in Brian2's device table
 
@@ -69,8 +70,9 @@ class Launch:
             b2.device.reinit()  # one standalone project per process: start a fresh one
             b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
             # Brian2 names code objects "<owner>_codeobject*": one of a network still in memory (a finished
-            # run's, waiting for the garbage collector) makes this network's "..._codeobject_1", a different
-            # project that compiles again (issue 28).  Collected first, names are those of a fresh process.
+            # run's, dropped above but waiting for the garbage collector) makes this network's
+            # "..._codeobject_1", a project that compiles again (issue 28).  Collected, names are those of a
+            # fresh process.
             gc.collect()
             # Brian2's OpenMP code splits the per-neuron loops and the synaptic code that writes only
             # synaptic variables between the threads; code writing neuron variables (v_post += w) and the
@@ -169,13 +171,12 @@ class Launch:
         if self._stale:
             # Brian2 has one standalone project per process and a newer network took it: build this one
             # again. Its code is unchanged, so Brian2 rewrites no file and compiles nothing (≈ 1–2 s).
-            # Its old Brian2 objects go first: alive, they would give the new ones numbered names.
-            self._release_brian2_objects()
             self._build()
 
     def _release_brian2_objects(self) -> None:
-        """Drop this network's Brian2 objects (attributes holding them, alone or in a container) before
-        :meth:`_build` makes them again, and collect them."""
+        """Drop this network's Brian2 objects (attributes holding them, alone or in a container): it was
+        retired (:attr:`_stale`), and :meth:`_build` makes them again before it is used.  Alive, they would
+        give the objects of the network that took the project numbered names."""
         from brian2.core.names import Nameable
 
         def holds(value: Any) -> bool:
@@ -187,7 +188,6 @@ class Launch:
         for name, value in list(vars(self).items()):
             if holds(value):
                 setattr(self, name, None)
-        gc.collect()
 
     def _run(self, values: dict, arrays: dict, p: ModelParams, n_trials: int | None = None) -> None:
         """Run one launch from the initial state with these variable and TimedArray values (``n_trials``: a
