@@ -24,7 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from neuroplast.io.lock import check_not_busy
     from neuroplast.io.paths import check_log_path
     from neuroplast.plasticity.rules import rule_names
-    from neuroplast.training.runner import run_training, traceable
+    from neuroplast.training.runner import logged_iterations, run_training, traceable
 
     cfg = load_config(args.config)
     if args.rule is not None and args.rule.lower() not in rule_names():
@@ -80,7 +80,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"{out.parent}: is not a folder")
         if not os.access(out.parent, os.W_OK | os.X_OK):
             raise UsageError(f"{out.parent}: output folder is not writable")
-    check_log_size(cfg, out.parent, args.iterations)
+    if args.resume is not None:  # room for the iterations still to come, of the run's own length
+        target = args.iterations if args.iterations is not None else logged_iterations(before)
+        check_log_size(cfg, out.parent, max(0, int(target) - n_before))
+    else:
+        check_log_size(cfg, out.parent, args.iterations)
     path = run_training(
         cfg,
         out,

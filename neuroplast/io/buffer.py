@@ -101,6 +101,56 @@ class WriteBuffer:
         self.trials, self.iterations, self.in_trial, self.final = [], [], [], None
         return job
 
+    def room(self, f: h5py.File, slack: int) -> int:
+        """Bytes that flushing this buffer adds to ``f`` at most, besides metadata: the whole chunks it
+        starts in every dataset it appends to (:meth:`Growing.new_bytes`), or for a dataset it creates, its
+        rows and ``slack``.  Called while no flush runs (the open datasets' lengths are those on disk)."""
+        total = 0
+
+        def grow(path: str, rows: int, row_bytes: int) -> None:
+            nonlocal total
+            if rows == 0:
+                return
+            if path in self._dcache or path in f:
+                total += self._ds(f, path).new_bytes(rows)
+            else:  # created by this flush (a new extra column or estimator)
+                total += rows * row_bytes + slack
+
+        B, spec = len(self.trials), self.spec
+        if B:
+            for pop in spec.pops:
+                n = sum(t.spikes[pop][0].size for t in self.trials if pop in t.spikes)
+                grow(f"spikes/{pop}/timestamps", n, 8)
+                grow(f"spikes/{pop}/node_ids", n, 8)
+            grow("inputs/values", B, self.trials[0].x.nbytes)
+            if spec.task_kind == "regression":
+                grow("targets/values", B, self.trials[0].target.nbytes)
+            else:
+                grow("targets/labels", B, 8)
+                grow("targets/mask", B, spec.n_steps)
+            for proj, ests in self.estimators.items():
+                for est in ests:
+                    grow(f"projections/{proj}/grad/{est}", B, 8 * spec.edges[proj][0].size)
+            for col in (*self.extras, "loss", "iteration", "n_steps", "start_step"):
+                grow(f"trials/{col}", B, 8)
+        n_it = len(self.iterations)
+        for name, (src, _) in spec.edges.items():
+            grow(f"projections/{name}/weights", n_it + (self.final is not None), 8 * src.size)
+            grow(f"projections/{name}/updates", n_it, 8 * src.size)
+            grow(f"projections/{name}/in_trial_weights", len(self.in_trial), 8 * src.size * spec.n_steps)
+        return total
+
+    def n_datasets(self) -> int:
+        """Datasets that flushing this buffer appends to (each gets metadata)."""
+        n = 0
+        if self.trials:
+            # the columns, extras, spikes (timestamps, ids), inputs, targets (labels, mask), gradients
+            n += 4 + len(self.extras) + 2 * len(self.spec.pops) + 3
+            n += sum(len(ests) for ests in self.estimators.values())
+        if self.iterations or self.final is not None:
+            n += (2 + bool(self.in_trial)) * len(self.spec.edges)
+        return n
+
     def written(self, job: WriteBuffer) -> None:
         """Take over the counts of rows on disk from ``job`` (from :meth:`take`), once it is flushed."""
         self.n_trials_written = job.n_trials_written

@@ -9,6 +9,9 @@ read/write.  Both return a :class:`LockedFile`: the file with the writer's exclu
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -18,9 +21,11 @@ import h5py
 import numpy as np
 from h5py import h5s
 
+from neuroplast.io import failure
+from neuroplast.io.failure import failure_reason, quiet_dealloc, release_room, seal
 from neuroplast.io.interrupts import deferred_interrupts
 from neuroplast.io.lock import WriteLock
-from neuroplast.io.paths import check_log_path
+from neuroplast.io.paths import check_log_path, creating_path, remove_unstarted
 from neuroplast.io.schema import (
     ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
@@ -103,12 +108,14 @@ class LockedFile(h5py.File):
         return f
 
     def close(self) -> None:
-        """Close the file, then release the lock."""
+        """Close the file, give back the disk space reserved for it and not used
+        (:func:`~neuroplast.io.failure.release_room`), then release the lock."""
         try:
             super().close()
         finally:
             lock, self._write_lock = self._write_lock, None
             if lock is not None:
+                release_room(lock.path)
                 lock.release()
 
 
@@ -190,7 +197,7 @@ class Growing:
     then) and appends through the low-level dataset id.  The bytes on disk are those of ``ds[n0:n] = block``.
     """
 
-    __slots__ = ("ds", "id", "name", "n", "tail", "dtype", "direct")
+    __slots__ = ("ds", "id", "name", "n", "tail", "dtype", "direct", "chunk_rows", "chunk_bytes")
 
     def __init__(self, ds: h5py.Dataset) -> None:
         self.ds = ds
@@ -201,7 +208,16 @@ class Growing:
         self.tail: tuple[int, ...] = tuple(shape[1:])
         self.dtype = ds.dtype
         # every chunk one whole row, no filter: a row is written as its chunk
-        self.direct = ds.chunks == (1,) + self.tail and not self.id.get_create_plist().get_nfilters()
+        chunks = ds.chunks
+        self.direct = chunks == (1,) + self.tail and not self.id.get_create_plist().get_nfilters()
+        self.chunk_rows = int(chunks[0])
+        self.chunk_bytes = int(np.prod(chunks, dtype=np.int64)) * self.dtype.itemsize
+
+    def new_bytes(self, rows: int) -> int:
+        """Bytes of the chunks that appending ``rows`` rows allocates (HDF5 allocates whole chunks)."""
+        c = self.chunk_rows
+        started = -(-(self.n + rows) // c) - -(-self.n // c)  # chunks up to the new end, less those before
+        return started * self.chunk_bytes
 
     def _grow(self, n: int) -> int:
         n0 = self.n
@@ -288,7 +304,14 @@ def create_run_file(
         If ``path`` is a folder or anything but a regular file (a device, FIFO, socket or dangling
         symbolic link is never removed: :func:`~neuroplast.io.paths.check_log_path`), its folder is
         missing, it exists and ``force`` is false, another process has it open (a live writer: it is never
-        deleted), or it cannot be created.
+        deleted), or it cannot be created (a full disk included: nothing is left behind).
+
+    Notes
+    -----
+    The layout is written under a hidden name next to ``path``
+    (:func:`~neuroplast.io.paths.creating_path`, locked) and linked to ``path`` once it is complete and
+    flushed: a process killed while creating a log leaves no half-made ``path``, and the next creation of
+    ``path`` removes what it left (:func:`~neuroplast.io.paths.remove_unstarted`, with a one-line warning).
     """
     check_log_path(path)  # a folder, device, FIFO, socket or dangling link is never replaced, force or not
     if not path.parent.is_dir():
@@ -305,23 +328,66 @@ def create_run_file(
             finally:
                 if old is not None:
                     old.release()
-        lock = WriteLock.create(path)
+        remove_unstarted(path)
+        tmp = creating_path(path)
+        lock = WriteLock.create(tmp)
         try:
             f = LockedFile.open(lock, "w")
         except OSError as exc:
-            path.unlink(missing_ok=True)  # the empty file this call created (still ours: locked)
+            tmp.unlink(missing_ok=True)  # the empty file this call created (still ours: locked)
             lock.release()
-            raise RunFileError(path, f"cannot create: {exc}") from exc
+            raise RunFileError(path, f"cannot create: {failure_reason(exc)}; nothing was written") from exc
     try:
-        _root_attrs(f, spec, config_toml, seed, brian2_version)
-        _populations(f, spec)
-        _trials(f, spec)
-        _projections(f, spec)
-        f.flush()
-    except BaseException:
-        f.close()
+        with quiet_dealloc():
+            try:
+                # the room for the layout reserved, or nothing more is written (HDF5 never meets a full
+                # disk in the middle of its writes)
+                failure.make_room(f.id.get_vfd_handle(), tmp, layout_bytes(spec))
+                _root_attrs(f, spec, config_toml, seed, brian2_version)
+                _populations(f, spec)
+                _trials(f, spec)
+                _projections(f, spec)
+                f.flush()
+            except BaseException:
+                seal(f)  # a full disk: HDF5 writes nothing more, and closing cannot crash
+                raise
+        _link_into_place(tmp, path, lock)
+    except BaseException as exc:
+        with quiet_dealloc(), contextlib.suppress(Exception):
+            f.close()
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise RunFileError(path, f"cannot create: {failure_reason(exc)}; nothing was written") from exc
         raise
     return f
+
+
+def layout_bytes(spec: RunSpec) -> int:
+    """Bytes a new file's layout can take besides :data:`~neuroplast.io.failure.MARGIN`: the arrays it holds
+    (edge ids, per-neuron parameters) and the metadata of each of its datasets."""
+    edges = sum(16 * src.size for src, _ in spec.edges.values())
+    params = sum(a.nbytes for p in spec.pops.values() for a in p.values())
+    n_datasets = 8 + 3 * len(spec.pops) + 5 * len(spec.edges) + sum(len(p) for p in spec.pops.values())
+    return edges + params + 4096 * n_datasets
+
+
+def _link_into_place(tmp: Path, path: Path, lock: WriteLock) -> None:
+    """Give the complete, flushed new log at ``tmp`` its name ``path`` (never over a file that appeared
+    there meanwhile), and move the lock's name with it."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise RunFileError(path, "already exists (created by another process meanwhile?)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        # no hard links on this file system: a rename (it would replace a file that appeared meanwhile)
+        if os.path.lexists(path):
+            raise RunFileError(path, "already exists (created by another process meanwhile?)") from None
+        os.rename(tmp, path)
+    else:
+        tmp.unlink()
+    lock.path = path
 
 
 def open_for_writing(path: Path) -> LockedFile:

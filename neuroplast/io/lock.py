@@ -95,6 +95,18 @@ class WriteLock:
                 # ENOLCK, EOPNOTSUPP ...: this file system cannot lock; write unlocked
         return cls(path, fd)
 
+    def fileno(self) -> int:
+        """The descriptor the lock is held on (read/write for a file made by :meth:`create`).
+
+        Raises
+        ------
+        RunFileError
+            If the lock was released.
+        """
+        if self._fd is None:
+            raise RunFileError(self.path, "lock already released")
+        return self._fd
+
     @property
     def held(self) -> bool:
         """Whether the lock is still held."""

@@ -8,15 +8,65 @@ or removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 from neuroplast.errors import file_kind
+from neuroplast.io.lock import WriteLock
 from neuroplast.io.schema import RunFileError
 
-__all__ = ["check_log_path"]
+__all__ = ["check_log_path", "creating_path", "remove_unstarted"]
+
+#: The hidden name a new log is written under until its layout is complete (``.<name>.creating-<pid>``);
+#: only then is it linked to its own name.
+CREATING = ".creating-"
+_NAME_MAX = 200  # of the log's name kept in the hidden one: the whole stays below the system's 255
+
+
+def creating_path(path: Path) -> Path:
+    """Where :func:`~neuroplast.io.layout.create_run_file` writes ``path``'s layout before linking it into
+    place: a kill while a log is being created leaves this hidden file, never a half-made ``path``."""
+    return path.with_name(f".{path.name[:_NAME_MAX]}{CREATING}{os.getpid()}")
+
+
+def remove_unstarted(path: Path) -> list[Path]:
+    """Remove what runs killed while creating ``path`` left next to it (:func:`creating_path` files that no
+    live process holds), each with a one-line warning; return them.
+
+    A file another process holds (its ``flock``: a run creating the log right now) is left alone.
+    """
+    prefix = f".{path.name[:_NAME_MAX]}{CREATING}"
+    removed = []
+    with contextlib.suppress(OSError):
+        for leftover in sorted(path.parent.glob(f"{_glob_escape(prefix)}*")):
+            if not leftover.name[len(prefix) :].isdigit() or not leftover.is_file() or leftover.is_symlink():
+                continue
+            try:
+                lock = WriteLock.acquire(leftover)
+            except RunFileError:
+                continue  # being created by a live process
+            try:
+                leftover.unlink()
+            except OSError:
+                continue
+            finally:
+                lock.release()
+            removed.append(leftover)
+            warnings.warn(
+                f"{leftover}: removed a run log that was never started (its run was killed while creating "
+                "it)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return removed
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def check_log_path(path: str | Path, protect: Mapping[str, str | Path] | None = None) -> Path:

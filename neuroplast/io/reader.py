@@ -217,7 +217,9 @@ class ProjectionLog:
         self.target_ids = np.asarray(g["target_ids"][()], dtype=np.uint64)
         n_it = run.n_iterations
         self.updates = np.asarray(g["updates"][:n_it])
-        self.weights = np.asarray(g["weights"][: n_it + 1])
+        # the final row only once the run finished: a row past the counters of an unfinished log is a flush
+        # that a kill cut short (its weights reach the disk before the counters)
+        self.weights = np.asarray(g["weights"][: n_it + int(bool(run.finished))])
         self.in_trial_weights = np.asarray(g["in_trial_weights"][:n_it]) if "in_trial_weights" in g else None
         self.estimators = _estimators(g)
 

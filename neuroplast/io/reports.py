@@ -78,6 +78,15 @@ class Reports:
         tr.buffer.append(arr)
         tr.next_step += arr.shape[0]
 
+    def nbytes(self) -> int:
+        """Bytes of the buffered rows (what :meth:`flush` appends, besides metadata)."""
+        return sum(a.nbytes for tr in self.traces.values() for a in tr.buffer)
+
+    def n_datasets(self) -> int:
+        """Datasets :meth:`flush` writes: each report's data and ``mapping/time`` (a new report: its mapping
+        too, about the size of its node ids, counted as datasets)."""
+        return sum(2 + 6 * (tr.rows_written == 0) for tr in self.traces.values() if tr.buffer)
+
     def flush(self, f: h5py.File) -> None:
         """Append every buffered row (creating a report on its first rows) and update ``mapping/time``."""
         for (pop, var), tr in self.traces.items():

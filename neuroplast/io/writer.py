@@ -45,6 +45,7 @@ from neuroplast.io.checks import (
     check_x,
     run_spec,
 )
+from neuroplast.io.failure import METADATA, SLACK, make_room, quiet_dealloc, seal, writing_error
 from neuroplast.io.interrupts import uninterrupted
 from neuroplast.io.layout import TaskKind, create_run_file
 from neuroplast.io.reopen import AppendMixin, Continuation
@@ -485,13 +486,18 @@ class RunWriter(AppendMixin, TraceMixin):
 
         A flush still running in the background (:attr:`background`) is waited for first; this one is
         written before it returns.  A flush that fails leaves the file as the flush before it left it (its
-        counters), and the writer writes nothing more (later flushes raise :class:`RunFileError`).
+        counters), and the writer writes nothing more (later flushes raise :class:`RunFileError`).  A flush
+        that does not fit on the disk is refused before it writes anything, and an I/O error in the middle
+        of one leaves the file as a kill at that moment would (:mod:`neuroplast.io.failure`); both raise
+        one :class:`RunFileError` that says where the log ends.
         """
         job = self._take()
         try:
             self._write(job)
         except BaseException as exc:
             self._failed = exc
+            if isinstance(exc, (OSError, RuntimeError)):
+                raise writing_error(self.path, exc, self._buffer.n_iterations_written) from exc
             raise
 
     def _scheduled_flush(self) -> None:
@@ -521,17 +527,32 @@ class RunWriter(AppendMixin, TraceMixin):
             if exc is not None:
                 self._failed = exc
         if self._failed is not None:
-            raise RunFileError(
-                self.path, f"writing the log failed ({type(self._failed).__name__}: {self._failed})"
-            ) from self._failed
+            failed = self._failed
+            if isinstance(failed, RunFileError):
+                raise failed
+            raise writing_error(self.path, failed, self._buffer.n_iterations_written) from failed
 
     def _take(self) -> _FlushJob:
         """Wait for a background flush, write the buffered traces, and take everything else buffered (with
         the resume states it writes) as one flush job; the buffers start empty."""
         self._wait()
         f = self._require_open()
-        self._reports.flush(f)
         new = {k: v for k, v in self._states.items() if k > self._state_on_disk}
+        # the disk space for all of it reserved, or nothing is written (a disk that filled up since the
+        # last flush): HDF5 never meets a full disk in the middle of its writes
+        states = sum(a.nbytes for state in new.values() for a in state.values())
+        n_arrays = sum(len(state) for state in new.values())
+        try:
+            with quiet_dealloc():
+                n_meta = self._buffer.n_datasets() + self._reports.n_datasets() + n_arrays
+                reports = self._reports.nbytes() + SLACK * self._reports.n_datasets()
+                nbytes = self._buffer.room(f, SLACK) + reports + states + n_meta * METADATA
+                make_room(f.id.get_vfd_handle(), self.path, nbytes)
+                self._reports.flush(f)
+        except (OSError, RuntimeError) as exc:
+            seal(f)  # nothing more reaches the file, and closing it cannot crash
+            self._failed = exc
+            raise writing_error(self.path, exc, self._buffer.n_iterations_written) from exc
         n = max(new, default=None)
         job = _FlushJob(self._buffer.take(), new, n, self._state_on_disk, self._finished)
         if n is not None:
@@ -540,8 +561,18 @@ class RunWriter(AppendMixin, TraceMixin):
         return job
 
     def _write(self, job: _FlushJob) -> None:
-        """Write one flush job (in the caller's or the writer thread; nothing else touches the file then)."""
+        """Write one flush job (in the caller's or the writer thread; nothing else touches the file then).
+        An error seals the file (:func:`~neuroplast.io.failure.seal`): it keeps what is on disk, as after a
+        kill."""
         f = self._require_open()
+        with quiet_dealloc():
+            try:
+                self._write_job(f, job)
+            except BaseException:
+                seal(f)
+                raise
+
+    def _write_job(self, f: h5py.File, job: _FlushJob) -> None:
         buf = job.buffer
         buf.flush_iterations(f)
         buf.flush_trials(f)
@@ -593,7 +624,11 @@ class RunWriter(AppendMixin, TraceMixin):
             self._f = None
             self._buffer.forget_datasets()
             self._slot_cache.clear()
-            f.close()
+            if self._failed is None:
+                f.close()
+            else:  # sealed, or nothing written since the refused flush: HDF5's own errors add nothing
+                with quiet_dealloc(), contextlib.suppress(Exception):
+                    f.close()
 
     def __enter__(self) -> RunWriter:
         return self

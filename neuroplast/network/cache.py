@@ -124,10 +124,12 @@ def build_cached(folder: Path, build: Callable[[Path], None]) -> bool:
     Returns
     -------
     bool
-        True if a finished build was found (nothing had to be compiled from scratch).
+        True if a finished build was found and the build changed its binary not at all (nothing was
+        compiled or linked).
     """
     with _locked(folder):
         reused = built(folder)
+        binary = _stamp(folder / BINARY)
         if folder.exists() and not reused:
             warnings.warn(
                 f"neuroplast: compiled-network cache entry {folder} is incomplete; rebuilding it",
@@ -152,7 +154,22 @@ def build_cached(folder: Path, build: Callable[[Path], None]) -> bool:
             reused = False
         (folder / BUILT).write_text("built\n")
         _remove_orphan_results(folder)
+        # "reused" is said only of a binary that the build left as it found it (nothing compiled or linked)
+        reused = reused and binary is not None and _stamp(folder / BINARY) == binary
     return reused
+
+
+#: The program a cpp_standalone build links (Brian2's makefile target on POSIX).
+BINARY = "main"
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Inode, size and modification time (ns) of ``path``, or ``None`` when it is missing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def running(folder: Path) -> contextlib.AbstractContextManager[None]:

@@ -18,7 +18,10 @@ class owns what neuroplast needs beyond the stock C++ standalone device:
   dictionary), and **the run's duration chosen per launch**: the compiled ``net.run(D)`` becomes
   ``net.run(neuroplast_run_duration(<results>/duration, D))`` (``network/include/neuroplast_launch.h``), so
   that a network built for up to K trials per launch runs fewer without being compiled again;
-* **variables written by code Brian2 does not know of** (:meth:`forget_cached`).
+* **variables written by code Brian2 does not know of** (:meth:`forget_cached`);
+* **the compile** (:meth:`compile_source`): ``make`` runs in a process group that is killed when the Python
+  process ends in any way, ``kill -9`` included (:func:`.processes.run_in_group`), so that no compiler
+  outlives its run.
 
 Workarounds that remain, and the upstream change that would remove each, are listed in
 docs/architecture.md ("Brian2: what neuroplast relies on").
@@ -26,6 +29,7 @@ docs/architecture.md ("Brian2: what neuroplast relies on").
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,8 +38,11 @@ import brian2
 import numpy as np
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices
+from brian2.utils.filetools import in_directory
+from brian2.utils.logger import std_silent
 
 from neuroplast.network.headers import HEADERS, INCLUDE_DIR
+from neuroplast.network.processes import run_in_group
 
 __all__ = [
     "DEVICE_NAME",
@@ -146,6 +153,26 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
         ):
             var.size = (0, size[1])
         return super().get_value(var, access_data)
+
+    def compile_source(self, directory, compiler, debug, clean):  # noqa: D102 - Brian2's
+        # Brian2's own compile on POSIX, its make run in a process group that dies with this process
+        if compiler == "msvc":
+            return super().compile_source(directory, compiler, debug, clean)
+        prefs = brian2.prefs.devices.cpp_standalone
+        with in_directory(directory), std_silent(debug):
+            if clean:
+                start = time.time()
+                run_in_group("make clean >/dev/null 2>&1")
+                self.timers["compile"]["clean"] = time.time() - start
+            start = time.time()
+            status = run_in_group(f"{prefs.make_cmd_unix} {' '.join(prefs.extra_make_args_unix)}")
+            self.timers["compile"]["make"] = time.time() - start
+        if status != 0:
+            message = f"Project compilation failed (error code: {status})."
+            if not clean:
+                message += ' Consider running with "clean=True" to force a complete rebuild.'
+            raise RuntimeError(message)
+        return None
 
     def forget_cached(self, variables: Iterable[Any]) -> None:
         """Read these variables from the results files again after a run: code that Brian2 does not know of

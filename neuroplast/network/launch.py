@@ -4,6 +4,7 @@ compiling (through the compiled-network cache) or storing the runtime state, and
 from __future__ import annotations
 
 import contextlib
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,19 @@ class Launch:
         configure_brian2()
         if self._compiled:
             for old in _ACTIVE_STANDALONE:
-                old._stale = True
+                old._stale = True  # it builds itself again when used (its Brian2 objects go now)
+                old._release_brian2_objects()
             _ACTIVE_STANDALONE.clear()
             import neuroplast.network.engine  # noqa: F401 - registers the device in Brian2's device table
 
             b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
             b2.device.reinit()  # one standalone project per process: start a fresh one
             b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
+            # Brian2 names code objects "<owner>_codeobject*": one of a network still in memory (a finished
+            # run's, dropped above but waiting for the garbage collector) makes this network's
+            # "..._codeobject_1", a project that compiles again (issue 28).  Collected, names are those of a
+            # fresh process.
+            gc.collect()
             # Brian2's OpenMP code splits the per-neuron loops and the synaptic code that writes only
             # synaptic variables between the threads; code writing neuron variables (v_post += w) and the
             # summed variables stay on one thread in synapse order. So every element sees the same operations
@@ -116,6 +123,9 @@ class Launch:
             **({"factorized": self._grad_code} if self.factorized else {}),
             **({"neuron": _model_key(self.model_code)} if self.model_code is not None else {}),
             "headers": [header_text(name) for name in HEADERS],
+            # Brian2's numbered names (an older network still referenced): a project of its own, never a
+            # rebuild of the usual one
+            "names": [self.net.name, sorted(b2.get_device().code_objects)],
             "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
             "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
         }
@@ -162,6 +172,22 @@ class Launch:
             # Brian2 has one standalone project per process and a newer network took it: build this one
             # again. Its code is unchanged, so Brian2 rewrites no file and compiles nothing (≈ 1–2 s).
             self._build()
+
+    def _release_brian2_objects(self) -> None:
+        """Drop this network's Brian2 objects (attributes holding them, alone or in a container): it was
+        retired (:attr:`_stale`), and :meth:`_build` makes them again before it is used.  Alive, they would
+        give the objects of the network that took the project numbered names."""
+        from brian2.core.names import Nameable
+
+        def holds(value: Any) -> bool:
+            items = value.values() if isinstance(value, dict) else value
+            if isinstance(value, Nameable):
+                return True
+            return isinstance(value, (dict, list, tuple)) and any(isinstance(v, Nameable) for v in items)
+
+        for name, value in list(vars(self).items()):
+            if holds(value):
+                setattr(self, name, None)
 
     def _run(self, values: dict, arrays: dict, p: ModelParams, n_trials: int | None = None) -> None:
         """Run one launch from the initial state with these variable and TimedArray values (``n_trials``: a

@@ -20,7 +20,14 @@ from neuroplast.network.devices import cache_dir
 from neuroplast.training.progress import Progress
 from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer, default_neuron
 
-__all__ = ["run_training", "log_iteration", "config_difference", "TRACEABLE", "traceable"]
+__all__ = [
+    "run_training",
+    "log_iteration",
+    "config_difference",
+    "logged_iterations",
+    "TRACEABLE",
+    "traceable",
+]
 
 #: Recurrent variables that ``--trace`` can write as SONATA reports.
 TRACEABLE = RECORDED
@@ -79,8 +86,14 @@ def _apply_overrides(cfg: Config, iterations: int | None, seed: int | None, rule
     return cfg
 
 
-def _logged_iterations(run: Any) -> int:
-    """``training.iterations`` of the config stored in a run log (the run's target)."""
+def logged_iterations(run: Any) -> int:
+    """``training.iterations`` of the config stored in a run log (the run's target).
+
+    Raises
+    ------
+    RunFileError
+        The stored config has no readable ``training.iterations``.
+    """
     from neuroplast.io import RunFileError
 
     try:
@@ -109,7 +122,7 @@ def _check_resume(
             f"cannot resume: the run diverged ({run.diverged}); it would diverge again: start a new run "
             "with a changed config (e.g. a smaller training.learning_rate)",
         )
-    logged_target = _logged_iterations(run)
+    logged_target = logged_iterations(run)
     diff = config_difference(run.config_toml, to_toml(cfg.replace("training", iterations=logged_target)))
     if diff is not None:
         key, logged, given = diff

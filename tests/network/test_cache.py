@@ -39,7 +39,8 @@ def test_build_is_reused_and_incomplete_entries_rebuilt(cache_root) -> None:
     def build(f: Path) -> None:
         calls.append(f)
         f.mkdir(parents=True, exist_ok=True)
-        (f / "main").write_text("binary")
+        if not (f / "main").exists():  # as make: nothing changed, nothing linked
+            (f / "main").write_text("binary")
 
     assert cache.build_cached(folder, build) is False  # first build
     assert cache.build_cached(folder, build) is True  # reused
@@ -47,6 +48,20 @@ def test_build_is_reused_and_incomplete_entries_rebuilt(cache_root) -> None:
     with pytest.warns(RuntimeWarning, match="incomplete; rebuilding"):
         assert cache.build_cached(folder, build) is False
     assert len(calls) == 3 and cache.built(folder)
+
+
+def test_a_build_that_links_again_is_not_called_reused(cache_root) -> None:
+    """ "reused" is said only of a build that left the binary untouched: a build that compiled and linked
+    again into a finished entry (the code Brian2 generated differed) is not a reuse."""
+    folder = cache.standalone_root() / "k"
+
+    def relink(f: Path) -> None:
+        f.mkdir(parents=True, exist_ok=True)
+        (f / "main").unlink(missing_ok=True)
+        (f / "main").write_text("binary, linked again")
+
+    assert cache.build_cached(folder, relink) is False
+    assert cache.build_cached(folder, relink) is False
 
 
 def test_failing_reused_build_is_rebuilt_once(cache_root) -> None:
@@ -157,6 +172,42 @@ def test_second_process_reuses_the_compiled_network(cache_root) -> None:
     assert [e[0] for e in cache.cache_info()["standalone"]] == [Path(out[0]["dir"]).name]
     assert not list(Path(out[0]["dir"]).glob("results_*"))  # per-process results folders are removed
     assert not list((cache_root / "ram").glob("*/results_*"))  # and the RAM folders they linked to
+
+
+@pytest.mark.brian2
+@pytest.mark.slow
+def test_training_again_in_one_process_reuses_the_compiled_network(tmp_path, capsys, monkeypatch) -> None:
+    """issue 28: ``run_training`` three times in one process (a sweep worker's points, ``npl.train`` again):
+    Brian2 names code objects after the live ones, so a network built while the previous one was still in
+    memory became a new project ("..._codeobject_1") and compiled again (41 s) while saying "reused".  Every
+    later run builds nothing now: the same cache entry, its binary untouched, and the message says so."""
+    import tomllib
+
+    from neuroplast.config import parse_config
+    from neuroplast.training.runner import run_training
+    from neuroplast.training.trainer import Trainer
+    from tests.helpers import TINY_TOML
+
+    folders: list[Path] = []
+    from_config = Trainer.from_config.__func__
+
+    def recorded(cls, *args, **kwargs):
+        trainer = from_config(cls, *args, **kwargs)
+        folders.append(trainer.net.build_dir)
+        return trainer
+
+    monkeypatch.setattr(Trainer, "from_config", classmethod(recorded))
+    text = TINY_TOML.replace('device = "runtime"', 'device = "cpp_standalone"')
+    cfg = parse_config(tomllib.loads(text.replace("iterations = 40", "iterations = 1")))
+    stamps = []
+    for k in range(3):
+        run_training(cfg, tmp_path / f"run{k}.h5", seed=k, progress=True)
+        stamps.append(cache._stamp(folders[-1] / cache.BINARY))  # noqa: SLF001 - as the cache judges it
+    ready = [line for line in capsys.readouterr().err.splitlines() if "network ready" in line]
+    assert len(ready) == 3
+    assert all("reused the compiled network" in line for line in ready[1:]), ready
+    assert folders[0] == folders[1] == folders[2]  # no new project (no numbered names)
+    assert stamps[0] is not None and stamps[0] == stamps[1] == stamps[2]  # nothing compiled or linked
 
 
 @pytest.mark.brian2
