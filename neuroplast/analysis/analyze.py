@@ -39,7 +39,6 @@ their ``updates`` hold only the trial-end update.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +64,7 @@ from neuroplast.gradients.truncated import (
 from neuroplast.io import RunFileError, open_run
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.signals import backward_filter, output_grads
+from neuroplast.progress import Progress
 
 __all__ = [
     "HIDDEN",
@@ -500,8 +500,6 @@ def analyze_run(
     UsageError
         A bad trial selection.
     """
-    from tqdm import tqdm
-
     run = open_run(path)
     if run.n_trials == 0:
         raise RunFileError(run.path, "has no complete trials to analyse")
@@ -522,9 +520,14 @@ def analyze_run(
     fb, rand = _feedbacks(ctx)
     pool = _Pool(T, N, ctx.n_out)
     it_of = run.trials["iteration"].astype(int)
-    for k in tqdm(sel, desc="analyze", unit="trial", disable=not progress, leave=False, file=sys.stderr):
-        B = None if fb is None else ctx.connectivity.feedback(fb[it_of[k]])
-        _analyse_trial(ctx, pool, int(k), B, kk, rand)
+    bar = Progress(len(sel), 0, "analyze", enabled=progress, unit="trial")  # the style of `neuroplast run`
+    try:
+        for k in sel:
+            B = None if fb is None else ctx.connectivity.feedback(fb[it_of[k]])
+            _analyse_trial(ctx, pool, int(k), B, kk, rand)
+            bar.step()
+    finally:
+        bar.close()
     if pool.n == 0:
         raise RunFileError(run.path, "none of the selected trials has the weights of its iteration")
     return _results(ctx, pool, kk, T, rand, it_of)

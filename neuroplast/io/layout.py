@@ -29,10 +29,12 @@ from neuroplast.io.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
     LIBVER,
+    MODEL_UNITS,
     TRIAL_COLUMNS,
     TRIAL_DTYPES,
     RunFileError,
     chunk_rows,
+    column_units,
     sorting_dtype,
 )
 
@@ -381,10 +383,7 @@ def _trials(f: h5py.File, spec: RunSpec) -> None:
     """``/trials`` columns, ``/inputs`` and ``/targets``, all empty."""
     gt = f.create_group("trials")
     for col in TRIAL_COLUMNS:
-        growing(gt, col, (), TRIAL_DTYPES[col])
-    gt["loss"].attrs["units"] = "1"
-    gt["start_step"].attrs["units"] = "steps"
-    gt["n_steps"].attrs["units"] = "steps"
+        growing(gt, col, (), TRIAL_DTYPES[col]).attrs["units"] = column_units(col)
 
     gi = f.create_group("inputs")
     gi.attrs["n_in"] = np.int64(spec.n_in)
@@ -393,10 +392,11 @@ def _trials(f: h5py.File, spec: RunSpec) -> None:
     gtar = f.create_group("targets")
     gtar.attrs["kind"] = spec.task_kind
     if spec.task_kind == "regression":
-        growing(gtar, "values", (spec.n_steps, spec.n_out), np.float64, fill=np.nan)
+        values = growing(gtar, "values", (spec.n_steps, spec.n_out), np.float64, fill=np.nan)
+        values.attrs["units"] = MODEL_UNITS
     else:
         growing(gtar, "labels", (), np.int64, fill=-1)
-        growing(gtar, "mask", (spec.n_steps,), np.uint8)
+        growing(gtar, "mask", (spec.n_steps,), np.uint8).attrs["units"] = "1"
 
 
 def _projections(f: h5py.File, spec: RunSpec) -> None:
@@ -410,8 +410,9 @@ def _projections(f: h5py.File, spec: RunSpec) -> None:
             g.attrs["note"] = "readout bias; not a SONATA edge population (source_ids = target_ids = unit)"
         g.create_dataset("source_ids", data=src, dtype=np.uint64)
         g.create_dataset("target_ids", data=tgt, dtype=np.uint64)
-        growing(g, "weights", (src.size,), np.float64, fill=np.nan)
-        growing(g, "updates", (src.size,), np.float64, fill=np.nan)
+        growing(g, "weights", (src.size,), np.float64, fill=np.nan).attrs["units"] = MODEL_UNITS
+        growing(g, "updates", (src.size,), np.float64, fill=np.nan).attrs["units"] = MODEL_UNITS
         if n_upd:
-            growing(g, "in_trial_weights", (n_upd, src.size), np.float64, fill=np.nan)
+            itw = growing(g, "in_trial_weights", (n_upd, src.size), np.float64, fill=np.nan)
+            itw.attrs["units"] = MODEL_UNITS
         g.create_group("grad")
