@@ -117,8 +117,9 @@ def parse_trials(sel: str | None, n: int) -> np.ndarray:
 def task_events(cfg: Any, T: int) -> dict[str, Any]:
     """The task's events as step windows, for aligning per-step quantities.
 
-    Evidence: every cue window, the delay and the recall window.  Sine: quarters of the phase of the
-    longest period (``phase`` per step in [0, 1)).  Other tasks: the whole trial.
+    Evidence: every cue window, the delay and the recall window.  Sine: quarters of the longest period
+    (``phase`` per step in [0, 1)), labelled by their time within it, e.g. ``"0–250 ms of the 1000 ms period"``.
+    Other tasks: the whole trial.
 
     Returns
     -------
@@ -142,12 +143,14 @@ def task_events(cfg: Any, T: int) -> dict[str, Any]:
         windows.append(("delay", p.n_cues * step, T - recall))
         windows.append(("recall", T - recall, T))
     elif name == "sine":
-        period = max(cfg.task.periods_ms) / dt
+        period_ms = max(cfg.task.periods_ms)
+        period = period_ms / dt
         phase = (np.arange(1, T + 1) % period) / period
         q = np.minimum((phase * 4).astype(int), 3)
         for t0 in np.flatnonzero(np.r_[True, q[1:] != q[:-1]]):
             t1 = t0 + int(np.argmax(q[t0:] != q[t0])) if np.any(q[t0:] != q[t0]) else T
-            windows.append((f"phase {q[t0] / 4:g}-{(q[t0] + 1) / 4:g}", int(t0), int(t1)))
+            a, b = q[t0] * period_ms / 4, (q[t0] + 1) * period_ms / 4
+            windows.append((f"{a:g}–{b:g} ms of the {period_ms:g} ms period", int(t0), int(t1)))
     else:
         windows.append(("trial", 0, T))
     windows = [(lab, a, b) for lab, a, b in windows if b > a]
