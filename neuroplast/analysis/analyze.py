@@ -118,20 +118,21 @@ def task_events(cfg: Any, T: int) -> dict[str, Any]:
     """The task's events as step windows, for aligning per-step quantities.
 
     Evidence: every cue window, the delay and the recall window.  Sine: quarters of the longest period
-    (``phase`` per step in [0, 1)), labelled by their time within it, e.g. ``"0–250 ms of the 1000 ms period"``.
-    Other tasks: the whole trial.
+    (``phase`` per step in [0, 1)), labelled by their time within it, e.g. ``"0–250 ms"``.  Other tasks:
+    the whole trial.
 
     Returns
     -------
     dict
         ``windows``: list of ``(label, first_step, stop_step)`` (0-based, stop exclusive, disjoint,
         labels repeat for the cues); ``groups``: label → list of windows' indices; ``phase``: (T,)
-        array or None.
+        array or None; ``title``: what the windows are, in words.
     """
     name = type(cfg.task).__module__.rsplit(".", 1)[-1]
     dt = float(cfg.simulation.dt_ms)
     windows: list[tuple[str, int, int]] = []
     phase = None
+    title = "the task's windows"
     if name == "evidence":
         p = cfg.task
         step = int(round((p.cue_ms + p.gap_ms) / dt))
@@ -150,14 +151,15 @@ def task_events(cfg: Any, T: int) -> dict[str, Any]:
         for t0 in np.flatnonzero(np.r_[True, q[1:] != q[:-1]]):
             t1 = t0 + int(np.argmax(q[t0:] != q[t0])) if np.any(q[t0:] != q[t0]) else T
             a, b = q[t0] * period_ms / 4, (q[t0] + 1) * period_ms / 4
-            windows.append((f"{a:g}–{b:g} ms of the {period_ms:g} ms period", int(t0), int(t1)))
+            windows.append((f"{a:g}–{b:g} ms", int(t0), int(t1)))
+        title = f"quarters of the target's longest period ({period_ms:g} ms)"
     else:
         windows.append(("trial", 0, T))
     windows = [(lab, a, b) for lab, a, b in windows if b > a]
     groups: dict[str, list[int]] = {}
     for i, (lab, _, _) in enumerate(windows):
         groups.setdefault(lab, []).append(i)
-    return {"windows": windows, "groups": groups, "phase": phase}
+    return {"windows": windows, "groups": groups, "phase": phase, "title": title}
 
 
 def rule_signal(trial: TrialData, feedback: np.ndarray | None) -> np.ndarray:

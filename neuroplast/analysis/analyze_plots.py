@@ -66,7 +66,7 @@ def plot_gap_time(res: dict[str, Any], out: Path) -> Path:
     d = res["time"]["hidden"]
     T, dt = res["T"], res["dt_ms"]
     t_ms = np.arange(1, T + 1) * dt
-    fig, axes = plt.subplots(3, 1, figsize=(9, 7.5), sharex=True, height_ratios=(2, 2, 1))
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True, height_ratios=(2, 2, 1))
     ax = axes[0]
     swatches = _shade(ax, res, legend=True)
     ax.plot(t_ms, d["gap_density"] / dt, color="k", lw=1.0, label="gap ⟨gap_t, G⟩/‖G‖² (Σ = 1)")
@@ -78,13 +78,14 @@ def plot_gap_time(res: dict[str, Any], out: Path) -> Path:
         fontsize=9,
     )
     lines, labels = ax.get_legend_handles_labels()
+    # beside the axes, not over the curves
     ax.legend(
         lines + swatches,
         labels + [p.get_label() for p in swatches],
         fontsize=7,
         loc="upper left",
-        ncol=3,
-        title="shaded: the task's windows" if swatches else None,
+        bbox_to_anchor=(1.01, 1.0),
+        title=f"shaded: {res['events'].get('title', 'the task windows')}" if swatches else None,
         title_fontsize=7,
     )
     ax = axes[1]
@@ -92,7 +93,7 @@ def plot_gap_time(res: dict[str, Any], out: Path) -> Path:
     ax.plot(t_ms, d["exact_density"] / dt, color="tab:blue", lw=1.0, label="exact L*_t e_t along ĝ* (Σ = 1)")
     ax.plot(t_ms, d["rule_density"] / dt, color="tab:purple", lw=1.0, label="rule L̃_t e_t along ĝ*")
     ax.set_ylabel("density along g* (1/ms)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax = axes[2]
     ax.plot(t_ms, d["gap_norm_rel"], color="0.3", lw=0.8, label="‖gap_t‖ / ‖G‖")
     tgt = res["events"].get("target")

@@ -4,6 +4,7 @@ under the dashed "kept part" curve, whole-number iteration ticks, no curve exact
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +101,19 @@ def test_analysis_figures_legends(compared, tmp_path, figures, which) -> None:
         seen = _composite_over_white(p.get_facecolor()[:3], p.get_alpha())
         assert np.max(1 - seen) >= 0.2, p.get_label()  # differs from white by ≥ 20 % in some channel
     assert not any(lab.startswith("phase") for lab in windows)  # words, not "phase 0-0.25"
-    if res["task_kind"] == "regression":
-        assert all(" ms of the " in lab and lab.endswith(" ms period") for lab in windows)
+    if res["task_kind"] == "regression":  # the sine target's period in quarters, in ms, named in the title
+        assert all(re.fullmatch(r"\d+–\d+ ms", lab) for lab in windows), windows
+        assert "period" in legend.get_title().get_text()
     # neurons: the legend says which statistic
     for ax in figures["neurons.png"].axes:
         texts = [t.get_text() for t in ax.get_legend().get_texts()]
         assert texts and all("mean cosine" in t and "n = " in t for t in texts)
+    # gap_time: the legends sit beside the curves, not over them
+    fig = figures["gap_time.png"]
+    fig.canvas.draw()
+    for ax in fig.axes[:2]:
+        box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+        assert box.x0 >= ax.get_window_extent(fig.canvas.get_renderer()).x1
     # counterfactual: no legend covers a reference line
     fig = figures["counterfactual.png"]
     fig.canvas.draw()
