@@ -35,6 +35,7 @@ from neuroplast.io.schema import (
     RunFileError,
     chunk_rows,
     column_units,
+    parameter_units,
     sorting_dtype,
 )
 
@@ -371,7 +372,7 @@ def _populations(f: h5py.File, spec: RunSpec) -> None:
         g = gp.create_group(pop)
         g.attrs["size"] = np.int64(spec.population_sizes[pop])
         for k, v in params.items():
-            g.create_dataset(k, data=v, dtype=np.float64)
+            g.create_dataset(k, data=v, dtype=np.float64).attrs["units"] = parameter_units(k)
         s = gs.create_group(pop)
         s.attrs.create("sorting", np.uint8(2), dtype=sorting_dtype())
         ts = growing(s, "timestamps", (), np.float64, cap=8192)

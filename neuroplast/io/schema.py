@@ -33,6 +33,7 @@ __all__ = [
     "TRIAL_UNITS",
     "MODEL_UNITS",
     "column_units",
+    "parameter_units",
     "SORTING",
     "RunFileError",
     "sorting_dtype",
@@ -85,6 +86,13 @@ def column_units(name: str) -> str:
     if name in TRIAL_UNITS:
         return TRIAL_UNITS[name]
     return UNIT_SUFFIXES.get(name.rsplit("_", 1)[-1].lower(), "1") if "_" in name else "1"
+
+
+def parameter_units(name: str) -> str:
+    """Units of the per-neuron parameter ``name`` of ``/populations/<pop>``: ``"steps"`` for a count of
+    time steps (``n_*``, e.g. the refractory period ``n_ref``), else ``"1"``: the discrete-time model's
+    factors and values are dimensionless (docs/model.md)."""
+    return "steps" if name.startswith("n_") else "1"
 
 
 #: SONATA spike ``sorting`` attribute values.  It must be an HDF5 ENUM with an uint8 base type: libsonata

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from neuroplast.io import open_run
-from neuroplast.io.schema import column_units
+from neuroplast.io.schema import column_units, parameter_units
 from tests.helpers import small_run_writer, write_synthetic_run
 
 N_IN, N_REC, N_OUT, T, DT = 2, 3, 1, 5, 0.5
@@ -63,6 +63,7 @@ def test_units_on_trial_columns_targets_and_projections(tmp_path: Path) -> None:
             "score": "1",
         }
         assert f["targets/values"].attrs["units"] == "1"
+        assert f["populations/recurrent/alpha"].attrs["units"] == "1"
         for name, g in f["projections"].items():
             for ds in ("weights", "updates", *(f"grad/{e}" for e in g["grad"])):
                 assert g[ds].attrs["units"] == "1", (name, ds)
@@ -79,6 +80,7 @@ def test_units_of_a_log_written_before_them(tmp_path: Path) -> None:
     units = open_run(path).trial_units
     assert units == {k: column_units(k) for k in units} and units["rate_hz"] == "Hz"
     assert column_units("n_spikes") == "1" and column_units("delay_s") == "s"
+    assert parameter_units("n_ref") == "steps" and parameter_units("v_th") == "1"
 
 
 def test_iteration_losses_are_the_means_of_their_trials(tmp_path: Path) -> None:
