@@ -29,6 +29,8 @@ __all__ = ["ANALYZE_FIGURES", "plot_analysis"]
 #: File names written by :func:`plot_analysis`.
 ANALYZE_FIGURES = ("gap_time.png", "neurons.png", "counterfactual.png", "training.png")
 
+#: Reference lines of counterfactual.png closer than this (cosines) are drawn as one on top of the other.
+SAME_LINE = 1e-12
 _WINDOW_COLORS = {"cues": "tab:green", "gaps": "0.45", "delay": "tab:orange", "recall": "tab:red"}
 #: Colours of windows of other names (the sine period's quarters), in turn.
 _OTHER_COLORS = ("tab:blue", "tab:olive", "tab:purple", "tab:brown")
@@ -159,8 +161,16 @@ def plot_counterfactual(res: dict[str, Any], out: Path) -> Path:
         (np.nanmean(cf["rule"]["hidden"]["cosine"]), "tab:green", "logged rule"),
         (np.nanmean(cf["random"]["hidden"]["cosine"]), "0.5", "random fixed B"),
     )
-    for v, color, lab in lines:
-        ax.axhline(v, color=color, lw=1.2, ls="-.", label=f"{lab}" if "B*" in lab else f"{lab} ({v:.3f})")
+    for i, (v, color, lab) in enumerate(lines):
+        # a line that a later one equals (the logged rule is a random B: its own) is drawn wide beneath it
+        covered = any(abs(float(w) - float(v)) <= SAME_LINE for w, _, _ in lines[i + 1 :])
+        ax.axhline(
+            v,
+            color=color,
+            lw=3.0 if covered else 1.2,
+            ls="-.",
+            label=f"{lab}" if "B*" in lab else f"{lab} ({v:.3f})",
+        )
     ax.set_xticks(x, xlab)
     ax.set_xlabel("hops k back through W_rec (0 = e-prop, T = BPTT)")
     ax.set_ylabel("cosine with BPTT (hidden weights, mean over trials)")

@@ -127,3 +127,17 @@ def test_analysis_figures_legends(compared, tmp_path, figures, which) -> None:
             x0, x1 = ax.get_window_extent(renderer).x0, ax.get_window_extent(renderer).x1
             covered = box.y0 <= y <= box.y1 and box.x0 < x1 and box.x1 > x0
             assert not covered, ln.get_label()
+
+
+def test_counterfactual_equal_reference_lines_both_show(compared, tmp_path, figures) -> None:
+    """A random-feedback rule's cosine is the random B's: the earlier line is drawn wide beneath the other."""
+    res = analyze_run(compared["rec"], progress=False)
+    cf = res["counterfactual"]
+    cf["random"]["hidden"]["cosine"] = np.array(cf["rule"]["hidden"]["cosine"], copy=True)
+    analyze_plots.plot_counterfactual(res, tmp_path)
+    ax = figures["counterfactual.png"].axes[0]
+    refs = {ln.get_label().split(" (")[0]: ln for ln in ax.get_lines() if ln.get_transform() != ax.transData}
+    rule, rand = refs["logged rule"], refs["random fixed B"]
+    assert rule.get_ydata()[0] == rand.get_ydata()[0]  # the same number, drawn twice
+    assert rule.get_linewidth() >= 2 * rand.get_linewidth()
+    assert refs["least-squares fixed B*"].get_linewidth() == rand.get_linewidth()  # others stay thin
