@@ -112,10 +112,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"(cut off {resumed['dropped_trials']} trials, {resumed['dropped_iterations']} iterations "
             "of unfinished work)"
         )
-    loss = run.trials["loss"]
+    first, last = run.iteration_loss(0), run.iteration_loss(-1)  # as the progress lines show it
     line = (
         f"wrote {path}: {run.n_trials} trials, {run.n_iterations} iterations, "
-        f"loss {loss[0]:.6g} -> {loss[-1]:.6g}"
+        f"loss {first:.6g} -> {last:.6g} (mean over the first and the last iteration's trials)"
     )
     acc = run.trials.get("accuracy")
     if acc is not None and len(acc):

@@ -4,6 +4,7 @@
 * :mod:`neuroplast.analysis.compare` — replay every trial with the NumPy reference, write exact BPTT and
   its factorization parts into the file, compare every logged estimator against it;
 * :mod:`neuroplast.analysis.plots` — PNG figures (loss, gradient alignment, factorization, raster);
+* :mod:`neuroplast.analysis.views` — a log's edge vectors as dense (post × pre) matrices;
 * :mod:`neuroplast.analysis.analyze` — where and why a rule departs from BPTT (time-resolved gap, per-neuron
   signal quality, counterfactual rules of :mod:`neuroplast.analysis.counterfactual`, updates over training).
 """

@@ -39,7 +39,6 @@ their ``updates`` hold only the trial-end update.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +64,7 @@ from neuroplast.gradients.truncated import (
 from neuroplast.io import RunFileError, open_run
 from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.signals import backward_filter, output_grads
+from neuroplast.progress import Progress
 
 __all__ = [
     "HIDDEN",
@@ -117,20 +117,22 @@ def parse_trials(sel: str | None, n: int) -> np.ndarray:
 def task_events(cfg: Any, T: int) -> dict[str, Any]:
     """The task's events as step windows, for aligning per-step quantities.
 
-    Evidence: every cue window, the delay and the recall window.  Sine: quarters of the phase of the
-    longest period (``phase`` per step in [0, 1)).  Other tasks: the whole trial.
+    Evidence: every cue window, the delay and the recall window.  Sine: quarters of the longest period
+    (``phase`` per step in [0, 1)), labelled by their time within it, e.g. ``"0–250 ms"``.  Other tasks:
+    the whole trial.
 
     Returns
     -------
     dict
         ``windows``: list of ``(label, first_step, stop_step)`` (0-based, stop exclusive, disjoint,
         labels repeat for the cues); ``groups``: label → list of windows' indices; ``phase``: (T,)
-        array or None.
+        array or None; ``title``: what the windows are, in words.
     """
     name = type(cfg.task).__module__.rsplit(".", 1)[-1]
     dt = float(cfg.simulation.dt_ms)
     windows: list[tuple[str, int, int]] = []
     phase = None
+    title = "the task's windows"
     if name == "evidence":
         p = cfg.task
         step = int(round((p.cue_ms + p.gap_ms) / dt))
@@ -142,19 +144,22 @@ def task_events(cfg: Any, T: int) -> dict[str, Any]:
         windows.append(("delay", p.n_cues * step, T - recall))
         windows.append(("recall", T - recall, T))
     elif name == "sine":
-        period = max(cfg.task.periods_ms) / dt
+        period_ms = max(cfg.task.periods_ms)
+        period = period_ms / dt
         phase = (np.arange(1, T + 1) % period) / period
         q = np.minimum((phase * 4).astype(int), 3)
         for t0 in np.flatnonzero(np.r_[True, q[1:] != q[:-1]]):
             t1 = t0 + int(np.argmax(q[t0:] != q[t0])) if np.any(q[t0:] != q[t0]) else T
-            windows.append((f"phase {q[t0] / 4:g}-{(q[t0] + 1) / 4:g}", int(t0), int(t1)))
+            a, b = q[t0] * period_ms / 4, (q[t0] + 1) * period_ms / 4
+            windows.append((f"{a:g}–{b:g} ms", int(t0), int(t1)))
+        title = f"quarters of the target's longest period ({period_ms:g} ms)"
     else:
         windows.append(("trial", 0, T))
     windows = [(lab, a, b) for lab, a, b in windows if b > a]
     groups: dict[str, list[int]] = {}
     for i, (lab, _, _) in enumerate(windows):
         groups.setdefault(lab, []).append(i)
-    return {"windows": windows, "groups": groups, "phase": phase}
+    return {"windows": windows, "groups": groups, "phase": phase, "title": title}
 
 
 def rule_signal(trial: TrialData, feedback: np.ndarray | None) -> np.ndarray:
@@ -500,8 +505,6 @@ def analyze_run(
     UsageError
         A bad trial selection.
     """
-    from tqdm import tqdm
-
     run = open_run(path)
     if run.n_trials == 0:
         raise RunFileError(run.path, "has no complete trials to analyse")
@@ -522,9 +525,14 @@ def analyze_run(
     fb, rand = _feedbacks(ctx)
     pool = _Pool(T, N, ctx.n_out)
     it_of = run.trials["iteration"].astype(int)
-    for k in tqdm(sel, desc="analyze", unit="trial", disable=not progress, leave=False, file=sys.stderr):
-        B = None if fb is None else ctx.connectivity.feedback(fb[it_of[k]])
-        _analyse_trial(ctx, pool, int(k), B, kk, rand)
+    bar = Progress(len(sel), 0, "analyze", enabled=progress, unit="trial")  # the style of `neuroplast run`
+    try:
+        for k in sel:
+            B = None if fb is None else ctx.connectivity.feedback(fb[it_of[k]])
+            _analyse_trial(ctx, pool, int(k), B, kk, rand)
+            bar.step()
+    finally:
+        bar.close()
     if pool.n == 0:
         raise RunFileError(run.path, "none of the selected trials has the weights of its iteration")
     return _results(ctx, pool, kk, T, rand, it_of)

@@ -29,17 +29,37 @@ __all__ = ["ANALYZE_FIGURES", "plot_analysis"]
 #: File names written by :func:`plot_analysis`.
 ANALYZE_FIGURES = ("gap_time.png", "neurons.png", "counterfactual.png", "training.png")
 
-_WINDOW_COLORS = {"cues": "tab:green", "gaps": "0.85", "delay": "tab:orange", "recall": "tab:red"}
+#: Reference lines of counterfactual.png closer than this (cosines) are drawn as one on top of the other.
+SAME_LINE = 1e-12
+_WINDOW_COLORS = {"cues": "tab:green", "gaps": "0.45", "delay": "tab:orange", "recall": "tab:red"}
+#: Colours of windows of other names (the sine period's quarters), in turn.
+_OTHER_COLORS = ("tab:blue", "tab:olive", "tab:purple", "tab:brown")
+#: Opacity of the shaded windows; their legend swatches are drawn twice as opaque, with an edge, so that a
+#: light window still shows in the legend.
+_SHADE_ALPHA = 0.2
 
 
-def _shade(ax: Any, res: dict[str, Any], legend: bool) -> None:
+def _window_colors(res: dict[str, Any]) -> dict[str, Any]:
+    """One colour per window label (labels repeat, e.g. every cue)."""
+    labels = list(dict.fromkeys(lab for lab, _, _ in res["events"]["windows"]))
+    others = iter(_OTHER_COLORS * len(labels))
+    return {lab: _WINDOW_COLORS.get(lab) or next(others) for lab in labels}
+
+
+def _shade(ax: Any, res: dict[str, Any], legend: bool) -> list[Any]:
+    """Shade the task's windows; the legend swatches of their labels (``legend``) or none."""
+    from matplotlib.patches import Patch
+
     dt = res["dt_ms"]
-    seen: set[str] = set() if legend else {lab for lab, _, _ in res["events"]["windows"]}
-    for i, (lab, a, b) in enumerate(res["events"]["windows"]):
-        color = _WINDOW_COLORS.get(lab, "0.75" if i % 2 == 0 else "0.95")
-        label = None if lab in seen else lab
-        seen.add(lab)
-        ax.axvspan(a * dt, b * dt, color=color, alpha=0.25, lw=0, label=label)
+    colors = _window_colors(res)
+    for lab, a, b in res["events"]["windows"]:
+        ax.axvspan(a * dt, b * dt, color=colors[lab], alpha=_SHADE_ALPHA, lw=0)
+    if not legend:
+        return []
+    return [
+        Patch(facecolor=c, alpha=min(1.0, 2 * _SHADE_ALPHA), edgecolor=c, lw=1.0, label=lab)
+        for lab, c in colors.items()
+    ]
 
 
 def plot_gap_time(res: dict[str, Any], out: Path) -> Path:
@@ -48,24 +68,34 @@ def plot_gap_time(res: dict[str, Any], out: Path) -> Path:
     d = res["time"]["hidden"]
     T, dt = res["T"], res["dt_ms"]
     t_ms = np.arange(1, T + 1) * dt
-    fig, axes = plt.subplots(3, 1, figsize=(9, 7.5), sharex=True, height_ratios=(2, 2, 1))
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True, height_ratios=(2, 2, 1))
     ax = axes[0]
-    _shade(ax, res, legend=True)
+    swatches = _shade(ax, res, legend=True)
     ax.plot(t_ms, d["gap_density"] / dt, color="k", lw=1.0, label="gap ⟨gap_t, G⟩/‖G‖² (Σ = 1)")
     ax.set_ylabel("gap density (1/ms)")
-    fr = ", ".join(f"{k} {v:.2f}" for k, v in d["window_fraction"].items())
+    fr = "; ".join(f"{k}: {v:.2f}" for k, v in d["window_fraction"].items())
     ax.set_title(
         f"{Path(res['file']).name} ({res['rule']}, {len(res['trials'])} trials): where the gap g* − ĝ "
         f"arises\nfraction of the gap per window: {fr}",
         fontsize=9,
     )
-    ax.legend(fontsize=7, loc="upper left", ncol=3)
+    lines, labels = ax.get_legend_handles_labels()
+    # beside the axes, not over the curves
+    ax.legend(
+        lines + swatches,
+        labels + [p.get_label() for p in swatches],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        title=f"shaded: {res['events'].get('title', 'the task windows')}" if swatches else None,
+        title_fontsize=7,
+    )
     ax = axes[1]
     _shade(ax, res, legend=False)
     ax.plot(t_ms, d["exact_density"] / dt, color="tab:blue", lw=1.0, label="exact L*_t e_t along ĝ* (Σ = 1)")
     ax.plot(t_ms, d["rule_density"] / dt, color="tab:purple", lw=1.0, label="rule L̃_t e_t along ĝ*")
     ax.set_ylabel("density along g* (1/ms)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax = axes[2]
     ax.plot(t_ms, d["gap_norm_rel"], color="0.3", lw=0.8, label="‖gap_t‖ / ‖G‖")
     tgt = res["events"].get("target")
@@ -98,7 +128,7 @@ def plot_neurons(res: dict[str, Any], out: Path) -> Path:
                     s=14,
                     color=color,
                     alpha=0.7,
-                    label=f"{lab} (mean {np.nanmean(c):.2f})",
+                    label=f"{lab} neurons (n = {int(sel.sum())}): mean cosine over them {np.nanmean(c):.2f}",
                 )
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_ylim(-1.05, 1.05)
@@ -117,7 +147,7 @@ def plot_counterfactual(res: dict[str, Any], out: Path) -> Path:
     ks = cf["ks"]
     xlab = [("T" if bp else str(k)) for k, bp in zip(ks, cf["k_is_bptt"], strict=True)]
     x = np.arange(len(ks))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
     ax = axes[0]
     for part, style in (("hidden", "-o"), ("input", "--"), ("recurrent", ":")):
         ax.plot(x, cf["truncated"][part]["cosine_mean"], style, label=f"truncated L^(k), {part}")
@@ -131,13 +161,22 @@ def plot_counterfactual(res: dict[str, Any], out: Path) -> Path:
         (np.nanmean(cf["rule"]["hidden"]["cosine"]), "tab:green", "logged rule"),
         (np.nanmean(cf["random"]["hidden"]["cosine"]), "0.5", "random fixed B"),
     )
-    for v, color, lab in lines:
-        ax.axhline(v, color=color, lw=1.2, ls="-.", label=f"{lab}" if "B*" in lab else f"{lab} ({v:.3f})")
+    for i, (v, color, lab) in enumerate(lines):
+        # a line that a later one equals (the logged rule is a random B: its own) is drawn wide beneath it
+        covered = any(abs(float(w) - float(v)) <= SAME_LINE for w, _, _ in lines[i + 1 :])
+        ax.axhline(
+            v,
+            color=color,
+            lw=3.0 if covered else 1.2,
+            ls="-.",
+            label=f"{lab}" if "B*" in lab else f"{lab} ({v:.3f})",
+        )
     ax.set_xticks(x, xlab)
     ax.set_xlabel("hops k back through W_rec (0 = e-prop, T = BPTT)")
     ax.set_ylabel("cosine with BPTT (hidden weights, mean over trials)")
     ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.02)
-    ax.legend(fontsize=7, loc="lower right")
+    # below the axes: inside, the legend would cover reference lines (the random B's is near 0)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax = axes[1]
     ax.plot(x, cf["truncated"]["hidden"]["decrease_same_lr_mean"], "-o", label="⟨ĝ, g*⟩ / ‖g*‖² (same lr)")
     ax.axhline(1.0, color="0.5", lw=0.5)
@@ -149,7 +188,7 @@ def plot_counterfactual(res: dict[str, Any], out: Path) -> Path:
         ax.set_yscale("log")
     else:  # a rule that increases the loss to first order
         ax.set_yscale("symlog", linthresh=1e-2)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.suptitle(
         f"{Path(res['file']).name}: counterfactual rules on {len(res['trials'])} logged trials", fontsize=10
     )

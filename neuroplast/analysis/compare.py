@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from neuroplast.analysis.metrics import METRICS, relative_error
+from neuroplast.analysis.views import connectivity_of
 from neuroplast.build import model_params, neuron_values, target_rate
 from neuroplast.config import parse_config
 from neuroplast.errors import ConfigError
@@ -37,6 +38,7 @@ from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import Loss, get_loss
 from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, get_neuron
 from neuroplast.model.params import ModelParams, Weights
+from neuroplast.progress import Progress
 
 __all__ = [
     "LOSS_RTOL",
@@ -218,21 +220,15 @@ def replay_context(run: RunLog) -> ReplayContext:
         cfg = parse_config(tomllib.loads(run.config_toml), str(run.path), check_resources=False)
     except (tomllib.TOMLDecodeError, ConfigError) as exc:
         raise RunFileError(run.path, f"stored config cannot be used to replay the run: {exc}") from exc
-    edges = {}
-    for name in GRAD_PROJECTIONS:
-        p = run.projection(name)
-        edges[name] = (p.source_ids.astype(np.int64), p.target_ids.astype(np.int64))
     n_rec = int(cfg.network.n_rec)
-    n_in, n_out = run.n_in, run.n_out
+    n_out = run.n_out
     if run.population_sizes.get("recurrent", n_rec) != n_rec or cfg.network.n_out != n_out:
         raise RunFileError(run.path, "population sizes disagree with the stored config")
-    src, tgt = edges["bias"]
+    bias = run.projection("bias")
+    src, tgt = bias.source_ids.astype(np.int64), bias.target_ids.astype(np.int64)
     if src.size and (src.max() >= n_out or tgt.max() >= n_out):
         raise RunFileError(run.path, "projection 'bias' has node ids outside the populations")
-    try:
-        conn = Connectivity.from_edges(edges, n_in, n_rec, n_out)
-    except ValueError as exc:
-        raise RunFileError(run.path, str(exc)) from None
+    conn = connectivity_of(run, n_rec)
     tr = cfg.training
     params = model_params(cfg)
     neuron, values = neuron_values(cfg, params)
@@ -519,8 +515,6 @@ def _replay_all(
 
     Returns ``(computed, done, skipped, max_loss_rel_diff)``; rows of trials without weights stay NaN.
     """
-    from tqdm import tqdm
-
     run = ctx.run
     n = run.n_trials
     n_edges = {name: ctx.edges[name][0].size for name in GRAD_PROJECTIONS}
@@ -537,23 +531,17 @@ def _replay_all(
     done = np.zeros(n, dtype=bool)
     skipped: list[int] = []
     max_diff = 0.0
-    for k in tqdm(range(n), desc="compare", unit="trial", disable=not progress, leave=False, file=sys.stderr):
-        tr = replay_trial(ctx, k)
-        if tr is None:
-            skipped.append(k)
-            continue
-        if not tr.loss_rel_diff <= LOSS_RTOL:
-            raise RunFileError(
-                run.path,
-                f"trial {k}: replayed loss {tr.loss:.12g} differs from the logged loss {tr.logged_loss:.12g} "
-                f"(relative {tr.loss_rel_diff:.2g} > {LOSS_RTOL:g}); the file does not reproduce its run, "
-                "nothing written",
-            )
-        max_diff = max(max_diff, tr.loss_rel_diff)
-        for est, by_proj in _exact_grads(ctx, tr, keep_reset, rtrl).items():
-            for name, dense in by_proj.items():
-                computed[est][name][k] = ctx.edge_vector(name, dense)
-        done[k] = True
+    bar = Progress(n, 0, "compare", enabled=progress, unit="trial")  # the style of `neuroplast run`
+    try:
+        for k in range(n):
+            diff = _replay_into(ctx, k, keep_reset, rtrl, computed)
+            if diff is None:
+                skipped.append(k)
+            else:
+                max_diff, done[k] = max(max_diff, diff), True
+            bar.step()
+    finally:
+        bar.close()
     if not done.any():
         raise RunFileError(
             run.path,
@@ -567,6 +555,27 @@ def _replay_all(
             f"(trials {skipped[0]}..{skipped[-1]}); their gradients are NaN",
         )
     return computed, done, skipped, max_diff
+
+
+def _replay_into(
+    ctx: ReplayContext, k: int, keep_reset: bool, rtrl: bool, computed: dict[str, dict[str, np.ndarray]]
+) -> float | None:
+    """Replay trial ``k`` and write its exact gradients into row ``k`` of ``computed``; the relative
+    difference of its replayed loss from the logged one, or None when the trial has no stored weights."""
+    tr = replay_trial(ctx, k)
+    if tr is None:
+        return None
+    if not tr.loss_rel_diff <= LOSS_RTOL:
+        raise RunFileError(
+            ctx.run.path,
+            f"trial {k}: replayed loss {tr.loss:.12g} differs from the logged loss {tr.logged_loss:.12g} "
+            f"(relative {tr.loss_rel_diff:.2g} > {LOSS_RTOL:g}); the file does not reproduce its run, "
+            "nothing written",
+        )
+    for est, by_proj in _exact_grads(ctx, tr, keep_reset, rtrl).items():
+        for name, dense in by_proj.items():
+            computed[est][name][k] = ctx.edge_vector(name, dense)
+    return tr.loss_rel_diff
 
 
 def _metrics(

@@ -86,7 +86,8 @@ def plot_loss(run: RunLog, out: Path) -> Path:
         ax.set_yscale("log")
     ax.set_xlabel("iteration (weight update)")
     ax.set_ylabel("task loss E = Σ_t ℓ_t (sum over the trial's steps)")
-    title = f"{run.path.name}: loss {loss[0]:.4g} → {loss[-1]:.4g}"
+    title = f"{run.path.name}: loss {mean[0]:.4g} → {mean[-1]:.4g} (mean of the first and last iteration)"
+    ax.xaxis.set_major_locator(_integer_ticks())
     handles, labels = ax.get_legend_handles_labels()
     acc = run.trials.get("accuracy")
     if acc is not None:
@@ -100,7 +101,7 @@ def plot_loss(run: RunLog, out: Path) -> Path:
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
         title += f", accuracy {per_it[0]:.2f} → {per_it[-1]:.2f}"
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.legend(handles, labels, fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -157,22 +158,28 @@ def _is_exact(cos: np.ndarray, ratio: np.ndarray) -> bool:
 def plot_alignment(run: RunLog, out: Path) -> Path | None:
     """Cosine and norm ratio vs ``grad/bptt`` of every estimator, per projection, over trials.
 
-    Solid lines: each logged estimator against exact BPTT (reset path detached); dashed black: the part
-    of BPTT that e-prop keeps; dotted (when ``compare --keep-reset`` wrote ``grad/bptt_full``): the same
-    against the gradient with the reset path differentiated too.  An estimator equal to BPTT on every
-    trial (e-prop's readout and bias gradients are exact) is named in the panel as "exact" instead of
-    being drawn as a flat line at 1.  Returns ``None`` (no file) when :func:`alignment_skip_reason` gives
-    a reason.
+    Solid lines: each logged estimator against exact BPTT (reset path detached), drawn wide and light so
+    that the dashed black line on top of it, the part of BPTT that e-prop keeps, never hides it (symmetric
+    e-prop equals that part: the legend then says so); dotted (when ``compare --keep-reset`` wrote
+    ``grad/bptt_full``): the same against the gradient with the reset path differentiated too.  An
+    estimator equal to BPTT on every trial (e-prop's readout and bias gradients are exact) is named in the
+    title as "exact" instead of being drawn as a flat line at 1; a projection with nothing else to draw
+    gets no panels.  Returns ``None`` (no file) when :func:`alignment_skip_reason` gives a reason.
     """
     if alignment_skip_reason(run) is not None:
         return None
     plt = _pyplot()
-    projs = {n: run.projection(n) for n in _aligned(run)}
-    fig, axes = plt.subplots(2, len(projs), figsize=(3.8 * len(projs), 6.4), sharex=True, squeeze=False)
+    columns = {n: _estimator_curves(run.projection(n)) for n in _aligned(run)}
+    exact = {n: ex for n, (_, ex) in columns.items() if ex}
+    fallback = not any(curves for curves, _ in columns.values())  # nothing to draw: say it in the panels
+    drawn = columns if fallback else {n: c for n, c in columns.items() if c[0]}
+    fig, axes = plt.subplots(
+        2, len(drawn), figsize=(3.8 * max(2, len(drawn)), 6.4), sharex=True, squeeze=False
+    )
     trials = np.arange(run.n_trials)
-    has_full = any(REFERENCE_FULL in p.estimators for p in projs.values())
-    for col, (name, p) in enumerate(projs.items()):
-        _alignment_column(axes[:, col], name, p, trials)
+    has_full = any(REFERENCE_FULL in run.projection(n).estimators for n in drawn)
+    for col, (name, (curves, ex)) in enumerate(drawn.items()):
+        _alignment_column(axes[:, col], name, run.projection(name), trials, curves, ex if fallback else [])
     axes[0, 0].set_ylabel("cosine(ĝ, g_BPTT)")
     axes[1, 0].set_ylabel("‖ĝ‖ / ‖g_BPTT‖")
     handles: dict[str, Any] = {}
@@ -184,25 +191,56 @@ def plot_alignment(run: RunLog, out: Path) -> Path | None:
             handles.values(), handles.keys(), loc="lower center", ncol=min(3, len(handles)), fontsize=8
         )
     ref = "reset detached" + ("; dotted: vs BPTT with the reset path kept (bptt_full)" if has_full else "")
-    fig.suptitle(f"{run.path.name}: gradient alignment with exact BPTT ({ref})", fontsize=10)
+    title = f"{run.path.name}: gradient alignment with exact BPTT ({ref})"
+    if exact and not fallback:
+        title += "\nexact, = g_BPTT on every trial (not drawn): " + "; ".join(
+            f"{n}: {', '.join(ex)}" for n, ex in exact.items()
+        )
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.08 + 0.03 * ((len(handles) - 1) // 3), 1, 1))
     return _save(fig, out)
 
 
-def _alignment_column(axes: Any, name: str, p: Any, trials: np.ndarray) -> None:
-    """One projection's cosine (top) and norm-ratio (bottom) panels."""
+def _estimator_curves(p: Any) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[str]]:
+    """A projection's curves to draw, ``(estimator, cosine, norm ratio)`` per trial, and the estimators
+    equal to BPTT on every trial (named, not drawn)."""
     ref = p.grad(REFERENCE)
-    full = p.grad(REFERENCE_FULL) if REFERENCE_FULL in p.estimators else None
-    ests = [e for e in p.estimators if e not in WRITTEN or e == KEPT_PART]
-    exact, ratios = [], []
-    for i, est in enumerate(ests):
+    curves, exact = [], []
+    for est in [e for e in p.estimators if e not in WRITTEN or e == KEPT_PART]:
         cos, ratio = _curves(p, est, ref)
         if est != KEPT_PART and _is_exact(cos, ratio):
             exact.append(est)
-            continue
-        kept = est == KEPT_PART
-        style = dict(ls="--", color="k", lw=1.2, zorder=3) if kept else dict(lw=1.5, color=f"C{i}")
-        label = KEPT_LABEL if kept else est
+        else:
+            curves.append((est, cos, ratio))
+    return curves, exact
+
+
+def _same_curve(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two per-trial curves agree on every trial (within :data:`EXACT_TOL`)."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    return bool(ok.any()) and bool(np.all(np.abs(a[ok] - b[ok]) <= EXACT_TOL))
+
+
+def _alignment_column(
+    axes: Any,
+    name: str,
+    p: Any,
+    trials: np.ndarray,
+    curves: list[tuple[str, np.ndarray, np.ndarray]],
+    exact: list[str],
+) -> None:
+    """One projection's cosine (top) and norm-ratio (bottom) panels: ``curves`` drawn, ``exact`` named."""
+    full = p.grad(REFERENCE_FULL) if REFERENCE_FULL in p.estimators else None
+    kept = {e: (c, r) for e, c, r in curves}.get(KEPT_PART)
+    ratios = []
+    for i, (est, cos, ratio) in enumerate(curves):
+        if est == KEPT_PART:  # thin and dashed, on top of the wide estimator lines
+            style: dict[str, Any] = dict(ls="--", color="k", lw=1.1, zorder=3)
+            label = KEPT_LABEL
+        else:
+            style = dict(lw=3.2, color=f"C{i}", alpha=0.6, solid_capstyle="butt", zorder=2)
+            same = kept is not None and _same_curve(cos, kept[0]) and _same_curve(ratio, kept[1])
+            label = f"{est} (= the kept part on every trial)" if same else est
         axes[0].plot(trials, cos, label=label, **style)
         axes[1].plot(trials, ratio, label=label, **style)
         ratios.append(ratio)
@@ -213,15 +251,11 @@ def _alignment_column(axes: Any, name: str, p: Any, trials: np.ndarray) -> None:
             ratios.append(np.asarray(norm_ratio(g, full, batch_axes=1)))
             axes[1].plot(trials, ratios[-1], **dotted)
     axes[0].set_title(name)
-    if exact:
-        drawn = len(ests) > len(exact)
-        text = "exact: " + ", ".join(exact)
-        if not drawn:
-            text += "\n(ĝ = g_BPTT on every trial:\ncosine 1, norm ratio 1)"
+    if exact:  # nothing else to draw here: say it in the panels
+        text = "exact: " + ", ".join(exact) + "\n(ĝ = g_BPTT on every trial:\ncosine 1, norm ratio 1)"
         box = dict(boxstyle="round", fc="white", ec="0.7")
-        for ax in axes[:1] if drawn else axes:  # beside drawn lines: once, low in the cosine panel
-            y, size = (0.08, 9) if drawn else (0.5, 11)
-            ax.text(0.5, y, text, transform=ax.transAxes, ha="center", va="center", fontsize=size, bbox=box)
+        for ax in axes:
+            ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, bbox=box)
     axes[0].set_ylim(-1.05, 1.05)
     axes[0].axhline(0, color="grey", lw=0.5)
     r = np.concatenate(ratios) if ratios else np.empty(0)
@@ -234,6 +268,14 @@ def _alignment_column(axes: Any, name: str, p: Any, trials: np.ndarray) -> None:
     axes[1].set_xlabel("trial")
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(_integer_ticks())
+
+
+def _integer_ticks() -> Any:
+    """Tick positions at whole numbers only (trials, iterations)."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def plot_factorization(ctx: ReplayContext, tr: ReplayedTrial, out: Path) -> Path:
@@ -268,6 +310,7 @@ def plot_factorization(ctx: ReplayContext, tr: ReplayedTrial, out: Path) -> Path
             ax.plot(t_ms, np.where(v > 0, v, np.nan), color=color, lw=0.8, label=label)
         ax.set_yscale("log")
         ax.set_title(f"{name}: ‖L_t ⊙ e_t‖ per step")
+        ax.set_ylabel("‖C_t‖ (Frobenius norm, loss per weight unit)", fontsize=8)
         ax.legend(fontsize=8)
         ax = axes[1, col]
         gnorm = float(np.linalg.norm(d["bptt"]))
@@ -277,6 +320,7 @@ def plot_factorization(ctx: ReplayContext, tr: ReplayedTrial, out: Path) -> Path
                 t_ms, cum / gnorm if gnorm > 0 else cum, color=color, label=f"{label}: {cum[-1] / gnorm:.3g}"
             )
         ax.set_xlabel("time in trial (ms)")
+        ax.set_ylabel("share of ‖g_BPTT‖ so far (1)", fontsize=8)
         ax.set_title(f"{name}: running Σ ⟨C_t, ĝ_BPTT⟩ / ‖g_BPTT‖")
         ax.legend(fontsize=8)
         for a in axes[:, col]:

@@ -22,7 +22,14 @@ import numpy as np
 from neuroplast.io.layout import open_for_writing
 from neuroplast.io.lock import check_not_busy
 from neuroplast.io.reader import RunLog, open_run
-from neuroplast.io.schema import PARTIAL_PREFIX, REPLACED_PREFIX, RunFileError, check_name, chunk_rows
+from neuroplast.io.schema import (
+    MODEL_UNITS,
+    PARTIAL_PREFIX,
+    REPLACED_PREFIX,
+    RunFileError,
+    check_name,
+    chunk_rows,
+)
 
 __all__ = ["add_gradients", "rename_gradient"]
 
@@ -155,6 +162,7 @@ def _write_one(group: h5py.Group, name: str, arr: np.ndarray, attrs: Mapping[str
         chunks=(chunk_rows(8 * max(1, n_edges)), max(1, n_edges)),
         fillvalue=np.nan,
     )
+    ds.attrs["units"] = MODEL_UNITS  # as the gradients the writer makes (``attrs`` may say otherwise)
     for k, v in attrs.items():
         ds.attrs[k] = v
 

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from neuroplast.io.layout import Growing, RunSpec, append_row_list, append_rows, growing
+from neuroplast.io.schema import MODEL_UNITS, column_units
 
 __all__ = ["TrialRow", "WriteBuffer"]
 
@@ -184,6 +185,7 @@ class WriteBuffer:
             if path not in f:
                 d = growing(f[group], name, tail, np.float64, fill=np.nan)
                 d.resize((self.n_trials_written,) + tail)
+                d.attrs["units"] = column_units(name) if group == "trials" else MODEL_UNITS
             self._dcache[path] = d = Growing(f[path])
         return d
 

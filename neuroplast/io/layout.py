@@ -34,10 +34,13 @@ from neuroplast.io.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
     LIBVER,
+    MODEL_UNITS,
     TRIAL_COLUMNS,
     TRIAL_DTYPES,
     RunFileError,
     chunk_rows,
+    column_units,
+    parameter_units,
     sorting_dtype,
 )
 
@@ -435,7 +438,7 @@ def _populations(f: h5py.File, spec: RunSpec) -> None:
         g = gp.create_group(pop)
         g.attrs["size"] = np.int64(spec.population_sizes[pop])
         for k, v in params.items():
-            g.create_dataset(k, data=v, dtype=np.float64)
+            g.create_dataset(k, data=v, dtype=np.float64).attrs["units"] = parameter_units(k)
         s = gs.create_group(pop)
         s.attrs.create("sorting", np.uint8(2), dtype=sorting_dtype())
         ts = growing(s, "timestamps", (), np.float64, cap=8192)
@@ -447,10 +450,7 @@ def _trials(f: h5py.File, spec: RunSpec) -> None:
     """``/trials`` columns, ``/inputs`` and ``/targets``, all empty."""
     gt = f.create_group("trials")
     for col in TRIAL_COLUMNS:
-        growing(gt, col, (), TRIAL_DTYPES[col])
-    gt["loss"].attrs["units"] = "1"
-    gt["start_step"].attrs["units"] = "steps"
-    gt["n_steps"].attrs["units"] = "steps"
+        growing(gt, col, (), TRIAL_DTYPES[col]).attrs["units"] = column_units(col)
 
     gi = f.create_group("inputs")
     gi.attrs["n_in"] = np.int64(spec.n_in)
@@ -459,10 +459,11 @@ def _trials(f: h5py.File, spec: RunSpec) -> None:
     gtar = f.create_group("targets")
     gtar.attrs["kind"] = spec.task_kind
     if spec.task_kind == "regression":
-        growing(gtar, "values", (spec.n_steps, spec.n_out), np.float64, fill=np.nan)
+        values = growing(gtar, "values", (spec.n_steps, spec.n_out), np.float64, fill=np.nan)
+        values.attrs["units"] = MODEL_UNITS
     else:
         growing(gtar, "labels", (), np.int64, fill=-1)
-        growing(gtar, "mask", (spec.n_steps,), np.uint8)
+        growing(gtar, "mask", (spec.n_steps,), np.uint8).attrs["units"] = "1"
 
 
 def _projections(f: h5py.File, spec: RunSpec) -> None:
@@ -476,8 +477,9 @@ def _projections(f: h5py.File, spec: RunSpec) -> None:
             g.attrs["note"] = "readout bias; not a SONATA edge population (source_ids = target_ids = unit)"
         g.create_dataset("source_ids", data=src, dtype=np.uint64)
         g.create_dataset("target_ids", data=tgt, dtype=np.uint64)
-        growing(g, "weights", (src.size,), np.float64, fill=np.nan)
-        growing(g, "updates", (src.size,), np.float64, fill=np.nan)
+        growing(g, "weights", (src.size,), np.float64, fill=np.nan).attrs["units"] = MODEL_UNITS
+        growing(g, "updates", (src.size,), np.float64, fill=np.nan).attrs["units"] = MODEL_UNITS
         if n_upd:
-            growing(g, "in_trial_weights", (n_upd, src.size), np.float64, fill=np.nan)
+            itw = growing(g, "in_trial_weights", (n_upd, src.size), np.float64, fill=np.nan)
+            itw.attrs["units"] = MODEL_UNITS
         g.create_group("grad")

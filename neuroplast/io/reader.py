@@ -34,6 +34,7 @@ from neuroplast.io.schema import (
     FORMAT_VERSION,
     TRIAL_COLUMNS,
     RunFileError,
+    column_units,
     complete_iterations,
     complete_trials,
     is_hidden,
@@ -318,7 +319,9 @@ class RunLog:
         See the property.
     trials : dict of str to numpy.ndarray
         Per-trial columns (``start_step``, ``n_steps``, ``iteration``, ``loss`` and extras), each
-        ``(n_trials,)``.
+        ``(n_trials,)``; :meth:`trials_frame` gives them as a table.
+    trial_units : dict of str to str
+        Units of every per-trial column (``"steps"``, ``"Hz"``, ``"1"`` for dimensionless ...).
     populations : dict of str to dict of str to numpy.ndarray
         Per-neuron parameters of every population.
     population_sizes : dict of str to int
@@ -394,6 +397,9 @@ class RunLog:
             raise RunFileError(self.path, f"damaged run log: /trials lacks {', '.join(missing)}")
         self.n_trials = complete_trials(f)
         self.trials: dict[str, np.ndarray] = {k: np.asarray(d[: self.n_trials]) for k, d in gt.items()}
+        self.trial_units: dict[str, str] = {
+            k: str(_attr(d.attrs["units"])) if "units" in d.attrs else column_units(k) for k, d in gt.items()
+        }
 
         self.projection_names = sorted(f["projections"].keys())
         self.n_iterations = complete_iterations(f)
@@ -446,7 +452,9 @@ class RunLog:
             return 0
         return int(self.trials["start_step"][-1] + self.trials["n_steps"][-1])
 
-    def spikes(self, pop: str, trial: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def spikes(
+        self, pop: str, trial: int | None = None, *, relative: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Spikes of a population, sorted by time.
 
         Parameters
@@ -454,15 +462,49 @@ class RunLog:
         pop : str
             Population name.
         trial : int, optional
-            Only the spikes of this trial (timestamps stay global).
+            Only the spikes of this trial (timestamps stay global unless ``relative``).
+        relative : bool
+            With ``trial``: times from the trial's start (its first step is 0 ms).
 
         Returns
         -------
         timestamps : numpy.ndarray of float64
-            Spike times, ms (``step * dt_ms``, on the run's continuous time axis).
+            Spike times, ms (``step * dt_ms``, on the run's continuous time axis; from the trial's start
+            with ``relative``).
         node_ids : numpy.ndarray of uint64
             Node ids.
         """
+        if relative and trial is None:
+            raise ValueError("spikes: relative=True needs a trial")
+        ts, ids = self._spikes(pop)
+        steps = np.rint(ts / self.dt_ms).astype(np.int64)
+        if trial is None:
+            lo, hi = 0, self._end_step()  # drop spikes of trials a killed writer never listed
+        else:
+            k = self._trial_index(trial)
+            lo = int(self.trials["start_step"][k])
+            hi = lo + int(self.trials["n_steps"][k])
+        a, b = np.searchsorted(steps, [lo, hi], side="left")
+        return (ts[a:b] - lo * self.dt_ms if relative else ts[a:b]), ids[a:b]
+
+    def spikes_by_trial(self, pop: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every trial's spikes of ``pop``, times from the trial's start (read once).
+
+        Returns
+        -------
+        list of (numpy.ndarray of float64, numpy.ndarray of uint64)
+            Per trial ``k``: spike times in ms from the trial's first step (``(step − start_step[k]) ·
+            dt_ms``, in ``[0, n_steps[k] · dt_ms)``) and node ids, sorted by time.
+        """
+        ts, ids = self._spikes(pop)
+        steps = np.rint(ts / self.dt_ms).astype(np.int64)
+        lo = np.asarray(self.trials["start_step"], dtype=np.int64)
+        a = np.searchsorted(steps, lo, side="left")
+        b = np.searchsorted(steps, lo + np.asarray(self.trials["n_steps"], dtype=np.int64), side="left")
+        return [(ts[i:j] - s * self.dt_ms, ids[i:j]) for i, j, s in zip(a, b, lo, strict=True)]
+
+    def _spikes(self, pop: str) -> tuple[np.ndarray, np.ndarray]:
+        """All stored spikes of ``pop``: timestamps (ms) and node ids."""
         with self._open() as f:
             if pop not in f["spikes"]:
                 raise RunFileError(
@@ -474,16 +516,7 @@ class RunLog:
             ts = np.asarray(g["timestamps"][()], dtype=np.float64)
             ids = np.asarray(g["node_ids"][()], dtype=np.uint64)
         n = min(ts.size, ids.size)
-        ts, ids = ts[:n], ids[:n]
-        steps = np.rint(ts / self.dt_ms).astype(np.int64)
-        if trial is None:
-            lo, hi = 0, self._end_step()  # drop spikes of trials a killed writer never listed
-        else:
-            k = self._trial_index(trial)
-            lo = int(self.trials["start_step"][k])
-            hi = lo + int(self.trials["n_steps"][k])
-        a, b = np.searchsorted(steps, [lo, hi], side="left")
-        return ts[a:b], ids[a:b]
+        return ts[:n], ids[:n]
 
     def _trial_index(self, k: int) -> int:
         k = int(k)
@@ -562,6 +595,47 @@ class RunLog:
                 data,
                 str(_attr(g["data"].attrs.get("units", ""))),
             )
+
+    # ------------------------------------------------------------------ analysis views
+    def iteration_losses(self) -> tuple[np.ndarray, np.ndarray]:
+        """The loss per iteration, as ``neuroplast run``'s progress lines show it.
+
+        Returns
+        -------
+        iterations : numpy.ndarray of int64
+            The iterations that have trials on disk, ascending.
+        loss : numpy.ndarray of float64
+            Mean loss of each one's trials (dimensionless).
+        """
+        it = np.asarray(self.trials["iteration"], dtype=np.int64)
+        iterations, inverse = np.unique(it, return_inverse=True)
+        sums = np.bincount(inverse, weights=np.asarray(self.trials["loss"], dtype=np.float64))
+        return iterations, sums / np.bincount(inverse)
+
+    def iteration_loss(self, i: int) -> float:
+        """Mean loss of the trials of the ``i``-th iteration with trials (negative counts from the last)."""
+        iterations, loss = self.iteration_losses()
+        if not -iterations.size <= i < iterations.size:
+            raise IndexError(
+                f"iteration {i} out of range: {self.path} has trials of {iterations.size} iterations"
+            )
+        return float(loss[i])
+
+    def trials_frame(self) -> Any:
+        """The per-trial table as a :class:`pandas.DataFrame`: one row per trial (index ``trial``), the
+        ``/trials`` columns plus ``start_ms`` and ``duration_ms``, units in ``frame.attrs["units"]``.
+        Needs pandas (``pip install 'neuroplast[analysis]'``); see docs/hdf5.md."""
+        from neuroplast.io.frames import trials_frame
+
+        return trials_frame(self)
+
+    def to_xarray(self) -> Any:
+        """Losses, weights, updates and gradients as an :class:`xarray.Dataset` with named dimensions
+        (``iteration``, ``trial``, ``edge_<projection>``) and units as attributes.  Needs xarray
+        (``pip install 'neuroplast[analysis]'``); see docs/hdf5.md."""
+        from neuroplast.io.frames import to_xarray
+
+        return to_xarray(self)
 
     # ------------------------------------------------------------------ summary
     @property

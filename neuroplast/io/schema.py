@@ -30,6 +30,10 @@ __all__ = [
     "LIBVER",
     "BIAS_PROJECTION",
     "TRIAL_COLUMNS",
+    "TRIAL_UNITS",
+    "MODEL_UNITS",
+    "column_units",
+    "parameter_units",
     "SORTING",
     "RunFileError",
     "sorting_dtype",
@@ -58,6 +62,38 @@ BIAS_PROJECTION = "bias"
 TRIAL_COLUMNS = ("start_step", "n_steps", "iteration", "loss")
 #: dtypes of the mandatory trial columns.
 TRIAL_DTYPES = {"start_step": np.int64, "n_steps": np.int64, "iteration": np.int64, "loss": np.float64}
+
+#: Units (the ``units`` attribute) of the per-trial columns neuroplast writes; :func:`column_units` gives
+#: any other column's.  ``"1"`` is dimensionless (losses, fractions, counts, the iteration index).
+TRIAL_UNITS = {
+    "start_step": "steps",
+    "n_steps": "steps",
+    "iteration": "1",
+    "loss": "1",
+    "accuracy": "1",
+    "rate_hz": "Hz",
+}
+#: Units of an extra column named ``<what>_<suffix>`` not in :data:`TRIAL_UNITS`, by its suffix.
+UNIT_SUFFIXES = {"hz": "Hz", "ms": "ms", "s": "s"}
+#: Units of the datasets of ``/targets`` and of every ``/projections/<name>`` group other than the node
+#: ids: the model's own, dimensionless units (docs/model.md), ``"1"``.
+MODEL_UNITS = "1"
+
+
+def column_units(name: str) -> str:
+    """Units of the per-trial column ``name``: :data:`TRIAL_UNITS`, else the unit its name ends with
+    (``*_hz`` → ``"Hz"``, ``*_ms`` → ``"ms"``, ``*_s`` → ``"s"``), else ``"1"`` (dimensionless)."""
+    if name in TRIAL_UNITS:
+        return TRIAL_UNITS[name]
+    return UNIT_SUFFIXES.get(name.rsplit("_", 1)[-1].lower(), "1") if "_" in name else "1"
+
+
+def parameter_units(name: str) -> str:
+    """Units of the per-neuron parameter ``name`` of ``/populations/<pop>``: ``"steps"`` for a count of
+    time steps (``n_*``, e.g. the refractory period ``n_ref``), else ``"1"``: the discrete-time model's
+    factors and values are dimensionless (docs/model.md)."""
+    return "steps" if name.startswith("n_") else "1"
+
 
 #: SONATA spike ``sorting`` attribute values.  It must be an HDF5 ENUM with an uint8 base type: libsonata
 #: cannot read a string or plain integer attribute here.

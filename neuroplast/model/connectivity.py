@@ -162,13 +162,22 @@ class Connectivity:
         return dense[tgt, src]
 
     def to_dense(self, name: str, vector: np.ndarray) -> np.ndarray:
-        """Edge vector of ``name`` → dense float64 matrix, zero where no edge is."""
+        """Edge vector of ``name`` → dense float64 matrix, zero where no edge is.
+
+        ``vector`` may have leading axes (``(..., n_edges)``, e.g. one row per iteration or trial); the
+        result then has them too: ``(..., *shape(name))``.
+        """
         src, tgt = self.edges[name]
-        out = np.zeros(self.shape(name))
+        vector = np.asarray(vector, dtype=np.float64)
+        if vector.shape[-1:] != (src.size,):
+            raise ValueError(
+                f"projection {name!r}: {src.size} edges, given a last axis of {vector.shape[-1:] or 'none'}"
+            )
+        out = np.zeros(vector.shape[:-1] + self.shape(name))
         if name == "bias":
-            out[tgt] = np.asarray(vector, dtype=np.float64)
+            out[..., tgt] = vector
         else:
-            out[tgt, src] = np.asarray(vector, dtype=np.float64)
+            out[..., tgt, src] = vector
         return out
 
     def edge_vectors(self, dense: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from neuroplast.errors import ConfigError, UsageError
+from neuroplast.progress import fmt_seconds
 from neuroplast.sweep.manifest import MANIFEST, new_manifest, read_manifest, write_manifest
 from neuroplast.sweep.spec import Sweep
 from neuroplast.sweep.worker import TOPIC, failure_line, run_point
@@ -112,14 +113,6 @@ def _has_dashboard(client: Any) -> bool:
         return False
 
 
-def _fmt_s(s: float) -> str:
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s // 60:.0f} min {s % 60:02.0f} s"
-    return f"{s // 3600:.0f} h {s % 3600 // 60:02.0f} min"
-
-
 class SweepProgress:
     """One plain line per change of the points' states: done/failed/running/pending, elapsed and ETA.
 
@@ -138,13 +131,13 @@ class SweepProgress:
         finished_now = n["done"] + n["failed"] - self.skipped
         elapsed = time.monotonic() - self.t0
         left = n["running"] + n["pending"]
-        eta = f", ETA {_fmt_s(elapsed / finished_now * left)}" if finished_now > 0 and left else ""
+        eta = f", ETA {fmt_seconds(elapsed / finished_now * left)}" if finished_now > 0 and left else ""
         line = (
             f"sweep: {n['done']}/{self.total} done, {n['failed']} failed, {n['running']} running, "
             f"{n['pending']} pending"
         )
         if self.enabled and line != self.last:
-            print(f"{line} ({_fmt_s(elapsed)}{eta})", file=self.stream, flush=True)
+            print(f"{line} ({fmt_seconds(elapsed)}{eta})", file=self.stream, flush=True)
         self.last = line
 
 

@@ -160,6 +160,10 @@ def _write_tables(columns: list[str], rows: list[dict[str, Any]], out: Path) -> 
     return [out / "report.csv", out / "report.parquet"]
 
 
+#: Line styles of the loss curves, in turn (solid first).
+CURVE_STYLES = ("-", "--", "-.", ":")
+
+
 def _label(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -206,18 +210,30 @@ def _plot_curves(
             groups.setdefault(tuple(r[a] for a in others), []).append(curves[r["name"]])
     if not groups or len(groups) > 12:
         return None
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     names = short_names(others)
+    drawn: list[tuple[str, np.ndarray]] = []
     for i, (key, cs) in enumerate(groups.items()):
         n = min(c.size for c in cs)
         arr = np.stack([c[:n] for c in cs])
         x = np.arange(1, n + 1)
+        mean = arr.mean(axis=0)
         label = ", ".join(f"{names[a]}={_label(v)}" for a, v in zip(others, key, strict=True)) or "all points"
-        ax.plot(x, arr.mean(axis=0), color=f"C{i}", label=f"{label} (n={len(cs)})")
+        # a curve equal to one drawn before would vanish under it: say so, and draw every curve in its own
+        # dash pattern, narrower than the ones before it, so that both stay visible
+        same = [lab for lab, m in drawn if m.shape == mean.shape and np.array_equal(m, mean)]
+        note = f", = {same[0]}" if same else ""
+        style = CURVE_STYLES[i % len(CURVE_STYLES)]
+        lw = 1.2 + 0.5 * (len(groups) - 1 - i)
+        ax.plot(x, mean, style, color=f"C{i}", lw=lw, label=f"{label} (n={len(cs)}{note})")
+        drawn.append((label, mean))
         if len(cs) > 1:
             ax.fill_between(x, arr.min(axis=0), arr.max(axis=0), color=f"C{i}", alpha=0.15, lw=0)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss (mean over the iteration's trials)")
     ax.set_title("training loss: mean over seeds, band = min…max")

@@ -17,7 +17,7 @@ from neuroplast.model.connectivity import PROJECTIONS
 from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
 from neuroplast.model.simulator import Simulator
 from neuroplast.network.devices import cache_dir
-from neuroplast.training.progress import Progress
+from neuroplast.progress import Progress
 from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer, default_neuron
 
 __all__ = [
@@ -361,10 +361,13 @@ def _train(
         note = " (the first iteration also compiles, on a first run)" if trainer.compiles_first else ""
         progress.phase(f"training{note}")
     for _ in range(trainer.iteration, trainer.cfg.training.iterations):
+        launched = not trainer.in_flight  # only launches time the rate (several iterations per launch)
         record = trainer.run_iteration()
         log_iteration(writer, record, trace=trace, n_trace=n_trace)
         acc = [t.extras["accuracy"] for t in record.trials if "accuracy" in t.extras]
-        progress.iteration(float(np.mean(record.losses)), f"accuracy={np.mean(acc):.2f}" if acc else "")
+        progress.iteration(
+            float(np.mean(record.losses)), f"accuracy={np.mean(acc):.2f}" if acc else "", launched=launched
+        )
         if on_iteration is not None:
             on_iteration(record)
 

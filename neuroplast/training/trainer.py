@@ -526,6 +526,12 @@ class Trainer:
             return
         self._ahead = (it, _draw_pool().submit(self.task.trials, it, self.cfg.training.batch_size))
 
+    @property
+    def in_flight(self) -> int:
+        """Iterations already simulated by the launch in flight and not yet returned (0: the next
+        :meth:`run_iteration` launches a simulation of its own)."""
+        return len(self._pending)
+
     def run_iteration(self) -> IterationRecord:
         """Simulate one batch, compute the gradient, apply the update; the iteration in log terms."""
         return self.record(self.iterate())

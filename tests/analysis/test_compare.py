@@ -176,3 +176,15 @@ def test_cli_compare_rtrl_refuses_a_large_network(tmp_path, capsys, monkeypatch)
     msg = _one_line_error(capsys)
     assert "--rtrl" in msg and "small networks" in msg
     assert open_run(path).projection("recurrent").estimators == before
+
+
+def test_compare_and_analyze_progress_is_plain_lines_on_a_pipe(runs, tmp_path, capsys) -> None:
+    """Not on a terminal, compare and analyze say what `neuroplast run` says: lines, no tqdm ``\\r`` bar."""
+    path = copy_file(runs["rec"], tmp_path / "rec.h5")
+    n = open_run(path).n_trials
+    assert main(["compare", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and f"compare: trial {n}/{n}, {n} trials in " in err, err
+    assert main(["analyze", str(path), "--trials", "0:3", "--out", str(tmp_path / "figs")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "analyze: trial 3/3, 3 trials in " in err, err

@@ -269,7 +269,7 @@ def test_add_gradients_later(tmp_path: Path) -> None:
         add_gradients(path, "bptt", {"nope": bptt})
     # the eprop gradients are untouched
     np.testing.assert_array_equal(proj.grad("eprop")[0], exp["trials"][0]["grads"]["recurrent"]["eprop"])
-    assert proj.grad_attrs("eprop") == {}
+    assert proj.grad_attrs("eprop") == {"units": "1"}  # the model's dimensionless units
 
 
 # ---------------------------------------------------------------------- gradients added later: all or nothing
@@ -319,7 +319,7 @@ def test_add_gradients_all_or_nothing(
         proj = run.projection(p)
         if overwrite:  # the old gradients, complete and unchanged
             np.testing.assert_array_equal(proj.grad("bptt"), before[p])
-            assert proj.grad_attrs("bptt") == {"written_by": "first"}
+            assert proj.grad_attrs("bptt") == {"units": "1", "written_by": "first"}
         else:
             assert "bptt" not in proj.estimators
     monkeypatch.setattr(annotate, "_write_one", orig)
@@ -327,7 +327,7 @@ def test_add_gradients_all_or_nothing(
     run = open_run(path)
     for p in GRAD_PROJS:
         np.testing.assert_array_equal(run.projection(p).grad("bptt"), new[p])
-        assert run.projection(p).grad_attrs("bptt") == {"written_by": "second"}
+        assert run.projection(p).grad_attrs("bptt") == {"units": "1", "written_by": "second"}
     assert _hidden_links(path) == []
 
 

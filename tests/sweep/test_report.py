@@ -88,3 +88,37 @@ def test_unreadable_points_are_warned_about_and_exit_1(tmp_path, capsys, logs, s
             assert state == ("failed" if what == "failed" else "done")
     if unreadable:
         assert f"{len(unreadable)} unreadable" in out
+
+
+def test_loss_curves_whole_iterations_and_no_curve_hidden(tmp_path, monkeypatch) -> None:
+    """Three iterations (ticks at 1, 2, 3 only) and two rules with identical curves: both stay visible."""
+    import numpy as np
+
+    from neuroplast.analysis import plots
+    from neuroplast.sweep import report
+    from neuroplast.sweep.spec import SEED_KEY
+
+    seen = {}
+
+    def keep(fig, path):
+        seen["fig"] = fig
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    curve = np.array([3.0, 2.0, 1.5])
+    rows = [
+        {"name": f"{rule}-{seed}", "training.rule": rule, SEED_KEY: seed}
+        for rule in ("eprop", "eprop-random", "bptt")
+        for seed in (0, 1)
+    ]
+    curves = {r["name"]: curve * (0.5 if r["training.rule"] == "bptt" else 1.0) for r in rows}
+    report._plot_curves(rows, curves, ["training.rule", SEED_KEY], tmp_path)
+    (ax,) = seen["fig"].axes
+    lo, hi = ax.get_xlim()
+    assert all(float(t).is_integer() for t in ax.get_xticks() if lo <= t <= hi)
+    lines = [ln for ln in ax.get_lines()]
+    first, second = lines[0], lines[1]
+    np.testing.assert_array_equal(first.get_ydata(), second.get_ydata())  # the same curve twice
+    assert "= rule=eprop" in second.get_label()
+    assert second.get_linestyle() != first.get_linestyle() and second.get_linewidth() < first.get_linewidth()
+    plots._pyplot().close("all")
