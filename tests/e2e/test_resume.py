@@ -236,6 +236,7 @@ CHUNKED = long_cpp_toml(2)
 
 @pytest.mark.brian2
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_resume_after_kill_mid_chunk(tmp_path: Path) -> None:
     """Launches of 2 iterations: a kill inside the third launch keeps the 4 iterations of the first two
     (flushed at their end), and --resume continues bit for bit — here with 2 OpenMP threads (an execution

@@ -150,6 +150,7 @@ print(json.dumps({{"hit": net.cache_hit, "dir": str(net.build_dir), "y": res.y.r
 
 
 @pytest.mark.brian2
+@pytest.mark.slow
 def test_second_process_reuses_the_compiled_network(cache_root) -> None:
     import json
 
@@ -211,6 +212,7 @@ def test_training_again_in_one_process_reuses_the_compiled_network(tmp_path, cap
 
 
 @pytest.mark.brian2
+@pytest.mark.slow
 def test_two_standalone_networks_in_one_process_take_turns(cache_root) -> None:
     """Brian2 has one standalone project per process: a superseded network rebuilds itself (no compile)."""
     from neuroplast.network.builder import Brian2Network

@@ -32,7 +32,7 @@ import pytest
 from neuroplast.io.diff import diff_files
 from tests.helpers import cli_args, cli_env, run_command
 
-pytestmark = [pytest.mark.brian2, pytest.mark.e2e]
+pytestmark = [pytest.mark.brian2, pytest.mark.e2e, pytest.mark.slow]
 
 TINY = """\
 [simulation]

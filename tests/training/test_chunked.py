@@ -94,6 +94,7 @@ def test_chunk_length_auto_and_given() -> None:
 
 
 @pytest.mark.brian2
+@pytest.mark.slow
 def test_iterations_never_change_the_compiled_network() -> None:
     """5 or 250 iterations: the same compiled network (the second reuses the first's build), and a launch
     of fewer trials than it holds (5 of 100) is what the records of test_chunked_equals_per_trial check."""
@@ -107,6 +108,7 @@ def test_iterations_never_change_the_compiled_network() -> None:
 
 
 @pytest.mark.brian2
+@pytest.mark.slow
 def test_the_feedback_rule_never_changes_the_compiled_network() -> None:
     """Symmetric and random e-prop share one compiled program: whether B follows W_out at a boundary is a
     value of the launch.  The random rule on the symmetric rule's build = its own per-trial path, byte for

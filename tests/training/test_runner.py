@@ -54,6 +54,7 @@ def test_logged_updates_are_applied(sine_run):
 
 @pytest.mark.brian2
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_same_seed_same_datasets(tmp_path):
     cfg = load_config(SINE)
     files = []
