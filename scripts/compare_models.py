@@ -9,7 +9,7 @@ mean cosine with the full BPTT (reset differentiated, what ``ostl``'s eligibilit
 relative difference from the full BPTT, and draws the figure docs/figures/models_vs_bptt.png (cosine with
 BPTT over training).
 
-    python scripts/compare_models.py [--iterations 60] [--out runs/models] [--figure PNG]
+    python scripts/compare_models.py [--iterations 60] [--out runs/models] [--figure PNG] [--plot-only]
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--out", default="runs/models", help="folder of the run logs")
     ap.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "models_vs_bptt.png"))
+    ap.add_argument(
+        "--plot-only", action="store_true", help="table and figure from the compared logs already in --out"
+    )
     args = ap.parse_args(argv)
     from neuroplast.analysis.compare import compare_run
     from neuroplast.training.runner import run_training
@@ -58,34 +61,49 @@ def main(argv: list[str] | None = None) -> int:
     for model in MODELS:
         for rule in RULES:
             path = out / f"{model}_{rule}.h5"
-            t0 = time.perf_counter()
-            run_training(_config(model, rule, args.iterations), path, force=True, progress=False)
-            t_train = time.perf_counter() - t0
-            res = compare_run(path, progress=False, rtrl=True, keep_reset=True)
-            from neuroplast.analysis.metrics import cosine_similarity
-            from neuroplast.io import open_run
-
-            run = open_run(path)
-            loss = run.trials["loss"]
-            full = {p: res["projections"][p][rule]["cosine"]["per_trial"] for p in ("input", "recurrent")}
-            cos = {
-                p: np.asarray(cosine_similarity(run.projection(p).grad(rule), run.projection(p).grad("bptt"),
-                                                batch_axes=1))
-                for p in full
-            }  # fmt: skip
-            rtrl = max(float(np.nanmax(res["projections"][p]["rtrl"]["rel_error"]["per_trial"])) for p in cos)
+            took = ""
+            if not args.plot_only:
+                t0 = time.perf_counter()
+                run_training(_config(model, rule, args.iterations), path, force=True, progress=False)
+                took = f"   (trained in {time.perf_counter() - t0:.0f} s)"
+                compare_run(path, progress=False, rtrl=True, keep_reset=True)
+            loss, cos, rtrl = _measured(path, rule)
             results[(model, rule)] = cos
             tail = max(1, len(loss) // 5)
-            cells = [f"{np.nanmean(c):.3f} (last {np.nanmean(c[-tail:]):.3f})" for c in cos.values()]
-            fcell = "/".join(f"{np.nanmean(c):.3f}" for c in full.values())
+            cells = [
+                f"{np.nanmean(c):.3f} (last {np.nanmean(c[-tail:]):.3f})" for c in cos["detached"].values()
+            ]
+            fcell = "/".join(f"{np.nanmean(c):.3f}" for c in cos["full"].values())
             print(
                 f"{model:8} {rule:14} {loss[0]:9.3g} -> {np.mean(loss[-tail:]):<8.3g} "
-                f"{cells[0]:>22} {cells[1]:>22} {fcell:>12} {rtrl:13.1e}   (trained in {t_train:.0f} s)",
+                f"{cells[0]:>22} {cells[1]:>22} {fcell:>12} {rtrl:13.1e}{took}",
                 flush=True,
             )
     _figure(results, Path(args.figure))
     print(f"wrote {args.figure}")
     return 0
+
+
+def _measured(path: Path, rule: str) -> tuple[np.ndarray, dict, float]:
+    """A compared log's trial losses, the rule's cosine per trial with BPTT (``detached``: reset detached,
+    ``full``: differentiated) per projection, and RTRL's largest relative difference from the full BPTT."""
+    from neuroplast.analysis.metrics import cosine_similarity, relative_error
+    from neuroplast.io import open_run
+
+    run = open_run(path)
+    cos: dict[str, dict[str, np.ndarray]] = {"detached": {}, "full": {}}
+    rtrl = 0.0
+    for p in ("input", "recurrent"):
+        g = {k: np.asarray(run.projection(p).grad(k)) for k in (rule, "bptt", "bptt_full", "rtrl")}
+        cos["detached"][p] = np.asarray(cosine_similarity(g[rule], g["bptt"], batch_axes=1))
+        cos["full"][p] = np.asarray(cosine_similarity(g[rule], g["bptt_full"], batch_axes=1))
+        rtrl = max(rtrl, float(np.nanmax(relative_error(g["rtrl"], g["bptt_full"], batch_axes=1))))
+    return np.asarray(run.trials["loss"]), cos, rtrl
+
+
+#: Line styles per rule: superspike's curve equals e-prop's on lif_syn (its trace is e-prop's there), so it is
+#: drawn dashed over e-prop's wider line.
+STYLE = {"superspike": {"ls": "--", "lw": 1.5}}
 
 
 def _figure(results: dict, path: Path) -> None:
@@ -94,21 +112,26 @@ def _figure(results: dict, path: Path) -> None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4), sharey=True)
-    for ax, model in zip(np.atleast_1d(axes), MODELS, strict=True):
-        for k, rule in enumerate(RULES):
-            cos = results[(model, rule)]["recurrent"]
-            ax.plot(np.arange(1, cos.size + 1), cos, ".", ms=3, alpha=0.35, color=f"C{k}")
-            w = max(1, cos.size // 10)
-            smooth = np.convolve(cos, np.ones(w) / w, mode="valid")
-            ax.plot(np.arange(w, cos.size + 1), smooth, "-", lw=2, color=f"C{k}", label=rule)
-        ax.axhline(1.0, color="k", lw=0.8, ls=":")
-        ax.axhline(0.0, color="k", lw=0.5)
-        ax.set_title(f"{model}: recurrent weights")
-        ax.set_xlabel("trial")
-        ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("cosine with exact BPTT (= RTRL)")
-    np.atleast_1d(axes)[0].legend(loc="lower right")
+    refs = (("detached", "BPTT, reset detached"), ("full", "BPTT, reset differentiated (= RTRL)"))
+    fig, axes = plt.subplots(len(refs), len(MODELS), figsize=(11, 7.5), sharey=True, sharex=True)
+    for row, (ref, what) in enumerate(refs):
+        for col, model in enumerate(MODELS):
+            ax = axes[row, col]
+            for k, rule in enumerate(RULES):
+                cos = results[(model, rule)][ref]["recurrent"]
+                ax.plot(np.arange(1, cos.size + 1), cos, ".", ms=3, alpha=0.35, color=f"C{k}")
+                w = max(1, cos.size // 10)
+                smooth = np.convolve(cos, np.ones(w) / w, mode="valid")
+                style = {"ls": "-", "lw": 2.5 if rule == "eprop" else 2, **STYLE.get(rule, {})}
+                ax.plot(np.arange(w, cos.size + 1), smooth, color=f"C{k}", label=rule, **style)
+            ax.axhline(1.0, color="k", lw=0.8, ls=":")
+            ax.axhline(0.0, color="k", lw=0.5)
+            ax.set_title(f"{model}: recurrent weights vs {what}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if row == len(refs) - 1:
+                ax.set_xlabel("trial (running mean over 6)")
+        axes[row, 0].set_ylabel("cosine with exact BPTT")
+    axes[0, 0].legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
