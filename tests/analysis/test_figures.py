@@ -19,22 +19,6 @@ from neuroplast.analysis.plots import plot_run
 from tests.helpers import copy_file
 
 
-@pytest.fixture
-def figures(monkeypatch) -> dict[str, object]:
-    """Every figure the plot functions save, by file name (still open, for its artists)."""
-    seen: dict[str, object] = {}
-
-    def keep(fig, path):
-        seen[Path(path).name] = fig
-        fig.savefig(path, dpi=40)
-        return Path(path)
-
-    monkeypatch.setattr(plots, "_save", keep)
-    monkeypatch.setattr(analyze_plots, "_save", keep)
-    yield seen
-    plots._pyplot().close("all")
-
-
 @pytest.fixture(scope="module")
 def compared(runs, tmp_path_factory) -> dict[str, Path]:
     """Copies of the regression and classification runs with exact BPTT written by compare."""

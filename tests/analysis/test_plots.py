@@ -50,21 +50,6 @@ def more_runs(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture
-def figures(monkeypatch) -> dict[str, object]:
-    """Every figure plot_run saves, by file name (still open, for its artists)."""
-    seen: dict[str, object] = {}
-
-    def keep(fig, path):
-        seen[Path(path).name] = fig
-        fig.savefig(path, dpi=40)
-        return Path(path)
-
-    monkeypatch.setattr(plots, "_save", keep)
-    yield seen
-    plots._pyplot().close("all")
-
-
 def _texts(ax) -> str:
     return " ".join(t.get_text() for t in ax.texts)
 

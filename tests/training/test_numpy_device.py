@@ -38,10 +38,10 @@ def _compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[list[s
     return exact, worst
 
 
-@pytest.mark.brian2
-def test_the_numpy_device_trains_the_run_of_the_brian2_network() -> None:
-    brian2 = Trainer.from_config(_cfg(SINE, 0))
-    numpy = Trainer.from_config(_cfg(SINE, 0).replace("simulation", device="numpy"))
+def _both_trainings(brian2_cfg, numpy_cfg) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every number of the training records of the same run on a Brian2 device and on the numpy device,
+    by ``iteration + path``; the NumPy reference's extra keys are its recorded states only."""
+    brian2, numpy = Trainer.from_config(brian2_cfg), Trainer.from_config(numpy_cfg)
     assert isinstance(numpy.net, NumpySimulator) and not isinstance(brian2.net, NumpySimulator)
     n = brian2.cfg.training.iterations
     want = [brian2.run_iteration() for _ in range(n)]
@@ -50,6 +50,12 @@ def test_the_numpy_device_trains_the_run_of_the_brian2_network() -> None:
     b = {f"{r.iteration}{k}": v for r in got for k, v in record_arrays(r).items()}
     # the NumPy reference also hands over every trial's recurrent states (the Brian2 network records none)
     assert a.keys() <= b.keys() and all(".states/" in k for k in b.keys() - a.keys())
+    return a, b
+
+
+@pytest.mark.brian2
+def test_the_numpy_device_trains_the_run_of_the_brian2_network() -> None:
+    a, b = _both_trainings(_cfg(SINE, 0), _cfg(SINE, 0).replace("simulation", device="numpy"))
     exact, worst = _compare(a, b)
     assert not exact, exact  # spikes, counts and shapes: identical
     assert worst < RTOL, worst
@@ -62,7 +68,7 @@ def test_the_numpy_device_trains_the_run_of_the_brian2_network() -> None:
     )
     c = {
         f"{r.iteration}{k}": v
-        for r in [other.run_iteration() for _ in range(n)]
+        for r in [other.run_iteration() for _ in range(other.cfg.training.iterations)]
         for k, v in record_arrays(r).items()
     }
     exact, worst = _compare(a, c)
@@ -181,15 +187,7 @@ def test_the_numpy_device_learns_inside_trials_as_the_brian2_network(optimizer: 
     counts; every float (in-trial weights, B, updates, gradients, losses, Adam state) to RTOL: the
     network's synaptic sums and per-step accumulators add the same terms in another order (as in
     tests/network/test_in_trial.py's equality of one trial), carried through 3 iterations."""
-    brian2 = Trainer.from_config(_in_trial_cfg("runtime", optimizer))
-    numpy = Trainer.from_config(_in_trial_cfg("numpy", optimizer))
-    assert isinstance(numpy.net, NumpySimulator) and not isinstance(brian2.net, NumpySimulator)
-    n = brian2.cfg.training.iterations
-    want = [brian2.run_iteration() for _ in range(n)]
-    got = [numpy.run_iteration() for _ in range(n)]
-    a = {f"{r.iteration}{k}": v for r in want for k, v in record_arrays(r).items()}
-    b = {f"{r.iteration}{k}": v for r in got for k, v in record_arrays(r).items()}
-    assert a.keys() <= b.keys() and all(".states/" in k for k in b.keys() - a.keys())
+    a, b = _both_trainings(_in_trial_cfg("runtime", optimizer), _in_trial_cfg("numpy", optimizer))
     assert any("in_trial" in k for k in a)
     exact, worst = _compare(a, b)
     assert not exact, exact
