@@ -17,6 +17,7 @@ one for the online e-prop path and one for BPTT):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -272,14 +273,24 @@ def test_report(rules: Path, work: Path, env: dict) -> None:
 
 
 def _writer_of(path: Path) -> int | None:
-    """The process (other than this one) that has ``path`` open, from /proc; None if none."""
-    target = str(path.resolve())
+    """The process (other than this one) that has ``path`` open, from /proc; None if none.
+
+    Matched by the file itself (device and inode), not by name: a writer opened a new log under its
+    hidden creation name (neuroplast/io/layout.py links it into place), so /proc names that one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    target = (st.st_dev, st.st_ino)
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
             continue
         try:
-            if any(os.readlink(fd) == target for fd in (d / "fd").iterdir()):
-                return int(d.name)
+            for fd in (d / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    fst = fd.stat()  # the open file, whatever its name now
+                    if (fst.st_dev, fst.st_ino) == target:
+                        return int(d.name)
         except OSError:
             continue
     return None
