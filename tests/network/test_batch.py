@@ -98,6 +98,7 @@ def test_batch_refuses_too_many_trials(batched, grad_network, eq_weights):
         batched.run_batch(eq_weights, trials)
 
 
+@pytest.mark.slow  # compiles two networks of its own (a minute or more)
 def test_recording_only_psi(eq_weights):
     """``record=("psi",)`` (the factorized path of e-prop and BPTT): the same ψ as recording everything, z
     from the spike monitor (as always), and nothing else recorded (here with two copies)."""

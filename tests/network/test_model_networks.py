@@ -111,6 +111,7 @@ def test_the_comparison_can_disagree(case) -> None:
     assert key in MODEL_VALUES[model.name](params)
 
 
+@pytest.mark.slow  # compiles two networks of its own (a minute or more)
 def test_alif_generated_from_its_equations_is_the_hand_written_network() -> None:
     """The alif model run through the generated statements (under another name, so that the network does
     not take its hand-written path) against the hand-written LIF/ALIF network of §5: the same spikes, the

@@ -61,8 +61,12 @@ def _train(text: str, chunk: int, threads: int = 1) -> tuple[Trainer, list]:
 @pytest.mark.brian2
 @pytest.mark.parametrize(
     ("text", "chunk", "threads"),
-    [(SINE, 2, 1), (SINE, 2, 2), (EVIDENCE, 3, 1)],
-    ids=["sine-adam", "sine-adam-2-threads", "evidence-sgd"],
+    [
+        pytest.param(SINE, 2, 1, id="sine-adam"),
+        # the thread split and the SGD/evidence variant: a minute each, in the slow run (CI runs it)
+        pytest.param(SINE, 2, 2, id="sine-adam-2-threads", marks=pytest.mark.slow),
+        pytest.param(EVIDENCE, 3, 1, id="evidence-sgd", marks=pytest.mark.slow),
+    ],
 )
 def test_chunked_equals_per_trial(text: str, chunk: int, threads: int) -> None:
     """Launches of ``chunk`` iterations (the last one shorter; with ``threads`` OpenMP threads splitting the
