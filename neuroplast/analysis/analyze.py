@@ -32,7 +32,9 @@ Analyses (all in :func:`analyze_run`, each also callable per trial):
 4. **training** — cosine between the updates the rule applied (``updates``) and −g* per iteration and
    accumulated over iterations, and the singular values of the accumulated ΔW_rec.
 
-Runs that learned inside their trials (root attribute ``update_every_steps`` > 0) are refused: their
+Runs of a rule with an eligibility of its own (``superspike``, ``ostl``) are refused in one line: the
+analyses below are written on e-prop's eligibility.  Runs that learned inside their trials (root attribute
+``update_every_steps`` > 0) are refused: their
 weights change within a trial, so there is no single-weights L*, BPTT gradient or gap of "the trial", and
 their ``updates`` hold only the trial-end update.
 """
@@ -347,6 +349,22 @@ def _refuse_in_trial(run: Any) -> None:
         )
 
 
+def _refuse_own_eligibility(ctx: ReplayContext) -> None:
+    """A rule with an eligibility of its own (a trace, or the reset kept) is not what the analyses measure:
+    their gap, per-neuron and k-hop analyses are written on e-prop's eligibility (module docstring)."""
+    from neuroplast.plasticity.rules import get_rule
+
+    cfg = ctx.config
+    rule = get_rule(cfg.training.rule)(cfg.training)
+    if rule.keeps_reset or rule.eligibility_trace(cfg) is not None:
+        raise RunFileError(
+            ctx.run.path,
+            f"its rule {cfg.training.rule!r} learns with an eligibility of its own: analyze's gap, "
+            "per-neuron and k-hop analyses are written on e-prop's eligibility; `neuroplast compare` "
+            "measures the rule's logged gradient against BPTT",
+        )
+
+
 def _feedbacks(ctx: ReplayContext) -> tuple[np.ndarray | None, np.ndarray]:
     """The logged feedback per iteration (None for a bptt rule) and a fixed random reference B."""
     from neuroplast.plasticity.rules import get_rule
@@ -520,6 +538,7 @@ def analyze_run(
             f"its neuron model is {ctx.neuron.name!r}: analyze's per-neuron and k-hop analyses are written "
             "for the 'alif' model so far; `neuroplast compare` measures any model's estimators against BPTT",
         )
+    _refuse_own_eligibility(ctx)
     T, N = int(lengths[0]), ctx.n_rec
     kk = sorted({T if k == "T" else int(k) for k in ks})
     fb, rand = _feedbacks(ctx)

@@ -243,6 +243,19 @@ def test_analyze_refuses_in_trial_runs_in_one_line(runs, tmp_path, capsys) -> No
     assert main(["compare", "--self-test", str(path)]) == 2
 
 
+@pytest.mark.parametrize("rule", ["ostl", "superspike"])
+def test_analyze_refuses_a_rule_with_an_eligibility_of_its_own_in_one_line(rule, tmp_path, capsys) -> None:
+    """Its analyses measure e-prop's eligibility: a run of a rule with its own (the reset kept, a trace) is
+    refused, while compare takes it."""
+    path = write_synthetic_run(tmp_path / f"{rule}.h5", rule=rule)
+    with pytest.raises(RunFileError, match="eligibility of its own"):
+        analyze_run(path, progress=False)
+    assert main(["analyze", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and repr(rule) in err[0]
+    assert main(["compare", "--quiet", str(path)]) == 0
+
+
 def test_cli_analyze_writes_figures_and_json(runs, tmp_path, capsys) -> None:
     out = tmp_path / "figs"
     assert (
