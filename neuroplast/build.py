@@ -19,7 +19,7 @@ from neuroplast.config import Config
 from neuroplast.model.connectivity import Connectivity
 from neuroplast.model.initializers import initialize
 from neuroplast.model.losses import Loss, get_loss
-from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, get_neuron
+from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel, alif_values, get_neuron
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.plasticity.rules import Rule, get_rule
 from neuroplast.tasks import TASKS, Task
@@ -60,7 +60,7 @@ def neuron_values(cfg: Config, params: ModelParams | None = None) -> tuple[Neuro
     model = get_neuron(cfg.network.neuron)
     if model.name == DEFAULT_NEURON:
         p = model_params(cfg) if params is None else params
-        return model, {"alpha": p.alpha, "rho": np.asarray(p.rho), "beta": np.asarray(p.beta)}
+        return model, alif_values(p)
     dt = cfg.simulation.dt_ms
     values: dict[str, Any] = {}
     for par in model.parameters:

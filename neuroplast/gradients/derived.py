@@ -238,12 +238,12 @@ def alif_trial(trial: TrialData) -> ModelTrial:
     """A trial of the ``alif`` model (:class:`~neuroplast.gradients.trial.TrialData`) as a
     :class:`ModelTrial`: re-simulated through the model's statements (the same trajectory bit for bit),
     with its loss, regularizer and the weights in force."""
-    from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
+    from neuroplast.model.neurons import DEFAULT_NEURON, alif_values, get_neuron
 
     p = trial.params
     return ModelTrial.make(
         get_neuron(DEFAULT_NEURON),
-        {"alpha": p.alpha, "rho": p.rho, "beta": p.beta},
+        alif_values(p),
         p,
         trial.weights,
         trial.x,

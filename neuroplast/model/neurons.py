@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from neuroplast.registry import Registry
 
 __all__ = [
+    "alif_values",
     "DEFAULT_NEURON",
     "FUNCTIONS",
     "INPUTS",
@@ -217,6 +221,12 @@ NEURONS: Registry[NeuronModel] = Registry("neuron", check=_check)
 def register_neuron(model: NeuronModel, *, replace: bool = False) -> NeuronModel:
     """Add ``model`` to :data:`NEURONS` under its name (a duplicate raises ``ValueError``)."""
     return NEURONS.register(model.name, model, replace=replace)
+
+
+def alif_values(params: Any) -> dict[str, Any]:
+    """The ``alif`` model's parameter values from :class:`~neuroplast.model.params.ModelParams` (α, and ρ, β
+    per neuron): the one place where the two descriptions of the LIF/ALIF network meet."""
+    return {"alpha": params.alpha, "rho": np.asarray(params.rho), "beta": np.asarray(params.beta)}
 
 
 def get_neuron(name: str) -> NeuronModel:

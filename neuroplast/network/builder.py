@@ -261,7 +261,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
     ) -> None:
         """The neuron model: ``None`` (and ``alif``) the LIF/ALIF network, else its generated code (also for
         ``alif`` with a rule's own ``trace`` or an eligibility that keeps the reset)."""
-        from neuroplast.model.neurons import get_neuron
+        from neuroplast.model.neurons import alif_values, get_neuron
         from neuroplast.model.stepper import parameter_values
 
         #: The generated code of the neuron model (None: the hand-written LIF/ALIF network).
@@ -272,7 +272,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             if trace is None and not keep_reset:
                 return
             p = self.params
-            neuron, values = get_neuron(DEFAULT_NEURON), {"alpha": p.alpha, "rho": p.rho, "beta": p.beta}
+            neuron, values = get_neuron(DEFAULT_NEURON), alif_values(p)
         if values is None:
             raise ValueError(f"neuron model {neuron.name!r} needs its parameter values (neuron_values)")
         self.neuron_values = parameter_values(neuron, values, n_rec)
