@@ -121,7 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if acc is not None and len(acc):
         k = max(1, len(acc) // 5)
         line += f", accuracy {acc[:k].mean():.2f} (first 20 % of trials) -> {acc[-k:].mean():.2f} (last 20 %)"
-    print(line)
+    print(line + (f"; {run.stopped}" if run.stopped else ""))
     return 0
 
 

@@ -234,6 +234,10 @@ class TrainingConfig:
     train_recurrent: bool = field(default=True, metadata=_NEW_KEY)
     update_every_steps: int = field(default=0, metadata=_check(_nonneg))
     average_gradient: bool = field(default=False, metadata=_NEW_KEY)
+    #: Stop once the error over the trials of the last ``stop_window`` iterations is below this fraction
+    #: (classification tasks; 0 = train all ``iterations``; the rule: :mod:`neuroplast.tasks.criterion`).
+    stop_error: float = field(default=0.0, metadata={**_check(_fraction), **_NEW_KEY})
+    stop_window: int = field(default=10, metadata={**_check(_positive), **_NEW_KEY})
 
     def __post_init__(self) -> None:
         if self.rule.strip().lower() not in rule_names():
@@ -425,6 +429,13 @@ def _check_tables(cfg: Config) -> None:
     if cfg.training.update_every_steps and cfg.simulation.device.strip().lower() != AUTO:
         info = device_info(cfg.simulation.device)
         require(info, "in_trial", "training.update_every_steps", "learning inside a trial")
+    if cfg.training.stop_error > 0 and getattr(TASKS.get(TASKS.name_of(type(cfg.task))), "kind", "") != (
+        "classification"
+    ):
+        raise ConfigError(
+            "training.stop_error: the stopping criterion counts wrong answers, so it needs a classification "
+            f"task (task.name = {TASKS.name_of(type(cfg.task))!r} is a regression); set it to 0"
+        )
     _check_neuron(cfg)
 
 

@@ -513,6 +513,8 @@ NEW_KEYS = {
     ("network", "adapt_a"),
     ("network", "adapt_b"),
     ("training", "train_recurrent"),
+    ("training", "stop_error"),
+    ("training", "stop_window"),
 }
 
 

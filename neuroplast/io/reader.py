@@ -30,6 +30,7 @@ import numpy as np
 from neuroplast.io.schema import (
     ATTR_DIVERGED,
     ATTR_FINISHED,
+    ATTR_STOPPED,
     FORMAT_NAME,
     FORMAT_VERSION,
     TRIAL_COLUMNS,
@@ -426,6 +427,16 @@ class RunLog:
         return None if value is None else str(value)
 
     @property
+    def stopped(self) -> str | None:
+        """Why a finished run has fewer iterations than its config's ``training.iterations``, else ``None``.
+
+        The root attribute ``stopped``, e.g. ``"stopped after iteration 212: error 0.066 < 0.07 over the
+        trials of the last 10 iterations (training.stop_error)"``.
+        """
+        value = self.attrs.get(ATTR_STOPPED)
+        return None if value is None else str(value)
+
+    @property
     def spike_populations(self) -> list[str]:
         """Populations with a spike group."""
         with self._open() as f:
@@ -702,7 +713,7 @@ class RunLog:
             f"task: {self.task_kind}, rule: {self.rule}, dt = {self.dt_ms:g} ms, seed = {self.seed}, "
             f"n_in = {self.n_in}, n_out = {self.n_out}, n_steps = {self.n_steps}",
             "populations: " + ", ".join(f"{p} ({n})" for p, n in self.population_sizes.items()),
-            "status: " + _STATUS[self.status()],
+            "status: " + _STATUS[self.status()] + (f"; {self.stopped}" if self.stopped else ""),
             f"trials: {self.n_trials}, iterations: {self.n_iterations}",
         ]
         lines += self._curve_lines()

@@ -23,6 +23,7 @@ from neuroplast.io.reports import Reports
 from neuroplast.io.schema import (
     ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
+    ATTR_STOPPED,
     ATTR_TRIALS_COMPLETE,
     ITERATION_DATASETS,
     TRIAL_COLUMNS,
@@ -288,6 +289,8 @@ class AppendMixin:
             try:
                 if run.finished:
                     f.attrs[ATTR_FINISHED] = np.int8(0)
+                    if ATTR_STOPPED in f.attrs:  # an extended run is no longer stopped where it was
+                        del f.attrs[ATTR_STOPPED]
                 if config_toml is not None:
                     f.attrs["config"] = config_toml
                 f.flush()

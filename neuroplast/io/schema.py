@@ -106,6 +106,9 @@ ATTR_FINISHED = "finished"
 #: Root attribute present only in a run that diverged: the one-line message (what was not finite, where,
 #: at which iteration).  Such a log is never resumed or extended.
 ATTR_DIVERGED = "diverged"
+#: Root attribute of a run that stopped before ``training.iterations`` because its stopping criterion was
+#: met (``training.stop_error``): the one-line reason.  Written with ``finished``.
+ATTR_STOPPED = "stopped"
 
 #: Per-iteration datasets of every ``/projections/<name>`` group (``in_trial_weights`` only in runs that
 #: learn inside their trials, root attribute ``update_every_steps`` > 0).

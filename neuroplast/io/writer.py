@@ -54,6 +54,7 @@ from neuroplast.io.schema import (
     ATTR_DIVERGED,
     ATTR_FINISHED,
     ATTR_ITERATIONS_COMPLETE,
+    ATTR_STOPPED,
     ATTR_TRIALS_COMPLETE,
     RunFileError,
 )
@@ -201,6 +202,7 @@ class RunWriter(AppendMixin, TraceMixin):
         self.path = path
         self._f: h5py.File | None = f
         self._finished = False
+        self._stopped: str | None = None
         self._spec = spec
         self.dt_ms = spec.dt_ms
         self.task_kind: TaskKind = spec.task_kind
@@ -435,16 +437,20 @@ class RunWriter(AppendMixin, TraceMixin):
         return self._n_iters_added - 1
 
     @uninterrupted
-    def finish(self, final_weights: Mapping[str, Any]) -> None:
+    def finish(self, final_weights: Mapping[str, Any], stopped: str | None = None) -> None:
         """Store the weights after the last update, mark the run finished and flush.
 
         Parameters
         ----------
         final_weights : mapping of str to array_like
             ``projection -> (n_edges,)`` weights after the last update (row ``n_iterations`` of ``weights``).
+        stopped : str, optional
+            Why the run ends before its configured iterations (its stopping criterion was met): stored as the
+            root attribute ``stopped`` together with ``finished``.
         """
         self._require_running()
         self._buffer.final = check_weight_dict(final_weights, self._edges, "final_weights", fill_zero=False)
+        self._stopped = None if stopped is None else " ".join(str(stopped).split())
         self._finished = True
         self.flush()
 
@@ -598,6 +604,8 @@ class RunWriter(AppendMixin, TraceMixin):
         f.attrs[ATTR_TRIALS_COMPLETE] = np.int64(buf.n_trials_written)
         f.attrs[ATTR_ITERATIONS_COMPLETE] = np.int64(buf.n_iterations_written)
         if job.finished:
+            if self._stopped is not None:
+                f.attrs[ATTR_STOPPED] = self._stopped
             f.attrs[ATTR_FINISHED] = np.int8(1)
         if later:
             f.flush()

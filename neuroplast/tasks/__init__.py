@@ -96,4 +96,4 @@ class Task:
         raise NotImplementedError
 
 
-from neuroplast.tasks import evidence, nest, sine  # noqa: E402,F401  (registers built-ins)
+from neuroplast.tasks import evidence, nest, sine, store_recall  # noqa: E402,F401  (registers built-ins)

@@ -18,6 +18,7 @@ from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
 from neuroplast.model.simulator import Simulator
 from neuroplast.network.devices import cache_dir
 from neuroplast.progress import Progress
+from neuroplast.tasks.criterion import criterion_met, window_error
 from neuroplast.training.trainer import RECORDED, IterationRecord, Trainer, default_neuron
 
 __all__ = [
@@ -234,15 +235,15 @@ def run_training(
     for var in trace:
         if var not in known:
             raise ValueError(f"--trace: unknown variable {var!r} (known: {', '.join(known)})")
-    logged, extend = None, False
+    logged, extend, run = None, False, None
     if resume is not None:
         cfg = _apply_overrides(cfg, None, seed, rule)
         resume = Path(resume)
         if out is not None and Path(out).resolve() != resume.resolve():
             raise ValueError(f"resume: out ({out}) must be left out or be the resumed file ({resume})")
         run, cfg, trace, logged_n = _check_resume(cfg, resume, iterations, trace, trace_neurons)
-        if run.finished and cfg.training.iterations == run.n_iterations:
-            return resume
+        if run.finished and (cfg.training.iterations == run.n_iterations or run.stopped is not None):
+            return resume  # nothing to do (a run stopped by its criterion has met it: it stays as it is)
         extend = run.finished
         if logged_n is not None:
             trace_neurons = logged_n
@@ -276,12 +277,13 @@ def run_training(
         writer = _open_writer(trainer, Path(out), logged, force=force, extend=extend, on_resume=on_resume)
         with writer:  # closed on any exit (Ctrl-C included), at its last complete iteration
             progress_.done = trainer.iteration
+            correct = _logged_correct(run, trainer.iteration) if run is not None else []
             try:
-                _train(trainer, writer, trace, n_trace, progress_, on_iteration)
+                stopped = _train(trainer, writer, trace, n_trace, progress_, on_iteration, correct)
             except DivergedError as exc:
                 writer.mark_diverged(str(exc))
                 raise
-            writer.finish(trainer.final_weights())
+            writer.finish(trainer.final_weights(), stopped=stopped)
     finally:
         progress_.close()
     return Path(out)
@@ -348,6 +350,29 @@ def _flush_schedule(writer: Any, trainer: Trainer) -> Any:
     return writer
 
 
+def _logged_correct(run: Any, n_iterations: int) -> list[np.ndarray]:
+    """Per complete iteration of a resumed log (the first ``n_iterations``), its trials' accuracy (1/0):
+    the history the stopping criterion continues from (empty when the log has no ``accuracy`` column)."""
+    acc = run.trials.get("accuracy")
+    if acc is None or n_iterations == 0:
+        return []
+    it = np.asarray(run.trials["iteration"], dtype=np.int64)
+    acc = np.asarray(acc, dtype=np.float64)
+    return [acc[it == i] for i in range(n_iterations)]
+
+
+def _stop_reason(trainer: Trainer, correct: list[np.ndarray]) -> str | None:
+    """Why training stops after the iterations in ``correct`` (:mod:`neuroplast.tasks.criterion`), if it
+    does."""
+    tr = trainer.cfg.training
+    if not criterion_met(correct, tr.stop_error, tr.stop_window):
+        return None
+    return (
+        f"stopped after iteration {len(correct)}: error {window_error(correct, tr.stop_window):.6g} < "
+        f"{tr.stop_error:g} over the trials of the last {tr.stop_window} iterations (training.stop_error)"
+    )
+
+
 def _train(
     trainer: Trainer,
     writer: Any,
@@ -355,8 +380,16 @@ def _train(
     n_trace: int,
     progress: Progress,
     on_iteration: Callable[[IterationRecord], None] | None = None,
-) -> None:
-    """Run the remaining iterations, handing each record to the writer (then to ``on_iteration``)."""
+    correct: Sequence[np.ndarray] = (),
+) -> str | None:
+    """Run the remaining iterations, handing each record to the writer (then to ``on_iteration``).
+
+    ``correct`` is the accuracy history of the iterations already logged (a resumed run). Returns the reason
+    when the stopping criterion (``training.stop_error``) ended training early, else ``None``."""
+    correct = list(correct)
+    stop = trainer.cfg.training.stop_error > 0
+    if stop and (reason := _stop_reason(trainer, correct)) is not None:
+        return reason  # a resumed log that was killed after meeting it
     if trainer.iteration < trainer.cfg.training.iterations:
         note = " (the first iteration also compiles, on a first run)" if trainer.compiles_first else ""
         progress.phase(f"training{note}")
@@ -370,6 +403,12 @@ def _train(
         )
         if on_iteration is not None:
             on_iteration(record)
+        if stop:
+            correct.append(np.asarray(acc, dtype=np.float64))
+            if (reason := _stop_reason(trainer, correct)) is not None:
+                progress.say(reason)
+                return reason
+    return None
 
 
 def log_iteration(
