@@ -155,17 +155,26 @@ def make_room(fd: int, path: Path, nbytes: int) -> None:
     Raises
     ------
     OSError
-        ``ENOSPC`` (or ``EDQUOT``) when there is no such room: nothing was written.
+        ``ENOSPC`` (or ``EDQUOT``) when there is no such room: nothing was written, and nothing stays
+        allocated (the free space is checked before the reservation, and a failed reservation is cut back).
     """
     fn = _fallocate()
-    if fn is not None:
-        size = os.fstat(fd).st_size
-        if fn(int(fd), _KEEP_SIZE, size, int(nbytes) + MARGIN) == 0:
-            return
-        err = ctypes.get_errno()
-        if err in _NO_ROOM:
-            raise OSError(err, f"{os.strerror(err)} (reserving {int(nbytes) + MARGIN} bytes for the log)")
-    check_room(path, nbytes)
+    if fn is None:
+        check_room(path, nbytes)
+        return
+    st = os.fstat(fd)
+    # Never ask the file system for more than it has: some (XFS) allocate what they can before failing
+    # and keep it, which would fill the disk for every other process until the file is cut.  Blocks this
+    # file already holds past its end (an earlier reservation) count as room.
+    held = max(0, st.st_blocks * 512 - st.st_size)
+    check_room(path, max(0, int(nbytes) - held))
+    if fn(int(fd), _KEEP_SIZE, st.st_size, int(nbytes) + MARGIN) == 0:
+        return
+    err = ctypes.get_errno()
+    with contextlib.suppress(OSError):  # give back whatever a failed call allocated
+        os.ftruncate(fd, st.st_size)
+    if err in _NO_ROOM:
+        raise OSError(err, f"{os.strerror(err)} (reserving {int(nbytes) + MARGIN} bytes for the log)")
 
 
 def release_room(path: Path) -> None:

@@ -5,6 +5,7 @@ creation removes, with one warning)."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from pathlib import Path
@@ -130,9 +131,38 @@ def test_make_room_reserves_past_the_end_and_release_gives_it_back(tmp_path: Pat
         if failure._fallocate() is not None and st.st_blocks * 512 >= 3 << 20:  # noqa: SLF001
             failure.release_room(path)
             assert os.stat(path).st_blocks * 512 < 1 << 20
+        blocks = os.fstat(fd).st_blocks
         with pytest.raises(OSError) as info:
-            failure.make_room(fd, path, 1 << 62)  # more than any disk
-        assert info.value.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EINVAL)
+            failure.make_room(fd, path, 1 << 62)  # more than any disk: refused before anything is allocated
+        assert info.value.errno == errno.ENOSPC
+        assert os.fstat(fd).st_blocks <= blocks
+    finally:
+        os.close(fd)
+
+
+def test_a_failed_reservation_gives_back_what_it_allocated(tmp_path: Path, monkeypatch) -> None:
+    """Some file systems (XFS) allocate part of a reservation before failing with ENOSPC and keep that part:
+    make_room must cut it back, or one refused flush would leave the disk full for every other process."""
+    if failure._fallocate() is None:  # noqa: SLF001
+        pytest.skip("fallocate is Linux-only")
+    real = failure._fallocate()  # noqa: SLF001
+
+    def partial(fd: int, mode: int, offset: int, length: int) -> int:
+        real(fd, mode, offset, 1 << 20)  # what the file system managed before it ran out
+        ctypes.set_errno(errno.ENOSPC)
+        return -1
+
+    monkeypatch.setattr(failure, "_fallocate", lambda: partial)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 1000)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as info:
+            failure.make_room(fd, path, 2 << 20)
+        assert info.value.errno == errno.ENOSPC
+        st = os.fstat(fd)
+        assert st.st_size == 1000
+        assert st.st_blocks * 512 < 1 << 20  # the partial megabyte was given back
     finally:
         os.close(fd)
 
