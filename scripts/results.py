@@ -6,6 +6,7 @@ rate the grid chose. This script reads the sweep folders (their run logs); it tr
 
     python scripts/results.py choose sweeps/pattern_grid          # the learning rate of each rule
     python scripts/results.py report sweeps/pattern --out docs/figures/results --name pattern
+    python scripts/results.py summarize sweeps/pattern   # results.json: the logs may then be deleted
 
 ``choose`` ranks a rule's learning rates by the mean over the grid's seeds of: regression — the final
 normalized MSE; classification — (share of runs that met the stopping criterion, highest first; mean
@@ -83,11 +84,44 @@ def run_result(log: Path) -> dict[str, Any]:
     }
 
 
-def _collect(folder: Path) -> dict[tuple[str, float], list[dict[str, Any]]]:
-    """Results by (rule, learning rate), one entry per seed, with wall time and seed."""
-    out: dict[tuple[str, float], list[dict[str, Any]]] = {}
+SUMMARY = "results.json"  # per point: what run_result read from its log (summarize)
+
+
+def _load_summary(folder: Path) -> dict[str, dict[str, Any]]:
+    path = folder / SUMMARY
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    for res in data.values():
+        res["curve"] = np.asarray(res["curve"], dtype=np.float64)
+    return data
+
+
+def summarize(folder: Path) -> list[str]:
+    """Write ``folder/results.json``: :func:`run_result` of every finished point whose log is there (points
+    already in it are kept). A 2000-iteration run log of models/sine.toml is ≈ 1.4 GB; once summarized, the
+    tables and figures no longer need it. Returns the names of the points summarized now."""
+    data = _load_summary(folder)
+    new = []
     for p in _points(folder):
-        res = run_result(folder / p["log"])
+        if p["name"] not in data and (folder / p["log"]).is_file():
+            data[p["name"]] = run_result(folder / p["log"])
+            new.append(p["name"])
+    if new:
+        payload = {k: {**v, "curve": [float(x) for x in v["curve"]]} for k, v in data.items()}
+        tmp = folder / (SUMMARY + ".tmp")
+        tmp.write_text(json.dumps(payload))
+        tmp.replace(folder / SUMMARY)
+    return new
+
+
+def _collect(folder: Path) -> dict[tuple[str, float], list[dict[str, Any]]]:
+    """Results by (rule, learning rate), one entry per seed, with wall time and seed (from the run logs, or
+    from ``results.json`` for a point summarized there)."""
+    out: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    summary = _load_summary(folder)
+    for p in _points(folder):
+        res = dict(summary[p["name"]]) if p["name"] in summary else run_result(folder / p["log"])
         res.update(seed=p["params"].get(SEED), wall_s=p.get("wall_s"))
         lr = p["params"].get(LR)
         if lr is None:
@@ -107,9 +141,19 @@ def _rank_key(results: list[dict[str, Any]]) -> tuple[float, ...]:
     return (-float(np.mean(reached)), float(np.mean(its)), float(np.mean(finals)))
 
 
-def choose(folder: Path) -> dict[str, float]:
-    """Each rule's learning rate from a grid sweep; prints the ranking."""
-    by = _collect(folder)
+def _collect_all(folders: list[Path]) -> dict[tuple[str, float], list[dict[str, Any]]]:
+    """:func:`_collect` over several folders of one sweep (e.g. a grid extended later by one more value)."""
+    out: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for folder in folders:
+        for key, res in _collect(folder).items():
+            out.setdefault(key, []).extend(res)
+    return out
+
+
+def choose(folders: list[Path]) -> dict[str, float]:
+    """Each rule's learning rate from a grid sweep (one folder, or the folders it ran in); prints the
+    ranking."""
+    by = _collect_all(folders)
     chosen = {}
     for rule in [r for r in RULE_ORDER if any(k[0] == r for k in by)]:
         cands = sorted((lr, res) for (ru, lr), res in by.items() if ru == rule)
@@ -135,9 +179,9 @@ def _fmt(values: list[float], digits: int = 3) -> str:
     return f"{v.mean():.{digits}g} ± {v.std():.2g} ({v.min():.{digits}g}–{v.max():.{digits}g})"
 
 
-def report(folder: Path, out: Path, name: str) -> None:
+def report(folders: list[Path], out: Path, name: str) -> None:
     """The markdown table (stdout) and ``out/<name>.png``."""
-    by = _collect(folder)
+    by = _collect_all(folders)
     rules = [r for r in RULE_ORDER if any(k[0] == r for k in by)]
     kind = next(iter(by.values()))[0]["kind"]
     if kind == "regression":
@@ -188,7 +232,7 @@ def _figure(by: dict, rules: list[str], kind: str, path: Path, name: str) -> Non
                 ax.fill_between(x, c.min(axis=0), c.max(axis=0), color=colors[rule], alpha=0.2, lw=0)
             else:
                 for j, r in enumerate(res):
-                    w = 10
+                    w = min(10, len(r["curve"]))  # a run shorter than the window: its whole mean
                     c = np.convolve(r["curve"], np.ones(w) / w, mode="valid")
                     x = np.arange(w, len(r["curve"]) + 1)
                     ax.plot(x, c, color=colors[rule], lw=1.0, alpha=0.8, label=label if j == 0 else None)
@@ -213,20 +257,27 @@ def _figure(by: dict, rules: list[str], kind: str, path: Path, name: str) -> Non
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("choose", help="each rule's learning rate from a grid sweep folder")
-    c.add_argument("folder", type=Path)
+    c = sub.add_parser("choose", help="each rule's learning rate from a grid sweep folder (or its parts)")
+    c.add_argument("folder", type=Path, nargs="+")
+    m = sub.add_parser("summarize", help="write FOLDER/results.json from the finished points' run logs")
+    m.add_argument("folder", type=Path)
     r = sub.add_parser("report", help="table (stdout) and learning-curve figure of a results sweep folder")
-    r.add_argument("folder", type=Path)
+    r.add_argument("folder", type=Path, nargs="+")
     r.add_argument("--out", type=Path, default=Path("docs/figures/results"))
     r.add_argument("--name", required=True, help="figure name (and title)")
     args = ap.parse_args(argv)
-    if not (args.folder / "sweep.json").is_file():
-        print(f"{args.folder}: no sweep.json (not a sweep folder)", file=sys.stderr)
-        return 2
-    if args.cmd == "choose":
-        choose(args.folder)
+    folders = args.folder if isinstance(args.folder, list) else [args.folder]
+    for folder in folders:
+        if not (folder / "sweep.json").is_file():
+            print(f"{folder}: no sweep.json (not a sweep folder)", file=sys.stderr)
+            return 2
+    if args.cmd == "summarize":
+        for name in summarize(args.folder):
+            print(name)
+    elif args.cmd == "choose":
+        choose(folders)
     else:
-        report(args.folder, args.out, args.name)
+        report(folders, args.out, args.name)
     return 0
 
 
