@@ -420,6 +420,8 @@ def copy_file(src: Path, dst: Path) -> Path:
 # Trained by the real runner (``neuroplast.training.runner.run_training``, the code of ``neuroplast run``) on
 # the ``numpy`` device (the NumPy reference, no Brian2): a tiny network, plain SGD with a small step.
 SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
+#: Input gain of :func:`write_synthetic_run` per neuron model (adlif's drive enters as (1 − α) c).
+SYNTH_GAIN = {"lif_syn": 0.5, "adlif": 12.0}
 
 
 def _synthetic_config(
@@ -435,6 +437,7 @@ def _synthetic_config(
     batch: int = 2,
     seed: int = 0,
     iterations: int = 3,
+    neuron: str = "alif",
 ) -> Any:
     """The config :func:`write_synthetic_run` trains (its keyword arguments, ``iterations`` its
     ``training.iterations``), on the numpy device."""
@@ -453,6 +456,8 @@ def _synthetic_config(
     }
     if n_alif:
         net.update(n_alif=n_alif, beta=0.5, tau_a_ms=200.0)
+    if neuron != "alif":  # the model's own keys keep their defaults; the input gain makes it spike
+        net.update(neuron=neuron, w_in_scale=w_in * SYNTH_GAIN.get(neuron, 1.0))
     train = {
         "rule": rule,
         "optimizer": "sgd",
@@ -516,6 +521,7 @@ def write_synthetic_run(
     rule: str = "eprop",
     update_every: int = 0,
     n_alif: int = 0,
+    neuron: str = "alif",
 ) -> Path:
     """Train a tiny network (10 neurons, trials of 60 steps) on the numpy device with ``neuroplast run``'s
     code (``run_training``) and return its run log (an existing ``path`` is replaced).
@@ -527,7 +533,8 @@ def write_synthetic_run(
     ``training.reg_coeff``; ``seed``: ``simulation.seed`` − 3; ``rule``: ``training.rule`` (``bptt`` trains
     with and logs the exact gradient); ``update_every=k``: learning inside each trial
     (``training.update_every_steps``, batch 1); ``n_alif`` > 0: the last ``n_alif`` neurons adaptive
-    (β = 0.5, τ_a = 200 ms).  ``partial_iteration``: ``n_iter`` complete iterations, then the trials of one
+    (β = 0.5, τ_a = 200 ms); ``neuron``: ``network.neuron`` (any registered model, its own keys at their
+    defaults, ``w_in`` times :data:`SYNTH_GAIN` of the model).  ``partial_iteration``: ``n_iter`` complete iterations, then the trials of one
     more logged and the run stopped before its update (the log of a run killed mid-iteration: unfinished,
     its last trials without weights).
     """
@@ -535,7 +542,7 @@ def write_synthetic_run(
 
     cfg = _synthetic_config(
         kind, reg, rule, update_every, n_alif, rec_scale=rec_scale, w_in=w_in, w_out=w_out, batch=batch,
-        seed=seed, iterations=n_iter + int(partial_iteration),
+        seed=seed, iterations=n_iter + int(partial_iteration), neuron=neuron,
     )  # fmt: skip
     if not partial_iteration:
         return run_training(cfg, path, force=True, progress=False)

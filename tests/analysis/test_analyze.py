@@ -207,7 +207,9 @@ def test_analyze_run_on_logs_matches_compare_and_numpy(which, runs, alif_runs, t
         1.0, rel=1e-9
     )  # mean of per-trial densities that sum to 1
     assert sum(h["window_fraction"].values()) == pytest.approx(1.0, rel=1e-9)
-    assert res["neurons"]["alif"].sum() == (5 if which.startswith("alif") else 0)
+    n_alif = 5 if which.startswith("alif") else 0
+    assert res["neurons"]["adaptive"].sum() == n_alif and res["neurons"]["model"] == "alif"
+    assert res["neurons"]["kind"].tolist() == ["LIF"] * (10 - n_alif) + ["ALIF"] * n_alif
     ct = res["neurons"]["cosine_trial_mean"]
     assert np.all(np.isnan(ct) | (np.abs(ct) <= 1 + 1e-12)) and np.any(np.isfinite(ct))
     cf = res["counterfactual"]
