@@ -534,9 +534,9 @@ def write_synthetic_run(
     with and logs the exact gradient); ``update_every=k``: learning inside each trial
     (``training.update_every_steps``, batch 1); ``n_alif`` > 0: the last ``n_alif`` neurons adaptive
     (β = 0.5, τ_a = 200 ms); ``neuron``: ``network.neuron`` (any registered model, its own keys at their
-    defaults, ``w_in`` times :data:`SYNTH_GAIN` of the model).  ``partial_iteration``: ``n_iter`` complete iterations, then the trials of one
-    more logged and the run stopped before its update (the log of a run killed mid-iteration: unfinished,
-    its last trials without weights).
+    defaults, ``w_in`` times :data:`SYNTH_GAIN` of the model).  ``partial_iteration``: ``n_iter`` complete
+    iterations, then the trials of one more logged and the run stopped before its update (the log of a run
+    killed mid-iteration: unfinished, its last trials without weights).
     """
     from neuroplast.training.runner import run_training
 
@@ -621,12 +621,28 @@ MODEL_VALUES = {
 }
 #: Input gain per model so that make_problem's network spikes (adlif's drive enters as (1 − α) c).
 MODEL_GAIN = {"alif": 1.0, "lif_syn": 0.5, "adlif": 12.0}
+#: The example plugin's neuron model (examples/plugin_rule), read from its file: no install needed.
+PLUGIN_NEURON_FILE = ROOT / "examples" / "plugin_rule" / "neuroplast_sign_rule" / "neurons.py"
+MODEL_VALUES["resonate"] = lambda p: {"rho_r": float(np.exp(-1.0 / 20.0)), "theta": 0.2}
+MODEL_GAIN["resonate"] = 1.0
+
+
+def plugin_neuron() -> Any:
+    """The ``resonate`` :class:`~neuroplast.model.neurons.NeuronModel` of examples/plugin_rule (loaded from
+    its file, whether or not the package is installed)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_plugin_neurons", PLUGIN_NEURON_FILE)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.RESONATE
 
 
 def model_problem(
     name: str, *, n_ref: int = 0, loss_name: str = "mse", seed: int = 0, w_rec_std: float = 0.3
 ):
-    """:func:`make_problem` for neuron model ``name`` (ALIF/LIF mix for ``alif``), input gain per model.
+    """:func:`make_problem` for neuron model ``name`` (ALIF/LIF mix for ``alif``; ``resonate``: the example
+    plugin's, :func:`plugin_neuron`), input gain per model.
 
     Returns ``(model, values, params, weights, x, target, mask, loss)``.
     """
@@ -637,4 +653,5 @@ def model_problem(
     )
     gain = MODEL_GAIN[name]
     w = Weights(w.w_in * gain, w.w_rec * gain, w.w_out, w.b_out, w.mask_in, w.mask_rec)
-    return get_neuron(name), MODEL_VALUES[name](params), params, w, x, target, mask, loss
+    model = plugin_neuron() if name == "resonate" else get_neuron(name)
+    return model, MODEL_VALUES[name](params), params, w, x, target, mask, loss
