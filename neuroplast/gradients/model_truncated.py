@@ -253,6 +253,9 @@ class ModelFactors:
         self._du_rows = du_rows
         self._n = n
         self._ideal: np.ndarray | None = None
+        #: J_t and b_t the same for every neuron at every step (lif_syn, resonate-like models with scalar
+        #: parameters): then ε_ji = ε_i is shared by the synapses of a presynaptic neuron, as z̄ is for alif
+        self.shared = all(np.all(a == a[:, :1]) for a in (*self.J.values(), *self.b[self._b_rows]))
 
     # -------------------------------------------------------------------------------- learning signals
     def _backward(self, levels: int, full: bool) -> np.ndarray:
@@ -382,11 +385,15 @@ class ModelFactors:
 
     def row_norms(self, name: str, mask: np.ndarray) -> np.ndarray:
         """s_j^t = Σ_i M_ji (e_ji^t)² (T, N) of projection ``name``, ([pre]/[v])²: the per-synapse ε stepped
-        forward (module docstring)."""
+        forward (module docstring), or, when ε is shared by a presynaptic neuron's synapses
+        (:attr:`shared`), Σ_kl a_k a_l ((ε_k ⊙ ε_l) Mᵀ) with a = ψ du (matrix products, as alif's LIF
+        rows)."""
         pre = self.pre[name]
         T, N = self.psi.shape
         n = self._n
         M = np.asarray(mask, dtype=float)
+        if self.shared:
+            return self._shared_row_norms(pre, M)
         eps = np.zeros((n, N, pre.shape[1]))
         s = np.empty((T, N))
         for t in range(T):
@@ -398,6 +405,27 @@ class ModelFactors:
             eps = new
             e = sum(self.psi_du[k, t][:, None] * eps[k] for k in self._du_rows)
             s[t] = np.sum(M * e * e, axis=1)
+        return s
+
+    def _shared_row_norms(self, pre: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """:meth:`row_norms` when ε_ji = ε_i (:attr:`shared`): ε (n, T, n_pre) per presynaptic neuron."""
+        T, N = self.psi.shape
+        n = self._n
+        eps = np.zeros((n, T, pre.shape[1]))
+        cur = np.zeros((n, pre.shape[1]))
+        for t in range(T):
+            new = np.zeros_like(cur)
+            for (i, k), Jik in self.J.items():
+                new[i] += Jik[t, 0] * cur[k]
+            for i in self._b_rows:
+                new[i] += self.b[i, t, 0] * pre[t]
+            cur = eps[:, t] = new
+        s = np.zeros((T, N))
+        rows = self._du_rows
+        for a, k in enumerate(rows):
+            for l in rows[a:]:
+                both = self.psi_du[k] * self.psi_du[l] * ((eps[k] * eps[l]) @ M.T)
+                s += both if k == l else 2.0 * both
         return s
 
 

@@ -129,6 +129,7 @@ def test_contractions_and_row_norms_equal_the_literal_eligibility(name) -> None:
         assert max_rel_err(f.row_norms(k, masks[k]), want_s[k]) < REORDERED, k
         assert max_rel_err(got_g[k], want_g[k]) < REORDERED, k
     assert np.any(want_s["recurrent"] > 0)
+    assert f.shared == (name != "adlif")  # adlif's spike enters w: its ε is per synapse (both paths tested)
 
 
 def test_as_factors_keeps_the_alif_fast_path() -> None:
