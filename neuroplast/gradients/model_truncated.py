@@ -253,8 +253,8 @@ class ModelFactors:
         self._du_rows = du_rows
         self._n = n
         self._ideal: np.ndarray | None = None
-        #: J_t and b_t the same for every neuron at every step (lif_syn, resonate-like models with scalar
-        #: parameters): then ε_ji = ε_i is shared by the synapses of a presynaptic neuron, as z̄ is for alif
+        #: J_t and b_t the same for every neuron at every step (e.g. lif_syn: linear, scalar parameters, the
+        #: spike only in the reset): then ε_ji = ε_i is shared by a presynaptic neuron's synapses, like z̄
         self.shared = all(np.all(a == a[:, :1]) for a in (*self.J.values(), *self.b[self._b_rows]))
 
     # -------------------------------------------------------------------------------- learning signals
