@@ -24,6 +24,7 @@ from neuroplast.gradients.derived import (
 )
 from neuroplast.gradients.model_truncated import AlifFactors, ModelFactors, as_factors, model_jacobians
 from neuroplast.gradients.trial import TrialData
+from neuroplast.model.neurons import NeuronModel, Parameter
 from neuroplast.model.params import Weights
 from tests.helpers import PROBLEM_BETAS, make_problem, max_rel_err, model_problem
 
@@ -33,6 +34,16 @@ REORDERED = 1e-12
 TOL = 1e-10
 MODELS = ["lif_syn", "adlif", "resonate"]
 PROJ = ("input", "recurrent")
+#: A linear model whose eligibility is shared by a presynaptic neuron's synapses (scalar parameters, the
+#: spike only in the reset) and whose u reads both state variables: the cross terms of the shared row norms.
+TWIN = NeuronModel(
+    "twin",
+    "two leaky integrators of the drive, u = v − β a (test model)",
+    state=("v", "a"),
+    step=(("v", "alpha * v + c - R(v_th * z)"), ("a", "rho * a + 0.5 * c")),
+    threshold="v - beta * a - v_th",
+    parameters=(Parameter("alpha", "decay"), Parameter("rho", "decay"), Parameter("beta", "coupling")),
+)
 
 
 def _alif(loss: str, seed: int = 0) -> TrialData:
@@ -45,6 +56,12 @@ def _alif(loss: str, seed: int = 0) -> TrialData:
 
 
 def _model(name: str, loss: str = "mse", seed: int = 0) -> ModelTrial:
+    if name == "twin":
+        params, w, x, target, mask, lossf = make_problem(
+            PROBLEM_BETAS["lif"], loss_name=loss, n_ref=2, seed=seed
+        )
+        values = {"alpha": float(params.alpha), "rho": 0.95, "beta": 0.4}
+        return ModelTrial.make(TWIN, values, params, w, x, target, mask, lossf, c_reg=0.3, f_target=0.02)
     model, values, params, w, x, target, mask, lossf = model_problem(name, n_ref=2, loss_name=loss, seed=seed)
     return ModelTrial.make(model, values, params, w, x, target, mask, lossf, c_reg=0.3, f_target=0.02)
 
@@ -106,7 +123,7 @@ def test_k0_is_eprop_kT_is_bptt_and_k1_differs(name, loss) -> None:
         assert max_rel_err(eprop[proj], bptt[proj]) > 1e-3, proj  # with W_rec, e-prop is not BPTT
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [*MODELS, "twin"])
 def test_contractions_and_row_norms_equal_the_literal_eligibility(name) -> None:
     trial = _model(name, "cross_entropy", seed=2)
     f = ModelFactors(trial)
@@ -130,6 +147,7 @@ def test_contractions_and_row_norms_equal_the_literal_eligibility(name) -> None:
         assert max_rel_err(got_g[k], want_g[k]) < REORDERED, k
     assert np.any(want_s["recurrent"] > 0)
     assert f.shared == (name != "adlif")  # adlif's spike enters w: its ε is per synapse (both paths tested)
+    assert len(f._du_rows) == (2 if name == "twin" else 1)
 
 
 def test_as_factors_keeps_the_alif_fast_path() -> None:
