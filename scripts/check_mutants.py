@@ -65,6 +65,7 @@ _BPTT_FD = ("tests/gradients/test_bptt.py::test_bptt_matches_finite_differences"
 _BPTT = ("tests/gradients/test_bptt.py",)
 _EPROP = ("tests/gradients/test_eprop.py", "tests/gradients/test_bptt.py")
 _DERIVED = ("tests/gradients/test_derived.py",)
+_FACTORS = ("tests/gradients/test_model_truncated.py",)
 _OPTIM = ("tests/plasticity/test_optim.py", "tests/plasticity/test_nest_adam.py")
 _LOG = ("tests/io/test_run_log.py",)
 _EQUALITY = ("tests/network/test_equality.py", "-k", "runtime and (alif-2 or mix-3)")
@@ -78,6 +79,7 @@ EQ, MC = "neuroplast/network/equations.py", "neuroplast/network/model_code.py"
 DYN, STEP = "neuroplast/model/dynamics.py", "neuroplast/model/stepper.py"
 ELIG, DER = "neuroplast/gradients/eligibility.py", "neuroplast/gradients/derived.py"
 BPTT, OPT = "neuroplast/gradients/bptt.py", "neuroplast/plasticity/optim.py"
+FAC = "neuroplast/gradients/model_truncated.py"
 WRITER, BUF = "neuroplast/io/writer.py", "neuroplast/io/buffer.py"
 
 #: The mutants, NumPy views first (seconds each), then the Brian2 ones (each compiles its changed code).
@@ -170,6 +172,19 @@ MUTANTS: tuple[Mutant, ...] = (
         "rec[t] = p.input_scale * (g_next @ w.w_rec.T)",
         _DERIVED,
     ),
+    # ---- the analyses' factors of any neuron model
+    Mutant("factors", FAC, "term = self.S[i] * prev[k]", "term = 0.999 * self.S[i] * prev[k]", _FACTORS),
+    Mutant(
+        "factors",
+        FAC,
+        "rec[1:] = p.input_scale * (g_next[:-1] @ w.w_rec)",
+        "rec[1:] = p.input_scale * (g_next[:-1] @ w.w_rec.T)",
+        _FACTORS,
+    ),
+    Mutant(
+        "factors", FAC, "new[:, k] += Jik[t + 1] * lam[:, i]", "new[:, k] += Jik[t] * lam[:, i]", _FACTORS
+    ),
+    Mutant("factors", FAC, "s += both if k == l else 2.0 * both", "s += both", _FACTORS),
     # ---- the optimizer
     Mutant("optimizer", OPT, "vhat = v / (1 - self.b2**self.t)", "vhat = v / (1 - self.b1**self.t)", _OPTIM),
     Mutant("optimizer", OPT, "(1 - self.b2) * g * g", "(1 - self.b1) * g * g", _OPTIM),

@@ -420,6 +420,8 @@ def copy_file(src: Path, dst: Path) -> Path:
 # Trained by the real runner (``neuroplast.training.runner.run_training``, the code of ``neuroplast run``) on
 # the ``numpy`` device (the NumPy reference, no Brian2): a tiny network, plain SGD with a small step.
 SYNTH_N_REC, SYNTH_N_IN, SYNTH_T = 10, 6, 60
+#: Input gain of :func:`write_synthetic_run` per neuron model (adlif's drive enters as (1 − α) c).
+SYNTH_GAIN = {"lif_syn": 0.5, "adlif": 12.0}
 
 
 def _synthetic_config(
@@ -435,6 +437,7 @@ def _synthetic_config(
     batch: int = 2,
     seed: int = 0,
     iterations: int = 3,
+    neuron: str = "alif",
 ) -> Any:
     """The config :func:`write_synthetic_run` trains (its keyword arguments, ``iterations`` its
     ``training.iterations``), on the numpy device."""
@@ -453,6 +456,8 @@ def _synthetic_config(
     }
     if n_alif:
         net.update(n_alif=n_alif, beta=0.5, tau_a_ms=200.0)
+    if neuron != "alif":  # the model's own keys keep their defaults; the input gain makes it spike
+        net.update(neuron=neuron, w_in_scale=w_in * SYNTH_GAIN.get(neuron, 1.0))
     train = {
         "rule": rule,
         "optimizer": "sgd",
@@ -516,6 +521,7 @@ def write_synthetic_run(
     rule: str = "eprop",
     update_every: int = 0,
     n_alif: int = 0,
+    neuron: str = "alif",
 ) -> Path:
     """Train a tiny network (10 neurons, trials of 60 steps) on the numpy device with ``neuroplast run``'s
     code (``run_training``) and return its run log (an existing ``path`` is replaced).
@@ -527,15 +533,16 @@ def write_synthetic_run(
     ``training.reg_coeff``; ``seed``: ``simulation.seed`` − 3; ``rule``: ``training.rule`` (``bptt`` trains
     with and logs the exact gradient); ``update_every=k``: learning inside each trial
     (``training.update_every_steps``, batch 1); ``n_alif`` > 0: the last ``n_alif`` neurons adaptive
-    (β = 0.5, τ_a = 200 ms).  ``partial_iteration``: ``n_iter`` complete iterations, then the trials of one
-    more logged and the run stopped before its update (the log of a run killed mid-iteration: unfinished,
-    its last trials without weights).
+    (β = 0.5, τ_a = 200 ms); ``neuron``: ``network.neuron`` (any registered model, its own keys at their
+    defaults, ``w_in`` times :data:`SYNTH_GAIN` of the model).  ``partial_iteration``: ``n_iter`` complete
+    iterations, then the trials of one more logged and the run stopped before its update (the log of a run
+    killed mid-iteration: unfinished, its last trials without weights).
     """
     from neuroplast.training.runner import run_training
 
     cfg = _synthetic_config(
         kind, reg, rule, update_every, n_alif, rec_scale=rec_scale, w_in=w_in, w_out=w_out, batch=batch,
-        seed=seed, iterations=n_iter + int(partial_iteration),
+        seed=seed, iterations=n_iter + int(partial_iteration), neuron=neuron,
     )  # fmt: skip
     if not partial_iteration:
         return run_training(cfg, path, force=True, progress=False)
@@ -614,12 +621,28 @@ MODEL_VALUES = {
 }
 #: Input gain per model so that make_problem's network spikes (adlif's drive enters as (1 − α) c).
 MODEL_GAIN = {"alif": 1.0, "lif_syn": 0.5, "adlif": 12.0}
+#: The example plugin's neuron model (examples/plugin_rule), read from its file: no install needed.
+PLUGIN_NEURON_FILE = ROOT / "examples" / "plugin_rule" / "neuroplast_sign_rule" / "neurons.py"
+MODEL_VALUES["resonate"] = lambda p: {"rho_r": float(np.exp(-1.0 / 20.0)), "theta": 0.2}
+MODEL_GAIN["resonate"] = 1.0
+
+
+def plugin_neuron() -> Any:
+    """The ``resonate`` :class:`~neuroplast.model.neurons.NeuronModel` of examples/plugin_rule (loaded from
+    its file, whether or not the package is installed)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_plugin_neurons", PLUGIN_NEURON_FILE)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.RESONATE
 
 
 def model_problem(
     name: str, *, n_ref: int = 0, loss_name: str = "mse", seed: int = 0, w_rec_std: float = 0.3
 ):
-    """:func:`make_problem` for neuron model ``name`` (ALIF/LIF mix for ``alif``), input gain per model.
+    """:func:`make_problem` for neuron model ``name`` (ALIF/LIF mix for ``alif``; ``resonate``: the example
+    plugin's, :func:`plugin_neuron`), input gain per model.
 
     Returns ``(model, values, params, weights, x, target, mask, loss)``.
     """
@@ -630,4 +653,5 @@ def model_problem(
     )
     gain = MODEL_GAIN[name]
     w = Weights(w.w_in * gain, w.w_rec * gain, w.w_out, w.b_out, w.mask_in, w.mask_rec)
-    return get_neuron(name), MODEL_VALUES[name](params), params, w, x, target, mask, loss
+    model = plugin_neuron() if name == "resonate" else get_neuron(name)
+    return model, MODEL_VALUES[name](params), params, w, x, target, mask, loss

@@ -2,8 +2,11 @@
 
 Every analysis replays logged trials with the NumPy reference (:func:`neuroplast.analysis.compare.
 replay_trial`, which rebuilds them through ``neuroplast.build`` and the log's connectivity) and uses the
-factorized forms of :mod:`neuroplast.gradients.truncated`: per-neuron factors (T, N) and matrix products,
-never a per-synapse × per-step array (memory O(T·N + N·n_pre) per trial).
+factorized forms of :mod:`neuroplast.gradients.model_truncated` (:class:`~neuroplast.gradients.
+model_truncated.TrialFactors`): per-neuron factors (T, N) and matrix products, never a per-synapse ×
+per-step array.  Any neuron model is analysed: ``alif`` through its hand-written fast path
+(:mod:`neuroplast.gradients.truncated`, memory O(T·N + N·n_pre) per trial), every other model through the
+factors derived from its Jacobians (the same quantities; on ``alif`` the two agree to ≤ 1e-12).
 
 **Common footing of the two learning signals.**  e-prop's signal L̂_t = c_out B err_t multiplies the
 κ-filtered trace ē_t; the ideal signal L*_t (:func:`~neuroplast.gradients.bptt.ideal_learning_signal`)
@@ -24,7 +27,9 @@ Analyses (all in :func:`analyze_run`, each also callable per trial):
    trials, with the task's events (:func:`task_events`) and the fraction of the gap in each event window;
 2. **neurons** — per neuron j, the cosine over time between L̃_j and L*_j weighted by the squared norm of
    its eligibility traces s_j^t = Σ_i (e_ji^t)² (``cosine``: sums pooled over trials, so trials with a
-   large L* dominate; ``cosine_trial_mean``: each trial's cosine, averaged), firing rate, LIF/ALIF;
+   large L* dominate; ``cosine_trial_mean``: each trial's cosine, averaged), firing rate, and the neuron's
+   kind from its model (``kind``, e.g. LIF/ALIF; ``adaptive``; :meth:`~neuroplast.model.neurons.
+   NeuronModel.neuron_kinds`);
 3. **counterfactual** — learning signals truncated to k hops through W_rec (k = 0: symmetric e-prop;
    k = T: BPTT), their cosine with BPTT and loss-decrease proxies; the least-squares fixed feedback B*
    (the best fixed linear map from the filtered error to L*) and the cosine it reaches; symmetric, random
@@ -54,17 +59,12 @@ from neuroplast.analysis.counterfactual import (
     counterfactual_trial,
 )
 from neuroplast.errors import UsageError
-from neuroplast.gradients.bptt import ideal_learning_signal
+from neuroplast.gradients.derived import ModelTrial
+from neuroplast.gradients.model_truncated import AlifFactors, ModelFactors, TrialFactors, as_factors
 from neuroplast.gradients.trial import TrialData
-from neuroplast.gradients.truncated import (
-    eligibility_contract,
-    eligibility_row_norms,
-    factorized_many,
-    presynaptic_trace,
-    truncated_learning_signals,
-)
 from neuroplast.io import RunFileError, open_run
 from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.model.neurons import alif_values
 from neuroplast.model.signals import backward_filter, output_grads
 from neuroplast.progress import Progress
 
@@ -164,43 +164,46 @@ def task_events(cfg: Any, T: int) -> dict[str, Any]:
     return {"windows": windows, "groups": groups, "phase": phase, "title": title}
 
 
-def rule_signal(trial: TrialData, feedback: np.ndarray | None) -> np.ndarray:
+#: One trial as the analyses take it: the ``alif`` model's :class:`TrialData`, any model's
+#: :class:`ModelTrial`, or their factors (:func:`~neuroplast.gradients.model_truncated.as_factors`).
+AnyTrial = TrialData | ModelTrial | TrialFactors
+
+
+def rule_signal(trial: AnyTrial, feedback: np.ndarray | None) -> np.ndarray:
     """The rule's learning signal on the footing of L* (module docstring), (T, N), [E] per spike.
 
     ``feedback`` None means exact BPTT (the signal is L* itself).
     """
     if feedback is None:
-        return ideal_learning_signal(trial)["total"]
+        return as_factors(trial).ideal_signal()
     p = trial.params
     L = p.readout_scale * backward_filter(trial.err, p.kappa) @ np.asarray(feedback, dtype=float).T
     return L if trial.reg is None else L + trial.reg[None, :]
 
 
-def _masks(trial: TrialData) -> dict[str, np.ndarray]:
+def _masks(trial: AnyTrial) -> dict[str, np.ndarray]:
     return {"input": trial.weights.mask_in, "recurrent": trial.weights.mask_rec}
 
 
 def time_resolved(
-    trial: TrialData,
+    trial: AnyTrial,
     L_rule: np.ndarray,
     L_star: np.ndarray | None = None,
     *,
     grads: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-    zbars: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Per-step contribution gap_t = (L*_t − L̃_t) ⊙ e_t to the gap G = g* − ĝ of one trial.
 
     Parameters
     ----------
-    trial : TrialData
+    trial : TrialData, ModelTrial or TrialFactors
+        The trial of any neuron model (pass its factors to share their cached parts between analyses).
     L_rule : ndarray (T, N)
         The rule's signal L̃ (:func:`rule_signal`).
     L_star : ndarray (T, N), optional
         The ideal signal (computed when not given).
     grads : dict, optional
         ``projection -> (g*, ĝ)`` already factorized (computed when not given).
-    zbars : dict, optional
-        ``projection -> z̄`` (:func:`~neuroplast.gradients.truncated.presynaptic_trace`), if computed.
 
     Returns
     -------
@@ -211,23 +214,22 @@ def time_resolved(
         per projection also ``G``, ``g_star``, ``g_rule`` (N, n_pre); ``elig_sq`` (T, N) s_j^t summed
         over the hidden projections.  Units [E] per unit weight (squared for ``gap_along``).
     """
-    p, psi = trial.params, trial.psi
+    f = as_factors(trial)
     if L_star is None:
-        L_star = ideal_learning_signal(trial)["total"]
+        L_star = f.ideal_signal()
     D = L_star - L_rule
     out: dict[str, Any] = {}
-    elig_sq = np.zeros_like(psi)
-    for name, mask in _masks(trial).items():
-        zb = presynaptic_trace(p, trial.pre[name]) if zbars is None else zbars[name]
-        if grads is None:
-            g_star, g_rule = factorized_many(p, psi, None, np.stack([L_star, L_rule]), mask, zbar=zb)
-        else:
-            g_star, g_rule = grads[name]
+    elig_sq = np.zeros_like(f.psi)
+    if grads is None:
+        both = f.factorize(np.stack([L_star, L_rule]))
+        grads = {name: (g[0], g[1]) for name, g in both.items()}
+    for name, mask in _masks(f).items():
+        g_star, g_rule = grads[name]
         G = g_star - g_rule
-        s = eligibility_row_norms(p, psi, None, mask, zbar=zb)
+        s = f.row_norms(name, mask)
         elig_sq += s
-        u_gap = eligibility_contract(p, psi, None, G, zbar=zb)
-        u_star = eligibility_contract(p, psi, None, g_star, zbar=zb)
+        u_gap = f.contract(name, G)
+        u_star = f.contract(name, g_star)
         out[name] = {
             "G": G,
             "g_star": g_star,
@@ -380,13 +382,20 @@ def _feedbacks(ctx: ReplayContext) -> tuple[np.ndarray | None, np.ndarray]:
     return fb, rand
 
 
-def _trial_data(ctx: ReplayContext, k: int) -> TrialData | None:
+def _trial_factors(ctx: ReplayContext, k: int) -> tuple[TrialFactors, np.ndarray] | None:
+    """Trial k replayed, as its factors (the ``alif`` fast path, or any model's derived ones) and its
+    target; None if the weights of its iteration are not in the log."""
+    from neuroplast.analysis.compare import model_trial
+
     tr = replay_trial(ctx, k)
     if tr is None:
         return None
-    return TrialData(
+    if ctx.derived_model:
+        return ModelFactors(model_trial(ctx, tr)), tr.target
+    trial = TrialData(
         ctx.params, tr.weights, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, ctx.c_reg, ctx.f_target
     )
+    return AlifFactors(trial), tr.target
 
 
 class _Pool:
@@ -421,8 +430,8 @@ class _Pool:
 
 
 def _factorize_all(
-    trial: TrialData, L_star: np.ndarray, L_rule: np.ndarray, ks: list[int], rand: np.ndarray
-) -> tuple[dict[str, dict[Any, np.ndarray]], dict[str, np.ndarray]]:
+    trial: TrialFactors, L_star: np.ndarray, L_rule: np.ndarray, ks: list[int], rand: np.ndarray
+) -> dict[str, dict[Any, np.ndarray]]:
     """Every gradient one trial's analyses need, one factorized product per projection.
 
     Labels: ``"star"``, ``"rule"``, ``("k", k)``, ``"random"``, ``"moments"`` ((n_out + 1, N, n_pre),
@@ -430,7 +439,7 @@ def _factorize_all(
     L*; k = 0 is the rule's signal for symmetric feedback).
     """
     T = L_star.shape[0]
-    trunc = truncated_learning_signals(trial, [k for k in ks if k < T - 1])
+    trunc = trial.truncated_signals([k for k in ks if k < T - 1], full=L_star)
     bank: list[tuple[Any, np.ndarray]] = [("star", L_star), ("rule", L_rule)]
     alias: dict[Any, Any] = {}
     for k in ks:
@@ -443,29 +452,28 @@ def _factorize_all(
     bank.append(("random", rule_signal(trial, rand)))
     mom = FeedbackMoments.signals(trial)
     stack = np.concatenate([np.stack([sig for _, sig in bank]), mom])
-    zbars = {name: presynaptic_trace(trial.params, trial.pre[name]) for name in HIDDEN}
     grads: dict[str, dict[Any, np.ndarray]] = {}
-    for name, mask in _masks(trial).items():
-        g = factorized_many(trial.params, trial.psi, None, stack, mask, zbar=zbars[name])
+    for name, g in trial.factorize(stack).items():
         d: dict[Any, np.ndarray] = {lab: g[i] for i, (lab, _) in enumerate(bank)}
         d.update({lab: d[src] for lab, src in alias.items()})
         d["moments"] = g[len(bank) :]
         grads[name] = d
-    return grads, zbars
+    return grads
 
 
 def _analyse_trial(
     ctx: ReplayContext, pool: _Pool, k: int, feedback: np.ndarray | None, ks: list[int], rand: np.ndarray
 ) -> bool:
     """Replay trial k and add every per-trial analysis to ``pool``; False if it has no weights."""
-    trial = _trial_data(ctx, k)
-    if trial is None:
+    got = _trial_factors(ctx, k)
+    if got is None:
         return False
-    L_star = ideal_learning_signal(trial)["total"]
+    trial, target = got
+    L_star = trial.ideal_signal()
     L_rule = rule_signal(trial, feedback)
-    grads, zbars = _factorize_all(trial, L_star, L_rule, ks, rand)
+    grads = _factorize_all(trial, L_star, L_rule, ks, rand)
     pairs = {n: (grads[n]["star"], grads[n]["rule"]) for n in HIDDEN}
-    tres = time_resolved(trial, L_rule, L_star, grads=pairs, zbars=zbars)
+    tres = time_resolved(trial, L_rule, L_star, grads=pairs)
     pool.add_time(tres)
     nq = neuron_quality(L_rule, L_star, tres["elig_sq"])
     for key, v in nq.items():
@@ -484,7 +492,7 @@ def _analyse_trial(
         pool.gstar[name][k] = ctx.edge_vector(name, dense)
     pool.trials.append(k)
     if pool.target is None:
-        pool.target = np.asarray(trial.target, dtype=float)
+        pool.target = np.asarray(target, dtype=float)
     pool.n += 1
     return True
 
@@ -532,12 +540,6 @@ def analyze_run(
     if lengths.size != 1:
         raise RunFileError(run.path, f"the selected trials have different lengths ({lengths.tolist()})")
     ctx = replay_context(run)
-    if ctx.derived_model:
-        raise RunFileError(
-            run.path,
-            f"its neuron model is {ctx.neuron.name!r}: analyze's per-neuron and k-hop analyses are written "
-            "for the 'alif' model so far; `neuroplast compare` measures any model's estimators against BPTT",
-        )
     _refuse_own_eligibility(ctx)
     T, N = int(lengths[0]), ctx.n_rec
     kk = sorted({T if k == "T" else int(k) for k in ks})
@@ -578,7 +580,8 @@ def _results(
             for lab, idx in events["groups"].items()
         }
     nq = pool.neuron
-    beta = np.broadcast_to(ctx.params.beta, (ctx.n_rec,))
+    values = ctx.neuron_values if ctx.derived_model else alif_values(ctx.params)
+    kinds, adaptive = ctx.neuron.neuron_kinds(values, ctx.n_rec)
     neurons = {
         "cosine": neuron_cosine(nq["dot"], nq["rule_sq"], nq["star_sq"]),
         "cosine_unweighted": neuron_cosine(nq["dot0"], nq["rule_sq0"], nq["star_sq0"]),
@@ -586,7 +589,9 @@ def _results(
             nq["trial_cos_n"] > 0, nq["trial_cos_sum"] / np.maximum(nq["trial_cos_n"], 1), np.nan
         ),
         "rate_hz": pool.rate / n,
-        "alif": beta != 0,
+        "model": ctx.neuron.name,
+        "kind": kinds,
+        "adaptive": adaptive,
         "eligibility": nq["weight"] / n,
     }
     B_star = bstar_solve(pool.moments)

@@ -7,7 +7,7 @@
   windows shaded (evidence: cues, delay, recall; sine: phase quarters and the target);
 * ``neurons.png`` — per-neuron eligibility-weighted cosine between L̃_j and L*_j against firing rate,
   pooled over trials (dominated by the trials with the largest L*) and per trial averaged over trials,
-  LIF and ALIF neurons marked apart;
+  the neuron kinds of the run's model marked apart (``alif``: LIF and ALIF; ``adlif``: LIF and AdLIF);
 * ``counterfactual.png`` — cosine with BPTT of the learning signal truncated to k hops through W_rec vs k,
   with the least-squares fixed feedback B*, the logged rule and a random B as horizontal lines, and the
   loss-decrease proxy;
@@ -22,12 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.analysis.analyze_report import neuron_groups
 from neuroplast.analysis.plots import _pyplot, _save  # one figure backend and save policy
 
 __all__ = ["ANALYZE_FIGURES", "plot_analysis"]
 
 #: File names written by :func:`plot_analysis`.
 ANALYZE_FIGURES = ("gap_time.png", "neurons.png", "counterfactual.png", "training.png")
+#: Colours of the neuron kinds in ``neurons.png``, in the order of :func:`neuron_groups` (LIF, ALIF first).
+_KIND_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
 
 #: Reference lines of counterfactual.png closer than this (cosines) are drawn as one on top of the other.
 SAME_LINE = 1e-12
@@ -118,8 +121,7 @@ def plot_neurons(res: dict[str, Any], out: Path) -> Path:
         (axes[0], "cosine", "pooled over trials"),
         (axes[1], "cosine_trial_mean", "per trial, mean over trials"),
     ):
-        for alif, color, lab in ((False, "tab:blue", "LIF"), (True, "tab:red", "ALIF")):
-            sel = n["alif"] == alif
+        for (lab, sel), color in zip(neuron_groups(n), _KIND_COLORS, strict=False):
             if np.any(sel):
                 c = n[key][sel]
                 ax.scatter(

@@ -6,7 +6,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plain", "summary_lines"]
+__all__ = ["neuron_groups", "plain", "summary_lines"]
+
+
+def neuron_groups(neurons: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """The neurons of an analysis grouped by kind (``neurons["kind"]``, from the run's neuron model:
+    ``LIF``/``ALIF`` for ``alif``): ``(kind, boolean selection (N,))``, non-adapting kinds first, then in
+    order of the first neuron of each kind."""
+    kinds = np.asarray(neurons["kind"]).astype(str)
+    adaptive = np.asarray(neurons.get("adaptive", np.zeros(kinds.shape, dtype=bool)), dtype=bool)
+    order: list[str] = []
+    for flag in (False, True):
+        for k in kinds[adaptive == flag]:
+            if k not in order:
+                order.append(str(k))
+    return [(k, kinds == k) for k in order]
 
 
 def plain(o: Any) -> Any:
@@ -41,8 +55,7 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
     ]
     for lab, frac in h["window_fraction"].items():
         lines.append(f"     {lab:<16} {frac:7.3f}  ({h['window_steps'][lab]} steps)")
-    for alif, lab in ((False, "LIF"), (True, "ALIF")):
-        sel = n["alif"] == alif
+    for lab, sel in neuron_groups(n):
         if np.any(sel):
             c, ct = n["cosine"][sel], n["cosine_trial_mean"][sel]
             lines.append(

@@ -5,8 +5,9 @@ into the same factorization ĝ = Σ_t L_t ⊙ e_t (unfiltered traces; see :mod:`
 for the common footing) and compared with exact BPTT g* on the hidden weights (input and recurrent):
 
 * **truncated backpropagation**: L^(k) with at most k hops back through W_rec
-  (:func:`neuroplast.gradients.truncated.truncated_learning_signals`); k = 0 is e-prop with symmetric
-  feedback B = W_outᵀ, k = T is BPTT;
+  (:meth:`~neuroplast.gradients.model_truncated.TrialFactors.truncated_signals`, for any neuron model:
+  the ``alif`` fast path :func:`neuroplast.gradients.truncated.truncated_learning_signals`, any other
+  model through its derived Jacobians); k = 0 is e-prop with symmetric feedback B = W_outᵀ, k = T is BPTT;
 * **fixed feedback matrices**: e-prop with L̃^B_t = c_out B ẽrr_t + R (ẽrr the backward κ-filtered
   error).  **B*** minimizes Σ_trials Σ_t ‖(L*_t − R) − c_out B ẽrr_t‖² (least squares in signal space over
   the analysed trials): the best fixed linear map from the error to the ideal learning signal, and the
@@ -29,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.gradients.derived import ModelTrial
+from neuroplast.gradients.model_truncated import TrialFactors, as_factors
 from neuroplast.gradients.trial import TrialData
-from neuroplast.gradients.truncated import factorized_many, truncated_learning_signals
 from neuroplast.model.signals import backward_filter
 
 __all__ = [
@@ -47,12 +49,11 @@ DEFAULT_KS: tuple[int | str, ...] = (0, 1, 2, 4, 8, 16, 32, "T")
 
 _HIDDEN = ("input", "recurrent")
 
+#: One trial of any neuron model (:func:`~neuroplast.gradients.model_truncated.as_factors`).
+AnyTrial = TrialData | ModelTrial | TrialFactors
 
-def _masks(trial: TrialData) -> dict[str, np.ndarray]:
-    return {"input": trial.weights.mask_in, "recurrent": trial.weights.mask_rec}
 
-
-def _fixed_feedback_signal(trial: TrialData, B: np.ndarray) -> np.ndarray:
+def _fixed_feedback_signal(trial: AnyTrial, B: np.ndarray) -> np.ndarray:
     p = trial.params
     L = p.readout_scale * backward_filter(trial.err, p.kappa) @ np.asarray(B, dtype=float).T
     return L if trial.reg is None else L + trial.reg[None, :]
@@ -70,7 +71,7 @@ def _stats(g: dict[str, np.ndarray], g_star: dict[str, np.ndarray]) -> dict[str,
 
 
 def counterfactual_trial(
-    trial: TrialData,
+    trial: AnyTrial,
     ks: list[int],
     g_star: dict[str, np.ndarray],
     g_rule: dict[str, np.ndarray],
@@ -82,7 +83,8 @@ def counterfactual_trial(
 
     Parameters
     ----------
-    trial : TrialData
+    trial : TrialData, ModelTrial or TrialFactors
+        The trial, of any neuron model.
     ks : list of int
         Hop counts (values ≥ T − 1 are BPTT).
     g_star, g_rule : dict
@@ -101,12 +103,13 @@ def counterfactual_trial(
         the logged rule.
     """
     if grads is None:
-        sig = truncated_learning_signals(trial, ks)
-        stack = np.stack([sig[k] for k in ks] + [_fixed_feedback_signal(trial, random_feedback)])
-        grads = {}
-        for name, mask in _masks(trial).items():
-            g = factorized_many(trial.params, trial.psi, trial.pre[name], stack, mask)
-            grads[name] = {**{("k", k): g[i] for i, k in enumerate(ks)}, "random": g[-1]}
+        f = as_factors(trial)
+        sig = f.truncated_signals(ks)
+        stack = np.stack([sig[k] for k in ks] + [_fixed_feedback_signal(f, random_feedback)])
+        grads = {
+            name: {**{("k", k): g[i] for i, k in enumerate(ks)}, "random": g[-1]}
+            for name, g in f.factorize(stack).items()
+        }
     per_k = [_stats({n: grads[n][("k", k)] for n in _HIDDEN}, g_star) for k in ks]
     return {
         "k": per_k,
@@ -135,7 +138,7 @@ class FeedbackMoments:
 
     def add(
         self,
-        trial: TrialData,
+        trial: AnyTrial,
         g_star: dict[str, np.ndarray],
         L_star: np.ndarray,
         *,
@@ -158,11 +161,10 @@ class FeedbackMoments:
             self.xty_w += X.T @ Y / yy
         n_out = X.shape[1]
         m = {"Q": 0.0, "P": 0.0, "S": 0.0, "a": 0.0, "c": 0.0}
-        for name, mask in _masks(trial).items():
-            if grads is not None:
-                G = grads[name]
-            else:
-                G = factorized_many(p, trial.psi, trial.pre[name], self.signals(trial), mask)
+        if grads is None:
+            grads = as_factors(trial).factorize(self.signals(trial))
+        for name in _HIDDEN:
+            G = grads[name]
             M, gR, gs = G[:n_out], G[n_out], g_star[name]
             m["Q"] = m["Q"] + np.einsum("kji,lji->jkl", M, M)
             m["P"] = m["P"] + np.einsum("kji,ji->jk", M, gR)
@@ -173,12 +175,12 @@ class FeedbackMoments:
         self.trials.append(m)
 
     @staticmethod
-    def signals(trial: TrialData) -> np.ndarray:
+    def signals(trial: AnyTrial) -> np.ndarray:
         """(n_out + 1, T, N): c_out ẽrr_k broadcast over neurons (k < n_out), then R broadcast over time."""
         p = trial.params
         X = p.readout_scale * backward_filter(trial.err, p.kappa)
         T, n_out = X.shape
-        N = trial.psi.shape[1]
+        N = trial.weights.n_rec
         R = np.zeros(N) if trial.reg is None else trial.reg
         stack = np.empty((n_out + 1, T, N))
         stack[:n_out] = np.moveaxis(np.broadcast_to(X[:, :, None], (T, n_out, N)), 1, 0)

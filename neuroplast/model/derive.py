@@ -74,26 +74,28 @@ class Derived:
         """Number of state variables."""
         return len(self.model.state)
 
-    def evaluate(self, which: str, values: Mapping[str, Any], n_rec: int) -> np.ndarray:
-        """A derivative's value for N neurons.
+    def evaluate(self, which: str, values: Mapping[str, Any], n_rec: int | tuple[int, ...]) -> np.ndarray:
+        """A derivative's value for N neurons (or for every step and neuron at once).
 
         Parameters
         ----------
         which : {"D", "S", "S_reset", "b", "du"}
         values : mapping
             Every name the derivative may use: the state variables (for ``du``: the new state; else the
-            old one), ``z``, ``c``, ``v_th`` and the parameters (scalars or (N,) arrays).
-        n_rec : int
-            N.
+            old one), ``z``, ``c``, ``v_th`` and the parameters (scalars, or arrays that broadcast to
+            ``n_rec``: (N,) per neuron, (T, N) per step and neuron).
+        n_rec : int or tuple of int
+            N, or the trailing shape of the result, e.g. (T, N) for every step of a trial (the entries
+            are elementwise, so each step's values are the same doubles as one step evaluated alone).
 
         Returns
         -------
         ndarray
-            ``D``: (n, n, N); the others (n, N).
+            ``D``: (n, n, *n_rec); the others (n, *n_rec).
         """
         fn, shape = self._functions[which]
         args = [values[name] for name in fn.args]
-        out = np.empty((*shape, n_rec))
+        out = np.empty((*shape, *np.atleast_1d(n_rec).tolist()))
         for idx, f in fn.entries:
             out[idx] = f(*args)
         return out

@@ -101,6 +101,14 @@ class NeuronModel:
         The parameters the statements use.
     references : tuple of str
         Where the equations come from.
+    kind : str
+        What one of its neurons is called in analyses and figures (default: the model's name), e.g.
+        ``"LIF"``.
+    adaptation : tuple of str
+        Parameters whose nonzero value makes a neuron adapt (``("beta",)`` for ``alif``); empty: none
+        of its neurons adapts.
+    adaptive_kind : str
+        What an adapting neuron is called (default: ``kind``), e.g. ``"ALIF"``.
 
     Raises
     ------
@@ -116,12 +124,39 @@ class NeuronModel:
     threshold: str
     parameters: tuple[Parameter, ...] = ()
     references: tuple[str, ...] = field(default=())
+    kind: str = ""
+    adaptation: tuple[str, ...] = ()
+    adaptive_kind: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", tuple(self.state))
         object.__setattr__(self, "step", tuple((str(t), str(e)) for t, e in self.step))
         object.__setattr__(self, "parameters", tuple(self.parameters))
+        object.__setattr__(self, "adaptation", tuple(self.adaptation))
         _check_model(self)
+
+    def neuron_kinds(self, values: Any, n_rec: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per neuron, its kind's name and whether it adapts (:attr:`kind`, :attr:`adaptation`).
+
+        Parameters
+        ----------
+        values : mapping
+            The model's parameter values (floats or (N,) arrays).
+        n_rec : int
+            N.
+
+        Returns
+        -------
+        kinds : ndarray (N,) of str
+        adaptive : ndarray (N,) of bool
+            A neuron adapts where any parameter of :attr:`adaptation` is nonzero.
+        """
+        adaptive = np.zeros(n_rec, dtype=bool)
+        for name in self.adaptation:
+            adaptive |= np.broadcast_to(np.asarray(values[name], dtype=float) != 0, (n_rec,))
+        plain = self.kind or self.name
+        kinds = np.where(adaptive, self.adaptive_kind or plain, plain).astype(str)
+        return kinds, adaptive
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -204,6 +239,9 @@ def _check_model(m: NeuronModel) -> None:
         raise ValueError(f"{what}, threshold: unknown name {sorted(unknown)[0]!r} (state, parameters, v_th)")
     if not names & set(m.state):
         raise ValueError(f"{what}, threshold: u must depend on the state")
+    bad = [a for a in m.adaptation if a not in params]
+    if bad:
+        raise ValueError(f"{what}: adaptation names {bad[0]!r}, which is not one of its parameters")
 
 
 def _check(obj: object, name: str) -> None:
@@ -252,6 +290,9 @@ ALIF = register_neuron(
             ),
         ),
         references=("Bellec et al. 2020, Nat. Commun. 11:3625, Methods (LIF, ALIF)",),
+        kind="LIF",
+        adaptation=("beta",),
+        adaptive_kind="ALIF",
     )
 )
 
@@ -268,6 +309,7 @@ LIF_SYN = register_neuron(
             Parameter("alpha_s", "synaptic-current decay exp(−dt/τ_syn) per step", "tau_syn_ms", 5.0, True),
         ),
         references=("Zenke & Ganguli 2018, Neural Comput. 30:1514 (SuperSpike's current-based LIF)",),
+        kind="LIF (syn. current)",
     )
 )
 
@@ -290,5 +332,8 @@ ADLIF = register_neuron(
             Parameter("adapt_b", "spike-triggered adaptation b (units of v_th)", "adapt_b", 0.5),
         ),
         references=("Bittar & Garner 2022, Front. Neurosci. 16:865897 (AdLIF)",),
+        kind="LIF",
+        adaptation=("adapt_a", "adapt_b"),
+        adaptive_kind="AdLIF",
     )
 )

@@ -32,13 +32,21 @@ from neuroplast.analysis.counterfactual import (
 from neuroplast.cli import main
 from neuroplast.errors import UsageError
 from neuroplast.gradients.bptt import bptt_grads, ideal_learning_signal
+from neuroplast.gradients.derived import ModelTrial, model_bptt, model_eprop_grads, model_ideal_signal
 from neuroplast.gradients.eligibility import eligibility_steps
 from neuroplast.gradients.eprop import eprop_grads
 from neuroplast.gradients.trial import TrialData
 from neuroplast.io import RunFileError, open_run
 from neuroplast.model.params import Weights
 from neuroplast.model.signals import backward_filter
-from tests.helpers import PROBLEM_BETAS, copy_file, make_problem, max_rel_err, write_synthetic_run
+from tests.helpers import (
+    PROBLEM_BETAS,
+    copy_file,
+    make_problem,
+    max_rel_err,
+    model_problem,
+    write_synthetic_run,
+)
 
 #: Sums over a few hundred steps and synapses: rounding is ~1e-14 relative; real differences are ≥ 1e-3.
 TOL = 1e-10
@@ -178,6 +186,38 @@ def test_counterfactual_ends_reproduce_eprop_and_bptt(kind, loss) -> None:
     assert err_sq > 1e-8 * k2["hidden_star_sq"]  # in between, a different gradient
 
 
+@pytest.mark.parametrize("name", ["lif_syn", "adlif", "resonate"])
+def test_per_trial_analyses_of_other_neuron_models(name) -> None:
+    """The per-trial analyses take any model's trial (its derived factors): k = 0 is e-prop, k = T is
+    BPTT, the gap adds up to g* − ĝ, and the per-neuron cosine is the weighted one."""
+    model, values, params, w, x, target, mask, lossf = model_problem(name, n_ref=2, loss_name="cross_entropy")
+    tr = ModelTrial.make(model, values, params, w, x, target, mask, lossf, c_reg=0.3, f_target=0.02)
+    T = tr.n_steps
+    g, _ = model_bptt(tr)
+    ep = model_eprop_grads(tr)
+    gs = {n: g[n] for n in ("input", "recurrent")}
+    B = np.random.default_rng(2).normal(size=w.w_out.T.shape)
+    rows = counterfactual_trial(tr, [0, 1, T], gs, {n: ep[n] for n in gs}, B)
+    k0, k1, kT = rows["k"]
+    assert k0["hidden_dot"] == pytest.approx(rows["rule"]["hidden_dot"], rel=TOL)  # k = 0 is e-prop
+    assert k0["hidden_sq"] == pytest.approx(rows["rule"]["hidden_sq"], rel=TOL)
+    assert kT["hidden_dot"] == pytest.approx(kT["hidden_star_sq"], rel=TOL)  # k = T is BPTT
+    assert kT["hidden_sq"] == pytest.approx(kT["hidden_star_sq"], rel=TOL)
+    err_sq = k1["hidden_sq"] - 2 * k1["hidden_dot"] + k1["hidden_star_sq"]
+    assert err_sq > 1e-8 * k1["hidden_star_sq"]  # one hop: a different gradient
+    L_rule = rule_signal(tr, B)
+    res = time_resolved(tr, L_rule)
+    gh = model_eprop_grads(tr, B)
+    for proj in ("input", "recurrent"):
+        assert (
+            max_rel_err(res[proj]["g_star"], g[proj]) < TOL
+            and max_rel_err(res[proj]["g_rule"], gh[proj]) < TOL
+        )
+        assert np.sum(res[proj]["gap_along"]) == pytest.approx(res[proj]["gap_total"] ** 2, rel=TOL)
+        assert np.sum(res[proj]["exact_along"]) == pytest.approx(res[proj]["g_star_norm"], rel=TOL)
+    assert rule_signal(tr, None) == pytest.approx(model_ideal_signal(tr), rel=TOL)
+
+
 def test_parse_trials() -> None:
     assert parse_trials(None, 5).tolist() == [0, 1, 2, 3, 4]
     assert parse_trials("1:3,4", 5).tolist() == [1, 2, 4]
@@ -207,7 +247,9 @@ def test_analyze_run_on_logs_matches_compare_and_numpy(which, runs, alif_runs, t
         1.0, rel=1e-9
     )  # mean of per-trial densities that sum to 1
     assert sum(h["window_fraction"].values()) == pytest.approx(1.0, rel=1e-9)
-    assert res["neurons"]["alif"].sum() == (5 if which.startswith("alif") else 0)
+    n_alif = 5 if which.startswith("alif") else 0
+    assert res["neurons"]["adaptive"].sum() == n_alif and res["neurons"]["model"] == "alif"
+    assert res["neurons"]["kind"].tolist() == ["LIF"] * (10 - n_alif) + ["ALIF"] * n_alif
     ct = res["neurons"]["cosine_trial_mean"]
     assert np.all(np.isnan(ct) | (np.abs(ct) <= 1 + 1e-12)) and np.any(np.isfinite(ct))
     cf = res["counterfactual"]
@@ -231,6 +273,51 @@ def test_analyze_run_on_logs_matches_compare_and_numpy(which, runs, alif_runs, t
     dense = np.zeros((run.population_sizes["recurrent"],) * 2)
     np.add.at(dense, (p.target_ids.astype(int), p.source_ids.astype(int)), p.updates.sum(axis=0))
     assert np.allclose(tr["spectrum"], np.linalg.svd(dense, compute_uv=False), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name,kind", [("lif_syn", "regression"), ("adlif", "classification")])
+def test_analyze_runs_of_other_neuron_models_end_to_end(name, kind, tmp_path, capsys, figures) -> None:
+    """``neuroplast analyze`` on a logged run of another neuron model: finite results, BPTT at k = T, the
+    rule at k = 0 (symmetric e-prop), training alignment as compare's grad/bptt gives it, figures, JSON."""
+    path = write_synthetic_run(tmp_path / f"{name}.h5", neuron=name, kind=kind)
+    res = analyze_run(path, progress=False)
+    run = open_run(path)
+    assert res["trials"].tolist() == list(range(run.n_trials))
+    n = res["neurons"]
+    adaptive = name == "adlif"
+    assert n["model"] == name and n["adaptive"].tolist() == [adaptive] * 10
+    assert set(n["kind"].tolist()) == {"AdLIF" if adaptive else "LIF (syn. current)"}
+    h = res["time"]["hidden"]
+    assert np.sum(h["gap_density"]) == pytest.approx(1.0, rel=1e-9)
+    assert all(np.all(np.isfinite(v)) for v in h.values() if isinstance(v, np.ndarray))
+    assert np.all(np.isfinite(n["rate_hz"])) and np.any(np.isfinite(n["cosine_trial_mean"]))
+    cf = res["counterfactual"]
+    cos = cf["truncated"]["hidden"]["cosine"]
+    assert np.all(np.isfinite(cos)) and np.allclose(cos[-1], 1.0, atol=1e-10)
+    assert np.allclose(cos[0], cf["rule"]["hidden"]["cosine"], atol=1e-10)  # rule eprop: k = 0
+    assert np.all(np.abs(cos[1] - cos[-1]) > 1e-9)  # one hop is neither
+    assert np.all(np.isfinite(cf["B_star"])) and np.isfinite(cf["bstar_cosine_mean"])
+    assert np.allclose(cf["random_cosine_moments"], cf["random"]["hidden"]["cosine"], atol=1e-9)
+    compare_run(path, progress=False)  # g* of analyze = compare's grad/bptt of the model
+    run = open_run(path)
+    it_of = run.trials["iteration"]
+    for proj in ("input", "recurrent"):
+        p = run.projection(proj)
+        g = np.stack([p.grad("bptt")[it_of == it].mean(axis=0) for it in range(run.n_iterations)])
+        cum_u, cum_g = np.cumsum(p.updates, axis=0), np.cumsum(g, axis=0)
+        want = [-(a @ b) / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(cum_u, cum_g, strict=True)]
+        assert np.allclose(res["training"][proj]["cumulative"], want, rtol=1e-9, atol=1e-12), proj
+    out = tmp_path / "figs"
+    assert main(["analyze", str(path), "--out", str(out), "--quiet", "--k", "0,1,T"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "k=T: 1" in text and ("AdLIF neurons (10)" if adaptive else "LIF (syn. current) neurons (10)") in text
+    )
+    assert sorted(figures) == sorted(ANALYZE_FIGURES)
+    labels = [t.get_text() for ax in figures["neurons.png"].axes for t in ax.get_legend().get_texts()]
+    assert labels and all(lab.startswith("AdLIF" if adaptive else "LIF (syn. current)") for lab in labels)
+    data = json.loads((out / "analysis.json").read_text())
+    assert data["neurons"]["model"] == name and len(data["neurons"]["kind"]) == 10
 
 
 def test_analyze_refuses_in_trial_runs_in_one_line(runs, tmp_path, capsys) -> None:

@@ -5,6 +5,7 @@ compares with them (needs ``pip install ./examples/plugin_rule``, as the README'
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -56,8 +57,8 @@ def _resonate(tmp_path, device: str, **changes) -> Path:
 
 def test_plugin_neuron_model_trains_logs_and_compares(tmp_path):
     """The example package's neuron model (``resonate``, entry point ``neuroplast.neurons``) with its own
-    config keys, trained by the package's rule, logged and compared with exact BPTT and RTRL — no file
-    under neuroplast/ names either (NumPy device: the default suite)."""
+    config keys, trained by the package's rule, logged, compared with exact BPTT and RTRL and analysed
+    (``neuroplast analyze``) — no file under neuroplast/ names either (NumPy device: the default suite)."""
     from neuroplast.analysis.compare import compare_run
     from neuroplast.config import load_config, to_toml
     from neuroplast.model.neurons import NEURONS
@@ -85,6 +86,18 @@ def test_plugin_neuron_model_trains_logs_and_compares(tmp_path):
     assert report["ok"] and len(report["checks"]) == 3 * len(report["trials"])
     figures = plot_run(out, out_dir=tmp_path / "plots")
     assert sorted(p.name for p in figures["written"]) == sorted(FIGURES), figures["notes"]
+    # and `neuroplast analyze`: the model's derived factors (k = T is BPTT; k = 0 is symmetric e-prop,
+    # not the package's rule, which feeds back sign(W_out))
+    from neuroplast.analysis.analyze_plots import ANALYZE_FIGURES
+    from neuroplast.cli import main
+
+    ana = tmp_path / "analyze"
+    assert main(["analyze", str(out), "--out", str(ana), "--quiet", "--k", "0,1,4,T"]) == 0
+    data = json.loads((ana / "analysis.json").read_text(encoding="utf-8"))
+    assert data["neurons"]["model"] == "resonate" and set(data["neurons"]["kind"]) == {"resonate"}
+    cos = data["counterfactual"]["truncated"]["hidden"]["cosine_mean"]
+    assert all(np.isfinite(cos)) and abs(cos[-1] - 1.0) < 1e-10 and abs(cos[1] - 1.0) > 1e-9
+    assert sorted(p.name for p in ana.iterdir()) == sorted([*ANALYZE_FIGURES, "analysis.json"])
 
 
 def test_plugin_model_keys_belong_to_their_model(tmp_path):

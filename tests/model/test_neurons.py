@@ -46,6 +46,23 @@ def test_a_broken_model_is_one_line_naming_it(step, threshold, message) -> None:
     assert message in str(err.value) and "'broken'" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_neuron_kinds_name_each_neuron_and_whether_it_adapts() -> None:
+    """What analyze calls a model's neurons (NeuronModel.kind, adaptation, adaptive_kind)."""
+    beta = np.r_[np.zeros(3), np.full(2, 0.4)]
+    kinds, adaptive = get_neuron("alif").neuron_kinds({"alpha": 0.9, "rho": 0.99, "beta": beta}, 5)
+    assert kinds.tolist() == ["LIF"] * 3 + ["ALIF"] * 2 and adaptive.tolist() == [False] * 3 + [True] * 2
+    adlif = get_neuron("adlif")
+    assert adlif.neuron_kinds({"adapt_a": 0.5, "adapt_b": 0.0}, 2)[0].tolist() == ["AdLIF"] * 2
+    assert adlif.neuron_kinds({"adapt_a": 0.0, "adapt_b": 0.0}, 2)[1].tolist() == [False, False]
+    kinds, adaptive = get_neuron("lif_syn").neuron_kinds({}, 2)
+    assert kinds.tolist() == ["LIF (syn. current)"] * 2 and not adaptive.any()
+    step = (("v", "alpha * v + c"),)
+    plain = NeuronModel("plain", "", ("v",), step, "v - v_th", (Parameter("alpha", "d"),))
+    assert plain.neuron_kinds({"alpha": 0.9}, 1)[0].tolist() == ["plain"]  # default: the model's name
+    with pytest.raises(ValueError, match="adaptation names 'beta', which is not one of its parameters"):
+        dataclasses.replace(plain, adaptation=("beta",))
+
+
 def test_registry_refuses_duplicates_and_other_objects() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_neuron(get_neuron("alif"))
