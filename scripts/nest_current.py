@@ -16,7 +16,8 @@ runs that example file from the wheel with ``do_plotting = False`` and a few lin
 * ``test_adam`` / ``test_adapt``: the two settings of NEST's own test ``test_eprop_regression``
   (testsuite/pytests/synapses/test_eprop_plasticity.py: 5 sequences of 100 steps, surrogate width 0.03,
   ``optimize_each_step = True``; Adam with ``eprop_iaf``, gradient descent with ``eprop_iaf_adapt``),
-  whose published losses are stored next to ours;
+  whose published losses are stored next to ours; ``test_adam_spike``: ``test_adam`` with Adam once per
+  spike (``optimize_each_step = False``);
 * ``adam_spike``, ``cutoff``, ``clip``: the example (``--iterations`` sequences) with Adam once per
   spike, with the ISI trace cutoff shortened to 10 ms, and with ``Wmin``/``Wmax`` = ∓0.005 pA (the weight
   optimizer clips every update), features the emulation must also reproduce.
@@ -99,6 +100,20 @@ WORKLOADS: dict[str, tuple[int | None, dict[str, str], dict]] = {
             "neuron": "eprop_iaf_adapt",
             "adapt_beta": 0.0174,
             "adapt_tau_ms": 2000.0,
+        },
+    ),
+    "test_adam_spike": (
+        5,
+        {
+            _SEQ: '    "sequence": 100,',
+            _WIDTH: '    "surrogate_gradient_width": 0.03,',
+            _TYPE: '        "type": "adam",',
+        },
+        {
+            "steps_sequence": 100,
+            "surrogate_gradient_width": 0.03,
+            "optimizer": "adam",
+            "optimize_each_step": False,
         },
     ),
     "adam_spike": (

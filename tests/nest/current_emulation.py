@@ -165,6 +165,7 @@ def settings_for(name: str, n_iter: int | None = None) -> Settings:
         "sine": {},
         "test_adam": dict(test, optimizer="adam"),
         "test_adapt": dict(test, neuron="eprop_iaf_adapt", adapt_beta=0.0174, adapt_tau=2000.0),
+        "test_adam_spike": dict(test, optimizer="adam", optimize_each_step=False),
         "adam_spike": dict(optimizer="adam"),
         "cutoff": dict(cutoff=10),
         "clip": dict(w_min=-0.005, w_max=0.005),
