@@ -481,3 +481,58 @@ def simulate(s: Settings, w: Workload) -> dict:
         "w_out": out.w.T.copy(),
         "n_rec_spikes": int(stamps_rec.sum()),
     }
+
+
+#: (workload, switch in words, change of the Settings): the differences listed in docs/validation.md
+FEATURES = [
+    ("sine", "ISI trace cutoff 100 ms → none", dict(cutoff=10**9)),
+    ("sine", "ISI trace cutoff 100 ms → 10 ms", dict(cutoff=10)),
+    ("sine", "gradient descent per spike → per step (optimize_each_step)", dict(optimize_each_step=True)),
+    ("sine", "updates per spike → summed, once per sequence", dict(apply_per_sequence=True)),
+    ("sine", "firing-rate regularization c_reg 0.3 → 0", dict(c_reg=0.0)),
+    ("adam_spike", "Adam per spike → per step (optimize_each_step)", dict(optimize_each_step=True)),
+    ("adam_spike", "Adam catch-up → one step per call", dict(adam_catch_up=False)),
+    ("adam_spike", "Adam per spike → summed, once per sequence", dict(apply_per_sequence=True)),
+]
+
+
+def features(n_iter: int) -> list[dict]:
+    """Each switch of ``FEATURES`` on ``n_iter`` sequences: relative change of the losses.
+
+    Returns one dict per switch: ``workload``, ``switch``, ``final`` (relative change of the last loss),
+    ``mean`` (mean over sequences of (loss − NEST's) / NEST's), ``max`` (max |relative change|).
+    """
+    base: dict[str, np.ndarray] = {}
+    rows = []
+    for name, words, change in FEATURES:
+        s = settings_for(name, n_iter)
+        w = workload(name, s)
+        if name not in base:
+            base[name] = simulate(s, w)["loss"]
+        loss = simulate(replace(s, **change), w)["loss"]
+        rel = (loss - base[name]) / base[name]
+        rows.append(
+            {
+                "workload": name,
+                "switch": words,
+                "final": float(rel[-1]),
+                "mean": float(rel.mean()),
+                "max": float(np.abs(rel).max()),
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        description="Measure the effect of each feature switch (docs/validation.md)."
+    )
+    ap.add_argument("--iterations", type=int, default=20)
+    args = ap.parse_args()
+    print("| workload | switch | last loss | mean over sequences | max |")
+    print("|---|---|---|---|---|")
+    for row in features(args.iterations):
+        cells = f"{row['final']:+.2e} | {row['mean']:+.2e} | {row['max']:.2e}"
+        print(f"| {row['workload']} | {row['switch']} | {cells} |")
