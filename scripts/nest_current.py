@@ -18,6 +18,10 @@ runs that example file from the wheel with ``do_plotting = False`` and a few lin
   ``optimize_each_step = True``; Adam with ``eprop_iaf``, gradient descent with ``eprop_iaf_adapt``),
   whose published losses are stored next to ours; ``test_adam_spike``: ``test_adam`` with Adam once per
   spike (``optimize_each_step = False``);
+* ``evidence``: not an example of NEST's — NEST 3.10 has none for the current models — but the legacy
+  evidence-accumulation example's task and network on them (:func:`run_evidence`; 50 ``eprop_iaf`` and 50
+  ``eprop_iaf_adapt`` with t_ref 5 ms, 2 readouts with one-hot targets and a learning window, Adam per
+  spike), 3 sequences of 2250 steps;
 * ``adam_spike``, ``cutoff``, ``clip``: the example (``--iterations`` sequences) with Adam once per
   spike, with the ISI trace cutoff shortened to 10 ms, and with ``Wmin``/``Wmax`` = ∓0.005 pA (the weight
   optimizer clips every update), features the emulation must also reproduce.
@@ -36,6 +40,7 @@ import hashlib
 import json
 import platform
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +63,9 @@ _WMIN = '        "Wmin": -100.0,  # pA, minimal limit of the synaptic weights'
 _WMAX = '        "Wmax": 100.0,  # pA, maximal limit of the synaptic weights'
 _CREATE = 'gen_spk_in = nest.Create("spike_generator", n_in)'
 _SCALE = 'if model_nrn_rec == "eprop_iaf":'
+
+#: sequences of 2250 steps of the evidence workload (the emulation takes about 4 s per sequence)
+EVIDENCE_ITERATIONS = 3
 
 #: The published losses of NEST 3.10's test_eprop_regression (copied as numbers from the test file).
 PUBLISHED = {
@@ -126,6 +134,7 @@ WORKLOADS: dict[str, tuple[int | None, dict[str, str], dict]] = {
         {_CREATE: "_cutoff(10.0)\n" + _CREATE},
         {"eprop_isi_trace_cutoff_ms": 10.0},
     ),
+    "evidence": (EVIDENCE_ITERATIONS, {}, {}),
     "clip": (
         None,
         {_WMIN: '        "Wmin": -0.005,', _WMAX: '        "Wmax": 0.005,'},
@@ -187,9 +196,146 @@ def _dense(conns: dict, n_post: int, n_pre: int) -> np.ndarray:
     return w
 
 
+def run_evidence(n_iter: int, debug: dict | None = None, **change) -> dict:
+    """The ``evidence`` workload in NEST: the legacy example's task and network on the current models.
+
+    Built here (NEST 3.10 has no such example for the current models), with the values of
+    tests/nest/current_emulation.py's ``settings_for("evidence")`` and its draws (``evidence_workload``):
+    50 ``eprop_iaf`` + 50 ``eprop_iaf_adapt`` (τ_m 20 ms, V_th 0.6, t_ref 5 ms, τ_a 2 s), 2
+    ``eprop_readout`` with one-hot targets and a learning window over the 150 recall steps (mean-squared
+    error, as NEST's current N-MNIST example classifies), Adam once per spike (η 5e-3, ε 1e-8).
+    """
+    import nest
+
+    from tests.nest.current_emulation import EVIDENCE, digests, evidence_workload, settings_for
+
+    s = replace(settings_for("evidence", n_iter), **change)  # change: only to debug
+    w = evidence_workload(s)
+    seq, n_out = s.steps_sequence, w.w_out.shape[0]
+    n_task = n_iter * seq
+    nest.ResetKernel()
+    nest.set(resolution=1.0, total_num_virtual_procs=1, print_time=False)
+    common = {
+        "C_m": 1.0,
+        "c_reg": s.c_reg,
+        "E_L": 0.0,
+        "eprop_isi_trace_cutoff": float(s.cutoff),
+        "f_target": s.f_target,
+        "flush_event_send_interval": float(seq),
+        "I_e": 0.0,
+        "kappa": s.kappa,
+        "kappa_reg": s.kappa_reg,
+        "surrogate_gradient_function": "piecewise_linear",
+        "surrogate_gradient_height": s.height,
+        "surrogate_gradient_width": s.width,
+        "t_ref": s.t_ref,
+        "tau_m": s.tau_m,
+        "V_m": 0.0,
+        "V_th": s.v_th,
+    }
+    adaptive = dict(common, adapt_beta=s.adapt_beta, adapt_tau=s.adapt_tau, adaptation=0.0)
+    out_params = {"C_m": 1.0, "E_L": 0.0, "eprop_isi_trace_cutoff": float(s.cutoff), "I_e": 0.0}
+    out_params.update({"tau_m": s.tau_m_out, "V_m": 0.0})
+    gen_in = nest.Create("spike_generator", EVIDENCE["n_in"])
+    nrns_in = nest.Create("parrot_neuron", EVIDENCE["n_in"])
+    nrns_rec = nest.Create("eprop_iaf", EVIDENCE["n_reg"], common) + nest.Create(
+        "eprop_iaf_adapt", EVIDENCE["n_ad"], adaptive
+    )
+    nrns_out = nest.Create("eprop_readout", n_out, out_params)
+    gen_target = nest.Create("step_rate_generator", n_out)
+    gen_window = nest.Create("step_rate_generator")
+    mm_out = nest.Create(
+        "multimeter",
+        {
+            "interval": 1.0,
+            "record_from": ["readout_signal", "target_signal"],
+            "start": 2.0,
+            "stop": 2.0 + n_task,
+        },
+    )
+    optimizer = {"type": s.optimizer, "batch_size": 1, "eta": s.eta, "beta_1": s.beta_1, "beta_2": s.beta_2}
+    optimizer.update({"epsilon": s.epsilon, "optimize_each_step": False, "Wmin": s.w_min, "Wmax": s.w_max})
+    nest.SetDefaults("eprop_synapse", {"optimizer": optimizer})
+    syn = {"synapse_model": "eprop_synapse", "delay": 1.0}
+    all_to_all = {"rule": "all_to_all", "allow_autapses": False}
+    one_to_one = {"rule": "one_to_one"}
+    nest.Connect(gen_in, nrns_in, one_to_one, {"synapse_model": "static_synapse", "delay": 1.0})
+    nest.Connect(nrns_in, nrns_rec, all_to_all, dict(syn, weight=w.w_in.astype(np.float32)))
+    nest.Connect(nrns_rec, nrns_rec, all_to_all, dict(syn, weight=w.w_rec.astype(np.float32)))
+    nest.Connect(nrns_rec, nrns_out, all_to_all, dict(syn, weight=w.w_out.astype(np.float32)))
+    feedback = {"synapse_model": "eprop_learning_signal_connection", "delay": 1.0, "weight": w.b}
+    nest.Connect(nrns_out, nrns_rec, all_to_all, feedback)
+    rate = {"synapse_model": "rate_connection_delayed", "delay": 1.0}
+    nest.Connect(gen_target, nrns_out, one_to_one, dict(rate, receptor_type=2))
+    nest.Connect(gen_window, nrns_out, "all_to_all", dict(rate, receptor_type=1))
+    nest.Connect(mm_out, nrns_out, "all_to_all", {"synapse_model": "static_synapse", "delay": 1.0})
+    gen_in.set([{"spike_times": t} for t in w.spike_times])
+    times = np.arange(0.0, float(n_task), 1.0) + 2.0
+    gen_target.set(
+        [{"amplitude_times": times, "amplitude_values": w.target_steps[:, k]} for k in range(n_out)]
+    )
+    gen_window.set({"amplitude_times": times, "amplitude_values": w.window_steps})
+    back = {
+        "w_in": _dense(_conns(nrns_in, nrns_rec), len(nrns_rec), len(nrns_in)),
+        "w_rec": _dense(_conns(nrns_rec, nrns_rec), len(nrns_rec), len(nrns_rec)),
+        "w_out": _dense(_conns(nrns_rec, nrns_out), n_out, len(nrns_rec)),
+        "b": _dense(_conns(nrns_out, nrns_rec), len(nrns_rec), n_out),
+    }
+    sr = nest.Create("spike_recorder")
+    nest.Connect(nrns_rec, sr)
+    nest.Simulate(n_task + 5.0)
+    ev = mm_out.get("events")
+    if debug is not None:
+        debug.update(out=ev, spikes=sr.get("events"), rec0=nrns_rec[0].global_id)
+    senders = np.asarray(ev["senders"])
+    y = np.array([np.asarray(ev["readout_signal"])[senders == i] for i in np.unique(senders)])
+    tgt = np.array([np.asarray(ev["target_signal"])[senders == i] for i in np.unique(senders)])
+    y, tgt = y.reshape(n_out, n_iter, 1, seq), tgt.reshape(n_out, n_iter, 1, seq)
+    loss = 0.5 * np.mean(np.sum((y - tgt) ** 2, axis=3), axis=(0, 2))
+    given = digests(w, s)
+    given.update(
+        {
+            "input": digest(back["w_in"]),
+            "recurrent": digest(back["w_rec"]),
+            "output": digest(back["w_out"]),
+            "feedback": digest(back["b"]),
+        }
+    )
+    return {
+        "iterations": n_iter,
+        "changed": {
+            "built": "by scripts/nest_current.py (run_evidence): the legacy evidence-accumulation example's "
+            "task and network on the current models; values in tests/nest/current_emulation.py settings_for",
+            "steps_sequence": seq,
+            "neurons": "50 eprop_iaf + 50 eprop_iaf_adapt, 2 eprop_readout, 40 inputs",
+            "optimizer": "adam",
+            "eta": s.eta,
+            "epsilon": s.epsilon,
+            "loss": "0.5 * mean over readouts of sum over the recall window of (y - y*)^2",
+        },
+        "loss": [float(x) for x in loss],
+        "digests": given,
+    }
+
+
+def _conns(pre, post) -> dict:
+    """GetConnections as the example's ``get_weights`` record (senders/targets from 0)."""
+    import nest
+
+    c = nest.GetConnections(pre, post).get(["source", "target", "weight"])
+    return {
+        "senders": np.asarray(c["source"]) - pre[0].global_id,
+        "targets": np.asarray(c["target"]) - post[0].global_id,
+        "weight": c["weight"],
+    }
+
+
 def run(name: str, iterations: int, debug: Path | None = None) -> dict:
     """Run one workload of ``WORKLOADS`` in this process; its entry of the JSON file."""
     import nest
+
+    if name == "evidence":
+        return run_evidence(EVIDENCE_ITERATIONS)
 
     path = example_path(EXAMPLE)
     if path is None:

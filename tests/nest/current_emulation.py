@@ -96,6 +96,9 @@ class Settings:
         Clipping bounds of every weight (pA).
     adapt_beta, adapt_tau : float
         Adaptation of ``eprop_iaf_adapt`` (mV per spike; ms).
+    n_adaptive : int
+        −1: every recurrent neuron is ``neuron``; k ≥ 0: the last k are ``eprop_iaf_adapt``, the others
+        ``eprop_iaf`` (whose equations are the adaptive ones with adapt_beta = 0, bit for bit).
     adam_catch_up : bool
         Not a NEST switch: False gives one Adam step per optimizer call instead of NEST's catch-up.
     apply_per_sequence : bool
@@ -127,6 +130,7 @@ class Settings:
     w_max: float = 100.0
     adapt_beta: float = 0.0
     adapt_tau: float = 10.0
+    n_adaptive: int = -1
     adam_catch_up: bool = True
     apply_per_sequence: bool = False
 
@@ -146,7 +150,11 @@ class Workload:
     spike_times : list of ndarray
         The spike generators' spike times of each input (ms, float32 values as NEST got them).
     target : ndarray, shape (steps_sequence,)
-        The target of one sequence (the same in every sequence).
+        The target of one sequence (the same in every sequence), unless ``target_steps`` is given.
+    target_steps : ndarray, shape (n_iter · steps_sequence, n_out), optional
+        The target of every step of the task (readout k's rate generator).
+    window_steps : ndarray, shape (n_iter · steps_sequence,), optional
+        The learning-window signal of every step (1 where the error counts; default all 1).
     """
 
     w_in: np.ndarray
@@ -155,6 +163,8 @@ class Workload:
     b: np.ndarray
     spike_times: list
     target: np.ndarray
+    target_steps: np.ndarray | None = None
+    window_steps: np.ndarray | None = None
 
 
 def settings_for(name: str, n_iter: int | None = None) -> Settings:
@@ -169,9 +179,33 @@ def settings_for(name: str, n_iter: int | None = None) -> Settings:
         "adam_spike": dict(optimizer="adam"),
         "cutoff": dict(cutoff=10),
         "clip": dict(w_min=-0.005, w_max=0.005),
+        "evidence": dict(
+            n_iter=3,
+            steps_sequence=2250,
+            n_adaptive=50,
+            tau_m=20.0,
+            tau_m_out=20.0,
+            v_th=0.6,
+            t_ref=5.0,
+            c_reg=300.0 / 2250.0,
+            kappa=0.95,
+            kappa_reg=0.95,
+            height=0.5,
+            width=0.6,
+            optimizer="adam",
+            eta=5e-3,
+            epsilon=1e-8,
+            adapt_beta=1.7 * (1.0 - np.exp(-1.0 / 2000.0)) / (1.0 - np.exp(-1.0 / 20.0)),
+            adapt_tau=2000.0,
+        ),
     }
     s = replace(base, **table[name])
     return s if n_iter is None or name.startswith("test_") else replace(s, n_iter=n_iter)
+
+
+def workload_for(name: str, s: Settings) -> Workload:
+    """The workload of ``name`` (:func:`evidence_workload` or :func:`workload`)."""
+    return evidence_workload(s) if name == "evidence" else workload(name, s)
 
 
 def workload(name: str, s: Settings) -> Workload:
@@ -218,6 +252,93 @@ def workload(name: str, s: Settings) -> Workload:
         np.random.set_state(state)
     f64 = np.float64
     return Workload(w_in.astype(f64), w_rec.astype(f64), w_out.astype(f64), b.astype(f64), times, target)
+
+
+#: The evidence-accumulation workload: the legacy example's task and network on the current models.
+EVIDENCE = {
+    "n_in": 40,
+    "n_reg": 50,
+    "n_ad": 50,
+    "n_out": 2,
+    "n_cues": 7,
+    "prob_group": 0.3,
+    "spike_prob": 0.04,
+    "steps": {"cue": 100, "spacing": 50, "bg_noise": 1050, "recall": 150},
+}
+
+
+def _evidence_sequence(rng_choice, rng_rand, steps_sequence: int) -> tuple[np.ndarray, int]:
+    """One sequence of the legacy example's ``generate_evidence_accumulation_input_output`` (batch 1)."""
+    e = EVIDENCE
+    n_in, st = e["n_in"], e["steps"]
+    n_pop = n_in // 4
+    prob_choices = np.array([e["prob_group"], 1 - e["prob_group"]], dtype=np.float32)
+    idx = rng_choice([0, 1], 1)
+    probs = np.zeros((1, 2), dtype=np.float32)
+    probs[:, 0] = prob_choices[idx]
+    probs[:, 1] = prob_choices[1 - idx]
+    cues = rng_choice([0, 1], e["n_cues"], p=probs[0])
+    p = np.zeros((steps_sequence, n_in))
+    for c_idx, cue in enumerate(cues):
+        start = c_idx * (st["cue"] + st["spacing"]) + st["spacing"]
+        p[start : start + st["cue"], cue * n_pop : (cue + 1) * n_pop] = e["spike_prob"]
+    p[-st["recall"] :, 2 * n_pop : 3 * n_pop] = e["spike_prob"]
+    p[:, 3 * n_pop :] = e["spike_prob"] / 4.0
+    bools = p > rng_rand(p.size).reshape(p.shape)
+    bools[0, :] = False
+    return bools, int(np.sum(cues) > int(e["n_cues"] / 2))
+
+
+def evidence_workload(s: Settings) -> Workload:
+    """The ``evidence`` workload (``np.random.seed(1)``): weights as the legacy example draws them.
+
+    W_in = randn(n_in, N)ᵀ/√n_in, W_rec = randn(N, N)ᵀ/√N (diagonal 0), W_out = Glorot U(−l, l) of shape
+    (N, n_out), transposed, times 1 − e^(−dt/τ_out) (the legacy readout's input factor, which the current
+    readout lacks), B = randn(N, n_out), all float32; then per sequence the legacy example's cue draws
+    (batch 1), input spikes at generator time k · T + step + 1 ms, the one-hot label as target and the
+    learning window over the 150 recall steps.
+    """
+    e = EVIDENCE
+    state = np.random.get_state()
+    try:
+        np.random.seed(1)
+        n_in, n_rec, n_out = e["n_in"], e["n_reg"] + e["n_ad"], e["n_out"]
+        f32 = np.float32
+        w_in = np.array(np.random.randn(n_in, n_rec).T / np.sqrt(n_in), dtype=f32)
+        w_rec = np.array(np.random.randn(n_rec, n_rec).T / np.sqrt(n_rec), dtype=f32)
+        np.fill_diagonal(w_rec, 0.0)
+        limit = np.sqrt(3.0 * (1.0 / max(1.0, (n_rec + n_out) / 2.0)))
+        glorot = np.random.uniform(low=-limit, high=limit, size=(n_rec, n_out))
+        w_out = np.array(glorot.T, dtype=f32) * f32(1.0 - np.exp(-1.0 / s.tau_m_out))
+        b = np.array(np.random.randn(n_rec, n_out), dtype=f32)
+        seq = s.steps_sequence
+        bools, labels = [], []
+        for _ in range(s.n_iter):
+            x, y = _evidence_sequence(np.random.choice, np.random.rand, seq)
+            bools.append(x)
+            labels.append(y)
+    finally:
+        np.random.set_state(state)
+    x = np.concatenate(bools)  # (n_iter · T, n_in)
+    timeline = np.arange(0.0, float(s.n_iter * seq), 1.0) + 1.0
+    times = [timeline[x[:, i]].astype(np.float32) for i in range(n_in)]
+    recall = e["steps"]["recall"]
+    target = np.zeros((s.n_iter * seq, n_out))
+    window = np.zeros(s.n_iter * seq)
+    for k, label in enumerate(labels):
+        target[(k + 1) * seq - recall : (k + 1) * seq, label] = 1.0
+        window[(k + 1) * seq - recall : (k + 1) * seq] = 1.0
+    f64 = np.float64
+    return Workload(
+        w_in.astype(f64),
+        w_rec.astype(f64),
+        w_out.astype(f64),
+        b.astype(f64),
+        times,
+        target[:seq, 0].copy(),
+        target_steps=target,
+        window_steps=window,
+    )
 
 
 def digest(a: np.ndarray) -> str:
@@ -330,8 +451,8 @@ class _Projection:
             inc = post["err"][h][None, :] * z_bar
         else:
             psi = post["psi"][h][None, :]
-            if s.neuron == "eprop_iaf_adapt":
-                e = psi * (z_bar - s.adapt_beta * self.eps[rows])
+            if post["adaptive"]:
+                e = psi * (z_bar - post["beta"][None, :] * self.eps[rows])
                 self.eps[rows] = post["rho"] * self.eps[rows] + e
             else:
                 e = psi * z_bar
@@ -357,7 +478,7 @@ class _Projection:
                 self.z_bar[d] *= np.power(self.alpha, k)
                 self.e_bar[d] *= np.power(s.kappa, k)
                 self.e_bar_reg[d] *= np.power(s.kappa_reg, k)
-                if s.neuron == "eprop_iaf_adapt" and not self.readout:
+                if self._adaptive and not self.readout:
                     self.eps[d] *= np.power(self._rho, k)
                 self.decay[d] = 0
             if not s.optimize_each_step and not s.apply_per_sequence:
@@ -373,6 +494,7 @@ class _Projection:
         self.grad[:] = 0.0
 
     _rho = 1.0
+    _adaptive = False
 
 
 def _surrogate(v: np.ndarray, v_th: np.ndarray | float, r: np.ndarray, s: Settings) -> np.ndarray:
@@ -410,8 +532,15 @@ def simulate(s: Settings, w: Workload) -> dict:
     inp = _Projection(s, w.w_in, alpha, readout=False)
     rec = _Projection(s, w.w_rec, alpha, readout=False, mask=~np.eye(n_rec, dtype=bool))
     out = _Projection(s, w.w_out, alpha_out, readout=True)
+    beta = np.full(n_rec, s.adapt_beta if s.neuron == "eprop_iaf_adapt" or s.n_adaptive >= 0 else 0.0)
+    if s.n_adaptive >= 0:
+        beta[: n_rec - s.n_adaptive] = 0.0
+    adaptive = s.neuron == "eprop_iaf_adapt" or s.n_adaptive > 0
     inp._rho = rec._rho = rho
+    inp._adaptive = rec._adaptive = adaptive
     post_rec = {
+        "beta": beta,
+        "adaptive": adaptive,
         "psi": np.zeros((n_steps, n_rec)),
         "L": np.zeros((n_steps, n_rec)),
         "reg": np.zeros((n_steps, n_rec)),
@@ -426,17 +555,21 @@ def simulate(s: Settings, w: Workload) -> dict:
     f_av = np.zeros(n_rec)
     v_out = np.zeros(n_out)
     err_rec = np.zeros((n_steps, n_out))
-    target = np.zeros(n_steps)
-    target[2:] = np.tile(w.target, s.n_iter)[: n_steps - 2]
+    target = np.zeros((n_steps, n_out))  # readout step t: index t − 2 of the task's timeline
+    if w.target_steps is None:
+        target[2:, 0] = np.tile(w.target, s.n_iter)[: n_steps - 2]
+    else:
+        target[2:] = w.target_steps[: n_steps - 2]
     window = np.zeros(n_steps)
-    window[2:] = 1.0
+    window[2:] = 1.0 if w.window_steps is None else w.window_steps[: n_steps - 2]
 
     for t in range(n_steps):
         h = t - 2
         if h >= 0:
-            post_rec["L"][h] = (
-                (w.b @ err_rec[h + 1][:, None])[:, 0] if n_out > 1 else w.b[:, 0] * err_rec[h + 1, 0]
-            )
+            learning = np.zeros(n_rec)  # NEST adds each readout's signal to the history entry
+            for k in range(n_out):
+                learning += w.b[:, k] * err_rec[h + 1, k]
+            post_rec["L"][h] = learning
             inp.integrate(h, stamps_in[h].astype(float), post_rec)
             rec.integrate(h, stamps_rec[h].astype(float), post_rec)
             out.integrate(h, stamps_rec[h].astype(float), post_out)
@@ -452,9 +585,9 @@ def simulate(s: Settings, w: Workload) -> dict:
         # recurrent neurons, step t
         r = np.where(r > 0, r - 1, r)
         v = 0.0 + i_rec + alpha * v
-        if s.neuron == "eprop_iaf_adapt":
+        if adaptive:
             adapt = rho * adapt + z
-            v_th = s.v_th + s.adapt_beta * adapt
+            v_th = s.v_th + beta * adapt
         else:
             v_th = s.v_th
         psi = _surrogate(v, v_th, r, s)
@@ -480,6 +613,8 @@ def simulate(s: Settings, w: Workload) -> dict:
         "w_rec": rec.w.T.copy(),
         "w_out": out.w.T.copy(),
         "n_rec_spikes": int(stamps_rec.sum()),
+        "spikes": stamps_rec,
+        "err": err_rec,
     }
 
 
