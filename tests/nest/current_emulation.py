@@ -5,7 +5,8 @@ and ``eprop_synapse`` with the ``weight_optimizer`` (``gradient_descent`` or ``a
 computes them (models/eprop_iaf*.cpp, eprop_readout.cpp, eprop_synapse.h, weight_optimizer.cpp and
 nestkernel/eprop_archiving_node*.h), on the network, input and target of NEST's example
 ``eprop_supervised_regression_sine-waves.py`` and of its test ``test_eprop_regression``
-(scripts/nest_current.py runs them in NEST and writes data/nest_current.json).  Written from the
+and on the legacy evidence-accumulation task ported to the current models (``evidence``;
+scripts/nest_current.py runs them all in NEST and writes data/nest_current.json).  Written from the
 equations and the semantics of that code; docs/validation.md ("NEST's current models") lists how they
 differ from neuroplast's e-prop (docs/model.md).
 
