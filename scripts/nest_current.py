@@ -17,7 +17,8 @@ runs that example file from the wheel with ``do_plotting = False`` and a few lin
   (testsuite/pytests/synapses/test_eprop_plasticity.py: 5 sequences of 100 steps, surrogate width 0.03,
   ``optimize_each_step = True``; Adam with ``eprop_iaf``, gradient descent with ``eprop_iaf_adapt``),
   whose published losses are stored next to ours; ``test_adam_spike``: ``test_adam`` with Adam once per
-  spike (``optimize_each_step = False``);
+  spike (``optimize_each_step = False``); ``test_exponential``, ``test_fast_sigmoid``, ``test_arctan``:
+  ``test_adam`` with NEST's other three surrogate functions;
 * ``evidence``: not an example of NEST's — NEST 3.10 has none for the current models — but the legacy
   evidence-accumulation example's task and network on them (:func:`run_evidence`; 50 ``eprop_iaf`` and 50
   ``eprop_iaf_adapt`` with t_ref 5 ms, 2 readouts with one-hot targets and a learning window, Adam per
@@ -61,6 +62,7 @@ _ADAPT = '    params_nrn_rec["adapt_beta"] = 0.0  # adaptation scaling'
 _MODEL = 'model_nrn_rec = "eprop_iaf"'
 _WMIN = '        "Wmin": -100.0,  # pA, minimal limit of the synaptic weights'
 _WMAX = '        "Wmax": 100.0,  # pA, maximal limit of the synaptic weights'
+_SURR = '    "surrogate_gradient_function": "piecewise_linear",  # surrogate gradient / pseudo-derivative function'  # noqa: E501
 _CREATE = 'gen_spk_in = nest.Create("spike_generator", n_in)'
 _SCALE = 'if model_nrn_rec == "eprop_iaf":'
 
@@ -124,6 +126,30 @@ WORKLOADS: dict[str, tuple[int | None, dict[str, str], dict]] = {
             "optimize_each_step": False,
         },
     ),
+    **{
+        f"test_{short}": (
+            5,
+            {
+                _SEQ: '    "sequence": 100,',
+                _WIDTH: '    "surrogate_gradient_width": 0.03,',
+                _TYPE: '        "type": "adam",',
+                _EACH: '        "optimize_each_step": True,',
+                _SURR: f'    "surrogate_gradient_function": "{function}",',
+            },
+            {
+                "steps_sequence": 100,
+                "surrogate_gradient_width": 0.03,
+                "optimizer": "adam",
+                "optimize_each_step": True,
+                "surrogate_gradient_function": function,
+            },
+        )
+        for short, function in (
+            ("exponential", "exponential"),
+            ("fast_sigmoid", "fast_sigmoid_derivative"),
+            ("arctan", "arctan_derivative"),
+        )
+    },
     "adam_spike": (
         None,
         {_TYPE: '        "type": "adam",'},

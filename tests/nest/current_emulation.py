@@ -81,8 +81,13 @@ class Settings:
         Target rate (Hz).
     kappa, kappa_reg : float
         Filters of the eligibility trace and of the rate for the regularization.
+    surrogate : str
+        ``surrogate_gradient_function``: ``"piecewise_linear"`` (height · max(0, 1 − |v − v_th| / width)),
+        ``"exponential"`` (height · exp(−|v − v_th| / width)), ``"fast_sigmoid_derivative"``
+        (height · (1 + |v − v_th| / width)⁻²) or ``"arctan_derivative"``
+        (height / (1 + ((v − v_th) / width)²); NEST's docs print a further 1/π that its code does not have).
     height, width : float
-        Piecewise-linear surrogate: height · max(0, 1 − |v − v_th| / width) (1, mV).
+        Height (1) and width (mV) of the surrogate.
     cutoff : int
         ``eprop_isi_trace_cutoff`` of recurrent and readout neurons (steps = ms).
     optimizer : str
@@ -117,6 +122,7 @@ class Settings:
     f_target: float = 10.0
     kappa: float = 0.97
     kappa_reg: float = 0.97
+    surrogate: str = "piecewise_linear"
     height: float = 10.0
     width: float = 1.0 / 33.3
     cutoff: int = 100
@@ -177,6 +183,9 @@ def settings_for(name: str, n_iter: int | None = None) -> Settings:
         "test_adam": dict(test, optimizer="adam"),
         "test_adapt": dict(test, neuron="eprop_iaf_adapt", adapt_beta=0.0174, adapt_tau=2000.0),
         "test_adam_spike": dict(test, optimizer="adam", optimize_each_step=False),
+        "test_exponential": dict(test, optimizer="adam", surrogate="exponential"),
+        "test_fast_sigmoid": dict(test, optimizer="adam", surrogate="fast_sigmoid_derivative"),
+        "test_arctan": dict(test, optimizer="adam", surrogate="arctan_derivative"),
         "adam_spike": dict(optimizer="adam"),
         "cutoff": dict(cutoff=10),
         "clip": dict(w_min=-0.005, w_max=0.005),
@@ -499,7 +508,17 @@ class _Projection:
 
 
 def _surrogate(v: np.ndarray, v_th: np.ndarray | float, r: np.ndarray, s: Settings) -> np.ndarray:
-    psi = s.height * np.maximum(0.0, 1.0 - np.abs(v - v_th) / s.width)
+    """ψ of NEST's four surrogate functions (0 while refractory), in NEST's operation order."""
+    if s.surrogate == "piecewise_linear":
+        psi = s.height * np.maximum(0.0, 1.0 - np.abs(v - v_th) / s.width)
+    elif s.surrogate == "exponential":
+        psi = s.height * np.exp(-np.abs(v - v_th) / s.width)
+    elif s.surrogate == "fast_sigmoid_derivative":
+        psi = s.height * np.power(1.0 + np.abs(v - v_th) / s.width, -2.0)
+    elif s.surrogate == "arctan_derivative":
+        psi = s.height / (1.0 + np.power((v - v_th) / s.width, 2.0))
+    else:
+        raise ValueError(f"unknown surrogate {s.surrogate!r}")
     return np.where(r > 0, 0.0, psi)
 
 

@@ -40,6 +40,9 @@ QUICK = {
     "cutoff": 1,
     "clip": 1,
     "evidence": 1,
+    "test_exponential": 5,  # NEST's other three surrogate functions
+    "test_fast_sigmoid": 5,
+    "test_arctan": 5,
 }
 ALL = [*QUICK, "adam_spike"]  # Adam per spike on the example: its catch-up loops take 3 s per sequence
 
