@@ -78,7 +78,9 @@ class Progress:
         self._n_first = 0  # steps done when the first launch ended
         self._t_last = 0.0  # end of the latest launch after the first
         self._n_last = 0  # steps done when that launch began
-        self._last_line = 0.0
+        # when the last plain line was printed: none yet, so the first step prints one whatever the clock
+        # reads (time.monotonic() may count from boot: less than interval_s on a fresh machine)
+        self._last_line = -float("inf")
 
     def say(self, text: str) -> None:
         """One line of status (e.g. what is being built)."""
