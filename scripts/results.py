@@ -123,9 +123,9 @@ def _collect(folder: Path) -> dict[tuple[str, float], list[dict[str, Any]]]:
     for p in _points(folder):
         res = dict(summary[p["name"]]) if p["name"] in summary else run_result(folder / p["log"])
         res.update(seed=p["params"].get(SEED), wall_s=p.get("wall_s"))
-        lr = p["params"].get(LR)
-        if lr is None:
-            lr = tomllib.loads((folder / p["config"]).read_text())["training"]["learning_rate"]
+        training = tomllib.loads((folder / p["config"]).read_text())["training"]
+        lr = p["params"].get(LR, training["learning_rate"])
+        res.setdefault("stop_error", training.get("stop_error"))
         out.setdefault((p["params"][RULE], float(lr)), []).append(res)
     return out
 
@@ -242,7 +242,10 @@ def _figure(by: dict, rules: list[str], kind: str, path: Path, name: str) -> Non
         ax.set_yscale("log")
         ax.set_ylabel("normalized MSE (mean, range over seeds)")
     else:
-        ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+        ax.axhline(0.5, color="0.6", lw=0.8, ls=":")  # chance
+        stops = {r.get("stop_error") for res in by.values() for r in res} - {None}
+        for stop in stops:  # the stopping criterion
+            ax.axhline(stop, color="0.3", lw=0.8, ls="--", label=f"criterion ({stop:.0%} error)")
         ax.set_ylabel("error (mean over 10 iterations' trials)")
         ax.set_ylim(0, 0.65)
     ax.set_xlabel("iteration")

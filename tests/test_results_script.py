@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neuroplast.io import open_run
 from tests.helpers import write_synthetic_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +32,18 @@ def _sweep(folder: Path, points: list[tuple[str, float, int]], kind: str) -> Pat
     manifest = {"format": "neuroplast-sweep", "version": 1, "points": []}
     for rule, lr, seed in points:
         name = f"rule-{rule}_lr-{lr:g}_seed-{seed}"
-        write_synthetic_run(folder / f"{name}.h5", kind=kind, rule=rule, seed=seed, n_iter=3)
+        log = write_synthetic_run(folder / f"{name}.h5", kind=kind, rule=rule, seed=seed, n_iter=3)
+        (folder / f"{name}.toml").write_text(open_run(log).config_toml)  # the point's resolved config
         params = {"training.rule": rule, "training.learning_rate": lr, "simulation.seed": seed}
         manifest["points"].append(
-            {"name": name, "params": params, "log": f"{name}.h5", "state": "done", "wall_s": 1.0 + seed}
+            {
+                "name": name,
+                "params": params,
+                "log": f"{name}.h5",
+                "config": f"{name}.toml",
+                "state": "done",
+                "wall_s": 1.0 + seed,
+            }
         )
     manifest["points"].append({"name": "never-ran", "params": {}, "log": "x.h5", "state": "pending"})
     (folder / "sweep.json").write_text(json.dumps(manifest))
