@@ -23,6 +23,7 @@ detached (the eligibility traces ignore the reset path): Σ_t L*_t e_t = BPTT.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,15 @@ import numpy as np
 from neuroplast.gradients.eligibility import eligibility_steps
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import backward_filter, output_grads
+from neuroplast.model.signals import backward_filter, output_grads, output_grads_batch
 
-__all__ = ["trial_loss", "bptt_grads", "ideal_learning_signal", "factorization_decomposition"]
+__all__ = [
+    "trial_loss",
+    "bptt_grads",
+    "bptt_grads_batch",
+    "ideal_learning_signal",
+    "factorization_decomposition",
+]
 
 
 def trial_loss(trial: TrialData) -> float:
@@ -53,10 +60,13 @@ def trial_loss(trial: TrialData) -> float:
     return task + 0.5 * trial.c_reg * float(np.sum((f - trial.f_target) ** 2))
 
 
-def _direct_signal(trial: TrialData) -> np.ndarray:
-    """direct_t = explicit dE/dz_t (T, N) through the readout and the regularizer."""
+def _direct_signal(trial: TrialData, err_filtered: np.ndarray | None = None) -> np.ndarray:
+    """direct_t = explicit dE/dz_t (T, N) through the readout and the regularizer (``err_filtered``: the
+    backward κ-filter of the trial's error, if already computed)."""
     p = trial.params
-    direct = p.readout_scale * backward_filter(trial.err, p.kappa) @ trial.weights.w_out
+    if err_filtered is None:
+        err_filtered = backward_filter(trial.err, p.kappa)
+    direct = p.readout_scale * err_filtered @ trial.weights.w_out
     if trial.reg is not None:
         direct = direct + trial.reg[None, :]
     return direct
@@ -69,17 +79,18 @@ def _backward(
     direct: np.ndarray,
     detach_reset: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the adjoint recursion; returns dv (T, N) and the through-W_rec part c_in W_recᵀ dv_{t+1}."""
-    T, N = psi.shape
+    """Run the adjoint recursion; returns dv (T, N) and the through-W_rec part c_in W_recᵀ dv_{t+1}
+    (``psi`` and ``direct`` of a batch (T, B, N): both (T, B, N), see :func:`bptt_grads_batch`)."""
+    T = psi.shape[0]
     alpha, rho, beta = params.alpha, params.rho, params.beta
     c_in, v_th = params.input_scale, params.v_th
     w_rec = weights.w_rec
-    dv = np.empty((T, N))
-    rec = np.empty((T, N))
-    dv_next = np.zeros(N)
-    da_next = np.zeros(N)
+    dv = np.empty(psi.shape)
+    rec = np.empty(psi.shape)
+    dv_next = np.zeros(psi.shape[1:])
+    da_next = np.zeros(psi.shape[1:])
     for t in range(T - 1, -1, -1):
-        rec_t = c_in * (dv_next @ w_rec)  # c_in W_recᵀ dv_{t+1}
+        rec_t = c_in * _times_w_rec(dv_next, w_rec)  # c_in W_recᵀ dv_{t+1}
         dz = direct[t] + rec_t + da_next
         if not detach_reset:
             dz = dz - v_th * dv_next
@@ -91,6 +102,15 @@ def _backward(
     return dv, rec
 
 
+def _times_w_rec(dv: np.ndarray, w_rec: np.ndarray) -> np.ndarray:
+    """``dv @ w_rec`` for one trial's dv (N,) or a batch's (B, N), each row the same vector-matrix product
+    (BLAS gemv) as for that trial alone: a stacked matmul of (B, 1, N) rows, not one matrix product (gemm),
+    which sums in another order."""
+    if dv.ndim == 1:
+        return dv @ w_rec
+    return np.matmul(dv[:, None, :], w_rec)[:, 0, :]
+
+
 def _adjoints(trial: TrialData, detach_reset: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(direct_t, dv_t, c_in W_recᵀ dv_{t+1}), each (T, N), of the backward pass."""
     direct = _direct_signal(trial)
@@ -98,11 +118,14 @@ def _adjoints(trial: TrialData, detach_reset: bool) -> tuple[np.ndarray, np.ndar
     return direct, dv, rec
 
 
-def _grads_from_adjoint(trial: TrialData, dv: np.ndarray) -> dict[str, np.ndarray]:
-    """dE/dW of every projection from the membrane adjoints dv (T, N); masked."""
+def _grads_from_adjoint(
+    trial: TrialData, dv: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """dE/dW of every projection from the membrane adjoints dv (T, N); masked.  ``out``: the readout's
+    ``output_grads`` if already computed (a batch's, :func:`bptt_grads_batch`)."""
     g_in = trial.params.input_scale * dv.T @ trial.x
     g_rec = dv.T @ trial.pre["recurrent"]
-    g_out, g_b = output_grads(trial.params, trial.z, trial.err)
+    g_out, g_b = output_grads(trial.params, trial.z, trial.err) if out is None else out
     return trial.masked({"input": g_in, "recurrent": g_rec, "output": g_out, "bias": g_b})
 
 
@@ -125,6 +148,46 @@ def bptt_grads(trial: TrialData, detach_reset: bool = True) -> dict[str, np.ndar
     """
     _, dv, _ = _adjoints(trial, detach_reset)
     return _grads_from_adjoint(trial, dv)
+
+
+def bptt_grads_batch(trials: Sequence[TrialData], detach_reset: bool = True) -> list[dict[str, np.ndarray]]:
+    """:func:`bptt_grads` of every trial of a batch, with one backward time loop for the whole batch.
+
+    Trials of equal length that share the parameters and the weights (one iteration's batch) run their
+    adjoint recursions side by side, (B, N) arrays instead of B loops over T steps: per trial the same
+    elementwise operations and the same vector-matrix product W_recᵀ dv (see :func:`_times_w_rec`), so the
+    result is :func:`bptt_grads` of each trial to the bit (tests/gradients/test_bptt.py); other batches
+    fall back to one trial at a time.
+
+    Parameters
+    ----------
+    trials : sequence of TrialData
+    detach_reset : bool
+        As in :func:`bptt_grads`.
+
+    Returns
+    -------
+    list of dict
+        Per trial, what :func:`bptt_grads` returns.
+    """
+    trials = list(trials)
+    if len(trials) < 2 or any(
+        t.params is not trials[0].params
+        or t.weights is not trials[0].weights
+        or t.psi.shape != trials[0].psi.shape
+        for t in trials
+    ):
+        return [bptt_grads(t, detach_reset) for t in trials]
+    first = trials[0]
+    p, errs = first.params, [t.err for t in trials]
+    # the readout error's κ-filter of every trial in one scan (elementwise: each trial's to the bit)
+    err_f = backward_filter(np.stack(errs, axis=1), p.kappa)  # (T, B, n_out)
+    direct = np.stack([_direct_signal(t, err_f[:, b]) for b, t in enumerate(trials)], axis=1)  # (T, B, N)
+    psi = np.stack([t.psi for t in trials], axis=1)
+    dv, _ = _backward(p, first.weights, psi, direct, detach_reset)
+    outs = output_grads_batch(p, [t.z for t in trials], errs, err_filtered=err_f)
+    # each trial's dv as its own C-ordered (T, N) array: the products below then read it as bptt_grads does
+    return [_grads_from_adjoint(t, np.ascontiguousarray(dv[:, b]), outs[b]) for b, t in enumerate(trials)]
 
 
 def ideal_learning_signal(trial: TrialData, detach_reset: bool = True) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from neuroplast.gradients.bptt import bptt_grads
+from neuroplast.gradients.bptt import bptt_grads, bptt_grads_batch
 from neuroplast.gradients.derived import alif_trial, model_eprop_grads
 from neuroplast.gradients.eprop import eprop_grads, eprop_grads_batch
 from neuroplast.gradients.traces import Trace, trial_trace_grads
@@ -372,3 +372,8 @@ class Bptt(Rule):
 
     def numpy_grads(self, trial: TrialData) -> dict[str, np.ndarray]:
         return bptt_grads(trial)
+
+    def numpy_grads_batch(self, trials: Sequence[TrialData]) -> list[dict[str, np.ndarray]]:
+        """:func:`~neuroplast.gradients.bptt.bptt_grads_batch`: the batch's backward passes in one time loop,
+        each trial's gradient to the bit what :meth:`numpy_grads` gives."""
+        return bptt_grads_batch(trials)

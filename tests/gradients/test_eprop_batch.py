@@ -155,3 +155,27 @@ def test_factorized_grads_and_output_grads_are_the_batch_of_one(filtered):
     for (o, b), z, err in zip(batch, zs, errs, strict=True):
         o1, b1 = output_grads(trial.params, z, err)
         assert np.array_equal(o, o1) and np.array_equal(b, b1)
+
+
+@pytest.mark.parametrize("kind", ["lif", "mixed"])
+@pytest.mark.parametrize("loss_name", ["mse", "cross_entropy"])
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_batched_bptt_is_bptt_of_each_trial_to_the_bit(kind, loss_name, detach_reset, monkeypatch):
+    """bptt_grads_batch runs the batch's adjoint recursions side by side: per trial the same elementwise
+    operations and the same vector-matrix product (a stacked matmul, not one gemm), so equality is exact."""
+    from neuroplast.gradients import bptt
+    from neuroplast.gradients.bptt import bptt_grads, bptt_grads_batch
+
+    trials = make_trials(kind, loss_name, 4, c_reg=0.3, own_feedback=False)
+    loops = []
+    backward = bptt._backward
+    monkeypatch.setattr(bptt, "_backward", lambda *a: loops.append(a[2].shape) or backward(*a))
+    batched = bptt_grads_batch(trials, detach_reset)
+    assert loops == [(trials[0].psi.shape[0], 4, trials[0].psi.shape[1])]  # one loop for the whole batch
+    monkeypatch.undo()
+    for trial, got in zip(trials, batched, strict=True):
+        want = bptt_grads(trial, detach_reset)
+        for k in KEYS:
+            np.testing.assert_array_equal(got[k], want[k])
+    # the trials differ (else the check above could not tell trials apart)
+    assert not np.array_equal(batched[0]["recurrent"], batched[1]["recurrent"])
