@@ -37,7 +37,7 @@ from neuroplast.tasks.criterion import iterations_to_criterion, window_error
 
 RULE, LR, SEED = "training.rule", "training.learning_rate", "simulation.seed"
 #: The rules in the order of the tables and figures.
-RULE_ORDER = ("eprop", "eprop-random", "eprop-adaptive", "bptt")
+RULE_ORDER = ("eprop", "eprop-random", "eprop-adaptive", "bptt", "bptt-full")
 FINAL_ITERATIONS = 10  # regression: the final NMSE is the mean over this many last iterations
 
 
@@ -218,24 +218,28 @@ def _figure(by: dict, rules: list[str], kind: str, path: Path, name: str) -> Non
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
-    colors = dict(zip(RULE_ORDER, ("C0", "C1", "C2", "C3"), strict=True))
+    colors = dict(zip(RULE_ORDER, ("C0", "C1", "C2", "C3", "C4"), strict=True))
     for rule in rules:
+        rates = sorted(lr for ru, lr in by if ru == rule)
         for (ru, lr), res in sorted(by.items()):
             if ru != rule:
                 continue
-            label = f"{rule} (lr {lr:g}, {len(res)} seeds)"
+            label = f"{rule} (lr {lr:g}, {len(res)} seed{'s' if len(res) > 1 else ''})"
+            ls = ("-", "--", ":", "-.")[rates.index(lr) % 4]  # a rule's learning rates told apart by dashes
             if kind == "regression":
                 n = min(len(r["curve"]) for r in res)
                 c = np.array([r["curve"][:n] for r in res])
                 x = np.arange(1, n + 1)
-                ax.plot(x, c.mean(axis=0), color=colors[rule], label=label)
+                ax.plot(x, c.mean(axis=0), color=colors[rule], ls=ls, label=label)
                 ax.fill_between(x, c.min(axis=0), c.max(axis=0), color=colors[rule], alpha=0.2, lw=0)
             else:
                 for j, r in enumerate(res):
                     w = min(10, len(r["curve"]))  # a run shorter than the window: its whole mean
                     c = np.convolve(r["curve"], np.ones(w) / w, mode="valid")
                     x = np.arange(w, len(r["curve"]) + 1)
-                    ax.plot(x, c, color=colors[rule], lw=1.0, alpha=0.8, label=label if j == 0 else None)
+                    ax.plot(
+                        x, c, color=colors[rule], ls=ls, lw=1.0, alpha=0.8, label=label if j == 0 else None
+                    )
                     if r["to_criterion"] is not None:
                         ax.plot([r["to_criterion"]], [c[-1]], "o", color=colors[rule], ms=4)
     if kind == "regression":

@@ -369,11 +369,28 @@ class Bptt(Rule):
     description = "exact BPTT (reset path detached), Brian2 forward + NumPy backward"
     online = False
     trajectory = ("z", "psi")  # bptt_grads reads the spikes and ψ only
+    #: Whether the reset −v_th z_{t−1} is left out of the backward pass (as e-prop's eligibility leaves it
+    #: out: then e-prop with the ideal learning signal is this gradient, docs/model.md).
+    detach_reset = True
 
     def numpy_grads(self, trial: TrialData) -> dict[str, np.ndarray]:
-        return bptt_grads(trial)
+        return bptt_grads(trial, self.detach_reset)
 
     def numpy_grads_batch(self, trials: Sequence[TrialData]) -> list[dict[str, np.ndarray]]:
         """:func:`~neuroplast.gradients.bptt.bptt_grads_batch`: the batch's backward passes in one time loop,
         each trial's gradient to the bit what :meth:`numpy_grads` gives."""
-        return bptt_grads_batch(trials)
+        return bptt_grads_batch(trials, self.detach_reset)
+
+
+@register_rule
+class BpttFull(Bptt):
+    """Exact BPTT through the reset too: the whole surrogate gradient, what automatic differentiation of the
+    network gives (the e-prop reference code's BPTT).  Without the reset's negative feedback in the backward
+    pass, the adjoints of long trials can grow without bound (docs/results.md measures it on evidence
+    accumulation); with it they stay bounded."""
+
+    name = "bptt-full"
+    description = (
+        "exact BPTT through the reset too (autodiff's surrogate gradient), Brian2 forward + NumPy backward"
+    )
+    detach_reset = False

@@ -8,7 +8,7 @@ EVERYTHING = ("v", "a", "z", "psi", "refractory")
 
 
 def test_built_in_rules_read_spikes_and_psi_only():
-    for name in ("eprop", "eprop-random", "eprop-adaptive", "bptt"):
+    for name in ("eprop", "eprop-random", "eprop-adaptive", "bptt", "bptt-full"):
         assert RULES.get(name).trajectory == ("z", "psi"), name
     assert Bptt.trajectory == EpropSymmetric.trajectory == ("z", "psi")
 
