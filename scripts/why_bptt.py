@@ -4,7 +4,8 @@ docs/sweeps.md: on models/sine.toml (Adam 3e-4, 40 iterations) BPTT ended at a m
 e-prop's 6. This script measures, at the initial weights of each seed (the NumPy reference, the same
 trajectory for both gradients):
 
-1. the cosine between e-prop's and BPTT's gradient, per projection;
+1. the cosine between e-prop's and BPTT's gradient, per projection, and their norms — BPTT with the reset
+   path detached (rule ``bptt``) and through the reset too (rule ``bptt-full``);
 2. how the *gradient* each rule follows predicts the change of the loss, and what the loss of the spiking
    network really does: Adam's first step is Δw = −η g/(|g| + ε) ≈ −η sign(g) per weight, so the loss
    predicted to first order by the (surrogate) BPTT gradient ∇E is ΔE ≈ ∇E · Δw, and the loss after the
@@ -65,12 +66,21 @@ def measure(config: str, seed: int, steps: list[float]) -> None:
     g_eprop = eprop_grads(td)  # symmetric feedback B = W_outᵀ
     cos = {k: _cos(g_eprop[k], g_bptt[k]) for k in ("input", "recurrent", "output")}
     ratio = {k: np.linalg.norm(g_bptt[k]) / np.linalg.norm(g_eprop[k]) for k in ("input", "recurrent")}
+    g_full = bptt_grads(td, detach_reset=False)  # through the reset too (rule bptt-full)
+    cos_full = {k: _cos(g_eprop[k], g_full[k]) for k in ("input", "recurrent")}
+    ratio_full = {k: np.linalg.norm(g_full[k]) / np.linalg.norm(g_eprop[k]) for k in ("input", "recurrent")}
     print(f"\nseed {seed}: loss at the initial weights E0 = {e0:.4g}")
     print(
         "  cos(e-prop, BPTT): "
         + ", ".join(f"{k} {v:.3f}" for k, v in cos.items())
         + "; |BPTT| / |e-prop|: "
         + ", ".join(f"{k} {v:.3g}" for k, v in ratio.items())
+    )
+    print(
+        "  BPTT through the reset too: cos(e-prop, it): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in cos_full.items())
+        + "; |it| / |e-prop|: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in ratio_full.items())
     )
     print("  Adam's first step of size eta along each rule's gradient:")
     print("  eta      | BPTT: predicted dE | simulated dE | e-prop: predicted dE | simulated dE")
