@@ -156,7 +156,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "da_next = beta * psi_dz + rho * da_next",
         _BPTT,
     ),
-    Mutant("bptt", BPTT, "rec_t = c_in * (dv_next @ w_rec)", "rec_t = c_in * (dv_next @ w_rec.T)", _BPTT),
+    Mutant("bptt", BPTT, "return dv @ w_rec", "return dv @ w_rec.T", _BPTT),
+    # the batched backward pass (bptt_grads_batch): its own product, checked against each trial's bptt_grads
+    Mutant(
+        "bptt",
+        BPTT,
+        "np.matmul(dv[:, None, :], w_rec)",
+        "np.matmul(dv[:, None, :], w_rec.T)",
+        ("tests/gradients/test_eprop_batch.py::test_batched_bptt_is_bptt_of_each_trial_to_the_bit",),
+    ),
     Mutant("bptt", BPTT, "dz = dz - v_th * dv_next", "dz = dz + v_th * dv_next", _BPTT_FD),
     Mutant(
         "bptt",
