@@ -156,7 +156,7 @@ def bptt_grads_batch(trials: Sequence[TrialData], detach_reset: bool = True) -> 
     Trials of equal length that share the parameters and the weights (one iteration's batch) run their
     adjoint recursions side by side, (B, N) arrays instead of B loops over T steps: per trial the same
     elementwise operations and the same vector-matrix product W_recᵀ dv (see :func:`_times_w_rec`), so the
-    result is :func:`bptt_grads` of each trial to the bit (tests/gradients/test_bptt.py); other batches
+    result is :func:`bptt_grads` of each trial to the bit (tests/gradients/test_eprop_batch.py); other batches
     fall back to one trial at a time.
 
     Parameters
