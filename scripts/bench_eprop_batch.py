@@ -2,6 +2,7 @@
 
     python scripts/bench_eprop_batch.py [--batch 32] [--steps 2250] [--n-rec 100] [--n-alif 50]
                                         [--n-in 40] [--n-out 2] [--repeats 5] [--simulate] [--threads 2]
+                                        [--bptt]
 
 Times ``[eprop_grads(t) for t in trials]`` (what the factorized path did per trial) against one
 ``eprop_grads_batch(trials, threads=1)`` call on the same :class:`~neuroplast.gradients.trial.TrialData`,
@@ -13,7 +14,8 @@ the last 50 ALIF, 40 inputs, 2 readouts, cross-entropy with a recall window, rat
 random readout), or with ``--simulate`` the NumPy reference :func:`~neuroplast.model.dynamics.simulate`
 of random input.  Each trial has its own random feedback B.  Last line, machine-readable:
 ``eprop batch B=<B> T=<T>: per-trial <ms> ms, batched <ms> ms, x<speed-up>, <n> threads <ms> ms, same bits
-<bool>``.
+<bool>``.  ``--bptt`` times exact BPTT the same way (``bptt_grads`` per trial against ``bptt_grads_batch``,
+alternating).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 
 import numpy as np
 
+from neuroplast.gradients.bptt import bptt_grads, bptt_grads_batch
 from neuroplast.gradients.eprop import eprop_grads, eprop_grads_batch
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.dynamics import Trajectory, simulate
@@ -78,6 +81,26 @@ def timed(run, repeats: int):
     return 1e3 * min(walls), 1e3 * min(cpus), out
 
 
+def bench_bptt(trials: list[TrialData], args) -> None:
+    """``[bptt_grads(t) for t in trials]`` against one ``bptt_grads_batch(trials)``, alternating (each timed
+    ``--repeats`` times, the fastest kept), and whether they give the same bits."""
+    loop = lambda: [bptt_grads(t) for t in trials]  # noqa: E731
+    batch = lambda: bptt_grads_batch(trials)  # noqa: E731
+    walls: dict[str, list[float]] = {"loop": [], "batch": []}
+    outs = {}
+    for _ in range(args.repeats):  # alternating, so that both see the same machine
+        for name, run in (("loop", loop), ("batch", batch)):
+            t0 = time.perf_counter()
+            outs[name] = run()
+            walls[name].append(1e3 * (time.perf_counter() - t0))
+    same = all(
+        np.array_equal(a[k], b[k]) for a, b in zip(outs["loop"], outs["batch"], strict=True) for k in a
+    )
+    lo, ba = min(walls["loop"]), min(walls["batch"])
+    head = f"bptt batch B={args.batch} T={args.steps}"
+    print(f"{head}: per-trial {lo:.0f} ms, batched {ba:.0f} ms, x{lo / ba:.2f}, same bits {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=32)
@@ -89,8 +112,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--simulate", action="store_true", help="NumPy-simulated trajectories instead of random")
     ap.add_argument("--threads", type=int, default=2, help="threads of the batched call's per-trial work")
+    ap.add_argument(
+        "--bptt",
+        action="store_true",
+        help="time exact BPTT instead: bptt_grads per trial vs bptt_grads_batch",
+    )
     args = ap.parse_args()
     trials = make_trials(args)
+    if args.bptt:
+        bench_bptt(trials, args)
+        return
     loop_ms, loop_cpu, loop = timed(lambda: [eprop_grads(t) for t in trials], args.repeats)
     batch_ms, batch_cpu, batch = timed(lambda: eprop_grads_batch(trials, threads=1), args.repeats)
     thr_ms, _, thr = timed(lambda: eprop_grads_batch(trials, threads=args.threads), args.repeats)
