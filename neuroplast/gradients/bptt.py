@@ -31,7 +31,7 @@ import numpy as np
 from neuroplast.gradients.eligibility import eligibility_steps
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import backward_filter, output_grads, output_grads_batch
+from neuroplast.model.signals import backward_filter, direct_signal, output_grads, output_grads_batch
 
 __all__ = [
     "trial_loss",
@@ -61,15 +61,8 @@ def trial_loss(trial: TrialData) -> float:
 
 
 def _direct_signal(trial: TrialData, err_filtered: np.ndarray | None = None) -> np.ndarray:
-    """direct_t = explicit dE/dz_t (T, N) through the readout and the regularizer (``err_filtered``: the
-    backward κ-filter of the trial's error, if already computed)."""
-    p = trial.params
-    if err_filtered is None:
-        err_filtered = backward_filter(trial.err, p.kappa)
-    direct = p.readout_scale * err_filtered @ trial.weights.w_out
-    if trial.reg is not None:
-        direct = direct + trial.reg[None, :]
-    return direct
+    """:func:`~neuroplast.model.signals.direct_signal` of a trial (T, N)."""
+    return direct_signal(trial.params, trial.err, trial.weights.w_out, trial.reg, err_filtered=err_filtered)
 
 
 def _backward(

@@ -23,7 +23,7 @@ from neuroplast.model.derive import Derived, derive
 from neuroplast.model.losses import Loss, as_loss
 from neuroplast.model.neurons import NeuronModel
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import backward_filter, output_grads, reg_signal
+from neuroplast.model.signals import direct_signal, output_grads, reg_signal
 from neuroplast.model.stepper import ModelTrajectory, parameter_values, simulate_model
 
 __all__ = [
@@ -276,9 +276,7 @@ def model_bptt(
     """
     p, w, traj = trial.params, trial.weights, trial.traj
     T, N = traj.z.shape
-    direct = p.readout_scale * backward_filter(trial.err, p.kappa) @ w.w_out
-    if trial.reg is not None:
-        direct = direct + trial.reg[None, :]
+    direct = direct_signal(p, trial.err, w.w_out, trial.reg)
     n = trial.derived.n
     dh_next = np.zeros((n, N))
     nxt: dict[str, np.ndarray] | None = None  # the Jacobians of step t + 1

@@ -44,7 +44,7 @@ import numpy as np
 from neuroplast.gradients.derived import ModelTrial
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import ModelParams, Weights
-from neuroplast.model.signals import backward_filter
+from neuroplast.model.signals import direct_signal
 
 __all__ = [
     "TrialFactors",
@@ -126,12 +126,6 @@ class TrialFactors(Protocol):
     def row_norms(self, name: str, mask: np.ndarray) -> np.ndarray:
         """s (T, N), s_j^t = Σ_i M_ji (e_ji^t)² of projection ``name``."""
         ...
-
-
-def _direct(params: ModelParams, err: np.ndarray, w_out: np.ndarray, reg: np.ndarray | None) -> np.ndarray:
-    """direct_t = c_out (backward κ-filtered err)_t W_out + R (T, N): the signal e-prop keeps."""
-    direct = params.readout_scale * backward_filter(err, params.kappa) @ w_out
-    return direct if reg is None else direct + reg[None, :]
 
 
 def _masks(weights: Weights) -> dict[str, np.ndarray]:
@@ -263,7 +257,7 @@ class ModelFactors:
         one level whose c_in W_recᵀ g_{t+1} comes from itself (exact BPTT: L*)."""
         p, w = self.params, self.weights
         T, N = self.psi.shape
-        direct = _direct(p, self.err, w.w_out, self.reg)
+        direct = direct_signal(p, self.err, w.w_out, self.reg)
         n = self._n
         sig = np.empty((levels, T, N))
         dh_next = np.zeros((levels, n, N))

@@ -22,7 +22,7 @@ import numpy as np
 
 from neuroplast.gradients.trial import TrialData
 from neuroplast.model.params import ModelParams
-from neuroplast.model.signals import backward_filter, forward_filter, linear_scan
+from neuroplast.model.signals import direct_signal, forward_filter, linear_scan
 
 __all__ = [
     "truncated_learning_signals",
@@ -74,9 +74,7 @@ def truncated_learning_signals(
     p, w = trial.params, trial.weights
     psi = trial.psi
     T, N = psi.shape
-    direct = p.readout_scale * backward_filter(trial.err, p.kappa) @ w.w_out
-    if trial.reg is not None:
-        direct = direct + trial.reg[None, :]
+    direct = direct_signal(p, trial.err, w.w_out, trial.reg)
     out: dict[int, np.ndarray] = {}
     if shortcut and any(k >= T - 1 for k in ks):
         if full is None:

@@ -18,6 +18,7 @@ __all__ = [
     "linear_scan",
     "forward_filter",
     "backward_filter",
+    "direct_signal",
     "recurrent_pre",
     "reg_signal",
     "output_grads",
@@ -104,6 +105,34 @@ def backward_filter(x: np.ndarray, decay: float | np.ndarray) -> np.ndarray:
     This is the adjoint of :func:`forward_filter`: Σ_t a_t (F b)_t = Σ_t (Fᵀ a)_t b_t.
     """
     return linear_scan(x, decay, reverse=True)
+
+
+def direct_signal(
+    params: ModelParams,
+    err: np.ndarray,
+    w_out: np.ndarray,
+    reg: np.ndarray | None = None,
+    *,
+    err_filtered: np.ndarray | None = None,
+) -> np.ndarray:
+    """direct_t = c_out (backward κ-filtered err)_t W_out + R (T, N): dE/dz_t through the readout and the
+    rate regularizer — the part of the ideal learning signal that symmetric e-prop keeps, and the start of
+    every backward pass (exact BPTT, its truncations, any neuron model's).
+
+    Parameters
+    ----------
+    err : ndarray, shape (T, n_out)
+        dE/dy_t (explicit part, ``loss.error``).
+    w_out : ndarray, shape (n_out, N)
+    reg : ndarray, shape (N,), optional
+        The regularizer's per-neuron signal R_j (units of [E] per spike), or None.
+    err_filtered : ndarray, shape (T, n_out), optional
+        ``backward_filter(err, params.kappa)`` if already computed (a batch's, in one scan).
+    """
+    if err_filtered is None:
+        err_filtered = backward_filter(err, params.kappa)
+    direct = params.readout_scale * err_filtered @ w_out
+    return direct if reg is None else direct + reg[None, :]
 
 
 def recurrent_pre(params: ModelParams, z: np.ndarray) -> np.ndarray:
