@@ -368,12 +368,13 @@ def _refuse_own_eligibility(ctx: ReplayContext) -> None:
 
 
 def _feedbacks(ctx: ReplayContext) -> tuple[np.ndarray | None, np.ndarray]:
-    """The logged feedback per iteration (None for a bptt rule) and a fixed random reference B."""
-    from neuroplast.plasticity.rules import get_rule
+    """The logged feedback per iteration (None for a BPTT rule: ``bptt``, ``bptt-full``, which learn with no
+    feedback matrix) and a fixed random reference B."""
+    from neuroplast.plasticity.rules import Bptt, get_rule
 
     cfg = ctx.config
     fb = ctx.run.projection("feedback").weights if "feedback" in ctx.run.projection_names else None
-    if str(cfg.training.rule).lower() == "bptt":
+    if issubclass(get_rule(cfg.training.rule), Bptt):
         fb = None
     w0 = ctx.dense_weights({n: ctx.run.projection(n).weights[0] for n in PROJECTIONS})
     rand = get_rule("eprop-random")(cfg.training).init_feedback(
