@@ -3,6 +3,9 @@
 :func:`add_gradients` first checks every array of the call, then writes each one under a hidden name
 (``grad/.partial-<estimator>``, ignored by every reader), flushes, and only then renames them into place
 (an existing gradient is first renamed to ``grad/.replaced-<estimator>`` and deleted once all are in place).
+Before anything is written, the disk space for all of it is reserved
+(:func:`~neuroplast.io.failure.make_room`, as for every flush of the writer): a full disk refuses the call,
+with nothing written.
 On an error every step is undone, so a call adds all its gradients or none.  A process killed while writing
 leaves only hidden datasets, which readers ignore and the next call removes; killed while renaming, every
 visible gradient is complete (a projection whose gradient was being replaced may have none until a rerun).
@@ -19,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from neuroplast.io import failure
 from neuroplast.io.layout import open_for_writing
 from neuroplast.io.lock import check_not_busy
 from neuroplast.io.reader import RunLog, open_run
@@ -79,11 +83,12 @@ def add_gradients(
                 f"projection {clash[0]!r} already has gradient {estimator!r} "
                 "(pass overwrite=True to replace it)",
             )
+        failure.make_room(f.id.get_vfd_handle(), run.path, _room(arrays))
         _stage(f, groups, estimator, arrays, dict(attrs or {}))
         _commit(f, groups, estimator)
     except OSError as exc:
         raise RunFileError(
-            run.path, f"cannot write gradient {estimator!r}: {' '.join(str(exc).split())}"
+            run.path, f"cannot write gradient {estimator!r}: {failure.failure_reason(exc)}; nothing was added"
         ) from exc
     finally:
         f.close()
@@ -150,6 +155,12 @@ def _checked(run: RunLog, gradients: Mapping[str, Any]) -> dict[str, np.ndarray]
             )
         out[proj] = arr
     return out
+
+
+def _room(arrays: Mapping[str, np.ndarray]) -> int:
+    """Bytes that writing ``arrays`` (one new dataset each) may add to the file: their data, the last chunk
+    each may start but not fill, and each dataset's metadata — the writer's bounds (io/failure.py)."""
+    return sum(a.nbytes + failure.SLACK + failure.METADATA for a in arrays.values())
 
 
 def _write_one(group: h5py.Group, name: str, arr: np.ndarray, attrs: Mapping[str, Any]) -> None:

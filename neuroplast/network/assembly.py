@@ -82,6 +82,11 @@ class Assembly:
         import brian2 as b2
 
         self._start_device(b2)
+        with self._compilers():  # the runtime device compiles as objects are created (connect, values)
+            self._assemble(b2)
+
+    def _assemble(self, b2) -> None:
+        """The objects, the network and its compile (or stored state), in :meth:`_build`'s fixed order."""
         p = self.params
         dt = p.dt * b2.ms
         b2.defaultclock.dt = dt

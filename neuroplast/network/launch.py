@@ -23,6 +23,7 @@ from neuroplast.network.cache import (
 )
 from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
 from neuroplast.network.headers import HEADERS, header_text
+from neuroplast.network.processes import compilers_in_group
 
 #: The file of a launch's input table in its results folder (read by the binary before the run).
 INPUT_TABLE_FILE = "input.u8"
@@ -55,6 +56,12 @@ def _raise_if_stopped(b2, net, n_steps: int, dt_ms: float) -> None:
 
 class Launch:
     """Device, compile and cache, launch."""
+
+    def _compilers(self) -> contextlib.AbstractContextManager:
+        """Where Brian2 may compile in this process (the runtime device's Cython code, when objects are
+        created and at a run's start): compilers that die with it (:func:`.processes.compilers_in_group`).
+        An ahead-of-time device compiles in :meth:`_compile`'s ``make``, already in a group of its own."""
+        return contextlib.nullcontext() if self._compiled else compilers_in_group()
 
     def _start_device(self, b2) -> None:
         """Select the device; a cpp_standalone network starts a fresh project (and retires the old one)."""
@@ -209,7 +216,8 @@ class Launch:
                 view[:] = val
             for ta, val in arrays.items():
                 ta.values[:] = val
-            self.net.run(self.n_steps * p.dt * b2.ms, namespace=self._namespace)
+            with self._compilers():  # the first run compiles the code objects
+                self.net.run(self.n_steps * p.dt * b2.ms, namespace=self._namespace)
             _raise_if_stopped(b2, self.net, self.n_steps, p.dt)
 
     def _launch_arguments(self, values: dict) -> tuple[dict, dict]:

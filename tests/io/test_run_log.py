@@ -289,6 +289,47 @@ def _hidden_links(path: Path) -> list[str]:
     return names
 
 
+def test_add_gradients_on_a_full_disk_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room for the gradients: one RunFileError saying so, the file byte for byte as before."""
+    import errno
+
+    import neuroplast.io.failure as failure
+
+    path = tmp_path / "run.h5"
+    _write_run(path, traces=False)
+    before = path.read_bytes()
+
+    def full(fd: int, where: Path, nbytes: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(failure, "make_room", full)
+    full_disk = r"cannot write gradient 'bptt': the disk is full; nothing was added"
+    with pytest.raises(RunFileError, match=full_disk):
+        add_gradients(path, "bptt", _grads(path, 1.0))
+    assert path.read_bytes() == before
+
+
+def test_add_gradients_writes_within_its_reservation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file grows by at most the room reserved before the write: HDF5 never meets a full disk midway."""
+    import neuroplast.io.failure as failure
+
+    path = tmp_path / "run.h5"
+    _write_run(path, traces=False)
+    reserved: list[tuple[int, int]] = []
+    real = failure.make_room
+
+    def recorded(fd: int, where: Path, nbytes: int) -> None:
+        reserved.append((os.fstat(fd).st_size, nbytes + failure.MARGIN))
+        real(fd, where, nbytes)
+
+    monkeypatch.setattr(failure, "make_room", recorded)
+    grads = _grads(path, 3.0)
+    add_gradients(path, "bptt", grads)
+    ((size_before, room),) = reserved
+    assert 0 < os.stat(path).st_size - size_before <= room
+    assert room - failure.MARGIN >= sum(a.nbytes for a in grads.values())
+
+
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_add_gradients_all_or_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overwrite: bool

@@ -5,6 +5,7 @@ killed when the Python process is killed with SIGKILL or interrupted while it wa
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from neuroplast.network.processes import run_in_group
+from neuroplast.network.processes import compilers_in_group, guarded, run_in_group
 from tests.helpers import cli_env
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="process groups are POSIX")
@@ -87,3 +88,54 @@ def test_an_interrupted_wait_kills_the_build(tmp_path: Path) -> None:
         signal.signal(signal.SIGALRM, previous)
     assert time.monotonic() - start < 20  # killed, not waited for (the sleepers take 60 s)
     assert _wait_gone(_wait_for(pgid_file))
+
+
+# The guard of Python's build tools' compilers (the Cython runtime device): ``guarded(command)`` as
+# ``CC``/``CXX`` hold it.
+
+
+@pytest.mark.parametrize(
+    ("command", "status"), [("true", 0), ("sh -c 'exit 3'", 3), ("sh -c 'kill -9 $$'", 128 + 9)]
+)
+def test_the_guard_passes_the_status_back(command: str, status: int) -> None:
+    assert subprocess.run(shlex.split(guarded(command))).returncode == status
+
+
+def test_a_killed_parent_takes_its_guarded_compiler_with_it(tmp_path: Path) -> None:
+    pgid_file = tmp_path / "pgid"
+    command = guarded(f"sh -c {SLEEPERS.format(pgid=pgid_file)!r}")
+    # as distutils spawns the compiler: the command's words, no shell between
+    code = f"import shlex, subprocess; subprocess.run(shlex.split({command!r}))"
+    parent = subprocess.Popen([sys.executable, "-c", code], env=cli_env())
+    try:
+        pgid = _wait_for(pgid_file)
+        assert _group_alive(pgid) and pgid != os.getpgid(0)  # a group of its own
+        parent.kill()  # SIGKILL: nothing in the parent runs
+        parent.wait()
+        assert _wait_gone(pgid, timeout=2.0), "the compiler outlived its killed parent"
+    finally:
+        parent.kill()
+
+
+def test_an_interrupted_guard_kills_its_compiler(tmp_path: Path) -> None:
+    pgid_file = tmp_path / "pgid"
+    guard = subprocess.Popen(shlex.split(guarded(f"sh -c {SLEEPERS.format(pgid=pgid_file)!r}")))
+    try:
+        pgid = _wait_for(pgid_file)
+        time.sleep(0.3)  # the guard has set its signal handlers
+        os.kill(guard.pid, signal.SIGTERM)
+        assert guard.wait(timeout=10) == 128 + signal.SIGTERM
+        assert _wait_gone(pgid, timeout=2.0)
+    finally:
+        guard.kill()
+
+
+def test_the_compilers_are_guarded_only_within_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "my-cc -O1")
+    monkeypatch.delenv("CXX", raising=False)
+    with compilers_in_group():
+        assert os.environ["CC"] == guarded("my-cc -O1")
+        assert os.environ["CXX"].startswith(guarded("")) and len(os.environ["CXX"]) > len(guarded(""))
+        with compilers_in_group():  # nested: not guarded twice
+            assert os.environ["CC"] == guarded("my-cc -O1")
+    assert os.environ["CC"] == "my-cc -O1" and "CXX" not in os.environ
