@@ -732,9 +732,13 @@ class RunLog:
             return ["loss: no complete trials"]
         loss = np.asarray(self.trials["loss"], dtype=np.float64)
         table = self.loss_table()
+        per_it = self.loss_table(rows=np.unique(self.trials["iteration"]).size)  # one row per iteration
+        means = np.array([r["loss"] for r in per_it])
+        best = int(np.nanargmin(means)) if np.isfinite(means).any() else 0
         lines = [
-            f"loss (sum over a trial's steps): first {loss[0]:.6g}, last {loss[-1]:.6g}, "
-            f"min {np.nanmin(loss):.6g}"
+            f"loss (sum over a trial's steps, mean over an iteration's trials): first {means[0]:.6g}, "
+            f"last {means[-1]:.6g}, min {means[best]:.6g} (iteration {per_it[best]['first']}); "
+            f"single trials {np.nanmin(loss):.6g} to {np.nanmax(loss):.6g}"
         ]
         acc = self.trials.get("accuracy")
         if acc is not None:

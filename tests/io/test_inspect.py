@@ -39,6 +39,14 @@ def test_loss_table_is_the_mean_per_group_of_iterations(logs) -> None:
         assert r["loss"] == pytest.approx(sum(vals) / len(vals), rel=1e-12)  # same sum, other order
     text = run.summary()
     assert "loss curve (10 groups of iterations)" in text and "sum over a trial's steps" in text
+    # the first line as `run`'s last line and the progress: iteration means, first / last / min
+    per_it = {i: [float(v) for j, v in zip(it, loss, strict=True) if j == i] for i in sorted(set(it))}
+    means = [sum(v) / len(v) for v in per_it.values()]
+    line = next(x for x in text.splitlines() if x.startswith("loss (sum"))
+    words = line.replace(",", " ").split()
+    first, last, low = (float(words[words.index(k) + 1]) for k in ("first", "last", "min"))
+    assert [first, last, low] == pytest.approx([means[0], means[-1], min(means)], rel=1e-5)  # 6 digits
+    assert f"(iteration {means.index(min(means))})" in line
     rows = [line.split() for line in text.splitlines() if line.startswith("  ")]
     assert rows[0] == ["iterations", "trials", "mean", "loss"]
     ranges = [f"{r['first']}-{r['last']}" if r["last"] > r["first"] else str(r["first"]) for r in table]
