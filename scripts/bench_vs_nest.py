@@ -2,7 +2,7 @@
 
     python scripts/bench_vs_nest.py [--repeats 2] [--iterations 200] [--evidence] [--evidence-iterations 3]
                                     [--evidence-profile-iterations 12] [--no-nest] [--no-sine] [--threads 1]
-                                    [--json FILE]
+                                    [--nest-mode [--per-trial]] [--json FILE]
 
 (a) Sine-wave regression, the size of NEST's ``eprop_supervised_regression_sine-waves_bsshslm_2020.py``
     (100 Poisson inputs at 50 Hz, 100 LIF neurons, 1 readout, 1000 steps of 1 ms, batch 1, one update per
@@ -10,6 +10,11 @@
     (turned off); neuroplast runs ``models/sine.toml`` (same sizes, steps, input rate and readout; its own
     initialization and Adam — the cost per iteration does not depend on the weight values beyond the
     firing rate, which both report).
+(n) ``--nest-mode``: the same NEST example against ``neuroplast run models/nest_sine.toml`` — NEST's exact
+    workload (its initial weights, inputs, readout without bias, SGD, random feedback): the whole command
+    that docs/validation.md reproduces number for number; ``--per-trial`` adds, alternating in the same
+    repeats, the same neuroplast run with one trial per launch (``simulation.chunk_iterations = 1``, the
+    path NEST mode took before it ran several iterations per launch).
 (b) ``--evidence``: evidence accumulation at the size of NEST's
     ``eprop_supervised_classification_evidence-accumulation_bsshslm_2020.py`` (40 inputs, 50 LIF + 50 ALIF,
     2 readouts, 7 cues, 2250 steps, batch 32) for a few iterations (NEST needs 5–7 s per iteration here);
@@ -138,8 +143,11 @@ def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, flo
 def _config(kind: str, iterations: int, threads: int = 1) -> dict:
     import tomllib
 
-    if kind == "sine":
-        data = tomllib.loads((ROOT / "models" / "sine.toml").read_text())
+    if kind in ("sine", "nest-sine", "nest-sine-per-trial"):
+        name = "sine.toml" if kind == "sine" else "nest_sine.toml"
+        data = tomllib.loads((ROOT / "models" / name).read_text())
+        if kind == "nest-sine-per-trial":
+            data["simulation"]["chunk_iterations"] = 1
     else:
         data = tomllib.loads((ROOT / "models" / "evidence.toml").read_text())
         data["simulation"]["n_steps"] = 2250
@@ -159,12 +167,13 @@ def bench(
 
     ``profile_iterations``: iterations of neuroplast's timed training (the per-iteration figure and its
     split), if more than ``iterations`` (the commands, NEST's and neuroplast's, run ``iterations``)."""
-    example = example_path(NEST_SINE if kind == "sine" else NEST_EVIDENCE) if with_nest else None
+    sine = kind != "evidence"
+    example = example_path(NEST_SINE if sine else NEST_EVIDENCE) if with_nest else None
     if with_nest and example is None:
         print("NEST is not installed (pip install '.[nest]'): neuroplast only", file=sys.stderr)
     nest_vars = (
         {"n_iter": iterations, "do_plotting": False}
-        if kind == "sine"
+        if sine
         else {"n_iter_train": iterations, "n_iter_test": 1, "do_plotting": False}
     )
     cfg = _config(kind, iterations, threads)
@@ -250,11 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-nest", action="store_true", help="neuroplast only")
     ap.add_argument("--no-sine", action="store_true", help="skip workload (a) (with --evidence)")
     ap.add_argument("--threads", type=int, default=1, help="neuroplast's simulation.threads (NEST: 1)")
+    ap.add_argument("--nest-mode", action="store_true", help="NEST's own workload: models/nest_sine.toml")
+    ap.add_argument(
+        "--per-trial", action="store_true", help="with --nest-mode: one trial per launch too, alternating"
+    )
     ap.add_argument("--json", help="also write every figure to this JSON file")
     args = ap.parse_args(argv)
     results = {}
     if not args.no_sine:
         results["sine"] = bench("sine", args.iterations, args.repeats, not args.no_nest, args.threads)
+    if args.nest_mode:
+        kinds = ["nest-sine"] + (["nest-sine-per-trial"] if args.per_trial else [])
+        for r in range(args.repeats):  # the kinds alternate, each NEST run next to its neuroplast runs
+            for kind in kinds:
+                rows = bench(kind, args.iterations, 1, not args.no_nest, args.threads)
+                results.setdefault(kind, []).extend({**row, "repeat": r + 1} for row in rows)
     if args.evidence:
         results["evidence"] = bench(
             "evidence",

@@ -171,7 +171,7 @@ class Assembly:
             trace = eq.input_trace(x) if code is None else eq.model_input_trace(x) + "\n" + code.input_update
             inp.run_regularly(trace, name="input_trace", **eq.slot("input_trace"))
         eq.schedule(inp.thresholder["spike"], "input_threshold")
-        out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam), name="readout")
+        out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam, bool(self.chunk)), name="readout")
         out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **eq.slot("readout_update"))
         return inp, rec, out
 
@@ -185,7 +185,7 @@ class Assembly:
             else self.model_code.synapse
         )
         syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
-        syn_model += "\ngt : 1" if self.chunk else "\ng : 1" if self.factorized else ""
+        syn_model += "\ngt : 1" + eq.CHUNK_TRAIN if self.chunk else "\ng : 1" if self.factorized else ""
         events = {}
         if self.event_driven:
             events = {
@@ -215,7 +215,8 @@ class Assembly:
         s_out = b2.Synapses(
             rec,
             out,
-            eq.output_model(self.gradients, self.adam, self.factorized),
+            eq.output_model(self.gradients, self.adam, self.factorized)
+            + (eq.CHUNK_TRAIN if self.chunk else ""),
             on_pre=eq.ON_PRE["output"],
             name="proj_output",
             delay=0 * b2.ms,

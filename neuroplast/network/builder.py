@@ -33,6 +33,7 @@ from neuroplast.model.neurons import DEFAULT_NEURON, NeuronModel
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.model.simulator import TrialResult
 from neuroplast.model.surrogates import get_surrogate
+from neuroplast.network import equations as eq
 from neuroplast.network.assembly import MONITORED, RECORDABLE, Assembly
 from neuroplast.network.devices import BRIAN2_DEVICES
 from neuroplast.network.features import Features
@@ -91,8 +92,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         trial boundary the finished trial's gradient takes the optimizer step inside the simulation and
         every state variable goes back to rest.  cpp_standalone only; needs ``gradients``, no in-trial
         updates and no recording.  0: one trial per launch (:meth:`run_trial`).
-    chunk_optimizer : {"sgd", "adam"}
-        The optimizer of the boundary steps (Adam keeps its moments per synapse).
+    chunk_optimizer : {"sgd", "adam", "adam-nest"}
+        The optimizer of the boundary steps (the Adams keep their moments per synapse).
     batch : int
         B ≥ 1 trials side by side in one launch (:meth:`run_batch`, docs/model.md §8): B copies of every
         group and projection, sharing the weights, each copy fed its own trial. Each copy computes
@@ -247,8 +248,10 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
                 "update_every=0 and chunk_trials=0"
             )
         self.reg = (float(reg[0]), float(reg[1]))
+        #: The optimizer of a chunk's boundary update (:data:`.equations.CHUNK_OPTIMIZERS`).
+        self.chunk_optimizer = chunk_optimizer if self.chunk else "sgd"
         self.adam = (bool(self.update_every) and in_trial_optimizer == "adam") or (
-            self.chunk > 0 and chunk_optimizer == "adam"
+            self.chunk > 0 and eq.CHUNK_OPTIMIZERS[chunk_optimizer] is not None
         )
 
     def _set_neuron(
@@ -314,8 +317,9 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             raise ValueError("many trials per launch (chunk_trials > 0) need device 'cpp_standalone'")
         if not self.gradients or self.update_every or self.record:
             raise ValueError("chunk_trials > 0 needs gradients=True, update_every=0 and record=False")
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"chunk_optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+        if optimizer not in eq.CHUNK_OPTIMIZERS:
+            known = sorted(eq.CHUNK_OPTIMIZERS)
+            raise ValueError(f"chunk_optimizer must be one of {known}, not {optimizer!r}")
 
     def run_trial(
         self,
@@ -413,6 +417,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         adam: dict | None = None,
         reg: tuple[float, float] = (0.0, 0.0),
         feedback_follows: bool = False,
+        trained: Mapping[str, bool] | None = None,
+        average_steps: float = 1.0,
     ) -> list[TrialResult]:
         """Run up to K trials in one launch, the optimizer stepping at every boundary (docs/model.md §7).
 
@@ -435,6 +441,14 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         feedback_follows : bool
             How B moves at a boundary: not at all (``False``: random e-prop), or B = the new W_out (``True``:
             symmetric e-prop).  A value of the launch, not of the compiled program.
+        trained : mapping of str to bool, optional
+            Which of ``input``, ``recurrent``, ``output``, ``bias`` the boundary steps train (default: all);
+            an untrained one steps on a zero gradient, as :func:`~neuroplast.plasticity.optim.trainable`
+            gives it.  Values of the launch.
+        average_steps : float
+            n of the averaged gradient g / n the boundary steps take (``training.average_gradient``: the
+            steps the loss counts, the same for every trial of the launch; 1: not averaged).  The logged
+            gradients stay g.
 
         Returns
         -------
@@ -460,6 +474,17 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         values[rec.reg_T] = np.asarray(float(self.n_steps))
         values[rec.reg_f] = np.asarray(float(reg[1]))
         values[rec.feedback_follows] = np.asarray(float(bool(feedback_follows)))
+        keys = {*self.synapses, "bias"}
+        train = dict.fromkeys(keys, True) | dict(trained or {})
+        if set(train) != keys:
+            raise ValueError(f"trained: unknown projection(s) {sorted(set(train) - keys)}")
+        out = self.groups["readout"]
+        for key, syn in self.synapses.items():
+            values[syn.train_w] = np.asarray(float(bool(train[key])))
+        values[out.train_b] = np.asarray(float(bool(train["bias"])))
+        if not (average_steps >= 1.0 and np.isfinite(average_steps)):
+            raise ValueError(f"average_steps must be a finite number >= 1, got {average_steps}")
+        values[rec.avg_n] = values[out.avg_n] = np.asarray(float(average_steps))
         self._feedback_values(values, feedback)
         # the launch simulates these n trials only (the compiled program holds up to ``chunk``)
         self._run(values, self._trial_arrays(trials, in_time=True), p, n_trials=n)

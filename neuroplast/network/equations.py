@@ -75,6 +75,9 @@ __all__ = [
     "CHUNK_FUNCTIONS",
     "REG_SHARED",
     "CHUNK_SHARED",
+    "CHUNK_READOUT_SHARED",
+    "CHUNK_TRAIN",
+    "CHUNK_OPTIMIZERS",
     "CHUNK_REGULARIZATION",
     "chunk_gradient",
     "chunk_update",
@@ -307,9 +310,15 @@ c_out : 1 (shared)
 SOFTMAX_NORMALISER = "expsum_post = exp(y_pre) : 1 (summed)"
 
 
-def readout_model(adam: bool) -> str:
-    """Variables of the readout group (with the bias's in-trial Adam moments)."""
-    return _READOUT_MODEL + IN_TRIAL_SHARED + ("\nmb_adam : 1\nvb_adam : 1\n" if adam else "")
+def readout_model(adam: bool, chunk: bool = False) -> str:
+    """Variables of the readout group (with the bias's in-trial Adam moments; ``chunk``: the constants of
+    the boundary update, :data:`CHUNK_READOUT_SHARED`)."""
+    return (
+        _READOUT_MODEL
+        + IN_TRIAL_SHARED
+        + ("\nmb_adam : 1\nvb_adam : 1\n" if adam else "")
+        + (CHUNK_READOUT_SHARED if chunk else "")
+    )
 
 
 READOUT_UPDATE = "y = kappa * y + c_out * I_out + b\nI_out = 0.0"
@@ -479,8 +488,22 @@ CHUNK_FUNCTIONS: dict[str, tuple[str, int]] = {
         " return -lr * mhat / (sqrt(vhat) + eps); }",
         7,
     ),
+    # NestAdam.step: -(lr * sqrt(1 - b2**t) / (1 - b1**t)) * m / (sqrt(v) + eps)
+    "np_nest_adam_dw": (
+        "double np_nest_adam_dw(double m, double v, double lr, double b1, double b2, double t, double eps)"
+        " { double alpha = lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t));"
+        " return -alpha * m / (sqrt(v) + eps); }",
+        7,
+    ),
     # SGD.step: -lr * g
     "np_sgd_dw": ("double np_sgd_dw(double g, double lr) { return -lr * g; }", 2),
+    # the gradient the optimizer steps on: averaged (g / n, training.average_gradient; n = 1 otherwise),
+    # then trainable (0.0 where the projection is not trained: training.train_output, train_recurrent,
+    # network.readout_bias)
+    "np_grad_in": (
+        "double np_grad_in(double g, double n, double on) { return on > 0.5 ? g / n : 0.0; }",
+        3,
+    ),
     # apply_updates: w + dw
     "np_step": ("double np_step(double w, double dw, double on) { return on > 0.5 ? w + dw : w; }", 3),
     # symmetric feedback (EpropSymmetric.feedback): B = the new W_out
@@ -491,7 +514,13 @@ CHUNK_FUNCTIONS: dict[str, tuple[str, int]] = {
 #: by the boundary update of a chunk and by the gradients computed in the binary (network/factorized.py).
 REG_SHARED = "\nreg_c : 1 (shared)\nreg_T : 1 (shared)\nreg_f : 1 (shared)\n"
 #: The boundary update's constants and the per-neuron regularization signal of the finished trial.
-CHUNK_SHARED = REG_SHARED + "feedback_follows : 1 (shared)\nrreg : 1\n"
+CHUNK_SHARED = REG_SHARED + "feedback_follows : 1 (shared)\navg_n : 1 (shared)\nrreg : 1\n"
+#: The readout's constants of the boundary update: the steps the gradient is averaged over (1: not
+#: averaged) and whether the bias is trained (0 or 1).  Values of the launch.
+CHUNK_READOUT_SHARED = "\navg_n : 1 (shared)\ntrain_b : 1 (shared)\n"
+#: Whether a projection is trained (0 or 1), on each synapse object of a chunked network; a value of the
+#: launch.
+CHUNK_TRAIN = "\ntrain_w : 1 (shared)"
 CHUNK_REGULARIZATION = "rreg = np_reg(count, reg_c, reg_T, reg_f)"
 
 _ACTIVE = "active = int(t > t_first_update)\n"
@@ -507,33 +536,44 @@ def chunk_gradient(flush: bool, regularization: bool) -> str:
     return f"gt = {gt}"
 
 
-def _chunk_dw(adam: bool, g: str, sfx: str, m: str, v: str) -> str:
+#: The optimizers the boundary update runs (``training.optimizer`` names): the C++ function of the step of
+#: each Adam (None: SGD).
+CHUNK_OPTIMIZERS = {"sgd": None, "adam": "np_adam_dw", "adam-nest": "np_nest_adam_dw"}
+
+
+def _chunk_dw(optimizer: str, g: str, sfx: str, m: str, v: str, train: str) -> str:
     lr = f"in_trial_lr{sfx}"
-    if not adam:
-        return f"dw = np_sgd_dw({g}, {lr})\n"
+    grad = f"np_grad_in({g}, avg_n{sfx}, {train})"  # averaged, then zero where not trained
+    step = CHUNK_OPTIMIZERS[optimizer]
+    if step is None:
+        return f"dw = np_sgd_dw({grad}, {lr})\n"
     b1, b2, eps, t0 = (f"adam_{k}{sfx}" for k in ("b1", "b2", "eps", "t0"))
     return (
         f"n_adam = {t0} + floor(t / t_update_period + 0.5)\n"
-        f"{m} = np_adam_m({m}, {g}, {b1}, active)\n"
-        f"{v} = np_adam_v({v}, {g}, {b2}, active)\n"
-        f"dw = np_adam_dw({m}, {v}, {lr}, {b1}, {b2}, n_adam, {eps})\n"
+        f"g_step = {grad}\n"
+        f"{m} = np_adam_m({m}, g_step, {b1}, active)\n"
+        f"{v} = np_adam_v({v}, g_step, {b2}, active)\n"
+        f"dw = {step}({m}, {v}, {lr}, {b1}, {b2}, n_adam, {eps})\n"
     )
 
 
-def chunk_update(adam: bool, g: str, feedback: bool = False) -> str:
-    """The optimizer step of one synapse at a trial boundary, on gradient ``g`` (``gt`` or ``g``).
+def chunk_update(optimizer: str, g: str, feedback: bool = False) -> str:
+    """The optimizer step of one synapse at a trial boundary, on gradient ``g`` (``gt`` or ``g``), averaged
+    over the launch's ``avg_n`` steps and zero unless the projection is trained (``train_w``).
 
     ``feedback``: readout synapses (presynaptic: the recurrent group) also set their feedback weight B to the
     new W_out where the launch's ``feedback_follows`` is 1 (symmetric e-prop); where it is 0, B stays (random
     e-prop).  A run-time value, so switching between the two rules never recompiles.
     """
-    code = _ACTIVE + _chunk_dw(adam, g, "_post", "m_adam", "v_adam") + "w = np_step(w, dw, active)\n"
+    dw = _chunk_dw(optimizer, g, "_post", "m_adam", "v_adam", "train_w")
+    code = _ACTIVE + dw + "w = np_step(w, dw, active)\n"
     return code + ("B = np_pick(w, B, active * feedback_follows_pre)\n" if feedback else "")
 
 
-def chunk_bias_update(adam: bool) -> str:
-    """The bias's optimizer step at a trial boundary."""
-    return _ACTIVE + _chunk_dw(adam, "gb", "", "mb_adam", "vb_adam") + "b = np_step(b, dw, active)\n"
+def chunk_bias_update(optimizer: str) -> str:
+    """The bias's optimizer step at a trial boundary (``train_b``: whether the bias is trained)."""
+    dw = _chunk_dw(optimizer, "gb", "", "mb_adam", "vb_adam", "train_b")
+    return _ACTIVE + dw + "b = np_step(b, dw, active)\n"
 
 
 def chunk_reset(group: str, *, adaptation: bool = False, regularization: bool = False) -> str:

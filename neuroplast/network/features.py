@@ -78,16 +78,22 @@ class Features:
         for syn, key in ((s_in, "input"), (s_rec, "recurrent")):
             syn.run_regularly(code, name=f"chunk_grad_{key}", **kw, **eq.slot("chunk_gradient"))
             syn.run_regularly(
-                eq.chunk_update(self.adam, "gt"), name=f"chunk_update_{key}", **kw, **eq.slot("chunk_update")
+                eq.chunk_update(self.chunk_optimizer, "gt"),
+                name=f"chunk_update_{key}",
+                **kw,
+                **eq.slot("chunk_update"),
             )
         s_out.run_regularly(
-            eq.chunk_update(self.adam, "g", feedback=True),
+            eq.chunk_update(self.chunk_optimizer, "g", feedback=True),
             name="chunk_update_output",
             **kw,
             **eq.slot("chunk_update"),
         )
         out.run_regularly(
-            eq.chunk_bias_update(self.adam), name="chunk_update_bias", **kw, **eq.slot("chunk_update")
+            eq.chunk_bias_update(self.chunk_optimizer),
+            name="chunk_update_bias",
+            **kw,
+            **eq.slot("chunk_update"),
         )
         resets = [
             (inp, "input"),

@@ -20,6 +20,7 @@ __all__ = [
     "Adam",
     "NestAdam",
     "averaged",
+    "averaging_steps",
     "OPTIMIZERS",
     "make_optimizer",
     "trainable",
@@ -167,10 +168,16 @@ class NestAdam(_Moments):
         return out
 
 
+def averaging_steps(mask: np.ndarray) -> float:
+    """n of :func:`averaged`: the number of steps the loss counts (the nonzero entries of the trial's
+    recall-window mask), a float."""
+    return float(np.count_nonzero(np.asarray(mask)))
+
+
 def averaged(grads: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
     """``grads`` divided by the number of steps the loss counts (``training.average_gradient``, NEST's
     ``average_gradient``: the gradient per step of the learning window)."""
-    n = float(np.count_nonzero(np.asarray(mask)))
+    n = averaging_steps(mask)
     return {k: g / n for k, g in grads.items()}
 
 

@@ -30,7 +30,16 @@ from neuroplast.model.losses import softmax
 from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
 from neuroplast.model.params import Weights
 from neuroplast.model.simulator import Simulator
-from neuroplast.plasticity.optim import SGD, Adam, apply_updates, averaged, make_optimizer, trainable
+from neuroplast.plasticity.optim import (
+    SGD,
+    Adam,
+    NestAdam,
+    apply_updates,
+    averaged,
+    averaging_steps,
+    make_optimizer,
+    trainable,
+)
 from neuroplast.plasticity.rules import EpropRandom, EpropSymmetric, ThreeFactor, TrialData
 
 __all__ = [
@@ -104,6 +113,9 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
 #: Rules whose boundary update the chunked engine has (``run_chunk(feedback_follows=…)``), by exact class:
 #: their NumPy hooks leave the optimizer's update unchanged and B either fixed or = W_outᵀ.
 CHUNK_FEEDBACK: dict[type, str] = {EpropSymmetric: "symmetric", EpropRandom: "fixed", ThreeFactor: "fixed"}
+#: Optimizers whose step the chunked engine takes at a boundary, by exact class: the name of that step in
+#: the network (``Brian2Network(chunk_optimizer=…)``, the optimizers' registry names).
+CHUNK_OPTIMIZER: dict[type, str] = {SGD: "sgd", Adam: "adam", NestAdam: "adam-nest"}
 #: Memory for one launch's inputs, targets and monitors when ``simulation.chunk_iterations`` = 0 (auto).
 CHUNK_MEMORY_BYTES = 256 * 2**20
 #: At most this many iterations per launch (auto): a kill loses at most one launch's iterations.
@@ -380,7 +392,7 @@ class Trainer:
                 regularization=cfg.training.reg_coeff > 0,
                 record=False,
                 chunk_trials=self.chunk,
-                chunk_optimizer=cfg.training.optimizer,
+                chunk_optimizer=CHUNK_OPTIMIZER[type(self.optimizer)],
                 threads=self.threads,
             )
         in_trial = bool(cfg.training.update_every_steps)
@@ -437,16 +449,8 @@ class Trainer:
             why = "in-trial learning (training.update_every_steps) steps inside each trial"
         elif record:
             why = "traces are recorded"
-        elif type(self.optimizer) not in (SGD, Adam):
+        elif type(self.optimizer) not in CHUNK_OPTIMIZER:
             why = f"optimizer {tr.optimizer!r} has no step inside the simulation"
-        elif not tr.train_output:
-            why = "training.train_output = false"
-        elif not tr.train_recurrent:
-            why = "training.train_recurrent = false"
-        elif not cfg.network.readout_bias:
-            why = "network.readout_bias = false"
-        elif tr.average_gradient:
-            why = "training.average_gradient = true"
         elif self.rule.own_eligibility:
             own = "its own eligibility trace" if self.rule.trace else "an eligibility with the reset"
             why = f"rule {self.rule_name!r} brings {own} (the chunked engine runs e-prop's)"
@@ -498,6 +502,12 @@ class Trainer:
         tr, it = self.cfg.training, self.iteration
         n = min(self.chunk, max(1, tr.iterations - it))
         trials = [self.task.trials(it + k, 1)[0] for k in range(n)]
+        steps = 1.0
+        if tr.average_gradient:  # one n of g / n per launch: the trials up to the first with another n
+            counts = [averaging_steps(t.mask) for t in trials]
+            steps = counts[0]
+            trials = trials[: next((k for k, c in enumerate(counts) if c != steps), len(trials))]
+            n = len(trials)
         results = self.net.run_chunk(
             self.weights,
             [(t.x, t.target, t.mask) for t in trials],
@@ -506,6 +516,13 @@ class Trainer:
             adam=self._adam_in() if self.net.adam else None,
             reg=(tr.reg_coeff, self.f_target),
             feedback_follows=CHUNK_FEEDBACK[type(self.rule)] == "symmetric",
+            trained={
+                "input": True,
+                "recurrent": tr.train_recurrent,
+                "output": tr.train_output,
+                "bias": tr.train_output and self.cfg.network.readout_bias,
+            },
+            average_steps=steps,
         )
         self._pending = deque(zip(range(it, it + n), results, strict=True))
 

@@ -45,17 +45,57 @@ reg_coeff = 10.0
 """
 
 
-def _cfg(text: str, chunk: int, threads: int = 1):
+def _cfg(text: str, chunk: int, threads: int = 1, changes: dict | None = None):
     data = tomllib.loads(text)
     data["simulation"]["chunk_iterations"] = chunk
     data["simulation"]["threads"] = threads
+    for section, values in (changes or {}).items():
+        data[section].update(values)
     return parse_config(data)
 
 
-def _train(text: str, chunk: int, threads: int = 1) -> tuple[Trainer, list]:
-    tr = Trainer.from_config(_cfg(text, chunk, threads))
+def _train(text: str, chunk: int, threads: int = 1, changes: dict | None = None) -> tuple[Trainer, list]:
+    tr = Trainer.from_config(_cfg(text, chunk, threads, changes))
     records = [tr.run_iteration() for _ in range(tr.cfg.training.iterations)]
     return tr, records
+
+
+#: NEST's modes and the frozen projections (docs/configs.md): values of the launch on the chunked engine,
+#: so these share the sine-adam case's compiled network.  ``frozen``: projections that must not move.
+FROZEN = {
+    "no-bias": ({"network": {"readout_bias": False}}, ["bias"]),
+    "train-output-false": ({"training": {"train_output": False}}, ["output", "bias"]),
+    "train-recurrent-false": ({"training": {"train_recurrent": False}}, ["recurrent"]),
+    "averaged": ({"training": {"average_gradient": True}}, []),
+}
+#: NEST's evidence mode (models/nest_evidence.toml): Adam as NEST takes it, the gradient averaged over the
+#: recall window, no readout bias.
+NEST_EVIDENCE = {
+    "network": {"readout_bias": False},
+    "training": {"optimizer": "adam-nest", "average_gradient": True, "learning_rate": 0.005},
+}
+
+
+@pytest.mark.brian2
+@pytest.mark.parametrize(
+    ("text", "changes", "frozen"),
+    [
+        *(pytest.param(SINE, c, f, id=name) for name, (c, f) in FROZEN.items()),
+        pytest.param(EVIDENCE, NEST_EVIDENCE, ["bias"], id="nest-evidence", marks=pytest.mark.slow),
+    ],
+)
+def test_chunked_modes_equal_per_trial(text: str, changes: dict, frozen: list[str]) -> None:
+    """The modes that once ran one trial per launch (NEST's: no bias, averaged gradient, adam-nest; frozen
+    projections) run several per launch and give the per-trial records byte for byte; what is not trained
+    stays where it started, and what is trained moves (the comparison can disagree)."""
+    one, want = _train(text, 1, changes=changes)
+    many, got = _train(text, 2, changes=changes)
+    assert many.chunk == 2, many.chunk_reason
+    assert_same_records(want, got)
+    first, last = got[0].weights_before, many.final_weights()
+    for key in ("input", "recurrent", "output", "bias"):
+        moved = not np.array_equal(first[key], last[key])
+        assert moved == (key not in frozen), (key, frozen)
 
 
 @pytest.mark.brian2
