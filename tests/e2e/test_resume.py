@@ -234,18 +234,27 @@ sys.exit(main(sys.argv[2:]))
 CHUNKED = long_cpp_toml(2)
 
 
+#: NEST's mode on the same compiled networks (whether the bias is trained and the averaging n are values
+#: of the launch): a readout without bias, the gradient averaged over the steps the loss counts.
+NEST_MODE = CHUNKED.replace("[network]\n", "[network]\nreadout_bias = false\n").replace(
+    "[training]\n", "[training]\naverage_gradient = true\n"
+)
+
+
 @pytest.mark.brian2
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_resume_after_kill_mid_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", [CHUNKED, NEST_MODE], ids=["default", "nest-mode"])
+def test_resume_after_kill_mid_chunk(tmp_path: Path, config: str) -> None:
     """Launches of 2 iterations: a kill inside the third launch keeps the 4 iterations of the first two
     (flushed at their end), and --resume continues bit for bit — here with 2 OpenMP threads (an execution
     key: the continuation must still be the same bits); one trial per launch gives the same log."""
-    assert "batch_size = 1" in CHUNKED and "chunk_iterations = 2" in CHUNKED
-    write_text(tmp_path, "chunked.toml", CHUNKED)
-    write_text(tmp_path, "one.toml", CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 1"))
+    assert "batch_size = 1" in config and "chunk_iterations = 2" in config
+    assert config == CHUNKED or ("readout_bias = false" in config and "average_gradient = true" in config)
+    write_text(tmp_path, "chunked.toml", config)
+    write_text(tmp_path, "one.toml", config.replace("chunk_iterations = 2", "chunk_iterations = 1"))
     write_text(
-        tmp_path, "threads.toml", CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 2\nthreads = 2")
+        tmp_path, "threads.toml", config.replace("chunk_iterations = 2", "chunk_iterations = 2\nthreads = 2")
     )
     ref, one, out = tmp_path / "ref.h5", tmp_path / "one.h5", tmp_path / "killed.h5"
     args = ("--iterations", ITERATIONS, "--quiet")
