@@ -416,7 +416,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         learning_rate: float,
         adam: dict | None = None,
         reg: tuple[float, float] = (0.0, 0.0),
-        feedback_follows: bool = False,
+        feedback_rule: str = "fixed",
+        weight_decay: float = 0.0,
         trained: Mapping[str, bool] | None = None,
         average_steps: float = 1.0,
     ) -> list[TrialResult]:
@@ -438,9 +439,13 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             moments ``m``, ``v`` as edge vectors).
         reg : (float, float)
             c_reg and f* (spikes per step) of the rate regularization (with ``regularization``).
-        feedback_follows : bool
-            How B moves at a boundary: not at all (``False``: random e-prop), or B = the new W_out (``True``:
-            symmetric e-prop).  A value of the launch, not of the compiled program.
+        feedback_rule : {"fixed", "symmetric", "adaptive"}
+            How B moves at a boundary: not at all (random e-prop), B = the new W_out (symmetric e-prop), or
+            Kolen–Pollack's step with decay ``weight_decay`` (adaptive e-prop, :class:`EpropAdaptive
+            <neuroplast.plasticity.rules.EpropAdaptive>`).  A value of the launch, not of the compiled
+            program.
+        weight_decay : float
+            λ of the adaptive rule (``training.weight_decay``); unused otherwise.
         trained : mapping of str to bool, optional
             Which of ``input``, ``recurrent``, ``output``, ``bias`` the boundary steps train (default: all);
             an untrained one steps on a zero gradient, as :func:`~neuroplast.plasticity.optim.trainable`
@@ -473,7 +478,13 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         values[rec.reg_c] = np.asarray(float(reg[0]))
         values[rec.reg_T] = np.asarray(float(self.n_steps))
         values[rec.reg_f] = np.asarray(float(reg[1]))
-        values[rec.feedback_follows] = np.asarray(float(bool(feedback_follows)))
+        if feedback_rule not in eq.CHUNK_FEEDBACK_RULES:
+            known = sorted(eq.CHUNK_FEEDBACK_RULES)
+            raise ValueError(f"feedback_rule must be one of {known}, not {feedback_rule!r}")
+        follows, adapts = eq.CHUNK_FEEDBACK_RULES[feedback_rule]
+        values[rec.feedback_follows] = np.asarray(follows)
+        values[rec.feedback_adapts] = np.asarray(adapts)
+        values[rec.kp_lam] = np.asarray(float(weight_decay) if adapts else 0.0)
         keys = {*self.synapses, "bias"}
         train = dict.fromkeys(keys, True) | dict(trained or {})
         if set(train) != keys:

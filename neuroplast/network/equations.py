@@ -78,6 +78,7 @@ __all__ = [
     "CHUNK_READOUT_SHARED",
     "CHUNK_TRAIN",
     "CHUNK_OPTIMIZERS",
+    "CHUNK_FEEDBACK_RULES",
     "CHUNK_REGULARIZATION",
     "chunk_gradient",
     "chunk_update",
@@ -508,13 +509,32 @@ CHUNK_FUNCTIONS: dict[str, tuple[str, int]] = {
     "np_step": ("double np_step(double w, double dw, double on) { return on > 0.5 ? w + dw : w; }", 3),
     # symmetric feedback (EpropSymmetric.feedback): B = the new W_out
     "np_pick": ("double np_pick(double now, double old, double on) { return on > 0.5 ? now : old; }", 3),
+    # EpropAdaptive.adjust_updates: the update of W_out less lam * W_out (Kolen-Pollack's decay)
+    "np_kp_dw": (
+        "double np_kp_dw(double dw, double lam, double w, double on)"
+        " { return on > 0.5 ? dw - lam * w : dw; }",
+        4,
+    ),
+    # EpropAdaptive.after_update: B = (1 - lam) * B + (dw + lam * W_out), W_out before the update
+    "np_kp_b": (
+        "double np_kp_b(double B, double dw, double lam, double w)"
+        " { return (1.0 - lam) * B + (dw + lam * w); }",
+        4,
+    ),
 }
 
 #: Constants of the rate regularizer on the recurrent group: c_reg, T (steps), f* (spikes per step); read
 #: by the boundary update of a chunk and by the gradients computed in the binary (network/factorized.py).
 REG_SHARED = "\nreg_c : 1 (shared)\nreg_T : 1 (shared)\nreg_f : 1 (shared)\n"
 #: The boundary update's constants and the per-neuron regularization signal of the finished trial.
-CHUNK_SHARED = REG_SHARED + "feedback_follows : 1 (shared)\navg_n : 1 (shared)\nrreg : 1\n"
+CHUNK_SHARED = (
+    REG_SHARED
+    + "feedback_follows : 1 (shared)\nfeedback_adapts : 1 (shared)\nkp_lam : 1 (shared)\n"
+    + "avg_n : 1 (shared)\nrreg : 1\n"
+)
+#: How B moves at a boundary (``run_chunk(feedback_rule=…)``): the launch's ``feedback_follows`` and
+#: ``feedback_adapts`` (0 or 1) for each way.
+CHUNK_FEEDBACK_RULES = {"fixed": (0.0, 0.0), "symmetric": (1.0, 0.0), "adaptive": (0.0, 1.0)}
 #: The readout's constants of the boundary update: the steps the gradient is averaged over (1: not
 #: averaged) and whether the bias is trained (0 or 1).  Values of the launch.
 CHUNK_READOUT_SHARED = "\navg_n : 1 (shared)\ntrain_b : 1 (shared)\n"
@@ -561,13 +581,23 @@ def chunk_update(optimizer: str, g: str, feedback: bool = False) -> str:
     """The optimizer step of one synapse at a trial boundary, on gradient ``g`` (``gt`` or ``g``), averaged
     over the launch's ``avg_n`` steps and zero unless the projection is trained (``train_w``).
 
-    ``feedback``: readout synapses (presynaptic: the recurrent group) also set their feedback weight B to the
-    new W_out where the launch's ``feedback_follows`` is 1 (symmetric e-prop); where it is 0, B stays (random
-    e-prop).  A run-time value, so switching between the two rules never recompiles.
+    ``feedback``: readout synapses (presynaptic: the recurrent group) also move their feedback weight B:
+    where the launch's ``feedback_adapts`` is 1 (adaptive e-prop, Kolen–Pollack), W_out's update loses
+    ``kp_lam`` W_out and B becomes (1 − λ) B + (ΔW_out + λ W_out) with the W_out before the step; where
+    ``feedback_follows`` is 1 (symmetric e-prop), B = the new W_out; where both are 0, B stays (random
+    e-prop).  Values of the launch, so switching between the rules never recompiles.
     """
     dw = _chunk_dw(optimizer, g, "_post", "m_adam", "v_adam", "train_w")
-    code = _ACTIVE + dw + "w = np_step(w, dw, active)\n"
-    return code + ("B = np_pick(w, B, active * feedback_follows_pre)\n" if feedback else "")
+    if not feedback:
+        return _ACTIVE + dw + "w = np_step(w, dw, active)\n"
+    return (
+        _ACTIVE
+        + dw
+        + "dw = np_kp_dw(dw, kp_lam_pre, w, feedback_adapts_pre)\n"
+        + "B = np_pick(np_kp_b(B, dw, kp_lam_pre, w), B, active * feedback_adapts_pre)\n"
+        + "w = np_step(w, dw, active)\n"
+        + "B = np_pick(w, B, active * feedback_follows_pre)\n"
+    )
 
 
 def chunk_bias_update(optimizer: str) -> str:

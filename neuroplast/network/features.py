@@ -121,6 +121,8 @@ class Features:
             "recurrent": mon(s_rec, "w", "chunk_w_rec", "chunk_weight_monitor"),
             "output": mon(s_out, "w", "chunk_w_out", "chunk_weight_monitor"),
             "bias": mon(out, "b", "chunk_w_bias", "chunk_weight_monitor"),
+            # B of every trial: the trainer checks the simulation's feedback step against NumPy's too
+            "feedback": mon(s_out, "B", "chunk_b_out", "chunk_weight_monitor"),
         }
         return [*self.chunk_grad_mons.values(), *self.chunk_weight_mons.values()]
 

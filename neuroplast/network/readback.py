@@ -14,11 +14,14 @@ class Readback:
     """Per-trial results of a launch."""
 
     def _edge_rows(self, mons: dict, var: dict) -> dict[str, np.ndarray]:
-        """Monitor rows (one per boundary tick) of every projection in the log's edge order, and the bias."""
+        """Monitor rows (one per boundary tick) of every projection in the log's edge order, and the bias
+        (``feedback``: B of the readout synapses; the log's feedback edges are the output projection's, in
+        its order: :class:`~neuroplast.model.connectivity.Connectivity`)."""
         out = {}
         for key, mon in mons.items():
             rows = np.asarray(getattr(mon, var[key])[:]).T
-            out[key] = rows.copy() if key == "bias" else rows[:, self._to_log[key]]
+            synapses = "output" if key == "feedback" else key
+            out[key] = rows.copy() if key == "bias" else rows[:, self._to_log[synapses]]
         return out
 
     def _collect_chunk(self, n: int) -> list[TrialResult]:
@@ -32,7 +35,8 @@ class Readback:
             self.chunk_grad_mons, {"input": "gt", "recurrent": "gt", "output": "g", "bias": "gb"}
         )
         used = self._edge_rows(
-            self.chunk_weight_mons, {"input": "w", "recurrent": "w", "output": "w", "bias": "b"}
+            self.chunk_weight_mons,
+            {"input": "w", "recurrent": "w", "output": "w", "bias": "b", "feedback": "B"},
         )
         shapes = {"input": (N, self.n_in), "recurrent": (N, N), "output": (self.n_out, N)}
         results = []

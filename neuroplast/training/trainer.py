@@ -40,7 +40,7 @@ from neuroplast.plasticity.optim import (
     make_optimizer,
     trainable,
 )
-from neuroplast.plasticity.rules import EpropRandom, EpropSymmetric, ThreeFactor, TrialData
+from neuroplast.plasticity.rules import EpropAdaptive, EpropRandom, EpropSymmetric, ThreeFactor, TrialData
 
 __all__ = [
     "PATH_FNS",
@@ -110,9 +110,15 @@ def choose_path(cfg: Config, rule_online: bool) -> str:
     return "factorized" if large_dense or cfg.training.batch_size > 1 else "online"
 
 
-#: Rules whose boundary update the chunked engine has (``run_chunk(feedback_follows=…)``), by exact class:
-#: their NumPy hooks leave the optimizer's update unchanged and B either fixed or = W_outᵀ.
-CHUNK_FEEDBACK: dict[type, str] = {EpropSymmetric: "symmetric", EpropRandom: "fixed", ThreeFactor: "fixed"}
+#: Rules whose boundary update the chunked engine has (``run_chunk(feedback_rule=…)``), by exact class:
+#: their NumPy hooks leave the optimizer's update unchanged and B fixed or = W_outᵀ, or take Kolen–Pollack's
+#: step (adaptive).
+CHUNK_FEEDBACK: dict[type, str] = {
+    EpropSymmetric: "symmetric",
+    EpropRandom: "fixed",
+    ThreeFactor: "fixed",
+    EpropAdaptive: "adaptive",
+}
 #: Optimizers whose step the chunked engine takes at a boundary, by exact class: the name of that step in
 #: the network (``Brian2Network(chunk_optimizer=…)``, the optimizers' registry names).
 CHUNK_OPTIMIZER: dict[type, str] = {SGD: "sgd", Adam: "adam", NestAdam: "adam-nest"}
@@ -482,7 +488,8 @@ class Trainer:
             self._simulate_chunk(fb)
         it, res = self._pending.popleft()
         now = self.weight_vectors(self.weights, fb)
-        same = it == self.iteration and all(np.array_equal(res.ran_with[k], now[k]) for k in PROJECTIONS)
+        # the weights and B this trial ran with (every one the chunk monitors) against NumPy's
+        same = it == self.iteration and all(np.array_equal(v, now[k]) for k, v in res.ran_with.items())
         if same:
             return res
         # The simulation's optimizer step left NumPy's (never seen in the tests): go on one trial per launch.
@@ -515,7 +522,8 @@ class Trainer:
             learning_rate=tr.learning_rate,
             adam=self._adam_in() if self.net.adam else None,
             reg=(tr.reg_coeff, self.f_target),
-            feedback_follows=CHUNK_FEEDBACK[type(self.rule)] == "symmetric",
+            feedback_rule=CHUNK_FEEDBACK[type(self.rule)],
+            weight_decay=tr.weight_decay,
             trained={
                 "input": True,
                 "recurrent": tr.train_recurrent,

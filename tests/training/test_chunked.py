@@ -60,13 +60,15 @@ def _train(text: str, chunk: int, threads: int = 1, changes: dict | None = None)
     return tr, records
 
 
-#: NEST's modes and the frozen projections (docs/configs.md): values of the launch on the chunked engine,
-#: so these share the sine-adam case's compiled network.  ``frozen``: projections that must not move.
-FROZEN = {
+#: NEST's modes, the frozen projections (docs/configs.md) and adaptive feedback: values of the launch on the
+#: chunked engine, so these share the sine-adam case's compiled network.  ``frozen``: what must not move
+#: (B follows W_out under symmetric e-prop).
+MODES = {
     "no-bias": ({"network": {"readout_bias": False}}, ["bias"]),
-    "train-output-false": ({"training": {"train_output": False}}, ["output", "bias"]),
+    "train-output-false": ({"training": {"train_output": False}}, ["output", "bias", "feedback"]),
     "train-recurrent-false": ({"training": {"train_recurrent": False}}, ["recurrent"]),
     "averaged": ({"training": {"average_gradient": True}}, []),
+    "eprop-adaptive": ({"training": {"rule": "eprop-adaptive", "weight_decay": 0.05}}, []),
 }
 #: NEST's evidence mode (models/nest_evidence.toml): Adam as NEST takes it, the gradient averaged over the
 #: recall window, no readout bias.
@@ -80,20 +82,23 @@ NEST_EVIDENCE = {
 @pytest.mark.parametrize(
     ("text", "changes", "frozen"),
     [
-        *(pytest.param(SINE, c, f, id=name) for name, (c, f) in FROZEN.items()),
-        pytest.param(EVIDENCE, NEST_EVIDENCE, ["bias"], id="nest-evidence", marks=pytest.mark.slow),
+        *(pytest.param(SINE, c, f, id=name) for name, (c, f) in MODES.items()),
+        pytest.param(
+            EVIDENCE, NEST_EVIDENCE, ["bias", "feedback"], id="nest-evidence", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_chunked_modes_equal_per_trial(text: str, changes: dict, frozen: list[str]) -> None:
     """The modes that once ran one trial per launch (NEST's: no bias, averaged gradient, adam-nest; frozen
-    projections) run several per launch and give the per-trial records byte for byte; what is not trained
-    stays where it started, and what is trained moves (the comparison can disagree)."""
+    projections; Kolen–Pollack's adaptive feedback) run several per launch and give the per-trial records
+    byte for byte; what is not trained stays where it started, and what is trained moves (the comparison
+    can disagree)."""
     one, want = _train(text, 1, changes=changes)
     many, got = _train(text, 2, changes=changes)
     assert many.chunk == 2, many.chunk_reason
     assert_same_records(want, got)
     first, last = got[0].weights_before, many.final_weights()
-    for key in ("input", "recurrent", "output", "bias"):
+    for key in ("input", "recurrent", "output", "bias", "feedback"):
         moved = not np.array_equal(first[key], last[key])
         assert moved == (key not in frozen), (key, frozen)
 
