@@ -161,9 +161,16 @@ def _config(kind: str, iterations: int, threads: int = 1) -> dict:
 
 
 def bench(
-    kind: str, iterations: int, repeats: int, with_nest: bool, threads: int = 1, profile_iterations: int = 0
+    kind: str,
+    iterations: int,
+    repeats: int,
+    with_nest: bool,
+    threads: int = 1,
+    profile_iterations: int = 0,
+    first: int = 1,
 ) -> list[dict]:
-    """Alternate NEST and neuroplast ``repeats`` times on one workload; returns one row per repeat.
+    """Alternate NEST and neuroplast ``repeats`` times on one workload; returns one row per repeat
+    (numbered from ``first``).
 
     ``profile_iterations``: iterations of neuroplast's timed training (the per-iteration figure and its
     split), if more than ``iterations`` (the commands, NEST's and neuroplast's, run ``iterations``)."""
@@ -180,7 +187,7 @@ def bench(
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
-            row: dict = {"repeat": r + 1}
+            row: dict = {"repeat": first + r}
             if example is not None:
                 cmd = [
                     sys.executable,
@@ -272,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         kinds = ["nest-sine"] + (["nest-sine-per-trial"] if args.per_trial else [])
         for r in range(args.repeats):  # the kinds alternate, each NEST run next to its neuroplast runs
             for kind in kinds:
-                rows = bench(kind, args.iterations, 1, not args.no_nest, args.threads)
-                results.setdefault(kind, []).extend({**row, "repeat": r + 1} for row in rows)
+                rows = bench(kind, args.iterations, 1, not args.no_nest, args.threads, first=r + 1)
+                results.setdefault(kind, []).extend(rows)
     if args.evidence:
         results["evidence"] = bench(
             "evidence",
