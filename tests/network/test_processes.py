@@ -56,17 +56,29 @@ def test_the_status_of_the_command_comes_back(command: str, status: int) -> None
     assert run_in_group(command) == status
 
 
-def test_a_killed_parent_takes_its_build_with_it(tmp_path: Path) -> None:
+def _parent_code(how: str, pgid_file: Path) -> str:
+    """A Python parent that starts the sleepers: through ``run_in_group`` (cpp_standalone's make), or as
+    distutils spawns a compiler named by CC — the guarded command's words, no shell between."""
+    if how == "group":
+        command = SLEEPERS.format(pgid=pgid_file)
+        return f"from neuroplast.network.processes import run_in_group; run_in_group({command!r})"
+    command = guarded(f"sh -c {SLEEPERS.format(pgid=pgid_file)!r}")
+    return f"import shlex, subprocess; subprocess.run(shlex.split({command!r}))"
+
+
+@pytest.mark.parametrize("how", ["group", "guard"])
+def test_a_killed_parent_takes_its_build_with_it(tmp_path: Path, how: str) -> None:
+    """Killed with SIGKILL, the parent takes the build's whole group with it: make's (run_in_group) and a
+    guarded compiler's (the Cython runtime's, within 2 s: the kernel's parent-death signal)."""
     pgid_file = tmp_path / "pgid"
-    command = SLEEPERS.format(pgid=pgid_file)
-    code = f"from neuroplast.network.processes import run_in_group; run_in_group({command!r})"
-    parent = subprocess.Popen([sys.executable, "-c", code], env=cli_env())
+    parent = subprocess.Popen([sys.executable, "-c", _parent_code(how, pgid_file)], env=cli_env())
     try:
         pgid = _wait_for(pgid_file)
         assert _group_alive(pgid) and pgid != os.getpgid(0)  # a group of its own
         parent.kill()  # SIGKILL: nothing in the parent runs
         parent.wait()
-        assert _wait_gone(pgid), "the build outlived its killed parent"
+        gone = _wait_gone(pgid, timeout=2.0 if how == "guard" else 5.0)
+        assert gone, "the build outlived its killed parent"
     finally:
         parent.kill()
 
@@ -99,22 +111,6 @@ def test_an_interrupted_wait_kills_the_build(tmp_path: Path) -> None:
 )
 def test_the_guard_passes_the_status_back(command: str, status: int) -> None:
     assert subprocess.run(shlex.split(guarded(command))).returncode == status
-
-
-def test_a_killed_parent_takes_its_guarded_compiler_with_it(tmp_path: Path) -> None:
-    pgid_file = tmp_path / "pgid"
-    command = guarded(f"sh -c {SLEEPERS.format(pgid=pgid_file)!r}")
-    # as distutils spawns the compiler: the command's words, no shell between
-    code = f"import shlex, subprocess; subprocess.run(shlex.split({command!r}))"
-    parent = subprocess.Popen([sys.executable, "-c", code], env=cli_env())
-    try:
-        pgid = _wait_for(pgid_file)
-        assert _group_alive(pgid) and pgid != os.getpgid(0)  # a group of its own
-        parent.kill()  # SIGKILL: nothing in the parent runs
-        parent.wait()
-        assert _wait_gone(pgid, timeout=2.0), "the compiler outlived its killed parent"
-    finally:
-        parent.kill()
 
 
 def test_an_interrupted_guard_kills_its_compiler(tmp_path: Path) -> None:
