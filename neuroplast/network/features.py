@@ -40,8 +40,9 @@ class Features:
             )
 
         def mon(group, variables, name):
+            record = self._record_all(group)
             return b2.StateMonitor(
-                group, variables, record=True, dt=every, name=name, **eq.slot("in_trial_monitor")
+                group, variables, record=record, dt=every, name=name, **eq.slot("in_trial_monitor")
             )
 
         self.in_trial_mons = {
@@ -102,7 +103,8 @@ class Features:
             obj.run_regularly(code, name=f"chunk_reset_{k}", **kw, **eq.slot("chunk_reset"))
 
         def mon(group, variables, name, slot):
-            return b2.StateMonitor(group, variables, record=True, dt=period, name=name, **eq.slot(slot))
+            record = self._record_all(group)
+            return b2.StateMonitor(group, variables, record=record, dt=period, name=name, **eq.slot(slot))
 
         self.chunk_grad_mons = {
             "input": mon(s_in, "gt", "chunk_g_in", "chunk_grad_monitor"),
