@@ -11,6 +11,7 @@ from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network import equations as eq
 from neuroplast.network.edges import edge_functions, edge_table
 from neuroplast.network.headers import header_kwds, header_stamp
+from neuroplast.network.records import RECORD, SynapseRecord, add_record, record_function
 
 #: Recurrent variables a network can record at every step (``record``), as :class:`TrialResult` names them.
 RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
@@ -71,15 +72,37 @@ class Assembly:
         self._edge_tables.append(table)
         syn.connect(**table.generator(), namespace=self._edge_functions)
 
-    def _record_all(self, group) -> np.ndarray | bool:
-        """``record`` of a monitor of every element of ``group``: ``True``, but for the synapses of a compiled
-        network (whose number Brian2 learns at launch) their indices — the number is then compiled in and
-        a part of the cache key (:attr:`_monitored_synapses`)."""
-        n = self._n_synapses.get(group.name)
-        if n is None or not self._compiled:
-            return True
-        self._monitored_synapses[group.name] = n
-        return np.arange(n, dtype=np.int32)
+    def _monitor(self, b2, group, variables, name: str, period_steps: int, **kw):
+        """A monitor of every element of ``group`` at every tick of a clock of ``period_steps`` steps (``kw``:
+        its ``dt``, ``when``, ``order``; the period is ``t_update_period`` of the namespace).
+
+        A ``StateMonitor``, but for the synapses of a compiled network a :class:`.records.SynapseRecord`:
+        their number is learned at launch, and a monitor would compile it in (:mod:`.records`).  Only
+        Brian2 objects go into the network (:meth:`_brian2_objects`).
+        """
+        variables = [variables] if isinstance(variables, str) else list(variables)
+        if not self._compiled or group.name not in self._n_synapses:
+            return b2.StateMonitor(group, variables, record=True, name=name, **kw)
+        self._namespace.setdefault(RECORD, record_function(b2))
+        steps = self.n_steps * max(1, self.chunk)
+        record = add_record(
+            b2,
+            group,
+            variables,
+            slot=self._n_records,
+            rows=-(-steps // period_steps),
+            period="t_update_period",
+            folder=self._results_folder,
+            name=name,
+            **kw,
+        )
+        self._n_records += len(variables)
+        return record
+
+    @staticmethod
+    def _brian2_objects(monitors) -> list:
+        """The Brian2 objects among ``monitors`` (a record is its synapses' ``run_regularly``)."""
+        return [m for m in monitors if not isinstance(m, SynapseRecord)]
 
     def _loss_objects(self, b2, out) -> list:
         """Loss error on the readout after y_t (and, for a softmax loss, the normaliser Σ_k exp(y_k))."""
@@ -112,6 +135,8 @@ class Assembly:
         import brian2 as b2
 
         self._start_device(b2)
+        #: The C++ records of the monitors of every synapse (:meth:`_monitor`).
+        self._n_records = 0
         p = self.params
         dt = p.dt * b2.ms
         b2.defaultclock.dt = dt
@@ -204,11 +229,9 @@ class Assembly:
         """Input, recurrent and readout synapses (and, split, the eligibility synapses grouped by target)."""
         #: Synapses per Brian2 synapse object (the size of its variables, which standalone Brian2 leaves 0).
         self._n_synapses: dict[str, int] = {}
-        #: A compiled network's synapse tables (:mod:`.edges`), their functions, and the synapse objects whose
-        #: number of synapses a monitor compiles in (:meth:`_record_all`).
+        #: A compiled network's synapse tables (:mod:`.edges`) and their functions.
         self._edge_tables: list = []
         self._edge_functions = edge_functions(b2) if self._compiled else {}
-        self._monitored_synapses: dict[str, int] = {}
         elig_model = (
             eq.eligibility_model(self.adaptation, self.regularization)
             if self.model_code is None

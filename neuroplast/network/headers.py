@@ -2,7 +2,8 @@
 
 :data:`HEADERS` are the input byte table (:data:`.equations.INPUT_TABLE_HEADER`), the record of ψ that
 the gradients computed in the binary read (:data:`.factorized.PSI_HEADER`), the duration of a launch
-(:data:`LAUNCH_HEADER`) and the synapses read at launch (:data:`EDGES_HEADER`, :mod:`.edges`).  Code objects
+(:data:`LAUNCH_HEADER`), the synapses read at launch (:data:`EDGES_HEADER`, :mod:`.edges`) and the monitors
+of every synapse (:data:`RECORD_HEADER`, :mod:`.records`).  Code objects
 that call their functions declare them through ``compiler_kwds`` (:func:`header_kwds`); the code neuroplast
 inserts into ``main.cpp`` gets them from the device (:class:`.engine.NeuroplastStandaloneDevice`).
 """
@@ -21,6 +22,7 @@ __all__ = [
     "HEADERS",
     "INCLUDE_DIR",
     "LAUNCH_HEADER",
+    "RECORD_HEADER",
     "header_kwds",
     "header_stamp",
     "header_text",
@@ -32,8 +34,10 @@ INCLUDE_DIR = Path(__file__).resolve().parent / "include"
 LAUNCH_HEADER = "neuroplast_launch.h"
 #: The synapses of a launch, read from its results folder (:mod:`.edges`).
 EDGES_HEADER = "neuroplast_edges.h"
+#: Monitors of every synapse, sized at launch (:mod:`.records`).
+RECORD_HEADER = "neuroplast_record.h"
 #: Every header of :data:`INCLUDE_DIR` that a network may include.
-HEADERS = (INPUT_TABLE_HEADER, PSI_HEADER, LAUNCH_HEADER, EDGES_HEADER)
+HEADERS = (INPUT_TABLE_HEADER, PSI_HEADER, LAUNCH_HEADER, EDGES_HEADER, RECORD_HEADER)
 
 
 @functools.cache

@@ -127,11 +127,10 @@ class Launch:
             # Brian2's numbered names (an older network still referenced): a project of its own, never a
             # rebuild of the usual one
             "names": [self.net.name, sorted(b2.get_device().code_objects)],
-            # the synapses are read at launch (network/edges.py): the program knows their tables, not the
-            # edges — so a new seed of a sparse network runs the same build —, and the number of synapses
-            # only where a monitor of every synapse compiles it in (in-trial updates, chunks)
+            # the synapses are read at launch (network/edges.py) and their monitors sized then
+            # (network/records.py): the program knows the tables, not the edges nor their number, so a new
+            # seed of a sparse network runs the same build
             "edge_tables": [table.key() for table in self._edge_tables],
-            **({"monitored_synapses": self._monitored_synapses} if self._monitored_synapses else {}),
         }
 
     def _compile(self, b2, duration) -> None:
@@ -172,6 +171,10 @@ class Launch:
             b2.set_device("runtime")  # leave the process usable for runtime networks
         else:
             self.net.store("initial")
+
+    def _results_folder(self) -> Path:
+        """The results folder of this network's launches (cpp_standalone)."""
+        return Path(self._device.project_dir) / self._results
 
     def _check_usable(self) -> None:
         if self._stale:
