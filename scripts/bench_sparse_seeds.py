@@ -131,9 +131,8 @@ def speed(trees: list[Path], repeats: int, work: Path, n_rec: int, p: float, chu
                 raise RuntimeError(f"{tree}: {proc.stderr[-2000:]}")
             got = json.loads(proc.stdout.strip().splitlines()[-1])
             if r:
-                rows.append(
-                    {"tree": str(tree), "per_iteration_ms": round(1e3 * got["seconds"] / iterations, 2)}
-                )
+                ms = round(1e3 * got["seconds"] / iterations, 2)
+                rows.append({"tree": str(tree), "per_iteration_ms": ms, "reused": got["hit"]})
                 print(json.dumps(rows[-1]), flush=True)
     for tree in trees:
         times = [row["per_iteration_ms"] for row in rows if row["tree"] == str(tree)]
