@@ -6,7 +6,8 @@ Each tree runs in child processes (``PYTHONPATH=<tree>``) with a compiled-networ
 * ``seeds`` — ``neuroplast run CONFIG --seed 1`` fills the tree's cache, then ``--seed 2, 3, …`` (one per
   repeat, the trees alternating) are timed: wall time of the whole command, and whether it compiled;
 * ``speed`` — on a warm cache, the wall time of ``--iterations`` training iterations of one process after its
-  network is ready (build and first launch excluded), the trees alternating.
+  network is ready (build and first launch excluded; with ``--chunk K`` give a multiple of K), the trees
+  alternating.
 
 Example (the trees from ``git archive``)::
 
@@ -38,7 +39,8 @@ from neuroplast.training.trainer import Trainer
 data = tomllib.loads(open(sys.argv[1]).read())
 cfg = parse_config(data)
 tr = Trainer.from_config(cfg)
-tr.run_iteration()  # the first launch (a chunk's first iterations) is not timed
+for _ in range(max(1, getattr(tr, "chunk", 0))):  # the first launch (all of a chunk's iterations): untimed
+    tr.run_iteration()
 start = time.perf_counter()
 for _ in range(int(sys.argv[2])):
     tr.run_iteration()
