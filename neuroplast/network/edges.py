@@ -108,7 +108,9 @@ class EdgeTable:
         return [self.index, self.name, self.outer, self.rows, self.n_other]
 
 
-def edge_table(index: int, name: str, i: np.ndarray, j: np.ndarray, sizes: tuple[int, int], outer: str):
+def edge_table(
+    index: int, name: str, i: np.ndarray, j: np.ndarray, sizes: tuple[int, int], outer: str
+) -> EdgeTable:
     """The :class:`EdgeTable` of synapses ``(i[s], j[s])`` (Brian2's order), grouped by ``outer``.
 
     Parameters
