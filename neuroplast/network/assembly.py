@@ -9,7 +9,9 @@ import numpy as np
 from neuroplast.model.params import ModelParams
 from neuroplast.model.surrogates import get_surrogate
 from neuroplast.network import equations as eq
+from neuroplast.network.edges import edge_functions, edge_table
 from neuroplast.network.headers import header_kwds, header_stamp
+from neuroplast.network.records import RECORD, SynapseRecord, add_record, record_function
 
 #: Recurrent variables a network can record at every step (``record``), as :class:`TrialResult` names them.
 RECORDABLE = ("v", "a", "z", "psi", "refractory", "L")
@@ -32,24 +34,75 @@ class Assembly:
         """
         self._split = self.event_driven and not self.update_every and not self.chunk
         self._b2_edges, self._elig_edges, self._to_log, self._from_log = {}, {}, {}, {}
+        #: The end Brian2's synapses are grouped by ("pre": the log's order, "post": by target), per key.
+        self._b2_outer, self._elig_outer = {}, {}
         for key, (src, tgt) in self.edges.items():
             by_target = np.lexsort((src, tgt))
-            order = (
-                by_target
-                if self.event_driven and not self._split and key != "output"
-                else np.arange(src.size)
-            )
+            grouped = self.event_driven and not self._split and key != "output"
+            order = by_target if grouped else np.arange(src.size)
             self._b2_edges[key] = (src[order], tgt[order])
+            self._b2_outer[key] = "post" if grouped else "pre"
             self._to_log[key] = np.argsort(order, kind="stable")
             self._from_log[key] = order
             split = self._split and key != "output"
             self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
+            self._elig_outer[key] = "post" if split else self._b2_outer[key]
 
     def _copies(self, src: np.ndarray, tgt: np.ndarray, n_src: int, n_tgt: int) -> tuple:
         """Synapse ids of all copies (:attr:`batch`): copy b's are copy 0's shifted by b neurons of each
         side, one copy after the other, so that every copy keeps copy 0's synapse order."""
         shift = np.arange(self.batch)[:, None]
         return (src[None, :] + shift * n_src).ravel(), (tgt[None, :] + shift * n_tgt).ravel()
+
+    def _connect(self, b2, syn, edges: tuple, sizes: tuple[int, int], outer: str) -> None:
+        """Create the synapses ``edges`` (copy 0's, in Brian2's order, grouped by ``outer``) of every copy.
+
+        A compiled network reads them at launch from a table of its results folder (:mod:`.edges`): the
+        program holds the table's number, not the edges, so that another connectivity (another seed of a
+        sparse network) runs the same build.  The runtime device connects the arrays themselves.
+        """
+        i, j = self._copies(*edges, *sizes)
+        self._n_synapses[syn.name] = len(i)
+        if not self._compiled:
+            syn.connect(i=i, j=j)
+            return
+        B = self.batch
+        table = edge_table(len(self._edge_tables), syn.name, i, j, (B * sizes[0], B * sizes[1]), outer)
+        b2.get_device().insert_code("main", table.load_code("brian::results_dir"))  # before the synapses
+        self._edge_tables.append(table)
+        syn.connect(**table.generator(), namespace=self._edge_functions)
+
+    def _monitor(self, b2, group, variables, name: str, period_steps: int, **kw):
+        """A monitor of every element of ``group`` at every tick of a clock of ``period_steps`` steps (``kw``:
+        its ``dt``, ``when``, ``order``; the period is ``t_update_period`` of the namespace).
+
+        A ``StateMonitor``, but for the synapses of a compiled network a :class:`.records.SynapseRecord`:
+        their number is learned at launch, and a monitor would compile it in (:mod:`.records`).  Only
+        Brian2 objects go into the network (:meth:`_brian2_objects`).
+        """
+        variables = [variables] if isinstance(variables, str) else list(variables)
+        if not self._compiled or group.name not in self._n_synapses:
+            return b2.StateMonitor(group, variables, record=True, name=name, **kw)
+        self._namespace.setdefault(RECORD, record_function(b2))
+        steps = self.n_steps * max(1, self.chunk)
+        record = add_record(
+            b2,
+            group,
+            variables,
+            slot=self._n_records,
+            rows=-(-steps // period_steps),
+            period="t_update_period",
+            folder=self._results_folder,
+            name=name,
+            **kw,
+        )
+        self._n_records += len(variables)
+        return record
+
+    @staticmethod
+    def _brian2_objects(monitors) -> list:
+        """The Brian2 objects among ``monitors`` (a record is its synapses' ``run_regularly``)."""
+        return [m for m in monitors if not isinstance(m, SynapseRecord)]
 
     def _loss_objects(self, b2, out) -> list:
         """Loss error on the readout after y_t (and, for a softmax loss, the normaliser Σ_k exp(y_k))."""
@@ -87,6 +140,8 @@ class Assembly:
 
     def _assemble(self, b2) -> None:
         """The objects, the network and its compile (or stored state), in :meth:`_build`'s fixed order."""
+        #: The C++ records of the monitors of every synapse (:meth:`_monitor`).
+        self._n_records = 0
         p = self.params
         dt = p.dt * b2.ms
         b2.defaultclock.dt = dt
@@ -179,6 +234,9 @@ class Assembly:
         """Input, recurrent and readout synapses (and, split, the eligibility synapses grouped by target)."""
         #: Synapses per Brian2 synapse object (the size of its variables, which standalone Brian2 leaves 0).
         self._n_synapses: dict[str, int] = {}
+        #: A compiled network's synapse tables (:mod:`.edges`) and their functions.
+        self._edge_tables: list = []
+        self._edge_functions = edge_functions(b2) if self._compiled else {}
         elig_model = (
             eq.eligibility_model(self.adaptation, self.regularization)
             if self.model_code is None
@@ -199,9 +257,7 @@ class Assembly:
                 "recurrent": b2.Synapses(rec, rec, elig_model, name="elig_recurrent", **split),
             }
             for key, syn in self._elig.items():
-                i, j = self._copies(*self._elig_edges[key], *self._sizes[key])
-                syn.connect(i=i, j=j)
-                self._n_synapses[syn.name] = len(i)
+                self._connect(b2, syn, self._elig_edges[key], self._sizes[key], self._elig_outer[key])
             self._objects += list(self._elig.values())
             events = {}
         # every spike arrives within its step: one delay for the whole pathway (no per-synapse delay array)
@@ -222,9 +278,7 @@ class Assembly:
             delay=0 * b2.ms,
         )
         for syn, key in ((s_in, "input"), (s_rec, "recurrent"), (s_out, "output")):
-            i, j = self._copies(*self._b2_edges[key], *self._sizes[key])
-            syn.connect(i=i, j=j)
-            self._n_synapses[syn.name] = len(i)
+            self._connect(b2, syn, self._b2_edges[key], self._sizes[key], self._b2_outer[key])
             eq.schedule(syn.pre, f"{key}_propagation")
         self._objects += [s_in, s_rec, s_out]
         return s_in, s_rec, s_out

@@ -5,7 +5,10 @@ schedule (which operation runs in which ``when`` slot and ``order``) in :mod:`ne
 
 One :class:`Brian2Network` is compiled once for given sizes, connectivity and trial length; every trial
 then sets weights, per-neuron parameters, inputs and targets without recompiling (runtime: in place;
-cpp_standalone: run arguments of a launch).  The class is split by job, one module each:
+cpp_standalone: run arguments of a launch).  A cpp_standalone program does not depend on the connectivity
+either: its synapses are read at launch (:mod:`.edges`) and the monitors of every synapse sized then
+(:mod:`.records`), so a network of other masks (a new seed of a sparse network) reuses the build.  The
+class is split by job, one module each:
 
 * :mod:`.assembly` — groups, projections, loss objects, monitors;
 * :mod:`.features` — in-trial updates, chunk boundaries, the factorized gradient inside the binary;

@@ -1,9 +1,10 @@
 """The cache of compiled networks: one cpp_standalone project per code-determining key, reused across runs.
 
-A Brian2 cpp_standalone project is compiled once for everything that determines its code — sizes,
-connectivity, trial length, rule, loss, surrogate, network options, Brian2 and compiler versions — and
-kept under ``<cache>/standalone/<key>``.  A later process with the same key regenerates the code (Brian2
-rewrites only files whose content changed), finds nothing to compile and runs the existing binary.
+A Brian2 cpp_standalone project is compiled once for everything that determines its code — sizes, trial
+length, rule, loss, surrogate, network options, Brian2 and compiler versions; not the connectivity, which
+a launch reads from its results folder (:mod:`.edges`) — and kept under ``<cache>/standalone/<key>``.  A
+later process with the same key regenerates the code (Brian2 rewrites only files whose content changed),
+finds nothing to compile and runs the existing binary.
 
 * Building holds an exclusive lock on ``<key>.lock``, so concurrent runs of the same model never build
   into one folder at the same time; each process writes its results into a folder of its own

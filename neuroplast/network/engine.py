@@ -54,7 +54,7 @@ __all__ = [
 #: The name of neuroplast's device in Brian2's device table.
 DEVICE_NAME = "neuroplast_standalone"
 #: Changes whenever what the device generates changes (part of the compiled-network cache key).
-ENGINE_VERSION = 3
+ENGINE_VERSION = 4
 #: The file of a launch's results folder that holds its duration (s), when shorter than the compiled one.
 DURATION_FILE = "duration"
 
@@ -180,6 +180,15 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
         for var in variables:
             self.array_cache[var] = None
 
+    def write_files(self, results: str, files: Mapping[str, np.ndarray]) -> Path:
+        """Write raw files that the binary reads itself (the input table, the synapse tables) into the
+        results folder ``results`` (relative to the project folder; made if missing), and return its path."""
+        folder = Path(self.project_dir) / results
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            np.ascontiguousarray(data).tofile(folder / name)
+        return folder
+
     def launch(
         self,
         results: str,
@@ -209,10 +218,7 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
         ValueError
             An array whose shape does not match its variable (the binary would only print a warning).
         """
-        folder = Path(self.project_dir) / results
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, data in (files or {}).items():
-            np.ascontiguousarray(data).tofile(folder / name)
+        folder = self.write_files(results, files or {})
         if duration is None:
             (folder / DURATION_FILE).unlink(missing_ok=True)
         else:

@@ -40,8 +40,8 @@ class Features:
             )
 
         def mon(group, variables, name):
-            return b2.StateMonitor(
-                group, variables, record=True, dt=every, name=name, **eq.slot("in_trial_monitor")
+            return self._monitor(
+                b2, group, variables, name, self.update_every, dt=every, **eq.slot("in_trial_monitor")
             )
 
         self.in_trial_mons = {
@@ -50,7 +50,7 @@ class Features:
             "output": mon(s_out, ["w", "B"], "w_out_mon"),
             "bias": mon(out, "b", "b_mon"),
         }
-        return list(self.in_trial_mons.values())
+        return self._brian2_objects(self.in_trial_mons.values())
 
     def _chunk_functions(self, b2) -> None:
         """The C++ functions of the boundary update (:data:`.equations.CHUNK_FUNCTIONS`), by name."""
@@ -108,7 +108,7 @@ class Features:
             obj.run_regularly(code, name=f"chunk_reset_{k}", **kw, **eq.slot("chunk_reset"))
 
         def mon(group, variables, name, slot):
-            return b2.StateMonitor(group, variables, record=True, dt=period, name=name, **eq.slot(slot))
+            return self._monitor(b2, group, variables, name, self.n_steps, dt=period, **eq.slot(slot))
 
         self.chunk_grad_mons = {
             "input": mon(s_in, "gt", "chunk_g_in", "chunk_grad_monitor"),
@@ -124,7 +124,7 @@ class Features:
             # B of every trial: the trainer checks the simulation's feedback step against NumPy's too
             "feedback": mon(s_out, "B", "chunk_b_out", "chunk_weight_monitor"),
         }
-        return [*self.chunk_grad_mons.values(), *self.chunk_weight_mons.values()]
+        return self._brian2_objects([*self.chunk_grad_mons.values(), *self.chunk_weight_mons.values()])
 
     def _factorized_monitors(self, b2, inp, rec, out) -> list:
         """What the gradients computed in the binary read and nothing else does: the input spikes and the loss

@@ -1,10 +1,11 @@
 """The C++ headers of neuroplast's cpp_standalone networks (``network/include``), without Brian2.
 
 :data:`HEADERS` are the input byte table (:data:`.equations.INPUT_TABLE_HEADER`), the record of ψ that
-the gradients computed in the binary read (:data:`.factorized.PSI_HEADER`) and the duration of a launch
-(:data:`LAUNCH_HEADER`).  Code objects that call their
-functions declare them through ``compiler_kwds`` (:func:`header_kwds`); the code neuroplast inserts into
-``main.cpp`` gets them from the device (:class:`.engine.NeuroplastStandaloneDevice`).
+the gradients computed in the binary read (:data:`.factorized.PSI_HEADER`), the duration of a launch
+(:data:`LAUNCH_HEADER`), the synapses read at launch (:data:`EDGES_HEADER`, :mod:`.edges`) and the monitors
+of every synapse (:data:`RECORD_HEADER`, :mod:`.records`).  Code objects
+that call their functions declare them through ``compiler_kwds`` (:func:`header_kwds`); the code neuroplast
+inserts into ``main.cpp`` gets them from the device (:class:`.engine.NeuroplastStandaloneDevice`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,27 @@ from pathlib import Path
 from neuroplast.network.equations import INPUT_TABLE_HEADER
 from neuroplast.network.factorized import PSI_HEADER
 
-__all__ = ["HEADERS", "INCLUDE_DIR", "LAUNCH_HEADER", "header_kwds", "header_stamp", "header_text"]
+__all__ = [
+    "EDGES_HEADER",
+    "HEADERS",
+    "INCLUDE_DIR",
+    "LAUNCH_HEADER",
+    "RECORD_HEADER",
+    "header_kwds",
+    "header_stamp",
+    "header_text",
+]
 
 #: The folder of the headers (shipped as package data).
 INCLUDE_DIR = Path(__file__).resolve().parent / "include"
 #: The run duration chosen per launch (:class:`.engine.NeuroplastStandaloneDevice`).
 LAUNCH_HEADER = "neuroplast_launch.h"
+#: The synapses of a launch, read from its results folder (:mod:`.edges`).
+EDGES_HEADER = "neuroplast_edges.h"
+#: Monitors of every synapse, sized at launch (:mod:`.records`).
+RECORD_HEADER = "neuroplast_record.h"
 #: Every header of :data:`INCLUDE_DIR` that a network may include.
-HEADERS = (INPUT_TABLE_HEADER, PSI_HEADER, LAUNCH_HEADER)
+HEADERS = (INPUT_TABLE_HEADER, PSI_HEADER, LAUNCH_HEADER, EDGES_HEADER, RECORD_HEADER)
 
 
 @functools.cache

@@ -97,7 +97,8 @@ class Launch:
         """Everything that determines the generated code and data files of the standalone project.
 
         Values set per trial through ``run_args`` (weights, ρ, β, n_ref, inputs, targets, learning rates,
-        Adam state) are not part of it, so that runs differing only in those share one build.
+        Adam state) are not part of it, nor are the synapses (read at launch, :mod:`.edges`), so that runs
+        differing only in those — the seed included — share one build.
         """
         import platform
 
@@ -133,8 +134,10 @@ class Launch:
             # Brian2's numbered names (an older network still referenced): a project of its own, never a
             # rebuild of the usual one
             "names": [self.net.name, sorted(b2.get_device().code_objects)],
-            "edges": {k: self._b2_edges[k] for k in sorted(self._b2_edges)},
-            "elig_edges": {k: self._elig_edges[k] for k in sorted(self._elig_edges)},
+            # the synapses are read at launch (network/edges.py) and their monitors sized then
+            # (network/records.py): the program knows the tables, not the edges nor their number, so a new
+            # seed of a sparse network runs the same build
+            "edge_tables": [table.key() for table in self._edge_tables],
         }
 
     def _compile(self, b2, duration) -> None:
@@ -170,9 +173,15 @@ class Launch:
                 written += [syn.variables["g"] for syn in self.synapses.values()]
                 self._device.forget_cached(written)
             self._results = results_subdir(self._build_dir or self.build_dir)
+            # the synapses of every launch of this network (network/edges.py), read before they are created
+            self._device.write_files(self._results, {t.file: t.data() for t in self._edge_tables})
             b2.set_device("runtime")  # leave the process usable for runtime networks
         else:
             self.net.store("initial")
+
+    def _results_folder(self) -> Path:
+        """The results folder of this network's launches (cpp_standalone)."""
+        return Path(self._device.project_dir) / self._results
 
     def _check_usable(self) -> None:
         if self._stale:
