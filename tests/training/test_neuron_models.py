@@ -1,6 +1,8 @@
 """Neuron models other than alif (``network.neuron``, docs/model.md §10) train, log and compare end to end.
 
-A run of ``lif_syn`` or ``adlif`` trains on the NumPy reference (the device ``auto`` picks for them), logs
+A run of ``lif_syn`` or ``adlif`` trains on the NumPy reference (``simulation.device = "numpy"``, named: since
+Brian2 runs these models ``auto`` picks cpp_standalone, a compile per case; Brian2 trains the same runs as the
+reference in test_a_neuron_model_trains_the_same_run_on_brian2_and_numpy below), logs
 its online e-prop gradient, and ``compare`` replays every trial through the model's equations and computes
 exact BPTT from its derived backward step.  The checks, each able to fail:
 
@@ -36,7 +38,7 @@ IDENTITY_RTOL = 1e-10
 
 def _config(base: Path, neuron: str, **network) -> dict:
     data = copy.deepcopy(tomllib.loads(base.read_text(encoding="utf-8")))
-    data["simulation"].update(n_steps=150, device="auto")
+    data["simulation"].update(n_steps=150, device="numpy")
     data["network"].update(neuron=neuron, n_rec=16, n_alif=0, n_ref=2, **network)
     data["network"].pop("beta", None)
     data["training"].update(iterations=3, batch_size=2, rule="eprop")
