@@ -75,6 +75,12 @@ _IN_TRIAL_ADAM = ("tests/network/test_in_trial.py", "-k", "runtime-mse-eprop-ada
 _MODEL_NET = ("tests/network/test_model_networks.py", "-k", "runtime and generated_network")
 _CHUNKED = ("tests/training/test_chunked.py", "-k", "sine-adam and not threads")
 
+
+def _CHUNKED_MODE(mode: str) -> tuple[str, ...]:  # noqa: N802 - reads as the selections above
+    """The chunked engine's case of one mode (tests/training/test_chunked.py, ``test_chunked_modes_...``)."""
+    return ("tests/training/test_chunked.py", "-k", f"modes and {mode}")
+
+
 EQ, MC = "neuroplast/network/equations.py", "neuroplast/network/model_code.py"
 DYN, STEP = "neuroplast/model/dynamics.py", "neuroplast/model/stepper.py"
 ELIG, DER = "neuroplast/gradients/eligibility.py", "neuroplast/gradients/derived.py"
@@ -288,6 +294,15 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "brian2 optimizer", EQ, "b1 * m + (1 - b1) * g : m;", "b1 * m + (1 - b1) * g * 0.999 : m;", _CHUNKED
+    ),
+    # the boundary step's averaged gradient (training.average_gradient) and Kolen-Pollack's B (eprop-adaptive)
+    Mutant("brian2 optimizer", EQ, "? g / n : 0.0;", "? g : 0.0;", _CHUNKED_MODE("averaged")),
+    Mutant(
+        "brian2 optimizer",
+        EQ,
+        " { return (1.0 - lam) * B + (dw + lam * w); }",
+        " { return (1.0 - lam) * B + dw + lam * w; }",
+        _CHUNKED_MODE("eprop-adaptive"),
     ),
 )
 
