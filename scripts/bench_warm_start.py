@@ -9,8 +9,9 @@
    the cached compiled network found and loaded), (c) the end of the first training iteration, with the
    interpreter's own start-up measured separately (``python -c pass``).
 3. No recompile: ``neuroplast run`` with ``--iterations`` 40 then 200, ``--seed`` 5, a learning rate
-   changed in the config, then ``--resume`` extending the 40-iteration log (a dense network: a sparse
-   one's connectivity is drawn from the seed and is part of the compiled program): each command's
+   changed in the config, then ``--resume`` extending the 40-iteration log (a sparse network's new seed
+   reuses the build too — its synapses are read at launch, ``network/edges.py``;
+   ``scripts/bench_sparse_seeds.py`` times that): each command's
    "network ready" line must say "reused the compiled network", and the cache must hold one compiled
    network at the end.
 
