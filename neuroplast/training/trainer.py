@@ -128,6 +128,26 @@ CHUNK_MEMORY_BYTES = 256 * 2**20
 CHUNK_MAX = 100
 
 
+def averaging_run(masks: list) -> tuple[float, int]:
+    """n of the averaged gradient g / n (``training.average_gradient``) that a launch of the chunked engine
+    takes, and how many of these trials' masks, from the first, share it: the trials a launch holds.
+
+    Parameters
+    ----------
+    masks : list of array_like
+        The recall-window masks of the next trials, in order (at least one).
+
+    Returns
+    -------
+    (float, int)
+        n (:func:`~neuroplast.plasticity.optim.averaging_steps` of the first mask) and the number of
+        leading masks with the same n (≥ 1).
+    """
+    counts = [averaging_steps(m) for m in masks]
+    first = counts[0]
+    return first, next((k for k, c in enumerate(counts) if c != first), len(counts))
+
+
 def chunk_length(cfg: Config, n_edges: int) -> int:
     """Iterations per launch for ``simulation.chunk_iterations`` (0: auto, from the memory budget).
 
@@ -510,11 +530,9 @@ class Trainer:
         n = min(self.chunk, max(1, tr.iterations - it))
         trials = [self.task.trials(it + k, 1)[0] for k in range(n)]
         steps = 1.0
-        if tr.average_gradient:  # one n of g / n per launch: the trials up to the first with another n
-            counts = [averaging_steps(t.mask) for t in trials]
-            steps = counts[0]
-            trials = trials[: next((k for k, c in enumerate(counts) if c != steps), len(trials))]
-            n = len(trials)
+        if tr.average_gradient:  # one n of g / n per launch
+            steps, n = averaging_run([t.mask for t in trials])
+            trials = trials[:n]
         results = self.net.run_chunk(
             self.weights,
             [(t.x, t.target, t.mask) for t in trials],

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from neuroplast.config import parse_config
-from neuroplast.training.trainer import CHUNK_MAX, Trainer, chunk_length
+from neuroplast.training.trainer import CHUNK_MAX, Trainer, averaging_run, chunk_length
 from tests.helpers import SMALL_EVIDENCE_TOML as EVIDENCE
 from tests.helpers import assert_same_records
 
@@ -140,6 +140,17 @@ def test_chunk_length_auto_and_given() -> None:
     assert chunk_length(huge.replace("training", iterations=250), 1000) == 8  # 30 MB per trial: 8 fit
     assert chunk_length(huge.replace("training", iterations=3), 1000) == 8
     assert chunk_length(_cfg(SINE, 7), 1000) == 7
+
+
+def test_a_launch_holds_the_trials_of_one_averaging_n() -> None:
+    """With ``average_gradient`` the boundary steps divide by one n per launch: the trials up to the first
+    whose loss counts another number of steps (a recall window of another length) — that one starts the
+    next launch."""
+    window = lambda k: np.r_[np.zeros(10 - k), np.ones(k)]  # noqa: E731 - a mask counting k steps
+    assert averaging_run([window(3)] * 4) == (3.0, 4)  # counts of steps: exact
+    assert averaging_run([window(3), window(3), window(5), window(3)]) == (3.0, 2)
+    assert averaging_run([window(5), window(3)]) == (5.0, 1)
+    assert averaging_run([np.ones(10)]) == (10.0, 1)  # no recall window: every step counts
 
 
 @pytest.mark.brian2
