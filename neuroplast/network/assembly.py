@@ -225,6 +225,8 @@ class Assembly:
         if self.gradients:  # z̄ (a model's c_in x) of the inputs: only the online gradient reads it
             trace = eq.input_trace(x) if code is None else eq.model_input_trace(x) + "\n" + code.input_update
             inp.run_regularly(trace, name="input_trace", **eq.slot("input_trace"))
+            if code is not None and code.post_update:  # a rule's own postsynaptic trace variables
+                rec.run_regularly(code.post_update, name="trace_post", **eq.slot("trace_post"))
         eq.schedule(inp.thresholder["spike"], "input_threshold")
         out = b2.NeuronGroup(B * self.n_out, eq.readout_model(self.adam, bool(self.chunk)), name="readout")
         out.run_regularly(eq.READOUT_UPDATE, name="readout_update", **eq.slot("readout_update"))

@@ -15,7 +15,8 @@ The network implements the *discrete* equations with explicit per-step updates (
     before_resets    readout: y_t = κ y_{t−1} + c_out I_out + b; loss error;
                      [grad] learning signal L_t = c_out Σ_k B_jk err_k (summed variable)
     resets           z = 1, r = n_ref for neurons that spiked
-    before_end       [grad] e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t, then
+    before_end       [grad] a rule's own postsynaptic trace variables (they read ψ_t, z_t, L_t); then
+                     e_t, ē_t = κ ē_{t−1} + e_t, g += L_t ē_t, Σ e_t, then
                      ε^a_{t+1} = (ρ − βψ_t) ε^a_t + ψ_t z̄_t  (one pass per synapse, or — event-driven —
                      only over synapses onto neurons with ψ_t ≠ 0, the gaps carried by per-neuron
                      factors, docs/model.md §5); readout traces
@@ -104,6 +105,8 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "learning_signal": ("before_resets", 10),  # L = c_out Σ_k B err (summed variable)
     "recurrent_reset": ("resets", 0),  # z = 1, r = n_ref
     "zout_trace": ("before_end", 0),
+    # a rule's own postsynaptic trace variables (network/model_code.py): after ψ_t, z_t and L_t, before the sweep
+    "trace_post": ("before_end", 0),
     "lazy_factor": ("before_end", 0),  # event-driven: Dk = κ D
     "eligibility_sweep": ("before_end", 1),  # sweep path: e, ē, g, Σ e, ε^a of every synapse
     "psi_event": ("before_end", 1),  # event-driven: the custom event ψ > 0

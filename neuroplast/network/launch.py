@@ -253,4 +253,4 @@ def _model_key(code: Any) -> list:
         code.sweep,
         code.input_group,
         code.input_update,
-    ]
+    ] + ([code.post_update] if code.post_update else [])

@@ -74,19 +74,47 @@ def _render(expr: str, names: dict[str, str], constants: dict[str, float] | None
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
-def trace_variable(name: str) -> str:
-    """The Brian2 variable (of every presynaptic neuron) of a rule's trace variable ``name``."""
-    return f"tr_{name}"
+def trace_variable(name: str, kind: str = "pre") -> str:
+    """The Brian2 variable of a rule's trace variable ``name``: ``kind`` ``"pre"`` (of every presynaptic
+    neuron, ``tr_``), ``"post"`` (of every recurrent neuron, ``tp_``) or ``"synapse"`` (``ts_``)."""
+    return {"pre": "tr_", "post": "tp_", "synapse": "ts_"}[kind] + name
 
 
-def _trace_code(trace: Trace) -> tuple[str, str, str]:
-    """A rule's own trace: (presynaptic variables, their update after ``pre_drive``, e_t of a synapse)."""
+@dataclass(frozen=True)
+class _TraceCode:
+    """A rule's own trace in Brian2 (:func:`_trace_code`)."""
+
+    variables: str  # declarations of the presynaptic variables (input and recurrent groups)
+    update: str  # their update after ``pre_drive``
+    post_variables: str  # declarations of the postsynaptic variables (recurrent group)
+    post_update: str  # their update (slot ``trace_post``: ψ_t, z_t and L_t are known)
+    synapse_variables: list[str]  # declarations of the per-synapse variables
+    sweep: list[str]  # the synapse variables' update, then ``e_t = …``
+    signal: str  # the rule's learning signal in the sweep (``L_post`` for e-prop's)
+
+
+def _trace_code(trace: Trace) -> _TraceCode:
+    """A rule's own trace: its variables, their updates, e_t of a synapse and the learning signal."""
     consts = trace.constant_values
     pre = {v: trace_variable(v) for v in trace.variables}
-    variables = "".join(f"{trace_variable(v)} : 1\n" for v in trace.variables)
+    post = {v: trace_variable(v, "post") for v in trace.post_variables}
+    syn = {v: trace_variable(v, "synapse") for v in trace.synapse_variables}
     update = "".join(f"{pre[t]} = {_render(e, {**pre, 'pre': PRE_DRIVE}, consts)}\n" for t, e in trace.update)
-    post = {v: f"{trace_variable(v)}_pre" for v in trace.variables}
-    return variables, update, _render(trace.eligibility, {**post, "psi": "psi_post"}, consts)
+    in_group = {**post, "psi": "psi", "z": "z", "L": "L"}
+    post_update = "".join(f"{post[t]} = {_render(e, in_group, consts)}\n" for t, e in trace.post_update)
+    in_synapse = {v: f"{n}_pre" for v, n in pre.items()} | {v: f"{n}_post" for v, n in post.items()}
+    in_synapse |= syn | {"psi": "psi_post", "z": "z_post", "L": "L_post"}
+    sweep = [f"{syn[t]} = {_render(e, in_synapse, consts)}" for t, e in trace.synapse_update]
+    sweep.append(f"e_t = {_render(trace.eligibility, in_synapse, consts)}")
+    return _TraceCode(
+        variables="".join(f"{n} : 1\n" for n in pre.values()),
+        update=update,
+        post_variables="".join(f"{n} : 1\n" for n in post.values()),
+        post_update=post_update,
+        synapse_variables=[f"{n} : 1" for n in syn.values()],
+        sweep=sweep,
+        signal=_render(trace.signal, in_synapse, consts),
+    )
 
 
 def _sympy_code(expr: Any, names: dict[str, str]) -> str:
@@ -123,6 +151,9 @@ class ModelCode:
         Variables the input neurons add (a rule's trace).
     input_update : str
         Their update after the inputs' ``pre_drive`` (slot ``input_trace``).
+    post_update : str
+        A rule's postsynaptic trace variables' update (slot ``trace_post``, after the learning signal and
+        before the sweep: ψ_t, z_t and L_t are known).
     """
 
     model: NeuronModel
@@ -135,6 +166,7 @@ class ModelCode:
     parameters: dict[str, str]
     input_group: str = ""
     input_update: str = ""
+    post_update: str = ""
 
 
 @lru_cache(maxsize=64)
@@ -221,19 +253,20 @@ def model_code(
 
 def _traced(base: ModelCode, trace: Trace, regularization: bool) -> ModelCode:
     """``base`` (the model without e-prop's eligibility) with a rule's own trace and the gradient sweep."""
-    variables, update, eligibility = _trace_code(trace)
-    sweep = [f"e_t = {eligibility}"] + (["esum += e_t"] if regularization else [])
-    sweep += ["ebar = kappa_post * ebar + e_t", "g += L_post * ebar"]
-    synapse = ["ebar : 1", "g : 1"] + (["esum : 1"] if regularization else [])
+    tc = _trace_code(trace)
+    sweep = tc.sweep + (["esum += e_t"] if regularization else [])
+    sweep += ["ebar = kappa_post * ebar + e_t", f"g += {tc.signal} * ebar"]
+    synapse = tc.synapse_variables + ["ebar : 1", "g : 1"] + (["esum : 1"] if regularization else [])
     return ModelCode(
         model=base.model,
-        group=base.group + variables,
+        group=base.group + tc.variables + tc.post_variables,
         update=base.update,
         threshold_distance=base.threshold_distance,
-        after_psi=base.after_psi + update,  # after pre_drive = c_in z_{t−1}
+        after_psi=base.after_psi + tc.update,  # after pre_drive = c_in z_{t−1}
         synapse="\n".join(synapse),
         sweep="\n".join(sweep) + "\n",
         parameters=base.parameters,
-        input_group=variables,
-        input_update=update,
+        input_group=tc.variables,
+        input_update=tc.update,
+        post_update=tc.post_update,
     )

@@ -168,7 +168,7 @@ class NumpySimulator:
         trial = TrialData(self.params, weights, x, traj, target, mask, self.loss, feedback=feedback)
         if self.trace is not None:
             L = self.params.readout_scale * trial.err @ feedback.T
-            grads, esum = self._traced(dict(trial.pre), traj.psi, L, weights)
+            grads, esum = self._traced(dict(trial.pre), traj.psi, L, weights, traj.z)
             grads["output"], grads["bias"] = output_grads(self.params, traj.z, trial.err)
             return self._result(traj.y, traj.z, traj.psi, traj.refractory, grads, esum, v=traj.v, a=traj.a)
         ones = np.ones(weights.n_rec)
@@ -256,11 +256,12 @@ class NumpySimulator:
         )
 
     def _traced(
-        self, pres: dict[str, np.ndarray], psi: np.ndarray, L: np.ndarray, weights: Weights
+        self, pres: dict[str, np.ndarray], psi: np.ndarray, L: np.ndarray, weights: Weights, z: np.ndarray
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Σ L ē and Σ e with the rule's own trace (masked), as the simulation accumulates them."""
+        """Σ L^rule ē and Σ e with the rule's own trace and signal (masked), as the simulation accumulates
+        them."""
         assert self.trace is not None
-        g, esum = trace_grads(self.trace, pres, psi, L, self.params.kappa)
+        g, esum = trace_grads(self.trace, pres, psi, L, self.params.kappa, z=z)
         return mask_grads(weights, g), mask_grads(weights, esum)
 
     @staticmethod
@@ -289,7 +290,7 @@ class NumpySimulator:
             grads, esum = model_eprop(trial, feedback, keep_reset=self.keep_reset)
         else:
             L = self.params.readout_scale * trial.err @ feedback.T
-            grads, esum = self._traced(trial.pre(), traj.psi, L, weights)
+            grads, esum = self._traced(trial.pre(), traj.psi, L, weights, traj.z)
             grads["output"], grads["bias"] = output_grads(self.params, traj.z, trial.err)
         return self._result(
             traj.y,

@@ -64,7 +64,12 @@ def test_superspike_differs_where_the_model_does(name: str, tau_syn: float) -> N
     [
         (dict(update=(("r", "pre"),)), "'r' is not one of its variables"),
         (dict(update=(("p", "p + w"),)), "unknown name 'w'"),
-        (dict(eligibility="psi * z"), "unknown name 'z'"),
+        (dict(eligibility="psi * L"), "unknown name 'L'"),
+        (dict(post_variables=("m",), post_update=(("p", "psi"),)), "'p' is not one of its postsynaptic"),
+        (dict(post_variables=("m",), post_update=(("m", "m + pre"),)), "unknown name 'pre'"),
+        (dict(synapse_variables=("psi",)), "'psi' cannot name"),
+        (dict(post_variables=("p",)), "'p' is declared more than once"),
+        (dict(signal="L * p"), "learning signal: unknown name 'p'"),
         (dict(eligibility="psi * sinh(p)"), "only calls"),
         (dict(eligibility="psi * p.real"), "Attribute is not allowed"),
     ],
@@ -76,3 +81,86 @@ def test_a_broken_trace_is_one_line_naming_it(kwargs: dict, words: str) -> None:
         Trace(**spec)
     msg = str(err.value)
     assert msg.startswith("trace 't'") and words in msg and "\n" not in msg
+
+
+# ---- postsynaptic and per-synapse state, the rule's own learning signal ----------------------------------
+
+#: A linear first-order filter run the other way (linear_scan) adds the same terms in the same order: equal
+#: to rounding; 1e-12 leaves room for the reassociated sums of a double filter.
+FILTERED = 1e-12
+
+
+def _problem():
+    model, values, params, w, x, target, mask, loss = model_problem("lif_syn", n_ref=2)
+    trial = ModelTrial.make(model, values, params, w, x, target, mask, loss)
+    L = params.readout_scale * trial.err @ w.w_out
+    return params, w, trial, L
+
+
+def _superspike_with(**more) -> Trace:
+    base = _superspike(20.0, 5.0)
+    spec = dict(name="t", variables=base.variables, update=base.update, eligibility=base.eligibility,
+                constants=base.constants + (("a_e", 0.8), ("a_l", 0.6)))  # fmt: skip
+    spec.update(more)
+    return Trace(**spec)
+
+
+def _filtered(a: float, xs: np.ndarray) -> np.ndarray:
+    """y_t = a y_{t−1} + x_t along axis 0, written independently of the trace's evaluator."""
+    from neuroplast.model.signals import linear_scan
+
+    return linear_scan(xs, a)
+
+
+def _eprop_sum(signal: np.ndarray, e: np.ndarray, kappa: float) -> np.ndarray:
+    ebar = _filtered(kappa, e)
+    return np.einsum("tj,tji->ji", signal, ebar)
+
+
+def _dense_eligibility(trace: Trace, trial) -> dict[str, np.ndarray]:
+    from neuroplast.gradients.traces import trace_eligibilities
+
+    es = list(trace_eligibilities(trace, trial.pre(), trial.traj.psi, z=trial.traj.z))
+    return {k: np.array([e[k] for _, e in es]) for k in ("input", "recurrent")}
+
+
+def test_a_synapse_variable_filters_the_eligibility_of_its_synapse() -> None:
+    """s_t = a s_{t−1} + ψ_t q_t per synapse, e_t = s_t: the plain trace's e_t filtered per synapse."""
+    params, w, trial, L = _problem()
+    plain = _dense_eligibility(_superspike_with(), trial)
+    traced = _superspike_with(synapse_variables=("s",), synapse_update=(("s", "a_e * s + psi * q"),),
+                              eligibility="s")  # fmt: skip
+    g, es = trace_grads(traced, trial.pre(), trial.traj.psi, L, params.kappa, z=trial.traj.z)
+    for k in ("input", "recurrent"):
+        e = _filtered(0.8, plain[k])
+        assert max_rel_err(g[k], _eprop_sum(L, e, params.kappa)) < FILTERED, k
+        assert max_rel_err(es[k], e.sum(axis=0)) < FILTERED, k
+        # the comparator can disagree: the unfiltered eligibility is another gradient
+        assert max_rel_err(g[k], _eprop_sum(L, plain[k], params.kappa)) > 1e-2, k
+
+
+def test_a_rules_own_signal_from_its_postsynaptic_state() -> None:
+    """m_t = a m_{t−1} + L_t per neuron, L^rule_t = m_t · (1 + n_t) with n_t the neuron's spikes so far
+    (it reads z_t): Σ_t L^rule_t ē_t with the plain trace's ē_t."""
+    from neuroplast.gradients.traces import trace_signals
+
+    params, w, trial, L = _problem()
+    plain = _dense_eligibility(_superspike_with(), trial)
+    traced = _superspike_with(post_variables=("m", "n"), post_update=(("m", "a_l * m + L"), ("n", "n + z")),
+                              signal="m * (1.0 + n)")  # fmt: skip
+    z = trial.traj.z
+    want_signal = _filtered(0.6, L) * (1.0 + np.cumsum(z, axis=0))
+    assert max_rel_err(trace_signals(traced, trial.traj.psi, L, z), want_signal) < FILTERED
+    g, es = trace_grads(traced, trial.pre(), trial.traj.psi, L, params.kappa, z=z)
+    assert z.sum() > 0
+    for k in ("input", "recurrent"):
+        assert max_rel_err(g[k], _eprop_sum(want_signal, plain[k], params.kappa)) < FILTERED, k
+        assert max_rel_err(es[k], plain[k].sum(axis=0)) < FILTERED, k  # Σ e is the eligibility's alone
+        assert max_rel_err(g[k], _eprop_sum(L, plain[k], params.kappa)) > 1e-2, k
+
+
+def test_a_trace_that_reads_z_needs_the_spikes() -> None:
+    params, w, trial, L = _problem()
+    traced = _superspike_with(post_variables=("n",), post_update=(("n", "n + z"),), eligibility="psi * q * n")
+    with pytest.raises(ValueError, match="reads z"):
+        trace_grads(traced, trial.pre(), trial.traj.psi, L, params.kappa)

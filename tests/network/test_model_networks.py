@@ -187,3 +187,56 @@ def test_a_models_eligibility_with_the_reset_equals_numpy_on_cpp_standalone() ->
     for key in ("input", "recurrent"):
         assert _rel(got.esum[key], esum[key]) <= RTOL, key
         assert _rel(got.grads[key], plain[key]) > 1e-3, key
+
+
+#: A rule's trace with state of every kind: presynaptic (SuperSpike's double filter), postsynaptic (a
+#: filtered learning signal m, the spike count n: it reads L_t and z_t), per synapse (s, a filter of ψ q),
+#: and its own learning signal.
+FULL_TRACE = dict(
+    name="full",
+    variables=("p", "q"),
+    update=(("p", "a_s * p + pre"), ("q", "a_m * q + p")),
+    post_variables=("m", "n"),
+    post_update=(("m", "a_l * m + L"), ("n", "n + z")),
+    synapse_variables=("s",),
+    synapse_update=(("s", "a_e * s + psi * q"),),
+    eligibility="s + 0.5 * psi * q * n",
+    signal="m * (1.0 + n)",
+    constants=(("a_s", 0.8), ("a_m", 0.95), ("a_l", 0.6), ("a_e", 0.7)),
+)
+
+
+@pytest.mark.parametrize("device", ["runtime", "cpp_standalone"])
+def test_a_trace_with_postsynaptic_and_synapse_state_and_its_own_signal(device: str) -> None:
+    """Every kind of trace state and the rule's own learning signal, generated into the lif_syn network (two
+    trials side by side): the online gradients equal :func:`~neuroplast.gradients.traces.trace_grads` of
+    each trial (≤ RTOL; identical spikes), and e-prop's signal with the same eligibility is another
+    gradient (> 1e-2)."""
+    from neuroplast.gradients.traces import Trace, trace_grads
+    from neuroplast.gradients.trial import mask_grads
+    from neuroplast.model.signals import output_grads
+    from neuroplast.network.builder import Brian2Network
+
+    trace = Trace(**FULL_TRACE)
+    model, values, params, w, x, target, mask, loss = model_problem("lif_syn", n_ref=2)
+    net = Brian2Network(
+        params, w, x.shape[0], device=device, loss=loss.name, gradients=True, record=True, batch=2,
+        neuron=model, neuron_values=values, trace=trace,
+    )  # fmt: skip
+    fb = np.random.default_rng(5).normal(0.0, 0.5, (w.n_rec, w.n_out))
+    x2 = make_input(seed=11, T=x.shape[0], n_in=w.n_in)
+    got = net.run_batch(w, [(x, target, mask), (x2, target, mask)], feedback=fb)
+    plain = Trace(**{**FULL_TRACE, "signal": "L"})
+    for res, xi in zip(got, (x, x2), strict=True):
+        ref = ModelTrial.make(model, values, params, w, xi, target, mask, loss, c_reg=0.0)
+        assert np.array_equal(res.z, ref.traj.z)
+        assert ref.traj.z.sum() > 0
+        L = params.readout_scale * ref.err @ fb.T
+        args = (ref.pre(), ref.traj.psi, L, params.kappa)
+        want = mask_grads(w, trace_grads(trace, *args, z=ref.traj.z)[0])
+        other = mask_grads(w, trace_grads(plain, *args, z=ref.traj.z)[0])
+        want["output"], want["bias"] = output_grads(params, ref.traj.z, ref.err)
+        for key in ("input", "recurrent", "output", "bias"):
+            assert _rel(res.grads[key], want[key]) <= RTOL, key
+        for key in ("input", "recurrent"):
+            assert _rel(res.grads[key], other[key]) > 1e-2, key
