@@ -112,7 +112,9 @@ class Trace:
         _check(self.eligibility, pre | post | syn | local, f"trace {self.name!r}, eligibility")
         _check(self.signal, post | local | {SIGNAL}, f"trace {self.name!r}, learning signal")
 
-    def _statements(self, update: tuple[tuple[str, str], ...], own: set[str], known: set[str], kind: str) -> None:
+    def _statements(
+        self, update: tuple[tuple[str, str], ...], own: set[str], known: set[str], kind: str
+    ) -> None:
         for target, expr in update:
             if target not in own:
                 raise ValueError(f"trace {self.name!r}: {target!r} is not one of its {kind}variables")
@@ -204,11 +206,14 @@ def _per_step(
             env = {**_FUNCTIONS, **consts, **{v: a[None, :] for v, a in state[k].items()}, **col, **syn[k]}
             _run(syn_update, env)
             shape = (N, pre.shape[1])
-            syn[k] = {v: np.broadcast_to(np.asarray(env[v], dtype=float), shape) for v in trace.synapse_variables}
+            syn[k] = {
+                v: np.broadcast_to(np.asarray(env[v], dtype=float), shape) for v in trace.synapse_variables
+            }
             out[k] = np.broadcast_to(eval(elig, {"__builtins__": {}}, {**env, **syn[k]}), shape)
         sig = None
         if L is not None:
-            sig = np.broadcast_to(eval(signal, {"__builtins__": {}}, {**_FUNCTIONS, **consts, **post, **here}), (N,))
+            env = {**_FUNCTIONS, **consts, **post, **here}
+            sig = np.broadcast_to(eval(signal, {"__builtins__": {}}, env), (N,))
         yield t, out, sig
 
 

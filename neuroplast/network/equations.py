@@ -105,7 +105,7 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "learning_signal": ("before_resets", 10),  # L = c_out Σ_k B err (summed variable)
     "recurrent_reset": ("resets", 0),  # z = 1, r = n_ref
     "zout_trace": ("before_end", 0),
-    # a rule's own postsynaptic trace variables (network/model_code.py): after ψ_t, z_t and L_t, before the sweep
+    # a rule's own postsynaptic trace variables (network/model_code.py): after ψ_t, z_t, L_t; before the sweep
     "trace_post": ("before_end", 0),
     "lazy_factor": ("before_end", 0),  # event-driven: Dk = κ D
     "eligibility_sweep": ("before_end", 1),  # sweep path: e, ē, g, Σ e, ε^a of every synapse

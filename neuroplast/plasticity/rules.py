@@ -107,8 +107,10 @@ class Rule:
         """The rule's own eligibility trace for a run of config ``cfg`` (default ``None``: e-prop's).
 
         A :class:`~neuroplast.gradients.traces.Trace` is both the simulation's code (generated next to the
-        neuron model's, on every device with ``neuron_models``) and its NumPy reference; the rest —
-        ē, Σ L ē, the learning signal c_out B err — stays e-prop's (docs/plugins.md).
+        neuron model's, on every device with ``neuron_models``) and its NumPy reference: state per
+        presynaptic neuron, per postsynaptic neuron and per synapse, the eligibility e_t and, optionally,
+        the rule's own learning signal (an expression of e-prop's c_out B err, the postsynaptic state, ψ
+        and z); the rest — ē and Σ L ē — stays e-prop's (docs/plugins.md).
         """
         return None
 
