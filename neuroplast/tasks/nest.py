@@ -114,6 +114,10 @@ class NestCurrentSineTask(NestSineTask):
 
     first_step_silent = False
 
+    @dataclass(frozen=True)
+    class Params(NestSineTask.Params):
+        """The ``nest-sine`` keys (a class of its own: the task registry knows a task by its table)."""
+
 
 def evidence_batch(
     rs: np.random.RandomState, p, n_steps: int, batch_size: int
