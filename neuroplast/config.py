@@ -478,8 +478,9 @@ def _check_physics(cfg: Config) -> None:
 
 
 def _check_tables(cfg: Config) -> None:
-    """Checks across ``[network]`` and ``[training]`` (and :func:`_check_physics`)."""
+    """Checks across ``[network]``, ``[training]`` and ``[nest]`` (and :func:`_check_physics`)."""
     _check_physics(cfg)
+    _check_nest(cfg)  # first: NEST's models name their own keys for what the others would refuse
     if cfg.training.average_gradient and cfg.training.update_every_steps:
         raise ConfigError(
             "training.average_gradient: true needs per-trial updates; "
@@ -506,7 +507,6 @@ def _check_tables(cfg: Config) -> None:
             f"task (task.name = {TASKS.name_of(type(cfg.task))!r} is a regression); set it to 0"
         )
     _check_neuron(cfg)
-    _check_nest(cfg)
 
 
 def _nest_device(cfg: Config) -> bool:
@@ -548,16 +548,21 @@ NEST_UNREAD = {
 NEST_RULE = "eprop-random"
 
 
+def _nest_elsewhere(key: str, cfg: Config) -> str:
+    """The message refusing ``[nest]`` key ``key`` on a device without NEST's plasticity."""
+    return (
+        f"nest.{key}: the [nest] table is read only by a device with NEST's plasticity "
+        f"(simulation.device = 'nest-current'); got simulation.device = {cfg.simulation.device!r}"
+    )
+
+
 def _check_nest(cfg: Config) -> None:
     """A device with NEST's plasticity (``nest-current``) runs what NEST's current models can express; a
     ``[nest]`` key on any other device is refused (it would be ignored).  One line naming the key."""
     if not _nest_device(cfg):
         changed = cfg.nest.changed()
         if changed:
-            raise ConfigError(
-                f"nest.{changed[0]}: the [nest] table is read only by a device with NEST's plasticity "
-                f"(simulation.device = 'nest-current'); got simulation.device = {cfg.simulation.device!r}"
-            )
+            raise ConfigError(_nest_elsewhere(changed[0], cfg))
         return
     what = f"simulation.device = {cfg.simulation.device!r}"
     for key, instead in NEST_UNREAD.items():
@@ -669,6 +674,9 @@ def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resource
     train = _build(TrainingConfig, data.get("training", {}), "training")
     nest = _build(NestConfig, data.get("nest", {}), "nest")
     cfg = Config(sim, net, task, train, source, nest)
+    given = list(data.get("nest", {}))
+    if given and not _nest_device(cfg):
+        raise ConfigError(_nest_elsewhere(given[0], cfg))
     if train.update_every_steps >= sim.n_steps:
         raise ConfigError(
             f"training.update_every_steps: {train.update_every_steps} leaves no update inside a trial of "
