@@ -1,7 +1,8 @@
 """TOML configuration → validated, frozen dataclasses.
 
 A config has four tables: ``[simulation]``, ``[network]``, ``[task]`` and
-``[training]``.  Every key is checked (unknown keys, types, ranges); an error is a
+``[training]``, and a fifth, ``[nest]``, read only by a device with NEST's plasticity
+(``nest-current``).  Every key is checked (unknown keys, types, ranges); an error is a
 :class:`ConfigError` whose one-line message names the offending key, e.g.
 ``network.tau_m_ms: must be > 0 (got -3.0)``.
 """
@@ -24,6 +25,7 @@ from neuroplast.model.initializers import INITIALIZERS
 from neuroplast.model.losses import LOSSES
 from neuroplast.model.neurons import DEFAULT_NEURON, NEURONS
 from neuroplast.model.surrogates import SURROGATES
+from neuroplast.plasticity import nest_current
 from neuroplast.plasticity.optim import OPTIMIZERS
 from neuroplast.plasticity.rules import get_rule, rule_names
 from neuroplast.tasks import TASKS
@@ -38,6 +40,7 @@ __all__ = [
     "SimulationConfig",
     "NetworkConfig",
     "TrainingConfig",
+    "NestConfig",
     "Config",
     "load_config",
     "parse_config",
@@ -277,6 +280,71 @@ class TrainingConfig:
             )
 
 
+def _unit(v: float) -> str | None:
+    return None if 0.0 <= v < 1.0 else "must be in [0, 1)"
+
+
+@dataclass(frozen=True)
+class NestConfig:
+    """``[nest]``: NEST 3.10's current e-prop models, read by a device with ``nest_plasticity``
+    (``simulation.device = "nest-current"``, docs/validation.md); NEST's parameter names and units.
+
+    Defaults are NEST's sine-wave example (``eprop_supervised_regression_sine-waves.py``).  Neurons:
+    ``tau_m_ms`` (ms), ``v_th`` (mV above E_L = 0), ``t_ref_ms`` (ms) of ``eprop_iaf``; the last
+    ``network.n_alif`` neurons are ``eprop_iaf_adapt`` with ``adapt_beta`` (mV) and ``adapt_tau_ms`` (ms);
+    the readout's ``tau_m_readout_ms`` (ms).  Regularization ``c_reg`` and ``f_target_hz`` (Hz) with the rate
+    filter ``kappa_reg``; eligibility filter ``kappa``; ``surrogate`` (NEST's
+    ``surrogate_gradient_function``) with ``surrogate_height`` (NEST's ``beta``) and ``surrogate_width``
+    (mV, NEST's ``gamma``); ``isi_trace_cutoff_ms`` (``eprop_isi_trace_cutoff``, ms, a whole number of
+    steps, at least 2).  Optimizer (``weight_optimizer`` of ``eprop_synapse``): ``optimizer``
+    (``gradient_descent`` or ``adam``), ``eta``, ``beta_1``, ``beta_2``, ``epsilon``,
+    ``optimizer_batch_size`` (in optimizer calls), ``optimize_each_step`` and the clipping bounds ``w_min``,
+    ``w_max`` (pA).
+    """
+
+    tau_m_ms: float = field(default=30.0, metadata=_check(_positive, _tau_range))
+    tau_m_readout_ms: float = field(default=30.0, metadata=_check(_positive, _tau_range))
+    v_th: float = field(default=0.03, metadata=_check(_positive))
+    t_ref_ms: float = field(default=0.0, metadata=_check(_nonneg))
+    c_reg: float = field(default=300.0 / 1000.0, metadata=_check(_nonneg))
+    f_target_hz: float = field(default=10.0, metadata=_check(_nonneg))
+    kappa: float = field(default=0.97, metadata=_check(_unit))
+    kappa_reg: float = field(default=0.97, metadata=_check(_unit))
+    surrogate: str = "piecewise_linear"
+    surrogate_height: float = field(default=10.0, metadata=_check(_nonneg))
+    surrogate_width: float = field(default=1.0 / 33.3, metadata=_check(_positive))
+    isi_trace_cutoff_ms: float = field(default=100.0, metadata=_check(_in_range(2.0, 1e9)))
+    optimizer: str = "gradient_descent"
+    eta: float = field(default=1e-4 * (1.0 - 0.97) ** 2, metadata=_check(_positive))
+    beta_1: float = field(default=0.9, metadata=_check(_unit))
+    beta_2: float = field(default=0.999, metadata=_check(_unit))
+    epsilon: float = field(default=1e-7, metadata=_check(_positive))
+    optimizer_batch_size: int = field(default=1, metadata=_check(_positive))
+    optimize_each_step: bool = False
+    w_min: float = -100.0
+    w_max: float = 100.0
+    adapt_beta: float = field(default=0.0, metadata=_check(_nonneg))
+    adapt_tau_ms: float = field(default=10.0, metadata=_check(_positive, _tau_range))
+
+    def __post_init__(self) -> None:
+        if self.surrogate not in nest_current.SURROGATES:
+            raise ConfigError(
+                f"nest.surrogate: unknown surrogate gradient function {self.surrogate!r} "
+                f"(NEST's: {', '.join(nest_current.SURROGATES)})"
+            )
+        if self.optimizer not in nest_current.OPTIMIZERS:
+            raise ConfigError(
+                f"nest.optimizer: unknown weight optimizer {self.optimizer!r} "
+                f"(NEST's: {', '.join(nest_current.OPTIMIZERS)})"
+            )
+        if self.w_min > self.w_max:
+            raise ConfigError(f"nest.w_min: must be <= nest.w_max ({self.w_max!r}) (got {self.w_min!r})")
+
+    def changed(self) -> list[str]:
+        """The keys whose value differs from their default, in table order."""
+        return [f.name for f in fields(self) if getattr(self, f.name) != f.default]
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole resolved configuration."""
@@ -286,6 +354,7 @@ class Config:
     task: Any  # the task's own frozen parameter dataclass (see neuroplast.tasks)
     training: TrainingConfig
     source: str = ""
+    nest: NestConfig = field(default_factory=NestConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one table changed (validated again)."""
@@ -409,8 +478,9 @@ def _check_physics(cfg: Config) -> None:
 
 
 def _check_tables(cfg: Config) -> None:
-    """Checks across ``[network]`` and ``[training]`` (and :func:`_check_physics`)."""
+    """Checks across ``[network]``, ``[training]`` and ``[nest]`` (and :func:`_check_physics`)."""
     _check_physics(cfg)
+    _check_nest(cfg)  # first: NEST's models name their own keys for what the others would refuse
     if cfg.training.average_gradient and cfg.training.update_every_steps:
         raise ConfigError(
             "training.average_gradient: true needs per-trial updates; "
@@ -437,6 +507,102 @@ def _check_tables(cfg: Config) -> None:
             f"task (task.name = {TASKS.name_of(type(cfg.task))!r} is a regression); set it to 0"
         )
     _check_neuron(cfg)
+
+
+def _nest_device(cfg: Config) -> bool:
+    """Whether ``simulation.device`` names a device with NEST's plasticity (``auto`` never picks one)."""
+    device = cfg.simulation.device
+    return device.strip().lower() != AUTO and device_info(device).capabilities.nest_plasticity
+
+
+#: Keys of the other tables that a device with NEST's plasticity does not read, with what to set instead
+#: (NEST's parameter in ``[nest]``, or why): they must stay at their defaults (or be left out).
+NEST_UNREAD = {
+    "network.tau_m_ms": "nest.tau_m_ms",
+    "network.tau_out_ms": "nest.tau_m_readout_ms",
+    "network.v_th": "nest.v_th",
+    "network.n_ref": "nest.t_ref_ms",
+    "network.tau_a_ms": "nest.adapt_tau_ms",
+    "network.beta": "nest.adapt_beta",
+    "network.gamma": "nest.surrogate_height",
+    "network.surrogate": "nest.surrogate",
+    "network.input_scale": "none: NEST's synapses add their weight to v",
+    "network.readout_scale": "none: NEST's readout adds its weight to its v",
+    "network.neuron": "none: eprop_iaf, with network.n_alif eprop_iaf_adapt neurons",
+    "training.optimizer": "nest.optimizer",
+    "training.learning_rate": "nest.eta",
+    "training.adam_beta1": "nest.beta_1",
+    "training.adam_beta2": "nest.beta_2",
+    "training.adam_eps": "nest.epsilon",
+    "training.reg_coeff": "nest.c_reg",
+    "training.reg_rate_hz": "nest.f_target_hz",
+    "training.update_every_steps": "nest.optimize_each_step (NEST updates during every sequence)",
+    "training.path": "none: NEST's synapses compute their own gradient",
+    "training.weight_decay": "none: NEST's optimizer has none",
+    "training.feedback_scale": "none: B is the initializer's",
+    "training.average_gradient": "nest.optimizer_batch_size",
+    "training.train_output": "none: NEST trains every synapse",
+    "training.train_recurrent": "none: NEST trains every synapse",
+}
+#: The rule that is NEST's e-prop in neuroplast's terms: a fixed random feedback B (the initializer's).
+NEST_RULE = "eprop-random"
+
+
+def _nest_elsewhere(key: str, cfg: Config) -> str:
+    """The message refusing ``[nest]`` key ``key`` on a device without NEST's plasticity."""
+    return (
+        f"nest.{key}: the [nest] table is read only by a device with NEST's plasticity "
+        f"(simulation.device = 'nest-current'); got simulation.device = {cfg.simulation.device!r}"
+    )
+
+
+def _check_nest(cfg: Config) -> None:
+    """A device with NEST's plasticity (``nest-current``) runs what NEST's current models can express; a
+    ``[nest]`` key on any other device is refused (it would be ignored).  One line naming the key."""
+    if not _nest_device(cfg):
+        changed = cfg.nest.changed()
+        if changed:
+            raise ConfigError(_nest_elsewhere(changed[0], cfg))
+        return
+    what = f"simulation.device = {cfg.simulation.device!r}"
+    for key, instead in NEST_UNREAD.items():
+        section, name = key.split(".")
+        f = next(f for f in fields(getattr(cfg, section)) if f.name == name)
+        if getattr(getattr(cfg, section), name) != f.default:
+            raise ConfigError(
+                f"{key}: not read by {what} (NEST's models; set {instead}); leave it out "
+                f"(got {getattr(getattr(cfg, section), name)!r})"
+            )
+    rule = get_rule(cfg.training.rule).name
+    if rule != NEST_RULE:
+        raise ConfigError(
+            f"training.rule: {what} learns with NEST's e-prop, whose feedback B is fixed and random: "
+            f"{NEST_RULE!r} (got {cfg.training.rule!r})"
+        )
+    if cfg.training.batch_size != 1:
+        raise ConfigError(
+            f"training.batch_size: {what} runs one sequence per iteration, as NEST does "
+            f"(its optimizer's batch is nest.optimizer_batch_size); got {cfg.training.batch_size}"
+        )
+    if cfg.training.loss != "mse":
+        raise ConfigError(f"training.loss: {what} runs NEST's eprop_readout (mse); got {cfg.training.loss!r}")
+    if cfg.network.readout_bias:
+        raise ConfigError(f"network.readout_bias: {what} needs false (NEST's eprop_readout has no bias)")
+    if cfg.simulation.dt_ms != 1.0:
+        raise ConfigError(
+            f"simulation.dt_ms: {what} runs NEST's example resolution, 1.0 ms (got {cfg.simulation.dt_ms!r})"
+        )
+    if cfg.nest.isi_trace_cutoff_ms != round(cfg.nest.isi_trace_cutoff_ms):
+        raise ConfigError(
+            "nest.isi_trace_cutoff_ms: must be a whole number of 1 ms steps "
+            f"(got {cfg.nest.isi_trace_cutoff_ms!r})"
+        )
+    for key in ("p_in", "p_rec"):
+        if getattr(cfg.network, key) != 1.0:
+            raise ConfigError(
+                f"network.{key}: {what} connects all to all (without autapses) as NEST's examples do; "
+                f"needs 1.0 (got {getattr(cfg.network, key)!r})"
+            )
 
 
 def _check_neuron(cfg: Config) -> None:
@@ -491,7 +657,7 @@ def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resource
         One line naming the offending key.
     """
 
-    known = {"simulation", "network", "task", "training"}
+    known = {"simulation", "network", "task", "training", "nest"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown table (known: {', '.join(sorted(known))})")
@@ -506,7 +672,11 @@ def parse_config(data: dict[str, Any], source: str = "<dict>", *, check_resource
     task_cls = TASKS.get(task_name)
     task = _build(task_cls.Params, task_data, "task")
     train = _build(TrainingConfig, data.get("training", {}), "training")
-    cfg = Config(sim, net, task, train, source)
+    nest = _build(NestConfig, data.get("nest", {}), "nest")
+    cfg = Config(sim, net, task, train, source, nest)
+    given = list(data.get("nest", {}))
+    if given and not _nest_device(cfg):
+        raise ConfigError(_nest_elsewhere(given[0], cfg))
     if train.update_every_steps >= sim.n_steps:
         raise ConfigError(
             f"training.update_every_steps: {train.update_every_steps} leaves no update inside a trial of "
@@ -723,5 +893,9 @@ def to_toml(cfg: Config) -> str:
             lines.append(f"{f.name} = {_toml_value(getattr(sec, f.name))}")
         if section == "network":  # a plugin neuron model's own keys
             lines += [f"{k} = {_toml_value(v)}" for k, v in sec.model_keys]
+        lines.append("")
+    if _nest_device(cfg) or cfg.nest.changed():  # [nest]: only in configs that use it
+        lines.append("[nest]")
+        lines += [f"{f.name} = {_toml_value(getattr(cfg.nest, f.name))}" for f in fields(cfg.nest)]
         lines.append("")
     return "\n".join(lines)

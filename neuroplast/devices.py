@@ -6,7 +6,9 @@ depends on the device asks for a capability (``info.capabilities.chunks``), neve
 is simulated either by Brian2 — the one place that turns its name into Brian2 objects is
 :mod:`neuroplast.network` (``network/devices.py``) — or by a simulator of its own, named by
 :attr:`DeviceInfo.simulator` (``numpy``: the NumPy reference, :class:`neuroplast.plasticity.reference.
-NumpySimulator`), which any :class:`~neuroplast.model.simulator.Simulator` can be.
+NumpySimulator`; ``nest-current``: NEST 3.10's current e-prop models,
+:class:`neuroplast.plasticity.nest_simulator.NestCurrentSimulator`), which any
+:class:`~neuroplast.model.simulator.Simulator` can be.
 ``auto`` (:data:`AUTO`) is not a device: it resolves to the available device of highest
 ``preference`` (:func:`neuroplast.network.devices.resolve_device`).
 
@@ -63,6 +65,11 @@ class Capabilities:
     neuron_models : bool
         Any registered neuron model (``network.neuron``, :data:`neuroplast.model.neurons.NEURONS`), not
         only the LIF/ALIF mix (``alif``).
+    nest_plasticity : bool
+        NEST 3.10's current e-prop models (the ``[nest]`` table, docs/validation.md): the simulation
+        changes the weights itself during each sequence (per spike or per step, NEST's ``eprop_synapse``
+        and ``weight_optimizer``) and keeps its state from one sequence to the next; the trainer applies
+        no update of its own.
     """
 
     batch: bool = False
@@ -72,6 +79,7 @@ class Capabilities:
     threads: bool = False
     ahead_of_time: bool = False
     neuron_models: bool = False
+    nest_plasticity: bool = False
 
     def names(self) -> list[str]:
         """The names of the capabilities this device has."""
@@ -217,5 +225,15 @@ register_device(
         Capabilities(in_trial=True, neuron_models=True),
         preference=-10,
         simulator="neuroplast.plasticity.reference:NumpySimulator.of",
+    )
+)
+register_device(
+    DeviceInfo(
+        "nest-current",
+        "NEST 3.10's current e-prop models (eprop_iaf, eprop_readout, eprop_synapse, weight_optimizer) "
+        "in NumPy, exactly: weights change during each sequence, state kept across sequences ([nest])",
+        Capabilities(nest_plasticity=True),
+        preference=-20,
+        simulator="neuroplast.plasticity.nest_simulator:NestCurrentSimulator.of",
     )
 )

@@ -21,6 +21,7 @@ from neuroplast.config import (
     EXECUTION_KEYS,
     Config,
     ConfigError,
+    NestConfig,
     NetworkConfig,
     SimulationConfig,
     TrainingConfig,
@@ -30,7 +31,7 @@ from neuroplast.config import (
 )
 from neuroplast.tasks import TASKS
 from neuroplast.tasks.evidence import EvidenceTask
-from neuroplast.tasks.nest import NestEvidenceTask, NestSineTask
+from neuroplast.tasks.nest import NestCurrentSineTask, NestEvidenceTask, NestSineTask
 from neuroplast.tasks.sine import SineTask
 from tests.helpers import EVIDENCE, MODELS, ROOT, SINE
 
@@ -632,6 +633,8 @@ def _doc_row_start(name: str, tp, default) -> str:
         EvidenceTask.Params,
         NestSineTask.Params,
         NestEvidenceTask.Params,
+        NestCurrentSineTask.Params,
+        NestConfig,
     ],
     ids=lambda c: c.__qualname__,
 )

@@ -15,6 +15,11 @@ feedback matrix B that rules with random feedback use instead of drawing their o
   W_out = U(−l, l) of shape (N, n_out) transposed, l = √(3 / max(1, (N + n_out)/2)) (Glorot), and
   B = randn(N, n_out) unscaled.  ``w_*_scale`` multiply the cast draws (1 reproduces NEST exactly).
   Connectivity is all-to-all without autapses (``p_in = p_rec = 1``, checked by the config).
+* ``nest-current-sine``: the draws of NEST 3.10's *current* sine-wave example
+  (``eprop_supervised_regression_sine-waves.py``, the ``nest-current`` device, docs/validation.md): the
+  ``nest-sine`` draws, then, in float32 as the example computes them, W_in, W_rec, W_out and B times
+  ``1 − κ`` with the example's κ = 0.97 (:data:`NEST_CURRENT_SCALE`; the example's ``eprop_iaf`` network);
+  ``w_*_scale`` multiply the result in float64 (1 reproduces NEST exactly).
 
 The NEST examples draw their task data from the same generator right after the weights; the NEST tasks
 (:mod:`neuroplast.tasks.nest`) replay these draws with :func:`legacy_stream` to continue it.
@@ -31,7 +36,15 @@ import numpy as np
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
-__all__ = ["Initial", "INITIALIZERS", "register_initializer", "initialize", "legacy_stream", "NEST_INITS"]
+__all__ = [
+    "Initial",
+    "INITIALIZERS",
+    "register_initializer",
+    "initialize",
+    "legacy_stream",
+    "NEST_INITS",
+    "NEST_CURRENT_SCALE",
+]
 
 
 @dataclass(frozen=True)
@@ -162,3 +175,33 @@ def _nest_initializer(kind: str) -> Initializer:
 
 for _kind in NEST_INITS:
     register_initializer(_kind)(_nest_initializer(_kind))
+
+
+#: The weight scale of NEST's current sine-wave example, ``1 − kappa`` with its ``kappa = 0.97``.
+NEST_CURRENT_SCALE = 1.0 - 0.97
+
+
+@register_initializer("nest-current-sine")
+def nest_current_sine(network: Any, n_in: int, seed: int) -> Initial:
+    """NEST's current sine-wave example draws (module docstring); B is its feedback matrix."""
+    n = network
+    rs = np.random.RandomState(int(seed))
+    w_in, w_rec, w_out, b = _nest_draws("nest-sine", rs, n_in, n.n_rec, n.n_out)
+    scale = np.float32(NEST_CURRENT_SCALE)
+
+    def scaled(w: np.ndarray) -> np.ndarray:
+        # the example's ``w *= 1 - kappa`` on a float32 array: one float32 product per weight
+        return (w.astype(np.float32) * scale).astype(np.float64)
+
+    weights = Weights(
+        scaled(w_in) * n.w_in_scale,
+        scaled(w_rec) * n.w_rec_scale,
+        scaled(w_out) * n.w_out_scale,
+        np.zeros(n.n_out),
+        np.ones((n.n_rec, n_in), dtype=bool),
+        ~np.eye(n.n_rec, dtype=bool),
+    )
+    return Initial(weights, scaled(b))
+
+
+nest_current_sine.all_to_all = True  # type: ignore[attr-defined]  # the config refuses p_in, p_rec < 1

@@ -47,6 +47,9 @@ class TrialResult:
         simulation had them (edge-order vectors ``input``, ``recurrent``, ``output``, ``bias``)
     state : dict or None                        every state variable of the neuron model (T, N) by name,
         for a model other than ``alif`` (docs/model.md §10; ``v`` is then also :attr:`v` if it has one)
+    weights_end : Weights or None               a simulation with its own plasticity (capability
+        ``nest_plasticity``): the weights at the end of the trial, which the trainer takes as they are;
+        ``grads`` then hold the sum of the gradients the synapses gave their optimizer during the trial
     """
 
     y: np.ndarray
@@ -65,6 +68,7 @@ class TrialResult:
     regularized: bool = False
     ran_with: dict[str, np.ndarray] | None = None
     state: dict[str, np.ndarray] | None = None
+    weights_end: Weights | None = None
 
 
 class Simulator(Protocol):

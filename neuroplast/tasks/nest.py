@@ -14,6 +14,13 @@ this task replays the weight draws (:func:`~neuroplast.model.initializers.legacy
 * target: amplitudes A_m ~ U[0.5, 2), then phases φ_m ~ U[0, 2π) (one each per period), the sum over m
   of A_m sin(linspace(φ_m, φ_m + 2π·(n_steps // P_m), n_steps)) (periods P_m in steps), minus its first
   value, divided by max(max |·|, 10⁻⁶).
+
+``nest-current-sine`` is the task of NEST 3.10's current ``eprop_supervised_regression_sine-waves.py``
+(after the ``nest-current-sine`` weight draws, which consume the generator as ``nest-sine``'s do): the
+same input and target draws, without the legacy example's spike-free first step.  NEST's spike generators
+give input spike j of a sequence the time k·T + j + 1 ms; it arrives in the network's step k·T + j + 2,
+which the ``nest-current`` device simulates as step j of sequence k (the device's first sequence starts
+after NEST's two steps before any spike can arrive, docs/validation.md).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from neuroplast.model.initializers import legacy_stream
 from neuroplast.tasks import Task, Trial, register_task
 from neuroplast.tasks.evidence import check_evidence_config
 
-__all__ = ["NestSineTask", "NestEvidenceTask", "superimposed_sines", "evidence_batch"]
+__all__ = ["NestSineTask", "NestCurrentSineTask", "NestEvidenceTask", "superimposed_sines", "evidence_batch"]
 
 
 def _pos(v):
@@ -82,18 +89,34 @@ class NestSineTask(Task):
         n = cfg.network
         return cls(cfg.task, cfg.simulation.n_steps, cfg.simulation.dt_ms, seed, n_rec=n.n_rec, n_out=n.n_out)
 
+    #: Whether the first step of the sequence has no input spike (the legacy example's rule).
+    first_step_silent = True
+
     def __init__(self, params, n_steps, dt_ms, seed, *, n_rec: int = 100, n_out: int = 1):
         super().__init__(params, n_steps, dt_ms, seed)
         p = self.params
         rs = legacy_stream("nest-sine", seed, p.n_in, n_rec, n_out)
         x = rs.rand(self.n_steps, p.n_in) < p.spike_prob
-        x[0, :] = False
+        if self.first_step_silent:
+            x[0, :] = False
         self._x = x.astype(float)
         self._target = superimposed_sines(rs, self.n_steps, p.periods_steps)[:, None]
 
     def trials(self, iteration: int, batch_size: int) -> list[Trial]:
         mask = np.ones(self.n_steps)
         return [Trial(self._x, self._target, mask) for _ in range(batch_size)]
+
+
+@register_task("nest-current-sine")
+class NestCurrentSineTask(NestSineTask):
+    """NEST 3.10's current sine-wave example: the ``nest-sine`` draws with input in every step (module
+    docstring); trained by the ``nest-current`` device."""
+
+    first_step_silent = False
+
+    @dataclass(frozen=True)
+    class Params(NestSineTask.Params):
+        """The ``nest-sine`` keys (a class of its own: the task registry knows a task by its table)."""
 
 
 def evidence_batch(

@@ -116,6 +116,14 @@ def _check_resume(
     """
     from neuroplast.io import RunFileError, open_run
 
+    if cfg.simulation.device.strip().lower() != AUTO:
+        if device_info(cfg.simulation.device).capabilities.nest_plasticity:
+            raise RunFileError(
+                path,
+                f"cannot resume: simulation.device = {cfg.simulation.device!r} keeps NEST's network state "
+                "(membranes, traces, optimizer) from one sequence to the next, which the run log does not "
+                "store; start a new run",
+            )
     run = open_run(path)
     if run.diverged is not None:
         raise RunFileError(

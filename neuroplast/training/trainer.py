@@ -586,6 +586,8 @@ class Trainer:
         self._draw_ahead(it + 1)
         w_before = self.weights.copy()
         fb = self.effective_feedback()
+        if self.capabilities.nest_plasticity:
+            return self._own_plasticity_iteration(trials, w_before, fb)
         if self.cfg.training.update_every_steps:
             return self._in_trial_iteration(trials, w_before, fb)
         path = PATH_FNS[self.gradient_path]
@@ -682,6 +684,30 @@ class Trainer:
             updates,
             in_trial=rows,
             feedback_end=b_end,
+        )
+
+    def _own_plasticity_iteration(self, trials, w_before: Weights, fb: np.ndarray) -> IterationLog:
+        """One sequence of a simulation that learns by itself (capability ``nest_plasticity``: NEST's
+        models, ``simulation.device = "nest-current"``): the weights it ended with become the trainer's.
+
+        The iteration's ``updates`` are the change over the sequence (the sum of the simulation's own
+        updates during it); the trial's gradient is what the simulation gave its optimizer.
+        """
+        (trial,) = trials  # batch_size is 1 (checked by the config)
+        res = self.net.run_trial(self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb)
+        loss = self.loss.value(res.y, trial.target, trial.mask)
+        w_end = res.weights_end
+        _check_finite(self.iteration, [loss], res.grads, w_end)
+        updates = {
+            "input": w_end.w_in - w_before.w_in,
+            "recurrent": w_end.w_rec - w_before.w_rec,
+            "output": w_end.w_out - w_before.w_out,
+            "bias": w_end.b_out - w_before.b_out,
+        }
+        self.weights = w_end.copy()
+        self.iteration += 1
+        return IterationLog(
+            self.iteration - 1, [loss], [dict(res.grads)], [res], trials, w_before, fb, updates
         )
 
     def _adam_in(self) -> dict:

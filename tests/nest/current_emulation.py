@@ -1,44 +1,15 @@
-"""Validation only: an exact NumPy emulation of NEST 3.10's *current* e-prop models.
+"""Validation only: NEST 3.10's *current* e-prop models on the workloads of scripts/nest_current.py.
 
-The models are ``eprop_iaf`` / ``eprop_iaf_adapt`` (recurrent), ``eprop_readout`` (mean-squared error)
-and ``eprop_synapse`` with the ``weight_optimizer`` (``gradient_descent`` or ``adam``), as NEST 3.10
-computes them (models/eprop_iaf*.cpp, eprop_readout.cpp, eprop_synapse.h, weight_optimizer.cpp and
-nestkernel/eprop_archiving_node*.h), on the network, input and target of NEST's example
-``eprop_supervised_regression_sine-waves.py`` and of its test ``test_eprop_regression``
-and on the legacy evidence-accumulation task ported to the current models (``evidence``;
-scripts/nest_current.py runs them all in NEST and writes data/nest_current.json).  Written from the
-equations and the semantics of that code; docs/validation.md ("NEST's current models") lists how they
-differ from neuroplast's e-prop (docs/model.md).
+The models themselves are the package's (:mod:`neuroplast.plasticity.nest_current`, the semantics of the
+``nest-current`` device, docs/validation.md): this module only regenerates what NEST was given — the
+network, input and target of NEST's example ``eprop_supervised_regression_sine-waves.py``, of its test
+``test_eprop_regression`` and of the legacy evidence-accumulation task ported to the current models
+(``evidence``) — written independently of the package's ``nest-current-sine`` initializer and task (so
+that tests/nest/test_current.py can check those too), and runs them through
+:func:`neuroplast.plasticity.nest_current.simulate`.  scripts/nest_current.py runs them all in NEST and
+writes data/nest_current.json.
 
-Time: step t (dt = 1 ms) is NEST's update of the interval (t, t + 1] ms; a spike emitted in step t has
-time stamp t + 1 and reaches its targets (delay 1 ms) in step t + 1, so "stamp s" = "arrives in step s".
-The readout's error of step t reaches the recurrent neurons' history entry t − 1 (readout and feedback
-delays; NEST delivers these secondary events before the spikes of the same step).
-
-What a synapse does (event-driven, NEST's ``compute_gradient``): when presynaptic spike n (stamp s_n)
-passes, it integrates the history of its postsynaptic neuron over the previous inter-spike interval,
-steps h = s_{n−1} − 1 … min(s_{n−1} − 1 + c, s_n − 1) − 1 (c: ``eprop_isi_trace_cutoff`` in steps):
-
-    z̄ ← α z̄ + z_h,  e = ψ_h z̄  (adaptive: e = ψ_h (z̄ − β ε), ε ← ρ ε + e),
-    ē ← κ ē + e,  ē_reg ← κ_reg ē_reg + (1 − κ_reg) e,  g_h = L_h ē + r_h ē_reg
-
-(readout synapses: g_h = err_h z̄ with the readout's α), with r_h = c_reg (f^ema_h − f_target dt) and
-f^ema ← κ_reg f^ema + (1 − κ_reg) z / dt; after the cutoff the traces only decay (by a power at the next
-spike).  ``optimize_each_step = True`` calls the optimizer at every step h of the interval with index
-h + 1 (the time step); ``False`` calls it once, at the spike, with Σ_h g_h and index s_n − 1.  The
-optimizer steps when ``1 + index // batch_size`` exceeds its own step counter: gradient descent
-w ← w − η g once, Adam once per *counted* step since its last call (the first with the gradient, the
-others with zero gradient: NEST's catch-up), then clips to [Wmin, Wmax].  A spike is transmitted with the
-weight after that update.  The first spike of a synapse only starts its first interval.
-
-The emulation integrates every synapse's interval step by step in time order ("dense": history step h is
-processed at the start of step h + 2, when its learning signal has arrived and before that step's spikes
-are delivered); the operations per synapse and their order are NEST's, so the losses agree to rounding.
-The flush events of the example (``flush_event_send_interval``) only split an interval into pieces
-(memory) and are not emulated.  ``eprop_isi_trace_cutoff`` must be at least 2 steps (NEST's buffering
-of the previous spike differs below that).
-
-Switches that NEST does not have (:class:`Settings`) turn features off to measure their effect:
+Two switches of :class:`Settings` are not NEST's and turn a feature off to measure its effect:
 ``adam_catch_up = False`` (one Adam step per optimizer call), ``apply_per_sequence = True`` (the summed
 gradient applied once per sequence, at its end, as neuroplast's batch e-prop does).
 """
@@ -52,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroplast.plasticity import nest_current
+from neuroplast.plasticity.nest_current import NestSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 #: scripts/nest_current.py's output: NEST's losses per workload, parameters and digests.
 DATA = ROOT / "data" / "nest_current.json"
@@ -59,87 +33,8 @@ DATA = ROOT / "data" / "nest_current.json"
 __all__ = ["Settings", "Workload", "settings_for", "workload", "simulate", "digest", "DATA"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Parameters of one workload (NEST's names; the example's values by default).
-
-    Attributes
-    ----------
-    n_iter, steps_sequence : int
-        Number of sequences and steps (ms) per sequence.
-    neuron : str
-        ``"eprop_iaf"`` or ``"eprop_iaf_adapt"``.
-    tau_m, tau_m_out : float
-        Membrane time constants of the recurrent neurons and the readout (ms).
-    v_th : float
-        Threshold (mV, relative to E_L = 0).
-    t_ref : float
-        Refractory period (ms).
-    c_reg : float
-        Coefficient of the firing-rate regularization (300 / sequence duration in ms).
-    f_target : float
-        Target rate (Hz).
-    kappa, kappa_reg : float
-        Filters of the eligibility trace and of the rate for the regularization.
-    surrogate : str
-        ``surrogate_gradient_function``: ``"piecewise_linear"`` (height · max(0, 1 − |v − v_th| / width)),
-        ``"exponential"`` (height · exp(−|v − v_th| / width)), ``"fast_sigmoid_derivative"``
-        (height · (1 + |v − v_th| / width)⁻²) or ``"arctan_derivative"``
-        (height / (1 + ((v − v_th) / width)²); NEST's docs print a further 1/π that its code does not have).
-    height, width : float
-        Height (1) and width (mV) of the surrogate.
-    cutoff : int
-        ``eprop_isi_trace_cutoff`` of recurrent and readout neurons (steps = ms).
-    optimizer : str
-        ``"gradient_descent"`` or ``"adam"``.
-    eta, beta_1, beta_2, epsilon : float
-        Learning rate and Adam's constants.
-    batch_size : int
-        The optimizer's batch size (in optimizer indices: steps or spikes).
-    optimize_each_step : bool
-        Optimizer called at every step of an interval (True) or once per spike (False).
-    w_min, w_max : float
-        Clipping bounds of every weight (pA).
-    adapt_beta, adapt_tau : float
-        Adaptation of ``eprop_iaf_adapt`` (mV per spike; ms).
-    n_adaptive : int
-        −1: every recurrent neuron is ``neuron``; k ≥ 0: the last k are ``eprop_iaf_adapt``, the others
-        ``eprop_iaf`` (whose equations are the adaptive ones with adapt_beta = 0, bit for bit).
-    adam_catch_up : bool
-        Not a NEST switch: False gives one Adam step per optimizer call instead of NEST's catch-up.
-    apply_per_sequence : bool
-        Not a NEST switch: True sums each synapse's gradient over a sequence and applies it at its end.
-    """
-
-    n_iter: int = 20
-    steps_sequence: int = 1000
-    neuron: str = "eprop_iaf"
-    tau_m: float = 30.0
-    tau_m_out: float = 30.0
-    v_th: float = 0.03
-    t_ref: float = 0.0
-    c_reg: float = 300.0 / 1000.0
-    f_target: float = 10.0
-    kappa: float = 0.97
-    kappa_reg: float = 0.97
-    surrogate: str = "piecewise_linear"
-    height: float = 10.0
-    width: float = 1.0 / 33.3
-    cutoff: int = 100
-    optimizer: str = "gradient_descent"
-    eta: float = 1e-4 * (1.0 - 0.97) ** 2
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-    batch_size: int = 1
-    optimize_each_step: bool = False
-    w_min: float = -100.0
-    w_max: float = 100.0
-    adapt_beta: float = 0.0
-    adapt_tau: float = 10.0
-    n_adaptive: int = -1
-    adam_catch_up: bool = True
-    apply_per_sequence: bool = False
+#: The models' parameters (NEST's names; the example's values by default).
+Settings = NestSettings
 
 
 @dataclass
@@ -374,268 +269,17 @@ def reference() -> dict:
     return json.loads(DATA.read_text())
 
 
-class _Optimizer:
-    """NEST's ``WeightOptimizer`` for every synapse of a projection (rows: presynaptic neurons).
-
-    All synapses of one presynaptic neuron are called together, so the step counter is per row.
-    """
-
-    def __init__(self, s: Settings, shape: tuple[int, int]):
-        self.s = s
-        self.cum = np.zeros(shape)
-        self.m = np.zeros(shape)
-        self.v = np.zeros(shape)
-        self.b1 = np.ones(shape[0])
-        self.b2 = np.ones(shape[0])
-        self.step = np.ones(shape[0], dtype=np.int64)
-
-    def __call__(self, rows: np.ndarray, index: np.ndarray, grad: np.ndarray, w: np.ndarray) -> None:
-        """``optimized_weight`` for ``rows`` with indices ``index`` (rows,) and gradients (rows, targets)."""
-        s = self.s
-        self.cum[rows] += grad
-        current = 1 + index // s.batch_size
-        due = self.step[rows] < current
-        if not due.any():
-            return
-        rows, current = rows[due], current[due]
-        cum = self.cum[rows] / s.batch_size
-        wr = w[rows]
-        if s.optimizer == "gradient_descent":
-            wr = wr - s.eta * cum
-        else:
-            n = current - self.step[rows] if s.adam_catch_up else np.ones(len(rows), dtype=np.int64)
-            order = np.argsort(-n, kind="stable")  # most steps first: step k updates a leading slice
-            rows, current, n, cum, wr = rows[order], current[order], n[order], cum[order], wr[order]
-            m, v, b1, b2 = self.m[rows], self.v[rows], self.b1[rows], self.b2[rows]
-            counts = np.searchsorted(-n, -np.arange(int(n.max())), side="left")  # rows with n > k
-            b_1, b_2, eps, eta = s.beta_1, s.beta_2, s.epsilon, s.eta
-            for k, c in enumerate(counts):
-                b1[:c] *= b_1
-                b2[:c] *= b_2
-                alpha = eta * np.sqrt(1.0 - b2[:c]) / (1.0 - b1[:c])
-                mk, vk, gk = m[:c], v[:c], cum[:c]
-                mk[...] = b_1 * mk + (1.0 - b_1) * gk
-                vk[...] = b_2 * vk + (1.0 - b_2) * gk * gk
-                wr[:c] -= alpha[:, None] * mk / (np.sqrt(vk) + eps)
-                if k == 0:
-                    cum[...] = 0.0
-            self.m[rows], self.v[rows], self.b1[rows], self.b2[rows] = m, v, b1, b2
-        w[rows] = np.clip(wr, s.w_min, s.w_max)
-        self.cum[rows] = 0.0
-        self.step[rows] = current
-
-
-class _Projection:
-    """The eprop_synapses from one population to another: weights (pre × post) and per-synapse state."""
-
-    def __init__(
-        self, s: Settings, w: np.ndarray, alpha: float, readout: bool, mask: np.ndarray | None = None
-    ):
-        self.s = s
-        self.w = w.T.copy()  # rows: presynaptic neurons
-        self.mask = None if mask is None else mask.T.astype(float)
-        self.alpha = alpha
-        self.readout = readout
-        shape = self.w.shape
-        self.z_bar = np.zeros(shape)
-        self.e_bar = np.zeros(shape)
-        self.e_bar_reg = np.zeros(shape)
-        self.eps = np.zeros(shape)
-        self.grad = np.zeros(shape)
-        self.last = np.zeros(shape[0], dtype=np.int64)  # stamp of the last spike, 0: none yet
-        self.decay = np.zeros(shape[0], dtype=np.int64)
-        self.opt = _Optimizer(s, shape)
-
-    def integrate(self, h: int, z: np.ndarray, post: dict) -> None:
-        """History step h of every synapse whose interval (up to the cutoff) covers it."""
-        s = self.s
-        active = self.last > 0
-        inside = active & (h < self.last - 1 + s.cutoff)
-        self.decay[active & ~inside] += 1
-        rows = np.flatnonzero(inside)
-        if rows.size == 0:
-            return
-        z_bar = self.alpha * self.z_bar[rows] + z[rows, None]
-        self.z_bar[rows] = z_bar
-        if self.readout:
-            inc = post["err"][h][None, :] * z_bar
-        else:
-            psi = post["psi"][h][None, :]
-            if post["adaptive"]:
-                e = psi * (z_bar - post["beta"][None, :] * self.eps[rows])
-                self.eps[rows] = post["rho"] * self.eps[rows] + e
-            else:
-                e = psi * z_bar
-            e_bar = s.kappa * self.e_bar[rows] + e
-            e_bar_reg = s.kappa_reg * self.e_bar_reg[rows] + (1.0 - s.kappa_reg) * e
-            self.e_bar[rows], self.e_bar_reg[rows] = e_bar, e_bar_reg
-            inc = post["L"][h][None, :] * e_bar + post["reg"][h][None, :] * e_bar_reg
-        if self.mask is not None:
-            inc = inc * self.mask[rows]
-        if s.optimize_each_step and not s.apply_per_sequence:
-            self.opt(rows, np.full(rows.size, h + 1, dtype=np.int64), inc, self.w)
-        else:
-            self.grad[rows] += inc
-
-    def spikes(self, t: int, pre: np.ndarray) -> np.ndarray:
-        """Presynaptic spikes of stamp t (indices ``pre``): finish their intervals; the weights they carry."""
-        s = self.s
-        done = pre[self.last[pre] > 0]
-        if done.size:
-            d = done[self.decay[done] > 0]
-            if d.size:
-                k = self.decay[d].astype(float)[:, None]
-                self.z_bar[d] *= np.power(self.alpha, k)
-                self.e_bar[d] *= np.power(s.kappa, k)
-                self.e_bar_reg[d] *= np.power(s.kappa_reg, k)
-                if self._adaptive and not self.readout:
-                    self.eps[d] *= np.power(self._rho, k)
-                self.decay[d] = 0
-            if not s.optimize_each_step and not s.apply_per_sequence:
-                self.opt(done, np.full(done.size, t - 1, dtype=np.int64), self.grad[done], self.w)
-                self.grad[done] = 0.0
-        self.last[pre] = t
-        return self.w[pre].sum(axis=0)
-
-    def end_of_sequence(self, index: int) -> None:
-        """``apply_per_sequence``: every synapse's summed gradient, applied now (index: sequence number)."""
-        rows = np.arange(self.w.shape[0])
-        self.opt(rows, np.full(rows.size, index, dtype=np.int64), self.grad, self.w)
-        self.grad[:] = 0.0
-
-    _rho = 1.0
-    _adaptive = False
-
-
-def _surrogate(v: np.ndarray, v_th: np.ndarray | float, r: np.ndarray, s: Settings) -> np.ndarray:
-    """ψ of NEST's four surrogate functions (0 while refractory), in NEST's operation order."""
-    if s.surrogate == "piecewise_linear":
-        psi = s.height * np.maximum(0.0, 1.0 - np.abs(v - v_th) / s.width)
-    elif s.surrogate == "exponential":
-        psi = s.height * np.exp(-np.abs(v - v_th) / s.width)
-    elif s.surrogate == "fast_sigmoid_derivative":
-        psi = s.height * np.power(1.0 + np.abs(v - v_th) / s.width, -2.0)
-    elif s.surrogate == "arctan_derivative":
-        psi = s.height / (1.0 + np.power((v - v_th) / s.width, 2.0))
-    else:
-        raise ValueError(f"unknown surrogate {s.surrogate!r}")
-    return np.where(r > 0, 0.0, psi)
-
-
 def simulate(s: Settings, w: Workload) -> dict:
-    """Run the workload as NEST does; the per-sequence losses and the final weights.
+    """Run the workload as NEST does (:func:`neuroplast.plasticity.nest_current.simulate`).
 
     Returns
     -------
     dict
         ``loss`` (n_iter,): ½ Σ_t (y_t − y*_t)² per sequence over readout steps 2 … (NEST's recording);
-        ``w_in``, ``w_rec``, ``w_out`` (post × pre) after the run; ``n_rec_spikes``.
+        ``w_in``, ``w_rec``, ``w_out`` (post × pre) after the run; ``n_rec_spikes``, ``spikes``, ``err``.
     """
-    seq = s.steps_sequence
-    n_rec, n_in = w.w_in.shape
-    n_out = w.w_out.shape[0]
-    t_task = s.n_iter * seq
-    n_steps = t_task + 2  # readout steps 2 … t_task + 1 are recorded
-    dt = 1.0
-    alpha = np.exp(-dt / s.tau_m)
-    alpha_out = np.exp(-dt / s.tau_m_out)
-    rho = np.exp(-dt / s.adapt_tau)
-    refractory = int(round(s.t_ref / dt))
-    f_target = s.f_target / 1000.0 * dt  # spikes per step
-
-    stamps_in = np.zeros((n_steps + 2, n_in), dtype=bool)  # input spike of stamp t: generator time t − 1
-    for i, times in enumerate(w.spike_times):
-        st = np.rint(np.asarray(times, dtype=np.float64)).astype(np.int64) + 1
-        stamps_in[st[st < n_steps + 2], i] = True
-    stamps_rec = np.zeros((n_steps + 2, n_rec), dtype=bool)
-
-    inp = _Projection(s, w.w_in, alpha, readout=False)
-    rec = _Projection(s, w.w_rec, alpha, readout=False, mask=~np.eye(n_rec, dtype=bool))
-    out = _Projection(s, w.w_out, alpha_out, readout=True)
-    beta = np.full(n_rec, s.adapt_beta if s.neuron == "eprop_iaf_adapt" or s.n_adaptive >= 0 else 0.0)
-    if s.n_adaptive >= 0:
-        beta[: n_rec - s.n_adaptive] = 0.0
-    adaptive = s.neuron == "eprop_iaf_adapt" or s.n_adaptive > 0
-    inp._rho = rec._rho = rho
-    inp._adaptive = rec._adaptive = adaptive
-    post_rec = {
-        "beta": beta,
-        "adaptive": adaptive,
-        "psi": np.zeros((n_steps, n_rec)),
-        "L": np.zeros((n_steps, n_rec)),
-        "reg": np.zeros((n_steps, n_rec)),
-        "rho": rho,
-    }
-    post_out = {"err": np.zeros((n_steps, n_out))}
-
-    v = np.zeros(n_rec)
-    adapt = np.zeros(n_rec)
-    z = np.zeros(n_rec)
-    r = np.zeros(n_rec, dtype=np.int64)
-    f_av = np.zeros(n_rec)
-    v_out = np.zeros(n_out)
-    err_rec = np.zeros((n_steps, n_out))
-    target = np.zeros((n_steps, n_out))  # readout step t: index t − 2 of the task's timeline
-    if w.target_steps is None:
-        target[2:, 0] = np.tile(w.target, s.n_iter)[: n_steps - 2]
-    else:
-        target[2:] = w.target_steps[: n_steps - 2]
-    window = np.zeros(n_steps)
-    window[2:] = 1.0 if w.window_steps is None else w.window_steps[: n_steps - 2]
-
-    for t in range(n_steps):
-        h = t - 2
-        if h >= 0:
-            learning = np.zeros(n_rec)  # NEST adds each readout's signal to the history entry
-            for k in range(n_out):
-                learning += w.b[:, k] * err_rec[h + 1, k]
-            post_rec["L"][h] = learning
-            inp.integrate(h, stamps_in[h].astype(float), post_rec)
-            rec.integrate(h, stamps_rec[h].astype(float), post_rec)
-            out.integrate(h, stamps_rec[h].astype(float), post_out)
-            if s.apply_per_sequence and (h - 1) > 0 and (h - 1) % seq == 0:
-                k = (h - 1) // seq
-                for p in (inp, rec, out):
-                    p.end_of_sequence(k)
-        pre_in = np.flatnonzero(stamps_in[t])
-        pre_rec = np.flatnonzero(stamps_rec[t])
-        i_rec = inp.spikes(t, pre_in) + rec.spikes(t, pre_rec)
-        i_out = out.spikes(t, pre_rec)
-
-        # recurrent neurons, step t
-        r = np.where(r > 0, r - 1, r)
-        v = 0.0 + i_rec + alpha * v
-        if adaptive:
-            adapt = rho * adapt + z
-            v_th = s.v_th + beta * adapt
-        else:
-            v_th = s.v_th
-        psi = _surrogate(v, v_th, r, s)
-        z = ((v >= v_th) & (r == 0)).astype(float)
-        v = v - s.v_th * z
-        r = np.where(z > 0, refractory, r)
-        f_av = s.kappa_reg * f_av + (1.0 - s.kappa_reg) * z / dt
-        post_rec["psi"][t] = psi
-        post_rec["reg"][t] = s.c_reg * (f_av - f_target)
-        stamps_rec[t + 1] = z > 0
-
-        # readout, step t
-        v_out = 0.0 + i_out + alpha_out * v_out
-        err = (v_out - target[t]) * window[t]
-        err_rec[t] = err
-        post_out["err"][t] = err
-
-    y_minus = err_rec[2 : 2 + t_task, :].T.reshape(n_out, s.n_iter, 1, seq)
-    loss = 0.5 * np.mean(np.sum(y_minus**2, axis=3), axis=(0, 2))
-    return {
-        "loss": loss,
-        "w_in": inp.w.T.copy(),
-        "w_rec": rec.w.T.copy(),
-        "w_out": out.w.T.copy(),
-        "n_rec_spikes": int(stamps_rec.sum()),
-        "spikes": stamps_rec,
-        "err": err_rec,
-    }
+    target = np.tile(w.target, s.n_iter)[:, None] if w.target_steps is None else w.target_steps
+    return nest_current.simulate(s, w.w_in, w.w_rec, w.w_out, w.b, w.spike_times, target, w.window_steps)
 
 
 #: (workload, switch in words, change of the Settings): the differences listed in docs/validation.md
