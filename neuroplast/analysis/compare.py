@@ -31,6 +31,7 @@ from neuroplast.analysis.metrics import METRICS, relative_error
 from neuroplast.analysis.views import connectivity_of
 from neuroplast.build import model_params, neuron_values, target_rate
 from neuroplast.config import parse_config
+from neuroplast.devices import AUTO, device_info
 from neuroplast.errors import ConfigError
 from neuroplast.io import RunFileError, RunLog, add_gradients, open_run, rename_gradient
 from neuroplast.model.connectivity import PROJECTIONS, Connectivity
@@ -220,6 +221,16 @@ def replay_context(run: RunLog) -> ReplayContext:
         cfg = parse_config(tomllib.loads(run.config_toml), str(run.path), check_resources=False)
     except (tomllib.TOMLDecodeError, ConfigError) as exc:
         raise RunFileError(run.path, f"stored config cannot be used to replay the run: {exc}") from exc
+    if (
+        cfg.simulation.device.strip().lower() != AUTO
+        and device_info(cfg.simulation.device).capabilities.nest_plasticity
+    ):
+        raise RunFileError(
+            run.path,
+            f"cannot replay a run of simulation.device = {cfg.simulation.device!r}: its weights changed during "
+            "each sequence by NEST's own models, which neuroplast's replay (docs/model.md) does not simulate "
+            '(docs/validation.md, "NEST\'s current models")',
+        )
     n_rec = int(cfg.network.n_rec)
     n_out = run.n_out
     if run.population_sizes.get("recurrent", n_rec) != n_rec or cfg.network.n_out != n_out:

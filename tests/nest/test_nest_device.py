@@ -175,3 +175,15 @@ def test_the_model_file_is_the_example(ref) -> None:
     example = ce.settings_for("sine")
     assert replace(s, n_adaptive=-1) == example  # n_alif = 0: every neuron eprop_iaf
     assert json.loads(json.dumps(ref["sine"]["iterations"])) == 20
+
+
+@pytest.mark.parametrize("command", ["compare", "analyze"])
+def test_a_run_of_the_device_is_not_replayed(tmp_path: Path, command: str) -> None:
+    """compare and analyze replay trials with neuroplast's model (docs/model.md), which is not what NEST's
+    models did during the sequence: refused in one line naming the device, the log untouched."""
+    out = tmp_path / "r.h5"
+    npl.train(MODEL, out, iterations=1)
+    before = out.read_bytes()
+    proc = run_cli(command, out, cwd=tmp_path)
+    assert_one_line_error(proc, "cannot replay", "nest-current")
+    assert out.read_bytes() == before
