@@ -221,15 +221,13 @@ def replay_context(run: RunLog) -> ReplayContext:
         cfg = parse_config(tomllib.loads(run.config_toml), str(run.path), check_resources=False)
     except (tomllib.TOMLDecodeError, ConfigError) as exc:
         raise RunFileError(run.path, f"stored config cannot be used to replay the run: {exc}") from exc
-    if (
-        cfg.simulation.device.strip().lower() != AUTO
-        and device_info(cfg.simulation.device).capabilities.nest_plasticity
-    ):
+    device = cfg.simulation.device.strip().lower()
+    if device != AUTO and device_info(device).capabilities.nest_plasticity:
         raise RunFileError(
             run.path,
-            f"cannot replay a run of simulation.device = {cfg.simulation.device!r}: its weights changed during "
-            "each sequence by NEST's own models, which neuroplast's replay (docs/model.md) does not simulate "
-            '(docs/validation.md, "NEST\'s current models")',
+            f"cannot replay a run of simulation.device = {cfg.simulation.device!r}: its weights changed "
+            "during each sequence by NEST's own models, which neuroplast's replay (docs/model.md) does not "
+            'simulate (docs/validation.md, "NEST\'s current models")',
         )
     n_rec = int(cfg.network.n_rec)
     n_out = run.n_out
