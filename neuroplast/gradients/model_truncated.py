@@ -215,10 +215,17 @@ class ModelFactors:
     trial : ModelTrial
         The trial (:meth:`ModelTrial.make`; ``alif`` too, through
         :func:`~neuroplast.gradients.derived.alif_trial`).
+    keep_reset : bool
+        Keep the reset term (rule ``ostl``, :attr:`~neuroplast.plasticity.rules.Rule.keeps_reset`): S_t is
+        S_t + S_reset,t everywhere, so e_t is the eligibility that keeps the reset
+        (:func:`~neuroplast.gradients.derived.model_eligibilities` ``keep_reset=True``), L* the ideal signal
+        of the backward pass through the reset, and Σ_t L*_t e_t BPTT with the reset differentiated
+        (:func:`~neuroplast.gradients.derived.model_bptt` ``detach_reset=False``).
     """
 
-    def __init__(self, trial: ModelTrial) -> None:
+    def __init__(self, trial: ModelTrial, *, keep_reset: bool = False) -> None:
         self.trial = trial
+        self.keep_reset = bool(keep_reset)
         self.model = trial.derived.model.name
         self.params, self.weights = trial.params, trial.weights
         self.psi, self.z, self.err, self.reg = trial.traj.psi, trial.traj.z, trial.err, trial.reg
@@ -227,9 +234,13 @@ class ModelFactors:
         n = d.n
         jac = model_jacobians(trial)
         self.D, self.S, self.b, self.du = jac["D"], jac["S"], jac["b"], jac["du"]
+        S_sym = d.S
+        if self.keep_reset:
+            self.S = self.S + jac["S_reset"]
+            S_sym = d.S + d.S_reset
         T, N = self.psi.shape
         self.psi_du = self.psi[None] * self.du  # (n, T, N): ψ_t du_t
-        s_rows = [i for (i,) in _nonzero(d.S, (n,))]
+        s_rows = [i for (i,) in _nonzero(S_sym, (n,))]
         du_rows = [k for (k,) in _nonzero(d.du, (n,))]
         self._b_rows = [i for (i,) in _nonzero(d.b, (n,))]
         self._d_nz = _nonzero(d.D, (n, n))
@@ -286,7 +297,7 @@ class ModelFactors:
         return sig
 
     def ideal_signal(self) -> np.ndarray:
-        """L*_t = direct_t + c_in W_recᵀ g_{t+1} (T, N), reset detached (cached)."""
+        """L*_t = direct_t + c_in W_recᵀ g_{t+1} (T, N), reset detached unless :attr:`keep_reset` (cached)."""
         if self._ideal is None:
             self._ideal = self._backward(1, full=True)[0]
         return self._ideal
