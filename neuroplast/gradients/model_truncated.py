@@ -27,6 +27,10 @@ quantities for any :class:`~neuroplast.model.neurons.NeuronModel` from its Jacob
 Every Jacobian is evaluated once per trial for all steps (:func:`model_jacobians`), the time loops step
 small per-neuron states, and entries of J, D, S and b that are identically 0 (sympy) are skipped.
 
+With ``keep_reset`` (:class:`ModelFactors`; rule ``ostl``) S_t is S_t + S_reset,t throughout: e_t is the
+eligibility that keeps the reset, L* and L^(k) go through the reset too, and Σ_t L*_t e_t is BPTT with the
+reset differentiated (tests/gradients/test_rule_eligibility.py).
+
 Two classes give the analyses one interface (:class:`TrialFactors`): :class:`AlifFactors` (the ``alif``
 model's hand-written fast path, :mod:`neuroplast.gradients.truncated`) and :class:`ModelFactors` (this
 module, any model).  Applied to ``alif``, the derived path equals the fast path to ≤ 1e-12 relative
