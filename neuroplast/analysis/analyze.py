@@ -37,8 +37,31 @@ Analyses (all in :func:`analyze_run`, each also callable per trial):
 4. **training** — cosine between the updates the rule applied (``updates``) and −g* per iteration and
    accumulated over iterations, and the singular values of the accumulated ΔW_rec.
 
-Runs of a rule with an eligibility of its own (``superspike``, ``ostl``) are refused in one line: the
-analyses below are written on e-prop's eligibility.  Runs that learned inside their trials (root attribute
+**A rule with an eligibility of its own** (:attr:`~neuroplast.plasticity.rules.Rule.own_eligibility`:
+``superspike``'s trace, ``ostl``'s eligibility that keeps the reset): every product of a learning signal with
+an eligibility above — ĝ, the gap, s_j^t, the k-hop and fixed-feedback gradients, B*'s moments — uses the
+rule's e_t, streamed over t from the one function
+:func:`neuroplast.gradients.rule_eligibility.rule_eligibilities`
+(:class:`~neuroplast.gradients.rule_eligibility.RuleFactors`), never e-prop's.  The learning signals stay
+those of the model (L̃ as above, L*, L^(k)), and the exact gradient g_ref is the model's:
+
+* ``ostl`` (reset kept): g_ref is BPTT with the reset differentiated (``reference = "bptt_full"``), which
+  its eligibility factorizes exactly with L* taken through the reset (L*, L^(k), B* and the training
+  alignment then keep the reset too), so every identity above holds (k = T is g_ref; without W_rec the
+  rule is g_ref);
+* a trace (``superspike``): g_ref is BPTT (reset detached), and no learning signal makes the trace exact,
+  so the rule has no ideal signal: L* is kept as the target signal, the gap of analysis 1 is the learning
+  signal's part Σ_t (L*_t − L̃_t) ⊙ e_t of the rule's eligibility (g*_e − ĝ, g*_e = Σ_t L*_t e_t), k = T
+  is g*_e (not BPTT), and the eligibility's own part g_ref − g*_e is reported as one number
+  (``eligibility_gap``; ``notes`` says so in one line).  On ``lif_syn`` with its time constants the trace
+  is e-prop's eligibility and the analysis equals that of e-prop on the same trials.
+
+For every run, ``logged_check`` holds |ĝ − logged| / |logged| per trial (hidden weights): the rule's
+gradient as computed here, Σ_t L̃_t ⊙ e_t with its eligibility, against the one the run logged under the
+rule's name; for a rule with its own eligibility also the same sum with e-prop's eligibility, which
+differs where the two eligibilities do (the check can disagree).
+
+Runs that learned inside their trials (root attribute
 ``update_every_steps`` > 0) are refused: their
 weights change within a trial, so there is no single-weights L*, BPTT gradient or gap of "the trial", and
 their ``updates`` hold only the trial-end update.
@@ -46,6 +69,7 @@ their ``updates`` hold only the trial-end update.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +85,8 @@ from neuroplast.analysis.counterfactual import (
 from neuroplast.errors import UsageError
 from neuroplast.gradients.derived import ModelTrial
 from neuroplast.gradients.model_truncated import AlifFactors, ModelFactors, TrialFactors, as_factors
+from neuroplast.gradients.rule_eligibility import RuleFactors
+from neuroplast.gradients.traces import Trace
 from neuroplast.gradients.trial import TrialData
 from neuroplast.io import RunFileError, open_run
 from neuroplast.model.connectivity import PROJECTIONS
@@ -76,6 +102,10 @@ __all__ = [
     "time_resolved",
     "neuron_quality",
     "training_alignment",
+    "Eligibility",
+    "rule_eligibility",
+    "eligibility_notes",
+    "LOGGED_RTOL",
     "analyze_run",
 ]
 
@@ -351,20 +381,82 @@ def _refuse_in_trial(run: Any) -> None:
         )
 
 
-def _refuse_own_eligibility(ctx: ReplayContext) -> None:
-    """A rule with an eligibility of its own (a trace, or the reset kept) is not what the analyses measure:
-    their gap, per-neuron and k-hop analyses are written on e-prop's eligibility (module docstring)."""
+#: Largest relative difference between the rule's gradient as analyze computes it (Σ_t L̃_t ⊙ e_t with the
+#: rule's eligibility) and the logged one for which ``logged_check`` reports agreement: the same sums in
+#: another order are ≈ 1e-15; a simulator's own accumulation (Brian2) is held to 1e-9 by its tests.
+LOGGED_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """The eligibility a run's rule learns with, as the analyses use it.
+
+    Attributes
+    ----------
+    trace : Trace or None
+        The rule's own trace (``Rule.eligibility_trace(cfg)``).
+    keep_reset : bool
+        The model's derived eligibility with the reset kept (``Rule.keeps_reset``).
+    """
+
+    trace: Trace | None = None
+    keep_reset: bool = False
+
+    @property
+    def own(self) -> bool:
+        """Whether it is not e-prop's derived eligibility."""
+        return self.trace is not None or self.keep_reset
+
+    @property
+    def reference(self) -> str:
+        """The exact gradient the analyses compare with: ``bptt_full`` (BPTT with the reset differentiated,
+        what the eligibility that keeps the reset factorizes) or ``bptt`` (reset detached)."""
+        return "bptt_full" if self.keep_reset and self.trace is None else "bptt"
+
+    @property
+    def label(self) -> str:
+        """In words, for the report."""
+        if self.trace is not None:
+            return f"its own trace {self.trace.name!r}"
+        return "the model's derived eligibility with the reset kept" if self.keep_reset else "e-prop's"
+
+
+def rule_eligibility(cfg: Any) -> Eligibility:
+    """The :class:`Eligibility` of the rule of a run's config (``training.rule``)."""
     from neuroplast.plasticity.rules import get_rule
 
-    cfg = ctx.config
     rule = get_rule(cfg.training.rule)(cfg.training)
-    if rule.keeps_reset or rule.eligibility_trace(cfg) is not None:
-        raise RunFileError(
-            ctx.run.path,
-            f"its rule {cfg.training.rule!r} learns with an eligibility of its own: analyze's gap, "
-            "per-neuron and k-hop analyses are written on e-prop's eligibility; `neuroplast compare` "
-            "measures the rule's logged gradient against BPTT",
-        )
+    return Eligibility(rule.eligibility_trace(cfg), bool(rule.keeps_reset))
+
+
+def eligibility_notes(
+    elig: Eligibility, rule: str, eligibility_gap: float, eligibility_cosine: float = float("nan")
+) -> list[str]:
+    """One line per analysis whose meaning changes for a rule with an eligibility of its own (none for
+    e-prop's): what it measures instead, or that it has none.
+
+    ``eligibility_gap``: mean over trials of |g_ref − Σ_t L*_t e_t| / |g_ref| with the rule's e_t;
+    ``eligibility_cosine``: of cos(Σ_t L*_t e_t, g_ref)."""
+    if elig.trace is not None:
+        return [
+            f"rule {rule!r} learns with {elig.label}: no learning signal makes it exact, so there is no "
+            "ideal signal for it; L* (e-prop's, reset detached) is used as the target signal, k = T is L* on "
+            "the rule's eligibility (not BPTT), and the gap sum_t L*_t e_t - g_rule (1.) covers the learning "
+            f"signal only; the eligibility's own part |g* - sum_t L*_t e_t| / |g*| = {_fmt(eligibility_gap)} "
+            f"(cosine {_fmt(eligibility_cosine)})",
+        ]
+    if elig.keep_reset:
+        return [
+            f"rule {rule!r} learns with {elig.label}: the reference is BPTT with the reset differentiated "
+            "(bptt_full), which that eligibility factorizes with L* through the reset; L*, the k-hop "
+            "signals, B* and the training alignment are taken through the reset too "
+            f"(check |bptt_full - sum_t L*_t e_t| / |bptt_full| = {_fmt(eligibility_gap)})",
+        ]
+    return []
+
+
+def _fmt(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.3g}"
 
 
 def _feedbacks(ctx: ReplayContext) -> tuple[np.ndarray | None, np.ndarray]:
@@ -383,20 +475,44 @@ def _feedbacks(ctx: ReplayContext) -> tuple[np.ndarray | None, np.ndarray]:
     return fb, rand
 
 
-def _trial_factors(ctx: ReplayContext, k: int) -> tuple[TrialFactors, np.ndarray] | None:
-    """Trial k replayed, as its factors (the ``alif`` fast path, or any model's derived ones) and its
-    target; None if the weights of its iteration are not in the log."""
+@dataclass(frozen=True)
+class _Replayed:
+    """One replayed trial as the analyses take it.
+
+    ``factors`` on the rule's eligibility (every analysis); ``exact`` the model's factors whose Σ_t L*_t e_t
+    is the reference gradient (``factors`` itself for e-prop's eligibility); ``eprop`` e-prop's derived
+    eligibility for the logged check's comparator (None for e-prop's own runs); ``target`` the trial's.
+    """
+
+    factors: TrialFactors
+    exact: TrialFactors
+    eprop: TrialFactors | None
+    target: np.ndarray
+
+
+def _trial_factors(ctx: ReplayContext, k: int, elig: Eligibility) -> _Replayed | None:
+    """Trial k replayed, as its factors (the ``alif`` fast path, any model's derived ones, or
+    :class:`~neuroplast.gradients.rule_eligibility.RuleFactors` on the rule's own eligibility); None if the
+    weights of its iteration are not in the log."""
     from neuroplast.analysis.compare import model_trial
 
     tr = replay_trial(ctx, k)
     if tr is None:
         return None
-    if ctx.derived_model:
-        return ModelFactors(model_trial(ctx, tr)), tr.target
-    trial = TrialData(
-        ctx.params, tr.weights, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, ctx.c_reg, ctx.f_target
-    )
-    return AlifFactors(trial), tr.target
+    mt = model_trial(ctx, tr) if ctx.derived_model or elig.own else None
+    if mt is not None and (elig.keep_reset and elig.trace is None):
+        exact: TrialFactors = ModelFactors(mt, keep_reset=True)
+        return _Replayed(RuleFactors(exact, mt, None, True), exact, ModelFactors(mt), tr.target)
+    if mt is not None and ctx.derived_model:
+        exact = ModelFactors(mt)
+    else:
+        trial = TrialData(
+            ctx.params, tr.weights, tr.x, tr.traj, tr.target, tr.mask, ctx.loss, ctx.c_reg, ctx.f_target
+        )
+        exact = AlifFactors(trial)
+    if mt is not None and elig.trace is not None:
+        return _Replayed(RuleFactors(exact, mt, elig.trace, False), exact, exact, tr.target)
+    return _Replayed(exact, exact, None, tr.target)
 
 
 class _Pool:
@@ -412,6 +528,10 @@ class _Pool:
         self.gstar: dict[str, dict[int, np.ndarray]] = {name: {} for name in PROJECTIONS}
         self.trials: list[int] = []
         self.target: np.ndarray | None = None  # target of the first analysed trial (for the figures)
+        self.eligibility_gap: list[float] = []  # |g_ref − Σ_t L*_t e_t| / |g_ref|, rule's e_t, per trial
+        self.eligibility_cos: list[float] = []  # cos(Σ_t L*_t e_t, g_ref) per trial
+        self.logged_rule: list[float] = []  # |ĝ − logged| / |logged| per trial with a logged gradient
+        self.logged_eprop: list[float] = []  # the same with e-prop's eligibility (own eligibility only)
 
     def add_time(self, tres: dict[str, Any]) -> None:
         for part in (*HIDDEN, "hidden"):
@@ -462,19 +582,71 @@ def _factorize_all(
     return grads
 
 
+def _hidden_rel(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """|a − b| / |b| over the hidden projections together (0 when both are 0)."""
+    num = np.sqrt(sum(float(np.sum((a[n] - b[n]) ** 2)) for n in HIDDEN))
+    den = np.sqrt(sum(float(np.sum(b[n] ** 2)) for n in HIDDEN))
+    return float(num / den) if den > 0 else (0.0 if num == 0 else float("inf"))
+
+
+def _logged_grads(ctx: ReplayContext, k: int) -> dict[str, np.ndarray] | None:
+    """The hidden gradient the run logged for trial k under its rule's name (edge order), or None."""
+    rule = str(ctx.config.training.rule)
+    out = {}
+    for name in HIDDEN:
+        p = ctx.run.projection(name)
+        if rule not in p.estimators:
+            return None
+        out[name] = np.asarray(p.grad(rule)[k], dtype=float)
+    return out
+
+
 def _analyse_trial(
-    ctx: ReplayContext, pool: _Pool, k: int, feedback: np.ndarray | None, ks: list[int], rand: np.ndarray
+    ctx: ReplayContext,
+    pool: _Pool,
+    k: int,
+    feedback: np.ndarray | None,
+    ks: list[int],
+    rand: np.ndarray,
+    elig: Eligibility | None = None,
 ) -> bool:
-    """Replay trial k and add every per-trial analysis to ``pool``; False if it has no weights."""
-    got = _trial_factors(ctx, k)
+    """Replay trial k and add every per-trial analysis to ``pool``; False if it has no weights.
+
+    Every product of a learning signal with an eligibility uses the rule's (``elig``, default e-prop's); the
+    reference g_ref (BPTT, or BPTT through the reset for a rule that keeps it) comes from the model's."""
+    got = _trial_factors(ctx, k, Eligibility() if elig is None else elig)
     if got is None:
         return False
-    trial, target = got
+    trial, target = got.factors, got.target
     L_star = trial.ideal_signal()
     L_rule = rule_signal(trial, feedback)
     grads = _factorize_all(trial, L_star, L_rule, ks, rand)
-    pairs = {n: (grads[n]["star"], grads[n]["rule"]) for n in HIDDEN}
-    tres = time_resolved(trial, L_rule, L_star, grads=pairs)
+    g_rule = {n: grads[n]["rule"] for n in HIDDEN}
+    g_elig = {n: grads[n]["star"] for n in HIDDEN}  # Σ_t L*_t e_t on the rule's eligibility
+    g_eprop_rule = None  # the rule's signal on e-prop's eligibility (the logged check's comparator)
+    if got.exact is trial:
+        g_ref = g_elig
+    else:
+        both = got.eprop is got.exact
+        ex = got.exact.factorize(np.stack([L_star, L_rule] if both else [L_star]))
+        g_ref = {n: ex[n][0] for n in HIDDEN}
+        assert got.eprop is not None
+        ep = ex if both else got.eprop.factorize(L_rule[None])
+        g_eprop_rule = {n: ep[n][-1] for n in HIDDEN}
+    pool.eligibility_gap.append(_hidden_rel(g_elig, g_ref))
+    pool.eligibility_cos.append(
+        _cos(
+            np.concatenate([g_elig[n].ravel() for n in HIDDEN]),
+            np.concatenate([g_ref[n].ravel() for n in HIDDEN]),
+        )
+    )
+    logged = _logged_grads(ctx, k)
+    if logged is not None:
+        pool.logged_rule.append(_hidden_rel({n: ctx.edge_vector(n, g_rule[n]) for n in HIDDEN}, logged))
+        if g_eprop_rule is not None:
+            mine = {n: ctx.edge_vector(n, g_eprop_rule[n]) for n in HIDDEN}
+            pool.logged_eprop.append(_hidden_rel(mine, logged))
+    tres = time_resolved(trial, L_rule, L_star, grads={n: (g_elig[n], g_rule[n]) for n in HIDDEN})
     pool.add_time(tres)
     nq = neuron_quality(L_rule, L_star, tres["elig_sq"])
     for key, v in nq.items():
@@ -483,12 +655,10 @@ def _analyse_trial(
     pool.neuron["trial_cos_sum"] = pool.neuron.get("trial_cos_sum", 0.0) + np.nan_to_num(c)
     pool.neuron["trial_cos_n"] = pool.neuron.get("trial_cos_n", 0.0) + np.isfinite(c)
     pool.rate += trial.z.mean(axis=0) * 1e3 / ctx.run.dt_ms
-    g_rule = {n: grads[n]["rule"] for n in HIDDEN}
-    g_star = {n: grads[n]["star"] for n in HIDDEN}
-    pool.cf.append(counterfactual_trial(trial, ks, g_star, g_rule, rand, grads=grads))
-    pool.moments.add(trial, g_star, L_star, grads={n: grads[n]["moments"] for n in HIDDEN})
+    pool.cf.append(counterfactual_trial(trial, ks, g_ref, g_rule, rand, grads=grads))
+    pool.moments.add(trial, g_ref, L_star, grads={n: grads[n]["moments"] for n in HIDDEN})
     g_out, g_b = output_grads(trial.params, trial.z, trial.err)
-    full = {**g_star, "output": np.where(trial.weights.mask_out, g_out, 0.0), "bias": g_b}
+    full = {**g_ref, "output": np.where(trial.weights.mask_out, g_out, 0.0), "bias": g_b}
     for name, dense in full.items():
         pool.gstar[name][k] = ctx.edge_vector(name, dense)
     pool.trials.append(k)
@@ -523,7 +693,15 @@ def analyze_run(
     dict
         ``file``, ``rule``, ``task_kind``, ``trials`` (analysed indices), ``T``, ``dt_ms``, ``events``
         (:func:`task_events`), ``time``, ``neurons``, ``counterfactual``, ``training`` (see the functions
-        above and :func:`neuroplast.analysis.counterfactual.summarize`); arrays are NumPy.
+        above and :func:`neuroplast.analysis.counterfactual.summarize`); ``eligibility`` (in words),
+        ``own_eligibility`` (bool), ``reference`` (``bptt`` or ``bptt_full``), ``eligibility_gap``
+        (``per_trial`` |g_ref − Σ_t L*_t e_t| / |g_ref| with the rule's e_t, its ``mean``, ``cosine`` and
+        ``cosine_mean`` of the two), ``logged_check`` (``estimator``, ``rule`` per-trial relative
+        difference from the logged gradient, its ``max``, ``eprop_eligibility`` the same with e-prop's
+        eligibility (None for e-prop's own), ``eprop_eligibility_min``, ``tolerance``
+        (:data:`LOGGED_RTOL`), ``ok``; empty arrays and ``ok`` None when the log holds no such gradient),
+        ``notes`` (one line per analysis whose meaning changes for the rule's eligibility, module
+        docstring); arrays are NumPy.
 
     Raises
     ------
@@ -541,7 +719,7 @@ def analyze_run(
     if lengths.size != 1:
         raise RunFileError(run.path, f"the selected trials have different lengths ({lengths.tolist()})")
     ctx = replay_context(run)
-    _refuse_own_eligibility(ctx)
+    elig = rule_eligibility(ctx.config)
     T, N = int(lengths[0]), ctx.n_rec
     kk = sorted({T if k == "T" else int(k) for k in ks})
     fb, rand = _feedbacks(ctx)
@@ -551,17 +729,23 @@ def analyze_run(
     try:
         for k in sel:
             B = None if fb is None else ctx.connectivity.feedback(fb[it_of[k]])
-            _analyse_trial(ctx, pool, int(k), B, kk, rand)
+            _analyse_trial(ctx, pool, int(k), B, kk, rand, elig)
             bar.step()
     finally:
         bar.close()
     if pool.n == 0:
         raise RunFileError(run.path, "none of the selected trials has the weights of its iteration")
-    return _results(ctx, pool, kk, T, rand, it_of)
+    return _results(ctx, pool, kk, T, rand, it_of, elig)
 
 
 def _results(
-    ctx: ReplayContext, pool: _Pool, ks: list[int], T: int, rand: np.ndarray, it_of: np.ndarray
+    ctx: ReplayContext,
+    pool: _Pool,
+    ks: list[int],
+    T: int,
+    rand: np.ndarray,
+    it_of: np.ndarray,
+    elig: Eligibility,
 ) -> dict[str, Any]:
     """Averages and summaries of the pooled sums: the dict :func:`analyze_run` returns."""
     from neuroplast.analysis.counterfactual import summarize
@@ -597,9 +781,32 @@ def _results(
     }
     B_star = bstar_solve(pool.moments)
     cf = summarize(pool.cf, ks, T, pool.moments, B_star, rand)
+    rule = str(ctx.config.training.rule)
+    gap, cosg = np.asarray(pool.eligibility_gap), np.asarray(pool.eligibility_cos)
+    logged_rule, logged_eprop = np.asarray(pool.logged_rule), np.asarray(pool.logged_eprop)
+    logged = {
+        "estimator": rule,
+        "rule": logged_rule,
+        "max": float(logged_rule.max()) if logged_rule.size else float("nan"),
+        "eprop_eligibility": logged_eprop if elig.own else None,
+        "eprop_eligibility_min": float(logged_eprop.min()) if logged_eprop.size else float("nan"),
+        "tolerance": LOGGED_RTOL,
+        "ok": bool(logged_rule.max() <= LOGGED_RTOL) if logged_rule.size else None,
+    }
     return {
         "file": str(ctx.run.path),
-        "rule": str(ctx.config.training.rule),
+        "rule": rule,
+        "eligibility": elig.label,
+        "own_eligibility": elig.own,
+        "reference": elig.reference,
+        "eligibility_gap": {
+            "per_trial": gap,
+            "mean": float(gap.mean()),
+            "cosine": cosg,
+            "cosine_mean": float(np.nanmean(cosg)) if np.any(np.isfinite(cosg)) else float("nan"),
+        },
+        "logged_check": logged,
+        "notes": eligibility_notes(elig, rule, float(gap.mean()), float(np.nanmean(cosg))),
         "task_kind": ctx.run.task_kind,
         "trials": np.asarray(pool.trials),
         "T": T,

@@ -13,6 +13,9 @@
   loss-decrease proxy;
 * ``training.png`` — cosine between applied updates and −g* per iteration and accumulated, per
   projection; singular values of the accumulated ΔW_rec (and of −Σ g*_rec).
+
+For a rule with an eligibility of its own (``res["own_eligibility"]``) every curve is on that eligibility,
+and the exact gradient is the run's reference (``res["reference"]``; :mod:`neuroplast.analysis.analyze`).
 """
 
 from __future__ import annotations
@@ -174,8 +177,11 @@ def plot_counterfactual(res: dict[str, Any], out: Path) -> Path:
             label=f"{lab}" if "B*" in lab else f"{lab} ({v:.3f})",
         )
     ax.set_xticks(x, xlab)
-    ax.set_xlabel("hops k back through W_rec (0 = e-prop, T = BPTT)")
-    ax.set_ylabel("cosine with BPTT (hidden weights, mean over trials)")
+    if res.get("own_eligibility"):  # the k-hop signals on the rule's own eligibility: T is L* on it
+        ax.set_xlabel("hops k back through W_rec, on the rule's eligibility (0 = the rule, T = L*)")
+    else:
+        ax.set_xlabel("hops k back through W_rec (0 = e-prop, T = BPTT)")
+    ax.set_ylabel(f"cosine with {res.get('reference', 'bptt')} (hidden weights, mean over trials)")
     ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.02)
     # below the axes: inside, the legend would cover reference lines (the random B's is near 0)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)

@@ -42,17 +42,40 @@ def _f(v: float) -> str:
     return "nan" if not np.isfinite(v) else f"{v:.3g}"
 
 
+def _logged_lines(check: dict[str, Any] | None) -> list[str]:
+    """Line 0 of the summary: the rule's gradient as analyze computes it against the logged one."""
+    if not check or not np.asarray(check["rule"]).size:
+        return ["0. logged gradient: the log holds none of the rule's (nothing to check)"]
+    verdict = "reproduced" if check["ok"] else f"DIFFERS (tolerance {check['tolerance']:.0e})"
+    line = (
+        f"0. logged gradient {check['estimator']!r} (input, recurrent) {verdict}: max |g_rule - logged| / "
+        f"|logged| = {_f(check['max'])} over {np.asarray(check['rule']).size} trials"
+    )
+    if check.get("eprop_eligibility") is not None:
+        line += f"; with e-prop's eligibility instead: min {_f(check['eprop_eligibility_min'])}"
+    return [line]
+
+
 def summary_lines(res: dict[str, Any]) -> list[str]:
     """The human summary that ``neuroplast analyze`` prints (one item per line)."""
     h = res["time"]["hidden"]
     cf = res["counterfactual"]
     n = res["neurons"]
     tr = res["training"]
+    ref = res.get("reference", "bptt")
+    elig = res.get("eligibility", "e-prop's")
+    own = bool(res.get("own_eligibility", False))
     lines = [
-        f"{res['file']}: rule {res['rule']}, {len(res['trials'])} trials analysed, T = {res['T']} steps",
-        f"1. gap g* - g_rule (hidden weights): |gap| / |g*| = {_f(h['gap_over_exact'])} (mean over trials); "
-        "share of the gap per window (steps):",
+        f"{res['file']}: rule {res['rule']}, {len(res['trials'])} trials analysed, T = {res['T']} steps; "
+        f"eligibility: {elig}; exact gradient g*: {ref}",
     ]
+    lines += [f"   note: {note}" for note in res.get("notes", [])]
+    lines += _logged_lines(res.get("logged_check"))
+    gap_of = "sum_t L*_t e_t - g_rule on the rule's eligibility" if own else "g* - g_rule"
+    lines.append(
+        f"1. gap {gap_of} (hidden weights): |gap| / |{'sum_t L*_t e_t' if own else 'g*'}| = "
+        f"{_f(h['gap_over_exact'])} (mean over trials); share of the gap per window (steps):"
+    )
     for lab, frac in h["window_fraction"].items():
         lines.append(f"     {lab:<16} {frac:7.3f}  ({h['window_steps'][lab]} steps)")
     for lab, sel in neuron_groups(n):
@@ -67,7 +90,8 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
     ks = ["T" if b else str(k) for k, b in zip(cf["ks"], cf["k_is_bptt"], strict=True)]
     cos = cf["truncated"]["hidden"]["cosine_mean"]
     lines.append(
-        "3. cosine with BPTT (hidden, mean over trials) of the signal truncated to k hops through W_rec:"
+        f"3. cosine with {ref} (hidden, mean over trials) of the signal truncated to k hops through W_rec"
+        + (" on the rule's eligibility:" if own else ":")
     )
     lines.append("     " + "  ".join(f"k={k}: {_f(c)}" for k, c in zip(ks, cos, strict=True)))
     lines.append(

@@ -27,6 +27,10 @@ quantities for any :class:`~neuroplast.model.neurons.NeuronModel` from its Jacob
 Every Jacobian is evaluated once per trial for all steps (:func:`model_jacobians`), the time loops step
 small per-neuron states, and entries of J, D, S and b that are identically 0 (sympy) are skipped.
 
+With ``keep_reset`` (:class:`ModelFactors`; rule ``ostl``) S_t is S_t + S_reset,t throughout: e_t is the
+eligibility that keeps the reset, L* and L^(k) go through the reset too, and Σ_t L*_t e_t is BPTT with the
+reset differentiated (tests/gradients/test_rule_eligibility.py).
+
 Two classes give the analyses one interface (:class:`TrialFactors`): :class:`AlifFactors` (the ``alif``
 model's hand-written fast path, :mod:`neuroplast.gradients.truncated`) and :class:`ModelFactors` (this
 module, any model).  Applied to ``alif``, the derived path equals the fast path to ≤ 1e-12 relative
@@ -215,10 +219,17 @@ class ModelFactors:
     trial : ModelTrial
         The trial (:meth:`ModelTrial.make`; ``alif`` too, through
         :func:`~neuroplast.gradients.derived.alif_trial`).
+    keep_reset : bool
+        Keep the reset term (rule ``ostl``, :attr:`~neuroplast.plasticity.rules.Rule.keeps_reset`): S_t is
+        S_t + S_reset,t everywhere, so e_t is the eligibility that keeps the reset
+        (:func:`~neuroplast.gradients.derived.model_eligibilities` ``keep_reset=True``), L* the ideal signal
+        of the backward pass through the reset, and Σ_t L*_t e_t BPTT with the reset differentiated
+        (:func:`~neuroplast.gradients.derived.model_bptt` ``detach_reset=False``).
     """
 
-    def __init__(self, trial: ModelTrial) -> None:
+    def __init__(self, trial: ModelTrial, *, keep_reset: bool = False) -> None:
         self.trial = trial
+        self.keep_reset = bool(keep_reset)
         self.model = trial.derived.model.name
         self.params, self.weights = trial.params, trial.weights
         self.psi, self.z, self.err, self.reg = trial.traj.psi, trial.traj.z, trial.err, trial.reg
@@ -227,9 +238,13 @@ class ModelFactors:
         n = d.n
         jac = model_jacobians(trial)
         self.D, self.S, self.b, self.du = jac["D"], jac["S"], jac["b"], jac["du"]
+        S_sym = d.S
+        if self.keep_reset:
+            self.S = self.S + jac["S_reset"]
+            S_sym = d.S + d.S_reset
         T, N = self.psi.shape
         self.psi_du = self.psi[None] * self.du  # (n, T, N): ψ_t du_t
-        s_rows = [i for (i,) in _nonzero(d.S, (n,))]
+        s_rows = [i for (i,) in _nonzero(S_sym, (n,))]
         du_rows = [k for (k,) in _nonzero(d.du, (n,))]
         self._b_rows = [i for (i,) in _nonzero(d.b, (n,))]
         self._d_nz = _nonzero(d.D, (n, n))
@@ -286,7 +301,7 @@ class ModelFactors:
         return sig
 
     def ideal_signal(self) -> np.ndarray:
-        """L*_t = direct_t + c_in W_recᵀ g_{t+1} (T, N), reset detached (cached)."""
+        """L*_t = direct_t + c_in W_recᵀ g_{t+1} (T, N), reset detached unless :attr:`keep_reset` (cached)."""
         if self._ideal is None:
             self._ideal = self._backward(1, full=True)[0]
         return self._ideal

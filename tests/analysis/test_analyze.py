@@ -2,7 +2,9 @@
 
 Per-trial analyses are checked on small LIF / ALIF networks (tests/helpers.py, make_problem) against the
 literal per-synapse recursion (eligibility_steps), e-prop and BPTT; the run-level pass on synthetic run
-logs (fixture ``runs`` and the ALIF runs below) against ``compare_run`` and numpy directly.
+logs (fixture ``runs`` and the ALIF runs below) against ``compare_run`` and numpy directly.  Runs of rules
+with an eligibility of their own (superspike, ostl) against the identities that hold for them and against
+the analysis with e-prop's eligibility in place of the rule's (equal on lif_syn, different elsewhere).
 """
 
 from __future__ import annotations
@@ -260,6 +262,8 @@ def test_analyze_run_on_logs_matches_compare_and_numpy(which, runs, alif_runs, t
     it_of = run.trials["iteration"]
     tr = res["training"]
     assert tr["iterations"].tolist() == list(range(run.n_iterations))
+    lc = res["logged_check"]  # e-prop's eligibility is the rule's: the logged gradient reproduced
+    assert lc["ok"] and lc["max"] < 1e-12 and lc["eprop_eligibility"] is None and not res["notes"]
     for name in ("input", "recurrent", "output", "bias"):
         p = run.projection(name)
         g = np.stack([p.grad("bptt")[it_of == it].mean(axis=0) for it in range(run.n_iterations)])
@@ -328,17 +332,144 @@ def test_analyze_refuses_in_trial_runs_in_one_line(runs, tmp_path, capsys) -> No
     assert main(["compare", "--self-test", str(path)]) == 2
 
 
+def _floats(res: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """Every float array or number of an analyze result, by path; the logged check and the eligibility
+    gap (which say which eligibility was used) left out."""
+    out: dict[str, np.ndarray] = {}
+    if isinstance(res, dict):
+        for k, v in res.items():
+            if k not in ("logged_check", "eligibility_gap", "notes"):
+                out.update(_floats(v, f"{prefix}/{k}"))
+    elif isinstance(res, (list, tuple)) and res and isinstance(res[0], dict):
+        for i, v in enumerate(res):
+            out.update(_floats(v, f"{prefix}[{i}]"))
+    elif isinstance(res, (np.ndarray, float, np.floating)) and np.asarray(res).dtype.kind == "f":
+        out[prefix] = np.asarray(res)
+    return out
+
+
+def _largest_difference(a: dict, b: dict) -> float:
+    """Largest difference between two analyze results, relative to each array's largest magnitude (NaN
+    where both are NaN)."""
+    fa, fb = _floats(a), _floats(b)
+    assert fa.keys() == fb.keys()
+    worst = 0.0
+    for key in fa:
+        x, y = fa[key], fb[key]
+        assert x.shape == y.shape, key
+        assert np.array_equal(np.isnan(x), np.isnan(y)), key
+        fin = np.isfinite(x)
+        scale = float(np.max(np.abs(x[fin]))) if fin.any() else 0.0
+        if scale > 0:
+            worst = max(worst, float(np.max(np.abs(x[fin] - y[fin]))) / scale)
+    return worst
+
+
+def _with_eprops_eligibility(path, monkeypatch) -> dict:
+    """The analysis of a run with e-prop's eligibility put in place of its rule's (what analyze measured
+    before it knew the rule's): the comparator that must disagree where the two eligibilities do."""
+    from neuroplast.analysis import analyze
+
+    with monkeypatch.context() as m:
+        m.setattr(analyze, "rule_eligibility", lambda cfg: analyze.Eligibility())
+        return analyze_run(path, progress=False)
+
+
+#: An analysis sums ≤ 60 steps × 10 neurons of the same terms in another order: ≈ 1e-15 relative.
+SAME_ANALYSIS = 1e-12
+
+
+def test_analyze_superspike_on_lif_syn_equals_eprop_on_the_same_trials(tmp_path, monkeypatch) -> None:
+    """SuperSpike's trace on lif_syn (τ_m, τ_syn of the model) is e-prop's eligibility: the analysis of a
+    superspike run equals that of the e-prop run of the same seed (the same trials: their weights agree bit
+    for bit, the two gradients differing by rounding far below a weight's last digit), and that of its own
+    trials with e-prop's eligibility; the logged gradient is reproduced by either eligibility."""
+    ss = write_synthetic_run(tmp_path / "ss.h5", rule="superspike", neuron="lif_syn")
+    ep = write_synthetic_run(tmp_path / "ep.h5", rule="eprop", neuron="lif_syn")
+    for proj in ("input", "recurrent", "output"):
+        assert np.array_equal(open_run(ss).projection(proj).weights, open_run(ep).projection(proj).weights)
+    a, b = analyze_run(ss, progress=False), analyze_run(ep, progress=False)
+    assert a["own_eligibility"] and not b["own_eligibility"] and a["reference"] == b["reference"] == "bptt"
+    assert _largest_difference(a, b) < SAME_ANALYSIS
+    assert _largest_difference(a, _with_eprops_eligibility(ss, monkeypatch)) < SAME_ANALYSIS
+    assert a["eligibility_gap"]["mean"] < SAME_ANALYSIS and len(a["notes"]) == 1 and not b["notes"]
+    lc = a["logged_check"]
+    assert lc["ok"] and lc["max"] < SAME_ANALYSIS and lc["eprop_eligibility_min"] < SAME_ANALYSIS
+    assert np.allclose(a["counterfactual"]["truncated"]["hidden"]["cosine"][-1], 1.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("neuron,n_alif", [("adlif", 0), ("alif", 5)])
+def test_analyze_superspike_uses_its_trace_not_eprops_eligibility(
+    neuron, n_alif, tmp_path, monkeypatch
+) -> None:
+    """Where the trace is not e-prop's eligibility (AdLIF's current, the ALIF threshold), the analysis of a
+    superspike run differs from what e-prop's eligibility gives on the same trials, and only the trace
+    reproduces the logged gradient (the check disagrees with e-prop's); k = 0 is still the rule, k = T is
+    L* on the trace (not BPTT), and the gap adds up on it."""
+    path = write_synthetic_run(tmp_path / "ss.h5", rule="superspike", neuron=neuron, n_alif=n_alif)
+    res = analyze_run(path, progress=False)
+    other = _with_eprops_eligibility(path, monkeypatch)
+    assert _largest_difference(res, other) > 1e-3
+    lc, lo = res["logged_check"], other["logged_check"]
+    assert lc["ok"] and lc["max"] < SAME_ANALYSIS and lc["eprop_eligibility_min"] > 1e-3
+    assert lo["ok"] is False and lo["max"] > 1e-3  # e-prop's eligibility does not give the logged gradient
+    cf = res["counterfactual"]
+    cos = cf["truncated"]["hidden"]["cosine"]
+    assert np.allclose(cos[0], cf["rule"]["hidden"]["cosine"], atol=1e-10)  # k = 0: the rule itself
+    assert np.all(cos[-1] < 1 - 1e-4)  # k = T: L* on the trace is not BPTT
+    assert res["eligibility_gap"]["mean"] > 1e-3 and "no ideal signal" in res["notes"][0]
+    h = res["time"]["hidden"]
+    assert np.sum(h["gap_density"]) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_analyze_ostl_without_recurrence_is_bptt_through_the_reset(runs, tmp_path) -> None:
+    """Without W_rec, ostl's gradient is BPTT with the reset differentiated, its analysis's reference: no
+    gap, cosine 1 for the rule and every k; with W_rec, k = T is that reference and k = 0 the rule, its
+    training alignment is against compare's grad/bptt_full, and e-prop's eligibility misses the logged
+    gradient."""
+    path = write_synthetic_run(tmp_path / "ostl0.h5", rule="ostl", rec_scale=0.0)
+    res = analyze_run(path, progress=False)
+    assert res["reference"] == "bptt_full" and "bptt_full" in res["notes"][0]
+    h = res["time"]["hidden"]
+    assert h["gap_over_exact"] < 1e-12
+    cf = res["counterfactual"]
+    assert np.allclose(cf["rule"]["hidden"]["cosine"], 1.0, atol=1e-12)
+    assert np.allclose(cf["truncated"]["hidden"]["cosine"], 1.0, atol=1e-12)
+    path = write_synthetic_run(tmp_path / "ostl.h5", rule="ostl", n_alif=5)
+    res = analyze_run(path, progress=False)
+    cf = res["counterfactual"]
+    cos = cf["truncated"]["hidden"]["cosine"]
+    assert np.allclose(cos[-1], 1.0, atol=1e-10) and np.allclose(cos[0], cf["rule"]["hidden"]["cosine"])
+    assert np.all(cos[0] < 1 - 1e-4)
+    assert res["eligibility_gap"]["mean"] < SAME_ANALYSIS  # streamed = adjoint: BPTT through the reset
+    lc = res["logged_check"]
+    assert lc["ok"] and lc["eprop_eligibility_min"] > 1e-3
+    compare_run(path, keep_reset=True, progress=False)
+    run = open_run(path)
+    it_of = run.trials["iteration"]
+    for proj in ("input", "recurrent"):
+        p = run.projection(proj)
+        g = np.stack([p.grad("bptt_full")[it_of == it].mean(axis=0) for it in range(run.n_iterations)])
+        cum_u, cum_g = np.cumsum(p.updates, axis=0), np.cumsum(g, axis=0)
+        want = [-(a @ b) / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(cum_u, cum_g, strict=True)]
+        assert np.allclose(res["training"][proj]["cumulative"], want, rtol=1e-9, atol=1e-12), proj
+
+
 @pytest.mark.parametrize("rule", ["ostl", "superspike"])
-def test_analyze_refuses_a_rule_with_an_eligibility_of_its_own_in_one_line(rule, tmp_path, capsys) -> None:
-    """Its analyses measure e-prop's eligibility: a run of a rule with its own (the reset kept, a trace) is
-    refused, while compare takes it."""
-    path = write_synthetic_run(tmp_path / f"{rule}.h5", rule=rule)
-    with pytest.raises(RunFileError, match="eligibility of its own"):
-        analyze_run(path, progress=False)
-    assert main(["analyze", str(path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and repr(rule) in err[0]
-    assert main(["compare", "--quiet", str(path)]) == 0
+def test_cli_analyze_runs_of_rules_with_an_eligibility_of_their_own(rule, tmp_path, capsys) -> None:
+    """The summary names the eligibility and the reference, says in one line what changes, and that the
+    logged gradient is reproduced; figures and JSON are written."""
+    path = write_synthetic_run(tmp_path / f"{rule}.h5", rule=rule, neuron="adlif")
+    out = tmp_path / "figs"
+    assert main(["analyze", str(path), "--out", str(out), "--quiet", "--k", "0,1,T"]) == 0
+    text = capsys.readouterr().out
+    assert "eligibility: " + ("its own trace 'superspike'" if rule == "superspike" else "the model's") in text
+    assert sum(line.startswith("   note: ") for line in text.splitlines()) == 1
+    assert f"0. logged gradient {rule!r} (input, recurrent) reproduced" in text
+    assert "with e-prop's eligibility instead" in text
+    data = json.loads((out / "analysis.json").read_text())
+    assert data["own_eligibility"] and data["logged_check"]["ok"]
+    assert data["reference"] == ("bptt_full" if rule == "ostl" else "bptt")
 
 
 def test_cli_analyze_writes_figures_and_json(runs, tmp_path, capsys) -> None:
