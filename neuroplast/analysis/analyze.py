@@ -86,6 +86,7 @@ from neuroplast.errors import UsageError
 from neuroplast.gradients.derived import ModelTrial
 from neuroplast.gradients.model_truncated import AlifFactors, ModelFactors, TrialFactors, as_factors
 from neuroplast.gradients.rule_eligibility import RuleFactors
+from neuroplast.gradients.rule_eligibility import rule_signal as own_signal
 from neuroplast.gradients.traces import Trace
 from neuroplast.gradients.trial import TrialData
 from neuroplast.io import RunFileError, open_run
@@ -207,7 +208,11 @@ def rule_signal(trial: AnyTrial, feedback: np.ndarray | None) -> np.ndarray:
     if feedback is None:
         return as_factors(trial).ideal_signal()
     p = trial.params
-    L = p.readout_scale * backward_filter(trial.err, p.kappa) @ np.asarray(feedback, dtype=float).T
+    if isinstance(trial, RuleFactors) and trial.trace is not None and trial.trace.own_signal:
+        # the rule's own signal L^rule_t (an expression of its postsynaptic state), κ-filtered backward
+        L = backward_filter(own_signal(trial.trial, trial.trace, feedback), p.kappa)
+    else:
+        L = p.readout_scale * backward_filter(trial.err, p.kappa) @ np.asarray(feedback, dtype=float).T
     return L if trial.reg is None else L + trial.reg[None, :]
 
 
@@ -438,8 +443,14 @@ def eligibility_notes(
     ``eligibility_gap``: mean over trials of |g_ref − Σ_t L*_t e_t| / |g_ref| with the rule's e_t;
     ``eligibility_cosine``: of cos(Σ_t L*_t e_t, g_ref)."""
     if elig.trace is not None:
+        own = (
+            f"; its learning signal is its own ({elig.trace.signal!r}: g_rule and the fixed-feedback "
+            "reference use it, the k-hop signals and B* are e-prop's kind of signal)"
+            if elig.trace.own_signal
+            else ""
+        )
         return [
-            f"rule {rule!r} learns with {elig.label}: no learning signal makes it exact, so there is no "
+            f"rule {rule!r} learns with {elig.label}{own}: no learning signal makes it exact, so there is no "
             "ideal signal for it; L* (e-prop's, reset detached) is used as the target signal, k = T is L* on "
             "the rule's eligibility (not BPTT), and the gap sum_t L*_t e_t - g_rule (1.) covers the learning "
             f"signal only; the eligibility's own part |g* - sum_t L*_t e_t| / |g*| = {_fmt(eligibility_gap)} "
@@ -490,7 +501,9 @@ class _Replayed:
     target: np.ndarray
 
 
-def _trial_factors(ctx: ReplayContext, k: int, elig: Eligibility) -> _Replayed | None:
+def _trial_factors(
+    ctx: ReplayContext, k: int, elig: Eligibility, feedback: np.ndarray | None = None
+) -> _Replayed | None:
     """Trial k replayed, as its factors (the ``alif`` fast path, any model's derived ones, or
     :class:`~neuroplast.gradients.rule_eligibility.RuleFactors` on the rule's own eligibility); None if the
     weights of its iteration are not in the log."""
@@ -511,7 +524,7 @@ def _trial_factors(ctx: ReplayContext, k: int, elig: Eligibility) -> _Replayed |
         )
         exact = AlifFactors(trial)
     if mt is not None and elig.trace is not None:
-        return _Replayed(RuleFactors(exact, mt, elig.trace, False), exact, exact, tr.target)
+        return _Replayed(RuleFactors(exact, mt, elig.trace, False, feedback), exact, exact, tr.target)
     return _Replayed(exact, exact, None, tr.target)
 
 
@@ -614,7 +627,7 @@ def _analyse_trial(
 
     Every product of a learning signal with an eligibility uses the rule's (``elig``, default e-prop's); the
     reference g_ref (BPTT, or BPTT through the reset for a rule that keeps it) comes from the model's."""
-    got = _trial_factors(ctx, k, Eligibility() if elig is None else elig)
+    got = _trial_factors(ctx, k, Eligibility() if elig is None else elig, feedback)
     if got is None:
         return False
     trial, target = got.factors, got.target

@@ -39,13 +39,17 @@ import numpy as np
 
 from neuroplast.gradients.derived import ModelTrial, model_eligibilities
 from neuroplast.gradients.model_truncated import TrialFactors
-from neuroplast.gradients.traces import Trace, trace_eligibilities
+from neuroplast.gradients.traces import Trace, trace_eligibilities, trace_signals
 
-__all__ = ["rule_eligibilities", "RuleFactors"]
+__all__ = ["rule_eligibilities", "rule_signal", "eprop_signal", "RuleFactors"]
 
 
 def rule_eligibilities(
-    trace: Trace | None, keep_reset: bool, trial: ModelTrial, pres: Mapping[str, np.ndarray]
+    trace: Trace | None,
+    keep_reset: bool,
+    trial: ModelTrial,
+    pres: Mapping[str, np.ndarray],
+    feedback: np.ndarray | None = None,
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(t, {projection: e_t (N, n_pre)})``: the eligibility a rule learns with, step by step.
 
@@ -60,11 +64,30 @@ def rule_eligibilities(
         The trial (its ψ, and the model's Jacobians for a derived eligibility).
     pres : mapping str -> ndarray (T, n_pre)
         Presynaptic drive of each projection wanted (:meth:`ModelTrial.pre`).
+    feedback : ndarray (N, n_out), optional
+        The trial's B, for a trace whose state reads e-prop's learning signal ``L`` = c_out B err_t.
     """
     if trace is not None:
-        yield from trace_eligibilities(trace, pres, trial.traj.psi)
+        yield from trace_eligibilities(
+            trace, pres, trial.traj.psi, z=trial.traj.z, L=eprop_signal(trial, feedback)
+        )
     else:
         yield from model_eligibilities(trial, pres, keep_reset=keep_reset)
+
+
+def eprop_signal(trial: ModelTrial, feedback: np.ndarray | None) -> np.ndarray | None:
+    """e-prop's learning signal L_t = c_out B err_t (T, N) of a trial with feedback B (None: no B given)."""
+    if feedback is None:
+        return None
+    return trial.params.readout_scale * trial.err @ np.asarray(feedback, dtype=float).T
+
+
+def rule_signal(trial: ModelTrial, trace: Trace, feedback: np.ndarray) -> np.ndarray:
+    """A trace rule's own learning signal L^rule_t (T, N) (:attr:`Trace.signal`; e-prop's L_t for the
+    default ``"L"``), before the readout's κ filter."""
+    L = eprop_signal(trial, feedback)
+    assert L is not None
+    return trace_signals(trace, trial.traj.psi, L, trial.traj.z)
 
 
 class RuleFactors:
@@ -82,21 +105,30 @@ class RuleFactors:
         As :func:`rule_eligibilities`.
     keep_reset : bool
         As :func:`rule_eligibilities`.
+    feedback : ndarray (N, n_out), optional
+        The trial's B, as :func:`rule_eligibilities` (a trace whose state reads ``L``).
     """
 
     def __init__(
-        self, signals: TrialFactors, trial: ModelTrial, trace: Trace | None, keep_reset: bool
+        self,
+        signals: TrialFactors,
+        trial: ModelTrial,
+        trace: Trace | None,
+        keep_reset: bool,
+        feedback: np.ndarray | None = None,
     ) -> None:
         self.signals = signals
         self.trial = trial
         self.trace = trace
         self.keep_reset = bool(keep_reset)
+        self.feedback = feedback
         self.params, self.weights = signals.params, signals.weights
         self.psi, self.z, self.err, self.reg = signals.psi, signals.z, signals.err, signals.reg
         self.pre = trial.pre()
 
     def _stream(self, names: Sequence[str]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        return rule_eligibilities(self.trace, self.keep_reset, self.trial, {n: self.pre[n] for n in names})
+        pres = {n: self.pre[n] for n in names}
+        return rule_eligibilities(self.trace, self.keep_reset, self.trial, pres, self.feedback)
 
     def ideal_signal(self) -> np.ndarray:
         """L* (T, N) of :attr:`signals`."""

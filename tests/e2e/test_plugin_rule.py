@@ -147,8 +147,9 @@ def _lif_syn(tmp_path, device: str, iterations: int) -> Path:
 
 def test_plugin_rule_with_its_own_trace_and_signal(tmp_path):
     """``superspike-alpha`` (per-synapse α-filtered eligibility, α-filtered learning signal: state the rule
-    declares per synapse and per postsynaptic neuron) trains lif_syn, is logged under its name and compared
-    with exact BPTT — a gradient of its own, neither BPTT nor e-prop's (NumPy device: the default suite)."""
+    declares per synapse and per postsynaptic neuron) trains lif_syn, is logged under its name, compared
+    with exact BPTT — a gradient of its own, neither BPTT nor e-prop's — and analysed on its own
+    eligibility and signal (NumPy device: the default suite)."""
     from neuroplast.analysis.compare import compare_run
     from neuroplast.config import load_config
     from neuroplast.training.runner import run_training
@@ -163,6 +164,18 @@ def test_plugin_rule_with_its_own_trace_and_signal(tmp_path):
         m = res["projections"][proj]
         assert np.all(m["superspike-alpha"]["rel_error"]["per_trial"] > 1e-2)  # not BPTT
         assert np.all(m["superspike-alpha"]["cosine"]["per_trial"] > 0.0)  # but a descent direction
+    # analyze measures it on its own eligibility and its own signal: the logged gradient is reproduced
+    # (Σ_t L^rule_t ē_t, same sums in another order: ≤ 1e-9 is analyze's tolerance, measured ≈ 2e-15), and
+    # e-prop's eligibility with that signal would not be (the check can disagree)
+    from neuroplast.cli import main
+
+    ana = tmp_path / "analyze"
+    assert main(["analyze", str(out), "--out", str(ana), "--quiet"]) == 0
+    data = json.loads((ana / "analysis.json").read_text(encoding="utf-8"))
+    check = data["logged_check"]
+    assert data["own_eligibility"] and check["ok"] and check["max"] < 1e-12
+    assert check["eprop_eligibility_min"] > 1e-3
+    assert any("its learning signal is its own" in note for note in data["notes"])
 
 
 @pytest.mark.brian2
