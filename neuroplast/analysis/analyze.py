@@ -427,11 +427,14 @@ class Eligibility:
 
 
 def rule_eligibility(cfg: Any) -> Eligibility:
-    """The :class:`Eligibility` of the rule of a run's config (``training.rule``)."""
-    from neuroplast.plasticity.rules import get_rule
+    """The :class:`Eligibility` of the rule of a run's config (``training.rule``): exact BPTT through the
+    reset (``bptt-full``, ``Bptt.detach_reset = False``) is analysed on the eligibility that keeps the reset,
+    whose Σ_t L*_t e_t it is."""
+    from neuroplast.plasticity.rules import Bptt, get_rule
 
     rule = get_rule(cfg.training.rule)(cfg.training)
-    return Eligibility(rule.eligibility_trace(cfg), bool(rule.keeps_reset))
+    through_reset = isinstance(rule, Bptt) and not rule.detach_reset
+    return Eligibility(rule.eligibility_trace(cfg), bool(rule.keeps_reset) or through_reset)
 
 
 def eligibility_notes(
