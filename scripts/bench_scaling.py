@@ -1,7 +1,8 @@
 """Benchmark: neuroplast's e-prop at growing sizes, both gradient paths, against NEST, alternating.
 
     python scripts/bench_scaling.py [--sizes 100:1,300:1,1000:1,1000:0.1,3000:0.1,10000:0.1]
-                                    [--iterations 6] [--repeats 1] [--paths online,factorized]
+                                    [--iterations 0] [--nest-iterations 3] [--repeats 1]
+                                    [--paths online,factorized]
                                     [--no-nest] [--nest-max-synapses 2e6] [--json FILE]
 
 The workload is the sine-wave task of ``models/sine.toml`` (100 Poisson inputs at 50 Hz, 1000 steps of 1 ms,
@@ -11,11 +12,12 @@ cpp_standalone with one thread.  For every size and every repeat, in this order:
 
 * NEST 3.10 (up to ``--nest-max-synapses``): ``eprop_supervised_regression_sine-waves_bsshslm_2020.py``
   with ``n_rec = N`` and, for p < 1, the recurrent connection drawn ``pairwise_bernoulli`` with weights
-  N(0, 1/(N p)) instead of ``all_to_all`` (no dense N × N weight matrices are read out), ``--iterations``
-  iterations, plotting off; per iteration = time inside ``nest.Simulate`` / iterations;
-* neuroplast, each gradient path of ``--paths`` forced (``training.path``), in a child process: per iteration
-  as in scripts/bench_vs_nest.py (the median from the second iteration on, including the logging; with
-  several iterations per launch, the mean over all), the compile not timed.
+  N(0, 1/(N p)) instead of ``all_to_all`` (no dense N × N weight matrices are read out),
+  ``--nest-iterations`` iterations, plotting off; per iteration = time inside ``nest.Simulate`` / iterations;
+* neuroplast, each gradient path of ``--paths`` forced (``training.path``), in a child process, for
+  ``--iterations`` iterations (by default as many as make several iterations per launch count as they do in
+  a run): per iteration as in scripts/bench_vs_nest.py (the median from the second iteration on, including
+  the logging; with several iterations per launch, the mean over all), the compile not timed.
 
 Printed per size and path: seconds per iteration, the peak resident memory of the child and that divided
 by the synapses (bytes per synapse: everything the process holds, Python and NumPy included), ns per
@@ -106,16 +108,29 @@ def physical_minimum_s(n: int, p: float, steps: int, rate_hz: float) -> float:
 
 
 def auto_path(n: int, p: float) -> str:
+    """The path ``training.path = "auto"`` takes on cpp_standalone (the trainer's cost model, with the
+    iterations per launch the chunked engine would run)."""
     from neuroplast.config import parse_config
-    from neuroplast.training.trainer import choose_path
+    from neuroplast.training.cost import path_costs, workload
+    from neuroplast.training.trainer import chunk_length
 
-    return choose_path(parse_config(_config(n, p, 2, "auto"), check_resources=False), True)
+    cfg = parse_config(_config(n, p, 2, "auto"), check_resources=False)
+    hidden = round(synapses(n, p) - n)
+    k = chunk_length(cfg, round(synapses(n, p)), auto=True)
+    return path_costs(workload(cfg, hidden), compiled=True, chunk=k).choice
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100:1,300:1,1000:1,1000:0.1,3000:0.1,10000:0.1")
-    ap.add_argument("--iterations", type=int, default=6)
+    ap.add_argument(
+        "--iterations",
+        type=int,
+        default=0,
+        help="neuroplast's iterations per size (0: 40 below 10^5 synapses, 12 below 2·10^6, else 4 — "
+        "enough for several iterations per launch to show their launch cost amortized as in a run)",
+    )
+    ap.add_argument("--nest-iterations", type=int, default=3, help="NEST's (its cost per iteration is flat)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--paths", default="online,factorized")
     ap.add_argument("--no-nest", action="store_true")
@@ -139,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     "auto": auto_path(n, p),
                 }
                 if example is not None and syn <= args.nest_max_synapses:
-                    values = {"n_iter": args.iterations, "do_plotting": False, "n_rec": n}
+                    values = {"n_iter": args.nest_iterations, "do_plotting": False, "n_rec": n}
                     lines = dict(_NO_WEIGHT_MATRICES, **(_sparse_lines(p) if p < 1.0 else {}))
                     cmd = [sys.executable, "-c", _NEST_CHILD_LINES, str(example), json.dumps(values),
                            str(ROOT / "scripts"), json.dumps(lines)]  # fmt: skip
@@ -149,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                         if err
                         else {"per_iteration_s": info["simulate_s"] / info["iterations"], "peak_mb": mem}
                     )
+                iterations = args.iterations or (40 if syn < 1e5 else 12 if syn < 2e6 else 4)
+                row["iterations"] = iterations
                 for path in paths:
-                    cfg = _config(n, p, args.iterations, path)
+                    cfg = _config(n, p, iterations, path)
                     out = str(Path(tmp) / "bench.h5")
                     info, _, mem, err = _run(
                         [sys.executable, "-c", _NP_CHILD, json.dumps(cfg), out, str(ROOT)], env

@@ -276,8 +276,9 @@ def run_training(
     hit = getattr(trainer.net, "cache_hit", None)
     how = {True: ", reused the compiled network", False: ", compiled"}.get(hit, "")
     how += f", {trainer.threads} threads" if trainer.threads > 1 else ""
+    path = f"; {trainer.path_reason}" if getattr(trainer, "path_reason", "") else ""
     progress_.phase_done(
-        f"network ready on {trainer.device} ({trainer.device_reason}{how}; {trainer.chunk_reason})"
+        f"network ready on {trainer.device} ({trainer.device_reason}{how}; {trainer.chunk_reason}{path})"
     )
     n_rec = trainer.params.n_rec
     n_trace = n_rec if trace_neurons is None else min(trace_neurons, n_rec)

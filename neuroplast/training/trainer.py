@@ -41,6 +41,7 @@ from neuroplast.plasticity.optim import (
     trainable,
 )
 from neuroplast.plasticity.rules import EpropAdaptive, EpropRandom, EpropSymmetric, ThreeFactor, TrialData
+from neuroplast.training.cost import PathCosts, path_costs, workload
 
 __all__ = [
     "PATH_FNS",
@@ -92,19 +93,32 @@ def default_neuron(cfg: Config) -> bool:
     return get_neuron(cfg.network.neuron).name == DEFAULT_NEURON
 
 
-def choose_path(cfg: Config, rule_online: bool) -> str:
-    """``training.path`` or, for ``auto``: factorized for non-online rules, batches of several trials (side
-    by side in one launch, the batch's gradients are a few matrix products: docs/benchmarks.md) and large
-    dense nets; online otherwise.  A neuron model other than ``alif`` learns on the online path (its
-    simulator computes the derived e-prop, docs/model.md §10; the config refuses anything else)."""
+def path_is_chosen(cfg: Config, rule_online: bool) -> bool:
+    """Whether ``training.path = "auto"`` leaves the path to be chosen: a rule whose gradient the simulation
+    can compute, the ``alif`` model, no in-trial learning (the others have one path, :func:`choose_path`)."""
+    return (
+        rule_online
+        and default_neuron(cfg)
+        and not cfg.training.update_every_steps
+        and cfg.training.path == "auto"
+    )
+
+
+def choose_path(cfg: Config, rule_online: bool, costs: PathCosts | None = None) -> str:
+    """``training.path`` or, for ``auto``: factorized for non-online rules; online for a neuron model other
+    than ``alif`` and for in-trial learning (their gradient lives in the simulation; docs/model.md §10, §6;
+    the config refuses anything else); otherwise the cheaper path of the cost model ``costs``
+    (:mod:`neuroplast.training.cost`), given for devices with a compiled gradient (cpp_standalone, where it
+    was fitted).  Without it (the runtime device, a simulator of its own) the rule it replaced: factorized
+    for large dense networks (N ≥ 256, p_rec = 1) and batches of several trials, else online."""
     if not rule_online:
         return "factorized"
-    if not default_neuron(cfg):
+    if not default_neuron(cfg) or cfg.training.update_every_steps:
         return "online"
-    if cfg.training.update_every_steps:
-        return "online"  # in-trial updates need the gradient inside the simulation
     if cfg.training.path != "auto":
         return cfg.training.path
+    if costs is not None:
+        return costs.choice
     n = cfg.network
     large_dense = n.n_rec >= 256 and n.p_rec == 1.0
     return "factorized" if large_dense or cfg.training.batch_size > 1 else "online"
@@ -148,15 +162,16 @@ def averaging_run(masks: list) -> tuple[float, int]:
     return first, next((k for k, c in enumerate(counts) if c != first), len(counts))
 
 
-def chunk_length(cfg: Config, n_edges: int) -> int:
+def chunk_length(cfg: Config, n_edges: int, *, auto: bool = False) -> int:
     """Iterations per launch for ``simulation.chunk_iterations`` (0: auto, from the memory budget).
 
     Auto: as many as :data:`CHUNK_MEMORY_BYTES` holds (inputs, targets and readout per step; gradients and
     weights per trial; spikes at up to 100 Hz), at most :data:`CHUNK_MAX`.  It depends on the network and
     the task alone, never on ``training.iterations``: a launch runs as many trials as are left (its duration
     is chosen when the binary runs), so that changing ``--iterations`` or resuming never recompiles.
+    ``auto``: what auto gives, whatever ``simulation.chunk_iterations`` says (the cost model's plan).
     """
-    given = cfg.simulation.chunk_iterations
+    given = 0 if auto else cfg.simulation.chunk_iterations
     if given:
         return int(given)
     T, n = cfg.simulation.n_steps, cfg.network
@@ -361,6 +376,8 @@ class Trainer:
         self.f_target = setup.f_target
         #: How gradients are computed: "online" (inside Brian2) or "factorized" (NumPy, from recordings).
         self.gradient_path = choose_path(cfg, self.rule.simulated)
+        #: Why (the cost model's figures where it chose; "" otherwise).
+        self.path_reason = ""
         self.device, self.device_reason = getattr(simulator, "device", "given"), "simulator given"
         #: What the simulation can do (:class:`neuroplast.devices.Capabilities`; a given simulator declares
         #: its own, none by default).
@@ -402,6 +419,8 @@ class Trainer:
         #: Threads of the simulation (``simulation.threads``; 1 on a device without threads, which only
         #: ``auto`` can pick: a named device without them is refused by the config).
         self.threads = cfg.simulation.threads if self.capabilities.threads else 1
+        if not info.simulator:
+            self._choose_path(record)
         if chunked:
             self.chunk, self.chunk_reason = self._chunk_plan(record)
         if info.simulator:  # simulated by a simulator of its own (e.g. "numpy"), not by Brian2
@@ -459,13 +478,34 @@ class Trainer:
             **neuron,
         )
 
-    def _chunk_plan(self, record: bool) -> tuple[int, str]:
-        """Iterations per launch and why (0 and the reason when the chunked engine cannot run this config)."""
+    def _choose_path(self, record: bool) -> None:
+        """The gradient path on this (Brian2) device: ``training.path``, or for ``auto`` on a device with a
+        compiled gradient (cpp_standalone, where the model was fitted) the cost model's cheaper one
+        (:mod:`neuroplast.training.cost`: the online path with the iterations per launch that auto
+        ``simulation.chunk_iterations`` would give — so that setting never changes what is computed — and
+        the factorized one compiled into the binary where the rule allows it, else NumPy's)."""
+        cfg = self.cfg
+        if not path_is_chosen(cfg, self.rule.simulated) or not self.capabilities.compiled_gradients:
+            return  # one path, or a device the model was not fitted on (choose_path's rule)
+        self.gradient_path = "online"  # the plan of the online path's launches (auto length)
+        k, _ = self._chunk_plan(record, auto=True)
+        hidden = sum(self.connectivity.edges[name][0].size for name in ("input", "recurrent"))
+        compiled = self.capabilities.compiled_gradients and self.rule.eprop_gradient
+        costs = path_costs(workload(cfg, hidden), compiled=bool(compiled), chunk=max(1, k))
+        self.gradient_path = choose_path(cfg, self.rule.simulated, costs)
+        self.path_reason = costs.reason()
+
+    def _chunk_plan(self, record: bool, auto: bool = False) -> tuple[int, str]:
+        """Iterations per launch and why (0 and the reason when the chunked engine cannot run this config).
+
+        ``auto``: the plan of ``simulation.chunk_iterations = 0`` whatever the config says (the cost model's:
+        the gradient path never depends on that setting)."""
         cfg, tr = self.cfg, self.cfg.training
         why = None
-        if tr.batch_size != 1 and cfg.simulation.chunk_iterations != 1 and self.capabilities.batch:
+        one = cfg.simulation.chunk_iterations == 1 and not auto
+        if tr.batch_size != 1 and not one and self.capabilities.batch:
             return 0, f"one batch per launch, its {tr.batch_size} trials side by side"
-        if cfg.simulation.chunk_iterations == 1:
+        if one:
             why = "simulation.chunk_iterations = 1"
         elif not self.capabilities.chunks:
             why = f"device {self.device} runs one iteration per launch"
@@ -486,7 +526,7 @@ class Trainer:
             why = f"the chunked engine runs the {DEFAULT_NEURON!r} neuron model (network.neuron)"
         if why is not None:
             return 0, f"one trial per launch: {why}"
-        k = chunk_length(cfg, sum(v[0].size for v in self.connectivity.edges.values()))
+        k = chunk_length(cfg, sum(v[0].size for v in self.connectivity.edges.values()), auto=auto)
         if k < 2:
             return 0, "one trial per launch: one iteration per launch"
         return k, f"up to {k} iterations per launch"

@@ -1,0 +1,81 @@
+"""The cost model of ``training.path = "auto"`` (neuroplast/training/cost.py).
+
+Its only job is to pick the faster path; the pairs below were measured in one run of
+``python scripts/bench_scaling.py`` (docs/benchmarks.md, "Scaling": cpp_standalone, one thread, the sine
+task, per iteration with the iterations per launch k the run had), and the model must put each on the side
+that was measured faster — including the two where the online path won (small networks, many iterations
+per launch), so that a model that always says "factorized" fails too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from neuroplast.config import parse_config
+from neuroplast.training.cost import COSTS, path_costs, workload
+from neuroplast.training.trainer import choose_path, path_is_chosen
+from tests.helpers import SINE
+
+#: (N, p_rec, iterations per launch, online s/it, factorized s/it) measured (2026-12-07).
+MEASURED = [
+    (100, 1.0, 6, 0.0247, 0.0131),
+    (300, 1.0, 6, 0.0939, 0.0276),
+    (1000, 1.0, 6, 0.556, 0.209),
+    (1000, 0.1, 6, 0.164, 0.0970),
+    (3000, 0.1, 6, 2.02, 1.02),
+    (100, 1.0, 40, 0.0108, 0.0120),
+    (100, 0.1, 40, 0.00886, 0.0120),
+    (1000, 0.02, 12, 0.117, 0.0778),
+    (3000, 0.02, 12, 0.780, 0.723),
+    (3000, 0.005, 12, 0.752, 0.687),
+]
+
+
+def _cfg(n: int, p: float, **training):
+    import tomllib
+
+    data = tomllib.loads(SINE.read_text(encoding="utf-8"))
+    data["network"].update(n_rec=n, p_rec=p)
+    data["training"].update(training)
+    return parse_config(data, check_resources=False)
+
+
+@pytest.mark.parametrize(("n", "p", "k", "online", "factorized"), MEASURED)
+def test_the_model_picks_the_path_measured_faster(n, p, k, online, factorized) -> None:
+    cfg = _cfg(n, p)
+    hidden = n * cfg.task.n_in + round(n * (n - 1) * p)
+    costs = path_costs(workload(cfg, hidden), compiled=True, chunk=k)
+    assert costs.choice == ("online" if online < factorized else "factorized"), costs.reason()
+
+
+def test_the_model_sees_what_it_is_given() -> None:
+    """More iterations per launch favour the online path, more spikes raise the factorized cost, a batch the
+    factorized one; without a compiled gradient the factorized cost is NumPy's dense products."""
+    cfg = _cfg(100, 1.0)
+    w = workload(cfg, 100 * 100 + 100 * 99)
+    assert path_costs(w, compiled=True, chunk=100).choice == "online"
+    assert path_costs(w, compiled=True, chunk=1).choice == "factorized"
+    busy = workload(_cfg(100, 1.0, reg_rate_hz=400.0), 100 * 199)
+    assert (
+        path_costs(busy, compiled=True, chunk=1).factorized > path_costs(w, compiled=True, chunk=1).factorized
+    )
+    batch = workload(_cfg(100, 1.0, batch_size=8), 100 * 199)
+    assert path_costs(batch, compiled=True, chunk=1).choice == "factorized"
+    dense = path_costs(w, compiled=False, chunk=1)
+    assert dense.factorized == pytest.approx(COSTS.flop * 2 * 100 * 200 * 1000 + COSTS.launch, rel=1e-12)
+    assert "cost model" in dense.reason() and dense.choice in dense.reason()
+
+
+def test_choose_path_asks_the_model_only_where_there_is_a_choice() -> None:
+    cfg = _cfg(1000, 1.0)
+    w = workload(cfg, 1000 * 1099)
+    costs = path_costs(w, compiled=True, chunk=10)
+    assert path_is_chosen(cfg, True) and choose_path(cfg, True, costs) == "factorized"
+    assert choose_path(cfg, False, costs) == "factorized"  # a rule without an online gradient (bptt)
+    forced = _cfg(1000, 1.0, path="online")
+    assert not path_is_chosen(forced, True) and choose_path(forced, True, costs) == "online"
+    in_trial = _cfg(1000, 1.0, update_every_steps=100, optimizer="sgd")
+    assert not path_is_chosen(in_trial, True) and choose_path(in_trial, True, costs) == "online"
+    # without a cost model (devices it was not fitted on): large dense nets and batches factorized
+    assert choose_path(cfg, True) == "factorized" and choose_path(_cfg(1000, 0.1), True) == "online"
+    assert choose_path(_cfg(100, 1.0, batch_size=4), True) == "factorized"
