@@ -10,6 +10,10 @@ relative difference from the full BPTT, and draws the figure docs/figures/models
 BPTT over training).
 
     python scripts/compare_models.py [--iterations 60] [--out runs/models] [--figure PNG] [--plot-only]
+                                     [--rules eprop,eprop-random,three-factor,superspike,ostl[,PLUGIN...]]
+
+``--rules`` takes any registered rule, a plugin's too (e.g. ``superspike-alpha`` of examples/plugin_rule,
+a rule with its own trace state and learning signal).
 """
 
 from __future__ import annotations
@@ -41,12 +45,14 @@ def _config(model: str, rule: str, iterations: int):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--rules", default=",".join(RULES), help="comma-separated rule names")
     ap.add_argument("--out", default="runs/models", help="folder of the run logs")
     ap.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "models_vs_bptt.png"))
     ap.add_argument(
         "--plot-only", action="store_true", help="table and figure from the compared logs already in --out"
     )
     args = ap.parse_args(argv)
+    rules = tuple(r.strip() for r in args.rules.split(",") if r.strip())
     from neuroplast.analysis.compare import compare_run
     from neuroplast.training.runner import run_training
 
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'full in/rec':>12} {'RTRL vs full':>13}"
     )
     for model in MODELS:
-        for rule in RULES:
+        for rule in rules:
             path = out / f"{model}_{rule}.h5"
             took = ""
             if not args.plot_only:
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cells[0]:>22} {cells[1]:>22} {fcell:>12} {rtrl:13.1e}{took}",
                 flush=True,
             )
-    _figure(results, Path(args.figure))
+    _figure(results, Path(args.figure), rules)
     print(f"wrote {args.figure}")
     return 0
 
@@ -106,7 +112,7 @@ def _measured(path: Path, rule: str) -> tuple[np.ndarray, dict, float]:
 STYLE = {"superspike": {"ls": "--", "lw": 1.5}}
 
 
-def _figure(results: dict, path: Path) -> None:
+def _figure(results: dict, path: Path, rules: tuple[str, ...]) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -117,7 +123,7 @@ def _figure(results: dict, path: Path) -> None:
     for row, (ref, what) in enumerate(refs):
         for col, model in enumerate(MODELS):
             ax = axes[row, col]
-            for k, rule in enumerate(RULES):
+            for k, rule in enumerate(rules):
                 cos = results[(model, rule)][ref]["recurrent"]
                 ax.plot(np.arange(1, cos.size + 1), cos, ".", ms=3, alpha=0.35, color=f"C{k}")
                 w = max(1, cos.size // 10)
