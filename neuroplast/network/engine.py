@@ -23,6 +23,9 @@ class owns what neuroplast needs beyond the stock C++ standalone device:
   process ends in any way, ``kill -9`` included (:func:`.processes.run_in_group`), so that no compiler
   outlives its run.
 
+All but the headers and the run's duration live in :class:`NeuroplastDevice`, a mixin that
+:mod:`neuroplast.network.cuda` also puts in front of brian2cuda's ``CUDAStandaloneDevice``.
+
 Workarounds that remain, and the upstream change that would remove each, are listed in
 docs/architecture.md ("Brian2: what neuroplast relies on").
 """
