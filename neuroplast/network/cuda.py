@@ -60,14 +60,6 @@ _USER: dict[str, Any] = {}
 _CLOCK_LINE = re.compile(r"^\S+\.add\(&(\w+), (?:_run_random_number_buffer|NULL)\);$")
 
 
-def _cuda_path() -> str | None:
-    """The CUDA installation brian2cuda would find (``None``: none)."""
-    try:
-        return gputools._get_cuda_path()[0]
-    except RuntimeError:
-        return None
-
-
 def _clock_lines_by_name(lines: list[str]) -> list[str]:
     """``lines`` with each run of consecutive per-clock lines (:data:`_CLOCK_LINE`, written in the clocks'
     set order) sorted by clock name; every other line stays where it is."""
@@ -84,6 +76,15 @@ def _clock_lines_by_name(lines: list[str]) -> list[str]:
     return out
 
 
+def _set(values: dict[str, Any]) -> None:
+    """Set these preferences of brian2cuda's backend, and forget what brian2cuda detected with the old ones
+    (it remembers the CUDA installation and the GPU once per process)."""
+    for key, value in values.items():
+        prefs[f"{_BACKEND}.{key}"] = value
+    gputools.reset_cuda_installation()
+    gputools.reset_gpu_selection()
+
+
 class NeuroplastCUDADevice(NeuroplastDevice, CUDAStandaloneDevice):
     """brian2cuda's CUDA standalone device with neuroplast's clock order, compile, launches and strict
     floating point, able to generate its code without a GPU."""
@@ -94,17 +95,15 @@ class NeuroplastCUDADevice(NeuroplastDevice, CUDAStandaloneDevice):
         (brian2cuda's defaults: detected)."""
         if not _USER:
             _USER.update({key: prefs[f"{_BACKEND}.{key}"] for key in (*GENERATE_ONLY, "cuda_path")})
-        values = dict(_USER)
-        if not compile:
-            values.update(GENERATE_ONLY)
-            if values["cuda_path"] is None and _cuda_path() is None:
-                values["cuda_path"] = _DEFAULT_CUDA_PATH
+        values = {**_USER, **(GENERATE_ONLY if not compile else {})}
         values["extra_compile_args_nvcc"] = list(STRICT_NVCC_FLAGS)
-        for key, value in values.items():
-            prefs[f"{_BACKEND}.{key}"] = value
-        # brian2cuda remembers what it detected once per process: ask again with these preferences
-        gputools.reset_cuda_installation()
-        gputools.reset_gpu_selection()
+        _set(values)
+        if compile:
+            return
+        try:  # the makefile names nvcc: where brian2cuda finds it (no command runs), else the usual place
+            gputools.get_cuda_path()
+        except RuntimeError:
+            _set({"cuda_path": _DEFAULT_CUDA_PATH})
 
     def cache_parts(self) -> dict[str, Any]:
         """What, beyond Brian2's generated code, determines the compiled program: brian2cuda's version, the
