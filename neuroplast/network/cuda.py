@@ -9,7 +9,8 @@ the launch with its arrays written to the results folder) and:
 
 * **strict floating point on the GPU**: nvcc without ``-use_fast_math`` (brian2cuda's default), no fused
   multiply-adds, IEEE division, square root and denormals (:data:`STRICT_NVCC_FLAGS`); the host code keeps
-  the strict C++ flags of :func:`~neuroplast.network.devices.configure_brian2`.  The GPU's ``exp`` and
+  the strict C++ flags of :func:`~neuroplast.network.devices.configure_brian2`; both in C++17
+  (:data:`CPP_STANDARD`: CUDA 13's Thrust needs it).  The GPU's ``exp`` and
   ``log`` are CUDA's, not glibc's: results can differ from the C++ devices' in the last bits;
 * **code generation without a GPU** (:meth:`NeuroplastCUDADevice.configure` with ``compile=False``):
   brian2cuda asks ``nvidia-smi`` and ``nvcc`` for the GPU's compute capability and the CUDA version while it
@@ -35,13 +36,24 @@ from brian2cuda.utils import gputools
 
 from neuroplast.network.engine import NeuroplastDevice
 
-__all__ = ["DEVICE_NAME", "GENERATE_ONLY", "STRICT_NVCC_FLAGS", "NeuroplastCUDADevice", "register"]
+__all__ = [
+    "CPP_STANDARD",
+    "DEVICE_NAME",
+    "GENERATE_ONLY",
+    "STRICT_NVCC_FLAGS",
+    "NeuroplastCUDADevice",
+    "register",
+]
 
 #: The name of neuroplast's CUDA device in Brian2's device table.
 DEVICE_NAME = "neuroplast_cuda_standalone"
+#: The C++ standard of the program's device and host code.  CUDA 13's Thrust, which brian2cuda's code
+#: includes, refuses anything older (``#error Thrust requires at least C++17``); brian2cuda's makefile asks
+#: nvcc for C++11 first and nvcc takes the last value given.
+CPP_STANDARD = "-std=c++17"
 #: nvcc's flags: no fast math, no fused multiply-add contraction, IEEE division and square root, denormals
-#: kept (brian2cuda's default is ``-w -use_fast_math``).
-STRICT_NVCC_FLAGS = ["-w", "--fmad=false", "--prec-div=true", "--prec-sqrt=true", "--ftz=false"]
+#: kept (brian2cuda's default is ``-w -use_fast_math``), and :data:`CPP_STANDARD`.
+STRICT_NVCC_FLAGS = ["-w", "--fmad=false", "--prec-div=true", "--prec-sqrt=true", "--ftz=false", CPP_STANDARD]
 #: brian2cuda's preferences (``devices.cuda_standalone.cuda_backend.*``) of a project whose code is only
 #: generated: no GPU or CUDA is asked, a GPU of compute capability 8.0 and CUDA 12.0 are assumed.
 GENERATE_ONLY: dict[str, Any] = {
@@ -90,14 +102,17 @@ class NeuroplastCUDADevice(NeuroplastDevice, CUDAStandaloneDevice):
     floating point, able to generate its code without a GPU."""
 
     def configure(self, compile: bool) -> None:
-        """Set brian2cuda's preferences for the next project: strict nvcc flags; with ``compile=False``
-        the GPU and CUDA of :data:`GENERATE_ONLY` (nothing detected), else the user's preferences
-        (brian2cuda's defaults: detected)."""
+        """Set brian2cuda's preferences for the next project: strict nvcc flags, C++17; with
+        ``compile=False`` the GPU and CUDA of :data:`GENERATE_ONLY` (nothing detected), else the user's
+        preferences (brian2cuda's defaults: detected)."""
         if not _USER:
             _USER.update({key: prefs[f"{_BACKEND}.{key}"] for key in (*GENERATE_ONLY, "cuda_path")})
         values = {**_USER, **(GENERATE_ONLY if not compile else {})}
         values["extra_compile_args_nvcc"] = list(STRICT_NVCC_FLAGS)
         _set(values)
+        # the host code: the strict C++ flags of configure_brian2 (set again for every network), in C++17
+        host = [flag for flag in prefs["codegen.cpp.extra_compile_args_gcc"] if not flag.startswith("-std=")]
+        prefs["codegen.cpp.extra_compile_args_gcc"] = [*host, CPP_STANDARD]
         if compile:
             return
         try:  # the makefile names nvcc: where brian2cuda finds it (no command runs), else the usual place

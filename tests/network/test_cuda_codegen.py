@@ -111,6 +111,9 @@ def test_the_sine_network_generates_cuda_code_without_a_gpu(
     makefile = src["makefile"]
     assert "--fmad=false" in makefile and "--prec-div=true" in makefile and "-use_fast_math" not in makefile
     assert "-fno-fast-math" in makefile and "-ffp-contract=off" in makefile
+    nvcc_flags = next(line for line in makefile.splitlines() if line.startswith("NVCCFLAGS"))
+    assert nvcc_flags.split('-Xcompiler "')[0].split()[-1] == "-std=c++17"  # the last one counts
+    assert "-std=c++11" not in nvcc_flags.split("-Xcompiler")[1]
 
 
 def test_a_network_whose_code_was_only_generated_cannot_be_launched(
