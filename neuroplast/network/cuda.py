@@ -122,12 +122,15 @@ class NeuroplastCUDADevice(NeuroplastDevice, CUDAStandaloneDevice):
 
     def cache_parts(self) -> dict[str, Any]:
         """What, beyond Brian2's generated code, determines the compiled program: brian2cuda's version, the
-        nvcc flags and the GPU's compute capability set by preference."""
+        nvcc flags, the CUDA version and the compute capability compiled for (set by preference, else the
+        selected GPU's: brian2cuda asks ``nvcc`` and ``nvidia-smi``, only for a program that compiles)."""
+        capability = prefs[f"{_BACKEND}.compute_capability"] or gputools.select_gpu()[1]
         return {
             "cuda": [
                 brian2cuda.__version__,
                 list(prefs[f"{_BACKEND}.extra_compile_args_nvcc"]),
-                prefs[f"{_BACKEND}.compute_capability"],
+                gputools.get_cuda_runtime_version(),
+                capability,
             ]
         }
 
