@@ -20,6 +20,8 @@ another device.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -34,9 +36,11 @@ __all__ = [
     "DeviceInfo",
     "device_info",
     "device_names",
+    "installed",
     "load_simulator",
     "register_device",
     "require",
+    "require_installed",
 ]
 
 #: The value of ``simulation.device`` that picks the best available device.
@@ -70,6 +74,13 @@ class Capabilities:
         changes the weights itself during each sequence (per spike or per step, NEST's ``eprop_synapse``
         and ``weight_optimizer``) and keeps its state from one sequence to the next; the trainer applies
         no update of its own.
+    cpp_functions : bool
+        A compiled program whose code calls neuroplast's C++ functions (``network/include``): each
+        launch's inputs read from a byte table, the synapses from tables of the launch (another
+        connectivity runs the same program), monitors of every synapse sized at launch, the launch's
+        duration chosen when it starts.  Without it a compiled program takes its inputs as a Brian2
+        ``TimedArray``, connects its synapses from arrays (compiled in: another connectivity is another
+        program) and has Brian2's monitors only.
     """
 
     batch: bool = False
@@ -80,6 +91,7 @@ class Capabilities:
     ahead_of_time: bool = False
     neuron_models: bool = False
     nest_plasticity: bool = False
+    cpp_functions: bool = False
 
     def names(self) -> list[str]:
         """The names of the capabilities this device has."""
@@ -100,6 +112,14 @@ class DeviceInfo:
         What it can do.
     needs_compiler : bool
         Whether it needs a working C++ compiler and ``make``.
+    needs_gpu : bool
+        Whether it needs an NVIDIA GPU with its driver and the CUDA toolkit (``nvcc``) to compile and run
+        (not to generate its code).
+    package : str
+        A Python package it needs beyond neuroplast's own dependencies (``""``: none), importable under
+        this name.
+    extra : str
+        The optional extra of neuroplast that installs ``package`` (``pip install 'neuroplast[EXTRA]'``).
     preference : int
         ``auto`` picks the available device with the highest preference.
     simulator : str
@@ -112,6 +132,9 @@ class DeviceInfo:
     summary: str
     capabilities: Capabilities
     needs_compiler: bool = False
+    needs_gpu: bool = False
+    package: str = ""
+    extra: str = ""
     preference: int = 0
     simulator: str = ""
 
@@ -194,6 +217,30 @@ def require(info: DeviceInfo, capability: str, key: str, what: str) -> None:
         )
 
 
+def installed(info: DeviceInfo) -> bool:
+    """Whether the Python package that ``info`` needs (:attr:`DeviceInfo.package`) can be imported here
+    (looked up, not imported)."""
+    if not info.package:
+        return True
+    try:
+        return importlib.util.find_spec(info.package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_installed(info: DeviceInfo) -> None:
+    """Raise a one-line :class:`ConfigError` naming ``simulation.device`` and the extra to install if the
+    package that ``info`` needs is not installed (:func:`installed`)."""
+    if installed(info):
+        return
+    python = ".".join(map(str, sys.version_info[:3]))
+    raise ConfigError(
+        f"simulation.device: {info.name!r} needs the Python package {info.package}, which is not installed "
+        f"in this Python ({python}); install neuroplast's {info.extra!r} extra: pip install "
+        f"'neuroplast[{info.extra}]' (docs/configs.md, \"GPU (brian2cuda)\": the Pythons it installs on)"
+    )
+
+
 register_device(
     DeviceInfo(
         "runtime",
@@ -213,9 +260,24 @@ register_device(
             threads=True,
             ahead_of_time=True,
             neuron_models=True,
+            cpp_functions=True,
         ),
         needs_compiler=True,
         preference=10,
+    )
+)
+register_device(
+    DeviceInfo(
+        "cuda_standalone",
+        "a compiled CUDA program on an NVIDIA GPU (brian2cuda's standalone mode; neuroplast's device "
+        "subclass): one trial or one batch side by side per launch, online gradients; its code generation "
+        "is checked, it has not yet been run on a GPU",
+        Capabilities(batch=True, ahead_of_time=True),
+        needs_compiler=True,
+        needs_gpu=True,
+        package="brian2cuda",
+        extra="cuda",
+        preference=5,
     )
 )
 register_device(

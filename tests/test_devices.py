@@ -27,7 +27,7 @@ def test_builtin_devices_and_their_capabilities() -> None:
     assert {"runtime", "cpp_standalone"} <= set(device_names()) and device_names()[0] == AUTO
     cpp, runtime = device_info("cpp_standalone").capabilities, device_info("runtime").capabilities
     every = {"batch", "chunks", "compiled_gradients", "in_trial", "threads", "ahead_of_time", "neuron_models"}
-    assert set(cpp.names()) == every
+    assert set(cpp.names()) == every | {"cpp_functions"}
     assert set(runtime.names()) == {"batch", "in_trial", "neuron_models"}
     numpy = device_info("numpy")
     assert numpy.capabilities.names() == ["in_trial", "neuron_models"]
@@ -51,9 +51,9 @@ def test_auto_picks_a_device_with_what_the_run_needs(extra_device: DeviceInfo) -
 
 def test_unknown_device_is_one_line_naming_the_key() -> None:
     with pytest.raises(ConfigError) as err:
-        device_info("cuda_standalone")
+        device_info("opencl_standalone")
     msg = str(err.value)
-    assert msg.startswith("simulation.device:") and "'cuda_standalone'" in msg and "\n" not in msg
+    assert msg.startswith("simulation.device:") and "'opencl_standalone'" in msg and "\n" not in msg
     assert "cpp_standalone" in msg and "runtime" in msg  # the known names
 
 
@@ -213,3 +213,70 @@ def test_a_neuron_model_needs_a_device_that_runs_it(extra_device: DeviceInfo) ->
     assert msg.startswith("network.neuron:") and "lif_syn" in msg and "runtime" in msg and "\n" not in msg
     data["network"]["neuron"] = "alif"
     assert parse_config(data).network.neuron == "alif"
+
+
+# ------------------------------------------------------------------ cuda_standalone (brian2cuda, optional)
+
+
+def _without_brian2cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make brian2cuda look not installed (it is where the ``cuda`` extra is, on Python >= 3.12)."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "brian2cuda" else find_spec(name, *a)
+    )
+
+
+def test_cuda_standalone_is_registered_with_what_it_can_do() -> None:
+    """One trial or one batch per launch, compiled ahead of time; no C++ functions of neuroplast's (no
+    input table, synapse tables or records: TimedArray, arrays and Brian2's monitors), no chunks, compiled
+    gradients, in-trial updates or threads; it needs brian2cuda (the ``cuda`` extra), a compiler and a GPU,
+    and ranks below cpp_standalone."""
+    cuda = device_info("cuda_standalone")
+    assert set(cuda.capabilities.names()) == {"batch", "ahead_of_time"}
+    assert (cuda.package, cuda.extra, cuda.needs_compiler, cuda.needs_gpu) == (
+        "brian2cuda",
+        "cuda",
+        True,
+        True,
+    )
+    assert device_info("runtime").preference < cuda.preference < device_info("cpp_standalone").preference
+
+
+def test_auto_never_picks_cuda_standalone_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    netdev = pytest.importorskip("neuroplast.network.devices")
+    monkeypatch.setattr(netdev, "gpu_works", lambda: False)
+    for works in (True, False):
+        monkeypatch.setattr(netdev, "compiler_works", lambda works=works: works)
+        assert not netdev.available(device_info("cuda_standalone"))
+        assert netdev.resolve_device("auto")[0].name == ("cpp_standalone" if works else "runtime")
+
+
+def test_cuda_standalone_without_brian2cuda_is_one_line_naming_the_key_and_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """Named without brian2cuda installed: one line naming simulation.device and the extra to install —
+    from the device's resolution, from a network built on it, and from ``neuroplast run`` (exit 2, no log)."""
+    netdev = pytest.importorskip("neuroplast.network.devices")
+    _without_brian2cuda(monkeypatch)
+    assert not devices.installed(device_info("cuda_standalone"))
+    with pytest.raises(ConfigError) as err:
+        netdev.resolve_device("cuda_standalone")
+    msg = str(err.value)
+    assert msg.startswith("simulation.device: 'cuda_standalone' needs the Python package brian2cuda")
+    assert "pip install 'neuroplast[cuda]'" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match=r"^simulation\.device: 'cuda_standalone' needs .*brian2cuda"):
+        netdev.brian2_device("cuda_standalone")
+    from neuroplast import cli
+
+    text = (
+        (ROOT / "models" / "sine.toml").read_text().replace('device = "auto"', 'device = "cuda_standalone"')
+    )
+    (tmp_path / "cuda.toml").write_text(text)
+    out = tmp_path / "run.h5"
+    rc = cli.main(["run", str(tmp_path / "cuda.toml"), "--out", str(out), "--iterations", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and not out.exists() and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]  # after the line that says the network is being built
+    assert "simulation.device: 'cuda_standalone'" in last and "neuroplast[cuda]" in last

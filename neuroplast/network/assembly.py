@@ -57,13 +57,14 @@ class Assembly:
     def _connect(self, b2, syn, edges: tuple, sizes: tuple[int, int], outer: str) -> None:
         """Create the synapses ``edges`` (copy 0's, in Brian2's order, grouped by ``outer``) of every copy.
 
-        A compiled network reads them at launch from a table of its results folder (:mod:`.edges`): the
-        program holds the table's number, not the edges, so that another connectivity (another seed of a
-        sparse network) runs the same build.  The runtime device connects the arrays themselves.
+        A compiled network with neuroplast's C++ functions (``cpp_functions``) reads them at launch from a
+        table of its results folder (:mod:`.edges`): the program holds the table's number, not the edges, so
+        that another connectivity (another seed of a sparse network) runs the same build.  Any other device
+        connects the arrays themselves (a standalone program without those functions compiles them in).
         """
         i, j = self._copies(*edges, *sizes)
         self._n_synapses[syn.name] = len(i)
-        if not self._compiled:
+        if not self._tables:
             syn.connect(i=i, j=j)
             return
         B = self.batch
@@ -81,7 +82,7 @@ class Assembly:
         Brian2 objects go into the network (:meth:`_brian2_objects`).
         """
         variables = [variables] if isinstance(variables, str) else list(variables)
-        if not self._compiled or group.name not in self._n_synapses:
+        if not self._tables or group.name not in self._n_synapses:
             return b2.StateMonitor(group, variables, record=True, name=name, **kw)
         self._namespace.setdefault(RECORD, record_function(b2))
         steps = self.n_steps * max(1, self.chunk)
@@ -169,12 +170,10 @@ class Assembly:
         """Inputs X (the runtime device's TimedArray, cpp_standalone's byte table), targets Y* and the
         recall-window mask, set per trial."""
         T, B = self.n_steps * max(1, self.chunk), self.batch
-        #: cpp_standalone reads each launch's inputs from a byte table (:data:`.equations.INPUT_X`).
-        self._table = self._compiled
         self.Y = b2.TimedArray(np.zeros((T, B * self.n_out)), dt=dt, name="Y_target")
         self.M = b2.TimedArray(np.zeros((T, 1 if B == 1 else B * self.n_out)), dt=dt, name="M_mask")
         self._namespace = {"Y_target": self.Y, "M_mask": self.M}
-        if self._table:
+        if self._tables:  # each launch's inputs from a byte table (:data:`.equations.INPUT_X`)
             self.X = None
             fn = b2.Function(None, arg_units=[1, 1], return_unit=1, arg_names=["i", "step"])
             fn.implementations.add_implementation(
@@ -191,7 +190,7 @@ class Assembly:
     def _groups(self, b2) -> tuple:
         """The input, recurrent and readout neurons with their per-step updates."""
         B = self.batch
-        x = eq.INPUT_X["table" if self._table else "timed_array"]
+        x = eq.INPUT_X["table" if self._tables else "timed_array"]
         code = self.model_code  # a neuron model other than alif (None: the LIF/ALIF network)
         inp = b2.NeuronGroup(
             B * self.n_in,
@@ -238,7 +237,7 @@ class Assembly:
         self._n_synapses: dict[str, int] = {}
         #: A compiled network's synapse tables (:mod:`.edges`) and their functions.
         self._edge_tables: list = []
-        self._edge_functions = edge_functions(b2) if self._compiled else {}
+        self._edge_functions = edge_functions(b2) if self._tables else {}
         elig_model = (
             eq.eligibility_model(self.adaptation, self.regularization)
             if self.model_code is None

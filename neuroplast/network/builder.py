@@ -61,7 +61,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         Steps per trial T.
     device : str
         A device of :data:`neuroplast.devices.DEVICES` that Brian2 implements
-        (:data:`.devices.BRIAN2_DEVICES`: ``"runtime"``, ``"cpp_standalone"``).
+        (:data:`.devices.BRIAN2_DEVICES`: ``"runtime"``, ``"cpp_standalone"``, ``"cuda_standalone"``).
     loss : str
         Loss name (``"mse"`` or ``"cross_entropy"``), for the online error and
         learning signal.
@@ -127,6 +127,10 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         With ``gradients``: the eligibility that keeps the reset term (a rule declaring
         :attr:`~neuroplast.plasticity.rules.Rule.keeps_reset`, ``ostl``), generated from the model's
         equations as ``trace`` is (``alif`` included).
+    compile : bool
+        ``False``: a device compiled ahead of time only generates the project's code into ``build_dir``
+        (needed then): no compiler runs, no GPU is asked (``cuda_standalone``), and the network cannot be
+        launched.  Default ``True``.
     """
 
     def __init__(
@@ -156,6 +160,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         neuron_values: Mapping[str, Any] | None = None,
         trace: Trace | None = None,
         keep_reset: bool = False,
+        compile: bool = True,
     ) -> None:
         if device not in BRIAN2_DEVICES:
             raise ValueError(f"unknown device {device!r} (known: {', '.join(BRIAN2_DEVICES)})")
@@ -163,6 +168,14 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         self.capabilities = device_info(device).capabilities
         #: A compiled program launched per trial (else Brian2's runtime objects in this process).
         self._compiled = self.capabilities.ahead_of_time
+        #: The program calls neuroplast's C++ functions: the input byte table, the synapse tables read at
+        #: launch and the records of every synapse (else a TimedArray, synapses connected from arrays and
+        #: Brian2's monitors).
+        self._tables = self._compiled and self.capabilities.cpp_functions
+        #: Compile the program (else only generate its code, ``compile=False``).
+        self._compile_code = bool(compile)
+        if not compile and not (self._compiled and build_dir):
+            raise ValueError("compile=False needs a device compiled ahead of time and a build_dir")
         if int(threads) != threads or threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
         if threads > 1 and not self.capabilities.threads:
@@ -264,6 +277,7 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         n_rec: int,
         trace: Trace | None,
         keep_reset: bool = False,
+        compile: bool = True,
     ) -> None:
         """The neuron model: ``None`` (and ``alif``) the LIF/ALIF network, else its generated code (also for
         ``alif`` with a rule's own ``trace`` or an eligibility that keeps the reset)."""

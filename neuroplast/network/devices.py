@@ -9,16 +9,46 @@ reference agree to rounding of the *same* operations.
 
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
-from neuroplast.devices import AUTO, DEVICES, DeviceInfo, device_info, require
+from neuroplast.devices import (
+    AUTO,
+    DEVICES,
+    DeviceInfo,
+    device_info,
+    installed,
+    require,
+    require_installed,
+)
 
-__all__ = ["BRIAN2_DEVICES", "configure_brian2", "cache_dir", "resolve_device", "compiler_works"]
+__all__ = [
+    "BRIAN2_DEVICES",
+    "BRIAN2_MODULES",
+    "brian2_device",
+    "configure_brian2",
+    "cache_dir",
+    "resolve_device",
+    "compiler_works",
+    "gpu_works",
+]
 
 #: The Brian2 device (its name in Brian2's device table) that implements each device of
 #: :data:`neuroplast.devices.DEVICES`; the only table that turns a device's name into Brian2.
-BRIAN2_DEVICES = {"runtime": "runtime", "cpp_standalone": "neuroplast_standalone"}
+BRIAN2_DEVICES = {
+    "runtime": "runtime",
+    "cpp_standalone": "neuroplast_standalone",
+    "cuda_standalone": "neuroplast_cuda_standalone",
+}
+#: The module that puts each of neuroplast's Brian2 devices into Brian2's device table when imported
+#: (``cuda``: brian2cuda's device, imported only when the device is used).
+BRIAN2_MODULES = {
+    "neuroplast_standalone": "neuroplast.network.engine",
+    "neuroplast_cuda_standalone": "neuroplast.network.cuda",
+}
 
 STRICT_FLAGS = ["-w", "-O3", "-fno-fast-math", "-ffp-contract=off", "-std=c++11"]
 
@@ -69,8 +99,6 @@ def compiler_works() -> bool:
     The answer is remembered in the cache folder per compiler (path and modification time), so that only
     the first call on a machine compiles anything.
     """
-    import shutil
-    import subprocess
     import tempfile
 
     cxx = shutil.which(os.environ.get("CXX", "") or "c++") or shutil.which("g++")
@@ -93,11 +121,47 @@ def compiler_works() -> bool:
     return True
 
 
+def gpu_works() -> bool:
+    """Whether an NVIDIA GPU is there (``nvidia-smi -L`` lists one) and the CUDA compiler ``nvcc`` is found
+    (on the ``PATH``, under ``$CUDA_PATH`` or ``/usr/local/cuda``).  Nothing is compiled."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if listed.returncode != 0 or "GPU" not in listed.stdout:
+        return False
+    roots = [os.environ.get("CUDA_PATH", ""), "/usr/local/cuda"]
+    return shutil.which("nvcc") is not None or any(r and Path(r, "bin", "nvcc").is_file() for r in roots)
+
+
 def available(info: DeviceInfo) -> bool:
     """Whether this machine can run device ``info``: it has a simulator of its own, or Brian2 implements it
-    here; and what it needs works."""
-    implemented = bool(info.simulator) or info.name in BRIAN2_DEVICES
-    return implemented and (not info.needs_compiler or compiler_works())
+    here (with the Python package it needs); and what it needs works (a C++ compiler, a GPU)."""
+    implemented = bool(info.simulator) or (info.name in BRIAN2_DEVICES and installed(info))
+    return (
+        implemented and (not info.needs_compiler or compiler_works()) and (not info.needs_gpu or gpu_works())
+    )
+
+
+def brian2_device(name: str) -> str:
+    """The name in Brian2's device table of the Brian2 device that implements device ``name``, put into
+    that table first (its module imported: :data:`BRIAN2_MODULES`).
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``simulation.device``: the device needs a package that is not installed (the extra
+        to install named, :func:`neuroplast.devices.require_installed`).
+    """
+    info = device_info(name)
+    require_installed(info)
+    brian2_name = BRIAN2_DEVICES[info.name]
+    if brian2_name in BRIAN2_MODULES:
+        importlib.import_module(BRIAN2_MODULES[brian2_name])
+    return brian2_name
 
 
 def resolve_device(name: str, needs: tuple[str, ...] = (), why: str = "") -> tuple[DeviceInfo, str]:
@@ -131,6 +195,7 @@ def resolve_device(name: str, needs: tuple[str, ...] = (), why: str = "") -> tup
                 f"simulation.device: {info.name!r} has neither a Brian2 implementation in neuroplast "
                 "nor a simulator of its own"
             )
+        require_installed(info)
         for capability in needs:
             require(info, capability, "simulation.device", why or capability.replace("_", " "))
         return info, "as configured"
@@ -144,7 +209,9 @@ def resolve_device(name: str, needs: tuple[str, ...] = (), why: str = "") -> tup
             return info, f"auto: {why} needs {', '.join(needs)}, which {lacking} lack"
         if info.needs_compiler:
             return info, "auto: a C++ compiler works, compiled once and cached"
-        skipped = ", ".join(d.name for d in able[:k] if d.name in BRIAN2_DEVICES or d.simulator)
+        skipped = ", ".join(
+            d.name for d in able[:k] if (d.name in BRIAN2_DEVICES and installed(d)) or d.simulator
+        )
         if skipped:
             return info, f"auto: no working C++ compiler and make found for {skipped}, using {info.name}"
         return info, "auto"

@@ -23,6 +23,9 @@ class owns what neuroplast needs beyond the stock C++ standalone device:
   process ends in any way, ``kill -9`` included (:func:`.processes.run_in_group`), so that no compiler
   outlives its run.
 
+All but the headers and the run's duration live in :class:`NeuroplastDevice`, a mixin that
+:mod:`neuroplast.network.cuda` also puts in front of brian2cuda's ``CUDAStandaloneDevice``.
+
 Workarounds that remain, and the upstream change that would remove each, are listed in
 docs/architecture.md ("Brian2: what neuroplast relies on").
 """
@@ -47,6 +50,7 @@ from neuroplast.network.processes import run_in_group
 __all__ = [
     "DEVICE_NAME",
     "ENGINE_VERSION",
+    "NeuroplastDevice",
     "NeuroplastStandaloneDevice",
     "RunArgument",
 ]
@@ -120,23 +124,25 @@ class RunArgument:
         return cls(f"{key.group_name}.{key.name}", key.dtype, None if size is None else (size,))
 
 
-class NeuroplastStandaloneDevice(CPPStandaloneDevice):
-    """Brian2's C++ standalone device with neuroplast's clock order, headers and launches."""
-
-    #: Headers of the code that neuroplast inserts into ``main.cpp`` (:meth:`insert_code`).
-    MAIN_HEADERS = HEADERS
+class NeuroplastDevice:
+    """What every standalone device of neuroplast adds to its Brian2 device class (a mixin, first among the
+    bases: ``class D(NeuroplastDevice, CPPStandaloneDevice)``): clocks iterated by name, monitors read
+    back from launches of different lengths, ``make`` in a process group, and the launch with its run
+    arguments written to the results folder.  Subclasses: :class:`NeuroplastStandaloneDevice` here, and
+    :class:`~neuroplast.network.cuda.NeuroplastCUDADevice` (brian2cuda's ``CUDAStandaloneDevice``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.clocks = _ByName()
-        self.headers = [f'"{name}"' for name in self.MAIN_HEADERS]
-        self.include_dirs = [str(INCLUDE_DIR)]
 
-    def network_run(self, net, duration, *args, level: int = 0, **kwds):  # noqa: D102 - Brian2's
-        start = len(self.main_queue)
-        super().network_run(net, duration, *args, level=level + 1, **kwds)
-        queue = _clock_lines_by_name(self.main_queue[start:])
-        self.main_queue[start:] = [_run_time_duration(item, net.name) for item in queue]
+    def configure(self, compile: bool) -> None:
+        """Set the device's own preferences for the next project (``compile``: whether it will be compiled,
+        or only its code generated).  Nothing here; a subclass that needs it overrides it."""
+
+    def cache_parts(self) -> dict[str, Any]:
+        """What determines the compiled program beyond Brian2's generated code and the C++ flags (part of
+        the compiled-network cache key, :meth:`.launch.Launch._cache_parts`): nothing here."""
+        return {}
 
     def get_value(self, var, access_data: bool = True):  # noqa: D102 - Brian2's
         # A monitor's 2-d array grows along its first (time) axis, and its length now changes from launch
@@ -235,6 +241,25 @@ class NeuroplastStandaloneDevice(CPPStandaloneDevice):
             ar.tofile(path)
             args.append(f"{arg.name}={path}")
         self.run(results_directory=results, run_args=args, with_output=False)
+
+
+class NeuroplastStandaloneDevice(NeuroplastDevice, CPPStandaloneDevice):
+    """Brian2's C++ standalone device with neuroplast's clock order, headers, launches and the run's
+    duration chosen per launch."""
+
+    #: Headers of the code that neuroplast inserts into ``main.cpp`` (:meth:`insert_code`).
+    MAIN_HEADERS = HEADERS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers = [f'"{name}"' for name in self.MAIN_HEADERS]
+        self.include_dirs = [str(INCLUDE_DIR)]
+
+    def network_run(self, net, duration, *args, level: int = 0, **kwds):  # noqa: D102 - Brian2's
+        start = len(self.main_queue)
+        super().network_run(net, duration, *args, level=level + 1, **kwds)
+        queue = _clock_lines_by_name(self.main_queue[start:])
+        self.main_queue[start:] = [_run_time_duration(item, net.name) for item in queue]
 
 
 def _run_time_duration(item: tuple, net_name: str) -> tuple:

@@ -21,7 +21,7 @@ from neuroplast.network.cache import (
     running,
     standalone_root,
 )
-from neuroplast.network.devices import BRIAN2_DEVICES, configure_brian2
+from neuroplast.network.devices import brian2_device, configure_brian2
 from neuroplast.network.headers import HEADERS, header_text
 from neuroplast.network.processes import compilers_in_group
 
@@ -64,18 +64,18 @@ class Launch:
         return contextlib.nullcontext() if self._compiled else compilers_in_group()
 
     def _start_device(self, b2) -> None:
-        """Select the device; a cpp_standalone network starts a fresh project (and retires the old one)."""
+        """Select the device; a standalone network starts a fresh project (and retires the old one)."""
         configure_brian2()
+        name = brian2_device(self.device)  # registered in Brian2's device table (its package installed)
         if self._compiled:
             for old in _ACTIVE_STANDALONE:
                 old._stale = True  # it builds itself again when used (its Brian2 objects go now)
                 old._release_brian2_objects()
             _ACTIVE_STANDALONE.clear()
-            import neuroplast.network.engine  # noqa: F401 - registers the device in Brian2's device table
-
-            b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
+            b2.set_device(name, build_on_run=False)
             b2.device.reinit()  # one standalone project per process: start a fresh one
-            b2.set_device(BRIAN2_DEVICES[self.device], build_on_run=False)
+            b2.set_device(name, build_on_run=False)
+            b2.get_device().configure(compile=self._compile_code)
             # Brian2 names code objects "<owner>_codeobject*": one of a network still in memory (a finished
             # run's, dropped above but waiting for the garbage collector) makes this network's
             # "..._codeobject_1", a project that compiles again (issue 28).  Collected, names are those of a
@@ -88,7 +88,7 @@ class Launch:
             b2.prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
             _ACTIVE_STANDALONE.append(self)
         else:
-            b2.set_device(BRIAN2_DEVICES[self.device])
+            b2.set_device(name)
             _repair_cython_cache_once()
             b2.prefs.codegen.target = "cython"
         self._stale = False
@@ -131,6 +131,7 @@ class Launch:
             **({"factorized": self._grad_code} if self.factorized else {}),
             **({"neuron": _model_key(self.model_code)} if self.model_code is not None else {}),
             "headers": [header_text(name) for name in HEADERS],
+            **b2.get_device().cache_parts(),  # the device's own (brian2cuda's version and nvcc flags)
             # Brian2's numbered names (an older network still referenced): a project of its own, never a
             # rebuild of the usual one
             "names": [self.net.name, sorted(b2.get_device().code_objects)],
@@ -141,15 +142,17 @@ class Launch:
         }
 
     def _compile(self, b2, duration) -> None:
-        """cpp_standalone: generate and compile the project (run later with ``run_args``); runtime: store
-        the initial state that every trial restores."""
+        """A standalone device: generate and compile the project (run later with ``run_args``; without
+        :attr:`_compile_code` only generated, in the given ``build_dir``); runtime: store the initial state
+        that every trial restores."""
         if self._compiled:
             steps, width = self.n_steps * max(1, self.chunk), self.batch * self.n_in
-            b2.get_device().insert_code(
-                "before_network_run",
-                f'neuroplast_input_load((brian::results_dir + "{INPUT_TABLE_FILE}").c_str(), '
-                f"{steps}L, {width}L);",
-            )
+            if self._tables:  # the launch's input byte table (else the inputs are a TimedArray)
+                b2.get_device().insert_code(
+                    "before_network_run",
+                    f'neuroplast_input_load((brian::results_dir + "{INPUT_TABLE_FILE}").c_str(), '
+                    f"{steps}L, {width}L);",
+                )
             if self.factorized:
                 self._grad_code = self._factorized_code(b2)
                 b2.get_device().insert_code(
@@ -159,8 +162,16 @@ class Launch:
             self.net.run(duration, namespace=self._namespace)
 
             def build(folder: Path) -> None:
-                b2.get_device().build(directory=str(folder), compile=True, run=False, with_output=False)
+                b2.get_device().build(
+                    directory=str(folder), compile=self._compile_code, run=False, with_output=False
+                )
 
+            if not self._compile_code:  # code only: never a cache entry, never launched
+                build(self._build_dir)
+                self.cache_hit = False
+                self._device = b2.get_device()
+                b2.set_device("runtime")
+                return
             if self._build_dir is not None:
                 build(self._build_dir)
                 self.cache_hit = False
@@ -184,6 +195,8 @@ class Launch:
         return Path(self._device.project_dir) / self._results
 
     def _check_usable(self) -> None:
+        if not self._compile_code:
+            raise RuntimeError("built with compile=False: this network's code was generated, not compiled")
         if self._stale:
             # Brian2 has one standalone project per process and a newer network took it: build this one
             # again. Its code is unchanged, so Brian2 rewrites no file and compiles nothing (≈ 1–2 s).

@@ -100,7 +100,7 @@ class Values:
         silent inputs."""
         T, n_out = self.n_steps, self.n_out
         K, B = (self.chunk, 1) if in_time else (1, self.batch)
-        x = np.zeros((K, T, B, self.n_in), dtype=np.uint8 if self._table else float)
+        x = np.zeros((K, T, B, self.n_in), dtype=np.uint8 if self._tables else float)
         y = np.zeros((K, T, B, n_out))
         m = np.ones((K, T, B))
         for k, (xk, yk, mk) in enumerate(trials):
@@ -110,7 +110,7 @@ class Values:
                 y[at] = np.asarray(yk, float)
             if mk is not None:
                 m[at] = np.asarray(mk, float)
-        inputs = INPUT_TABLE if self._table else self.X
+        inputs = INPUT_TABLE if self._tables else self.X
         arrays = {inputs: x.reshape(K * T, B * self.n_in), self.Y: y.reshape(K * T, B * n_out)}
         if self.loss.uses_mask:
             m = m.reshape(K * T, B)
