@@ -4,10 +4,56 @@ order."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import numpy as np
 
 from neuroplast.model.simulator import TrialResult
 from neuroplast.network.assembly import RECORDABLE
+
+
+class DenseOnRead(Mapping[str, np.ndarray]):
+    """A trial's gradients kept as edge vectors and given as the dense (post × pre) matrices of
+    :attr:`TrialResult.grads <neuroplast.model.simulator.TrialResult.grads>`, each made when it is read.
+
+    A launch of K trials would otherwise hold K dense gradients of every projection at once (K · N² · 8
+    bytes of a sparse recurrent net: 74 MB per trial at N = 3,000) while the trainer takes them one trial at
+    a time.  Every read returns a new array (zeros off the edges, the edge values at ``[target, source]``),
+    the same values bit for bit as the dense matrix made at once.
+
+    Parameters
+    ----------
+    vectors : mapping of str to ndarray
+        One edge vector per projection (in the order of ``edges``), and ``bias`` (one value per readout
+        unit, returned as a copy).
+    edges : mapping of str to (ndarray, ndarray)
+        (source, target) ids of each synaptic projection.
+    shapes : mapping of str to (int, int)
+        (post, pre) of each synaptic projection.
+    """
+
+    def __init__(
+        self,
+        vectors: Mapping[str, np.ndarray],
+        edges: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        shapes: Mapping[str, tuple[int, int]],
+    ) -> None:
+        self._vectors, self._edges, self._shapes = dict(vectors), edges, shapes
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        vec = self._vectors[key]
+        if key not in self._shapes:
+            return vec.copy()
+        g = np.zeros(self._shapes[key])
+        src, tgt = self._edges[key]
+        g[tgt, src] = vec
+        return g
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vectors)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
 
 
 class Readback:
@@ -46,15 +92,12 @@ class Readback:
                 y=y[k * T : (k + 1) * T].copy(),
                 spike_count=np.bincount(ids[sel], minlength=N).astype(float),
                 spikes=(steps[sel] - k * T, ids[sel]),
-                ran_with={key: rows[k].copy() for key, rows in used.items()},
+                # views of the launch's rows (read-only: the trainer compares them, never changes them)
+                ran_with={key: _read_only(rows[k]) for key, rows in used.items()},
             )
-            if k + 1 < n:  # taken at the next boundary, regularization included
-                res.grads = {"bias": grads["bias"][k + 1].copy()}
-                for key, shape in shapes.items():
-                    g = np.zeros(shape)
-                    src, tgt = self.edges[key]
-                    g[tgt, src] = grads[key][k + 1]
-                    res.grads[key] = g
+            if k + 1 < n:  # taken at the next boundary, regularization included; dense when read
+                vectors = {key: grads[key][k + 1] for key in (*shapes, "bias")}
+                res.grads = DenseOnRead(vectors, self.edges, shapes)
                 res.regularized = True
             else:  # the last trial of a full launch: the state at its end
                 res.grads, res.esum = self._collect_gradients()
@@ -178,3 +221,10 @@ class Readback:
             }
             for mom in ("m", "v")
         }
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` as a read-only view."""
+    view = a.view()
+    view.flags.writeable = False
+    return view

@@ -182,6 +182,14 @@ def _check_finite(
             raise DivergedError(iteration, "the bias is not finite after the update")
 
 
+def _batch_mean(grads_list: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The batch's mean gradient per projection; one trial's own arrays for a batch of one (the mean of
+    one value is that value bit for bit, and nothing changes a gradient in place: no copy of its size)."""
+    if len(grads_list) == 1:
+        return {k: grads_list[0][k] for k in PROJECTIONS}
+    return {k: np.mean([g[k] for g in grads_list], axis=0) for k in PROJECTIONS}
+
+
 def trajectory_of(res, y: np.ndarray) -> Trajectory:
     """Unbatched Trajectory from a recorded Brian2 trial."""
     return Trajectory(res.v, res.a, res.z, res.psi, res.refractory, y, batched=False)
@@ -584,7 +592,9 @@ class Trainer:
         it = self.iteration
         trials = self._batch_trials(it)
         self._draw_ahead(it + 1)
-        w_before = self.weights.copy()
+        # the update replaces the weights and never changes them in place (apply_updates, load_state):
+        # the weights before it need no copy (a dense copy of every matrix per iteration)
+        w_before = self.weights
         fb = self.effective_feedback()
         if self.capabilities.nest_plasticity:
             return self._own_plasticity_iteration(trials, w_before, fb)
@@ -615,7 +625,7 @@ class Trainer:
             self.loss.value(res.y, trial.target, trial.mask)
             for res, trial in zip(results, trials, strict=True)
         ]
-        mean = {k: np.mean([g[k] for g in grads_list], axis=0) for k in PROJECTIONS}
+        mean = _batch_mean(grads_list)
         _check_finite(it, losses, mean)
         self.weights, self.feedback, updates = apply_updates(
             self.rule,
