@@ -135,10 +135,11 @@ class Weights:
         if self.mask_in is None:
             self.mask_in = np.ones(self.w_in.shape, dtype=bool)
         if self.mask_rec is None:
-            self.mask_rec = ~np.eye(n, dtype=bool)
+            self.mask_rec = np.ones((n, n), dtype=bool)
         if self.mask_out is None:
             self.mask_out = np.ones(self.w_out.shape, dtype=bool)
-        self.mask_rec = self.mask_rec & ~np.eye(n, dtype=bool)
+        self.mask_rec = np.array(self.mask_rec, dtype=bool)  # a copy of its own, without autapses
+        np.fill_diagonal(self.mask_rec, False)
         self.w_in = np.where(self.mask_in, self.w_in, 0.0)
         self.w_rec = np.where(self.mask_rec, self.w_rec, 0.0)
         self.w_out = np.where(self.mask_out, self.w_out, 0.0)

@@ -184,30 +184,30 @@ class Readback:
             raw[key] = {"g": np.asarray(syn.g[:])}
         return raw
 
-    def _collect_gradients(self) -> tuple[dict, dict]:
+    def _collect_gradients(self) -> tuple[DenseOnRead, DenseOnRead]:
         """Dense gradients per projection (and the bias), and Σ e per synapse (with regularization), of a
-        network of one copy."""
+        network of one copy (:meth:`_copy_gradients`)."""
         return self._copy_gradients(self._gradient_arrays(), 0)
 
-    def _copy_gradients(self, raw: dict, b: int) -> tuple[dict, dict]:
-        """Dense gradients per projection (and the bias), and Σ e per synapse, of copy ``b``."""
+    def _copy_gradients(self, raw: dict, b: int) -> tuple[DenseOnRead, DenseOnRead]:
+        """Gradients per projection (and the bias), and Σ e per synapse, of copy ``b``: edge vectors of their
+        own (the simulation's arrays may be reused by its next run), dense when read."""
         grads, esum = {}, {}
         N = self.n_rec
-        for key, (n_pre, n_post) in self._sizes.items():
-            src, tgt = self._elig_edges[key]
+        for key in self._sizes:
+            src = self._elig_edges[key][0]
             part = slice(b * src.size, (b + 1) * src.size)
-            g = np.zeros((n_post, n_pre))
             g_syn = raw[key]["g"][part]
             if raw["A"] is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
-                g_syn = g_syn + raw["A"][b * N : (b + 1) * N][tgt] * raw[key]["ebar"][part]
-            g[tgt, src] = g_syn
-            grads[key] = g
+                g_syn = (
+                    g_syn + raw["A"][b * N : (b + 1) * N][self._elig_edges[key][1]] * raw[key]["ebar"][part]
+                )
+            grads[key] = np.array(g_syn)
             if key != "output" and self.regularization:
-                e = np.zeros((n_post, n_pre))
-                e[tgt, src] = raw[key]["esum"][part]
-                esum[key] = e
+                esum[key] = np.array(raw[key]["esum"][part])
         grads["bias"] = raw["bias"][b * self.n_out : (b + 1) * self.n_out].copy()
-        return grads, esum
+        shapes = {key: (n_post, n_pre) for key, (n_pre, n_post) in self._sizes.items()}
+        return DenseOnRead(grads, self._elig_edges, shapes), DenseOnRead(esum, self._elig_edges, shapes)
 
     def _collect_adam(self) -> dict:
         """In-trial Adam's moments after the trial, in edge order."""

@@ -102,10 +102,10 @@ class _Moments:
         each: a step over 10⁶–10⁷ weights is bound by allocating and touching those temporaries.  The
         previous m and v are never written (the run log may still hold them: ``Trainer.state``).
         """
-        m = np.multiply(self.b1, self.m.get(k, np.zeros_like(g)))
+        m = np.multiply(self.b1, self.m[k] if k in self.m else np.zeros_like(g))
         scratch = np.multiply(1 - self.b1, g)
         np.add(m, scratch, out=m)
-        v = np.multiply(self.b2, self.v.get(k, np.zeros_like(g)))
+        v = np.multiply(self.b2, self.v[k] if k in self.v else np.zeros_like(g))
         np.multiply(1 - self.b2, g, out=scratch)
         np.multiply(scratch, g, out=scratch)
         np.add(v, scratch, out=v)
