@@ -222,7 +222,13 @@ MUTANTS: tuple[Mutant, ...] = (
         _OPTIM,
     ),
     Mutant("optimizer", OPT, "np.sqrt(1 - self.b2**self.t)", "np.sqrt(1 - self.b2 ** (self.t + 1))", _OPTIM),
-    Mutant("optimizer", OPT, 'weights.b_out + updates["bias"]', "weights.b_out", _OPTIM),
+    Mutant(
+        "optimizer",
+        OPT,
+        'np.add(weights.b_out, updates["bias"], dtype=float)',
+        'np.add(weights.b_out, 0.0 * updates["bias"], dtype=float)',
+        _OPTIM,
+    ),
     # ---- the writer and what it writes
     Mutant("writer", BUF, "np.multiply(steps, spec.dt_ms", "np.multiply(steps + 1, spec.dt_ms", _LOG),
     Mutant("writer", WRITER, "self._next_step = start + T", "self._next_step = start + T - 1", _LOG),

@@ -267,13 +267,11 @@ def apply_updates(
     updates = {k: np.where(masks[k], u, 0.0) for k, u in updates.items()}
     updates = rule.adjust_updates(updates, weights)
     feedback = rule.after_update(feedback, weights, updates)
-    new = Weights(
-        weights.w_in + updates["input"],
-        weights.w_rec + updates["recurrent"],
-        weights.w_out + updates["output"],
-        weights.b_out + updates["bias"],
-        weights.mask_in,
-        weights.mask_rec,
-        weights.mask_out,
+    new = Weights.owning(  # new sums: no copy of them
+        np.add(weights.w_in, updates["input"], dtype=float),
+        np.add(weights.w_rec, updates["recurrent"], dtype=float),
+        np.add(weights.w_out, updates["output"], dtype=float),
+        np.add(weights.b_out, updates["bias"], dtype=float),
+        weights,
     )
     return new, feedback, updates
