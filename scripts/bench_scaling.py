@@ -4,6 +4,7 @@
                                     [--iterations 0] [--nest-iterations 3] [--repeats 1]
                                     [--paths online,factorized]
                                     [--no-nest] [--nest-max-synapses 2e6] [--json FILE]
+                                    [--roots DIR,DIR] [--profile]
 
 The workload is the sine-wave task of ``models/sine.toml`` (100 Poisson inputs at 50 Hz, 1000 steps of 1 ms,
 one readout, batch 1, symmetric e-prop, Adam) with N recurrent LIF neurons connected with probability p
@@ -21,9 +22,14 @@ cpp_standalone with one thread.  For every size and every repeat, in this order:
 
 Printed per size and path: seconds per iteration, the peak resident memory of the child and that divided
 by the synapses (bytes per synapse: everything the process holds, Python and NumPy included), ns per
-synapse-step, the ratio to NEST, the ratio to the physical minimum, and which path ``training.path =
-"auto"`` picks (:func:`neuroplast.training.trainer.choose_path`, the cost model) — marked ``*`` when it is
-the faster of the paths measured in that repeat.
+synapse-step, the ratio to NEST, the ratio to the physical minimum, Python's share of the iterations (the
+time outside the simulation's binary, ``NeuroplastStandaloneDevice.run``, over the iterations' wall time)
+and which path ``training.path = "auto"`` picks (:func:`neuroplast.training.trainer.choose_path`, the cost
+model) — marked ``*`` when it is the faster of the paths measured in that repeat.
+
+``--roots``: neuroplast packages to run the child on, alternating (e.g. a checkout of main and this one:
+before/after in one run; default: this checkout).  ``--profile``: the child runs its iterations under
+cProfile and the functions with the most time of their own are printed (the binary's wait included).
 
 Physical minimum (issue 26): ≈ 1 ns per memory-bound operation over 2·N·T neuron steps, twice the synaptic
 events (spikes × out-degree, from the measured rate) and three passes over the synapses for Adam.
@@ -136,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-nest", action="store_true")
     ap.add_argument("--nest-max-synapses", type=float, default=2e6, help="run NEST up to this many synapses")
     ap.add_argument("--json", help="also write every figure to this JSON file")
+    ap.add_argument(
+        "--roots", default=str(ROOT), help="neuroplast checkouts to run, alternating (comma-separated)"
+    )
+    ap.add_argument("--profile", action="store_true", help="print the child's top functions (cProfile)")
     args = ap.parse_args(argv)
+    roots = args.roots.split(",")
+    child = _profiled_child(args.profile)
     sizes = [(int(a), float(b)) for a, b in (s.split(":") for s in args.sizes.split(","))]
     paths = args.paths.split(",")
     example = None if args.no_nest else example_path(NEST_SINE)
@@ -166,17 +178,19 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 iterations = args.iterations or (40 if syn < 1e5 else 12 if syn < 2e6 else 4)
                 row["iterations"] = iterations
-                for path in paths:
+                for path, root in ((p_, r) for p_ in paths for r in roots):
                     cfg = _config(n, p, iterations, path)
                     out = str(Path(tmp) / "bench.h5")
-                    info, _, mem, err = _run(
-                        [sys.executable, "-c", _NP_CHILD, json.dumps(cfg), out, str(ROOT)], env
-                    )
+                    info, _, mem, err = _run([sys.executable, "-c", child, json.dumps(cfg), out, root], env)
+                    if len(roots) > 1:
+                        path = f"{path}@{Path(root).name}"
                     if err:
                         row[path] = {"error": err}
                         continue
                     per = info["per_iteration_s"]
                     row[path] = {
+                        "python_share": info["python_share"],
+                        "top": info.get("top", []),
                         "per_iteration_s": per,
                         "peak_mb": mem,
                         "bytes_per_synapse": mem * 1e6 / syn,
@@ -187,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     if "per_iteration_s" in row.get("nest", {}):
                         row[path]["vs_nest"] = per / row["nest"]["per_iteration_s"]
-                _print(row, paths)
+                _print(row, [f"{p_}@{Path(r).name}" if len(roots) > 1 else p_ for p_ in paths for r in roots])
                 rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
@@ -217,9 +231,48 @@ def _print(row: dict, paths: list[str]) -> None:
             f"  {p:10s} {auto} {r['per_iteration_s']:.3f} s/it  {r['peak_mb']:.0f} MB  "
             f"{r['bytes_per_synapse']:.0f} B/synapse  {r['ns_per_synapse_step']:.2f} ns/synapse-step  "
             f"x NEST {vs_nest}  x minimum {r['vs_minimum']:.1f}  rate {r['rate_hz']:.1f} Hz  "
-            f"chunk {r['chunk']}",
+            f"chunk {r['chunk']}  Python {100 * r['python_share']:.0f} %",
             flush=True,
         )
+        for name, own_s in r["top"]:
+            print(f"      {own_s:7.3f} s  {name}", flush=True)
+
+
+def _profiled_child(profile: bool) -> str:
+    """bench_vs_nest's neuroplast child, also timing the simulation's binary (Python's share is the rest of
+    the iterations) and, with ``profile``, running the iterations under cProfile (the top 8 functions by
+    their own time, in the BENCH line as ``top``)."""
+    setup = (
+        "from neuroplast.network.engine import NeuroplastStandaloneDevice as _Dev\n"
+        "import cProfile, pstats\n"
+        "_binary, _run_binary = [0.0], _Dev.run\n"
+        "def _timed_binary(self, *a, **k):\n"
+        "    t = time.perf_counter(); r = _run_binary(self, *a, **k); _binary[0] += time.perf_counter() - t\n"
+        "    return r\n"
+        "_Dev.run = _timed_binary\n"
+        f"_prof = cProfile.Profile() if {profile!r} else None\n"
+        "rows = []\n"
+        "_loop0 = time.perf_counter(); _prof and _prof.enable()\n"
+    )
+    report = (
+        "_st = pstats.Stats(_prof).stats if _prof else {}\n"
+        "_top = sorted(((f'{Path(k[0]).name}:{k[1]}({k[2]})', v[2]) for k, v in _st.items()),\n"
+        "              key=lambda x: -x[1])\n"
+        'print("BENCH " + json.dumps({"python_share": 1 - _binary[0] / _loop, "top": _top[:8], '
+    )
+    swaps = {
+        "rows = []\n": setup,
+        "    w.finish(tr.final_weights())\n": (
+            "    _prof and _prof.disable(); _loop = time.perf_counter() - _loop0\n"
+            "    w.finish(tr.final_weights())\n"
+        ),
+        'print("BENCH " + json.dumps({': "from pathlib import Path\n" + report,
+    }
+    child = _NP_CHILD
+    for old, new in swaps.items():
+        assert child.count(old) == 1, f"bench_vs_nest's neuroplast child changed: {old!r}"
+        child = child.replace(old, new)
+    return child
 
 
 # NEST's example with values and whole lines replaced (scripts/nest_example.py), nest.Simulate timed.

@@ -135,13 +135,47 @@ class Weights:
         if self.mask_in is None:
             self.mask_in = np.ones(self.w_in.shape, dtype=bool)
         if self.mask_rec is None:
-            self.mask_rec = ~np.eye(n, dtype=bool)
+            self.mask_rec = np.ones((n, n), dtype=bool)
         if self.mask_out is None:
             self.mask_out = np.ones(self.w_out.shape, dtype=bool)
-        self.mask_rec = self.mask_rec & ~np.eye(n, dtype=bool)
+        self.mask_rec = np.array(self.mask_rec, dtype=bool)  # a copy of its own, without autapses
+        np.fill_diagonal(self.mask_rec, False)
         self.w_in = np.where(self.mask_in, self.w_in, 0.0)
         self.w_rec = np.where(self.mask_rec, self.w_rec, 0.0)
         self.w_out = np.where(self.mask_out, self.w_out, 0.0)
+
+    @classmethod
+    def owning(
+        cls, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.ndarray, b_out: np.ndarray, masks: Weights
+    ) -> Weights:
+        """``Weights(w_in, w_rec, w_out, b_out, masks.mask_in, masks.mask_rec, masks.mask_out)`` bit for
+        bit, made of the given float64 arrays themselves — the caller gives them up: the entries off the
+        masks are set to 0 in place — and sharing ``masks``' masks (never changed in place).
+
+        The constructor copies every matrix and mask (a fresh N × N array per update: ≈ 1/10 of Python's
+        time per iteration at N = 3,000); :func:`~neuroplast.plasticity.optim.apply_updates` makes new
+        weights of sums it owns.
+
+        Raises
+        ------
+        ValueError
+            If an array is not float64 or its shape is not that of ``masks``' weights.
+        """
+        new = cls.__new__(cls)
+        for name, a, mask in (
+            ("w_in", w_in, masks.mask_in),
+            ("w_rec", w_rec, masks.mask_rec),
+            ("w_out", w_out, masks.mask_out),
+        ):
+            if a.dtype != np.float64 or a.shape != mask.shape:
+                raise ValueError(f"{name}: {a.dtype} {a.shape}, expected float64 {mask.shape}")
+            np.putmask(a, ~mask, 0.0)  # np.where(mask, a, 0.0), in place
+            setattr(new, name, a)
+        if b_out.dtype != np.float64 or b_out.shape != masks.b_out.shape:
+            raise ValueError(f"b_out: {b_out.dtype} {b_out.shape}, expected float64 {masks.b_out.shape}")
+        new.b_out = b_out
+        new.mask_in, new.mask_rec, new.mask_out = masks.mask_in, masks.mask_rec, masks.mask_out
+        return new
 
     @property
     def n_in(self) -> int:

@@ -29,8 +29,9 @@ class TrialResult:
     v, a, z, psi, L : ndarray (T, N) or None   recorded recurrent states (when ``record``)
     refractory : bool ndarray (T, N) or None   r̂_t, z forced to 0 (when ``record``)
     y : ndarray (T, n_out)                      readout
-    grads : dict[str, ndarray] or None          online gradient per projection, dense
-        (``"input"``, ``"recurrent"``, ``"output"``, ``"bias"``), without rate regularization
+    grads : mapping of str to ndarray or None   online gradient per projection, dense
+        (``"input"``, ``"recurrent"``, ``"output"``, ``"bias"``), without rate regularization; a trial of
+        a chunk made dense only when read (a new array at each read: take ``dict(grads)`` once)
     esum : dict[str, ndarray] or None           Σ_t e_t per synapse (dense) for the
         regularization term, for ``"input"`` and ``"recurrent"``
     spike_count : ndarray (N,)                  spikes per recurrent neuron
@@ -61,7 +62,7 @@ class TrialResult:
     psi: np.ndarray | None = None
     refractory: np.ndarray | None = None
     L: np.ndarray | None = None
-    grads: dict[str, np.ndarray] | None = None
+    grads: Mapping[str, np.ndarray] | None = None
     esum: dict[str, np.ndarray] | None = None
     in_trial: dict[str, np.ndarray] | None = None
     adam: dict[str, dict[str, np.ndarray]] | None = None

@@ -4,10 +4,56 @@ order."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import numpy as np
 
 from neuroplast.model.simulator import TrialResult
 from neuroplast.network.assembly import RECORDABLE
+
+
+class DenseOnRead(Mapping[str, np.ndarray]):
+    """A trial's gradients kept as edge vectors and given as the dense (post × pre) matrices of
+    :attr:`TrialResult.grads <neuroplast.model.simulator.TrialResult.grads>`, each made when it is read.
+
+    A launch of K trials would otherwise hold K dense gradients of every projection at once (K · N² · 8
+    bytes of a sparse recurrent net: 74 MB per trial at N = 3,000) while the trainer takes them one trial at
+    a time.  Every read returns a new array (zeros off the edges, the edge values at ``[target, source]``),
+    the same values bit for bit as the dense matrix made at once.
+
+    Parameters
+    ----------
+    vectors : mapping of str to ndarray
+        One edge vector per projection (in the order of ``edges``), and ``bias`` (one value per readout
+        unit, returned as a copy).
+    edges : mapping of str to (ndarray, ndarray)
+        (source, target) ids of each synaptic projection.
+    shapes : mapping of str to (int, int)
+        (post, pre) of each synaptic projection.
+    """
+
+    def __init__(
+        self,
+        vectors: Mapping[str, np.ndarray],
+        edges: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        shapes: Mapping[str, tuple[int, int]],
+    ) -> None:
+        self._vectors, self._edges, self._shapes = dict(vectors), edges, shapes
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        vec = self._vectors[key]
+        if key not in self._shapes:
+            return vec.copy()
+        g = np.zeros(self._shapes[key])
+        src, tgt = self._edges[key]
+        g[tgt, src] = vec
+        return g
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vectors)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
 
 
 class Readback:
@@ -46,15 +92,12 @@ class Readback:
                 y=y[k * T : (k + 1) * T].copy(),
                 spike_count=np.bincount(ids[sel], minlength=N).astype(float),
                 spikes=(steps[sel] - k * T, ids[sel]),
-                ran_with={key: rows[k].copy() for key, rows in used.items()},
+                # views of the launch's rows (read-only: the trainer compares them, never changes them)
+                ran_with={key: _read_only(rows[k]) for key, rows in used.items()},
             )
-            if k + 1 < n:  # taken at the next boundary, regularization included
-                res.grads = {"bias": grads["bias"][k + 1].copy()}
-                for key, shape in shapes.items():
-                    g = np.zeros(shape)
-                    src, tgt = self.edges[key]
-                    g[tgt, src] = grads[key][k + 1]
-                    res.grads[key] = g
+            if k + 1 < n:  # taken at the next boundary, regularization included; dense when read
+                vectors = {key: grads[key][k + 1] for key in (*shapes, "bias")}
+                res.grads = DenseOnRead(vectors, self.edges, shapes)
                 res.regularized = True
             else:  # the last trial of a full launch: the state at its end
                 res.grads, res.esum = self._collect_gradients()
@@ -141,30 +184,30 @@ class Readback:
             raw[key] = {"g": np.asarray(syn.g[:])}
         return raw
 
-    def _collect_gradients(self) -> tuple[dict, dict]:
+    def _collect_gradients(self) -> tuple[DenseOnRead, DenseOnRead]:
         """Dense gradients per projection (and the bias), and Σ e per synapse (with regularization), of a
-        network of one copy."""
+        network of one copy (:meth:`_copy_gradients`)."""
         return self._copy_gradients(self._gradient_arrays(), 0)
 
-    def _copy_gradients(self, raw: dict, b: int) -> tuple[dict, dict]:
-        """Dense gradients per projection (and the bias), and Σ e per synapse, of copy ``b``."""
+    def _copy_gradients(self, raw: dict, b: int) -> tuple[DenseOnRead, DenseOnRead]:
+        """Gradients per projection (and the bias), and Σ e per synapse, of copy ``b``: edge vectors of their
+        own (the simulation's arrays may be reused by its next run), dense when read."""
         grads, esum = {}, {}
         N = self.n_rec
-        for key, (n_pre, n_post) in self._sizes.items():
-            src, tgt = self._elig_edges[key]
+        for key in self._sizes:
+            src = self._elig_edges[key][0]
             part = slice(b * src.size, (b + 1) * src.size)
-            g = np.zeros((n_post, n_pre))
             g_syn = raw[key]["g"][part]
             if raw["A"] is not None and key != "output":  # Σ L ē of the steps after each neuron's last event
-                g_syn = g_syn + raw["A"][b * N : (b + 1) * N][tgt] * raw[key]["ebar"][part]
-            g[tgt, src] = g_syn
-            grads[key] = g
+                g_syn = (
+                    g_syn + raw["A"][b * N : (b + 1) * N][self._elig_edges[key][1]] * raw[key]["ebar"][part]
+                )
+            grads[key] = np.array(g_syn)
             if key != "output" and self.regularization:
-                e = np.zeros((n_post, n_pre))
-                e[tgt, src] = raw[key]["esum"][part]
-                esum[key] = e
+                esum[key] = np.array(raw[key]["esum"][part])
         grads["bias"] = raw["bias"][b * self.n_out : (b + 1) * self.n_out].copy()
-        return grads, esum
+        shapes = {key: (n_post, n_pre) for key, (n_pre, n_post) in self._sizes.items()}
+        return DenseOnRead(grads, self._elig_edges, shapes), DenseOnRead(esum, self._elig_edges, shapes)
 
     def _collect_adam(self) -> dict:
         """In-trial Adam's moments after the trial, in edge order."""
@@ -178,3 +221,10 @@ class Readback:
             }
             for mom in ("m", "v")
         }
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` as a read-only view."""
+    view = a.view()
+    view.flags.writeable = False
+    return view

@@ -93,13 +93,24 @@ class _Moments:
         """From a ``[training]`` table (``learning_rate``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``)."""
         return cls(training.learning_rate, training.adam_beta1, training.adam_beta2, training.adam_eps)
 
-    def _moments(self, k: str, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _moments(self, k: str, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """m ← β₁ m + (1 − β₁) g and v ← β₂ v + (1 − β₂) g² of group ``k`` (zeros before its first
-        gradient), stored and returned."""
-        m = self.b1 * self.m.get(k, np.zeros_like(g)) + (1 - self.b1) * g
-        v = self.b2 * self.v.get(k, np.zeros_like(g)) + (1 - self.b2) * g * g
+        gradient), stored and returned, with a scratch array of g's shape and type for the step.
+
+        The operations are those of ``b1 * m + (1 - b1) * g`` and ``b2 * v + (1 - b2) * g * g``, in that
+        order (the same values bit for bit), written into arrays of their own instead of a new temporary
+        each: a step over 10⁶–10⁷ weights is bound by allocating and touching those temporaries.  The
+        previous m and v are never written (the run log may still hold them: ``Trainer.state``).
+        """
+        m = np.multiply(self.b1, self.m[k] if k in self.m else np.zeros_like(g))
+        scratch = np.multiply(1 - self.b1, g)
+        np.add(m, scratch, out=m)
+        v = np.multiply(self.b2, self.v[k] if k in self.v else np.zeros_like(g))
+        np.multiply(1 - self.b2, g, out=scratch)
+        np.multiply(scratch, g, out=scratch)
+        np.add(v, scratch, out=v)
         self.m[k], self.v[k] = m, v
-        return m, v
+        return m, v, scratch
 
     def state(self) -> dict[str, Any]:
         return {"t": self.t, "m": dict(self.m), "v": dict(self.v)}
@@ -127,10 +138,14 @@ class Adam(_Moments):
         self.t += 1
         out = {}
         for k, g in grads.items():
-            m, v = self._moments(k, g)
-            mhat = m / (1 - self.b1**self.t)
-            vhat = v / (1 - self.b2**self.t)
-            out[k] = -self.lr * mhat / (np.sqrt(vhat) + self.eps)
+            m, v, den = self._moments(k, g)
+            # -lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), operation by operation
+            np.divide(v, 1 - self.b2**self.t, out=den)
+            np.sqrt(den, out=den)
+            np.add(den, self.eps, out=den)
+            step = np.divide(m, 1 - self.b1**self.t)
+            np.multiply(-self.lr, step, out=step)
+            out[k] = np.divide(step, den, out=step)
         return out
 
 
@@ -163,8 +178,11 @@ class NestAdam(_Moments):
         alpha = self.lr * np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
         out = {}
         for k, g in grads.items():
-            m, v = self._moments(k, g)
-            out[k] = -alpha * m / (np.sqrt(v) + self.eps)
+            m, v, den = self._moments(k, g)
+            # -alpha * m / (sqrt(v) + eps), operation by operation
+            np.add(np.sqrt(v, out=den), self.eps, out=den)
+            step = np.multiply(-alpha, m)
+            out[k] = np.divide(step, den, out=step)
         return out
 
 
@@ -249,13 +267,11 @@ def apply_updates(
     updates = {k: np.where(masks[k], u, 0.0) for k, u in updates.items()}
     updates = rule.adjust_updates(updates, weights)
     feedback = rule.after_update(feedback, weights, updates)
-    new = Weights(
-        weights.w_in + updates["input"],
-        weights.w_rec + updates["recurrent"],
-        weights.w_out + updates["output"],
-        weights.b_out + updates["bias"],
-        weights.mask_in,
-        weights.mask_rec,
-        weights.mask_out,
+    new = Weights.owning(  # new sums: no copy of them
+        np.add(weights.w_in, updates["input"], dtype=float),
+        np.add(weights.w_rec, updates["recurrent"], dtype=float),
+        np.add(weights.w_out, updates["output"], dtype=float),
+        np.add(weights.b_out, updates["bias"], dtype=float),
+        weights,
     )
     return new, feedback, updates

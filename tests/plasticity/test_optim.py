@@ -87,3 +87,30 @@ def test_apply_updates_masks_and_applies_every_projection() -> None:
         assert np.any(after[k] != before[k]), k  # the check can fail: every projection moved
     np.testing.assert_array_equal(fb_new, fb)  # symmetric e-prop's B state does not follow W_out here
     np.testing.assert_array_equal(new.mask_rec, w.mask_rec)
+
+
+def test_weights_owning_is_the_constructor_bit_for_bit_without_copies() -> None:
+    rng = np.random.default_rng(6)
+    n_rec, n_in, n_out = 5, 3, 2
+    masks = Weights(
+        np.zeros((n_rec, n_in)),
+        np.zeros((n_rec, n_rec)),
+        np.zeros((n_out, n_rec)),
+        np.zeros(n_out),
+        rng.random((n_rec, n_in)) < 0.5,
+        rng.random((n_rec, n_rec)) < 0.5,
+        rng.random((n_out, n_rec)) < 0.5,
+    )
+    arrays = [
+        rng.normal(size=(n_rec, n_in)),
+        rng.normal(size=(n_rec, n_rec)),
+        rng.normal(size=(n_out, n_rec)),
+    ]
+    arrays[1][0, 0] = -0.0  # off every mask (no autapses): the constructor writes +0.0 there
+    b = rng.normal(size=n_out)
+    want = Weights(*[a.copy() for a in arrays], b.copy(), masks.mask_in, masks.mask_rec, masks.mask_out)
+    got = Weights.owning(*arrays, b, masks)
+    for name in ("w_in", "w_rec", "w_out", "b_out", "mask_in", "mask_rec", "mask_out"):
+        assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+    assert got.w_rec is arrays[1] and got.mask_rec is masks.mask_rec  # the arrays themselves, no copies
+    assert not np.signbit(got.w_rec[0, 0]) and not np.signbit(want.w_rec[0, 0])
