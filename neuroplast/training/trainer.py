@@ -431,7 +431,7 @@ class Trainer:
         #: ``auto`` can pick: a named device without them is refused by the config).
         self.threads = cfg.simulation.threads if self.capabilities.threads else 1
         if not info.simulator:
-            self._choose_path(record)
+            self._choose_path()
         if chunked:
             self.chunk, self.chunk_reason = self._chunk_plan(record)
         if info.simulator:  # simulated by a simulator of its own (e.g. "numpy"), not by Brian2
@@ -493,17 +493,18 @@ class Trainer:
             **neuron,
         )
 
-    def _choose_path(self, record: bool) -> None:
+    def _choose_path(self) -> None:
         """The gradient path on this (Brian2) device: ``training.path``, or for ``auto`` on a device with a
         compiled gradient (cpp_standalone, where the model was fitted) the cost model's cheaper one
         (:mod:`neuroplast.training.cost`: the online path with the iterations per launch that auto
-        ``simulation.chunk_iterations`` would give — so that setting never changes what is computed — and
-        the factorized one compiled into the binary where the rule allows it, else NumPy's)."""
+        ``simulation.chunk_iterations`` would give without recorded traces — so that neither that setting nor
+        ``--trace`` changes what is computed — and the factorized one compiled into the binary where the
+        rule allows it, else NumPy's)."""
         cfg = self.cfg
         if not path_is_chosen(cfg, self.rule.simulated) or not self.capabilities.compiled_gradients:
             return  # one path, or a device the model was not fitted on (choose_path's rule)
-        self.gradient_path = "online"  # the plan of the online path's launches (auto length)
-        k, _ = self._chunk_plan(record, auto=True)
+        self.gradient_path = "online"  # the plan of the online path's launches (auto length, no traces)
+        k, _ = self._chunk_plan(False, auto=True)
         hidden = sum(self.connectivity.edges[name][0].size for name in ("input", "recurrent"))
         compiled = self.capabilities.compiled_gradients and self.rule.eprop_gradient
         costs = path_costs(workload(cfg, hidden), compiled=bool(compiled), chunk=max(1, k))

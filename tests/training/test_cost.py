@@ -99,3 +99,20 @@ def test_choose_path_asks_the_model_only_where_there_is_a_choice() -> None:
     # without a cost model (devices it was not fitted on): large dense nets and batches factorized
     assert choose_path(cfg, True) == "factorized" and choose_path(_cfg(1000, 0.1), True) == "online"
     assert choose_path(_cfg(100, 1.0, batch_size=4), True) == "factorized"
+
+
+@pytest.mark.brian2
+def test_neither_chunk_iterations_nor_traces_change_the_path() -> None:
+    """The cost model plans the online path's launches as ``chunk_iterations = 0`` without recorded traces
+    would: one iteration per launch, or ``--trace`` (which records states and runs one trial per launch),
+    leave the sine model on the path the plain run takes — the two paths agree to rounding, not to the bit."""
+    from neuroplast.training.trainer import Trainer
+
+    cfg = _cfg(100, 1.0).replace("simulation", device="cpp_standalone")
+    plain = Trainer.from_config(cfg)
+    assert plain.gradient_path == "online" and plain.chunk > 1 and "cost model" in plain.path_reason
+    one = Trainer.from_config(cfg.replace("simulation", chunk_iterations=1))
+    traced = Trainer.from_config(cfg, record=True)
+    assert one.chunk == 0 and traced.chunk == 0
+    assert one.gradient_path == traced.gradient_path == "online"
+    assert one.path_reason == traced.path_reason == plain.path_reason
