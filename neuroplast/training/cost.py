@@ -19,8 +19,9 @@ pure function of the config and the device's capabilities: never of a measuremen
 always takes the same path (the paths agree to rounding, not to the bit).
 
 The trainer asks the model on devices with a compiled gradient (cpp_standalone, where it was fitted),
-with the iterations per launch that ``simulation.chunk_iterations = 0`` would give (so that setting never
-changes the path); elsewhere :func:`neuroplast.training.trainer.choose_path` keeps its size rule.
+with the iterations per launch that ``simulation.chunk_iterations = 0`` would give without recorded traces
+(so that neither that setting nor ``--trace`` changes the path); elsewhere
+:func:`neuroplast.training.trainer.choose_path` keeps its size rule.
 
 The constants were fitted on the 2-core VM of docs/benchmarks.md ("Scaling", ``python
 scripts/bench_scaling.py``): cpp_standalone, one thread, the sine task at N = 100 … 3,000 and p = 0.005 … 1;
