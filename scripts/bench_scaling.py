@@ -42,17 +42,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_vs_nest import _NEST_CHILD, _NP_CHILD, NEST_SINE  # noqa: E402
+from bench_vs_nest import _NEST_CHILD, _NP_CHILD, NEST_SINE, run_child  # noqa: E402
 from nest_example import example_path  # noqa: E402
 
 #: NEST's example lines replaced for a sparse recurrent net, and to read out no dense weight matrix.
@@ -79,18 +77,9 @@ def _sparse_lines(p: float) -> dict[str, str]:
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float, float, str]:
-    """Run a child; (its BENCH json or {}, wall s, peak RSS MB, error text or "")."""
-    wrapped = ["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd] if Path("/usr/bin/time").exists() else cmd
-    t0 = time.perf_counter()
-    proc = subprocess.run(wrapped, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - t0
-    info = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("BENCH "):
-            info = json.loads(line[6:])
-    rss = [int(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB")]
-    error = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
-    return info, wall, (rss[-1] / 1e3 if rss else float("nan")), error
+    """:func:`bench_vs_nest.run_child`, the error as its last line (a failed size is reported, not fatal)."""
+    info, wall, mem, error = run_child(cmd, env)
+    return info, wall, mem, (error.strip().splitlines() or ["?"])[-1][:200] if error else ""
 
 
 def _config(n: int, p: float, iterations: int, path: str) -> dict:

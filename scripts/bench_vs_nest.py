@@ -122,21 +122,28 @@ print("BENCH " + json.dumps({"build_s": build_s, "device": tr.device, "chunk": t
 """
 
 
-def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float, float]:
-    """Run a child; returns (its BENCH json or {}, wall seconds, peak RSS in MB of that child)."""
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float, float, str]:
+    """Run a child; returns (its BENCH json or {}, wall seconds, peak RSS in MB of that child, its stderr if
+    it failed else "")."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     wrapped = ["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd] if Path("/usr/bin/time").exists() else cmd
     t0 = time.perf_counter()
     proc = subprocess.run(wrapped, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"bench_vs_nest: child failed ({' '.join(cmd[:4])} ...):\n{proc.stderr[-3000:]}")
     info = {}
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH "):
             info = json.loads(line[6:])
     rss = [int(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB")]
     peak_mb = (rss[-1] if rss else max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)) / 1e3
+    return info, wall, peak_mb, proc.stderr if proc.returncode != 0 else ""
+
+
+def _child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float, float]:
+    """:func:`run_child`, exiting with the child's error when it failed."""
+    info, wall, peak_mb, error = run_child(cmd, env)
+    if error:
+        sys.exit(f"bench_vs_nest: child failed ({' '.join(cmd[:4])} ...):\n{error[-3000:]}")
     return info, wall, peak_mb
 
 
