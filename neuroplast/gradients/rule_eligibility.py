@@ -39,9 +39,9 @@ import numpy as np
 
 from neuroplast.gradients.derived import ModelTrial, model_eligibilities
 from neuroplast.gradients.model_truncated import TrialFactors
-from neuroplast.gradients.traces import Trace, trace_eligibilities, trace_signals
+from neuroplast.gradients.traces import Trace, eprop_signal, trace_eligibilities, trace_signals
 
-__all__ = ["rule_eligibilities", "rule_signal", "eprop_signal", "RuleFactors"]
+__all__ = ["rule_eligibilities", "rule_signal", "RuleFactors"]
 
 
 def rule_eligibilities(
@@ -73,13 +73,6 @@ def rule_eligibilities(
         )
     else:
         yield from model_eligibilities(trial, pres, keep_reset=keep_reset)
-
-
-def eprop_signal(trial: ModelTrial, feedback: np.ndarray | None) -> np.ndarray | None:
-    """e-prop's learning signal L_t = c_out B err_t (T, N) of a trial with feedback B (None: no B given)."""
-    if feedback is None:
-        return None
-    return trial.params.readout_scale * trial.err @ np.asarray(feedback, dtype=float).T
 
 
 def rule_signal(trial: ModelTrial, trace: Trace, feedback: np.ndarray) -> np.ndarray:

@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Trace", "trace_eligibilities", "trace_grads", "trace_signals", "trial_trace_grads"]
+__all__ = [
+    "Trace",
+    "eprop_signal",
+    "trace_eligibilities",
+    "trace_grads",
+    "trace_signals",
+    "trial_trace_grads",
+]
 
 #: Functions a trace's statements may call.
 _FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh}
@@ -295,6 +302,14 @@ def trace_grads(
     return g, esum
 
 
+def eprop_signal(trial: Any, feedback: np.ndarray | None) -> np.ndarray | None:
+    """e-prop's learning signal L_t = c_out B err_t (T, N) of a trial (anything with ``params`` and ``err``:
+    a :class:`~neuroplast.gradients.trial.TrialData` or a ``ModelTrial``) with feedback B (None: no B)."""
+    if feedback is None:
+        return None
+    return trial.params.readout_scale * trial.err @ np.asarray(feedback, dtype=float).T
+
+
 def trial_trace_grads(trial: Any, trace: Trace) -> dict[str, np.ndarray]:
     """A rule's gradient of one :class:`~neuroplast.gradients.trial.TrialData` with its own ``trace``:
     Σ_t L^rule_t ē_t + r Σ_t e_t (L^rule_t from e-prop's L_t = c_out B err_t with the trial's B), masked;
@@ -303,8 +318,7 @@ def trial_trace_grads(trial: Any, trace: Trace) -> dict[str, np.ndarray]:
     from neuroplast.model.signals import output_grads
 
     p, w = trial.params, trial.weights
-    B = w.w_out.T if trial.feedback is None else trial.feedback
-    L = p.readout_scale * trial.err @ B.T
+    L = eprop_signal(trial, w.w_out.T if trial.feedback is None else trial.feedback)
     g, _ = trace_grads(trace, dict(trial.pre), trial.psi, L, p.kappa, trial.reg, z=trial.z)
     g["output"], g["bias"] = output_grads(p, trial.z, trial.err)
     return mask_grads(w, g)
