@@ -25,6 +25,7 @@ from neuroplast.io.schema import (
     ATTR_ITERATIONS_COMPLETE,
     ATTR_STOPPED,
     ATTR_TRIALS_COMPLETE,
+    FORMAT_VERSION,
     ITERATION_DATASETS,
     TRIAL_COLUMNS,
     RunFileError,
@@ -293,6 +294,8 @@ class AppendMixin:
                         del f.attrs[ATTR_STOPPED]
                 if config_toml is not None:
                     f.attrs["config"] = config_toml
+                if run.format_version < FORMAT_VERSION:  # the slots written from now on are this version's
+                    f.attrs["format_version"] = np.int64(FORMAT_VERSION)
                 f.flush()
                 start = cut_back(
                     f, run, require_state=require_state, trials_per_iteration=trials_per_iteration

@@ -51,7 +51,9 @@ __all__ = [
 #: Value of the root attribute ``format``.
 FORMAT_NAME = "neuroplast-run"
 #: Integer layout version written to the root attribute ``format_version``; readers refuse newer files.
-FORMAT_VERSION = 1
+#: 2: the resume slots hold edge vectors (version 1: dense matrices; still read, and resumed: a resumed
+#: version-1 log becomes version 2, its next slots written as edge vectors).
+FORMAT_VERSION = 2
 #: HDF5 format bounds used for every file written (see module notes).
 LIBVER: tuple[str, str] = ("earliest", "v110")
 

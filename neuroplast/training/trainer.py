@@ -402,6 +402,7 @@ class Trainer:
         #: Whether the optimizer steps on edge vectors (its moments too) instead of dense matrices: set by
         #: :meth:`_network` where every gradient is zero off the connectivity (:meth:`_optimizer_step`).
         self.edge_optimizer = False
+        self._edges_of: tuple[Weights, dict[str, np.ndarray]] | None = None
         self.net = simulator if simulator is not None else self._network(record)
         self.iteration = 0
 
@@ -833,7 +834,11 @@ class Trainer:
     # ------------------------------------------------------------- log terms
     def weight_vectors(self, weights: Weights, feedback: np.ndarray) -> dict[str, np.ndarray]:
         """Weights and feedback B → edge vectors of every projection of the run log."""
-        return self.connectivity.weight_vectors(weights, feedback)
+        edges = self._weight_edges(weights)
+        vectors = {k: edges[k] for k in ("input", "recurrent", "output")}
+        vectors["feedback"] = self.connectivity.to_edges("feedback", feedback)
+        vectors["bias"] = edges["bias"]
+        return vectors
 
     def final_weights(self) -> dict[str, np.ndarray]:
         """Edge vectors of the weights (and the B the next trial would use) after the last iteration."""
@@ -933,24 +938,34 @@ class Trainer:
         Returns
         -------
         dict
-            ``iteration`` (int, iterations done), ``weights`` (dict of the dense ``w_in``, ``w_rec``,
-            ``w_out``, ``b_out`` arrays), ``feedback`` (the rule's B, shape (N, n_out)) and ``optimizer``
-            (the optimizer's :meth:`state`, e.g. Adam ``t``, ``m``, ``v``).  Arrays are copies unless
-            ``copy`` is false.
+            ``iteration`` (int, iterations done), ``weights`` (edge vectors of the projections ``input``,
+            ``recurrent``, ``output`` and ``bias`` in the run log's edge order,
+            :class:`~neuroplast.model.connectivity.Connectivity`: the dense weights are zero off the
+            connectivity, so these give them back exactly), ``feedback`` (the rule's B, shape (N, n_out))
+            and ``optimizer`` (the optimizer's :meth:`state`, e.g. Adam ``t``, ``m``, ``v``: edge vectors
+            where the optimizer steps on them, :attr:`edge_optimizer`, else its dense matrices).  Arrays
+            are copies unless ``copy`` is false.
         """
-        w = self.weights
-        # the moments dense, as the run log stores them
-        opt = self._convert_moments(self.optimizer.state(), self.connectivity.to_dense)
         cp = True if copy else None  # None: NumPy copies only what is not an array already
         return {
             "iteration": int(self.iteration),
-            "weights": {k: np.array(getattr(w, k), copy=cp) for k in ("w_in", "w_rec", "w_out", "b_out")},
+            "weights": {k: np.array(v, copy=cp) for k, v in self._weight_edges(self.weights).items()},
             "feedback": np.array(self.feedback, copy=cp),
             "optimizer": {
                 k: ({n: np.array(a, copy=cp) for n, a in v.items()} if isinstance(v, dict) else v)
-                for k, v in opt.items()
+                for k, v in self.optimizer.state().items()
             },
         }
+
+    def _weight_edges(self, weights: Weights) -> dict[str, np.ndarray]:
+        """Edge vectors of ``weights`` (``input``, ``recurrent``, ``output``, ``bias``), computed once per
+        :class:`Weights` object: weights are replaced, never changed in place, and an iteration's
+        :meth:`state` and the next one's record read the same weights (one gather over the dense matrices
+        instead of two)."""
+        held = self._edges_of
+        if held is None or held[0] is not weights:
+            held = self._edges_of = (weights, self.connectivity.weight_vectors(weights))
+        return held[1]
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state` (connectivity masks stay those of this trainer's initialization).
@@ -958,28 +973,35 @@ class Trainer:
         Parameters
         ----------
         state : dict
-            As returned by :meth:`state`.
+            As returned by :meth:`state`; or the dense form of run logs of format version 1 (``weights``
+            ``w_in``, ``w_rec``, ``w_out``, ``b_out``, dense moments).
 
         Raises
         ------
         ValueError
             If an array's shape differs from this trainer's.
+        KeyError
+            If a weight is missing.
         """
-        w = self.weights
+        w, conn = self.weights, self.connectivity
+        given = state["weights"]
+        dense = "w_rec" in given  # a run log of format version 1
         arrays = {}
-        for k in ("w_in", "w_rec", "w_out", "b_out"):
-            a = np.asarray(state["weights"][k], dtype=float)
-            if a.shape != getattr(w, k).shape:
-                raise ValueError(f"state: {k} has shape {a.shape}, expected {getattr(w, k).shape}")
-            arrays[k] = a.copy()
+        for key, attr in (("input", "w_in"), ("recurrent", "w_rec"), ("output", "w_out"), ("bias", "b_out")):
+            a = np.asarray(given[attr if dense else key], dtype=float)
+            want = getattr(w, attr).shape if dense else (conn.n_edges(key),)
+            if a.shape != want:
+                raise ValueError(f"state: {attr if dense else key} has shape {a.shape}, expected {want}")
+            arrays[key] = conn.to_edges(key, a) if dense else a.copy()
         fb = np.asarray(state["feedback"], dtype=float)
         if fb.shape != np.shape(self.feedback):
             raise ValueError(f"state: feedback has shape {fb.shape}, expected {np.shape(self.feedback)}")
-        a = arrays
-        self.weights = Weights(
-            a["w_in"], a["w_rec"], a["w_out"], a["b_out"], w.mask_in, w.mask_rec, w.mask_out
-        )
+        self.weights = conn.weights(arrays)  # zero off the connectivity, as every Weights
+        self._edges_of = (self.weights, arrays)
         self.feedback = fb.copy()
-        self.optimizer.load_state(self._convert_moments(state["optimizer"], self.connectivity.to_edges))
+        opt = state["optimizer"]
+        if dense:  # version 1 stored the moments dense
+            opt = self._convert_moments(opt, conn.to_edges)
+        self.optimizer.load_state(opt)
         self.iteration = int(state["iteration"])
         self._pending.clear()

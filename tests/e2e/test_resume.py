@@ -20,7 +20,9 @@ import h5py
 import numpy as np
 import pytest
 
-from neuroplast.io import open_run
+from neuroplast.analysis.views import connectivity_of
+from neuroplast.io import FORMAT_VERSION, open_run
+from neuroplast.io.state import state_digest
 from neuroplast.io.writer import read_states
 from tests.helpers import (
     MID_FLUSH_CHILD,
@@ -32,6 +34,7 @@ from tests.helpers import (
     cli_env,
     long_cpp_toml,
     one_line,
+    read_datasets,
     run_cli,
     run_command,
     write_text,
@@ -129,12 +132,23 @@ def test_resume_after_kill_from_outside(work: Path, reference: Path) -> None:
     damaged = work / "damaged_slot.h5"
     shutil.copy(out, damaged)
     with h5py.File(damaged, "r+") as f:
-        d = f[f"resume/slot{k % 2}/weights/w_rec"]
-        d[0, 1] = d[0, 1] + 1.0
+        d = f[f"resume/slot{k % 2}/weights/recurrent"]
+        d[1] = d[1] + 1.0
     resumed = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", damaged, cwd=work)
     assert resumed.returncode == 0, resumed.stderr
     assert f"after iteration {k - 1} " in resumed.stdout
     _assert_resumed_equals(damaged, reference)
+
+    # a log of format version 1 (dense resume slots) resumes to the same run and becomes version 2
+    old = _as_version_1(shutil.copy(out, work / "version_1.h5"))
+    resumed = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", old, "--quiet", cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert open_run(old).format_version == FORMAT_VERSION == 2
+    got, want = read_datasets(old), read_datasets(reference)
+    kept = sorted(n for n in want if not n.startswith("resume/"))
+    assert kept == sorted(n for n in got if not n.startswith("resume/"))
+    for name in kept:  # bit identity: the run resumed from dense slots is the uninterrupted one
+        assert np.array_equal(got[name].view(np.uint8), want[name].view(np.uint8)), name
 
     proc = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", out, "--quiet", cwd=work)
     assert proc.returncode == 0, proc.stderr
@@ -143,6 +157,31 @@ def test_resume_after_kill_from_outside(work: Path, reference: Path) -> None:
 
     again = run_cli("run", "tiny.toml", "--iterations", ITERATIONS, "--resume", out, cwd=work)
     assert again.returncode == 0 and "nothing to resume" in again.stdout, again.stderr
+
+
+def _as_version_1(path: Path) -> Path:
+    """``path`` rewritten as neuroplast wrote it in format version 1: the resume slots' weights and Adam
+    moments as dense matrices (post × pre), ``format_version`` 1."""
+    conn = connectivity_of(open_run(path))
+    dense_names = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
+    with h5py.File(path, "r+") as f:
+        states = read_states(f)
+        for it, state in states.items():
+            g = f[f"resume/slot{it % 2}"]
+            for name in list(state):
+                kind, _, key = name.rpartition("/")
+                moment = kind in ("optimizer/m", "optimizer/v") and state[name].ndim == 1
+                if kind == "weights" or moment:  # (an optimizer stepping on dense matrices keeps them)
+                    del g[name]
+                    dense = conn.to_dense(key, state[name])
+                    state.pop(name)
+                    new = f"weights/{dense_names[key]}" if kind == "weights" else name
+                    state[new] = dense
+                    g.create_dataset(new, data=dense)
+            g.attrs["sha256"] = state_digest(state)
+        f.attrs["format_version"] = np.int64(1)
+    assert open_run(path).format_version == 1 and set(read_states_of(path)) == set(states)
+    return path
 
 
 def read_states_of(path: Path) -> dict[int, dict[str, np.ndarray]]:
