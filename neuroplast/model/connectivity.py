@@ -161,6 +161,14 @@ class Connectivity:
             return dense.ravel().take(self._flat_edges[name])
         return dense[tgt, src]
 
+    def put(self, name: str, dense: np.ndarray, vector: np.ndarray) -> None:
+        """Write the edge vector of ``name`` onto its entries of ``dense`` (post × pre; ``bias`` a vector),
+        in place: ``dense[target, source] = vector``, the rest of ``dense`` untouched."""
+        if name == "bias":
+            dense[self.edges[name][1]] = vector
+        else:
+            np.put(dense, self._flat_edges[name], vector)  # row-major flat indices, in place in any layout
+
     def to_dense(self, name: str, vector: np.ndarray) -> np.ndarray:
         """Edge vector of ``name`` → dense float64 matrix, zero where no edge is.
 

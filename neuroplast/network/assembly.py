@@ -34,6 +34,9 @@ class Assembly:
         """
         self._split = self.event_driven and not self.update_every and not self.chunk
         self._b2_edges, self._elig_edges, self._to_log, self._from_log = {}, {}, {}, {}
+        self._elig_to_log: dict[str, np.ndarray] = {}
+        #: Row-major flat indices of each projection's synapses in Brian2's order (``Values._in_b2_order``).
+        self._b2_flat: dict[str, np.ndarray] = {}
         #: The end Brian2's synapses are grouped by ("pre": the log's order, "post": by target), per key.
         self._b2_outer, self._elig_outer = {}, {}
         for key, (src, tgt) in self.edges.items():
@@ -46,6 +49,8 @@ class Assembly:
             self._from_log[key] = order
             split = self._split and key != "output"
             self._elig_edges[key] = (src[by_target], tgt[by_target]) if split else self._b2_edges[key]
+            #: eligibility (gradient) order → the log's edge order
+            self._elig_to_log[key] = np.argsort(by_target, kind="stable") if split else self._to_log[key]
             self._elig_outer[key] = "post" if split else self._b2_outer[key]
 
     def _copies(self, src: np.ndarray, tgt: np.ndarray, n_src: int, n_tgt: int) -> tuple:

@@ -30,6 +30,9 @@ class DenseOnRead(Mapping[str, np.ndarray]):
         (source, target) ids of each synaptic projection.
     shapes : mapping of str to (int, int)
         (post, pre) of each synaptic projection.
+    to_log : mapping of str to ndarray, optional
+        Per projection, the permutation that puts ``vectors`` in the run log's edge order
+        (:meth:`edge_vector`); none: they are in it.
     """
 
     def __init__(
@@ -37,8 +40,17 @@ class DenseOnRead(Mapping[str, np.ndarray]):
         vectors: Mapping[str, np.ndarray],
         edges: Mapping[str, tuple[np.ndarray, np.ndarray]],
         shapes: Mapping[str, tuple[int, int]],
+        to_log: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self._vectors, self._edges, self._shapes = dict(vectors), edges, shapes
+        self._to_log = to_log or {}
+
+    def edge_vector(self, key: str) -> np.ndarray:
+        """The gradient of ``key`` as an edge vector in the run log's order (the trainer's form where its
+        optimizer steps on edge vectors: no dense matrix is made); a new array."""
+        vec = self._vectors[key]
+        perm = self._to_log.get(key) if key in self._shapes else None
+        return vec.copy() if perm is None else vec[perm]
 
     def __getitem__(self, key: str) -> np.ndarray:
         vec = self._vectors[key]
@@ -207,7 +219,11 @@ class Readback:
                 esum[key] = np.array(raw[key]["esum"][part])
         grads["bias"] = raw["bias"][b * self.n_out : (b + 1) * self.n_out].copy()
         shapes = {key: (n_post, n_pre) for key, (n_pre, n_post) in self._sizes.items()}
-        return DenseOnRead(grads, self._elig_edges, shapes), DenseOnRead(esum, self._elig_edges, shapes)
+        to_log = self._elig_to_log
+        return (
+            DenseOnRead(grads, self._elig_edges, shapes, to_log),
+            DenseOnRead(esum, self._elig_edges, shapes, to_log),
+        )
 
     def _collect_adam(self) -> dict:
         """In-trial Adam's moments after the trial, in edge order."""

@@ -11,6 +11,7 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 
+from neuroplast.model.connectivity import Connectivity
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
@@ -275,3 +276,64 @@ def apply_updates(
         weights,
     )
     return new, feedback, updates
+
+
+#: The dense weight matrix of each projection of :class:`Weights`.
+_WEIGHT_ATTRS = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
+
+
+def apply_edge_updates(
+    rule: Any,
+    weights: Weights,
+    feedback: np.ndarray,
+    updates: dict[str, np.ndarray],
+    connectivity: Connectivity,
+    weight_edges: dict[str, np.ndarray],
+) -> tuple[Weights, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """:func:`apply_updates` for updates given as edge vectors (an optimizer stepping on edge vectors):
+    the same weights, B and applied updates bit for bit, without an N × N temporary per projection.
+
+    Every edge is on the connectivity, so the mask changes nothing; the rule's :meth:`adjust_updates` and
+    :meth:`after_update` see dense arrays — bit for bit those :func:`apply_updates` gives them — of the
+    projections it declares (:attr:`~neuroplast.plasticity.rules.Rule.dense_updates`; none when it
+    overrides neither); each new matrix is a copy of the old one whose edges receive ``w + Δw``, the very
+    sum of the dense path (whose entries off the edges stay 0).
+
+    Parameters
+    ----------
+    rule : Rule
+    weights : Weights
+        Weights before the update.
+    feedback : ndarray (N, n_out)
+        The rule's B state before the update.
+    updates : dict
+        ``input``, ``recurrent``, ``output``, ``bias`` changes from the optimizer, edge vectors in
+        ``connectivity``'s order.
+    connectivity : Connectivity
+        The edge layout of ``weights``.
+    weight_edges : dict
+        ``weights``' edge vectors (:meth:`Connectivity.weight_vectors`).
+
+    Returns
+    -------
+    weights : Weights       after the update
+    feedback : ndarray      the rule's B state after the update
+    updates : dict          the edge vectors of the changes actually applied
+    weight_edges : dict     the new weights' edge vectors
+    """
+    from neuroplast.plasticity.rules import Rule  # rules import this module
+
+    plain = type(rule).adjust_updates is Rule.adjust_updates and type(rule).after_update is Rule.after_update
+    updates = dict(updates)
+    if not plain:
+        dense = {k: connectivity.to_dense(k, updates[k]) for k in rule.dense_updates}
+        adjusted = rule.adjust_updates(dense, weights)
+        feedback = rule.after_update(feedback, weights, adjusted)
+        updates.update({k: connectivity.to_edges(k, adjusted[k]) for k in rule.dense_updates})
+    new_edges = {k: np.add(weight_edges[k], updates[k], dtype=float) for k in _WEIGHT_ATTRS}
+    new = {}
+    for key, attr in _WEIGHT_ATTRS.items():
+        new[key] = np.array(getattr(weights, attr), dtype=float, order="C")  # a copy of its own
+        connectivity.put(key, new[key], new_edges[key])
+    out = Weights.owning(new["input"], new["recurrent"], new["output"], new["bias"], weights)
+    return out, feedback, updates, new_edges

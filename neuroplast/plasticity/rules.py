@@ -99,6 +99,11 @@ class Rule:
     #: the network (per synapse); e-prop's (False) leaves the reset undifferentiated.  Such a rule runs
     #: on the online path, one trial (or batch) per launch, like a rule with its own :attr:`trace`.
     keeps_reset: ClassVar[bool] = False
+    #: The projections whose optimizer updates :meth:`adjust_updates` and :meth:`after_update` read or
+    #: change.  Where the optimizer steps on edge vectors (a large sparse network), the trainer makes only
+    #: these dense for them (given a dict of those keys alone) and keeps the others edge vectors; a rule
+    #: that overrides neither method needs none.  Default: every projection.
+    dense_updates: ClassVar[tuple[str, ...]] = ("input", "recurrent", "output", "bias")
 
     def __init__(self, training: Any) -> None:
         self.training = training  # the run's ``[training]`` options (learning rate, feedback_scale, ...)
@@ -278,6 +283,7 @@ class EpropAdaptive(EpropRandom):
     name = "eprop-adaptive"
     description = "e-prop, Kolen-Pollack adaptive feedback"
     brian2_update = {"hidden": "", "readout": "dw = dw - lam * w\nB = (1 - lam) * B + (dw + lam * w)"}
+    dense_updates = ("output",)
 
     def adjust_updates(self, updates: dict[str, np.ndarray], weights: Weights) -> dict[str, np.ndarray]:
         out = dict(updates)

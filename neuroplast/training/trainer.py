@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from neuroplast.plasticity.optim import (
     SGD,
     Adam,
     NestAdam,
+    apply_edge_updates,
     apply_updates,
     averaged,
     averaging_steps,
@@ -65,11 +66,14 @@ def _online(trainer: Trainer, results: list, datas: list) -> list[dict[str, np.n
     """Each trial's gradient as the simulation accumulated it, plus the rate-regularization term."""
     out = []
     for res in results:
-        grads = dict(res.grads)
+        grads = trainer.trial_grads(res.grads)
         if trainer.cfg.training.reg_coeff > 0 and not getattr(res, "regularized", False):
             r = _reg_signal(res.spike_count, trainer.T, trainer.cfg.training.reg_coeff, trainer.f_target)
-            grads["input"] = grads["input"] + r[:, None] * res.esum["input"]
-            grads["recurrent"] = grads["recurrent"] + r[:, None] * res.esum["recurrent"]
+            esum = trainer.trial_grads(res.esum, ("input", "recurrent"))
+            for key in ("input", "recurrent"):
+                # r_j Σe_ji per synapse: r of each edge's target (dense: r[:, None], the same products)
+                post = trainer.connectivity.edges[key][1] if trainer.edge_optimizer else (slice(None), None)
+                grads[key] = grads[key] + r[post] * esum[key]
         out.append(grads)
     return out
 
@@ -78,7 +82,7 @@ def _factorized(trainer: Trainer, results: list, datas: list) -> list[dict[str, 
     """The rule's NumPy gradient of every trial of the batch, in one ``rule.numpy_grads_batch`` call — or,
     when the simulation computed the same formula itself (cpp_standalone, docs/model.md §9), its gradients."""
     if trainer.compiled_gradients:
-        return [dict(res.grads) for res in results]
+        return [trainer.trial_grads(res.grads) for res in results]
     return trainer.rule.numpy_grads_batch(datas)
 
 
@@ -180,21 +184,34 @@ def chunk_length(cfg: Config, n_edges: int, *, auto: bool = False) -> int:
 
 
 def _check_finite(
-    iteration: int, losses: list[float], grads: dict[str, np.ndarray], weights: Weights | None = None
+    iteration: int,
+    losses: list[float],
+    grads: dict[str, np.ndarray],
+    weights: Weights | dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Raise :class:`DivergedError` naming the first non-finite loss, gradient or weight."""
+    """Raise :class:`DivergedError` naming the first non-finite loss, gradient or weight (``weights``: the
+    dense :class:`Weights`, or their edge vectors by projection — the same check, entries off the
+    connectivity being 0)."""
     for k, loss in enumerate(losses):
         if not np.isfinite(loss):
             raise DivergedError(iteration, f"the loss of trial {k + 1} of the batch is {loss}")
     for name, g in grads.items():
         if not np.all(np.isfinite(g)):
             raise DivergedError(iteration, f"the {name} gradient is not finite")
-    if weights is not None:
-        for name, w in (("input", weights.w_in), ("recurrent", weights.w_rec), ("output", weights.w_out)):
-            if not np.all(np.isfinite(w)):
-                raise DivergedError(iteration, f"the {name} weights are not finite after the update")
-        if not np.all(np.isfinite(weights.b_out)):
-            raise DivergedError(iteration, "the bias is not finite after the update")
+    if weights is None:
+        return
+    if isinstance(weights, Weights):
+        weights = {
+            "input": weights.w_in,
+            "recurrent": weights.w_rec,
+            "output": weights.w_out,
+            "bias": weights.b_out,
+        }
+    for name in ("input", "recurrent", "output"):
+        if not np.all(np.isfinite(weights[name])):
+            raise DivergedError(iteration, f"the {name} weights are not finite after the update")
+    if not np.all(np.isfinite(weights["bias"])):
+        raise DivergedError(iteration, "the bias is not finite after the update")
 
 
 def _batch_mean(grads_list: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -238,6 +255,9 @@ class IterationLog:
     in_trial: dict[str, np.ndarray] | None = None
     #: B at the end of the trial, before the (trial-end) update.
     feedback_end: np.ndarray | None = None
+    #: ``trial_grads`` and ``updates`` are edge vectors in the log's order (:attr:`Trainer.edge_optimizer`),
+    #: not dense matrices.
+    edges: bool = False
 
 
 @dataclass(frozen=True)
@@ -676,22 +696,27 @@ class Trainer:
         ]
         mean = _batch_mean(grads_list)
         _check_finite(it, losses, mean)
-        self.weights, self.feedback, updates = apply_updates(
-            self.rule,
-            self.weights,
-            self.feedback,
-            self._optimizer_step(
-                trainable(
-                    mean,
-                    self.cfg.training.train_output,
-                    self.cfg.network.readout_bias,
-                    self.cfg.training.train_recurrent,
-                )
-            ),
+        steps = self._optimizer_step(
+            trainable(
+                mean,
+                self.cfg.training.train_output,
+                self.cfg.network.readout_bias,
+                self.cfg.training.train_recurrent,
+            )
         )
-        _check_finite(it, [], {}, self.weights)
+        if self.edge_optimizer:  # edge vectors throughout: no N × N temporaries
+            self.weights, self.feedback, updates, edges = apply_edge_updates(
+                self.rule, w_before, self.feedback, steps, self.connectivity, self._weight_edges(w_before)
+            )
+            self._edges_of = (self.weights, edges)
+            _check_finite(it, [], {}, edges)
+        else:
+            self.weights, self.feedback, updates = apply_updates(self.rule, w_before, self.feedback, steps)
+            _check_finite(it, [], {}, self.weights)
         self.iteration += 1
-        return IterationLog(it, losses, grads_list, results, trials, w_before, fb, updates)
+        return IterationLog(
+            it, losses, grads_list, results, trials, w_before, fb, updates, edges=self.edge_optimizer
+        )
 
     def _in_trial_iteration(self, trials, w_before: Weights, fb: np.ndarray) -> IterationLog:
         """One trial that learns inside itself (docs/model.md §6), then the trial-end update."""
@@ -770,30 +795,28 @@ class Trainer:
         )
 
     def _optimizer_step(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The optimizer's dense updates for the dense gradients ``grads``.
+        """The optimizer's updates for the gradients ``grads`` (dense; edge vectors with
+        :attr:`edge_optimizer`, and then so are the updates).
 
         With :attr:`edge_optimizer` the optimizer steps on the edge vectors of the gradients: an optimizer
         of :data:`CHUNK_OPTIMIZER` acts element by element, and where no synapse is the dense step saw zero
         gradients, kept zero moments and gave a zero update (masked by ``apply_updates``), so the updates
         and the moments on the synapses are the same bit for bit — over N·p·N values instead of N·N (a
-        sparse net's step was ≈ 1/6 of an iteration at N = 3,000, p = 0.1).  :meth:`state` gives the
-        moments as dense matrices again.
+        sparse net's step was ≈ 1/6 of an iteration at N = 3,000, p = 0.1).
         """
-        if not self.edge_optimizer:
-            return self.optimizer.step(grads)
-        conn = self.connectivity
-        steps = self.optimizer.step({key: conn.to_edges(key, g) for key, g in grads.items()})
-        return {key: conn.to_dense(key, u) for key, u in steps.items()}
+        return self.optimizer.step(grads)
 
-    def _convert_moments(self, state: dict[str, Any], convert: Callable) -> dict[str, Any]:
-        """An optimizer state with its moments (``m``, ``v``: dicts by projection) converted by ``convert``
-        (``Connectivity.to_dense`` or ``to_edges``); unchanged without :attr:`edge_optimizer`."""
+    def trial_grads(
+        self, grads: Mapping[str, np.ndarray], keys: tuple[str, ...] = PROJECTIONS
+    ) -> dict[str, np.ndarray]:
+        """A simulated trial's gradients (``TrialResult.grads`` or ``esum``) as the iteration uses them:
+        edge vectors in the log's order with :attr:`edge_optimizer` (taken as they are where the result
+        keeps them, ``edge_vector``; never made dense), else dense matrices."""
         if not self.edge_optimizer:
-            return state
-        return {
-            k: {key: convert(key, a) for key, a in v.items()} if k in ("m", "v") else v
-            for k, v in state.items()
-        }
+            return {k: grads[k] for k in keys}
+        take = getattr(grads, "edge_vector", None)
+        conn = self.connectivity
+        return {k: take(k) if take is not None else conn.to_edges(k, grads[k]) for k in keys}
 
     def _adam_in(self) -> dict:
         """The Adam state as the network takes it (moments as edge-order vectors)."""
@@ -877,7 +900,9 @@ class Trainer:
             "update_every_steps": self.cfg.training.update_every_steps,
         }
 
-    def _trial_record(self, trial: Any, res: Any, grads: dict[str, np.ndarray], loss: float) -> TrialRecord:
+    def _trial_record(
+        self, trial: Any, res: Any, grads: dict[str, np.ndarray], loss: float, edges: bool = False
+    ) -> TrialRecord:
         kind, T, dt = self.task.kind, res.y.shape[0], self.cfg.simulation.dt_ms
         extras = {"rate_hz": float(res.spike_count.mean() / (T * dt * 1e-3))}
         if kind == "classification":
@@ -891,7 +916,10 @@ class Trainer:
             loss=loss,
             spikes={"recurrent": res.spikes, "input": (x_steps, x_ids)},
             extras=extras,
-            grads={p: {self.rule_name: v} for p, v in self.connectivity.edge_vectors(grads).items()},
+            grads={
+                p: {self.rule_name: v}
+                for p, v in (grads if edges else self.connectivity.edge_vectors(grads)).items()
+            },
             states={
                 **(getattr(res, "state", None) or {}),  # a neuron model's own states (docs/model.md §10)
                 **{v: getattr(res, v) for v in RECORDED if getattr(res, v) is not None},
@@ -901,17 +929,23 @@ class Trainer:
     def record(self, log: IterationLog) -> IterationRecord:
         """An :class:`IterationLog` just returned by :meth:`iterate`, in the run log's terms."""
         trials = [
-            self._trial_record(trial, res, g, loss)  # the loss iterate took (the same function of res.y)
+            # the loss iterate took (the same function of res.y)
+            self._trial_record(trial, res, g, loss, log.edges)
             for trial, res, g, loss in zip(log.trials, log.results, log.trial_grads, log.losses, strict=True)
         ]
-        ups = dict(log.updates)
         fb_end = log.feedback_before if log.feedback_end is None else log.feedback_end
-        ups["feedback"] = self.effective_feedback() - fb_end
+        fb_update = self.effective_feedback() - fb_end
+        if log.edges:
+            ups = {k: log.updates[k] for k in ("input", "recurrent", "output")}
+            ups["feedback"] = self.connectivity.to_edges("feedback", fb_update)
+            ups["bias"] = log.updates["bias"]
+        else:
+            ups = self.connectivity.edge_vectors({**log.updates, "feedback": fb_update})
         return IterationRecord(
             iteration=log.iteration,
             trials=trials,
             weights_before=self.weight_vectors(log.weights_before, log.feedback_before),
-            updates=self.connectivity.edge_vectors(ups),
+            updates=ups,
             state={k: _read_only(a) for k, a in self.flat_state(copy=False).items()},
             in_trial=log.in_trial,
         )
@@ -947,14 +981,35 @@ class Trainer:
             are copies unless ``copy`` is false.
         """
         cp = True if copy else None  # None: NumPy copies only what is not an array already
+        opt = self.optimizer.state()
+        if type(self.optimizer) in CHUNK_OPTIMIZER:  # element by element: the synapses' moments are all
+            opt = self._moments_as(opt, edges=True)
         return {
             "iteration": int(self.iteration),
             "weights": {k: np.array(v, copy=cp) for k, v in self._weight_edges(self.weights).items()},
             "feedback": np.array(self.feedback, copy=cp),
             "optimizer": {
                 k: ({n: np.array(a, copy=cp) for n, a in v.items()} if isinstance(v, dict) else v)
-                for k, v in self.optimizer.state().items()
+                for k, v in opt.items()
             },
+        }
+
+    def _moments_as(self, state: dict[str, Any], edges: bool) -> dict[str, Any]:
+        """An optimizer state with its moments (``m``, ``v``: dicts by projection) as edge vectors or dense
+        matrices, each converted only where it has the other form (by its shape; a bias is one vector in
+        both).  Dense moments off the connectivity, which an optimizer stepping on dense NumPy gradients
+        may hold, are dropped by ``edges``: an optimizer of :data:`CHUNK_OPTIMIZER` acts element by
+        element, and the updates there are masked, so they change nothing that is applied or logged."""
+        conn = self.connectivity
+
+        def convert(key: str, a: np.ndarray) -> np.ndarray:
+            if key == "bias" or (np.ndim(a) == 1) == edges:
+                return a
+            return conn.to_edges(key, a) if edges else conn.to_dense(key, a)
+
+        return {
+            k: {key: convert(key, a) for key, a in v.items()} if k in ("m", "v") else v
+            for k, v in state.items()
         }
 
     def _weight_edges(self, weights: Weights) -> dict[str, np.ndarray]:
@@ -1000,8 +1055,8 @@ class Trainer:
         self._edges_of = (self.weights, arrays)
         self.feedback = fb.copy()
         opt = state["optimizer"]
-        if dense:  # version 1 stored the moments dense
-            opt = self._convert_moments(opt, conn.to_edges)
+        if type(self.optimizer) in CHUNK_OPTIMIZER:  # the form this trainer's optimizer steps on
+            opt = self._moments_as(opt, edges=self.edge_optimizer)
         self.optimizer.load_state(opt)
         self.iteration = int(state["iteration"])
         self._pending.clear()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from neuroplast.config import TrainingConfig
+from neuroplast.model.connectivity import Connectivity
 from neuroplast.model.params import Weights
-from neuroplast.plasticity.optim import SGD, Adam, apply_updates
-from neuroplast.plasticity.rules import get_rule
+from neuroplast.plasticity.optim import SGD, Adam, apply_edge_updates, apply_updates
+from neuroplast.plasticity.rules import Rule, get_rule
 
 #: Adam written out below performs the same operations in the same order as the optimizer on each
 #: element, so the two agree to rounding; 1e-14 relative allows for NumPy's vectorised power and sqrt.
@@ -87,6 +89,56 @@ def test_apply_updates_masks_and_applies_every_projection() -> None:
         assert np.any(after[k] != before[k]), k  # the check can fail: every projection moved
     np.testing.assert_array_equal(fb_new, fb)  # symmetric e-prop's B state does not follow W_out here
     np.testing.assert_array_equal(new.mask_rec, w.mask_rec)
+
+
+class _ScalesRecurrent(Rule):
+    """A third party's rule that changes the recurrent updates (and so declares every projection dense)."""
+
+    name = "test-scales-recurrent"
+
+    def adjust_updates(self, updates, weights):
+        return {**updates, "recurrent": 0.5 * updates["recurrent"] - 0.1 * weights.w_rec}
+
+    def after_update(self, b, weights, updates):
+        return b + updates["output"].T
+
+
+@pytest.mark.parametrize("rule", ["eprop", "eprop-adaptive", "scales-recurrent"])
+def test_apply_edge_updates_is_apply_updates_bit_for_bit(rule: str) -> None:
+    """The edge-vector form gives the dense form's weights, B and applied updates bit for bit (the claim is
+    bit identity: the same additions on the same float64s), for a rule that overrides nothing, a built-in
+    that changes W_out's updates and B (declaring ``dense_updates = ("output",)``), and a rule that
+    changes the recurrent ones (declaring nothing: every projection made dense for it)."""
+    rng = np.random.default_rng(11)
+    n_rec, n_in, n_out = 9, 5, 2
+    w = Weights(
+        rng.normal(size=(n_rec, n_in)),
+        rng.normal(size=(n_rec, n_rec)),
+        rng.normal(size=(n_out, n_rec)),
+        rng.normal(size=n_out),
+        rng.random((n_rec, n_in)) < 0.6,
+        rng.random((n_rec, n_rec)) < 0.3,
+        rng.random((n_out, n_rec)) < 0.8,
+    )
+    conn = Connectivity.of(w)
+    training = TrainingConfig(weight_decay=0.01)
+    r = _ScalesRecurrent(training) if rule == "scales-recurrent" else get_rule(rule)(training)
+    edge_ups = {k: rng.normal(size=conn.n_edges(k)) for k in ("input", "recurrent", "output", "bias")}
+    dense_ups = {k: conn.to_dense(k, u) for k, u in edge_ups.items()}
+    fb = rng.normal(size=(n_rec, n_out))
+    want, want_fb, want_applied = apply_updates(r, w, fb, dense_ups)
+    got, got_fb, got_applied, got_edges = apply_edge_updates(r, w, fb, edge_ups, conn, conn.weight_vectors(w))
+    for attr in ("w_in", "w_rec", "w_out", "b_out", "mask_rec"):
+        assert np.array_equal(getattr(got, attr), getattr(want, attr)), attr
+    assert np.array_equal(got_fb, want_fb)
+    for k, u in conn.edge_vectors(want_applied).items():
+        assert np.array_equal(got_applied[k], u), k
+    for k, v in conn.weight_vectors(want).items():
+        assert np.array_equal(got_edges[k], v), k
+    assert not np.array_equal(got.w_rec, w.w_rec)  # the comparison can fail: the weights moved
+    changes = {"eprop": None, "eprop-adaptive": "output", "scales-recurrent": "recurrent"}[rule]
+    for k in edge_ups:  # the rule's change is seen where it makes one
+        assert np.array_equal(got_applied[k], edge_ups[k]) == (k != changes), k
 
 
 def test_weights_owning_is_the_constructor_bit_for_bit_without_copies() -> None:
