@@ -146,7 +146,14 @@ class Weights:
 
     @classmethod
     def owning(
-        cls, w_in: np.ndarray, w_rec: np.ndarray, w_out: np.ndarray, b_out: np.ndarray, masks: Weights
+        cls,
+        w_in: np.ndarray,
+        w_rec: np.ndarray,
+        w_out: np.ndarray,
+        b_out: np.ndarray,
+        masks: Weights,
+        *,
+        zero_off_masks: bool = True,
     ) -> Weights:
         """``Weights(w_in, w_rec, w_out, b_out, masks.mask_in, masks.mask_rec, masks.mask_out)`` bit for
         bit, made of the given float64 arrays themselves — the caller gives them up: the entries off the
@@ -155,6 +162,9 @@ class Weights:
         The constructor copies every matrix and mask (a fresh N × N array per update: ≈ 1/10 of Python's
         time per iteration at N = 3,000); :func:`~neuroplast.plasticity.optim.apply_updates` makes new
         weights of sums it owns.
+
+        ``zero_off_masks=False``: the caller guarantees that they are 0 there already (copies of masked
+        weights that received values on their edges only); nothing is set then.
 
         Raises
         ------
@@ -169,7 +179,8 @@ class Weights:
         ):
             if a.dtype != np.float64 or a.shape != mask.shape:
                 raise ValueError(f"{name}: {a.dtype} {a.shape}, expected float64 {mask.shape}")
-            np.putmask(a, ~mask, 0.0)  # np.where(mask, a, 0.0), in place
+            if zero_off_masks:
+                np.putmask(a, ~mask, 0.0)  # np.where(mask, a, 0.0), in place
             setattr(new, name, a)
         if b_out.dtype != np.float64 or b_out.shape != masks.b_out.shape:
             raise ValueError(f"b_out: {b_out.dtype} {b_out.shape}, expected float64 {masks.b_out.shape}")

@@ -335,5 +335,8 @@ def apply_edge_updates(
     for key, attr in _WEIGHT_ATTRS.items():
         new[key] = np.array(getattr(weights, attr), dtype=float, order="C")  # a copy of its own
         connectivity.put(key, new[key], new_edges[key])
-    out = Weights.owning(new["input"], new["recurrent"], new["output"], new["bias"], weights)
+    # copies of masked weights that changed on their edges only: 0 off the masks already
+    out = Weights.owning(
+        new["input"], new["recurrent"], new["output"], new["bias"], weights, zero_off_masks=False
+    )
     return out, feedback, updates, new_edges
