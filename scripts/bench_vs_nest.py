@@ -106,7 +106,7 @@ with _flush_schedule(RunWriter(sys.argv[2], **tr.log_header(), force=True), tr) 
     for _ in range(cfg.training.iterations):
         sim[0] = 0.0
         t1 = time.perf_counter(); log = tr.iterate(); t2 = time.perf_counter()
-        rec = tr.record(log); t3 = time.perf_counter()
+        rec = tr.record(log); del log; t3 = time.perf_counter()  # kept by nobody, as in neuroplast run
         log_iteration(w, rec); t4 = time.perf_counter()
         rates = [t.extras["rate_hz"] for t in rec.trials]
         rows.append((t4 - t1, sim[0], t2 - t1 - sim[0], t3 - t2, t4 - t3, sum(rates) / len(rates)))

@@ -11,6 +11,7 @@ batch-mean gradient goes through the optimizer and is applied once per iteration
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -422,7 +423,10 @@ class Trainer:
         #: Whether the optimizer steps on edge vectors (its moments too) instead of dense matrices: set by
         #: :meth:`_network` where every gradient is zero off the connectivity (:meth:`_optimizer_step`).
         self.edge_optimizer = False
-        self._edges_of: tuple[Weights, dict[str, np.ndarray]] | None = None
+        #: The edge vectors of the last two :class:`Weights` asked for (:meth:`_weight_edges`), newest last.
+        self._edges_of: list[tuple[Weights, dict[str, np.ndarray]]] = []
+        #: The weights before the last update (:meth:`_take_spare`).
+        self._spare: Weights | None = None
         self.net = simulator if simulator is not None else self._network(record)
         self.iteration = 0
 
@@ -706,9 +710,16 @@ class Trainer:
         )
         if self.edge_optimizer:  # edge vectors throughout: no N × N temporaries
             self.weights, self.feedback, updates, edges = apply_edge_updates(
-                self.rule, w_before, self.feedback, steps, self.connectivity, self._weight_edges(w_before)
+                self.rule,
+                w_before,
+                self.feedback,
+                steps,
+                self.connectivity,
+                self._weight_edges(w_before),
+                spare=self._take_spare(),
             )
-            self._edges_of = (self.weights, edges)
+            self._remember_edges(self.weights, edges)
+            self._spare = w_before  # the next update may write into these if nobody reads them then
             _check_finite(it, [], {}, edges)
         else:
             self.weights, self.feedback, updates = apply_updates(self.rule, w_before, self.feedback, steps)
@@ -1012,15 +1023,38 @@ class Trainer:
             for k, v in state.items()
         }
 
+    def _take_spare(self) -> Weights | None:
+        """The weights two updates old, for the next update to write into (:func:`apply_edge_updates`),
+        if nothing but this trainer refers to them or to their arrays any more (an :class:`IterationLog`
+        kept by the caller, a user's reference: fresh arrays then), else None.  Weights are never changed
+        in place while anyone can read them."""
+        spare, self._spare = self._spare, None
+        if spare is None or spare is self.weights:
+            return None
+        self._edges_of = [held for held in self._edges_of if held[0] is not spare]  # its edges: read no more
+        if sys.getrefcount(spare) > 2:  # `spare` and the argument
+            return None
+        # each array: `spare`'s attribute and the argument
+        if any(sys.getrefcount(getattr(spare, n)) > 2 for n in ("w_in", "w_rec", "w_out", "b_out")):
+            return None
+        return spare
+
     def _weight_edges(self, weights: Weights) -> dict[str, np.ndarray]:
         """Edge vectors of ``weights`` (``input``, ``recurrent``, ``output``, ``bias``), computed once per
         :class:`Weights` object: weights are replaced, never changed in place, and an iteration's
         :meth:`state` and the next one's record read the same weights (one gather over the dense matrices
         instead of two)."""
-        held = self._edges_of
-        if held is None or held[0] is not weights:
-            held = self._edges_of = (weights, self.connectivity.weight_vectors(weights))
-        return held[1]
+        for held, edges in self._edges_of:
+            if held is weights:
+                return edges
+        edges = self.connectivity.weight_vectors(weights)
+        self._remember_edges(weights, edges)
+        return edges
+
+    def _remember_edges(self, weights: Weights, edges: dict[str, np.ndarray]) -> None:
+        """Keep ``weights``' edge vectors with those asked for last (an iteration's record reads the
+        weights before its update, its resume state those after it)."""
+        self._edges_of = [*self._edges_of[-1:], (weights, edges)]
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state` (connectivity masks stay those of this trainer's initialization).
@@ -1052,7 +1086,8 @@ class Trainer:
         if fb.shape != np.shape(self.feedback):
             raise ValueError(f"state: feedback has shape {fb.shape}, expected {np.shape(self.feedback)}")
         self.weights = conn.weights(arrays)  # zero off the connectivity, as every Weights
-        self._edges_of = (self.weights, arrays)
+        self._edges_of = [(self.weights, arrays)]
+        self._spare = None
         self.feedback = fb.copy()
         opt = state["optimizer"]
         if type(self.optimizer) in CHUNK_OPTIMIZER:  # the form this trainer's optimizer steps on

@@ -141,6 +141,42 @@ def test_apply_edge_updates_is_apply_updates_bit_for_bit(rule: str) -> None:
         assert np.array_equal(got_applied[k], edge_ups[k]) == (k != changes), k
 
 
+def test_apply_edge_updates_into_spare_weights_is_the_same_update() -> None:
+    """Written into older weights of the same connectivity (the trainer's spare), the update is bit for bit
+    the one into fresh copies (the claim is bit identity), in the spare's own arrays, and the weights
+    being updated are never written."""
+    rng = np.random.default_rng(3)
+    n_rec, n_in, n_out = 8, 4, 2
+    masks = (rng.random((n_rec, n_in)) < 0.5, rng.random((n_rec, n_rec)) < 0.3, np.ones((n_out, n_rec), bool))
+    w0 = Weights(
+        rng.normal(size=(n_rec, n_in)),
+        rng.normal(size=(n_rec, n_rec)),
+        rng.normal(size=(n_out, n_rec)),
+        rng.normal(size=n_out),
+        *masks,
+    )
+    conn = Connectivity.of(w0)
+    rule = get_rule("eprop-adaptive")(TrainingConfig(weight_decay=0.01))
+    fb = rng.normal(size=(n_rec, n_out))
+    ups = [
+        {k: rng.normal(size=conn.n_edges(k)) for k in ("input", "recurrent", "output", "bias")}
+        for _ in range(2)
+    ]
+    w1, fb1, _, e1 = apply_edge_updates(rule, w0, fb, ups[0], conn, conn.weight_vectors(w0))
+    kept = {a: getattr(w1, a).copy() for a in ("w_in", "w_rec", "w_out", "b_out")}
+    fresh, fb_f, up_f, e_f = apply_edge_updates(rule, w1, fb1, ups[1], conn, e1)
+    into, fb_s, up_s, e_s = apply_edge_updates(rule, w1, fb1, ups[1], conn, e1, spare=w0)
+    for a in ("w_in", "w_rec", "w_out", "b_out"):
+        assert np.array_equal(getattr(into, a), getattr(fresh, a)), a
+        assert getattr(into, a) is getattr(w0, a)  # the spare's arrays, overwritten on the edges
+        assert np.array_equal(getattr(w1, a), kept[a]), a  # the weights updated are untouched
+    assert np.array_equal(fb_s, fb_f)
+    for k in up_f:
+        assert np.array_equal(up_s[k], up_f[k]) and np.array_equal(e_s[k], e_f[k]), k
+    with pytest.raises(ValueError, match="spare"):
+        apply_edge_updates(rule, w1, fb1, ups[1], conn, e1, spare=w1)
+
+
 def test_weights_owning_is_the_constructor_bit_for_bit_without_copies() -> None:
     rng = np.random.default_rng(6)
     n_rec, n_in, n_out = 5, 3, 2
