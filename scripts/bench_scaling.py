@@ -217,16 +217,26 @@ def _label(path: str, root: str, threads: int, roots: list[str], all_threads: li
 
 
 def _print_thread_ratios(row: dict, columns: list[str], threads: list[int]) -> None:
-    """With several thread counts: per column, seconds per iteration with the first count over each other."""
+    """With several thread counts: per column, seconds per iteration with the first count over each other,
+    for the iteration and for the binary's part of it (the iteration less Python's share)."""
     if len(threads) < 2:
         return
     for col in columns:
-        times = {t: row.get(f"{col}/t{t}", {}).get("per_iteration_s") for t in threads}
-        if times[threads[0]] is None:
+        runs = {t: row.get(f"{col}/t{t}", {}) for t in threads}
+        if "per_iteration_s" not in runs[threads[0]]:
             continue
-        ratios = [f"t{threads[0]}/t{t} {times[threads[0]] / times[t]:.2f}" for t in threads[1:] if times[t]]
+        binary = {
+            t: r["per_iteration_s"] * (1 - r["python_share"]) for t, r in runs.items() if "python_share" in r
+        }
+        t0 = threads[0]
+        ratios = {
+            f"t{t0}/t{t}": [runs[t0]["per_iteration_s"] / runs[t]["per_iteration_s"], binary[t0] / binary[t]]
+            for t in threads[1:]
+            if "per_iteration_s" in runs[t]
+        }
         row.setdefault("thread_ratios", {})[col] = ratios
-        print(f"  {col:10s} {', '.join(ratios)}", flush=True)
+        text = ", ".join(f"{k} {it:.2f} (binary {b:.2f})" for k, (it, b) in ratios.items())
+        print(f"  {col:10s} {text}", flush=True)
 
 
 def _print(row: dict, paths: list[str]) -> None:

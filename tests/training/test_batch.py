@@ -19,12 +19,14 @@ from tests.helpers import IN_TRIAL_TOML, SMALL_EVIDENCE_TOML, assert_same_record
 pytestmark = pytest.mark.brian2
 
 #: (config, changes): ALIF neurons, cross-entropy with recall windows, random feedback, Adam, the factorized
-#: path on cpp_standalone (also with 2 OpenMP threads); LIF regression on the online path (eligibility
-#: traces in every copy), runtime.  The one-trial-per-launch run of every case has one thread.
+#: path on cpp_standalone (also with 2 and 3 threads sharing the gradient computed in the binary: 20 neurons'
+#: columns split 10/10 and 6/7/7); LIF regression on the online path (eligibility traces in every copy),
+#: runtime.  The one-trial-per-launch run of every case has one thread.
 _EVIDENCE = {"training": {"optimizer": "adam", "iterations": 3, "batch_size": 3, "path": "factorized"}}
 CASES = {
     "evidence-factorized-cpp": (SMALL_EVIDENCE_TOML, _EVIDENCE),
     "evidence-factorized-cpp-2-threads": (SMALL_EVIDENCE_TOML, {**_EVIDENCE, "simulation": {"threads": 2}}),
+    "evidence-factorized-cpp-3-threads": (SMALL_EVIDENCE_TOML, {**_EVIDENCE, "simulation": {"threads": 3}}),
     "sine-online-runtime": (
         IN_TRIAL_TOML,
         {
