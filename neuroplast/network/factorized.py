@@ -45,6 +45,10 @@ __all__ = ["ARRAYS", "PSI_HEADER", "PSI_RECORDER", "THREADS_HEADER", "Sizes", "g
 PSI_HEADER = "neuroplast_psi.h"
 #: The C++ header of the threads that share the gradient code's work (``neuroplast_parallel``).
 THREADS_HEADER = "neuroplast_threads.h"
+#: The least work (element updates: the recurrent neurons times the spikes, plus steps times neurons) per
+#: thread of the gradient code: smaller gradients are computed in one thread, with the same bits (2**25:
+#: ≈ 10 ms; at N = 1,000, p = 0.1 and 23 Hz a sine trial is 2.9e7, at N = 3,000 and 11 Hz 1.2e8).
+MIN_THREAD_WORK = 2**25
 #: The Brian2 function that appends each step's ψ to that record (:func:`psi_recorder`).
 PSI_RECORDER = "neuroplast_record_psi"
 
@@ -132,30 +136,34 @@ _TEMPLATE = r"""
   std::vector<int> np_in_step(@in_i@.size()), np_rec_step(@rec_i@.size());
   for (size_t s = 0; s < np_in_step.size(); s++) np_in_step[s] = (int)floor(@in_t@[s] / np_dt + 0.5);
   for (size_t s = 0; s < np_rec_step.size(); s++) np_rec_step[s] = (int)floor(@rec_t@[s] / np_dt + 0.5);
-  // The gradient matrices, (presynaptic neuron of all copies) x (postsynaptic neuron of its copy), are
-  // allocated here and zeroed by the thread that owns each element (below).
+  // The gradient matrices, (presynaptic neuron of all copies) x (postsynaptic neuron of its copy), zero:
+  // calloc's fresh pages are zero already (written only where a neuron spiked, not cleared first).
   std::vector<double> np_q(nA, 0.0), np_c(nA, 0.0);
-  std::unique_ptr<double[]> np_gin(new double[(size_t)NPB * NPI * NPN]);
-  std::unique_ptr<double[]> np_grec(new double[(size_t)NPW * NPN]), np_gout(new double[(size_t)NPW * NPK]);
+  const std::unique_ptr<double[], decltype(&free)> np_gin(
+      (double*)calloc((size_t)NPB * NPI * NPN, sizeof(double)), &free),
+      np_grec((double*)calloc((size_t)NPW * NPN, sizeof(double)), &free),
+      np_gout((double*)calloc((size_t)NPW * NPK, sizeof(double)), &free);
+  if (!np_gin || !np_grec || !np_gout) {
+    std::cerr << "neuroplast: no memory for the gradients" << std::endl;
+    exit(3);
+  }
   const double v_in = np_cin * 1.0;
+  // Threads only for work worth one: the parts are independent, so any number of them gives the same bits,
+  // and below @min_work@ element updates per part (a few ms) they run one after the other in this thread —
+  // a thread's start and, on a loaded machine, the wait for it cost more than it saves.
+  const double np_work = (double)NPN * (np_in_step.size() + np_rec_step.size()) + (double)NPT * NPW;
+  const int np_parts = np_work >= @min_work@ * NPTH ? NPTH : std::max(1, (int)(np_work / @min_work@));
   // One pass from t = T down to 1 over the rows of all copies (ψ's record read once, in order):
   //   ẽrr_t = err_t + κ ẽrr_{t+1};  h_t = (L̃_t + R) ψ_t;  adapting neurons: q_t = (ρ − β ψ_{t+1}) q_{t+1}
   //   + c_{t+1}, c_t = −β h_t, F_t = h_t + ψ_t q_t (else F_t = h_t);  G_t = F_t + α G_{t+1};
   //   then the contractions of G_t with the input spikes of step t and the recurrent spikes of step t − 1,
   //   and of c_out ẽrr_t with the recurrent spikes of step t (each sum over the steps, from the last).
-  // Every column j of a copy is independent of the others: worker w of NPTH takes the columns [j0, j1) of
+  // Every column j of a copy is independent of the others: part w of np_parts takes the columns [j0, j1) of
   // every copy (G, q, c and the gradients' columns j; the readout's rows of neurons j) and does the whole
-  // pass for them, with no exchange between workers.  Each element sees the same operations in the same
-  // order for every NPTH (network/include/neuroplast_threads.h).
-  neuroplast_parallel(NPTH, [&](int w) {
-    const int j0 = (int)((long)NPN * w / NPTH), j1 = (int)((long)NPN * (w + 1) / NPTH);
-    for (size_t r = 0; r < (size_t)NPB * NPI; r++)
-      for (int j = j0; j < j1; j++) np_gin[r * NPN + j] = 0.0;
-    for (size_t r = 0; r < (size_t)NPW; r++)
-      for (int j = j0; j < j1; j++) np_grec[r * NPN + j] = 0.0;
-    for (int b = 0; b < NPB; b++)
-      for (int j = j0; j < j1; j++)
-        for (int k = 0; k < NPK; k++) np_gout[((size_t)b * NPN + j) * NPK + k] = 0.0;
+  // pass for them, with no exchange between parts.  Each element sees the same operations in the same
+  // order for every number of parts (network/include/neuroplast_threads.h).
+  neuroplast_parallel(np_parts, [&](int w) {
+    const int j0 = (int)((long)NPN * w / np_parts), j1 = (int)((long)NPN * (w + 1) / np_parts);
     std::vector<int> mine;  // this worker's adapting neurons (indices into np_alif)
     for (int a = 0; a < nA; a++)
       if (np_alif[a] % NPN >= j0 && np_alif[a] % NPN < j1) mine.push_back(a);
@@ -223,19 +231,19 @@ _TEMPLATE = r"""
   }
   // every synapse: its gradient (g*[presynaptic neuron of all copies][postsynaptic neuron of its copy]),
   // each worker a range of synapses
-  neuroplast_parallel(NPTH, [&](int w) {
+  neuroplast_parallel(np_parts, [&](int w) {
     size_t n = @in_g@.size();
-    for (size_t s = n * w / NPTH; s < n * (w + 1) / NPTH; s++) {
+    for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
       const int b = (int)(s / np_e_in);
       @in_g@[s] = np_gin[(size_t)@in_pre@[s] * NPN + (@in_post@[s] - b * NPN)];
     }
     n = @rec_g@.size();
-    for (size_t s = n * w / NPTH; s < n * (w + 1) / NPTH; s++) {
+    for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
       const int b = (int)(s / np_e_rec);
       @rec_g@[s] = np_grec[(size_t)@rec_pre@[s] * NPN + (@rec_post@[s] - b * NPN)];
     }
     n = @out_g@.size();
-    for (size_t s = n * w / NPTH; s < n * (w + 1) / NPTH; s++) {
+    for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
       const int b = (int)(s / np_e_out);
       @out_g@[s] = np_gout[(size_t)@out_pre@[s] * NPK + (@out_post@[s] - b * NPK)];
     }
@@ -244,7 +252,9 @@ _TEMPLATE = r"""
 """
 
 
-def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, ...] = ()) -> str:
+def gradient_code(
+    names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, ...] = (), min_work: float = MIN_THREAD_WORK
+) -> str:
     """The C++ block (for ``device.insert_code("after_network_run", ...)``) of the factorized gradients.
 
     Parameters
@@ -256,6 +266,8 @@ def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, .
     clear : tuple of str
         Keys of ``names`` (``2d`` or ``vec`` arrays) emptied after the gradients, so that the binary does not
         write them to its results (the monitors that only the gradient reads: the error, the input spikes).
+    min_work : float
+        The least work per thread (:data:`MIN_THREAD_WORK`; 0: always ``sizes.threads`` threads).
     """
     missing = sorted(set(ARRAYS) - set(names))
     if missing:
@@ -264,7 +276,8 @@ def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, .
     if bad:
         raise ValueError(f"gradient_code: cannot clear {', '.join(bad)}")
     code = _TEMPLATE
-    for key, value in {**{k: str(v) for k, v in vars(sizes).items()}, **names}.items():
+    fill = {**{k: str(v) for k, v in vars(sizes).items()}, "min_work": f"{float(min_work)!r}", **names}
+    for key, value in fill.items():
         code = code.replace(f"@{key}@", value)
     lines = "".join(f"  {names[k]}.{'resize(0, 0)' if ARRAYS[k] == '2d' else 'clear()'};\n" for k in clear)
     code = code.replace("@clear@", lines)

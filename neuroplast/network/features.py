@@ -182,4 +182,4 @@ class Features:
             k: device.get_array_name(obj.variables[v], access_data=False) for k, (obj, v) in where.items()
         }
         sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
-        return fz.gradient_code(names, sizes, clear=("err", "in_i", "in_t"))
+        return fz.gradient_code(names, sizes, clear=("err", "in_i", "in_t"), min_work=fz.MIN_THREAD_WORK)

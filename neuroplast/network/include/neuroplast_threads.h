@@ -6,6 +6,9 @@
 #ifndef NEUROPLAST_THREADS_H
 #define NEUROPLAST_THREADS_H
 
+#include <algorithm>  // std::max; calloc, free and unique_ptr: what the code that runs the parts uses
+#include <cstdlib>
+#include <memory>
 #include <system_error>
 #include <thread>
 #include <vector>
