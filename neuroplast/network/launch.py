@@ -72,7 +72,7 @@ class Launch:
         path there is none: the synaptic propagation writes neuron variables (one thread in Brian2's OpenMP
         code), and the per-neuron loops (a few thousand elements at most) are less work than the fork and
         join of every code object at every step (about 13 a step), which on a loaded machine also waits at
-        each step for the thread that runs late (×0.24–0.30 at N = 1,000–3,000, docs/benchmarks.md).  There
+        each step for the thread that runs late (3–25× slower at N = 1,000–3,000, docs/benchmarks.md).  There
         the threads share the gradient computed after the run instead (:mod:`.factorized`).
         """
         return self.threads if self.threads > 1 and not self.factorized else 0
