@@ -9,7 +9,7 @@
 The workload is the sine-wave task of ``models/sine.toml`` (100 Poisson inputs at 50 Hz, 1000 steps of 1 ms,
 one readout, batch 1, symmetric e-prop, Adam) with N recurrent LIF neurons connected with probability p
 (``network.n_rec``, ``network.p_rec``; the initial weights scaled by the fan-in as the config does), on
-cpp_standalone with one thread.  For every size and every repeat, in this order:
+cpp_standalone with one thread (``--threads``: others too).  For every size and every repeat, in this order:
 
 * NEST 3.10 (up to ``--nest-max-synapses``): ``eprop_supervised_regression_sine-waves_bsshslm_2020.py``
   with ``n_rec = N`` and, for p < 1, the recurrent connection drawn ``pairwise_bernoulli`` with weights
