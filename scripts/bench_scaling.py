@@ -4,12 +4,12 @@
                                     [--iterations 0] [--nest-iterations 3] [--repeats 1]
                                     [--paths online,factorized]
                                     [--no-nest] [--nest-max-synapses 2e6] [--json FILE]
-                                    [--roots DIR,DIR] [--profile]
+                                    [--roots DIR,DIR] [--threads 1,2] [--profile]
 
 The workload is the sine-wave task of ``models/sine.toml`` (100 Poisson inputs at 50 Hz, 1000 steps of 1 ms,
 one readout, batch 1, symmetric e-prop, Adam) with N recurrent LIF neurons connected with probability p
 (``network.n_rec``, ``network.p_rec``; the initial weights scaled by the fan-in as the config does), on
-cpp_standalone with one thread.  For every size and every repeat, in this order:
+cpp_standalone with one thread (``--threads``: others too).  For every size and every repeat, in this order:
 
 * NEST 3.10 (up to ``--nest-max-synapses``): ``eprop_supervised_regression_sine-waves_bsshslm_2020.py``
   with ``n_rec = N`` and, for p < 1, the recurrent connection drawn ``pairwise_bernoulli`` with weights
@@ -28,7 +28,9 @@ and which path ``training.path = "auto"`` picks (:func:`neuroplast.training.trai
 model) — marked ``*`` when it is the faster of the paths measured in that repeat.
 
 ``--roots``: neuroplast packages to run the child on, alternating (e.g. a checkout of main and this one:
-before/after in one run; default: this checkout).  ``--profile``: the child runs its iterations under
+before/after in one run; default: this checkout).  ``--threads``: ``simulation.threads`` values to run each
+path with, alternating (e.g. ``1,2``: the ratio of one thread to two measured in one run, printed as
+``t1/tN``; default 1).  ``--profile``: the child runs its iterations under
 cProfile and the functions with the most time of their own are printed (the binary's wait included).
 
 Physical minimum (issue 26): ≈ 1 ns per memory-bound operation over 2·N·T neuron steps, twice the synaptic
@@ -82,10 +84,10 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict, float
     return info, wall, mem, (error.strip().splitlines() or ["?"])[-1][:200] if error else ""
 
 
-def _config(n: int, p: float, iterations: int, path: str) -> dict:
+def _config(n: int, p: float, iterations: int, path: str, threads: int = 1) -> dict:
     data = tomllib.loads((ROOT / "models" / "sine.toml").read_text())
     data["network"].update(n_rec=n, p_rec=p)
-    data["simulation"]["device"] = "cpp_standalone"
+    data["simulation"].update(device="cpp_standalone", threads=threads)
     data["training"].update(iterations=iterations, path=path)
     return data
 
@@ -134,9 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--roots", default=str(ROOT), help="neuroplast checkouts to run, alternating (comma-separated)"
     )
+    ap.add_argument(
+        "--threads", default="1", help="simulation.threads values to run every path with, alternating"
+    )
     ap.add_argument("--profile", action="store_true", help="print the child's top functions (cProfile)")
     args = ap.parse_args(argv)
     roots = args.roots.split(",")
+    threads = [int(t) for t in args.threads.split(",")]
     child = _profiled_child(args.profile)
     sizes = [(int(a), float(b)) for a, b in (s.split(":") for s in args.sizes.split(","))]
     paths = args.paths.split(",")
@@ -167,12 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 iterations = args.iterations or (40 if syn < 1e5 else 12 if syn < 2e6 else 4)
                 row["iterations"] = iterations
-                for path, root in ((p_, r) for p_ in paths for r in roots):
-                    cfg = _config(n, p, iterations, path)
+                for path, root, t in ((p_, r, t_) for p_ in paths for r in roots for t_ in threads):
+                    cfg = _config(n, p, iterations, path, t)
                     out = str(Path(tmp) / "bench.h5")
                     info, _, mem, err = _run([sys.executable, "-c", child, json.dumps(cfg), out, root], env)
-                    if len(roots) > 1:
-                        path = f"{path}@{Path(root).name}"
+                    path = _label(path, root, t, roots, threads)
                     if err:
                         row[path] = {"error": err}
                         continue
@@ -190,11 +195,48 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     if "per_iteration_s" in row.get("nest", {}):
                         row[path]["vs_nest"] = per / row["nest"]["per_iteration_s"]
-                _print(row, [f"{p_}@{Path(r).name}" if len(roots) > 1 else p_ for p_ in paths for r in roots])
+                _print(
+                    row, [_label(p_, r, t, roots, threads) for p_ in paths for r in roots for t in threads]
+                )
+                _print_thread_ratios(
+                    row, [_label(p_, r, 1, roots, [1]) for p_ in paths for r in roots], threads
+                )
                 rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
+
+
+def _label(path: str, root: str, threads: int, roots: list[str], all_threads: list[int]) -> str:
+    """A path's column: ``path``, ``@root`` with several roots, ``/tN`` with several thread counts."""
+    return (
+        path
+        + (f"@{Path(root).name}" if len(roots) > 1 else "")
+        + (f"/t{threads}" if len(all_threads) > 1 else "")
+    )
+
+
+def _print_thread_ratios(row: dict, columns: list[str], threads: list[int]) -> None:
+    """With several thread counts: per column, seconds per iteration with the first count over each other,
+    for the iteration and for the binary's part of it (the iteration less Python's share)."""
+    if len(threads) < 2:
+        return
+    for col in columns:
+        runs = {t: row.get(f"{col}/t{t}", {}) for t in threads}
+        if "per_iteration_s" not in runs[threads[0]]:
+            continue
+        binary = {
+            t: r["per_iteration_s"] * (1 - r["python_share"]) for t, r in runs.items() if "python_share" in r
+        }
+        t0 = threads[0]
+        ratios = {
+            f"t{t0}/t{t}": [runs[t0]["per_iteration_s"] / runs[t]["per_iteration_s"], binary[t0] / binary[t]]
+            for t in threads[1:]
+            if "per_iteration_s" in runs[t]
+        }
+        row.setdefault("thread_ratios", {})[col] = ratios
+        text = ", ".join(f"{k} {it:.2f} (binary {b:.2f})" for k, (it, b) in ratios.items())
+        print(f"  {col:10s} {text}", flush=True)
 
 
 def _print(row: dict, paths: list[str]) -> None:

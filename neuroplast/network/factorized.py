@@ -23,6 +23,13 @@ nonzero entries) the order is BLAS's own.  The two therefore agree to rounding (
 tests/network/test_compiled_gradients.py), not to the bit.  Everything is elementwise over the row of all
 copies, and each sum reads only its own copy's G and spikes: a trial's numbers do not depend on the batch.
 
+With ``simulation.threads`` = P > 1 the pass is shared by P threads (``include/neuroplast_threads.h``),
+thread w taking the columns j of its range of the recurrent neurons in every copy: its part of h, q, c and
+G, the columns j of ∂W_in and ∂W_rec, and the rows of ∂W_out of the neurons j.  Every element is computed
+by one thread, with the operations and the order of one thread: the gradients are the same to the bit for
+every P (tests/training/test_batch.py).  Each thread reads the whole of ψ's record and the spikes; nothing
+is exchanged until the pass ends, so a thread that the machine runs late delays only the end.
+
 Nothing here imports Brian2: :func:`gradient_code` fills the array names that the builder looked up in
 the device into one C++ block.
 """
@@ -32,10 +39,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ARRAYS", "PSI_HEADER", "PSI_RECORDER", "Sizes", "gradient_code", "psi_recorder"]
+__all__ = ["ARRAYS", "PSI_HEADER", "PSI_RECORDER", "THREADS_HEADER", "Sizes", "gradient_code", "psi_recorder"]
 
 #: The C++ header (in ``neuroplast/network/include``) of the record of ψ that the gradient code reads.
 PSI_HEADER = "neuroplast_psi.h"
+#: The C++ header of the threads that share the gradient code's work (``neuroplast_parallel``).
+THREADS_HEADER = "neuroplast_threads.h"
+#: The least work (element updates: the recurrent neurons times the spikes, plus steps times neurons) per
+#: thread of the gradient code: smaller gradients are computed in one thread, with the same bits (2**25:
+#: ≈ 10 ms; at N = 1,000, p = 0.1 and 23 Hz a sine trial is 2.9e7, at N = 3,000 and 11 Hz 1.2e8).
+MIN_THREAD_WORK = 2**25
 #: The Brian2 function that appends each step's ψ to that record (:func:`psi_recorder`).
 PSI_RECORDER = "neuroplast_record_psi"
 
@@ -82,18 +95,20 @@ ARRAYS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Sizes:
-    """Sizes of one copy of the network, the number of copies and the steps per trial."""
+    """Sizes of one copy of the network, the number of copies and the steps per trial; ``threads``: the
+    threads that share the work (each a range of the recurrent neurons' columns, then of the synapses)."""
 
     copies: int
     n_in: int
     n_rec: int
     n_out: int
     n_steps: int
+    threads: int = 1
 
 
 _TEMPLATE = r"""
 { // neuroplast: factorized e-prop gradients of every copy (neuroplast/network/factorized.py)
-  const int NPB = @copies@, NPI = @n_in@, NPN = @n_rec@, NPK = @n_out@, NPT = @n_steps@;
+  const int NPB = @copies@, NPI = @n_in@, NPN = @n_rec@, NPK = @n_out@, NPT = @n_steps@, NPTH = @threads@;
   const int NPW = NPB * NPN, NPC = NPB * NPK;
   const double np_alpha = @alpha@[0], np_kappa = @kappa@[0], np_cin = @c_in@[0], np_cout = @c_out@[0];
   const double np_dt = @dt@[0], np_rc = @reg_c@[0], np_rT = @reg_T@[0], np_rf = @reg_f@[0];
@@ -121,65 +136,90 @@ _TEMPLATE = r"""
   std::vector<int> np_in_step(@in_i@.size()), np_rec_step(@rec_i@.size());
   for (size_t s = 0; s < np_in_step.size(); s++) np_in_step[s] = (int)floor(@in_t@[s] / np_dt + 0.5);
   for (size_t s = 0; s < np_rec_step.size(); s++) np_rec_step[s] = (int)floor(@rec_t@[s] / np_dt + 0.5);
+  // The gradient matrices, (presynaptic neuron of all copies) x (postsynaptic neuron of its copy), zero:
+  // calloc's fresh pages are zero already (written only where a neuron spiked, not cleared first).
+  std::vector<double> np_q(nA, 0.0), np_c(nA, 0.0);
+  const std::unique_ptr<double[], decltype(&free)> np_gin(
+      (double*)calloc((size_t)NPB * NPI * NPN, sizeof(double)), &free),
+      np_grec((double*)calloc((size_t)NPW * NPN, sizeof(double)), &free),
+      np_gout((double*)calloc((size_t)NPW * NPK, sizeof(double)), &free);
+  if (!np_gin || !np_grec || !np_gout) {
+    std::cerr << "neuroplast: no memory for the gradients" << std::endl;
+    exit(3);
+  }
+  const double v_in = np_cin * 1.0;
+  // Threads only for work worth one: the parts are independent, so any number of them gives the same bits,
+  // and below @min_work@ element updates per part (a few ms) they run one after the other in this thread —
+  // a thread's start and, on a loaded machine, the wait for it cost more than it saves.
+  const double np_work = (double)NPN * (np_in_step.size() + np_rec_step.size()) + (double)NPT * NPW;
+  const int np_parts = np_work >= @min_work@ * NPTH ? NPTH : std::max(1, (int)(np_work / @min_work@));
   // One pass from t = T down to 1 over the rows of all copies (ψ's record read once, in order):
   //   ẽrr_t = err_t + κ ẽrr_{t+1};  h_t = (L̃_t + R) ψ_t;  adapting neurons: q_t = (ρ − β ψ_{t+1}) q_{t+1}
   //   + c_{t+1}, c_t = −β h_t, F_t = h_t + ψ_t q_t (else F_t = h_t);  G_t = F_t + α G_{t+1};
   //   then the contractions of G_t with the input spikes of step t and the recurrent spikes of step t − 1,
   //   and of c_out ẽrr_t with the recurrent spikes of step t (each sum over the steps, from the last).
-  std::vector<double> np_ef(NPC, 0.0), np_G(NPW, 0.0), np_Gnext(NPW, 0.0), np_psi(NPW), np_psi_next(NPW);
-  std::vector<double> np_q(nA, 0.0), np_c(nA, 0.0);
-  std::vector<double> np_gin((size_t)NPB * NPI * NPN, 0.0), np_grec((size_t)NPW * NPN, 0.0);
-  std::vector<double> np_gout((size_t)NPW * NPK, 0.0);
-  const double v_in = np_cin * 1.0;
-  long in_s = (long)np_in_step.size() - 1, rec_s = (long)np_rec_step.size() - 1, pre_s = rec_s;
-  for (int t = NPT - 1; t >= 0; t--) {
-    neuroplast_psi_row(t, &np_psi[0]);  // ψ_t (network/include/neuroplast_psi.h)
-    for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@(t, c);
-    for (int b = 0; b < NPB; b++) {  // h_t = L̃_t + R times ψ_t, copy by copy
-      double* h = &np_G[(size_t)b * NPN];
-      for (int j = 0; j < NPN; j++) h[j] = 0.0;
-      for (int k = 0; k < NPK; k++) {  // L̃_t,j = Σ_k (c_out ẽrr_t,k) B_jk, the terms added in k's order
-        const double e = np_cout * np_ef[(size_t)b * NPK + k];
-        const double* fb = &np_fb[(size_t)k * NPW + (size_t)b * NPN];
-        for (int j = 0; j < NPN; j++) h[j] = h[j] + e * fb[j];
+  // Every column j of a copy is independent of the others: part w of np_parts takes the columns [j0, j1) of
+  // every copy (G, q, c and the gradients' columns j; the readout's rows of neurons j) and does the whole
+  // pass for them, with no exchange between parts.  Each element sees the same operations in the same
+  // order for every number of parts (network/include/neuroplast_threads.h).
+  neuroplast_parallel(np_parts, [&](int w) {
+    const int j0 = (int)((long)NPN * w / np_parts), j1 = (int)((long)NPN * (w + 1) / np_parts);
+    std::vector<int> mine;  // this worker's adapting neurons (indices into np_alif)
+    for (int a = 0; a < nA; a++)
+      if (np_alif[a] % NPN >= j0 && np_alif[a] % NPN < j1) mine.push_back(a);
+    std::vector<double> np_ef(NPC, 0.0), np_G(NPW, 0.0), np_Gnext(NPW, 0.0), np_psi(NPW), np_psi_next(NPW);
+    long in_s = (long)np_in_step.size() - 1, rec_s = (long)np_rec_step.size() - 1, pre_s = rec_s;
+    for (int t = NPT - 1; t >= 0; t--) {
+      neuroplast_psi_row(t, &np_psi[0]);  // ψ_t (network/include/neuroplast_psi.h)
+      for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@(t, c);
+      for (int b = 0; b < NPB; b++) {  // h_t = L̃_t + R times ψ_t, copy by copy
+        double* h = &np_G[(size_t)b * NPN];
+        for (int j = j0; j < j1; j++) h[j] = 0.0;
+        for (int k = 0; k < NPK; k++) {  // L̃_t,j = Σ_k (c_out ẽrr_t,k) B_jk, the terms added in k's order
+          const double e = np_cout * np_ef[(size_t)b * NPK + k];
+          const double* fb = &np_fb[(size_t)k * NPW + (size_t)b * NPN];
+          for (int j = j0; j < j1; j++) h[j] = h[j] + e * fb[j];
+        }
+        if (np_reg)
+          for (int j = j0; j < j1; j++) h[j] = h[j] + np_R[(size_t)b * NPN + j];
+        const double* ps = &np_psi[(size_t)b * NPN];
+        for (int j = j0; j < j1; j++) h[j] = h[j] * ps[j];
       }
-      if (np_reg)
-        for (int j = 0; j < NPN; j++) h[j] = h[j] + np_R[(size_t)b * NPN + j];
-      const double* ps = &np_psi[(size_t)b * NPN];
-      for (int j = 0; j < NPN; j++) h[j] = h[j] * ps[j];
-    }
-    for (int a = 0; a < nA; a++) {  // np_G holds h_t
-      const int n = np_alif[a];
-      const double rho = @rho@[n], beta = @beta@[n];
-      if (t < NPT - 1) {
-        const double tmp = rho - beta * np_psi_next[n];
-        np_q[a] = tmp * np_q[a] + np_c[a];
+      for (const int a : mine) {  // np_G holds h_t
+        const int n = np_alif[a];
+        const double rho = @rho@[n], beta = @beta@[n];
+        if (t < NPT - 1) {
+          const double tmp = rho - beta * np_psi_next[n];
+          np_q[a] = tmp * np_q[a] + np_c[a];
+        }
+        np_c[a] = (-beta) * np_G[n];
+        if (t < NPT - 1) np_G[n] = np_G[n] + np_psi[n] * np_q[a];
       }
-      np_c[a] = (-beta) * np_G[n];
-      if (t < NPT - 1) np_G[n] = np_G[n] + np_psi[n] * np_q[a];
+      if (t < NPT - 1)
+        for (int b = 0; b < NPB; b++)
+          for (int n = b * NPN + j0; n < b * NPN + j1; n++) np_G[n] = np_G[n] + np_alpha * np_Gnext[n];
+      for (; in_s >= 0 && np_in_step[in_s] == t; in_s--) {  // input neuron m = b·n_in + i spiked at t
+        const int m = @in_i@[in_s], b = m / NPI;
+        const double* g = &np_G[(size_t)b * NPN];
+        double* out = &np_gin[(size_t)m * NPN];
+        for (int j = j0; j < j1; j++) out[j] += g[j] * v_in;
+      }
+      while (pre_s >= 0 && np_rec_step[pre_s] >= t) pre_s--;  // (the last step's spikes drive nothing)
+      for (; pre_s >= 0 && np_rec_step[pre_s] == t - 1; pre_s--) {  // neuron m spiked at t − 1: c_in z_{t−1}
+        const int m = @rec_i@[pre_s], b = m / NPN;
+        const double* g = &np_G[(size_t)b * NPN];
+        double* out = &np_grec[(size_t)m * NPN];
+        for (int j = j0; j < j1; j++) out[j] += g[j] * v_in;
+      }
+      for (; rec_s >= 0 && np_rec_step[rec_s] == t; rec_s--) {  // the readout: c_out ẽrr_t of spikes at t
+        const int m = @rec_i@[rec_s], b = m / NPN;
+        if (m - b * NPN < j0 || m - b * NPN >= j1) continue;  // another worker's row
+        for (int k = 0; k < NPK; k++) np_gout[(size_t)m * NPK + k] += np_cout * np_ef[(size_t)b * NPK + k];
+      }
+      np_G.swap(np_Gnext);
+      np_psi.swap(np_psi_next);
     }
-    if (t < NPT - 1)
-      for (int n = 0; n < NPW; n++) np_G[n] = np_G[n] + np_alpha * np_Gnext[n];
-    for (; in_s >= 0 && np_in_step[in_s] == t; in_s--) {  // input neuron m = b·n_in + i spiked at t
-      const int m = @in_i@[in_s], b = m / NPI;
-      const double* g = &np_G[(size_t)b * NPN];
-      double* out = &np_gin[(size_t)m * NPN];
-      for (int j = 0; j < NPN; j++) out[j] += g[j] * v_in;
-    }
-    while (pre_s >= 0 && np_rec_step[pre_s] >= t) pre_s--;  // (the last step's spikes drive nothing)
-    for (; pre_s >= 0 && np_rec_step[pre_s] == t - 1; pre_s--) {  // neuron m spiked at t − 1: c_in z_{t−1}
-      const int m = @rec_i@[pre_s], b = m / NPN;
-      const double* g = &np_G[(size_t)b * NPN];
-      double* out = &np_grec[(size_t)m * NPN];
-      for (int j = 0; j < NPN; j++) out[j] += g[j] * v_in;
-    }
-    for (; rec_s >= 0 && np_rec_step[rec_s] == t; rec_s--) {  // the readout: c_out ẽrr_t of spikes at t
-      const int m = @rec_i@[rec_s], b = m / NPN;
-      for (int k = 0; k < NPK; k++) np_gout[(size_t)m * NPK + k] += np_cout * np_ef[(size_t)b * NPK + k];
-    }
-    np_G.swap(np_Gnext);
-    np_psi.swap(np_psi_next);
-  }
+  });
   // the bias: Σ_t err_t b̃_t, b̃_t = κ b̃_{t−1} + 1
   for (int c = 0; c < NPC; c++) {
     double btil = 0.0, acc = 0.0;
@@ -189,24 +229,32 @@ _TEMPLATE = r"""
     }
     @gb@[c] = acc;
   }
-  // every synapse: its gradient (g*[presynaptic neuron of all copies][postsynaptic neuron of its copy])
-  for (size_t s = 0; s < @in_g@.size(); s++) {
-    const int b = (int)(s / np_e_in);
-    @in_g@[s] = np_gin[(size_t)@in_pre@[s] * NPN + (@in_post@[s] - b * NPN)];
-  }
-  for (size_t s = 0; s < @rec_g@.size(); s++) {
-    const int b = (int)(s / np_e_rec);
-    @rec_g@[s] = np_grec[(size_t)@rec_pre@[s] * NPN + (@rec_post@[s] - b * NPN)];
-  }
-  for (size_t s = 0; s < @out_g@.size(); s++) {
-    const int b = (int)(s / np_e_out);
-    @out_g@[s] = np_gout[(size_t)@out_pre@[s] * NPK + (@out_post@[s] - b * NPK)];
-  }
+  // every synapse: its gradient (g*[presynaptic neuron of all copies][postsynaptic neuron of its copy]),
+  // each worker a range of synapses
+  neuroplast_parallel(np_parts, [&](int w) {
+    size_t n = @in_g@.size();
+    for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
+      const int b = (int)(s / np_e_in);
+      @in_g@[s] = np_gin[(size_t)@in_pre@[s] * NPN + (@in_post@[s] - b * NPN)];
+    }
+    n = @rec_g@.size();
+    for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
+      const int b = (int)(s / np_e_rec);
+      @rec_g@[s] = np_grec[(size_t)@rec_pre@[s] * NPN + (@rec_post@[s] - b * NPN)];
+    }
+    n = @out_g@.size();
+    for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
+      const int b = (int)(s / np_e_out);
+      @out_g@[s] = np_gout[(size_t)@out_pre@[s] * NPK + (@out_post@[s] - b * NPK)];
+    }
+  });
 @clear@}
 """
 
 
-def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, ...] = ()) -> str:
+def gradient_code(
+    names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, ...] = (), min_work: float = MIN_THREAD_WORK
+) -> str:
     """The C++ block (for ``device.insert_code("after_network_run", ...)``) of the factorized gradients.
 
     Parameters
@@ -218,6 +266,8 @@ def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, .
     clear : tuple of str
         Keys of ``names`` (``2d`` or ``vec`` arrays) emptied after the gradients, so that the binary does not
         write them to its results (the monitors that only the gradient reads: the error, the input spikes).
+    min_work : float
+        The least work per thread (:data:`MIN_THREAD_WORK`; 0: always ``sizes.threads`` threads).
     """
     missing = sorted(set(ARRAYS) - set(names))
     if missing:
@@ -226,7 +276,8 @@ def gradient_code(names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, .
     if bad:
         raise ValueError(f"gradient_code: cannot clear {', '.join(bad)}")
     code = _TEMPLATE
-    for key, value in {**{k: str(v) for k, v in vars(sizes).items()}, **names}.items():
+    fill = {**{k: str(v) for k, v in vars(sizes).items()}, "min_work": f"{float(min_work)!r}", **names}
+    for key, value in fill.items():
         code = code.replace(f"@{key}@", value)
     lines = "".join(f"  {names[k]}.{'resize(0, 0)' if ARRAYS[k] == '2d' else 'clear()'};\n" for k in clear)
     code = code.replace("@clear@", lines)

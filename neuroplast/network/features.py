@@ -181,5 +181,5 @@ class Features:
         names = {
             k: device.get_array_name(obj.variables[v], access_data=False) for k, (obj, v) in where.items()
         }
-        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps)
-        return fz.gradient_code(names, sizes, clear=("err", "in_i", "in_t"))
+        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
+        return fz.gradient_code(names, sizes, clear=("err", "in_i", "in_t"), min_work=fz.MIN_THREAD_WORK)

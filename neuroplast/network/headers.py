@@ -1,7 +1,8 @@
 """The C++ headers of neuroplast's cpp_standalone networks (``network/include``), without Brian2.
 
 :data:`HEADERS` are the input byte table (:data:`.equations.INPUT_TABLE_HEADER`), the record of ψ that
-the gradients computed in the binary read (:data:`.factorized.PSI_HEADER`), the duration of a launch
+the gradients computed in the binary read (:data:`.factorized.PSI_HEADER`) and the threads they run in
+(:data:`.factorized.THREADS_HEADER`), the duration of a launch
 (:data:`LAUNCH_HEADER`), the synapses read at launch (:data:`EDGES_HEADER`, :mod:`.edges`) and the monitors
 of every synapse (:data:`RECORD_HEADER`, :mod:`.records`).  Code objects
 that call their functions declare them through ``compiler_kwds`` (:func:`header_kwds`); the code neuroplast
@@ -15,7 +16,7 @@ import hashlib
 from pathlib import Path
 
 from neuroplast.network.equations import INPUT_TABLE_HEADER
-from neuroplast.network.factorized import PSI_HEADER
+from neuroplast.network.factorized import PSI_HEADER, THREADS_HEADER
 
 __all__ = [
     "EDGES_HEADER",
@@ -37,7 +38,7 @@ EDGES_HEADER = "neuroplast_edges.h"
 #: Monitors of every synapse, sized at launch (:mod:`.records`).
 RECORD_HEADER = "neuroplast_record.h"
 #: Every header of :data:`INCLUDE_DIR` that a network may include.
-HEADERS = (INPUT_TABLE_HEADER, PSI_HEADER, LAUNCH_HEADER, EDGES_HEADER, RECORD_HEADER)
+HEADERS = (INPUT_TABLE_HEADER, PSI_HEADER, THREADS_HEADER, LAUNCH_HEADER, EDGES_HEADER, RECORD_HEADER)
 
 
 @functools.cache

@@ -63,6 +63,20 @@ class Launch:
         An ahead-of-time device compiles in :meth:`_compile`'s ``make``, already in a group of its own."""
         return contextlib.nullcontext() if self._compiled else compilers_in_group()
 
+    @property
+    def brian2_threads(self) -> int:
+        """Brian2's OpenMP threads of the simulation's step loop (``openmp_threads``; 0: none).
+
+        :attr:`threads` where the step loop has work that Brian2's threads split: the per-synapse code of the
+        online path (eligibility traces, gradients), which writes only synaptic variables.  On the factorized
+        path there is none: the synaptic propagation writes neuron variables (one thread in Brian2's OpenMP
+        code), and the per-neuron loops (a few thousand elements at most) are less work than the fork and
+        join of every code object at every step (about 13 a step), which on a loaded machine also waits at
+        each step for the thread that runs late (3–25× slower at N = 1,000–3,000, docs/benchmarks.md).  There
+        the threads share the gradient computed after the run instead (:mod:`.factorized`).
+        """
+        return self.threads if self.threads > 1 and not self.factorized else 0
+
     def _start_device(self, b2) -> None:
         """Select the device; a standalone network starts a fresh project (and retires the old one)."""
         configure_brian2()
@@ -85,7 +99,7 @@ class Launch:
             # synaptic variables between the threads; code writing neuron variables (v_post += w) and the
             # summed variables stay on one thread in synapse order. So every element sees the same operations
             # in the same order for any thread count (tests/training/test_batch.py, test_chunked.py).
-            b2.prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
+            b2.prefs.devices.cpp_standalone.openmp_threads = self.brian2_threads
             _ACTIVE_STANDALONE.append(self)
         else:
             b2.set_device(name)

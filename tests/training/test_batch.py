@@ -13,18 +13,22 @@ import numpy as np
 import pytest
 
 from neuroplast.config import parse_config
+from neuroplast.network import factorized as fz
 from neuroplast.training.trainer import Trainer
 from tests.helpers import IN_TRIAL_TOML, SMALL_EVIDENCE_TOML, assert_same_records, norm_rel_err
 
 pytestmark = pytest.mark.brian2
 
 #: (config, changes): ALIF neurons, cross-entropy with recall windows, random feedback, Adam, the factorized
-#: path on cpp_standalone (also with 2 OpenMP threads); LIF regression on the online path (eligibility
-#: traces in every copy), runtime.  The one-trial-per-launch run of every case has one thread.
+#: path on cpp_standalone (also with 2 and 3 threads sharing the gradient computed in the binary: 20 neurons'
+#: columns split 10/10 and 6/7/7, every thread a part however small the work, ``MIN_THREAD_WORK`` = 0); LIF
+#: regression on the online path (eligibility traces in every copy), runtime.  The one-trial-per-launch run
+#: of every case has one thread.
 _EVIDENCE = {"training": {"optimizer": "adam", "iterations": 3, "batch_size": 3, "path": "factorized"}}
 CASES = {
     "evidence-factorized-cpp": (SMALL_EVIDENCE_TOML, _EVIDENCE),
     "evidence-factorized-cpp-2-threads": (SMALL_EVIDENCE_TOML, {**_EVIDENCE, "simulation": {"threads": 2}}),
+    "evidence-factorized-cpp-3-threads": (SMALL_EVIDENCE_TOML, {**_EVIDENCE, "simulation": {"threads": 3}}),
     "sine-online-runtime": (
         IN_TRIAL_TOML,
         {
@@ -48,9 +52,12 @@ def _train(case: str, chunk: int) -> tuple[Trainer, list]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_batch_side_by_side_equals_one_trial_per_launch(case: str) -> None:
+def test_batch_side_by_side_equals_one_trial_per_launch(case: str, monkeypatch) -> None:
     one, want = _train(case, 1)
-    side, got = _train(case, 0)
+    with monkeypatch.context() as m:
+        if "threads" in case:
+            m.setattr(fz, "MIN_THREAD_WORK", 0)
+        side, got = _train(case, 0)
     assert one.batch == 1 and side.batch == side.cfg.training.batch_size > 1
     assert "side by side" in side.chunk_reason
     assert one.threads == 1 and side.threads == side.cfg.simulation.threads
