@@ -228,6 +228,14 @@ def trajectory_of(res, y: np.ndarray) -> Trajectory:
     return Trajectory(res.v, res.a, res.z, res.psi, res.refractory, y, batched=False)
 
 
+class _RefProbe:
+    """An object held by one local name, its array by one attribute: the reference counts
+    :meth:`Trainer._take_spare` compares with."""
+
+    def __init__(self) -> None:
+        self.array = np.zeros(1)
+
+
 _DRAW_POOL: list[ThreadPoolExecutor] = []
 
 
@@ -1032,10 +1040,15 @@ class Trainer:
         if spare is None or spare is self.weights:
             return None
         self._edges_of = [held for held in self._edges_of if held[0] is not spare]  # its edges: read no more
-        if sys.getrefcount(spare) > 2:  # `spare` and the argument
+        count = getattr(sys, "getrefcount", None)
+        if count is None:  # an interpreter without reference counts: always fresh arrays
             return None
-        # each array: `spare`'s attribute and the argument
-        if any(sys.getrefcount(getattr(spare, n)) > 2 for n in ("w_in", "w_rec", "w_out", "b_out")):
+        # The counts of an object held the same way — one local name, an array by one attribute — measured
+        # the same way, so that what the interpreter itself counts (the call's argument) never matters.
+        probe = _RefProbe()
+        if count(spare) > count(probe):
+            return None
+        if any(count(getattr(spare, n)) > count(probe.array) for n in ("w_in", "w_rec", "w_out", "b_out")):
             return None
         return spare
 
