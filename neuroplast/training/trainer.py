@@ -552,12 +552,14 @@ class Trainer:
         side = tr.batch_size > 1 and not one and self.capabilities.batch  # a batch's trials side by side
         if one:
             why = "simulation.chunk_iterations = 1"
-        elif tr.batch_size > 1 and not self.capabilities.batch:
-            why = f"device {self.device} runs a batch's trials one after another"
         elif not self.capabilities.chunks:
             why = f"device {self.device} runs one iteration per launch"
+        elif tr.batch_size > 1 and not self.capabilities.batch:
+            why = f"device {self.device} runs a batch's trials one after another"
         elif self.gradient_path != "online":
             why = f"the {self.gradient_path} gradient path reads every trial's recorded trajectory"
+            if self.capabilities.compiled_gradients and self.rule.eprop_gradient:
+                why = f"the {self.gradient_path} gradient path computes the gradients after each launch"
         elif tr.update_every_steps:
             why = "in-trial learning (training.update_every_steps) steps inside each trial"
         elif record:
@@ -571,11 +573,9 @@ class Trainer:
             why = f"rule {self.rule_name!r} has no exact feedback update inside the simulation"
         elif not default_neuron(cfg):
             why = f"the chunked engine runs the {DEFAULT_NEURON!r} neuron model (network.neuron)"
-        one_launch = (
-            f"one batch per launch, its {tr.batch_size} trials side by side"
-            if side
-            else ("one trial per launch")
-        )
+        one_launch = "one trial per launch"
+        if side:
+            one_launch = f"one batch per launch, its {tr.batch_size} trials side by side"
         if why is not None:
             return 0, f"{one_launch}: {why}"
         k = chunk_length(cfg, sum(v[0].size for v in self.connectivity.edges.values()), auto=auto)
