@@ -572,11 +572,11 @@ CHUNK_OPTIMIZERS = {"sgd": None, "adam": "np_adam_dw", "adam-nest": "np_nest_ada
 #: trained).  ``np.mean`` over the trials (axis 0 of the stacked (B, …) gradients) adds them in trial order,
 #: ((g_0 + g_1) + g_2) + …, and divides by B: the same operations here, copy after copy.  The element reads
 #: the gradients of every copy of its own element (copy c's is ``E`` elements after copy c − 1's, E = the
-#: elements of one copy) from the array ``{array}`` itself; ``_vectorisation_idx`` is its index (Brian2
-#: passes it to a function declared ``auto_vectorise``).  Every copy computes the same mean, so the copies'
-#: weights and moments stay equal.  {name}, {array} (a ``std::vector<double>`` of a synapse variable, or a
-#: ``double*`` with ``{size}`` = the elements of all copies), {batch}: filled in by
-#: :func:`batch_mean_function`.
+#: elements of one copy) from the gradient array itself (``{data}``, ``{size}`` elements in all copies);
+#: ``_vectorisation_idx`` is its index (Brian2 passes it to a function declared ``auto_vectorise``).  It
+#: only reads, so the OpenMP split of the loop keeps the same sums.  Every copy computes the same mean, so
+#: the copies' weights and moments stay equal.  ``{name}``, ``{data}``, ``{size}``, ``{batch}``: filled in
+#: by :func:`batch_mean_function`.
 BATCH_MEAN_TEMPLATE = (
     "double {name}(double n, double on, size_t _vectorisation_idx) {{"
     " if (!(on > 0.5)) return 0.0;"
