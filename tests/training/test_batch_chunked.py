@@ -17,6 +17,7 @@ import tomllib
 import numpy as np
 import pytest
 
+from neuroplast.build import build
 from neuroplast.config import parse_config
 from neuroplast.training.trainer import Trainer, chunk_length
 from tests.helpers import SMALL_EVIDENCE_TOML as EVIDENCE
@@ -106,3 +107,53 @@ def test_chunk_length_counts_the_trials_side_by_side() -> None:
     assert 3 <= k1 < 100
     assert chunk_length(big.replace("training", batch_size=3), 1000) == k1 // 3
     assert chunk_length(_cfg(EVIDENCE, 7), 1000) == 7  # a given K is kept
+
+
+class _Unbuilt:
+    """Stands in for the Brian2 network: the plan is made before it is built (nothing compiled here)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.kwargs = kwargs
+
+
+@pytest.mark.parametrize(
+    ("changes", "record", "chunk", "reason"),
+    [
+        ({}, False, 2, "up to 2 iterations per launch, each its 3 trials side by side"),
+        (
+            {"training": {"path": "factorized"}},
+            False,
+            0,
+            "one batch per launch, its 3 trials side by side: the factorized gradient path computes the "
+            "gradients after each launch",
+        ),
+        (
+            {"training": {"rule": "bptt", "path": "auto"}},
+            False,
+            0,
+            "one batch per launch, its 3 trials side by side: the factorized gradient path reads every "
+            "trial's recorded trajectory",
+        ),
+        ({}, True, 0, "one batch per launch, its 3 trials side by side: traces are recorded"),
+        (
+            {"simulation": {"chunk_iterations": 1}},
+            False,
+            0,
+            "one trial per launch: simulation.chunk_iterations = 1",
+        ),
+    ],
+)
+def test_a_batch_that_cannot_run_several_iterations_per_launch_says_why(
+    monkeypatch, changes: dict, record: bool, chunk: int, reason: str
+) -> None:
+    """What ``neuroplast run``'s "network ready" line says (``Trainer.chunk_reason``) for a batch of 3 on
+    cpp_standalone, and the network the trainer asks for: K iterations of B copies, or one launch per batch
+    (B copies) or per trial."""
+    from neuroplast.network import builder
+
+    monkeypatch.setattr(builder, "Brian2Network", _Unbuilt)
+    tr = Trainer(build(_cfg(EVIDENCE, 2, changes=changes)), record=record)
+    assert (tr.chunk, tr.chunk_reason) == (chunk, reason)
+    batch = 1 if "chunk_iterations = 1" in reason else 3
+    assert tr.batch == batch and tr.net.kwargs["batch"] == batch
+    assert tr.net.kwargs.get("chunk_trials", 0) == chunk
