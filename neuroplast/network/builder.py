@@ -101,7 +101,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         B ≥ 1 trials side by side in one launch (:meth:`run_batch`, docs/model.md §8): B copies of every
         group and projection, sharing the weights, each copy fed its own trial. Each copy computes
         exactly what a network of one copy computes for its trial (the same operations in the same
-        order). B > 1 needs ``update_every`` = 0 and ``chunk_trials`` = 0.
+        order). B > 1 needs ``update_every`` = 0; with ``chunk_trials`` = K a launch runs K iterations of B
+        trials side by side, the optimizer stepping on the batch's mean gradient at every boundary.
     threads : int
         OpenMP threads of the cpp_standalone binary (default 1); the results are the same for every value.
     factorized : bool
@@ -252,8 +253,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         self.batch = int(batch)
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1 trials, got {batch}")
-        if self.batch > 1 and (self.update_every or self.chunk):
-            raise ValueError("trials side by side (batch > 1) need update_every = 0 and chunk_trials = 0")
+        if self.batch > 1 and self.update_every:
+            raise ValueError("trials side by side (batch > 1) need update_every = 0")
         #: The binary computes the factorized e-prop gradients after the run (network/factorized.py).
         self.factorized = bool(factorized)
         if self.factorized and (
@@ -438,15 +439,18 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         trained: Mapping[str, bool] | None = None,
         average_steps: float = 1.0,
     ) -> list[TrialResult]:
-        """Run up to K trials in one launch, the optimizer stepping at every boundary (docs/model.md §7).
+        """Run up to K iterations in one launch, the optimizer stepping at every boundary (docs/model.md §7).
+
+        An iteration is one trial, or — a network of B = :attr:`batch` copies — B trials side by side whose
+        mean gradient the boundary step takes (``trainer._batch_mean``'s operations, §8).
 
         Parameters
         ----------
         weights : Weights
             The weights of the first trial.
         trials : list of (x, target, mask)
-            At most ``chunk_trials`` trials, in order (fewer: the launch simulates only those, its duration
-            chosen at run time by the device).
+            At most ``chunk_trials`` iterations of B trials each, in order, iteration by iteration (fewer
+            iterations: the launch simulates only those, its duration chosen at run time by the device).
         feedback : ndarray (N, n_out)
             B of the first trial.
         learning_rate : float
@@ -475,15 +479,20 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         Returns
         -------
         list of TrialResult
-            One per given trial, with ``ran_with`` (the simulation's weights of that trial).  All but the
-            last of a full chunk have ``regularized`` gradients (taken at the next boundary); the last has
-            the raw gradient and Σe, as :meth:`run_trial` returns them.
+            One per given trial, in order, with ``ran_with`` (the simulation's weights of that trial, its
+            own copy's).  The trials of all but the last iteration have ``regularized`` gradients (taken at
+            the next boundary); the last iteration's have the raw gradient and Σe, as :meth:`run_trial`
+            returns them.
         """
         if not self.chunk:
             raise ValueError("run_chunk needs a network built with chunk_trials > 0")
-        n = len(trials)
-        if not 1 <= n <= self.chunk:
-            raise ValueError(f"run_chunk takes 1 to {self.chunk} trials, got {n}")
+        B = self.batch
+        n, left = divmod(len(trials), B)
+        if left or not 1 <= n <= self.chunk:
+            raise ValueError(
+                f"run_chunk takes 1 to {self.chunk} iterations of {B} trial{'s' if B > 1 else ''}, "
+                f"got {len(trials)} trials"
+            )
         self._check_usable()
         p = self.params
         self._check_fixed(p)

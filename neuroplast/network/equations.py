@@ -84,6 +84,8 @@ __all__ = [
     "chunk_gradient",
     "chunk_update",
     "chunk_bias_update",
+    "BATCH_MEAN_TEMPLATE",
+    "batch_mean_function",
     "chunk_reset",
 ]
 
@@ -564,9 +566,44 @@ def chunk_gradient(flush: bool, regularization: bool) -> str:
 CHUNK_OPTIMIZERS = {"sgd": None, "adam": "np_adam_dw", "adam-nest": "np_nest_adam_dw"}
 
 
-def _chunk_dw(optimizer: str, g: str, sfx: str, m: str, v: str, train: str) -> str:
+#: The batch's mean gradient of one element at a boundary of a chunked network of B copies side by side
+#: (docs/model.md §8): ``trainer._batch_mean`` of the trials' gradients each averaged (g / n,
+#: ``training.average_gradient``; n = 1 otherwise), then ``trainable`` (0.0 where the projection is not
+#: trained).  ``np.mean`` over the trials (axis 0 of the stacked (B, …) gradients) adds them in trial order,
+#: ((g_0 + g_1) + g_2) + …, and divides by B: the same operations here, copy after copy.  The element reads
+#: the gradients of every copy of its own element (copy c's is ``E`` elements after copy c − 1's, E = the
+#: elements of one copy) from the gradient array itself (``{data}``, ``{size}`` elements in all copies);
+#: ``_vectorisation_idx`` is its index (Brian2 passes it to a function declared ``auto_vectorise``).  It
+#: only reads, so the OpenMP split of the loop keeps the same sums.  Every copy computes the same mean, so
+#: the copies' weights and moments stay equal.  ``{name}``, ``{data}``, ``{size}``, ``{batch}``: filled in
+#: by :func:`batch_mean_function`.
+BATCH_MEAN_TEMPLATE = (
+    "double {name}(double n, double on, size_t _vectorisation_idx) {{"
+    " if (!(on > 0.5)) return 0.0;"
+    " const double* a = {data}; const size_t E = ({size}) / {batch};"
+    " const size_t e = _vectorisation_idx % E;"
+    " double s = a[e] / n;"
+    " for (size_t c = 1; c < {batch}; c++) s = s + a[c * E + e] / n;"
+    " return s / {batch}.0; }}"
+)
+
+
+def batch_mean_function(name: str, array: str, batch: int, size: int | None = None) -> str:
+    """The C++ of :data:`BATCH_MEAN_TEMPLATE` for the gradient array ``array`` (cpp_standalone's name in
+    namespace ``brian``) of a network of ``batch`` copies: ``size`` None for a synapse variable (a
+    ``std::vector<double>`` whose size is learnt at launch), else the elements of all copies of a neuron
+    variable (a ``double*``)."""
+    if size is None:
+        data, n = f"brian::{array}.data()", f"brian::{array}.size()"
+    else:
+        data, n = f"brian::{array}", str(int(size))
+    return BATCH_MEAN_TEMPLATE.format(name=name, data=data, size=n, batch=int(batch))
+
+
+def _chunk_dw(optimizer: str, g: str, sfx: str, m: str, v: str, train: str, mean: str | None = None) -> str:
     lr = f"in_trial_lr{sfx}"
-    grad = f"np_grad_in({g}, avg_n{sfx}, {train})"  # averaged, then zero where not trained
+    # averaged, then zero where not trained; ``mean``: the batch's mean of the copies' averaged gradients
+    grad = f"np_grad_in({g}, avg_n{sfx}, {train})" if mean is None else f"{mean}(avg_n{sfx}, {train})"
     step = CHUNK_OPTIMIZERS[optimizer]
     if step is None:
         return f"dw = np_sgd_dw({grad}, {lr})\n"
@@ -580,7 +617,7 @@ def _chunk_dw(optimizer: str, g: str, sfx: str, m: str, v: str, train: str) -> s
     )
 
 
-def chunk_update(optimizer: str, g: str, feedback: bool = False) -> str:
+def chunk_update(optimizer: str, g: str, feedback: bool = False, mean: str | None = None) -> str:
     """The optimizer step of one synapse at a trial boundary, on gradient ``g`` (``gt`` or ``g``), averaged
     over the launch's ``avg_n`` steps and zero unless the projection is trained (``train_w``).
 
@@ -589,8 +626,11 @@ def chunk_update(optimizer: str, g: str, feedback: bool = False) -> str:
     ``kp_lam`` W_out and B becomes (1 − λ) B + (ΔW_out + λ W_out) with the W_out before the step; where
     ``feedback_follows`` is 1 (symmetric e-prop), B = the new W_out; where both are 0, B stays (random
     e-prop).  Values of the launch, so switching between the rules never recompiles.
+
+    ``mean``: the name of the :func:`batch_mean_function` of ``g`` (a network of several copies): the step
+    takes the batch's mean gradient, the same on every copy.
     """
-    dw = _chunk_dw(optimizer, g, "_post", "m_adam", "v_adam", "train_w")
+    dw = _chunk_dw(optimizer, g, "_post", "m_adam", "v_adam", "train_w", mean)
     if not feedback:
         return _ACTIVE + dw + "w = np_step(w, dw, active)\n"
     return (
@@ -603,9 +643,10 @@ def chunk_update(optimizer: str, g: str, feedback: bool = False) -> str:
     )
 
 
-def chunk_bias_update(optimizer: str) -> str:
-    """The bias's optimizer step at a trial boundary (``train_b``: whether the bias is trained)."""
-    dw = _chunk_dw(optimizer, "gb", "", "mb_adam", "vb_adam", "train_b")
+def chunk_bias_update(optimizer: str, mean: str | None = None) -> str:
+    """The bias's optimizer step at a trial boundary (``train_b``: whether the bias is trained; ``mean`` as
+    for :func:`chunk_update`)."""
+    dw = _chunk_dw(optimizer, "gb", "", "mb_adam", "vb_adam", "train_b", mean)
     return _ACTIVE + dw + "b = np_step(b, dw, active)\n"
 
 

@@ -61,6 +61,39 @@ class Features:
             fn.implementations.add_implementation("cpp", code, name=name)
             self._namespace[name] = fn
 
+    def _batch_mean_functions(self, b2, out, s_in, s_rec, s_out) -> dict[str, str]:
+        """The batch's mean gradient of each projection and the bias at a boundary of a network of several
+        copies (:func:`.equations.batch_mean_function`), by key: the names of the C++ functions (none for
+        one copy)."""
+        self._batch_mean_code = {}
+        if self.batch == 1:
+            return {}
+        device = b2.get_device()
+        where = {
+            "input": (s_in, "gt", None),
+            "recurrent": (s_rec, "gt", None),
+            "output": (s_out, "g", None),
+            "bias": (out, "gb", self.batch * self.n_out),
+        }
+        names = {}
+        for key, (obj, var, size) in where.items():
+            name = f"np_batch_mean_{key}"
+            array = device.get_array_name(obj.variables[var], access_data=size is not None)
+            code = eq.batch_mean_function(name, array, self.batch, size)
+            fn = b2.Function(
+                None,
+                arg_units=[1, 1],
+                return_unit=1,
+                arg_names=["n", "on"],
+                stateless=False,
+                auto_vectorise=True,
+            )
+            fn.implementations.add_implementation("cpp", code, name=name)
+            self._namespace[name] = fn
+            self._batch_mean_code[key] = code
+            names[key] = name
+        return names
+
     def _chunk_objects(self, b2, inp, rec, out, s_in, s_rec, s_out, dt) -> list:
         """Trial boundaries inside one launch (docs/model.md §7): gradient, optimizer step, monitors, reset.
 
@@ -69,6 +102,7 @@ class Features:
         read from the state at the end (as after a single trial).
         """
         self._chunk_functions(b2)
+        means = self._batch_mean_functions(b2, out, s_in, s_rec, s_out)
         period = self.n_steps * dt
         self._namespace["t_first_update"] = 0.5 * dt
         self._namespace["t_update_period"] = period
@@ -78,19 +112,19 @@ class Features:
         for syn, key in ((s_in, "input"), (s_rec, "recurrent")):
             syn.run_regularly(code, name=f"chunk_grad_{key}", **kw, **eq.slot("chunk_gradient"))
             syn.run_regularly(
-                eq.chunk_update(self.chunk_optimizer, "gt"),
+                eq.chunk_update(self.chunk_optimizer, "gt", mean=means.get(key)),
                 name=f"chunk_update_{key}",
                 **kw,
                 **eq.slot("chunk_update"),
             )
         s_out.run_regularly(
-            eq.chunk_update(self.chunk_optimizer, "g", feedback=True),
+            eq.chunk_update(self.chunk_optimizer, "g", feedback=True, mean=means.get("output")),
             name="chunk_update_output",
             **kw,
             **eq.slot("chunk_update"),
         )
         out.run_regularly(
-            eq.chunk_bias_update(self.chunk_optimizer),
+            eq.chunk_bias_update(self.chunk_optimizer, mean=means.get("bias")),
             name="chunk_update_bias",
             **kw,
             **eq.slot("chunk_update"),

@@ -139,7 +139,14 @@ class Launch:
             ),
             "events": [self.event_driven, self._split],
             "in_trial": [self.update_every, self.adam, sorted(self.rule_code.items())],
-            **({"chunk": [self.chunk, self.chunk_optimizer, eq.CHUNK_FUNCTIONS]} if self.chunk else {}),
+            **(
+                {
+                    "chunk": [self.chunk, self.chunk_optimizer, eq.CHUNK_FUNCTIONS]
+                    + ([self._batch_mean_code] if self.batch > 1 else [])
+                }
+                if self.chunk
+                else {}
+            ),
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             **({"threads": self.threads} if self.threads > 1 else {}),
             **({"factorized": self._grad_code} if self.factorized else {}),

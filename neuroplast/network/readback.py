@@ -72,23 +72,29 @@ class Readback:
     """Per-trial results of a launch."""
 
     def _edge_rows(self, mons: dict, var: dict) -> dict[str, np.ndarray]:
-        """Monitor rows (one per boundary tick) of every projection in the log's edge order, and the bias
-        (``feedback``: B of the readout synapses; the log's feedback edges are the output projection's, in
-        its order: :class:`~neuroplast.model.connectivity.Connectivity`)."""
+        """Monitor rows (one per boundary tick) of every projection, (ticks, copies, values) in the log's
+        edge order, and of the bias (``feedback``: B of the readout synapses; the log's feedback edges are
+        the output projection's, in its order: :class:`~neuroplast.model.connectivity.Connectivity`)."""
         out = {}
         for key, mon in mons.items():
             rows = np.asarray(getattr(mon, var[key])[:]).T
+            rows = rows.reshape(rows.shape[0], self.batch, -1)  # each copy's values, copy after copy
             synapses = "output" if key == "feedback" else key
-            out[key] = rows.copy() if key == "bias" else rows[:, self._to_log[synapses]]
+            out[key] = rows.copy() if key == "bias" else rows[:, :, self._to_log[synapses]]
         return out
 
     def _collect_chunk(self, n: int) -> list[TrialResult]:
-        """Split one launch of ``n`` trials into per-trial results (the last one's gradient is the state at
-        the end of the launch, the others' are taken at the next trial's boundary)."""
-        T, N = self.n_steps, self.n_rec
+        """Split one launch of ``n`` iterations (each of :attr:`batch` trials side by side) into per-trial
+        results, iteration by iteration (the last iteration's gradients are the state at the end of the
+        launch, the others' are taken at the next iteration's boundary)."""
+        T, N, B, k_out = self.n_steps, self.n_rec, self.batch, self.n_out
         y = np.asarray(self.out_mon.y[:]).T
         steps = np.rint(np.asarray(self.spike_mon.t_[:]) / (self.params.dt * 1e-3)).astype(np.int64)
         ids = np.asarray(self.spike_mon.i[:]).astype(np.int64)
+        # the spikes of each trial (iteration k, copy b), in the monitor's order
+        trial_of = (steps // T) * B + ids // N
+        order = np.argsort(trial_of, kind="stable")
+        bounds = np.searchsorted(trial_of[order], np.arange(n * B + 1))
         grads = self._edge_rows(
             self.chunk_grad_mons, {"input": "gt", "recurrent": "gt", "output": "g", "bias": "gb"}
         )
@@ -97,23 +103,26 @@ class Readback:
             {"input": "w", "recurrent": "w", "output": "w", "bias": "b", "feedback": "B"},
         )
         shapes = {"input": (N, self.n_in), "recurrent": (N, N), "output": (self.n_out, N)}
+        raw = self._gradient_arrays()
         results = []
         for k in range(n):
-            sel = (steps >= k * T) & (steps < (k + 1) * T)
-            res = TrialResult(
-                y=y[k * T : (k + 1) * T].copy(),
-                spike_count=np.bincount(ids[sel], minlength=N).astype(float),
-                spikes=(steps[sel] - k * T, ids[sel]),
-                # views of the launch's rows (read-only: the trainer compares them, never changes them)
-                ran_with={key: _read_only(rows[k]) for key, rows in used.items()},
-            )
-            if k + 1 < n:  # taken at the next boundary, regularization included; dense when read
-                vectors = {key: grads[key][k + 1] for key in (*shapes, "bias")}
-                res.grads = DenseOnRead(vectors, self.edges, shapes)
-                res.regularized = True
-            else:  # the last trial of a full launch: the state at its end
-                res.grads, res.esum = self._collect_gradients()
-            results.append(res)
+            for b in range(B):
+                mine = order[bounds[k * B + b] : bounds[k * B + b + 1]]
+                t_k, i_b = steps[mine] - k * T, ids[mine] - b * N
+                res = TrialResult(
+                    y=y[k * T : (k + 1) * T, b * k_out : (b + 1) * k_out].copy(),
+                    spike_count=np.bincount(i_b, minlength=N).astype(float),
+                    spikes=(t_k, i_b),
+                    # views of the launch's rows (read-only: the trainer compares them, never changes them)
+                    ran_with={key: _read_only(rows[k, b]) for key, rows in used.items()},
+                )
+                if k + 1 < n:  # taken at the next boundary, regularization included; dense when read
+                    vectors = {key: grads[key][k + 1, b] for key in (*shapes, "bias")}
+                    res.grads = DenseOnRead(vectors, self.edges, shapes)
+                    res.regularized = True
+                else:  # the last iteration of a launch: the state at its end
+                    res.grads, res.esum = self._copy_gradients(raw, b)
+                results.append(res)
         return results
 
     def _collect(self, n: int) -> list[TrialResult]:

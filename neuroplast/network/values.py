@@ -99,21 +99,21 @@ class Values:
                 if key != "bias":
                     vec = vec[self._from_log[key]]
                 name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
-                values[getattr(obj, name)] = np.ascontiguousarray(vec)
+                values[getattr(obj, name)] = np.tile(vec, self.batch)  # every copy: the same moments
 
     def _trial_arrays(self, trials: list, *, in_time: bool = False) -> dict:
         """TimedArray -> values: each trial's inputs (cpp_standalone: the byte table, key ``INPUT_TABLE``),
         targets (zeros if omitted) and, if the loss reads it, its recall-window mask (ones if omitted).  The
         trials go side by side, one per copy (a mask column per readout unit when there are several copies),
-        or — ``in_time`` — one after another (a chunk of ``chunk_trials``); the places without a trial get
-        silent inputs."""
+        or — ``in_time`` — iteration after iteration (a chunk of ``chunk_trials``, each iteration's trials
+        side by side); the places without a trial get silent inputs."""
         T, n_out = self.n_steps, self.n_out
-        K, B = (self.chunk, 1) if in_time else (1, self.batch)
+        K, B = (self.chunk if in_time else 1), self.batch
         x = np.zeros((K, T, B, self.n_in), dtype=np.uint8 if self._tables else float)
         y = np.zeros((K, T, B, n_out))
         m = np.ones((K, T, B))
         for k, (xk, yk, mk) in enumerate(trials):
-            at = (k, slice(None), 0) if in_time else (0, slice(None), k)
+            at = (k // B, slice(None), k % B)
             x[at] = self._check_input(xk)
             if yk is not None:
                 y[at] = np.asarray(yk, float)

@@ -171,7 +171,8 @@ def chunk_length(cfg: Config, n_edges: int, *, auto: bool = False) -> int:
     """Iterations per launch for ``simulation.chunk_iterations`` (0: auto, from the memory budget).
 
     Auto: as many as :data:`CHUNK_MEMORY_BYTES` holds (inputs, targets and readout per step; gradients and
-    weights per trial; spikes at up to 100 Hz), at most :data:`CHUNK_MAX`.  It depends on the network and
+    weights per trial; spikes at up to 100 Hz; all of it for each of ``training.batch_size`` trials side by
+    side), at most :data:`CHUNK_MAX`.  It depends on the network and
     the task alone, never on ``training.iterations``: a launch runs as many trials as are left (its duration
     is chosen when the binary runs), so that changing ``--iterations`` or resuming never recompiles.
     ``auto``: what auto gives, whatever ``simulation.chunk_iterations`` says (the cost model's plan).
@@ -181,7 +182,8 @@ def chunk_length(cfg: Config, n_edges: int, *, auto: bool = False) -> int:
         return int(given)
     T, n = cfg.simulation.n_steps, cfg.network
     per_trial = 8 * T * (cfg.task.n_in + 2 * n.n_out + 1) + 16 * (n_edges + n.n_out) + 16 * n.n_rec * T // 10
-    return int(max(1, min(CHUNK_MAX, CHUNK_MEMORY_BYTES // per_trial)))
+    per_iteration = per_trial * max(1, cfg.training.batch_size)
+    return int(max(1, min(CHUNK_MAX, CHUNK_MEMORY_BYTES // per_iteration)))
 
 
 def _check_finite(
@@ -422,6 +424,8 @@ class Trainer:
         #: Iterations per Brian2 launch (0: one trial per launch) and why.
         self.chunk, self.chunk_reason = int(getattr(simulator, "chunk", 0)), "simulator given"
         self.threads = int(getattr(simulator, "threads", 1))
+        #: Trials of an iteration side by side in one launch (1: one trial per launch).
+        self.batch = int(getattr(simulator, "batch", 1))
         #: Whether the simulation computes the factorized gradients itself (``factorized`` networks).
         self.compiled_gradients = bool(getattr(simulator, "factorized", False))
         self.compiles_first = False
@@ -472,6 +476,7 @@ class Trainer:
             return load_simulator(info)(self.setup)
         if self.chunk:
             self.edge_optimizer = True  # an optimizer of CHUNK_OPTIMIZER, online gradients
+            self.batch = cfg.training.batch_size  # the plan chunks batches only on a device that has them
             return Brian2Network(
                 self.params,
                 self.weights,
@@ -483,6 +488,7 @@ class Trainer:
                 record=False,
                 chunk_trials=self.chunk,
                 chunk_optimizer=CHUNK_OPTIMIZER[type(self.optimizer)],
+                batch=self.batch,
                 threads=self.threads,
             )
         in_trial = bool(cfg.training.update_every_steps)
@@ -494,7 +500,6 @@ class Trainer:
             neuron["trace"] = self.rule.trace
         if self.rule.keeps_reset:  # the model's eligibility with the reset differentiated
             neuron["keep_reset"] = True
-        #: Trials of a batch side by side in one launch (1: one trial per launch).
         self.batch = 1 if cfg.simulation.chunk_iterations == 1 else cfg.training.batch_size
         self.compiled_gradients = (
             self.gradient_path == "factorized"
@@ -552,14 +557,17 @@ class Trainer:
         cfg, tr = self.cfg, self.cfg.training
         why = None
         one = cfg.simulation.chunk_iterations == 1 and not auto
-        if tr.batch_size != 1 and not one and self.capabilities.batch:
-            return 0, f"one batch per launch, its {tr.batch_size} trials side by side"
+        side = tr.batch_size > 1 and not one and self.capabilities.batch  # a batch's trials side by side
         if one:
             why = "simulation.chunk_iterations = 1"
         elif not self.capabilities.chunks:
             why = f"device {self.device} runs one iteration per launch"
+        elif tr.batch_size > 1 and not self.capabilities.batch:
+            why = f"device {self.device} runs a batch's trials one after another"
         elif self.gradient_path != "online":
             why = f"the {self.gradient_path} gradient path reads every trial's recorded trajectory"
+            if self.capabilities.compiled_gradients and self.rule.eprop_gradient:
+                why = f"the {self.gradient_path} gradient path computes the gradients after each launch"
         elif tr.update_every_steps:
             why = "in-trial learning (training.update_every_steps) steps inside each trial"
         elif record:
@@ -573,55 +581,72 @@ class Trainer:
             why = f"rule {self.rule_name!r} has no exact feedback update inside the simulation"
         elif not default_neuron(cfg):
             why = f"the chunked engine runs the {DEFAULT_NEURON!r} neuron model (network.neuron)"
+        one_launch = "one trial per launch"
+        if side:
+            one_launch = f"one batch per launch, its {tr.batch_size} trials side by side"
         if why is not None:
-            return 0, f"one trial per launch: {why}"
+            return 0, f"{one_launch}: {why}"
         k = chunk_length(cfg, sum(v[0].size for v in self.connectivity.edges.values()), auto=auto)
         if k < 2:
-            return 0, "one trial per launch: one iteration per launch"
+            return 0, f"{one_launch}: one iteration per launch"
+        if side:
+            return k, f"up to {k} iterations per launch, each its {tr.batch_size} trials side by side"
         return k, f"up to {k} iterations per launch"
 
     def _simulate_batch(self, trials: list, fb: np.ndarray) -> list:
-        """The batch's results: side by side in one launch when the network has the copies, else trial by
-        trial."""
+        """The batch's results: the next iteration of the chunk in flight (or a new one), side by side in
+        one launch when the network has the copies, else trial by trial."""
+        if self.chunk:
+            return self._from_chunk(trials, fb)
         if getattr(self.net, "batch", 1) >= len(trials) > 1:
             return self.net.run_batch(self.weights, [(t.x, t.target, t.mask) for t in trials], feedback=fb)
-        return [self._simulate(trial, fb) for trial in trials]
+        return [
+            self.net.run_trial(self.weights, t.x, target=t.target, mask=t.mask, feedback=fb) for t in trials
+        ]
 
-    def _simulate(self, trial: Any, fb: np.ndarray) -> Any:
-        """One trial's result: a launch of its own, or the next trial of the chunk in flight."""
-        if not self.chunk:
-            return self.net.run_trial(
-                self.weights, trial.x, target=trial.target, mask=trial.mask, feedback=fb
-            )
+    def _from_chunk(self, trials: list, fb: np.ndarray) -> list:
+        """This iteration's results from the chunk in flight (a new launch when none is), checked: every
+        trial (every copy side by side) ran with NumPy's weights and B."""
         if not self._pending:
             self._simulate_chunk(fb)
-        it, res = self._pending.popleft()
+        it, results = self._pending.popleft()
         now = self.weight_vectors(self.weights, fb)
-        # the weights and B this trial ran with (every one the chunk monitors) against NumPy's
-        same = it == self.iteration and all(np.array_equal(v, now[k]) for k, v in res.ran_with.items())
+        # the weights and B each trial ran with (every one the chunk monitors) against NumPy's
+        same = (
+            it == self.iteration
+            and len(results) == len(trials)
+            and all(np.array_equal(v, now[k]) for res in results for k, v in res.ran_with.items())
+        )
         if same:
-            return res
-        # The simulation's optimizer step left NumPy's (never seen in the tests): go on one trial per launch.
+            return results
+        # The simulation's optimizer step left NumPy's (never seen in the tests): go on one launch per
+        # iteration.
         warnings.warn(
             f"iteration {self.iteration}: the weights of the chunked simulation differ from NumPy's; "
-            "continuing with one trial per launch",
+            "continuing with one iteration per launch",
             RuntimeWarning,
             stacklevel=2,
         )
-        self.chunk, self.chunk_reason = 0, "one trial per launch: the chunked simulation disagreed"
+        one = "one trial per launch"
+        if len(trials) > 1 and self.capabilities.batch:
+            one = f"one batch per launch, its {len(trials)} trials side by side"
+        self.chunk, self.chunk_reason = 0, f"{one}: the chunked simulation disagreed"
         self._pending.clear()
         self.net = self._network(self._record, chunked=False)
-        return self._simulate(trial, fb)
+        return self._simulate_batch(trials, fb)
 
     def _simulate_chunk(self, fb: np.ndarray) -> None:
-        """Simulate the next iterations (up to ``chunk``, not past ``training.iterations``) in one launch."""
-        tr, it = self.cfg.training, self.iteration
+        """Simulate the next iterations (up to ``chunk``, not past ``training.iterations``) in one launch,
+        each iteration's ``training.batch_size`` trials side by side."""
+        tr, it, B = self.cfg.training, self.iteration, self.batch
         n = min(self.chunk, max(1, tr.iterations - it))
-        trials = [self.task.trials(it + k, 1)[0] for k in range(n)]
+        batches = [self.task.trials(it + k, B) for k in range(n)]
         steps = 1.0
-        if tr.average_gradient:  # one n of g / n per launch
-            steps, n = averaging_run([t.mask for t in trials])
-            trials = trials[:n]
+        if tr.average_gradient:  # one n of g / n per launch: the iterations whose trials all share it
+            steps, same = averaging_run([t.mask for batch in batches for t in batch])
+            n = max(1, same // B)  # one iteration alone takes no step inside the launch: any n
+            batches = batches[:n]
+        trials = [t for batch in batches for t in batch]
         results = self.net.run_chunk(
             self.weights,
             [(t.x, t.target, t.mask) for t in trials],
@@ -639,7 +664,7 @@ class Trainer:
             },
             average_steps=steps,
         )
-        self._pending = deque(zip(range(it, it + n), results, strict=True))
+        self._pending = deque((it + k, results[k * B : (k + 1) * B]) for k in range(n))
 
     def _batch_trials(self, it: int) -> list:
         """The task's trials of iteration ``it`` (drawn ahead during the previous launch when it could be)."""

@@ -326,7 +326,9 @@ def test_resume_after_kill_mid_chunk(tmp_path: Path, config: str) -> None:
 # ---------------------------------------------------------------------------- trials side by side
 #: Batches of 3 trials side by side on cpp_standalone, their factorized gradients computed by the binary
 #: (docs/model.md §9); a child that SIGKILLs itself after launch ``argv[1]``'s binary has run.
-BATCHED = SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3")
+BATCHED = SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3").replace(
+    "[training]\n", '[training]\npath = "factorized"\n'
+)
 MID_BATCH_CHILD = MID_CHUNK_CHILD.replace("_collect_chunk", "_collect")
 
 
@@ -337,6 +339,7 @@ def test_resume_after_kill_mid_batch(tmp_path: Path) -> None:
     may still have been in the writer thread), and --resume continues bit for bit: the same file as an
     uninterrupted run."""
     assert "batch_size = 3" in BATCHED and 'device = "cpp_standalone"' in BATCHED
+    assert 'path = "factorized"' in BATCHED  # one launch per batch (the online path chunks batches: below)
     write_text(tmp_path, "batched.toml", BATCHED)
     ref, out = tmp_path / "ref.h5", tmp_path / "killed.h5"
     args = ("--iterations", 5, "--quiet")
@@ -352,5 +355,45 @@ def test_resume_after_kill_mid_batch(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     from neuroplast.io.diff import diff_files
 
+    assert diff_files(out, ref) == []
+    assert open_run(out).finished
+
+
+#: Launches of 2 iterations of 3 trials side by side (the online path's chunked engine, docs/model.md §7,
+#: §8): 5 iterations are launches of 2, 2 and 1.
+BATCH_CHUNKED = (
+    SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3")
+    .replace("[training]\n", '[training]\npath = "online"\n')
+    .replace('device = "cpp_standalone"', 'device = "cpp_standalone"\nchunk_iterations = 2')
+)
+
+
+@pytest.mark.brian2
+@pytest.mark.e2e
+def test_resume_after_kill_mid_batch_chunk(tmp_path: Path) -> None:
+    """Launches of 2 iterations of 3 trials side by side: a kill inside the third launch (its binary has
+    run) keeps the 4 iterations of the first two, and --resume continues bit for bit — the same file as an
+    uninterrupted run; one trial per launch gives the same log but for the stored config."""
+    assert all(k in BATCH_CHUNKED for k in ("batch_size = 3", "chunk_iterations = 2", 'path = "online"'))
+    write_text(tmp_path, "chunked.toml", BATCH_CHUNKED)
+    write_text(tmp_path, "one.toml", BATCH_CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 1"))
+    ref, one, out = tmp_path / "ref.h5", tmp_path / "one.h5", tmp_path / "killed.h5"
+    args = ("--iterations", 5, "--quiet")
+    proc = run_cli("run", "chunked.toml", *args, "--out", ref, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", "one.toml", *args, "--out", one, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    from neuroplast.io.diff import diff_files
+
+    assert [d.split(":")[0] for d in diff_files(ref, one)] == ["/ attribute 'config'"]
+    child = [sys.executable, "-c", MID_CHUNK_CHILD, "3", "run", "chunked.toml", *map(str, args)]
+    proc = run_command([*child, "--out", str(out)], tmp_path)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with h5py.File(out, "r") as f:
+        assert f.attrs["n_iterations_complete"] == 4 and set(read_states(f)) == {3, 4}
+    _assert_prefix_of(out, ref)
+    res = run_cli("run", "chunked.toml", "--iterations", 5, "--resume", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "up to 2 iterations per launch, each its 3 trials side by side" in res.stderr, res.stderr
     assert diff_files(out, ref) == []
     assert open_run(out).finished
