@@ -372,8 +372,11 @@ BATCH_CHUNKED = (
 @pytest.mark.e2e
 def test_resume_after_kill_mid_batch_chunk(tmp_path: Path) -> None:
     """Launches of 2 iterations of 3 trials side by side: a kill inside the third launch (its binary has
-    run) keeps the 4 iterations of the first two, and --resume continues bit for bit — the same file as an
-    uninterrupted run; one trial per launch gives the same log but for the stored config."""
+    run) keeps the 4 iterations of the first two — or 2, when it comes while the second launch's flush is
+    still being written in the writer's thread (docs/hdf5.md: these launches are short, the writer may not
+    be done; the long trials of ``test_resume_after_kill_mid_chunk`` leave it time) — and --resume
+    continues bit for bit — the same file as an uninterrupted run; one trial per launch gives the same log
+    but for the stored config."""
     assert all(k in BATCH_CHUNKED for k in ("batch_size = 3", "chunk_iterations = 2", 'path = "online"'))
     write_text(tmp_path, "chunked.toml", BATCH_CHUNKED)
     write_text(tmp_path, "one.toml", BATCH_CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 1"))
@@ -390,9 +393,11 @@ def test_resume_after_kill_mid_batch_chunk(tmp_path: Path) -> None:
     proc = run_command([*child, "--out", str(out)], tmp_path)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     with h5py.File(out, "r") as f:
-        assert f.attrs["n_iterations_complete"] == 4 and set(read_states(f)) == {3, 4}
+        kept = int(f.attrs["n_iterations_complete"])
+        assert kept in (2, 4) and set(read_states(f)) == {kept - 1, kept}
     _assert_prefix_of(out, ref)
     res = run_cli("run", "chunked.toml", "--iterations", 5, "--resume", out, cwd=tmp_path)
+    assert f"after iteration {kept} " in res.stdout, res.stdout
     assert res.returncode == 0, res.stderr
     assert "up to 2 iterations per launch, each its 3 trials side by side" in res.stderr, res.stderr
     assert diff_files(out, ref) == []
