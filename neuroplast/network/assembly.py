@@ -167,6 +167,8 @@ class Assembly:
             self._objects += self._factorized_monitors(b2, inp, rec, out)
         self.groups = {"input": inp, "recurrent": rec, "readout": out}
         self.synapses = {"input": s_in, "recurrent": s_rec, "output": s_out}
+        if self.factorized and self.chunk:  # the finished trial's gradient at every boundary
+            self._objects += self._factorized_boundary(b2)
         self.net = b2.Network(*self._objects)
         self._set_shared(p)
         self._compile(b2, self.n_steps * max(1, self.chunk) * dt)
@@ -249,7 +251,10 @@ class Assembly:
             else self.model_code.synapse
         )
         syn_model = eq.projection_model(elig_model if self.gradients and not self._split else None, self.adam)
-        syn_model += "\ngt : 1" + eq.CHUNK_TRAIN if self.chunk else "\ng : 1" if self.factorized else ""
+        if self.factorized:  # the gradient the binary computes (and, with chunks, the boundary steps on)
+            syn_model += "\ng : 1" + (eq.CHUNK_TRAIN if self.chunk else "")
+        elif self.chunk:  # the finished trial's gradient, completed at the boundary
+            syn_model += "\ngt : 1" + eq.CHUNK_TRAIN
         events = {}
         if self.event_driven:
             events = {

@@ -93,8 +93,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
     chunk_trials : int
         K > 0: one launch runs K trials one after another (:meth:`run_chunk`, docs/model.md §7): at every
         trial boundary the finished trial's gradient takes the optimizer step inside the simulation and
-        every state variable goes back to rest.  cpp_standalone only; needs ``gradients``, no in-trial
-        updates and no recording.  0: one trial per launch (:meth:`run_trial`).
+        every state variable goes back to rest.  cpp_standalone only; needs ``gradients`` (or
+        ``factorized``), no in-trial updates and no recording.  0: one trial per launch (:meth:`run_trial`).
     chunk_optimizer : {"sgd", "adam", "adam-nest"}
         The optimizer of the boundary steps (the Adams keep their moments per synapse).
     batch : int
@@ -106,11 +106,12 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
     threads : int
         OpenMP threads of the cpp_standalone binary (default 1); the results are the same for every value.
     factorized : bool
-        cpp_standalone only, without ``gradients``, in-trial updates or chunks: the binary computes every
-        trial's factorized e-prop gradient after the run (:mod:`neuroplast.network.factorized`, docs/model.md
-        §9) — the learning signal c_out B err with this launch's ``feedback``, the rate regularizer of
-        ``reg`` included — and returns it in :attr:`TrialResult.grads` (``regularized``); ψ never leaves
-        the binary.
+        cpp_standalone only, without ``gradients`` or in-trial updates: the binary computes every
+        trial's factorized e-prop gradient after the run — and, with ``chunk_trials``, the finished
+        trial's at every boundary, where the optimizer steps on it (:mod:`neuroplast.network.factorized`,
+        docs/model.md §7, §9) — the learning signal c_out B err with this launch's ``feedback``, the rate
+        regularizer of ``reg`` included — and returns it in :attr:`TrialResult.grads` (``regularized``); ψ
+        never leaves the binary.
     reg : (float, float)
         c_reg and f* (spikes per step) of the rate regularizer of the ``factorized`` gradients.
     neuron : NeuronModel, optional
@@ -249,20 +250,19 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         if in_trial_optimizer not in ("sgd", "adam"):
             raise ValueError(f"in-trial updates support 'sgd' and 'adam', not {in_trial_optimizer!r}")
         self.chunk = int(chunk_trials)
+        #: The binary computes the factorized e-prop gradients (network/factorized.py): after the run, and
+        #: with chunks at every boundary.
+        self.factorized = bool(factorized)
         self._check_chunk(chunk_optimizer)
         self.batch = int(batch)
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1 trials, got {batch}")
         if self.batch > 1 and self.update_every:
             raise ValueError("trials side by side (batch > 1) need update_every = 0")
-        #: The binary computes the factorized e-prop gradients after the run (network/factorized.py).
-        self.factorized = bool(factorized)
-        if self.factorized and (
-            not self.capabilities.compiled_gradients or gradients or self.update_every or self.chunk
-        ):
+        if self.factorized and (not self.capabilities.compiled_gradients or gradients or self.update_every):
             raise ValueError(
-                "factorized gradients in the binary need device 'cpp_standalone', gradients=False, "
-                "update_every=0 and chunk_trials=0"
+                "factorized gradients in the binary need device 'cpp_standalone', gradients=False and "
+                "update_every=0"
             )
         self.reg = (float(reg[0]), float(reg[1]))
         #: The optimizer of a chunk's boundary update (:data:`.equations.CHUNK_OPTIMIZERS`).
@@ -333,8 +333,10 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
             return
         if not self.capabilities.chunks:
             raise ValueError("many trials per launch (chunk_trials > 0) need device 'cpp_standalone'")
-        if not self.gradients or self.update_every or self.record:
-            raise ValueError("chunk_trials > 0 needs gradients=True, update_every=0 and record=False")
+        if not (self.gradients or self.factorized) or self.update_every or self.record:
+            raise ValueError(
+                "chunk_trials > 0 needs gradients=True (or factorized=True), update_every=0 and record=False"
+            )
         if optimizer not in eq.CHUNK_OPTIMIZERS:
             known = sorted(eq.CHUNK_OPTIMIZERS)
             raise ValueError(f"chunk_optimizer must be one of {known}, not {optimizer!r}")

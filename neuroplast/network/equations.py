@@ -355,9 +355,10 @@ LEARNING_SIGNAL = "L_pre = c_out_post * B * err_post : 1 (summed)"
 
 def output_model(gradients: bool, adam: bool, factorized: bool = False) -> str:
     """Variables of the readout projection: w (and g, B, the learning signal, Adam's moments; ``factorized``:
-    g and B for the gradients computed in the binary after the run, network/factorized.py)."""
+    g and B for the gradients computed in the binary, network/factorized.py, and — the boundary's Adam of
+    a chunked network — the moments)."""
     if not gradients:
-        return "w : 1\ng : 1\nB : 1" if factorized else "w : 1"
+        return "w : 1\ng : 1\nB : 1" + (_ADAM_MOMENTS if adam else "") if factorized else "w : 1"
     return f"w : 1\ng : 1\nB : 1\n{LEARNING_SIGNAL}" + (_ADAM_MOMENTS if adam else "")
 
 
@@ -650,21 +651,24 @@ def chunk_bias_update(optimizer: str, mean: str | None = None) -> str:
     return _ACTIVE + dw + "b = np_step(b, dw, active)\n"
 
 
-def chunk_reset(group: str, *, adaptation: bool = False, regularization: bool = False) -> str:
+def chunk_reset(
+    group: str, *, adaptation: bool = False, regularization: bool = False, factorized: bool = False
+) -> str:
     """Every state variable of ``group`` back to its value at rest (the start of a fresh launch).
 
     ``group``: ``input``, ``recurrent``, ``recurrent_lazy`` (the event-driven factors), ``readout``,
     ``hidden_synapses`` or ``output_synapses``.  The recurrent group keeps ``I_in``: it already holds the
-    new trial's first input spikes.
+    new trial's first input spikes.  ``factorized``: the synapses of a network whose gradients the binary
+    computes at the boundary (no eligibility state; g is written there, whole).
     """
     names = {
         "input": ["zbar"],
         "recurrent": "v a z r refr psi I_rec zbar zout count L".split(),
         "recurrent_lazy": ["Dk", "A"],
         "readout": "y I_out err gb bf expsum".split(),
-        "hidden_synapses": ["ebar", "g"]
-        + (["eps_a"] if adaptation else [])
-        + (["esum"] if regularization else []),
+        "hidden_synapses": ["g"]
+        if factorized
+        else ["ebar", "g"] + (["eps_a"] if adaptation else []) + (["esum"] if regularization else []),
         "output_synapses": ["g"],
     }[group]
     code = "".join(f"{n} = 0.0\n" for n in names)

@@ -1,5 +1,8 @@
 """The factorized e-prop gradient (docs/model.md §3) as C++ that a cpp_standalone binary runs after its
-simulation, so that ψ never leaves the binary (docs/model.md §9).
+simulation — and, with several iterations per launch, at every trial boundary, where the optimizer steps on
+it inside the binary (:func:`boundary_code`, docs/model.md §7) — so that ψ never leaves the binary
+(docs/model.md §9).  The code reads the last trial's steps of the launch's records: the error monitor's
+last T rows and the spikes from that trial's first step on; ψ's record holds that trial alone.
 
 The NumPy reference is :func:`neuroplast.gradients.eprop.eprop_grads_batch` (``_eprop_factorized_batch``,
 ``_adjoint_scan``, ``_contract`` and :func:`neuroplast.model.signals.output_grads_batch`); the code below
@@ -39,7 +42,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ARRAYS", "PSI_HEADER", "PSI_RECORDER", "THREADS_HEADER", "Sizes", "gradient_code", "psi_recorder"]
+__all__ = [
+    "ARRAYS",
+    "BOUNDARY_FUNCTION",
+    "PSI_HEADER",
+    "PSI_RECORDER",
+    "THREADS_HEADER",
+    "Sizes",
+    "boundary_code",
+    "gradient_code",
+    "psi_recorder",
+]
 
 #: The C++ header (in ``neuroplast/network/include``) of the record of ψ that the gradient code reads.
 PSI_HEADER = "neuroplast_psi.h"
@@ -113,9 +126,12 @@ _TEMPLATE = r"""
   const double np_alpha = @alpha@[0], np_kappa = @kappa@[0], np_cin = @c_in@[0], np_cout = @c_out@[0];
   const double np_dt = @dt@[0], np_rc = @reg_c@[0], np_rT = @reg_T@[0], np_rf = @reg_f@[0];
   const bool np_reg = np_rc != 0.0;
-  if (neuroplast_psi_steps() != NPT || @err@.n != NPT) {
-    std::cerr << "neuroplast: the gradient records hold " << neuroplast_psi_steps() << " steps, expected "
-              << NPT << std::endl;
+  // the trial's first step in the launch: 0, or — several trials per launch — the last trial's (the error
+  // monitor holds every step of the launch so far, ψ's record only this trial's)
+  const long np_T0 = (long)@err@.n - NPT;
+  if (neuroplast_psi_steps() != NPT || np_T0 < 0 || np_T0 % NPT != 0) {
+    std::cerr << "neuroplast: the gradient records hold " << neuroplast_psi_steps() << " and " << @err@.n
+              << " steps, expected " << NPT << " and a multiple of it" << std::endl;
     exit(3);
   }
   // B (B·N, K), R (B·N) and the adapting neurons of every copy
@@ -132,10 +148,16 @@ _TEMPLATE = r"""
     if (@beta@[n] != 0.0) np_alif.push_back(n);
   }
   const int nA = (int)np_alif.size();
-  // the spikes' steps (the monitors hold them in time order)
-  std::vector<int> np_in_step(@in_i@.size()), np_rec_step(@rec_i@.size());
-  for (size_t s = 0; s < np_in_step.size(); s++) np_in_step[s] = (int)floor(@in_t@[s] / np_dt + 0.5);
-  for (size_t s = 0; s < np_rec_step.size(); s++) np_rec_step[s] = (int)floor(@rec_t@[s] / np_dt + 0.5);
+  // the trial's spikes (those from step np_T0 on: the monitors hold them in time order) and their steps
+  // in the trial
+  size_t np_in0 = @in_i@.size(), np_rec0 = @rec_i@.size();
+  while (np_in0 > 0 && (long)floor(@in_t@[np_in0 - 1] / np_dt + 0.5) >= np_T0) np_in0--;
+  while (np_rec0 > 0 && (long)floor(@rec_t@[np_rec0 - 1] / np_dt + 0.5) >= np_T0) np_rec0--;
+  std::vector<int> np_in_step(@in_i@.size() - np_in0), np_rec_step(@rec_i@.size() - np_rec0);
+  for (size_t s = 0; s < np_in_step.size(); s++)
+    np_in_step[s] = (int)((long)floor(@in_t@[np_in0 + s] / np_dt + 0.5) - np_T0);
+  for (size_t s = 0; s < np_rec_step.size(); s++)
+    np_rec_step[s] = (int)((long)floor(@rec_t@[np_rec0 + s] / np_dt + 0.5) - np_T0);
   // The gradient matrices, (presynaptic neuron of all copies) x (postsynaptic neuron of its copy), zero:
   // calloc's fresh pages are zero already (written only where a neuron spiked, not cleared first).
   std::vector<double> np_q(nA, 0.0), np_c(nA, 0.0);
@@ -171,7 +193,7 @@ _TEMPLATE = r"""
     long in_s = (long)np_in_step.size() - 1, rec_s = (long)np_rec_step.size() - 1, pre_s = rec_s;
     for (int t = NPT - 1; t >= 0; t--) {
       neuroplast_psi_row(t, &np_psi[0]);  // ψ_t (network/include/neuroplast_psi.h)
-      for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@(t, c);
+      for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@(np_T0 + t, c);
       for (int b = 0; b < NPB; b++) {  // h_t = L̃_t + R times ψ_t, copy by copy
         double* h = &np_G[(size_t)b * NPN];
         for (int j = j0; j < j1; j++) h[j] = 0.0;
@@ -199,20 +221,20 @@ _TEMPLATE = r"""
         for (int b = 0; b < NPB; b++)
           for (int n = b * NPN + j0; n < b * NPN + j1; n++) np_G[n] = np_G[n] + np_alpha * np_Gnext[n];
       for (; in_s >= 0 && np_in_step[in_s] == t; in_s--) {  // input neuron m = b·n_in + i spiked at t
-        const int m = @in_i@[in_s], b = m / NPI;
+        const int m = @in_i@[np_in0 + in_s], b = m / NPI;
         const double* g = &np_G[(size_t)b * NPN];
         double* out = &np_gin[(size_t)m * NPN];
         for (int j = j0; j < j1; j++) out[j] += g[j] * v_in;
       }
       while (pre_s >= 0 && np_rec_step[pre_s] >= t) pre_s--;  // (the last step's spikes drive nothing)
       for (; pre_s >= 0 && np_rec_step[pre_s] == t - 1; pre_s--) {  // neuron m spiked at t − 1: c_in z_{t−1}
-        const int m = @rec_i@[pre_s], b = m / NPN;
+        const int m = @rec_i@[np_rec0 + pre_s], b = m / NPN;
         const double* g = &np_G[(size_t)b * NPN];
         double* out = &np_grec[(size_t)m * NPN];
         for (int j = j0; j < j1; j++) out[j] += g[j] * v_in;
       }
       for (; rec_s >= 0 && np_rec_step[rec_s] == t; rec_s--) {  // the readout: c_out ẽrr_t of spikes at t
-        const int m = @rec_i@[rec_s], b = m / NPN;
+        const int m = @rec_i@[np_rec0 + rec_s], b = m / NPN;
         if (m - b * NPN < j0 || m - b * NPN >= j1) continue;  // another worker's row
         for (int k = 0; k < NPK; k++) np_gout[(size_t)m * NPK + k] += np_cout * np_ef[(size_t)b * NPK + k];
       }
@@ -225,7 +247,7 @@ _TEMPLATE = r"""
     double btil = 0.0, acc = 0.0;
     for (int t = 0; t < NPT; t++) {
       btil = np_kappa * btil + 1.0;
-      acc += @err@(t, c) * btil;
+      acc += @err@(np_T0 + t, c) * btil;
     }
     @gb@[c] = acc;
   }
@@ -255,7 +277,8 @@ _TEMPLATE = r"""
 def gradient_code(
     names: Mapping[str, str], sizes: Sizes, *, clear: tuple[str, ...] = (), min_work: float = MIN_THREAD_WORK
 ) -> str:
-    """The C++ block (for ``device.insert_code("after_network_run", ...)``) of the factorized gradients.
+    """The C++ block (for ``device.insert_code("after_network_run", ...)``) of the factorized gradients of
+    the launch's (last) trial.
 
     Parameters
     ----------
@@ -284,3 +307,31 @@ def gradient_code(
     if "@" in code:
         raise ValueError("gradient_code: a placeholder was left unfilled")
     return code
+
+
+#: The Brian2 function of the chunked engine's boundary (:func:`boundary_code`).
+BOUNDARY_FUNCTION = "neuroplast_boundary_gradient"
+#: The C++ headers (besides :data:`PSI_HEADER` and :data:`THREADS_HEADER`) the boundary function's code
+#: object needs: ``main.cpp``, where :func:`gradient_code` goes, has them already.
+BOUNDARY_SYSTEM_HEADERS = ("<cmath>", "<iostream>")
+
+
+def boundary_code(names: Mapping[str, str], sizes: Sizes, *, min_work: float = MIN_THREAD_WORK) -> str:
+    """The C++ of :data:`BOUNDARY_FUNCTION`: at a boundary of the chunked engine (docs/model.md §7, §9),
+    the finished trial's factorized gradients — :func:`gradient_code`'s block, the same operations in the
+    same order, reading that trial's steps of the records — written where the boundary's optimizer step
+    reads them, then ψ's record emptied for the next trial.
+
+    Called once per boundary tick by a group of one element with ``active`` (0 at the tick at t = 0, before
+    the first trial: nothing to do).  ``names`` as for :func:`gradient_code` (they are read from namespace
+    ``brian``, as a code object's support code sees them).
+    """
+    block = gradient_code({k: f"brian::{v}" for k, v in names.items()}, sizes, min_work=min_work)
+    return (
+        f"double {BOUNDARY_FUNCTION}(double active) {{\n"
+        "  if (!(active > 0.5)) return 0.0;\n"
+        f"{block}"
+        "  neuroplast_psi_clear();\n"
+        "  return 0.0;\n"
+        "}\n"
+    )

@@ -77,6 +77,7 @@ class Features:
         }
         names = {}
         for key, (obj, var, size) in where.items():
+            var = "g" if self.factorized and key != "bias" else var  # the binary's gradient, whole
             name = f"np_batch_mean_{key}"
             array = device.get_array_name(obj.variables[var], access_data=size is not None)
             code = eq.batch_mean_function(name, array, self.batch, size)
@@ -99,7 +100,9 @@ class Features:
 
         The boundary clock ticks at t = 0, T, 2T, …; at t = 0 (``active`` = 0) the update leaves every
         variable unchanged, so a launch of K trials takes K − 1 steps inside; the last trial's gradient is
-        read from the state at the end (as after a single trial).
+        read from the state at the end (as after a single trial).  The online path completes each
+        synapse's accumulated gradient into ``gt`` here; the factorized one (:attr:`factorized`) has the
+        binary compute the whole gradient ``g`` in the same slot (:meth:`_factorized_boundary`).
         """
         self._chunk_functions(b2)
         means = self._batch_mean_functions(b2, out, s_in, s_rec, s_out)
@@ -107,12 +110,17 @@ class Features:
         self._namespace["t_first_update"] = 0.5 * dt
         self._namespace["t_update_period"] = period
         kw = {"dt": period}
-        rec.run_regularly(eq.CHUNK_REGULARIZATION, name="chunk_reg", **kw, **eq.slot("chunk_regularization"))
+        grad = "g" if self.factorized else "gt"  # what the input and recurrent synapses' step reads
+        if not self.factorized:
+            rec.run_regularly(
+                eq.CHUNK_REGULARIZATION, name="chunk_reg", **kw, **eq.slot("chunk_regularization")
+            )
         code = eq.chunk_gradient(self.event_driven, self.regularization)
         for syn, key in ((s_in, "input"), (s_rec, "recurrent")):
-            syn.run_regularly(code, name=f"chunk_grad_{key}", **kw, **eq.slot("chunk_gradient"))
+            if not self.factorized:
+                syn.run_regularly(code, name=f"chunk_grad_{key}", **kw, **eq.slot("chunk_gradient"))
             syn.run_regularly(
-                eq.chunk_update(self.chunk_optimizer, "gt", mean=means.get(key)),
+                eq.chunk_update(self.chunk_optimizer, grad, mean=means.get(key)),
                 name=f"chunk_update_{key}",
                 **kw,
                 **eq.slot("chunk_update"),
@@ -138,15 +146,20 @@ class Features:
             (s_out, "output_synapses"),
         ] + ([(rec, "recurrent_lazy")] if self.event_driven else [])
         for k, (obj, group) in enumerate(resets):
-            code = eq.chunk_reset(group, adaptation=self.adaptation, regularization=self.regularization)
+            code = eq.chunk_reset(
+                group,
+                adaptation=self.adaptation,
+                regularization=self.regularization,
+                factorized=self.factorized,
+            )
             obj.run_regularly(code, name=f"chunk_reset_{k}", **kw, **eq.slot("chunk_reset"))
 
         def mon(group, variables, name, slot):
             return self._monitor(b2, group, variables, name, self.n_steps, dt=period, **eq.slot(slot))
 
         self.chunk_grad_mons = {
-            "input": mon(s_in, "gt", "chunk_g_in", "chunk_grad_monitor"),
-            "recurrent": mon(s_rec, "gt", "chunk_g_rec", "chunk_grad_monitor"),
+            "input": mon(s_in, grad, "chunk_g_in", "chunk_grad_monitor"),
+            "recurrent": mon(s_rec, grad, "chunk_g_rec", "chunk_grad_monitor"),
             "output": mon(s_out, "g", "chunk_g_out", "chunk_grad_monitor"),
             "bias": mon(out, "gb", "chunk_g_bias", "chunk_grad_monitor"),
         }
@@ -184,8 +197,45 @@ class Features:
         recorder.run_regularly(f"recorded = {fz.PSI_RECORDER}(i)", name="grad_psi_record", **slot)
         return [*self._grad_mons.values(), recorder]
 
+    def _factorized_boundary(self, b2) -> list:
+        """The chunked engine's boundary on the factorized path: a group of one element that calls
+        :data:`.factorized.BOUNDARY_FUNCTION` at every boundary tick (slot ``chunk_gradient``, before the
+        gradient monitors and the optimizer step): the finished trial's gradients, computed by the binary
+        as after a run (docs/model.md §9)."""
+        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
+        #: The C++ of the boundary's gradients (part of the build's cache key).
+        self._boundary_code = fz.boundary_code(self._factorized_names(b2), sizes, min_work=fz.MIN_THREAD_WORK)
+        kwds = {
+            "headers": [*fz.BOUNDARY_SYSTEM_HEADERS, *header_kwds(fz.PSI_HEADER)["headers"]]
+            + header_kwds(fz.THREADS_HEADER)["headers"],
+            "include_dirs": header_kwds(fz.PSI_HEADER)["include_dirs"],
+        }
+        fn = b2.Function(None, arg_units=[1], return_unit=1, arg_names=["active"], stateless=False)
+        fn.implementations.add_implementation(
+            "cpp",
+            header_stamp(fz.PSI_HEADER) + header_stamp(fz.THREADS_HEADER) + self._boundary_code,
+            name=fz.BOUNDARY_FUNCTION,
+            compiler_kwds=kwds,
+        )
+        self._namespace[fz.BOUNDARY_FUNCTION] = fn
+        group = b2.NeuronGroup(1, "done : 1", name="grad_boundary")
+        group.run_regularly(
+            f"done = {fz.BOUNDARY_FUNCTION}(int(t > t_first_update))",
+            dt=self.n_steps * self.params.dt * b2.ms,
+            name="grad_boundary_gradient",
+            **eq.slot("chunk_gradient"),
+        )
+        return [group]
+
     def _factorized_code(self, b2) -> str:
         """The C++ of the gradients (:func:`.factorized.gradient_code`) with this network's array names."""
+        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
+        return fz.gradient_code(
+            self._factorized_names(b2), sizes, clear=("err", "in_i", "in_t"), min_work=fz.MIN_THREAD_WORK
+        )
+
+    def _factorized_names(self, b2) -> dict[str, str]:
+        """The device's name of every array of :data:`.factorized.ARRAYS` in this network."""
         device = b2.get_device()
         inp, rec, out = self.groups.values()
         mons, syn = self._grad_mons, self.synapses
@@ -212,8 +262,6 @@ class Features:
         for short, key in (("in", "input"), ("rec", "recurrent"), ("out", "output")):
             for var, brian in (("pre", "_synaptic_pre"), ("post", "_synaptic_post"), ("g", "g")):
                 where[f"{short}_{var}"] = (syn[key], brian)
-        names = {
+        return {
             k: device.get_array_name(obj.variables[v], access_data=False) for k, (obj, v) in where.items()
         }
-        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
-        return fz.gradient_code(names, sizes, clear=("err", "in_i", "in_t"), min_work=fz.MIN_THREAD_WORK)

@@ -150,6 +150,7 @@ class Launch:
             **({"batch": [self.batch, eq.MASK_BATCH]} if self.batch > 1 else {}),
             **({"threads": self.threads} if self.threads > 1 else {}),
             **({"factorized": self._grad_code} if self.factorized else {}),
+            **({"boundary": self._boundary_code} if self.factorized and self.chunk else {}),
             **({"neuron": _model_key(self.model_code)} if self.model_code is not None else {}),
             "headers": [header_text(name) for name in HEADERS],
             **b2.get_device().cache_parts(),  # the device's own (brian2cuda's version and nvcc flags)
@@ -176,9 +177,9 @@ class Launch:
                 )
             if self.factorized:
                 self._grad_code = self._factorized_code(b2)
-                b2.get_device().insert_code(
-                    "before_network_run", f"neuroplast_psi_reserve({steps}L, {self.batch * self.n_rec});"
-                )
+                # room for one trial's ψ: a chunk's boundaries empty the record after each trial's gradient
+                reserve = f"neuroplast_psi_reserve({self.n_steps}L, {self.batch * self.n_rec});"
+                b2.get_device().insert_code("before_network_run", reserve)
                 b2.get_device().insert_code("after_network_run", self._grad_code)
             self.net.run(duration, namespace=self._namespace)
 

@@ -95,15 +95,16 @@ class Readback:
         trial_of = (steps // T) * B + ids // N
         order = np.argsort(trial_of, kind="stable")
         bounds = np.searchsorted(trial_of[order], np.arange(n * B + 1))
+        hidden = "g" if self.factorized else "gt"  # the gradient the boundary step took
         grads = self._edge_rows(
-            self.chunk_grad_mons, {"input": "gt", "recurrent": "gt", "output": "g", "bias": "gb"}
+            self.chunk_grad_mons, {"input": hidden, "recurrent": hidden, "output": "g", "bias": "gb"}
         )
         used = self._edge_rows(
             self.chunk_weight_mons,
             {"input": "w", "recurrent": "w", "output": "w", "bias": "b", "feedback": "B"},
         )
         shapes = {"input": (N, self.n_in), "recurrent": (N, N), "output": (self.n_out, N)}
-        raw = self._gradient_arrays()
+        raw = self._factorized_arrays() if self.factorized else self._gradient_arrays()
         results = []
         for k in range(n):
             for b in range(B):
@@ -122,6 +123,7 @@ class Readback:
                     res.regularized = True
                 else:  # the last iteration of a launch: the state at its end
                     res.grads, res.esum = self._copy_gradients(raw, b)
+                    res.regularized = self.factorized  # the binary's gradients include the rate regularizer
                 results.append(res)
         return results
 

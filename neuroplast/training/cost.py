@@ -8,8 +8,9 @@ Both paths simulate the same network; what differs per iteration of a batch of B
 * **factorized** — the simulation records ψ and the spikes, and the gradient is contracted after it
   (docs/model.md §3): by the compiled binary (docs/model.md §9) one pass over every spike for every
   postsynaptic neuron, ``c_spike · N · (E_in + E_rec) · B`` (E: the trial's expected input and recurrent
-  spikes), or, where the device has no compiled gradient, NumPy's dense products
-  ``c_flop · 2 · N · (n_in + N) · T · B``; one launch per iteration: ``c_launch``.
+  spikes), at every boundary of the chunked engine (k iterations per launch, ``c_launch / k`` as online),
+  or, where the device has no compiled gradient, NumPy's dense products
+  ``c_flop · 2 · N · (n_in + N) · T · B`` with one launch per iteration: ``c_launch``.
 
 The rest — neuron updates, spike propagation, the optimizer over every weight, the log — is the same on
 both and left out.  The expected spikes come from the config alone: inputs at the task's rate (``rate_hz``,
@@ -139,12 +140,14 @@ def path_costs(w: Workload, *, compiled: bool, chunk: int, costs: Costs = COSTS)
     compiled : bool
         Whether the factorized gradient is computed by the compiled binary (else NumPy's dense products).
     chunk : int
-        Iterations per launch the online path would run (1: one per launch).
+        Iterations per launch the chunked engine would run (1: one per launch): the online path's, and the
+        compiled factorized path's (the same plan).
     costs : Costs
     """
-    online = costs.syn_step * w.steps * w.hidden_synapses * w.batch + costs.launch / max(1, chunk)
+    launch = costs.launch / max(1, chunk)
+    online = costs.syn_step * w.steps * w.hidden_synapses * w.batch + launch
     if compiled:
         contraction = costs.spike_post * w.n_rec * (w.input_spikes + w.recurrent_spikes)
     else:
-        contraction = costs.flop * 2.0 * w.n_rec * (w.n_in + w.n_rec) * w.steps
-    return PathCosts(online=online, factorized=contraction * w.batch + costs.launch)
+        contraction, launch = costs.flop * 2.0 * w.n_rec * (w.n_in + w.n_rec) * w.steps, costs.launch
+    return PathCosts(online=online, factorized=contraction * w.batch + launch)

@@ -475,21 +475,25 @@ class Trainer:
             self.batch = 1
             return load_simulator(info)(self.setup)
         if self.chunk:
-            self.edge_optimizer = True  # an optimizer of CHUNK_OPTIMIZER, online gradients
+            self.edge_optimizer = True  # an optimizer of CHUNK_OPTIMIZER, gradients from the simulation
             self.batch = cfg.training.batch_size  # the plan chunks batches only on a device that has them
+            # the factorized path only where the binary computes e-prop's gradient (the plan's condition)
+            self.compiled_gradients = self.gradient_path != "online"
             return Brian2Network(
                 self.params,
                 self.weights,
                 self.T,
                 device=self.device,
                 loss=cfg.training.loss,
-                gradients=True,
+                gradients=not self.compiled_gradients,
                 regularization=cfg.training.reg_coeff > 0,
                 record=False,
                 chunk_trials=self.chunk,
                 chunk_optimizer=CHUNK_OPTIMIZER[type(self.optimizer)],
                 batch=self.batch,
                 threads=self.threads,
+                factorized=self.compiled_gradients,
+                reg=(cfg.training.reg_coeff, self.f_target),
             )
         in_trial = bool(cfg.training.update_every_steps)
         # a neuron model other than alif: its generated statements (network/model_code.py)
@@ -564,10 +568,10 @@ class Trainer:
             why = f"device {self.device} runs one iteration per launch"
         elif tr.batch_size > 1 and not self.capabilities.batch:
             why = f"device {self.device} runs a batch's trials one after another"
-        elif self.gradient_path != "online":
+        elif self.gradient_path != "online" and not (
+            self.capabilities.compiled_gradients and self.rule.eprop_gradient
+        ):  # NumPy's gradient: the trajectory of every trial (the binary's: at every boundary, §9)
             why = f"the {self.gradient_path} gradient path reads every trial's recorded trajectory"
-            if self.capabilities.compiled_gradients and self.rule.eprop_gradient:
-                why = f"the {self.gradient_path} gradient path computes the gradients after each launch"
         elif tr.update_every_steps:
             why = "in-trial learning (training.update_every_steps) steps inside each trial"
         elif record:

@@ -324,10 +324,13 @@ def test_resume_after_kill_mid_chunk(tmp_path: Path, config: str) -> None:
 
 
 # ---------------------------------------------------------------------------- trials side by side
-#: Batches of 3 trials side by side on cpp_standalone, their factorized gradients computed by the binary
-#: (docs/model.md §9); a child that SIGKILLs itself after launch ``argv[1]``'s binary has run.
-BATCHED = SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3").replace(
-    "[training]\n", '[training]\npath = "factorized"\n'
+#: Batches of 3 trials side by side on cpp_standalone, one batch per launch, their factorized gradients
+#: computed by the binary (docs/model.md §9); a child that SIGKILLs itself after launch ``argv[1]``'s binary
+#: has run.
+BATCHED = (
+    SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3")
+    .replace("[training]\n", '[training]\npath = "factorized"\n')
+    .replace('device = "cpp_standalone"', 'device = "cpp_standalone"\nchunk_iterations = 1')
 )
 MID_BATCH_CHILD = MID_CHUNK_CHILD.replace("_collect_chunk", "_collect")
 
@@ -339,7 +342,7 @@ def test_resume_after_kill_mid_batch(tmp_path: Path) -> None:
     may still have been in the writer thread), and --resume continues bit for bit: the same file as an
     uninterrupted run."""
     assert "batch_size = 3" in BATCHED and 'device = "cpp_standalone"' in BATCHED
-    assert 'path = "factorized"' in BATCHED  # one launch per batch (the online path chunks batches: below)
+    assert 'path = "factorized"' in BATCHED and "chunk_iterations = 1" in BATCHED  # (chunked: below)
     write_text(tmp_path, "batched.toml", BATCHED)
     ref, out = tmp_path / "ref.h5", tmp_path / "killed.h5"
     args = ("--iterations", 5, "--quiet")
@@ -359,8 +362,8 @@ def test_resume_after_kill_mid_batch(tmp_path: Path) -> None:
     assert open_run(out).finished
 
 
-#: Launches of 2 iterations of 3 trials side by side (the online path's chunked engine, docs/model.md §7,
-#: §8): 5 iterations are launches of 2, 2 and 1.
+#: Launches of 2 iterations of 3 trials side by side (the chunked engine, docs/model.md §7, §8; the online
+#: path, and the factorized one below): 5 iterations are launches of 2, 2 and 1.
 BATCH_CHUNKED = (
     SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3")
     .replace("[training]\n", '[training]\npath = "online"\n')
@@ -370,16 +373,19 @@ BATCH_CHUNKED = (
 
 @pytest.mark.brian2
 @pytest.mark.e2e
-def test_resume_after_kill_mid_batch_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["online", "factorized"])
+def test_resume_after_kill_mid_batch_chunk(tmp_path: Path, path: str) -> None:
     """Launches of 2 iterations of 3 trials side by side: a kill inside the third launch (its binary has
     run) keeps the 4 iterations of the first two — or 2, when it comes while the second launch's flush is
     still being written in the writer's thread (docs/hdf5.md: these launches are short, the writer may not
     be done; the long trials of ``test_resume_after_kill_mid_chunk`` leave it time) — and --resume
     continues bit for bit — the same file as an uninterrupted run; one trial per launch gives the same log
-    but for the stored config."""
+    but for the stored config.  On either gradient path (the factorized one computed by the binary at
+    every boundary)."""
     assert all(k in BATCH_CHUNKED for k in ("batch_size = 3", "chunk_iterations = 2", 'path = "online"'))
-    write_text(tmp_path, "chunked.toml", BATCH_CHUNKED)
-    write_text(tmp_path, "one.toml", BATCH_CHUNKED.replace("chunk_iterations = 2", "chunk_iterations = 1"))
+    config = BATCH_CHUNKED.replace('path = "online"', f'path = "{path}"')
+    write_text(tmp_path, "chunked.toml", config)
+    write_text(tmp_path, "one.toml", config.replace("chunk_iterations = 2", "chunk_iterations = 1"))
     ref, one, out = tmp_path / "ref.h5", tmp_path / "one.h5", tmp_path / "killed.h5"
     args = ("--iterations", 5, "--quiet")
     proc = run_cli("run", "chunked.toml", *args, "--out", ref, cwd=tmp_path)

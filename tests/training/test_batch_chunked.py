@@ -24,8 +24,8 @@ from tests.helpers import SMALL_EVIDENCE_TOML as EVIDENCE
 from tests.helpers import assert_same_records
 from tests.training.test_chunked import MODES, NEST_EVIDENCE, SINE
 
-#: The batch's trials side by side on the online path (the chunked engine's; ``auto`` may take the
-#: factorized one, one launch per batch), 5 iterations.
+#: The batch's trials side by side, 5 iterations, on the online path unless a case names the factorized one
+#: (both chunked: docs/model.md §7, §9).
 BATCH = {"batch_size": 3, "path": "online", "iterations": 5}
 
 
@@ -45,6 +45,11 @@ def _train(text: str, chunk: int, threads: int = 1, changes: dict | None = None)
     return tr, records
 
 
+def _factorized(changes: dict) -> dict:
+    """``changes`` on the factorized gradient path (computed by the binary at every boundary)."""
+    return {**changes, "training": {**changes.get("training", {}), "path": "factorized"}}
+
+
 @pytest.mark.brian2
 @pytest.mark.parametrize(
     ("text", "changes", "frozen", "threads"),
@@ -61,15 +66,32 @@ def _train(text: str, chunk: int, threads: int = 1, changes: dict | None = None)
         pytest.param(
             EVIDENCE, NEST_EVIDENCE, ["bias", "feedback"], 1, id="evidence-nest", marks=pytest.mark.slow
         ),
+        # the factorized path: every copy's gradient computed by the binary at each boundary, then the
+        # batch's mean (no bias, adam-nest and averaging are values of the launch: evidence-factorized's
+        # network)
+        pytest.param(SINE, _factorized({}), [], 1, id="sine-adam-factorized"),
+        pytest.param(EVIDENCE, _factorized({}), ["feedback"], 1, id="evidence-sgd-factorized"),
+        pytest.param(
+            EVIDENCE,
+            _factorized(NEST_EVIDENCE),
+            ["bias", "feedback"],
+            1,
+            id="evidence-nest-factorized",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_batch_chunked_equals_per_trial(text: str, changes: dict, frozen: list[str], threads: int) -> None:
     """K = 2 iterations of 3 trials side by side per launch (with ``threads`` OpenMP threads) = one trial
-    per launch with one thread, byte for byte; what is not trained stays, what is trained moves."""
+    per launch with one thread, byte for byte, on either gradient path; what is not trained stays, what is
+    trained moves."""
     one, want = _train(text, 1, changes=changes)
     many, got = _train(text, 2, threads, changes)
     assert one.chunk == 0 and one.batch == 1, one.chunk_reason
     assert many.chunk == 2 and many.batch == 3, many.chunk_reason
+    path = changes.get("training", {}).get("path", BATCH["path"])
+    assert one.gradient_path == many.gradient_path == path
+    assert many.compiled_gradients == (path == "factorized")
     assert "each its 3 trials side by side" in many.chunk_reason
     assert many.threads == threads
     assert_same_records(want, got)
@@ -123,9 +145,8 @@ class _Unbuilt:
         (
             {"training": {"path": "factorized"}},
             False,
-            0,
-            "one batch per launch, its 3 trials side by side: the factorized gradient path computes the "
-            "gradients after each launch",
+            2,
+            "up to 2 iterations per launch, each its 3 trials side by side",
         ),
         (
             {"training": {"rule": "bptt", "path": "auto"}},
@@ -157,3 +178,7 @@ def test_a_batch_that_cannot_run_several_iterations_per_launch_says_why(
     batch = 1 if "chunk_iterations = 1" in reason else 3
     assert tr.batch == batch and tr.net.kwargs["batch"] == batch
     assert tr.net.kwargs.get("chunk_trials", 0) == chunk
+    # the binary computes the factorized gradient (at every boundary of a chunk); NumPy reads the trajectory
+    factorized = changes.get("training", {}).get("path") == "factorized"
+    assert tr.net.kwargs.get("factorized", False) == factorized
+    assert tr.net.kwargs["gradients"] == (tr.gradient_path == "online")

@@ -45,19 +45,34 @@ reg_coeff = 10.0
 """
 
 
-def _cfg(text: str, chunk: int, threads: int = 1, changes: dict | None = None):
+def _cfg(text: str, chunk: int, threads: int = 1, changes: dict | None = None, path: str | None = None):
     data = tomllib.loads(text)
     data["simulation"]["chunk_iterations"] = chunk
     data["simulation"]["threads"] = threads
     for section, values in (changes or {}).items():
         data[section].update(values)
+    if path is not None:
+        data["training"]["path"] = path
     return parse_config(data)
 
 
-def _train(text: str, chunk: int, threads: int = 1, changes: dict | None = None) -> tuple[Trainer, list]:
-    tr = Trainer.from_config(_cfg(text, chunk, threads, changes))
+def _train(
+    text: str, chunk: int, threads: int = 1, changes: dict | None = None, path: str | None = None
+) -> tuple[Trainer, list]:
+    tr = Trainer.from_config(_cfg(text, chunk, threads, changes, path))
     records = [tr.run_iteration() for _ in range(tr.cfg.training.iterations)]
     return tr, records
+
+
+#: Both gradient paths run several iterations per launch: the online one accumulates each synapse's
+#: gradient in the simulation, the factorized one has the binary compute it at every boundary (docs/model.md
+#: §7, §9).
+PATHS = ("online", "factorized")
+
+
+def _on_path(trainer: Trainer, path: str) -> None:
+    """``trainer`` computes its gradients on ``path`` (the factorized one in the binary)."""
+    assert trainer.gradient_path == path and trainer.compiled_gradients == (path == "factorized")
 
 
 #: NEST's modes, the frozen projections (docs/configs.md) and adaptive feedback: values of the launch on the
@@ -88,14 +103,17 @@ NEST_EVIDENCE = {
         ),
     ],
 )
-def test_chunked_modes_equal_per_trial(text: str, changes: dict, frozen: list[str]) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_chunked_modes_equal_per_trial(text: str, changes: dict, frozen: list[str], path: str) -> None:
     """The modes that once ran one trial per launch (NEST's: no bias, averaged gradient, adam-nest; frozen
-    projections; Kolen–Pollack's adaptive feedback) run several per launch and give the per-trial records
-    byte for byte; what is not trained stays where it started, and what is trained moves (the comparison
-    can disagree)."""
-    one, want = _train(text, 1, changes=changes)
-    many, got = _train(text, 2, changes=changes)
+    projections; Kolen–Pollack's adaptive feedback) run several per launch on either gradient path and give
+    the per-trial records byte for byte; what is not trained stays where it started, and what is trained
+    moves (the comparison can disagree)."""
+    one, want = _train(text, 1, changes=changes, path=path)
+    many, got = _train(text, 2, changes=changes, path=path)
     assert many.chunk == 2, many.chunk_reason
+    _on_path(one, path)
+    _on_path(many, path)
     assert_same_records(want, got)
     first, last = got[0].weights_before, many.final_weights()
     for key in ("input", "recurrent", "output", "bias", "feedback"):
@@ -113,13 +131,17 @@ def test_chunked_modes_equal_per_trial(text: str, changes: dict, frozen: list[st
         pytest.param(EVIDENCE, 3, 1, id="evidence-sgd", marks=pytest.mark.slow),
     ],
 )
-def test_chunked_equals_per_trial(text: str, chunk: int, threads: int) -> None:
-    """Launches of ``chunk`` iterations (the last one shorter; with ``threads`` OpenMP threads splitting the
-    per-neuron and per-synapse loops) = one trial per launch with one thread, byte for byte."""
-    one, want = _train(text, 1)
-    many, got = _train(text, chunk, threads)
+@pytest.mark.parametrize("path", PATHS)
+def test_chunked_equals_per_trial(text: str, chunk: int, threads: int, path: str) -> None:
+    """Launches of ``chunk`` iterations (the last one shorter; with ``threads`` threads: OpenMP's splitting
+    the per-neuron and per-synapse loops online, the binary's gradient's factorized) = one trial per launch
+    with one thread, byte for byte, on either gradient path."""
+    one, want = _train(text, 1, path=path)
+    many, got = _train(text, chunk, threads, path=path)
     assert one.chunk == 0 and "chunk_iterations = 1" in one.chunk_reason
     assert many.chunk == chunk, many.chunk_reason
+    _on_path(one, path)
+    _on_path(many, path)
     assert one.threads == 1 and many.threads == threads
     assert_same_records(want, got)
     # the comparison is not vacuous: the weights moved, and the trials differ between iterations

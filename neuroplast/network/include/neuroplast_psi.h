@@ -62,6 +62,14 @@ inline void neuroplast_psi_push(const double* psi) {
     p.size += m;
 }
 
+// Forget the steps recorded (the storage stays): the chunked engine's boundary, after the finished trial's
+// gradients, so that the record holds one trial at a time (neuroplast/network/factorized.py).
+inline void neuroplast_psi_clear() {
+    NeuroplastPsi& p = neuroplast_psi();
+    p.start.clear();
+    p.size = 0;
+}
+
 // The number of steps recorded.
 inline long neuroplast_psi_steps() { return (long)neuroplast_psi().start.size(); }
 
