@@ -128,7 +128,7 @@ _TEMPLATE = r"""
   const bool np_reg = np_rc != 0.0;
   // the trial's first step in the launch: 0, or — several trials per launch — the last trial's (the error
   // monitor holds every step of the launch so far, ψ's record only this trial's)
-  const long np_T0 = (long)@err@.n - NPT;
+  const long np_T0 = (long)@err@.n - NPT;  // (rows: an int index, the one overload of every Brian2)
   if (neuroplast_psi_steps() != NPT || np_T0 < 0 || np_T0 % NPT != 0) {
     std::cerr << "neuroplast: the gradient records hold " << neuroplast_psi_steps() << " and " << @err@.n
               << " steps, expected " << NPT << " and a multiple of it" << std::endl;
@@ -193,7 +193,7 @@ _TEMPLATE = r"""
     long in_s = (long)np_in_step.size() - 1, rec_s = (long)np_rec_step.size() - 1, pre_s = rec_s;
     for (int t = NPT - 1; t >= 0; t--) {
       neuroplast_psi_row(t, &np_psi[0]);  // ψ_t (network/include/neuroplast_psi.h)
-      for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@(np_T0 + t, c);
+      for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@((int)(np_T0 + t), c);
       for (int b = 0; b < NPB; b++) {  // h_t = L̃_t + R times ψ_t, copy by copy
         double* h = &np_G[(size_t)b * NPN];
         for (int j = j0; j < j1; j++) h[j] = 0.0;
@@ -247,7 +247,7 @@ _TEMPLATE = r"""
     double btil = 0.0, acc = 0.0;
     for (int t = 0; t < NPT; t++) {
       btil = np_kappa * btil + 1.0;
-      acc += @err@(np_T0 + t, c) * btil;
+      acc += @err@((int)(np_T0 + t), c) * btil;
     }
     @gb@[c] = acc;
   }
