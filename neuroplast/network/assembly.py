@@ -52,6 +52,9 @@ class Assembly:
             #: eligibility (gradient) order → the log's edge order
             self._elig_to_log[key] = np.argsort(by_target, kind="stable") if split else self._to_log[key]
             self._elig_outer[key] = "post" if split else self._b2_outer[key]
+        #: The projections whose Brian2 (eligibility) order is the log's: read back without a permutation.
+        self._in_log_order = {k for k, perm in self._to_log.items() if _identity(perm)}
+        self._elig_in_log_order = {k for k, perm in self._elig_to_log.items() if _identity(perm)}
 
     def _copies(self, src: np.ndarray, tgt: np.ndarray, n_src: int, n_tgt: int) -> tuple:
         """Synapse ids of all copies (:attr:`batch`): copy b's are copy 0's shifted by b neurons of each
@@ -352,3 +355,8 @@ class Assembly:
         rec.kappa = p.kappa
         out.kappa = p.kappa
         out.c_out = p.readout_scale
+
+
+def _identity(perm: np.ndarray) -> bool:
+    """Whether the permutation ``perm`` leaves every element where it is (a copy by it would be wasted)."""
+    return bool(perm.size == 0 or (perm[0] == 0 and np.all(np.diff(perm) == 1)))

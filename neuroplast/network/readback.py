@@ -80,7 +80,12 @@ class Readback:
             rows = np.asarray(getattr(mon, var[key])[:]).T
             rows = rows.reshape(rows.shape[0], self.batch, -1)  # each copy's values, copy after copy
             synapses = "output" if key == "feedback" else key
-            out[key] = rows.copy() if key == "bias" else rows[:, :, self._to_log[synapses]]
+            if key == "bias":
+                out[key] = rows.copy()
+            elif synapses in self._in_log_order:  # Brian2 holds them in the log's order: no copy
+                out[key] = rows
+            else:
+                out[key] = rows[:, :, self._to_log[synapses]]
         return out
 
     def _collect_chunk(self, n: int) -> list[TrialResult]:
@@ -230,7 +235,8 @@ class Readback:
                 esum[key] = np.array(raw[key]["esum"][part])
         grads["bias"] = raw["bias"][b * self.n_out : (b + 1) * self.n_out].copy()
         shapes = {key: (n_post, n_pre) for key, (n_pre, n_post) in self._sizes.items()}
-        to_log = self._elig_to_log
+        # only the projections whose eligibility order is not the log's need a permutation (a copy)
+        to_log = {k: v for k, v in self._elig_to_log.items() if k not in self._elig_in_log_order}
         return (
             DenseOnRead(grads, self._elig_edges, shapes, to_log),
             DenseOnRead(esum, self._elig_edges, shapes, to_log),

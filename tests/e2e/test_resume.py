@@ -324,13 +324,12 @@ def test_resume_after_kill_mid_chunk(tmp_path: Path, config: str) -> None:
 
 
 # ---------------------------------------------------------------------------- trials side by side
-#: Batches of 3 trials side by side on cpp_standalone, one batch per launch, their factorized gradients
-#: computed by the binary (docs/model.md §9); a child that SIGKILLs itself after launch ``argv[1]``'s binary
-#: has run.
-BATCHED = (
-    SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3")
-    .replace("[training]\n", '[training]\npath = "factorized"\n')
-    .replace('device = "cpp_standalone"', 'device = "cpp_standalone"\nchunk_iterations = 1')
+#: Batches of 3 trials side by side on cpp_standalone, one batch per launch: the exact gradient (``bptt``)
+#: from each launch's recorded trajectories (e-prop's factorized gradient, computed by the binary, runs
+#: several iterations per launch: below); a child that SIGKILLs itself after launch ``argv[1]``'s binary has
+#: run.
+BATCHED = SMALL_EVIDENCE_TOML.replace("batch_size = 1", "batch_size = 3").replace(
+    'rule = "eprop-random"', 'rule = "bptt"'
 )
 MID_BATCH_CHILD = MID_CHUNK_CHILD.replace("_collect_chunk", "_collect")
 
@@ -342,7 +341,7 @@ def test_resume_after_kill_mid_batch(tmp_path: Path) -> None:
     may still have been in the writer thread), and --resume continues bit for bit: the same file as an
     uninterrupted run."""
     assert "batch_size = 3" in BATCHED and 'device = "cpp_standalone"' in BATCHED
-    assert 'path = "factorized"' in BATCHED and "chunk_iterations = 1" in BATCHED  # (chunked: below)
+    assert 'rule = "bptt"' in BATCHED  # one launch per batch (e-prop's are chunked: below)
     write_text(tmp_path, "batched.toml", BATCHED)
     ref, out = tmp_path / "ref.h5", tmp_path / "killed.h5"
     args = ("--iterations", 5, "--quiet")
