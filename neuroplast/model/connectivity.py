@@ -30,6 +30,7 @@ __all__ = [
     "HIDDEN",
     "edges_of",
     "Connectivity",
+    "EdgeWeights",
 ]
 
 #: Trainable parameter groups (gradients, optimizer updates), in log order.
@@ -97,7 +98,9 @@ class Connectivity:
 
     @classmethod
     def of(cls, weights: Weights) -> Connectivity:
-        """Connectivity of a :class:`Weights` (its masks)."""
+        """Connectivity of a :class:`Weights` (its masks); an :class:`EdgeWeights`' own connectivity."""
+        if isinstance(weights, EdgeWeights):
+            return weights.connectivity
         return cls.from_masks(weights.mask_in, weights.mask_rec, weights.mask_out)
 
     @classmethod
@@ -193,7 +196,16 @@ class Connectivity:
         return {name: self.to_edges(name, m) for name, m in dense.items()}
 
     def weight_vectors(self, weights: Weights, feedback: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Edge vectors of the weights (and, if given, of the feedback B (N, n_out)), log order."""
+        """Edge vectors of the weights (and, if given, of the feedback B (N, n_out)), log order.
+
+        Those of an :class:`EdgeWeights` of this connectivity are its own (read-only) vectors, not copies.
+        """
+        if isinstance(weights, EdgeWeights) and weights.connectivity is self:
+            vectors = {k: weights.edges[k] for k in ("input", "recurrent", "output")}
+            if feedback is not None:
+                vectors["feedback"] = self.to_edges("feedback", feedback)
+            vectors["bias"] = weights.edges["bias"]
+            return vectors
         dense = {"input": weights.w_in, "recurrent": weights.w_rec, "output": weights.w_out}
         if feedback is not None:
             dense["feedback"] = feedback
@@ -212,6 +224,98 @@ class Connectivity:
             self.masks["output"],
         )
 
+    def edge_weights(self, vectors: Mapping[str, np.ndarray]) -> EdgeWeights:
+        """:class:`EdgeWeights` of this connectivity from edge vectors (``input``, ``recurrent``, ``output``,
+        ``bias``): :meth:`weights` without a dense matrix until one is read."""
+        return EdgeWeights(self, vectors)
+
     def feedback(self, vector: np.ndarray) -> np.ndarray:
         """The feedback matrix B (N, n_out) from its edge vector."""
         return self.to_dense("feedback", vector)
+
+
+#: The :class:`Weights` attribute of each trainable projection's dense weights.
+_DENSE_ATTRS = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
+
+
+def _dense(name: str) -> property:
+    key = next(k for k, a in _DENSE_ATTRS.items() if a == name)
+
+    def get(self: EdgeWeights) -> np.ndarray:
+        return self.dense(key)
+
+    return property(get, doc=f"The dense ``{name}`` (:meth:`EdgeWeights.dense`), made when first read.")
+
+
+def _mask(key: str) -> property:
+    def get(self: EdgeWeights) -> np.ndarray:
+        return self.connectivity.masks[key]
+
+    return property(get, doc=f"The connectivity's (read-only) ``{key}`` mask.")
+
+
+class EdgeWeights(Weights):
+    """:class:`Weights` held as edge vectors of a :class:`Connectivity`: no N × N matrix until one is read.
+
+    Every attribute of :class:`Weights` reads as there — ``w_in``, ``w_rec``, ``w_out``, ``b_out`` are
+    made, on first reading, by :meth:`Connectivity.weights`' own ``to_dense`` (zero off the connectivity,
+    the edges' values on it: bit for bit the dense :class:`Weights` of the same vectors) and kept, read-only,
+    as long as these weights are; the masks are the connectivity's (read-only).  The trainer's path that
+    steps on edge vectors (``Trainer.edge_optimizer``) holds its weights so: 8 bytes per synapse instead of
+    a float64 N × N matrix (80 bytes per recurrent synapse at p = 0.1) for every weights object alive —
+    a consumer that needs the dense matrix (a rule's ``dense_updates`` of the recurrent projection, the
+    NumPy reference, a user's ``trainer.weights.w_rec``) makes it by reading it.
+
+    Parameters
+    ----------
+    connectivity : Connectivity
+        The edge layout.
+    vectors : mapping of str to ndarray
+        Float64 edge vectors ``input``, ``recurrent``, ``output`` and ``bias`` (``connectivity``'s order;
+        weights in the model's units).  They become these weights' own, read-only: the caller gives them up.
+
+    Raises
+    ------
+    ValueError
+        If a vector is not float64 or its length is not the projection's number of edges.
+    """
+
+    def __init__(self, connectivity: Connectivity, vectors: Mapping[str, np.ndarray]) -> None:
+        self.connectivity = connectivity
+        self.edges: dict[str, np.ndarray] = {}
+        for key in _DENSE_ATTRS:
+            v, n = vectors[key], connectivity.n_edges(key)
+            if not isinstance(v, np.ndarray) or v.dtype != np.float64 or v.shape != (n,):
+                got = f"{getattr(v, 'dtype', type(v))} {np.shape(v)}"
+                raise ValueError(f"{key}: {got}, expected float64 ({n},)")
+            v.setflags(write=False)
+            self.edges[key] = v
+        self._dense: dict[str, np.ndarray] = {}
+
+    def dense(self, key: str) -> np.ndarray:
+        """The dense (post × pre; ``bias`` a vector) read-only weights of projection ``key``, made once."""
+        out = self._dense.get(key)
+        if out is None:
+            out = self._dense[key] = self.connectivity.to_dense(key, self.edges[key])
+            out.setflags(write=False)
+        return out
+
+    w_in = _dense("w_in")
+    w_rec = _dense("w_rec")
+    w_out = _dense("w_out")
+    b_out = _dense("b_out")
+    mask_in = _mask("input")
+    mask_rec = _mask("recurrent")
+    mask_out = _mask("output")
+
+    @property
+    def n_in(self) -> int:
+        return self.connectivity.n_in
+
+    @property
+    def n_rec(self) -> int:
+        return self.connectivity.n_rec
+
+    @property
+    def n_out(self) -> int:
+        return self.connectivity.n_out
