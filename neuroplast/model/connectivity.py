@@ -144,15 +144,20 @@ class Connectivity:
 
     # ------------------------------------------------------------------ dense ↔ edges
     @cached_property
-    def _flat_edges(self) -> dict[str, np.ndarray]:
-        """Per matrix projection: the flat (row-major) index ``target * n_pre + source`` of every edge in
-        its dense matrix of :meth:`shape`; ``dense.ravel().take(flat)`` is ``dense[target, source]``, a few
-        times faster (the trainer turns every trial's gradients into edge vectors)."""
-        out = {}
-        for name, (src, tgt) in self.edges.items():
-            if name != "bias":
-                out[name] = np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
-        return out
+    def _flat_cache(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _flat_edges(self, name: str) -> np.ndarray:
+        """The flat (row-major) index ``target * n_pre + source`` of every edge of the matrix projection
+        ``name`` in its dense matrix of :meth:`shape`, made when first asked for (8 bytes per edge);
+        ``dense.ravel().take(flat)`` is ``dense[target, source]``, a few times faster (the trainer turns
+        every trial's gradients into edge vectors)."""
+        flat = self._flat_cache.get(name)
+        if flat is None:
+            src, tgt = self.edges[name]
+            flat = np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
+            self._flat_cache[name] = flat
+        return flat
 
     def to_edges(self, name: str, dense: np.ndarray) -> np.ndarray:
         """Dense matrix (post × pre; ``bias`` a vector) → float64 edge vector of ``name``."""
@@ -161,8 +166,22 @@ class Connectivity:
         if name == "bias":
             return dense[tgt].copy()
         if dense.shape == self.shape(name):
-            return dense.ravel().take(self._flat_edges[name])
+            return dense.ravel().take(self._flat_edges(name))
         return dense[tgt, src]
+
+    def from_mask_order(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Edge vector of the matrix projection ``name`` from the values of its mask's entries in row-major
+        order (``dense[mask]``, the order of ``np.nonzero``): ``to_edges(name, dense)`` bit for bit, without
+        the dense matrix (an initializer that draws a matrix row block by row block keeps only the values
+        on the mask)."""
+        src, tgt = self.edges[name]
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (src.size,):
+            raise ValueError(f"projection {name!r}: {src.size} edges, given {values.shape}")
+        flat = np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
+        out = np.empty(src.size)
+        out[np.argsort(flat, kind="stable")] = values  # row-major rank of each edge
+        return out
 
     def put(self, name: str, dense: np.ndarray, vector: np.ndarray) -> None:
         """Write the edge vector of ``name`` onto its entries of ``dense`` (post × pre; ``bias`` a vector),
@@ -170,7 +189,7 @@ class Connectivity:
         if name == "bias":
             dense[self.edges[name][1]] = vector
         else:
-            np.put(dense, self._flat_edges[name], vector)  # row-major flat indices, in place in any layout
+            np.put(dense, self._flat_edges(name), vector)  # row-major flat indices, in place in any layout
 
     def to_dense(self, name: str, vector: np.ndarray) -> np.ndarray:
         """Edge vector of ``name`` → dense float64 matrix, zero where no edge is.
