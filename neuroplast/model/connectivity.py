@@ -28,6 +28,7 @@ __all__ = [
     "SYNAPTIC",
     "LOG_PROJECTIONS",
     "HIDDEN",
+    "EDGE_ID",
     "edges_of",
     "Connectivity",
     "EdgeWeights",
@@ -44,12 +45,17 @@ LOG_PROJECTIONS = ("input", "recurrent", "output", "feedback", "bias")
 
 Edges = tuple[np.ndarray, np.ndarray]
 
+#: The integer type of node ids in edge lists: 4 bytes per id (a population of 2**31 neurons would need an
+#: N × N mask of 2**62 bytes first).
+EDGE_ID = np.int32
+
 
 def edges_of(mask: np.ndarray) -> Edges:
-    """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target), int64."""
+    """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target),
+    :data:`EDGE_ID` (int32)."""
     tgt, src = np.nonzero(mask)  # rows = post, cols = pre
     order = np.lexsort((tgt, src))
-    return src[order].astype(np.int64), tgt[order].astype(np.int64)
+    return src[order].astype(EDGE_ID), tgt[order].astype(EDGE_ID)
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,9 @@ class Connectivity:
     masks : dict of str to ndarray of bool
         ``input`` (N, n_in), ``recurrent`` (N, N), ``output`` (n_out, N), post × pre.
     edges : dict of str to (ndarray, ndarray)
-        ``(source_ids, target_ids)`` (int64) of every projection of :data:`LOG_PROJECTIONS`: sorted by
-        (source, target) for a network built here, in the file's order for a run log read back.
+        ``(source_ids, target_ids)`` (:data:`EDGE_ID`, int32) of every projection of
+        :data:`LOG_PROJECTIONS`: sorted by (source, target) for a network built here, in the file's order
+        for a run log read back.
     """
 
     n_in: int
@@ -91,7 +98,7 @@ class Connectivity:
         edges = dict(edges)
         src, tgt = edges["output"]
         edges["feedback"] = (tgt, src)  # readout k → recurrent j, in the output projection's order
-        edges["bias"] = (np.arange(n_out, dtype=np.int64), np.arange(n_out, dtype=np.int64))
+        edges["bias"] = (np.arange(n_out, dtype=EDGE_ID), np.arange(n_out, dtype=EDGE_ID))
         for m in masks.values():
             m.setflags(write=False)
         return cls(int(n_in), int(n_rec), int(n_out), masks, {k: edges[k] for k in LOG_PROJECTIONS})
@@ -117,14 +124,14 @@ class Connectivity:
         shapes = {"input": (n_rec, n_in), "recurrent": (n_rec, n_rec), "output": (n_out, n_rec)}
         masks, kept = {}, {}
         for name, (n_post, n_pre) in shapes.items():
-            src, tgt = (np.asarray(a).astype(np.int64) for a in edges[name])
+            src, tgt = (np.asarray(a).astype(np.int64) for a in edges[name])  # checked before narrowing
             if src.size and (src.min() < 0 or tgt.min() < 0 or src.max() >= n_pre or tgt.max() >= n_post):
                 raise ValueError(f"projection {name!r} has node ids outside the populations")
             m = np.zeros((n_post, n_pre), dtype=bool)
             m[tgt, src] = True
             if int(m.sum()) != src.size:
                 raise ValueError(f"projection {name!r} lists an edge more than once")
-            masks[name], kept[name] = m, (src, tgt)
+            masks[name], kept[name] = m, (src.astype(EDGE_ID), tgt.astype(EDGE_ID))
         return cls._make(masks, kept)
 
     # ------------------------------------------------------------------ shapes
