@@ -161,10 +161,12 @@ class Connectivity:
         every trial's gradients into edge vectors)."""
         flat = self._flat_cache.get(name)
         if flat is None:
-            src, tgt = self.edges[name]
-            flat = np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
-            self._flat_cache[name] = flat
+            flat = self._flat_cache[name] = self._flat(name)
         return flat
+
+    def _flat(self, name: str) -> np.ndarray:
+        src, tgt = self.edges[name]
+        return np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
 
     def to_edges(self, name: str, dense: np.ndarray) -> np.ndarray:
         """Dense matrix (post × pre; ``bias`` a vector) → float64 edge vector of ``name``."""
@@ -181,13 +183,12 @@ class Connectivity:
         order (``dense[mask]``, the order of ``np.nonzero``): ``to_edges(name, dense)`` bit for bit, without
         the dense matrix (an initializer that draws a matrix row block by row block keeps only the values
         on the mask)."""
-        src, tgt = self.edges[name]
+        n = self.n_edges(name)
         values = np.asarray(values, dtype=np.float64)
-        if values.shape != (src.size,):
-            raise ValueError(f"projection {name!r}: {src.size} edges, given {values.shape}")
-        flat = np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
-        out = np.empty(src.size)
-        out[np.argsort(flat, kind="stable")] = values  # row-major rank of each edge
+        if values.shape != (n,):
+            raise ValueError(f"projection {name!r}: {n} edges, given {values.shape}")
+        out = np.empty(n)
+        out[np.argsort(self._flat(name), kind="stable")] = values  # each edge's row-major rank (not kept)
         return out
 
     def put(self, name: str, dense: np.ndarray, vector: np.ndarray) -> None:
