@@ -150,6 +150,16 @@ def _check_populations(
     return out, sizes
 
 
+def _edge_ids(a: Any, what: str) -> np.ndarray:
+    """:func:`as_ids`, but an integer array of non-negative ids is kept as it is, not copied to uint64: the
+    file's datasets are uint64 whatever it is (``create_dataset(..., dtype=np.uint64)``), and a writer holds
+    the edge lists for its whole life (16 bytes per synapse as uint64 copies of a network's int32 lists)."""
+    arr = np.asarray(a)
+    if arr.ndim == 1 and arr.dtype.kind in "iu" and (arr.dtype.kind == "u" or not arr.size or arr.min() >= 0):
+        return arr
+    return as_ids(arr, what)
+
+
 def _check_edges(projections_edges: Mapping[str, tuple[Any, Any] | None], n_out: int) -> Edges:
     out = {}
     for name, st in projections_edges.items():
@@ -160,8 +170,8 @@ def _check_edges(projections_edges: Mapping[str, tuple[Any, Any] | None], n_out:
             ids = np.arange(n_out, dtype=np.uint64)
             out[name] = (ids, ids.copy())
             continue
-        src = as_ids(st[0], f"projection {name!r} source_ids")
-        tgt = as_ids(st[1], f"projection {name!r} target_ids")
+        src = _edge_ids(st[0], f"projection {name!r} source_ids")
+        tgt = _edge_ids(st[1], f"projection {name!r} target_ids")
         if src.shape != tgt.shape:
             raise ValueError(f"projection {name!r}: {src.size} source ids but {tgt.size} target ids")
         out[name] = (src, tgt)

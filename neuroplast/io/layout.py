@@ -78,7 +78,8 @@ class RunSpec:
     population_sizes : dict of str to int
         Neurons per population.
     edges : dict of str to (numpy.ndarray, numpy.ndarray)
-        ``projection -> (source_ids, target_ids)``, uint64, in edge order.
+        ``projection -> (source_ids, target_ids)``, non-negative integers (uint64 in the file; the given
+        integer arrays themselves, not copies), in edge order.
     """
 
     dt_ms: float

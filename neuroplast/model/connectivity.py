@@ -28,8 +28,10 @@ __all__ = [
     "SYNAPTIC",
     "LOG_PROJECTIONS",
     "HIDDEN",
+    "EDGE_ID",
     "edges_of",
     "Connectivity",
+    "EdgeWeights",
 ]
 
 #: Trainable parameter groups (gradients, optimizer updates), in log order.
@@ -43,12 +45,17 @@ LOG_PROJECTIONS = ("input", "recurrent", "output", "feedback", "bias")
 
 Edges = tuple[np.ndarray, np.ndarray]
 
+#: The integer type of node ids in edge lists: 4 bytes per id (a population of 2**31 neurons would need an
+#: N × N mask of 2**62 bytes first).
+EDGE_ID = np.int32
+
 
 def edges_of(mask: np.ndarray) -> Edges:
-    """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target), int64."""
+    """Edge list (source_ids, target_ids) of a (post × pre) mask, sorted by (source, target),
+    :data:`EDGE_ID` (int32)."""
     tgt, src = np.nonzero(mask)  # rows = post, cols = pre
     order = np.lexsort((tgt, src))
-    return src[order].astype(np.int64), tgt[order].astype(np.int64)
+    return src[order].astype(EDGE_ID), tgt[order].astype(EDGE_ID)
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,9 @@ class Connectivity:
     masks : dict of str to ndarray of bool
         ``input`` (N, n_in), ``recurrent`` (N, N), ``output`` (n_out, N), post × pre.
     edges : dict of str to (ndarray, ndarray)
-        ``(source_ids, target_ids)`` (int64) of every projection of :data:`LOG_PROJECTIONS`: sorted by
-        (source, target) for a network built here, in the file's order for a run log read back.
+        ``(source_ids, target_ids)`` (:data:`EDGE_ID`, int32) of every projection of
+        :data:`LOG_PROJECTIONS`: sorted by (source, target) for a network built here, in the file's order
+        for a run log read back.
     """
 
     n_in: int
@@ -90,14 +98,16 @@ class Connectivity:
         edges = dict(edges)
         src, tgt = edges["output"]
         edges["feedback"] = (tgt, src)  # readout k → recurrent j, in the output projection's order
-        edges["bias"] = (np.arange(n_out, dtype=np.int64), np.arange(n_out, dtype=np.int64))
+        edges["bias"] = (np.arange(n_out, dtype=EDGE_ID), np.arange(n_out, dtype=EDGE_ID))
         for m in masks.values():
             m.setflags(write=False)
         return cls(int(n_in), int(n_rec), int(n_out), masks, {k: edges[k] for k in LOG_PROJECTIONS})
 
     @classmethod
     def of(cls, weights: Weights) -> Connectivity:
-        """Connectivity of a :class:`Weights` (its masks)."""
+        """Connectivity of a :class:`Weights` (its masks); an :class:`EdgeWeights`' own connectivity."""
+        if isinstance(weights, EdgeWeights):
+            return weights.connectivity
         return cls.from_masks(weights.mask_in, weights.mask_rec, weights.mask_out)
 
     @classmethod
@@ -114,14 +124,14 @@ class Connectivity:
         shapes = {"input": (n_rec, n_in), "recurrent": (n_rec, n_rec), "output": (n_out, n_rec)}
         masks, kept = {}, {}
         for name, (n_post, n_pre) in shapes.items():
-            src, tgt = (np.asarray(a).astype(np.int64) for a in edges[name])
+            src, tgt = (np.asarray(a).astype(np.int64) for a in edges[name])  # checked before narrowing
             if src.size and (src.min() < 0 or tgt.min() < 0 or src.max() >= n_pre or tgt.max() >= n_post):
                 raise ValueError(f"projection {name!r} has node ids outside the populations")
             m = np.zeros((n_post, n_pre), dtype=bool)
             m[tgt, src] = True
             if int(m.sum()) != src.size:
                 raise ValueError(f"projection {name!r} lists an edge more than once")
-            masks[name], kept[name] = m, (src, tgt)
+            masks[name], kept[name] = m, (src.astype(EDGE_ID), tgt.astype(EDGE_ID))
         return cls._make(masks, kept)
 
     # ------------------------------------------------------------------ shapes
@@ -141,15 +151,22 @@ class Connectivity:
 
     # ------------------------------------------------------------------ dense ↔ edges
     @cached_property
-    def _flat_edges(self) -> dict[str, np.ndarray]:
-        """Per matrix projection: the flat (row-major) index ``target * n_pre + source`` of every edge in
-        its dense matrix of :meth:`shape`; ``dense.ravel().take(flat)`` is ``dense[target, source]``, a few
-        times faster (the trainer turns every trial's gradients into edge vectors)."""
-        out = {}
-        for name, (src, tgt) in self.edges.items():
-            if name != "bias":
-                out[name] = np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
-        return out
+    def _flat_cache(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _flat_edges(self, name: str) -> np.ndarray:
+        """The flat (row-major) index ``target * n_pre + source`` of every edge of the matrix projection
+        ``name`` in its dense matrix of :meth:`shape`, made when first asked for (8 bytes per edge);
+        ``dense.ravel().take(flat)`` is ``dense[target, source]``, a few times faster (the trainer turns
+        every trial's gradients into edge vectors)."""
+        flat = self._flat_cache.get(name)
+        if flat is None:
+            flat = self._flat_cache[name] = self._flat(name)
+        return flat
+
+    def _flat(self, name: str) -> np.ndarray:
+        src, tgt = self.edges[name]
+        return np.asarray(tgt, dtype=np.intp) * self.shape(name)[1] + np.asarray(src, np.intp)
 
     def to_edges(self, name: str, dense: np.ndarray) -> np.ndarray:
         """Dense matrix (post × pre; ``bias`` a vector) → float64 edge vector of ``name``."""
@@ -158,8 +175,21 @@ class Connectivity:
         if name == "bias":
             return dense[tgt].copy()
         if dense.shape == self.shape(name):
-            return dense.ravel().take(self._flat_edges[name])
+            return dense.ravel().take(self._flat_edges(name))
         return dense[tgt, src]
+
+    def from_mask_order(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Edge vector of the matrix projection ``name`` from the values of its mask's entries in row-major
+        order (``dense[mask]``, the order of ``np.nonzero``): ``to_edges(name, dense)`` bit for bit, without
+        the dense matrix (an initializer that draws a matrix row block by row block keeps only the values
+        on the mask)."""
+        n = self.n_edges(name)
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(f"projection {name!r}: {n} edges, given {values.shape}")
+        out = np.empty(n)
+        out[np.argsort(self._flat(name), kind="stable")] = values  # each edge's row-major rank (not kept)
+        return out
 
     def put(self, name: str, dense: np.ndarray, vector: np.ndarray) -> None:
         """Write the edge vector of ``name`` onto its entries of ``dense`` (post × pre; ``bias`` a vector),
@@ -167,7 +197,7 @@ class Connectivity:
         if name == "bias":
             dense[self.edges[name][1]] = vector
         else:
-            np.put(dense, self._flat_edges[name], vector)  # row-major flat indices, in place in any layout
+            np.put(dense, self._flat_edges(name), vector)  # row-major flat indices, in place in any layout
 
     def to_dense(self, name: str, vector: np.ndarray) -> np.ndarray:
         """Edge vector of ``name`` → dense float64 matrix, zero where no edge is.
@@ -193,7 +223,16 @@ class Connectivity:
         return {name: self.to_edges(name, m) for name, m in dense.items()}
 
     def weight_vectors(self, weights: Weights, feedback: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Edge vectors of the weights (and, if given, of the feedback B (N, n_out)), log order."""
+        """Edge vectors of the weights (and, if given, of the feedback B (N, n_out)), log order.
+
+        Those of an :class:`EdgeWeights` of this connectivity are its own (read-only) vectors, not copies.
+        """
+        if isinstance(weights, EdgeWeights) and weights.connectivity is self:
+            vectors = {k: weights.edges[k] for k in ("input", "recurrent", "output")}
+            if feedback is not None:
+                vectors["feedback"] = self.to_edges("feedback", feedback)
+            vectors["bias"] = weights.edges["bias"]
+            return vectors
         dense = {"input": weights.w_in, "recurrent": weights.w_rec, "output": weights.w_out}
         if feedback is not None:
             dense["feedback"] = feedback
@@ -212,6 +251,98 @@ class Connectivity:
             self.masks["output"],
         )
 
+    def edge_weights(self, vectors: Mapping[str, np.ndarray]) -> EdgeWeights:
+        """:class:`EdgeWeights` of this connectivity from edge vectors (``input``, ``recurrent``, ``output``,
+        ``bias``): :meth:`weights` without a dense matrix until one is read."""
+        return EdgeWeights(self, vectors)
+
     def feedback(self, vector: np.ndarray) -> np.ndarray:
         """The feedback matrix B (N, n_out) from its edge vector."""
         return self.to_dense("feedback", vector)
+
+
+#: The :class:`Weights` attribute of each trainable projection's dense weights.
+_DENSE_ATTRS = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
+
+
+def _dense(name: str) -> property:
+    key = next(k for k, a in _DENSE_ATTRS.items() if a == name)
+
+    def get(self: EdgeWeights) -> np.ndarray:
+        return self.dense(key)
+
+    return property(get, doc=f"The dense ``{name}`` (:meth:`EdgeWeights.dense`), made when first read.")
+
+
+def _mask(key: str) -> property:
+    def get(self: EdgeWeights) -> np.ndarray:
+        return self.connectivity.masks[key]
+
+    return property(get, doc=f"The connectivity's (read-only) ``{key}`` mask.")
+
+
+class EdgeWeights(Weights):
+    """:class:`Weights` held as edge vectors of a :class:`Connectivity`: no N × N matrix until one is read.
+
+    Every attribute of :class:`Weights` reads as there — ``w_in``, ``w_rec``, ``w_out``, ``b_out`` are
+    made, on first reading, by :meth:`Connectivity.weights`' own ``to_dense`` (zero off the connectivity,
+    the edges' values on it: bit for bit the dense :class:`Weights` of the same vectors) and kept, read-only,
+    as long as these weights are; the masks are the connectivity's (read-only).  The trainer's path that
+    steps on edge vectors (``Trainer.edge_optimizer``) holds its weights so: 8 bytes per synapse instead of
+    a float64 N × N matrix (80 bytes per recurrent synapse at p = 0.1) for every weights object alive —
+    a consumer that needs the dense matrix (a rule's ``dense_updates`` of the recurrent projection, the
+    NumPy reference, a user's ``trainer.weights.w_rec``) makes it by reading it.
+
+    Parameters
+    ----------
+    connectivity : Connectivity
+        The edge layout.
+    vectors : mapping of str to ndarray
+        Float64 edge vectors ``input``, ``recurrent``, ``output`` and ``bias`` (``connectivity``'s order;
+        weights in the model's units).  They become these weights' own, read-only: the caller gives them up.
+
+    Raises
+    ------
+    ValueError
+        If a vector is not float64 or its length is not the projection's number of edges.
+    """
+
+    def __init__(self, connectivity: Connectivity, vectors: Mapping[str, np.ndarray]) -> None:
+        self.connectivity = connectivity
+        self.edges: dict[str, np.ndarray] = {}
+        for key in _DENSE_ATTRS:
+            v, n = vectors[key], connectivity.n_edges(key)
+            if not isinstance(v, np.ndarray) or v.dtype != np.float64 or v.shape != (n,):
+                got = f"{getattr(v, 'dtype', type(v))} {np.shape(v)}"
+                raise ValueError(f"{key}: {got}, expected float64 ({n},)")
+            v.setflags(write=False)
+            self.edges[key] = v
+        self._dense: dict[str, np.ndarray] = {}
+
+    def dense(self, key: str) -> np.ndarray:
+        """The dense (post × pre; ``bias`` a vector) read-only weights of projection ``key``, made once."""
+        out = self._dense.get(key)
+        if out is None:
+            out = self._dense[key] = self.connectivity.to_dense(key, self.edges[key])
+            out.setflags(write=False)
+        return out
+
+    w_in = _dense("w_in")
+    w_rec = _dense("w_rec")
+    w_out = _dense("w_out")
+    b_out = _dense("b_out")
+    mask_in = _mask("input")
+    mask_rec = _mask("recurrent")
+    mask_out = _mask("output")
+
+    @property
+    def n_in(self) -> int:
+        return self.connectivity.n_in
+
+    @property
+    def n_rec(self) -> int:
+        return self.connectivity.n_rec
+
+    @property
+    def n_out(self) -> int:
+        return self.connectivity.n_out

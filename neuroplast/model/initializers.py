@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from neuroplast.model.connectivity import Connectivity
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
@@ -91,17 +92,47 @@ def initialize(name: str, network: Any, n_in: int, seed: int) -> Initial:
     return INITIALIZERS.get(name)(network, int(n_in), int(seed))
 
 
+#: Rows of an N × N matrix drawn at a time by :func:`gaussian` (a block of float64 draws per step instead of
+#: the whole matrix: 2**22 values, 32 MB).
+_BLOCK_VALUES = 2**22
+
+
+def _row_blocks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
+    step = max(1, _BLOCK_VALUES // max(1, n_cols))
+    return [(r, min(n_rows, r + step)) for r in range(0, n_rows, step)]
+
+
 @register_initializer("gaussian")
 def gaussian(network: Any, n_in: int, seed: int) -> Initial:
-    """Masks from ``p_in``/``p_rec`` and W ~ N(0, (w_*_scale/√(fan_in · p))²), ``default_rng([seed, 0])``."""
+    """Masks from ``p_in``/``p_rec`` and W ~ N(0, (w_*_scale/√(fan_in · p))²), ``default_rng([seed, 0])``.
+
+    The recurrent mask and weights are drawn a block of rows at a time — the generator's stream, and so
+    every value, is that of one draw of the whole matrix — and only the weights on the mask are kept: the
+    result is :class:`~neuroplast.model.connectivity.EdgeWeights` (bit for bit the dense :class:`Weights`
+    of these draws, made if read), with no N × N float64 array at any time (at N = 10,000 two of them were
+    1.6 GB while the run was built).
+    """
     n = network
+    N = n.n_rec
     rng = np.random.default_rng([seed, 0])
-    mask_in = rng.random((n.n_rec, n_in)) < n.p_in
-    mask_rec = (rng.random((n.n_rec, n.n_rec)) < n.p_rec) & ~np.eye(n.n_rec, dtype=bool)
-    w_in = rng.normal(0.0, n.w_in_scale / np.sqrt(max(1.0, n_in * n.p_in)), (n.n_rec, n_in))
-    w_rec = rng.normal(0.0, n.w_rec_scale / np.sqrt(max(1.0, n.n_rec * n.p_rec)), (n.n_rec, n.n_rec))
-    w_out = rng.normal(0.0, n.w_out_scale / np.sqrt(n.n_rec), (n.n_out, n.n_rec))
-    return Initial(Weights(w_in, w_rec, w_out, np.zeros(n.n_out), mask_in, mask_rec))
+    mask_in = rng.random((N, n_in)) < n.p_in
+    mask_rec = np.empty((N, N), dtype=bool)
+    for r0, r1 in _row_blocks(N, N):
+        mask_rec[r0:r1] = rng.random((r1 - r0, N)) < n.p_rec
+    np.fill_diagonal(mask_rec, False)  # no autapses
+    w_in = rng.normal(0.0, n.w_in_scale / np.sqrt(max(1.0, n_in * n.p_in)), (N, n_in))
+    scale = n.w_rec_scale / np.sqrt(max(1.0, N * n.p_rec))
+    on_mask = [rng.normal(0.0, scale, (r1 - r0, N))[mask_rec[r0:r1]] for r0, r1 in _row_blocks(N, N)]
+    w_out = rng.normal(0.0, n.w_out_scale / np.sqrt(N), (n.n_out, N))
+    conn = Connectivity.from_masks(mask_in, mask_rec, np.ones((n.n_out, N), dtype=bool))
+    del mask_rec
+    vectors = {
+        "input": conn.to_edges("input", w_in),
+        "recurrent": conn.from_mask_order("recurrent", np.concatenate(on_mask) if on_mask else np.zeros(0)),
+        "output": conn.to_edges("output", w_out),
+        "bias": np.zeros(n.n_out),
+    }
+    return Initial(conn.edge_weights(vectors))
 
 
 # ------------------------------------------------------------------------------------------- NEST's draws

@@ -104,6 +104,9 @@ class ModelParams:
 class Weights:
     """Dense weight matrices (post × pre); absent synapses are exact zeros.
 
+    :class:`~neuroplast.model.connectivity.EdgeWeights` reads the same but holds edge vectors, each dense
+    matrix made only when read (the trainer's weights where its optimizer steps on edge vectors).
+
     Attributes
     ----------
     w_in : ndarray, shape (N, n_in)

@@ -25,6 +25,9 @@ through BLAS (L̃'s n_out-term products, the readout's Σ_t and the bias's dot p
 nonzero entries) the order is BLAS's own.  The two therefore agree to rounding (≤ 1e-12 relative,
 tests/network/test_compiled_gradients.py), not to the bit.  Everything is elementwise over the row of all
 copies, and each sum reads only its own copy's G and spikes: a trial's numbers do not depend on the batch.
+∂W_rec is summed into the synapses themselves (each presynaptic spike adds to that neuron's synapses, the
+same terms in the same order as into a dense N × N matrix, whose entries without a synapse were never
+read): the binary holds 8 bytes per recurrent synapse, not 8 per pair of neurons (800 MB at N = 10,000).
 
 With ``simulation.threads`` = P > 1 the pass is shared by P threads (``include/neuroplast_threads.h``),
 thread w taking the columns j of its range of the recurrent neurons in every copy: its part of h, q, c and
@@ -135,7 +138,7 @@ _TEMPLATE = r"""
     exit(3);
   }
   // B (B·N, K), R (B·N) and the adapting neurons of every copy
-  const size_t np_e_in = @in_g@.size() / NPB, np_e_rec = @rec_g@.size() / NPB;
+  const size_t np_e_in = @in_g@.size() / NPB;
   const size_t np_e_out = @out_g@.size() / NPB;
   std::vector<double> np_fb((size_t)NPK * NPW, 0.0), np_R(NPW, 0.0);  // np_fb[k·W + n]: B of neuron n
   for (size_t s = 0; s < @out_g@.size(); s++) {
@@ -158,14 +161,25 @@ _TEMPLATE = r"""
     np_in_step[s] = (int)((long)floor(@in_t@[np_in0 + s] / np_dt + 0.5) - np_T0);
   for (size_t s = 0; s < np_rec_step.size(); s++)
     np_rec_step[s] = (int)((long)floor(@rec_t@[np_rec0 + s] / np_dt + 0.5) - np_T0);
-  // The gradient matrices, (presynaptic neuron of all copies) x (postsynaptic neuron of its copy), zero:
-  // calloc's fresh pages are zero already (written only where a neuron spiked, not cleared first).
+  // The gradient matrices of the input and the readout, (presynaptic neuron of all copies) x (postsynaptic
+  // neuron of its copy), zero: calloc's fresh pages are zero already (written only where a neuron spiked,
+  // not cleared first).  The recurrent gradient is summed into its synapses themselves (no N x N matrix:
+  // 8 bytes per synapse instead of 8 per pair of neurons), each synapse found from its presynaptic neuron
+  // (np_rec_by_pre: the synapses of neuron m, in their order, at np_rec_start[m] .. np_rec_start[m + 1]).
   std::vector<double> np_q(nA, 0.0), np_c(nA, 0.0);
   const std::unique_ptr<double[], decltype(&free)> np_gin(
       (double*)calloc((size_t)NPB * NPI * NPN, sizeof(double)), &free),
-      np_grec((double*)calloc((size_t)NPW * NPN, sizeof(double)), &free),
       np_gout((double*)calloc((size_t)NPW * NPK, sizeof(double)), &free);
-  if (!np_gin || !np_grec || !np_gout) {
+  std::vector<size_t> np_rec_start(NPW + 1, 0);
+  for (size_t s = 0; s < @rec_g@.size(); s++) np_rec_start[@rec_pre@[s] + 1]++;
+  for (int m = 0; m < NPW; m++) np_rec_start[m + 1] += np_rec_start[m];
+  std::vector<int> np_rec_by_pre(@rec_g@.size());
+  {
+    std::vector<size_t> at(np_rec_start.begin(), np_rec_start.end() - 1);
+    for (size_t s = 0; s < @rec_g@.size(); s++) np_rec_by_pre[at[@rec_pre@[s]]++] = (int)s;
+  }
+  for (size_t s = 0; s < @rec_g@.size(); s++) @rec_g@[s] = 0.0;
+  if (!np_gin || !np_gout) {
     std::cerr << "neuroplast: no memory for the gradients" << std::endl;
     exit(3);
   }
@@ -230,8 +244,10 @@ _TEMPLATE = r"""
       for (; pre_s >= 0 && np_rec_step[pre_s] == t - 1; pre_s--) {  // neuron m spiked at t − 1: c_in z_{t−1}
         const int m = @rec_i@[np_rec0 + pre_s], b = m / NPN;
         const double* g = &np_G[(size_t)b * NPN];
-        double* out = &np_grec[(size_t)m * NPN];
-        for (int j = j0; j < j1; j++) out[j] += g[j] * v_in;
+        for (size_t e = np_rec_start[m]; e < np_rec_start[m + 1]; e++) {  // m's synapses onto columns j
+          const int s = np_rec_by_pre[e], j = @rec_post@[s] - b * NPN;
+          if (j >= j0 && j < j1) @rec_g@[s] += g[j] * v_in;
+        }
       }
       for (; rec_s >= 0 && np_rec_step[rec_s] == t; rec_s--) {  // the readout: c_out ẽrr_t of spikes at t
         const int m = @rec_i@[np_rec0 + rec_s], b = m / NPN;
@@ -258,11 +274,6 @@ _TEMPLATE = r"""
     for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
       const int b = (int)(s / np_e_in);
       @in_g@[s] = np_gin[(size_t)@in_pre@[s] * NPN + (@in_post@[s] - b * NPN)];
-    }
-    n = @rec_g@.size();
-    for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {
-      const int b = (int)(s / np_e_rec);
-      @rec_g@[s] = np_grec[(size_t)@rec_pre@[s] * NPN + (@rec_post@[s] - b * NPN)];
     }
     n = @out_g@.size();
     for (size_t s = n * w / np_parts; s < n * (w + 1) / np_parts; s++) {

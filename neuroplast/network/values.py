@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuroplast.model.connectivity import EdgeWeights
 from neuroplast.model.params import ModelParams, Weights
 from neuroplast.network.launch import INPUT_TABLE
+
+#: The dense :class:`Weights` attribute of each synaptic projection.
+_DENSE = {"input": "w_in", "recurrent": "w_rec", "output": "w_out"}
 
 
 class Values:
@@ -54,13 +58,21 @@ class Values:
             flat = self._b2_flat[key] = np.asarray(tgt, np.intp) * dense.shape[1] + np.asarray(src, np.intp)
         return np.asarray(dense, dtype=float).take(flat)  # flat indices of the row-major order, any layout
 
+    def _weights_in_b2_order(self, weights: Weights, key: str) -> np.ndarray:
+        """Projection ``key``'s weights in Brian2's synapse order (float64): the edge vector of
+        :class:`EdgeWeights` of this network's connectivity taken in that order (``dense[target, source]``
+        bit for bit, no dense matrix read), else :meth:`_in_b2_order` of the dense matrix."""
+        if isinstance(weights, EdgeWeights) and weights.connectivity.edges[key] is self.edges[key]:
+            return weights.edges[key].take(self._from_log[key])
+        return self._in_b2_order(key, getattr(weights, _DENSE[key]))
+
     def _weight_values(self, weights: Weights, p: ModelParams) -> dict:
         """Brian2 variable -> value: weights in Brian2's synapse order, per-neuron parameters, the bias."""
-        w = {"input": weights.w_in, "recurrent": weights.w_rec, "output": weights.w_out}
         values = {}
         B = self.batch  # every copy: the same values
         for key, syn in self.synapses.items():
-            values[syn.w] = np.tile(self._in_b2_order(key, w[key]), B)
+            w = self._weights_in_b2_order(weights, key)  # a new array of its own
+            values[syn.w] = w if B == 1 else np.tile(w, B)
         rec, out = self.groups["recurrent"], self.groups["readout"]
         if self.model_code is None:
             values[rec.rho] = np.tile(np.asarray(p.rho, float), B)

@@ -11,7 +11,7 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 
-from neuroplast.model.connectivity import Connectivity
+from neuroplast.model.connectivity import PROJECTIONS, Connectivity, EdgeWeights
 from neuroplast.model.params import Weights
 from neuroplast.registry import Registry
 
@@ -279,9 +279,6 @@ def apply_updates(
 
 
 #: The dense weight matrix of each projection of :class:`Weights`.
-_WEIGHT_ATTRS = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
-
-
 def apply_edge_updates(
     rule: Any,
     weights: Weights,
@@ -289,22 +286,21 @@ def apply_edge_updates(
     updates: dict[str, np.ndarray],
     connectivity: Connectivity,
     weight_edges: dict[str, np.ndarray],
-    spare: Weights | None = None,
-) -> tuple[Weights, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[EdgeWeights, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """:func:`apply_updates` for updates given as edge vectors (an optimizer stepping on edge vectors):
-    the same weights, B and applied updates bit for bit, without an N × N temporary per projection.
+    the same weights, B and applied updates bit for bit, as :class:`EdgeWeights` — no N × N array at all.
 
     Every edge is on the connectivity, so the mask changes nothing; the rule's :meth:`adjust_updates` and
     :meth:`after_update` see dense arrays — bit for bit those :func:`apply_updates` gives them — of the
     projections it declares (:attr:`~neuroplast.plasticity.rules.Rule.dense_updates`; none when it
-    overrides neither); each new matrix is a copy of the old one whose edges receive ``w + Δw``, the very
-    sum of the dense path (whose entries off the edges stay 0).
+    overrides neither).  The new weights' edges hold ``w + Δw``, the very sum of the dense path, whose
+    entries off the edges stay 0: their dense matrices (made only if read) are those of :func:`apply_updates`.
 
     Parameters
     ----------
     rule : Rule
     weights : Weights
-        Weights before the update.
+        Weights before the update (dense or :class:`EdgeWeights`).
     feedback : ndarray (N, n_out)
         The rule's B state before the update.
     updates : dict
@@ -314,18 +310,13 @@ def apply_edge_updates(
         The edge layout of ``weights``.
     weight_edges : dict
         ``weights``' edge vectors (:meth:`Connectivity.weight_vectors`).
-    spare : Weights, optional
-        Older weights of the same connectivity that nobody reads any more: their arrays become the new
-        weights, overwritten on the edges alone (0 off them in both), instead of copies of ``weights``
-        — no N × N pass and no fresh pages per update (a page fault per 4 kB made a copy of a 72 MB
-        matrix 10–20 × slower than a copy into memory in use).  Never ``weights`` itself.
 
     Returns
     -------
-    weights : Weights       after the update
+    weights : EdgeWeights   after the update, of ``connectivity``
     feedback : ndarray      the rule's B state after the update
     updates : dict          the edge vectors of the changes actually applied
-    weight_edges : dict     the new weights' edge vectors
+    weight_edges : dict     the new weights' edge vectors (``weights.edges``)
     """
     from neuroplast.plasticity.rules import Rule  # rules import this module
 
@@ -336,18 +327,6 @@ def apply_edge_updates(
         adjusted = rule.adjust_updates(dense, weights)
         feedback = rule.after_update(feedback, weights, adjusted)
         updates.update({k: connectivity.to_edges(k, adjusted[k]) for k in rule.dense_updates})
-    new_edges = {k: np.add(weight_edges[k], updates[k], dtype=float) for k in _WEIGHT_ATTRS}
-    if spare is weights:
-        raise ValueError("spare: the weights being updated cannot hold the update")
-    new = {}
-    for key, attr in _WEIGHT_ATTRS.items():
-        if spare is None:
-            new[key] = np.array(getattr(weights, attr), dtype=float, order="C")  # a copy of its own
-        else:  # the same zeros off the edges; every edge is written below
-            new[key] = getattr(spare, attr)
-        connectivity.put(key, new[key], new_edges[key])
-    # masked weights that changed on their edges only: 0 off the masks already
-    out = Weights.owning(
-        new["input"], new["recurrent"], new["output"], new["bias"], weights, zero_off_masks=False
-    )
-    return out, feedback, updates, new_edges
+    sums = {k: np.add(weight_edges[k], updates[k], dtype=float) for k in PROJECTIONS}
+    new = connectivity.edge_weights(sums)
+    return new, feedback, updates, new.edges

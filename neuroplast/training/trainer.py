@@ -11,12 +11,11 @@ batch-mean gradient goes through the optimizer and is applied once per iteration
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from neuroplast.build import Setup, build
 from neuroplast.config import GRADIENT_PATHS, Config, to_toml
 from neuroplast.devices import Capabilities, load_simulator
 from neuroplast.errors import DivergedError
-from neuroplast.model.connectivity import PROJECTIONS
+from neuroplast.model.connectivity import PROJECTIONS, EdgeWeights
 from neuroplast.model.dynamics import Trajectory
 from neuroplast.model.losses import softmax
 from neuroplast.model.neurons import DEFAULT_NEURON, get_neuron
@@ -230,14 +229,6 @@ def trajectory_of(res, y: np.ndarray) -> Trajectory:
     return Trajectory(res.v, res.a, res.z, res.psi, res.refractory, y, batched=False)
 
 
-class _RefProbe:
-    """An object held by one local name, its array by one attribute: the reference counts
-    :meth:`Trainer._take_spare` compares with."""
-
-    def __init__(self) -> None:
-        self.array = np.zeros(1)
-
-
 _DRAW_POOL: list[ThreadPoolExecutor] = []
 
 
@@ -435,11 +426,16 @@ class Trainer:
         #: Whether the optimizer steps on edge vectors (its moments too) instead of dense matrices: set by
         #: :meth:`_network` where every gradient is zero off the connectivity (:meth:`_optimizer_step`).
         self.edge_optimizer = False
-        #: The edge vectors of the last two :class:`Weights` asked for (:meth:`_weight_edges`), newest last.
+        #: The edge vectors of the last two dense :class:`Weights` asked for (:meth:`_weight_edges`),
+        #: newest last.
         self._edges_of: list[tuple[Weights, dict[str, np.ndarray]]] = []
-        #: The weights before the last update (:meth:`_take_spare`).
-        self._spare: Weights | None = None
+        if simulator is None:  # the network is built from the connectivity alone (no dense weights read)
+            self.weights = self.connectivity.edge_weights(self.connectivity.weight_vectors(setup.weights))
         self.net = simulator if simulator is not None else self._network(record)
+        if self.edge_optimizer:  # weights as edge vectors throughout; the setup's dense ones are let go
+            self.setup = replace(setup, weights=self.weights)
+        else:  # dense weights, as the simulator and the NumPy gradients read them
+            self.weights = setup.weights
         self.iteration = 0
 
     @classmethod
@@ -745,18 +741,10 @@ class Trainer:
                 self.cfg.training.train_recurrent,
             )
         )
-        if self.edge_optimizer:  # edge vectors throughout: no N × N temporaries
+        if self.edge_optimizer:  # edge vectors throughout: no N × N array (EdgeWeights)
             self.weights, self.feedback, updates, edges = apply_edge_updates(
-                self.rule,
-                w_before,
-                self.feedback,
-                steps,
-                self.connectivity,
-                self._weight_edges(w_before),
-                spare=self._take_spare(),
+                self.rule, w_before, self.feedback, steps, self.connectivity, self._weight_edges(w_before)
             )
-            self._remember_edges(self.weights, edges)
-            self._spare = w_before  # the next update may write into these if nobody reads them then
             _check_finite(it, [], {}, edges)
         else:
             self.weights, self.feedback, updates = apply_updates(self.rule, w_before, self.feedback, steps)
@@ -1060,32 +1048,13 @@ class Trainer:
             for k, v in state.items()
         }
 
-    def _take_spare(self) -> Weights | None:
-        """The weights two updates old, for the next update to write into (:func:`apply_edge_updates`),
-        if nothing but this trainer refers to them or to their arrays any more (an :class:`IterationLog`
-        kept by the caller, a user's reference: fresh arrays then), else None.  Weights are never changed
-        in place while anyone can read them."""
-        spare, self._spare = self._spare, None
-        if spare is None or spare is self.weights:
-            return None
-        self._edges_of = [held for held in self._edges_of if held[0] is not spare]  # its edges: read no more
-        count = getattr(sys, "getrefcount", None)
-        if count is None:  # an interpreter without reference counts: always fresh arrays
-            return None
-        # The counts of an object held the same way — one local name, an array by one attribute — measured
-        # the same way, so that what the interpreter itself counts (the call's argument) never matters.
-        probe = _RefProbe()
-        if count(spare) > count(probe):
-            return None
-        if any(count(getattr(spare, n)) > count(probe.array) for n in ("w_in", "w_rec", "w_out", "b_out")):
-            return None
-        return spare
-
     def _weight_edges(self, weights: Weights) -> dict[str, np.ndarray]:
         """Edge vectors of ``weights`` (``input``, ``recurrent``, ``output``, ``bias``), computed once per
         :class:`Weights` object: weights are replaced, never changed in place, and an iteration's
         :meth:`state` and the next one's record read the same weights (one gather over the dense matrices
-        instead of two)."""
+        instead of two); an :class:`EdgeWeights`' own vectors."""
+        if isinstance(weights, EdgeWeights) and weights.connectivity is self.connectivity:
+            return weights.edges
         for held, edges in self._edges_of:
             if held is weights:
                 return edges
@@ -1127,9 +1096,12 @@ class Trainer:
         fb = np.asarray(state["feedback"], dtype=float)
         if fb.shape != np.shape(self.feedback):
             raise ValueError(f"state: feedback has shape {fb.shape}, expected {np.shape(self.feedback)}")
-        self.weights = conn.weights(arrays)  # zero off the connectivity, as every Weights
-        self._edges_of = [(self.weights, arrays)]
-        self._spare = None
+        if self.edge_optimizer:  # the form the trainer holds them in
+            self.weights = conn.edge_weights(arrays)
+            self._edges_of = []
+        else:
+            self.weights = conn.weights(arrays)  # zero off the connectivity, as every Weights
+            self._edges_of = [(self.weights, arrays)]
         self.feedback = fb.copy()
         opt = state["optimizer"]
         if type(self.optimizer) in CHUNK_OPTIMIZER:  # the form this trainer's optimizer steps on

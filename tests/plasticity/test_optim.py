@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neuroplast.config import TrainingConfig
-from neuroplast.model.connectivity import Connectivity
+from neuroplast.model.connectivity import PROJECTIONS, Connectivity, EdgeWeights
 from neuroplast.model.params import Weights
 from neuroplast.plasticity.optim import SGD, Adam, apply_edge_updates, apply_updates
 from neuroplast.plasticity.rules import Rule, get_rule
@@ -103,12 +103,14 @@ class _ScalesRecurrent(Rule):
         return b + updates["output"].T
 
 
+@pytest.mark.parametrize("edge_weights", [False, True])
 @pytest.mark.parametrize("rule", ["eprop", "eprop-adaptive", "scales-recurrent"])
-def test_apply_edge_updates_is_apply_updates_bit_for_bit(rule: str) -> None:
+def test_apply_edge_updates_is_apply_updates_bit_for_bit(rule: str, edge_weights: bool) -> None:
     """The edge-vector form gives the dense form's weights, B and applied updates bit for bit (the claim is
     bit identity: the same additions on the same float64s), for a rule that overrides nothing, a built-in
     that changes W_out's updates and B (declaring ``dense_updates = ("output",)``), and a rule that
-    changes the recurrent ones (declaring nothing: every projection made dense for it)."""
+    changes the recurrent ones (declaring nothing: every projection made dense for it), from dense weights
+    and from :class:`EdgeWeights` (the rule reads their dense ``w_rec``, made when read)."""
     rng = np.random.default_rng(11)
     n_rec, n_in, n_out = 9, 5, 2
     w = Weights(
@@ -127,7 +129,10 @@ def test_apply_edge_updates_is_apply_updates_bit_for_bit(rule: str) -> None:
     dense_ups = {k: conn.to_dense(k, u) for k, u in edge_ups.items()}
     fb = rng.normal(size=(n_rec, n_out))
     want, want_fb, want_applied = apply_updates(r, w, fb, dense_ups)
-    got, got_fb, got_applied, got_edges = apply_edge_updates(r, w, fb, edge_ups, conn, conn.weight_vectors(w))
+    given = conn.edge_weights(conn.weight_vectors(w)) if edge_weights else w  # dense or edge vectors
+    got, got_fb, got_applied, got_edges = apply_edge_updates(
+        r, given, fb, edge_ups, conn, conn.weight_vectors(w)
+    )
     for attr in ("w_in", "w_rec", "w_out", "b_out", "mask_rec"):
         assert np.array_equal(getattr(got, attr), getattr(want, attr)), attr
     assert np.array_equal(got_fb, want_fb)
@@ -141,40 +146,67 @@ def test_apply_edge_updates_is_apply_updates_bit_for_bit(rule: str) -> None:
         assert np.array_equal(got_applied[k], edge_ups[k]) == (k != changes), k
 
 
-def test_apply_edge_updates_into_spare_weights_is_the_same_update() -> None:
-    """Written into older weights of the same connectivity (the trainer's spare), the update is bit for bit
-    the one into fresh copies (the claim is bit identity), in the spare's own arrays, and the weights
-    being updated are never written."""
-    rng = np.random.default_rng(3)
+def _sparse_weights(seed: int) -> Weights:
+    rng = np.random.default_rng(seed)
     n_rec, n_in, n_out = 8, 4, 2
     masks = (rng.random((n_rec, n_in)) < 0.5, rng.random((n_rec, n_rec)) < 0.3, np.ones((n_out, n_rec), bool))
-    w0 = Weights(
+    return Weights(
         rng.normal(size=(n_rec, n_in)),
         rng.normal(size=(n_rec, n_rec)),
         rng.normal(size=(n_out, n_rec)),
         rng.normal(size=n_out),
         *masks,
     )
+
+
+def test_edge_weights_read_as_the_dense_weights_made_only_when_read() -> None:
+    """:class:`EdgeWeights` hold edge vectors and no dense matrix until one is read; what is read is the
+    dense :class:`Weights` of the same vectors bit for bit (the claim is bit identity), read-only, made once;
+    the masks are the connectivity's; :meth:`Connectivity.weight_vectors` gives back its own vectors."""
+    w = _sparse_weights(5)
+    conn = Connectivity.of(w)
+    vectors = conn.weight_vectors(w)
+    ew = conn.edge_weights(vectors)
+    assert isinstance(ew, EdgeWeights) and isinstance(ew, Weights)
+    assert (ew.n_in, ew.n_rec, ew.n_out) == (w.n_in, w.n_rec, w.n_out) and not ew._dense  # nothing dense
+    assert Connectivity.of(ew) is conn
+    got = conn.weight_vectors(ew)
+    assert all(got[k] is vectors[k] for k in got) and not ew._dense
+    for k, v in vectors.items():
+        assert not v.flags.writeable, k  # the weights' own now
+    for attr in ("w_in", "w_rec", "w_out", "b_out", "mask_in", "mask_rec", "mask_out"):
+        a = getattr(ew, attr)
+        assert np.array_equal(a, getattr(w, attr)) and a.dtype == getattr(w, attr).dtype, attr
+        assert getattr(ew, attr) is a and not a.flags.writeable, attr  # made once, read-only
+    assert ew.mask_rec is conn.masks["recurrent"]
+    with pytest.raises(ValueError, match="recurrent"):
+        conn.edge_weights({**vectors, "recurrent": np.zeros(conn.n_edges("recurrent") + 1)})
+    with pytest.raises(ValueError, match="input"):
+        conn.edge_weights({**vectors, "input": vectors["input"].astype(np.float32)})
+
+
+def test_apply_edge_updates_chained_keep_edge_vectors_and_never_change_the_old_weights() -> None:
+    """Two updates in a row on :class:`EdgeWeights` give the dense path's weights bit for bit (the claim is
+    bit identity), without a dense matrix made where the rule reads none (``eprop-adaptive`` reads
+    ``w_out``), and leave the weights before each update as they were."""
+    w0 = _sparse_weights(3)
     conn = Connectivity.of(w0)
     rule = get_rule("eprop-adaptive")(TrainingConfig(weight_decay=0.01))
-    fb = rng.normal(size=(n_rec, n_out))
-    ups = [
-        {k: rng.normal(size=conn.n_edges(k)) for k in ("input", "recurrent", "output", "bias")}
-        for _ in range(2)
-    ]
-    w1, fb1, _, e1 = apply_edge_updates(rule, w0, fb, ups[0], conn, conn.weight_vectors(w0))
-    kept = {a: getattr(w1, a).copy() for a in ("w_in", "w_rec", "w_out", "b_out")}
-    fresh, fb_f, up_f, e_f = apply_edge_updates(rule, w1, fb1, ups[1], conn, e1)
-    into, fb_s, up_s, e_s = apply_edge_updates(rule, w1, fb1, ups[1], conn, e1, spare=w0)
-    for a in ("w_in", "w_rec", "w_out", "b_out"):
-        assert np.array_equal(getattr(into, a), getattr(fresh, a)), a
-        assert getattr(into, a) is getattr(w0, a)  # the spare's arrays, overwritten on the edges
-        assert np.array_equal(getattr(w1, a), kept[a]), a  # the weights updated are untouched
-    assert np.array_equal(fb_s, fb_f)
-    for k in up_f:
-        assert np.array_equal(up_s[k], up_f[k]) and np.array_equal(e_s[k], e_f[k]), k
-    with pytest.raises(ValueError, match="spare"):
-        apply_edge_updates(rule, w1, fb1, ups[1], conn, e1, spare=w1)
+    rng = np.random.default_rng(4)
+    fb = rng.normal(size=(w0.n_rec, w0.n_out))
+    ups = [{k: rng.normal(size=conn.n_edges(k)) for k in PROJECTIONS} for _ in "ab"]
+    e0 = conn.edge_weights(conn.weight_vectors(w0))
+    kept = {k: v.copy() for k, v in e0.edges.items()}
+    e1, fb1, _, edges1 = apply_edge_updates(rule, e0, fb, ups[0], conn, e0.edges)
+    e2, fb2, _, edges2 = apply_edge_updates(rule, e1, fb1, ups[1], conn, edges1)
+    d1, dfb1, _ = apply_updates(rule, w0, fb, {k: conn.to_dense(k, u) for k, u in ups[0].items()})
+    d2, dfb2, _ = apply_updates(rule, d1, dfb1, {k: conn.to_dense(k, u) for k, u in ups[1].items()})
+    assert isinstance(e2, EdgeWeights) and edges2 is e2.edges and "recurrent" not in e2._dense
+    for k in kept:
+        assert np.array_equal(e0.edges[k], kept[k]), k
+    for attr in ("w_in", "w_rec", "w_out", "b_out"):
+        assert np.array_equal(getattr(e2, attr), getattr(d2, attr)), attr
+    assert np.array_equal(fb2, dfb2)
 
 
 def test_weights_owning_is_the_constructor_bit_for_bit_without_copies() -> None:

@@ -124,20 +124,3 @@ def test_record_state_is_the_trainers_read_only_and_the_loss_is_iterates() -> No
         src, tgt = tr.connectivity.edges[k]
         want_g = dense[k][tgt] if k == "bias" else dense[k][tgt, src]
         np.testing.assert_array_equal(g[tr.rule_name], want_g)
-
-
-def test_spare_weights_only_when_nobody_else_holds_them() -> None:
-    """The trainer writes an update into the weights two updates old only if nothing but itself refers
-    to them or to one of their arrays (weights are never changed in place while anyone can read them)."""
-    tr = _trainer()
-    tr._spare = tr.weights.copy()
-    assert tr._take_spare() is not None and tr._spare is None  # taken once
-    held = tr.weights.copy()
-    tr._spare = held
-    assert tr._take_spare() is None  # the test still holds the Weights
-    tr._spare = tr.weights.copy()
-    w_rec = tr._spare.w_rec
-    assert tr._take_spare() is None  # ... or one of its arrays
-    del w_rec
-    tr._spare = tr.weights
-    assert tr._take_spare() is None  # never the weights in use
