@@ -32,10 +32,23 @@ machines that differ by a common factor pick the same.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_RATE_HZ", "COSTS", "Workload", "PathCosts", "workload", "path_costs"]
+__all__ = [
+    "DEFAULT_RATE_HZ",
+    "COSTS",
+    "LAUNCH_SHARE",
+    "Workload",
+    "PathCosts",
+    "workload",
+    "path_costs",
+    "launch_iterations",
+]
+
+#: The share of an iteration's own work that its part of a launch's cost may add (:func:`launch_iterations`).
+LAUNCH_SHARE = 0.02
 
 #: Rate assumed for inputs and recurrent neurons where the config names none (Hz).
 DEFAULT_RATE_HZ = 20.0
@@ -54,6 +67,11 @@ class Costs:
     #: A launch: starting the binary, its arguments and input files, reading its results back, and the
     #: trainer's per-launch work (≈ 10 ms: the factorized path's whole iteration at N = 100).
     launch: float = 10e-3
+    #: Work of every path per synapse, trial and iteration: its gradient and weights read back, the
+    #: optimizer, the record and the log (≈ 100–200 ns at N = 3,000, p = 0.1: 0.2 s per iteration).
+    syn_iteration: float = 100e-9
+    #: One recurrent neuron's step of the simulation (its code objects; ≈ 20 ns).
+    neuron_step: float = 20e-9
 
 
 COSTS = Costs()
@@ -151,3 +169,24 @@ def path_costs(w: Workload, *, compiled: bool, chunk: int, costs: Costs = COSTS)
     else:
         contraction, launch = costs.flop * 2.0 * w.n_rec * (w.n_in + w.n_rec) * w.steps, costs.launch
     return PathCosts(online=online, factorized=contraction * w.batch + launch)
+
+
+def launch_iterations(w: Workload, synapses: int, costs: Costs = COSTS) -> int:
+    """The iterations a launch needs so that its cost adds at most :data:`LAUNCH_SHARE` to each of them.
+
+    An iteration's own work is at least ``c_syn_iteration · S + c_neuron_step · N · T`` per trial (S: every
+    synapse; what every path reads back, steps and logs, and the simulation's neuron updates); a launch of
+    k iterations adds ``c_launch / k`` to each.  More iterations than this gain under 2 % and cost memory:
+    each holds its gradient and weights of every synapse until the launch ends (16 bytes per synapse and
+    trial, in the binary and read back), so that at N = 3,000, p = 0.1 a launch of 10 iterations doubled
+    the peak memory of one (issue 26: ≤ 200 bytes per synapse).
+
+    Parameters
+    ----------
+    w : Workload
+    synapses : int
+        Every synapse of one trial's network (input, recurrent and readout).
+    costs : Costs
+    """
+    floor = (costs.syn_iteration * synapses + costs.neuron_step * w.n_rec * w.steps) * max(1, w.batch)
+    return max(1, math.ceil(costs.launch / (LAUNCH_SHARE * floor)))

@@ -42,7 +42,7 @@ from neuroplast.plasticity.optim import (
     trainable,
 )
 from neuroplast.plasticity.rules import EpropAdaptive, EpropRandom, EpropSymmetric, ThreeFactor, TrialData
-from neuroplast.training.cost import PathCosts, path_costs, workload
+from neuroplast.training.cost import PathCosts, launch_iterations, path_costs, workload
 
 __all__ = [
     "PATH_FNS",
@@ -167,11 +167,14 @@ def averaging_run(masks: list) -> tuple[float, int]:
 
 
 def chunk_length(cfg: Config, n_edges: int, *, auto: bool = False) -> int:
-    """Iterations per launch for ``simulation.chunk_iterations`` (0: auto, from the memory budget).
+    """Iterations per launch for ``simulation.chunk_iterations`` (0: auto, from the memory budget and the
+    cost model).
 
     Auto: as many as :data:`CHUNK_MEMORY_BYTES` holds (inputs, targets and readout per step; gradients and
     weights per trial; spikes at up to 100 Hz; all of it for each of ``training.batch_size`` trials side by
-    side), at most :data:`CHUNK_MAX`.  It depends on the network and
+    side), at most :data:`CHUNK_MAX`, and no more than the cost model needs to make the launch's cost a
+    small share of the iterations (:func:`neuroplast.training.cost.launch_iterations`: large networks hold
+    a few iterations' gradients and weights, not a budget's).  It depends on the network and
     the task alone, never on ``training.iterations``: a launch runs as many trials as are left (its duration
     is chosen when the binary runs), so that changing ``--iterations`` or resuming never recompiles.
     ``auto``: what auto gives, whatever ``simulation.chunk_iterations`` says (the cost model's plan).
@@ -182,7 +185,8 @@ def chunk_length(cfg: Config, n_edges: int, *, auto: bool = False) -> int:
     T, n = cfg.simulation.n_steps, cfg.network
     per_trial = 8 * T * (cfg.task.n_in + 2 * n.n_out + 1) + 16 * (n_edges + n.n_out) + 16 * n.n_rec * T // 10
     per_iteration = per_trial * max(1, cfg.training.batch_size)
-    return int(max(1, min(CHUNK_MAX, CHUNK_MEMORY_BYTES // per_iteration)))
+    needed = launch_iterations(workload(cfg, n_edges), n_edges)
+    return int(max(1, min(CHUNK_MAX, CHUNK_MEMORY_BYTES // per_iteration, needed)))
 
 
 def _check_finite(

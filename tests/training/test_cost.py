@@ -133,3 +133,24 @@ def test_neither_chunk_iterations_nor_traces_change_the_path() -> None:
     assert one.chunk == 0 and traced.chunk == 0
     assert one.gradient_path == traced.gradient_path == "factorized"
     assert one.path_reason == traced.path_reason == plain.path_reason
+
+
+def test_a_launch_holds_the_iterations_that_make_its_cost_small() -> None:
+    """Auto iterations per launch: enough for the launch's cost to add at most LAUNCH_SHARE to each (the
+    cap for small networks), few for large ones — each holds its gradients and weights until the launch
+    ends — and never more than the memory budget holds."""
+    from neuroplast.training.cost import LAUNCH_SHARE, launch_iterations
+
+    def auto(n: int, p: float, **training) -> int:
+        cfg = _cfg(n, p, **training)
+        return chunk_length(cfg, n * cfg.task.n_in + round(n * (n - 1) * p) + n, auto=True)
+
+    assert auto(100, 1.0) == 100  # the cap: an iteration's own work is ≈ 4 ms, the launch ≈ 10 ms
+    assert auto(1000, 0.1) == 13
+    assert auto(3000, 0.1) == 3
+    assert auto(10_000, 0.1) == 1
+    assert auto(100, 1.0, batch_size=32) < auto(100, 1.0)  # a batch's trials are work of each iteration
+    w = workload(_cfg(3000, 0.1), 3000 * 100 + 899_700)
+    k = launch_iterations(w, 1_200_000)
+    floor = COSTS.syn_iteration * 1_200_000 + COSTS.neuron_step * 3000 * 1000
+    assert COSTS.launch / k <= LAUNCH_SHARE * floor < COSTS.launch / (k - 1)
