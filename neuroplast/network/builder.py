@@ -483,8 +483,8 @@ class Brian2Network(Assembly, Features, Launch, Values, Readback):
         list of TrialResult
             One per given trial, in order, with ``ran_with`` (the simulation's weights of that trial, its
             own copy's).  The trials of all but the last iteration have ``regularized`` gradients (taken at
-            the next boundary); the last iteration's have the raw gradient and Σe, as :meth:`run_trial`
-            returns them.
+            the next boundary); the last iteration's are the state at the end, as :meth:`run_trial` returns
+            them (online: the raw gradient and Σe; :attr:`factorized`: the binary's, regularized).
         """
         if not self.chunk:
             raise ValueError("run_chunk needs a network built with chunk_trials > 0")
