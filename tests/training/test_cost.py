@@ -41,9 +41,9 @@ MEASURED = [
 ]
 #: Very sparse: (N, p_rec, p_in, iterations, online s/it, factorized s/it) of N = 2,000, p_rec = 0.002,
 #: p_in = 0.02 (12 k synapses; w_in_scale 0.5, w_rec_scale 0.2), 12 iterations in launches of 12, the
-#: quickest of three alternating runs of each path (/work scripts: Trainer.run_iteration timed from the first
-#: launch on, the network compiled before): the compiled factorized gradient adds a row of N values per
-#: spike, the online path steps 12 k synapses — the online path wins.
+#: quickest of three alternating runs of each path (a one-off script: Trainer.run_iteration timed from the
+#: first launch on, the network compiled before): the compiled factorized gradient adds a row of N values
+#: per spike, the online path steps 12 k synapses — the online path wins.
 SPARSE = [(2000, 0.002, 0.02, 12, 0.0535, 0.273)]
 #: Pairs closer than this (relative) are ties.
 TIE = 0.25
