@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from neuroplast.model.params import Weights
+from neuroplast.model.params import WEIGHT_ATTRS, Weights
 
 __all__ = [
     "PROJECTIONS",
@@ -261,16 +261,11 @@ class Connectivity:
         return self.to_dense("feedback", vector)
 
 
-#: The :class:`Weights` attribute of each trainable projection's dense weights.
-_DENSE_ATTRS = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
-
-
-def _dense(name: str) -> property:
-    key = next(k for k, a in _DENSE_ATTRS.items() if a == name)
-
+def _dense(key: str) -> property:
     def get(self: EdgeWeights) -> np.ndarray:
         return self.dense(key)
 
+    name = WEIGHT_ATTRS[key]
     return property(get, doc=f"The dense ``{name}`` (:meth:`EdgeWeights.dense`), made when first read.")
 
 
@@ -310,7 +305,7 @@ class EdgeWeights(Weights):
     def __init__(self, connectivity: Connectivity, vectors: Mapping[str, np.ndarray]) -> None:
         self.connectivity = connectivity
         self.edges: dict[str, np.ndarray] = {}
-        for key in _DENSE_ATTRS:
+        for key in WEIGHT_ATTRS:
             v, n = vectors[key], connectivity.n_edges(key)
             if not isinstance(v, np.ndarray) or v.dtype != np.float64 or v.shape != (n,):
                 got = f"{getattr(v, 'dtype', type(v))} {np.shape(v)}"
@@ -327,10 +322,10 @@ class EdgeWeights(Weights):
             out.setflags(write=False)
         return out
 
-    w_in = _dense("w_in")
-    w_rec = _dense("w_rec")
-    w_out = _dense("w_out")
-    b_out = _dense("b_out")
+    w_in = _dense("input")
+    w_rec = _dense("recurrent")
+    w_out = _dense("output")
+    b_out = _dense("bias")
     mask_in = _mask("input")
     mask_rec = _mask("recurrent")
     mask_out = _mask("output")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ModelParams", "Weights"]
+__all__ = ["ModelParams", "WEIGHT_ATTRS", "Weights"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,11 @@ class ModelParams:
             readout_scale=float(readout_scale),
             surrogate=surrogate,
         )
+
+
+#: The :class:`Weights` attribute that holds each trainable projection's dense weights (the one owner of
+#: this naming: edge-vector weights and the network's launch values read it).
+WEIGHT_ATTRS = {"input": "w_in", "recurrent": "w_rec", "output": "w_out", "bias": "b_out"}
 
 
 @dataclass

@@ -202,9 +202,10 @@ class Features:
         :data:`.factorized.BOUNDARY_FUNCTION` at every boundary tick (slot ``chunk_gradient``, before the
         gradient monitors and the optimizer step): the finished trial's gradients, computed by the binary
         as after a run (docs/model.md §9)."""
-        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
         #: The C++ of the boundary's gradients (part of the build's cache key).
-        self._boundary_code = fz.boundary_code(self._factorized_names(b2), sizes, min_work=fz.MIN_THREAD_WORK)
+        self._boundary_code = fz.boundary_code(
+            self._factorized_names(b2), self._factorized_sizes(), min_work=fz.MIN_THREAD_WORK
+        )
         kwds = {
             "headers": [*fz.BOUNDARY_SYSTEM_HEADERS, *header_kwds(fz.PSI_HEADER)["headers"]]
             + header_kwds(fz.THREADS_HEADER)["headers"],
@@ -229,10 +230,16 @@ class Features:
 
     def _factorized_code(self, b2) -> str:
         """The C++ of the gradients (:func:`.factorized.gradient_code`) with this network's array names."""
-        sizes = fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
         return fz.gradient_code(
-            self._factorized_names(b2), sizes, clear=("err", "in_i", "in_t"), min_work=fz.MIN_THREAD_WORK
+            self._factorized_names(b2),
+            self._factorized_sizes(),
+            clear=("err", "in_i", "in_t"),
+            min_work=fz.MIN_THREAD_WORK,
         )
+
+    def _factorized_sizes(self) -> fz.Sizes:
+        """The sizes the factorized gradient code is generated for (copies, groups, steps, threads)."""
+        return fz.Sizes(self.batch, self.n_in, self.n_rec, self.n_out, self.n_steps, self.threads)
 
     def _factorized_names(self, b2) -> dict[str, str]:
         """The device's name of every array of :data:`.factorized.ARRAYS` in this network."""

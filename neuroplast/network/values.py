@@ -7,11 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from neuroplast.model.connectivity import EdgeWeights
-from neuroplast.model.params import ModelParams, Weights
+from neuroplast.model.params import WEIGHT_ATTRS, ModelParams, Weights
 from neuroplast.network.launch import INPUT_TABLE
-
-#: The dense :class:`Weights` attribute of each synaptic projection.
-_DENSE = {"input": "w_in", "recurrent": "w_rec", "output": "w_out"}
 
 
 class Values:
@@ -64,7 +61,7 @@ class Values:
         bit for bit, no dense matrix read), else :meth:`_in_b2_order` of the dense matrix."""
         if isinstance(weights, EdgeWeights) and weights.connectivity.edges[key] is self.edges[key]:
             return weights.edges[key].take(self._from_log[key])
-        return self._in_b2_order(key, getattr(weights, _DENSE[key]))
+        return self._in_b2_order(key, getattr(weights, WEIGHT_ATTRS[key]))
 
     def _weight_values(self, weights: Weights, p: ModelParams) -> dict:
         """Brian2 variable -> value: weights in Brian2's synapse order, per-neuron parameters, the bias."""
