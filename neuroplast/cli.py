@@ -85,6 +85,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_log_size(cfg, out.parent, max(0, int(target) - n_before))
     else:
         check_log_size(cfg, out.parent, args.iterations)
+    from neuroplast.network.devices import import_brian2, simulated_by_brian2
+
+    if simulated_by_brian2(cfg.simulation.device):  # this process is ours: brian2 without pylab's names
+        import_brian2(pylab=False)
     path = run_training(
         cfg,
         out,

@@ -10,6 +10,7 @@ reference agree to rounding of the *same* operations.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -34,6 +35,8 @@ __all__ = [
     "resolve_device",
     "compiler_works",
     "gpu_works",
+    "import_brian2",
+    "simulated_by_brian2",
 ]
 
 #: The Brian2 device (its name in Brian2's device table) that implements each device of
@@ -91,6 +94,55 @@ def configure_brian2() -> None:
     # level is now ERROR: neuroplast's own warnings (a damaged cache entry rebuilt, a chunked run falling
     # back to one trial per launch) would never be seen.  Give warnings back to Python.
     logging.captureWarnings(False)
+
+
+def import_brian2(*, pylab: bool = True) -> None:
+    """Import brian2 now (nothing if it is imported already or not installed).
+
+    Parameters
+    ----------
+    pylab : bool, optional
+        ``False``: without the ``from pylab import *`` of brian2's ``__init__`` (matplotlib.pyplot and its
+        names in brian2's namespace: ≈ 0.3–0.4 s of every command's start, for nothing neuroplast uses).
+        brian2 itself falls back to NumPy's names then, as it does where matplotlib is not installed;
+        ``import pylab`` works as usual afterwards, only ``from brian2 import *`` lacks pylab's plotting
+        names for the rest of the process.  For processes that are neuroplast's own (the ``neuroplast``
+        command), never for a library user's.
+    """
+    import sys
+
+    if "brian2" in sys.modules or importlib.util.find_spec("brian2") is None:
+        return
+    if pylab:
+        importlib.import_module("brian2")
+        return
+    missing = object()
+    before = sys.modules.get("pylab", missing)
+    sys.modules["pylab"] = None  # type: ignore[assignment] - "import pylab" raises ImportError meanwhile
+    try:
+        importlib.import_module("brian2")
+    except ImportError:  # a brian2 that needs pylab: import it as it is meant to be (below)
+        for name in [m for m in sys.modules if m == "brian2" or m.startswith("brian2.")]:
+            del sys.modules[name]
+    finally:
+        if before is missing:
+            del sys.modules["pylab"]
+        else:
+            sys.modules["pylab"] = before
+    if "brian2" not in sys.modules:
+        importlib.import_module("brian2")
+
+
+def simulated_by_brian2(name: str) -> bool:
+    """Whether ``simulation.device = name`` runs a Brian2 network (``auto`` always does: the runtime
+    device is always there); an unknown name: false (its error comes where the device is resolved)."""
+    if name.strip().lower() == AUTO:
+        return True
+    try:
+        info = device_info(name)
+    except Exception:  # noqa: BLE001 - the config error is raised by resolve_device, with its key
+        return False
+    return not info.simulator and info.name in BRIAN2_DEVICES
 
 
 def compiler_works() -> bool:

@@ -21,3 +21,46 @@ def test_warnings_reach_the_user_after_brian2_is_configured() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "neuroplast: a warning for the user" in proc.stderr
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_brian2_without_pylab_leaves_pylab_importable() -> None:
+    """``import_brian2(pylab=False)`` (the ``neuroplast`` command's import) brings brian2 without
+    matplotlib.pyplot, and ``import pylab`` still works afterwards; the default import is brian2's own (with
+    pylab's names: matplotlib is a dependency)."""
+    code = (
+        "import sys\n"
+        "from neuroplast.network.devices import import_brian2\n"
+        "import_brian2(pylab=False)\n"
+        "import brian2\n"
+        "assert 'matplotlib.pyplot' not in sys.modules and 'pylab' not in sys.modules, sorted(sys.modules)\n"
+        "assert not hasattr(brian2, 'plot') and float(brian2.ms) == 1e-3 and brian2.exp(0.0) == 1.0\n"
+        "import pylab\n"
+        "assert hasattr(pylab, 'plot')\n"
+        "import_brian2(pylab=True)  # imported already: nothing\n"
+        "assert not hasattr(brian2, 'plot')\n"
+        "print('ok')\n"
+    )
+    proc = _fresh(code)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    default = _fresh(
+        "from neuroplast.network.devices import import_brian2\n"
+        "import_brian2()\n"
+        "import brian2\n"
+        "print(hasattr(brian2, 'plot'))\n"
+    )
+    assert default.returncode == 0 and default.stdout.strip() == "True", default.stderr
+
+
+def test_simulated_by_brian2_follows_the_device_registry() -> None:
+    from neuroplast.devices import DEVICES, device_info
+    from neuroplast.network.devices import BRIAN2_DEVICES, simulated_by_brian2
+
+    assert simulated_by_brian2("auto") and simulated_by_brian2(" AUTO ")
+    for name in DEVICES.names():
+        assert simulated_by_brian2(name) == (name in BRIAN2_DEVICES and not device_info(name).simulator)
+    assert any(not simulated_by_brian2(name) for name in DEVICES.names())  # nest-current: NEST's own
+    assert not simulated_by_brian2("no-such-device")
