@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         "--iterations",
         type=int,
         default=0,
-        help="neuroplast's iterations per size (0: 40 below 10^5 synapses, 12 below 2·10^6, else 4 — "
-        "enough for several iterations per launch to show their launch cost amortized as in a run)",
+        help="neuroplast's iterations per size (0: 200 below 10^5 synapses — two launches of the 100 "
+        "iterations a small net runs per launch, as models/nest_sine.toml's run —, 12 below 2·10^6, else 4: "
+        "enough launches to show their cost amortized as in a run)",
     )
     ap.add_argument("--nest-iterations", type=int, default=3, help="NEST's (its cost per iteration is flat)")
     ap.add_argument("--repeats", type=int, default=1)
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                         if err
                         else {"per_iteration_s": info["simulate_s"] / info["iterations"], "peak_mb": mem}
                     )
-                iterations = args.iterations or (40 if syn < 1e5 else 12 if syn < 2e6 else 4)
+                iterations = args.iterations or (200 if syn < 1e5 else 12 if syn < 2e6 else 4)
                 row["iterations"] = iterations
                 for path, root, t in ((p_, r, t_) for p_ in paths for r in roots for t_ in threads):
                     cfg = _config(n, p, iterations, path, t)

@@ -19,6 +19,9 @@ class owns what neuroplast needs beyond the stock C++ standalone device:
   ``net.run(neuroplast_run_duration(<results>/duration, D))`` (``network/include/neuroplast_launch.h``), so
   that a network built for up to K trials per launch runs fewer without being compiled again;
 * **variables written by code Brian2 does not know of** (:meth:`forget_cached`);
+* **the run loop's clock read once per run** (:func:`clock_once_per_run`): Brian2's ``Network::run`` reads
+  the process's CPU time (``std::clock()``, a system call) after every time step, only to report the run's
+  duration at its end (≈ 6 % of a small network's binary: N = 100);
 * **the compile** (:meth:`compile_source`): ``make`` runs in a process group that is killed when the Python
   process ends in any way, ``kill -9`` included (:func:`.processes.run_in_group`), so that no compiler
   outlives its run.
@@ -32,6 +35,7 @@ docs/architecture.md ("Brian2: what neuroplast relies on").
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -58,7 +62,7 @@ __all__ = [
 #: The name of neuroplast's device in Brian2's device table.
 DEVICE_NAME = "neuroplast_standalone"
 #: Changes whenever what the device generates changes (part of the compiled-network cache key).
-ENGINE_VERSION = 4
+ENGINE_VERSION = 5
 #: The file of a launch's results folder that holds its duration (s), when shorter than the compiled one.
 DURATION_FILE = "duration"
 
@@ -243,6 +247,50 @@ class NeuroplastDevice:
         self.run(results_directory=results, run_args=args, with_output=False)
 
 
+#: Brian2's per-step read of the CPU time in ``Network::run`` (the template without OpenMP), as generated.
+_STEP_CLOCK = re.compile(
+    r"\n[ \t]*current = std::clock\(\);\n[ \t]*elapsed_realtime = \(double\)\(current - start\)/[^\n]*;\n"
+)
+#: The (indented) line after Brian2's run loop, where the read goes instead.
+_AFTER_LOOP = re.compile(r"\n([ \t]+)Network::_globally_running = false;\n")
+
+
+def clock_once_per_run(network_cpp: str) -> str:
+    """Brian2's ``network.cpp`` with the run loop's per-step ``std::clock()`` read moved after the loop.
+
+    The loop reads the CPU time after every step to give ``elapsed_realtime`` its value at the end (the
+    run's duration that Brian2 reports); only a run with a maximum wall time (Brian2's
+    ``maximum_run_time``, which neuroplast never sets) compares it step by step, and its source is left as
+    it is, as is a source whose loop does not read the clock as this Brian2 does (another version, OpenMP's
+    ``omp_get_wtime``).  What the binary simulates is unchanged."""
+    found, after = _STEP_CLOCK.findall(network_cpp), list(_AFTER_LOOP.finditer(network_cpp))
+    if len(found) != 1 or len(after) != 1 or "elapsed_realtime>" in network_cpp:
+        return network_cpp
+    read, end = found[0], after[0]
+    if network_cpp.index(read) > end.start():  # not inside the loop that ends there
+        return network_cpp
+    lines = "".join(f"{end.group(1)}{line.strip()}\n" for line in read.strip().splitlines())
+    moved = network_cpp[: end.end()] + lines + network_cpp[end.end() :]
+    return moved.replace(read, "\n", 1)
+
+
+class _NetworkSourceWriter:
+    """Brian2's source writer, passing ``network.cpp`` through :func:`clock_once_per_run`."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def write(self, filename: str, contents: Any) -> None:
+        if filename == "network.*":
+            self._writer.write("network.cpp", clock_once_per_run(contents.cpp_file))
+            self._writer.write("network.h", contents.h_file)
+            return
+        self._writer.write(filename, contents)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
 class NeuroplastStandaloneDevice(NeuroplastDevice, CPPStandaloneDevice):
     """Brian2's C++ standalone device with neuroplast's clock order, headers, launches and the run's
     duration chosen per launch."""
@@ -254,6 +302,9 @@ class NeuroplastStandaloneDevice(NeuroplastDevice, CPPStandaloneDevice):
         super().__init__()
         self.headers = [f'"{name}"' for name in self.MAIN_HEADERS]
         self.include_dirs = [str(INCLUDE_DIR)]
+
+    def generate_network_source(self, writer, compiler):  # noqa: D102 - Brian2's
+        super().generate_network_source(_NetworkSourceWriter(writer), compiler)
 
     def network_run(self, net, duration, *args, level: int = 0, **kwds):  # noqa: D102 - Brian2's
         start = len(self.main_queue)

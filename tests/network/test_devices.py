@@ -64,3 +64,39 @@ def test_simulated_by_brian2_follows_the_device_registry() -> None:
         assert simulated_by_brian2(name) == (name in BRIAN2_DEVICES and not device_info(name).simulator)
     assert any(not simulated_by_brian2(name) for name in DEVICES.names())  # nest-current: NEST's own
     assert not simulated_by_brian2("no-such-device")
+
+
+def _network_cpp(maximum_run_time: float | None = None) -> str:
+    from brian2.devices.cpp_standalone.codeobject import CPPStandaloneCodeObject
+
+    return CPPStandaloneCodeObject.templater.network(None, None, maximum_run_time=maximum_run_time).cpp_file
+
+
+def _run_loop(source: str) -> str:
+    """The body of ``Network::run``'s step loop."""
+    start = source.index("while(clock && clock->running()")
+    return source[start : source.index("Network::_globally_running = false;", start)]
+
+
+def test_run_loop_reads_the_clock_once_per_run() -> None:
+    """This Brian2's ``Network::run`` reads the CPU time after every step (a system call, ≈ 6 % of a
+    100-neuron binary); neuroplast's device moves the read after the loop, where the run's duration is
+    reported from it, and changes nothing else."""
+    from neuroplast.network.engine import clock_once_per_run
+
+    per_step = "elapsed_realtime = (double)(current - start)"
+    source = _network_cpp()
+    assert per_step in _run_loop(source)  # what the device fixes: else this test is void
+    moved = clock_once_per_run(source)
+    assert per_step not in _run_loop(moved)
+    # the loop's one other read is the progress report's, only where a report function is given
+    assert _run_loop(moved).count("std::clock()") == 1 and "if (report_func)" in _run_loop(moved)
+    assert moved.count("std::clock()") == source.count("std::clock()")
+    after = moved[moved.index("Network::_globally_running = false;", moved.index("while(clock")) :]
+    assert after.index(per_step) < after.index("_last_run_time")
+    # nothing but those two lines moved
+    assert sorted(moved.split()) == sorted(source.split())
+    # a run with a maximum wall time compares the clock at every step: left as it is, as is any other source
+    limited = _network_cpp(maximum_run_time=2.0)
+    assert clock_once_per_run(limited) == limited
+    assert clock_once_per_run("int main() { return 0; }\n") == "int main() { return 0; }\n"
