@@ -425,7 +425,10 @@ class Trainer:
         self.compiled_gradients = bool(getattr(simulator, "factorized", False))
         self.compiles_first = False
         self._pending: deque = deque()
+        #: Trials drawn in a thread during a launch: (first iteration, the future of their batches).
         self._ahead: tuple[int, Future] | None = None
+        #: Trials of iterations already drawn (for the launch in flight, or ahead), by iteration.
+        self._drawn: dict[int, list] = {}
         self._record = record
         #: Whether the optimizer steps on edge vectors (its moments too) instead of dense matrices: set by
         #: :meth:`_network` where every gradient is zero off the connectivity (:meth:`_optimizer_step`).
@@ -612,7 +615,7 @@ class Trainer:
         """This iteration's results from the chunk in flight (a new launch when none is), checked: every
         trial (every copy side by side) ran with NumPy's weights and B."""
         if not self._pending:
-            self._simulate_chunk(fb)
+            self._simulate_chunk(fb, trials)
         it, results = self._pending.popleft()
         now = self.weight_vectors(self.weights, fb)
         # the weights and B each trial ran with (every one the chunk monitors) against NumPy's
@@ -636,21 +639,30 @@ class Trainer:
             one = f"one batch per launch, its {len(trials)} trials side by side"
         self.chunk, self.chunk_reason = 0, f"{one}: the chunked simulation disagreed"
         self._pending.clear()
+        self._drawn.clear()
         self.net = self._network(self._record, chunked=False)
         return self._simulate_batch(trials, fb)
 
-    def _simulate_chunk(self, fb: np.ndarray) -> None:
+    def _simulate_chunk(self, fb: np.ndarray, first: list) -> None:
         """Simulate the next iterations (up to ``chunk``, not past ``training.iterations``) in one launch,
-        each iteration's ``training.batch_size`` trials side by side."""
+        each iteration's ``training.batch_size`` trials side by side; ``first``: this iteration's trials.
+
+        The trials of the launch's other iterations are kept for :meth:`_batch_trials` (drawn once), and
+        those of the next launch are drawn in a thread while this one runs."""
         tr, it, B = self.cfg.training, self.iteration, self.batch
         n = min(self.chunk, max(1, tr.iterations - it))
-        batches = [self.task.trials(it + k, B) for k in range(n)]
+        self._settle_ahead()
+        for k in range(1, n):
+            if it + k not in self._drawn:
+                self._drawn[it + k] = self.task.trials(it + k, B)
+        batches = [first] + [self._drawn[it + k] for k in range(1, n)]
         steps = 1.0
         if tr.average_gradient:  # one n of g / n per launch: the iterations whose trials all share it
             steps, same = averaging_run([t.mask for batch in batches for t in batch])
             n = max(1, same // B)  # one iteration alone takes no step inside the launch: any n
             batches = batches[:n]
         trials = [t for batch in batches for t in batch]
+        self._draw_ahead(it + n, min(self.chunk, tr.iterations - it - n))
         results = self.net.run_chunk(
             self.weights,
             [(t.x, t.target, t.mask) for t in trials],
@@ -671,21 +683,33 @@ class Trainer:
         self._pending = deque((it + k, results[k * B : (k + 1) * B]) for k in range(n))
 
     def _batch_trials(self, it: int) -> list:
-        """The task's trials of iteration ``it`` (drawn ahead during the previous launch when it could be)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            drawn = ahead[1].result()  # also when unused: the task is never drawn from by two threads at once
-            if ahead[0] == it:
-                return drawn
+        """The task's trials of iteration ``it``: drawn for the launch in flight or ahead during the
+        previous launch when they were (the draws depend on the seed and ``it`` alone), else drawn now."""
+        self._settle_ahead()
+        for old in [k for k in self._drawn if k < it]:  # iterations gone by (a resumed or cut run)
+            del self._drawn[old]
+        if it in self._drawn:
+            return self._drawn.pop(it)
         return self.task.trials(it, self.cfg.training.batch_size)
 
-    def _draw_ahead(self, it: int) -> None:
-        """Draw iteration ``it``'s trials in a thread while this iteration's cpp_standalone launch runs: the
-        calling thread only waits for the binary then, and the draws depend on the seed and ``it`` alone
-        (the same trials as drawn later).  One iteration per launch only (a chunk draws its own)."""
-        if self.chunk or not self.capabilities.ahead_of_time or it >= self.cfg.training.iterations:
+    def _settle_ahead(self) -> None:
+        """Wait for the trials drawn in the thread (also when unused: the task is never drawn from by two
+        threads at once) and keep them in :attr:`_drawn`."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            for k, batch in enumerate(ahead[1].result()):
+                self._drawn.setdefault(ahead[0] + k, batch)
+
+    def _draw_ahead(self, it: int, n: int = 1) -> None:
+        """Draw the trials of iterations ``it`` … ``it + n − 1`` in a thread while a cpp_standalone launch
+        runs (the calling thread only waits for the binary then): the next iteration's with one iteration
+        per launch, the next launch's with several."""
+        n = min(n, self.cfg.training.iterations - it)
+        if not self.capabilities.ahead_of_time or n < 1:
             return
-        self._ahead = (it, _draw_pool().submit(self.task.trials, it, self.cfg.training.batch_size))
+        self._settle_ahead()  # one draw at a time
+        B = self.cfg.training.batch_size
+        self._ahead = (it, _draw_pool().submit(lambda: [self.task.trials(it + k, B) for k in range(n)]))
 
     @property
     def in_flight(self) -> int:
@@ -701,7 +725,8 @@ class Trainer:
         """Simulate one batch, compute the gradient, apply the update (dense arrays, raw results)."""
         it = self.iteration
         trials = self._batch_trials(it)
-        self._draw_ahead(it + 1)
+        if not self.chunk:  # a chunk draws the next launch's trials itself (_simulate_chunk)
+            self._draw_ahead(it + 1)
         # the update replaces the weights and never changes them in place (apply_updates, load_state):
         # the weights before it need no copy (a dense copy of every matrix per iteration)
         w_before = self.weights
@@ -1113,3 +1138,4 @@ class Trainer:
         self.optimizer.load_state(opt)
         self.iteration = int(state["iteration"])
         self._pending.clear()
+        self._drawn.clear()

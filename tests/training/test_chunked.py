@@ -150,6 +150,23 @@ def test_chunked_equals_per_trial(text: str, chunk: int, threads: int, path: str
     assert any(t.spikes["recurrent"][0].size for r in want for t in r.trials)
 
 
+@pytest.mark.brian2
+def test_each_iteration_is_drawn_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task draws every iteration's trials once (the launch's and the NumPy side's are the same), the
+    next launch's while this one runs (a thread, before the launch's iterations are returned); the records
+    are those of test_chunked_equals_per_trial."""
+    tr = Trainer.from_config(_cfg(SINE, 2))
+    assert tr.chunk == 2, tr.chunk_reason
+    drawn: list[int] = []
+    draw = tr.task.trials
+    monkeypatch.setattr(tr.task, "trials", lambda it, b: drawn.append(it) or draw(it, b))
+    tr.run_iteration()  # the first launch: iterations 0 and 1, and 2 and 3 drawn during it
+    assert sorted(drawn) == [0, 1, 2, 3]
+    for _ in range(tr.cfg.training.iterations - 1):
+        tr.run_iteration()
+    assert sorted(drawn) == list(range(tr.cfg.training.iterations))
+
+
 def test_chunk_length_auto_and_given() -> None:
     """Auto: the memory budget, at most CHUNK_MAX, whatever ``training.iterations`` is (a launch runs the
     trials that are left); a given K is kept."""
