@@ -167,6 +167,31 @@ def test_each_iteration_is_drawn_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sorted(drawn) == list(range(tr.cfg.training.iterations))
 
 
+@pytest.mark.brian2
+def test_a_simulation_that_leaves_numpy_falls_back_to_one_launch_per_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check of every chunked iteration can disagree: a launch whose boundary step is not NumPy's (its
+    learning rate 1e-12 off) runs the second iteration with other weights; the trainer sees it, warns, drops
+    the launch's results and goes on one trial per launch — the records those of a per-trial run, byte for
+    byte."""
+    _, want = _train(SINE, 1)
+    tr = Trainer.from_config(_cfg(SINE, 2))
+    assert tr.chunk == 2, tr.chunk_reason
+    launch = tr.net.run_chunk
+    monkeypatch.setattr(
+        tr.net,
+        "run_chunk",
+        lambda *a, learning_rate, **k: launch(*a, learning_rate=learning_rate * (1 + 1e-12), **k),
+    )
+    got = [tr.run_iteration()]  # the launch's first trial ran with NumPy's weights
+    with pytest.warns(RuntimeWarning, match="iteration 1: the weights of the chunked simulation differ"):
+        got.append(tr.run_iteration())
+    assert tr.chunk == 0 and "the chunked simulation disagreed" in tr.chunk_reason
+    got += [tr.run_iteration() for _ in range(tr.cfg.training.iterations - 2)]
+    assert_same_records(want, got)
+
+
 def test_chunk_length_auto_and_given() -> None:
     """Auto: the memory budget, at most CHUNK_MAX, whatever ``training.iterations`` is (a launch runs the
     trials that are left); a given K is kept."""
