@@ -117,6 +117,17 @@ def auto_path(n: int, p: float) -> str:
     return path_costs(workload(cfg, hidden), compiled=True, chunk=k).choice
 
 
+def default_iterations(n: int, p: float) -> int:
+    """Two launches of the iterations per launch that ``simulation.chunk_iterations = 0`` gives the size
+    (at least 12 below 2·10^6 synapses, else 4)."""
+    from neuroplast.config import parse_config
+    from neuroplast.training.trainer import chunk_length
+
+    cfg = parse_config(_config(n, p, 2, "auto"), check_resources=False)
+    k = chunk_length(cfg, round(synapses(n, p)), auto=True)
+    return max(2 * k, 12 if synapses(n, p) < 2e6 else 4)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100:1,300:1,1000:1,1000:0.1,3000:0.1,10000:0.1")
@@ -124,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         "--iterations",
         type=int,
         default=0,
-        help="neuroplast's iterations per size (0: 200 below 10^5 synapses — two launches of the 100 "
-        "iterations a small net runs per launch, as models/nest_sine.toml's run —, 12 below 2·10^6, else 4: "
-        "enough launches to show their cost amortized as in a run)",
+        help="neuroplast's iterations per size (0: two launches of the iterations per launch that the "
+        "size runs — 200 at N = 100, as models/nest_sine.toml's run —, at least 12 below 2·10^6 synapses, "
+        "else 4: their launch cost amortized as in a run)",
     )
     ap.add_argument("--nest-iterations", type=int, default=3, help="NEST's (its cost per iteration is flat)")
     ap.add_argument("--repeats", type=int, default=1)
@@ -172,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                         if err
                         else {"per_iteration_s": info["simulate_s"] / info["iterations"], "peak_mb": mem}
                     )
-                iterations = args.iterations or (200 if syn < 1e5 else 12 if syn < 2e6 else 4)
+                iterations = args.iterations or default_iterations(n, p)
                 row["iterations"] = iterations
                 for path, root, t in ((p_, r, t_) for p_ in paths for r in roots for t_ in threads):
                     cfg = _config(n, p, iterations, path, t)
