@@ -21,7 +21,8 @@ class owns what neuroplast needs beyond the stock C++ standalone device:
 * **variables written by code Brian2 does not know of** (:meth:`forget_cached`);
 * **the run loop's clock read once per run** (:func:`clock_once_per_run`): brian2 2.9's ``Network::run``
   reads the process's CPU time (``std::clock()``, a system call) after every time step, only to report the
-  run's duration at its end (≈ 6 % of a small network's binary: N = 100; brian2 ≥ 2.10 reads it once);
+  run's duration at its end (≈ 6 % of a small network's binary: N = 100; brian2 ≥ 2.10 reads it
+  per step only for a progress report or a maximum run time);
 * **the compile** (:meth:`compile_source`): ``make`` runs in a process group that is killed when the Python
   process ends in any way, ``kill -9`` included (:func:`.processes.run_in_group`), so that no compiler
   outlives its run.
@@ -261,8 +262,9 @@ def clock_once_per_run(network_cpp: str) -> str:
     The loop reads the CPU time after every step to give ``elapsed_realtime`` its value at the end (the
     run's duration that Brian2 reports); only a run with a maximum wall time (Brian2's
     ``maximum_run_time``, which neuroplast never sets) compares it step by step, and its source is left as
-    it is, as is a source whose loop does not read the clock as brian2 2.9 does (brian2 ≥ 2.10 reads it once
-    after the loop itself; OpenMP's ``omp_get_wtime``).  What the binary simulates is unchanged."""
+    it is, as is a source whose loop does not read the clock as brian2 2.9 does (brian2 ≥ 2.10 reads it per
+    step only for a report or a maximum run time; OpenMP's ``omp_get_wtime``).  What the binary simulates
+    is unchanged."""
     found, after = _STEP_CLOCK.findall(network_cpp), list(_AFTER_LOOP.finditer(network_cpp))
     if len(found) != 1 or len(after) != 1 or "elapsed_realtime>" in network_cpp:
         return network_cpp

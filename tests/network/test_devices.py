@@ -78,29 +78,61 @@ def _run_loop(source: str) -> str:
     return source[start : source.index("Network::_globally_running = false;", start)]
 
 
+#: A run loop as brian2 2.9 generates it (the end of ``Network::run`` in network.cpp): the CPU time read after
+#: every step, for nothing but the duration reported at the end.
+_LOOP_29 = """\
+    start = std::clock();
+    while(clock && clock->running() && !Network::_globally_stopped)
+    {
+        t = clock->t[0];
+        for(size_t i=0; i<objects.size(); i++)
+        {
+            if (report_func)
+            {
+                current = std::clock();
+            }
+            func();
+        }
+        clock = next_clocks();
+
+        current = std::clock();
+        elapsed_realtime = (double)(current - start)/(1 * CLOCKS_PER_SEC);
+
+
+    }
+    Network::_globally_running = false;
+
+    _last_run_time = elapsed_realtime;
+"""
+#: brian2 2.9's per-step read, as its template writes it.
+_READ_29 = "clock = next_clocks();\n\n        current = std::clock();\n        elapsed_realtime = (double)"
+
+
+def _moved_after_the_loop(source: str, moved: str) -> None:
+    per_step = "elapsed_realtime = (double)(current - start)"
+    assert per_step in _run_loop(source) and per_step not in _run_loop(moved)
+    # the loop's one other read is the progress report's, only where a report function is given
+    assert _run_loop(moved).count("std::clock()") == 1 and "if (report_func)" in _run_loop(moved)
+    assert moved.count("std::clock()") == source.count("std::clock()")
+    after = moved[moved.index("Network::_globally_running = false;", moved.index("while(clock")) :]
+    assert after.index(per_step) < after.index("_last_run_time")
+    assert sorted(moved.split()) == sorted(source.split())  # nothing but those two lines moved
+
+
 def test_run_loop_reads_the_clock_once_per_run() -> None:
-    """Brian2 2.9's ``Network::run`` reads the CPU time after every step (a system call, ≈ 6 % of a
+    """brian2 2.9's ``Network::run`` reads the CPU time after every step (a system call, ≈ 6 % of a
     100-neuron binary); neuroplast's device moves the read after the loop, where the run's duration is
-    reported from it, and changes nothing else.  Brian2 ≥ 2.10 reads it there itself (per step only with a
-    ``maximum_run_time``): its source is left as it is.  Either way no run loop of ours reads it per step."""
+    reported from it, and changes nothing else.  brian2 ≥ 2.10 reads it per step only with a progress report
+    or a ``maximum_run_time``: its source is left as it is."""
     from neuroplast.network.engine import clock_once_per_run
 
-    per_step = "elapsed_realtime = "
+    _moved_after_the_loop(_LOOP_29, clock_once_per_run(_LOOP_29))  # on every Brian2 of the matrix
     source = _network_cpp()
-    moved = clock_once_per_run(source)
-    assert per_step not in _run_loop(moved)
-    assert per_step in moved[moved.index("while(clock") :]  # the run's duration is still measured
-    if per_step not in _run_loop(source):  # brian2 >= 2.10: nothing to move
-        assert moved == source
-    else:  # brian2 2.9: the device moves the read, and nothing else
-        # the loop's one other read is the progress report's, only where a report function is given
-        assert _run_loop(moved).count("std::clock()") == 1 and "if (report_func)" in _run_loop(moved)
-        assert moved.count("std::clock()") == source.count("std::clock()")
-        after = moved[moved.index("Network::_globally_running = false;", moved.index("while(clock")) :]
-        assert after.index(per_step) < after.index("_last_run_time")
-        assert sorted(moved.split()) == sorted(source.split())
+    if _READ_29 in _run_loop(source):  # brian2 2.9: its own template's read is moved
+        _moved_after_the_loop(source, clock_once_per_run(source))
+    else:  # brian2 >= 2.10: nothing to move
+        assert clock_once_per_run(source) == source
     # a run with a maximum wall time compares the clock at every step: left as it is, as is any other source
     limited = _network_cpp(maximum_run_time=2.0)
-    assert per_step in _run_loop(limited)
     assert clock_once_per_run(limited) == limited
     assert clock_once_per_run("int main() { return 0; }\n") == "int main() { return 0; }\n"
