@@ -138,9 +138,11 @@ def simulated_by_brian2(name: str) -> bool:
     device is always there); an unknown name: false (its error comes where the device is resolved)."""
     if name.strip().lower() == AUTO:
         return True
+    from neuroplast.errors import ConfigError
+
     try:
         info = device_info(name)
-    except Exception:  # noqa: BLE001 - the config error is raised by resolve_device, with its key
+    except ConfigError:  # an unknown device: resolve_device raises it, naming the key
         return False
     return not info.simulator and info.name in BRIAN2_DEVICES
 
