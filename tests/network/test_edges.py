@@ -9,7 +9,7 @@ import pytest
 
 from neuroplast.network import cache
 from neuroplast.network.edges import COUNT, MOST, OTHER, edge_table
-from neuroplast.network.records import SynapseRecord
+from neuroplast.network.records import SynapseRecord, read_record
 from tests.helpers import T_GRAD, make_input, make_params, make_weights
 
 
@@ -67,6 +67,36 @@ def test_a_record_reads_as_a_state_monitor(tmp_path) -> None:
     assert np.array_equal(np.asarray(record.w[:]).T, values)
     with pytest.raises(AttributeError):
         record.g  # noqa: B018 - not recorded
+
+
+def _write_record(path, values: np.ndarray) -> None:
+    """A record file as ``neuroplast_record_write`` writes it: a new file renamed onto ``path``."""
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(np.array(values.shape, dtype=np.int64).tobytes() + values.tobytes())
+    part.replace(path)
+
+
+def test_a_record_read_earlier_keeps_its_values_when_the_next_launch_writes_its_own(tmp_path) -> None:
+    """Records are mapped, not copied: what a launch's record gave stays its values (read-only) after the
+    next launch's record replaced the file."""
+    path = tmp_path / "record_m_w.f64"
+    first = np.arange(12, dtype=np.float64).reshape(3, 4)
+    _write_record(path, first)
+    earlier = read_record(path)
+    _write_record(path, -np.arange(20, dtype=np.float64).reshape(5, 4))  # more ticks, other values
+    assert np.array_equal(earlier, first.T)
+    assert np.array_equal(read_record(path), -np.arange(20, dtype=np.float64).reshape(5, 4).T)
+    with pytest.raises(ValueError, match="read-only"):
+        earlier[0, 0] = 1.0
+
+
+@pytest.mark.parametrize("cut", [4, 8, 15])
+def test_a_record_shorter_than_its_header_says_is_refused(tmp_path, cut) -> None:
+    path = tmp_path / "record_m_w.f64"
+    _write_record(path, np.ones((3, 4)))
+    path.write_bytes(path.read_bytes()[:-cut] if cut != 15 else path.read_bytes()[:15])
+    with pytest.raises(ValueError, match="record_m_w.f64"):
+        read_record(path)
 
 
 @pytest.mark.brian2

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 struct NeuroplastRecord {
@@ -59,15 +60,19 @@ inline double neuroplast_record(int slot, int row, double value, size_t idx) {
     return value;
 }
 
-// Writes the recorded rows of record `slot` to `path`: int64 rows, width, then rows x width doubles.
+// Writes the recorded rows of record `slot` to `path`: int64 rows, width, then rows x width doubles.  Written
+// to `path`.part and renamed onto `path`: the file under `path` is a new one, whole, at every launch, so
+// that a reader that mapped the previous launch's file keeps reading it unchanged (records.py maps the
+// records instead of copying them), and a killed launch never leaves half a record under `path`.
 inline void neuroplast_record_write(int slot, const char* path) {
     const NeuroplastRecord& r = neuroplast_records()[(size_t)slot];
-    FILE* f = std::fopen(path, "wb");
+    const std::string part = std::string(path) + ".part";
+    FILE* f = std::fopen(part.c_str(), "wb");
     const int64_t head[2] = {(int64_t)r.filled, (int64_t)r.width};
     const size_t n = (size_t)(r.filled * r.width);
     const bool ok = f != NULL && std::fwrite(head, sizeof(int64_t), 2, f) == 2 &&
                     (n == 0 || std::fwrite(&r.values[0], sizeof(double), n, f) == n);
-    if (f == NULL || std::fclose(f) != 0 || !ok) {
+    if (f == NULL || std::fclose(f) != 0 || !ok || std::rename(part.c_str(), path) != 0) {
         std::fprintf(stderr, "neuroplast: cannot write the record %s\n", path);
         std::exit(3);
     }
