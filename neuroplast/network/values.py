@@ -108,7 +108,8 @@ class Values:
                 if key != "bias":
                     vec = vec[self._from_log[key]]
                 name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
-                values[getattr(obj, name)] = np.tile(vec, self.batch)  # every copy: the same moments
+                # every copy: the same moments (one copy: the vector itself, only written to the launch)
+                values[getattr(obj, name)] = vec if self.batch == 1 else np.tile(vec, self.batch)
 
     def _trial_arrays(self, trials: list, *, in_time: bool = False) -> dict:
         """TimedArray -> values: each trial's inputs (cpp_standalone: the byte table, key ``INPUT_TABLE``),
