@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import ROOT
 
@@ -136,3 +137,51 @@ def test_run_loop_reads_the_clock_once_per_run() -> None:
     limited = _network_cpp(maximum_run_time=2.0)
     assert clock_once_per_run(limited) == limited
     assert clock_once_per_run("int main() { return 0; }\n") == "int main() { return 0; }\n"
+
+
+def _network_files() -> tuple[str, str]:
+    from brian2.devices.cpp_standalone.codeobject import CPPStandaloneCodeObject
+
+    net = CPPStandaloneCodeObject.templater.network(None, None, maximum_run_time=None)
+    return net.cpp_file, net.h_file
+
+
+def test_this_steps_clocks_are_a_vector_that_compiles(tmp_path) -> None:
+    """The run loop's clocks of the step (``curclocks``) are a vector, in network.cpp and network.h alike,
+    on this Brian2's own templates: filled from the set of all clocks, searched for each object, ticked —
+    the source compiles (syntax-checked against Brian2's brianlib) and nothing else changed."""
+    import shutil
+
+    import brian2
+
+    from neuroplast.network.engine import clock_once_per_run, current_clocks_in_a_vector
+
+    cpp, h = _network_files()
+    cpp = clock_once_per_run(cpp)
+    new_cpp, new_h = current_clocks_in_a_vector(cpp, h)
+    assert "curclocks.push_back(clock);" in new_cpp and "curclocks.insert" not in new_cpp
+    assert "std::find(curclocks.begin(), curclocks.end(), obj_clock)" in new_cpp
+    assert "std::set<" in new_h and "std::vector<" in new_h and "clocks, curclocks" not in new_h
+    # the set of all clocks is still a set (next_clocks fills the vector from it, in its order)
+    assert new_cpp.count("std::set<") == cpp.count("std::set<") - 1
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is not None:  # a project's layout: network.*, brianlib/ with Brian2's stdint_compat.h
+        (tmp_path / "network.h").write_text(new_h)
+        (tmp_path / "network.cpp").write_text(new_cpp)
+        package = Path(brian2.__file__).parent
+        shutil.copytree(package / "devices" / "cpp_standalone" / "brianlib", tmp_path / "brianlib")
+        shutil.copy(package / "synapses" / "stdint_compat.h", tmp_path / "brianlib")
+        proc = subprocess.run(
+            [cxx, "-fsyntax-only", "-std=c++11", f"-I{tmp_path}", str(tmp_path / "network.cpp")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+    # a source that differs from what is replaced: both files as they are (never one without the other)
+    other = cpp.replace("curclocks.insert(clock);", "curclocks.insert(*i);")
+    assert current_clocks_in_a_vector(other, h) == (other, h)
+    assert current_clocks_in_a_vector(cpp, h.replace("clocks, curclocks", "curclocks, clocks")) == (
+        cpp,
+        h.replace("clocks, curclocks", "curclocks, clocks"),
+    )
