@@ -63,7 +63,7 @@ __all__ = [
 #: The name of neuroplast's device in Brian2's device table.
 DEVICE_NAME = "neuroplast_standalone"
 #: Changes whenever what the device generates changes (part of the compiled-network cache key).
-ENGINE_VERSION = 6
+ENGINE_VERSION = 7
 #: The file of a launch's results folder that holds its duration (s), when shorter than the compiled one.
 DURATION_FILE = "duration"
 
