@@ -63,7 +63,7 @@ __all__ = [
 #: The name of neuroplast's device in Brian2's device table.
 DEVICE_NAME = "neuroplast_standalone"
 #: Changes whenever what the device generates changes (part of the compiled-network cache key).
-ENGINE_VERSION = 7
+ENGINE_VERSION = 8
 #: The file of a launch's results folder that holds its duration (s), when shorter than the compiled one.
 DURATION_FILE = "duration"
 
@@ -139,6 +139,23 @@ class NeuroplastDevice:
     def __init__(self) -> None:
         super().__init__()
         self.clocks = _ByName()
+        #: Variables whose values a launch need not write back (:meth:`leave_unwritten`).
+        self.unwritten: list[Any] = []
+        #: Those of them whose write the generated code leaves out (reading one after a launch raises).
+        self.not_written: set[Any] = set()
+
+    def leave_unwritten(self, variables: Iterable[Any]) -> None:
+        """Tell the device that nothing reads these Brian2 variables back after a launch.
+
+        Brian2 writes every array of the project into the results folder after every run; at 10⁶
+        synapses the per-synapse arrays that neuroplast never reads (the synapses' source and target ids,
+        which Python has from the edge tables, and on a chunked network the weights and optimizer state
+        that NumPy replicates) were ≈ 40 MB per launch.  A device that can leave their writes out of the
+        generated code does (:func:`without_array_writes`); reading such a variable after a launch then
+        raises a ``RuntimeError`` naming it instead of returning a stale file's values.  Call before the
+        project is built.
+        """
+        self.unwritten.extend(variables)
 
     def configure(self, compile: bool) -> None:
         """Set the device's own preferences for the next project (``compile``: whether it will be compiled,
@@ -150,6 +167,12 @@ class NeuroplastDevice:
         return {}
 
     def get_value(self, var, access_data: bool = True):  # noqa: D102 - Brian2's
+        if self.has_been_run and self.array_cache.get(var, None) is None and var in self.not_written:
+            owner = getattr(var.owner, "name", "?")
+            raise RuntimeError(
+                f"{owner}.{var.name}: neuroplast's launches of this network do not write it back "
+                "(NeuroplastDevice.leave_unwritten)"
+            )
         # A monitor's 2-d array grows along its first (time) axis, and its length now changes from launch
         # to launch (the duration is chosen at run time): Brian2 infers the shape from the size it last
         # read unless one axis is 0, so mark the time axis as the one to infer.
@@ -316,18 +339,50 @@ def current_clocks_in_a_vector(network_cpp: str, network_h: str) -> tuple[str, s
     return network_cpp, network_h
 
 
-class _NetworkSourceWriter:
-    """Brian2's source writer, passing ``network.cpp`` through :func:`clock_once_per_run` and both network
-    files through :func:`current_clocks_in_a_vector`."""
+def without_array_writes(objects_cpp: str, names: Iterable[str]) -> tuple[str, set[str]]:
+    """Brian2's ``objects.cpp`` without the writes of the arrays ``names`` into the results folder after the
+    run (``_write_arrays``), and the names whose write was found and removed.
 
-    def __init__(self, writer: Any) -> None:
-        self._writer = writer
+    Brian2 writes every array of the project after every run, each as one block: ``ofstream
+    outfile_<name>;`` … ``"Error writing output file for <name>."`` … ``}``.  A name whose block is not
+    found as exactly that (another Brian2's template) keeps its write: the launch only writes more.
+    """
+    removed: set[str] = set()
+    for name in names:
+        start = objects_cpp.find(f"\n    ofstream outfile_{name};\n")
+        end_text = f'std::cout << "Error writing output file for {name}." << endl;\n    }}\n'
+        end = objects_cpp.find(end_text, start)
+        if start < 0 or end < 0 or objects_cpp.count(f"ofstream outfile_{name};") != 1:
+            continue
+        block = objects_cpp[start + 1 : end]
+        if block.count("ofstream ") != 1:  # never more than this array's own block
+            continue
+        objects_cpp = objects_cpp[: start + 1] + objects_cpp[end + len(end_text) :]
+        removed.add(name)
+    return objects_cpp, removed
+
+
+class _SourceWriter:
+    """Brian2's source writer, passing ``network.cpp`` through :func:`clock_once_per_run`, both network
+    files through :func:`current_clocks_in_a_vector` and ``objects.cpp`` through :func:`without_array_writes`
+    (the arrays the device was told are not read back, :meth:`NeuroplastDevice.leave_unwritten`)."""
+
+    def __init__(self, writer: Any, device: NeuroplastDevice) -> None:
+        self._writer, self._device = writer, device
 
     def write(self, filename: str, contents: Any) -> None:
         if filename == "network.*":
             cpp, h = current_clocks_in_a_vector(clock_once_per_run(contents.cpp_file), contents.h_file)
             self._writer.write("network.cpp", cpp)
             self._writer.write("network.h", h)
+            return
+        if filename == "objects.*":
+            device = self._device
+            names = {device.get_array_name(var, access_data=False): var for var in device.unwritten}
+            cpp, removed = without_array_writes(contents.cpp_file, sorted(names))
+            device.not_written = {names[name] for name in removed}
+            self._writer.write("objects.cpp", cpp)
+            self._writer.write("objects.h", contents.h_file)
             return
         self._writer.write(filename, contents)
 
@@ -348,7 +403,10 @@ class NeuroplastStandaloneDevice(NeuroplastDevice, CPPStandaloneDevice):
         self.include_dirs = [str(INCLUDE_DIR)]
 
     def generate_network_source(self, writer, compiler):  # noqa: D102 - Brian2's
-        super().generate_network_source(_NetworkSourceWriter(writer), compiler)
+        super().generate_network_source(_SourceWriter(writer, self), compiler)
+
+    def generate_objects_source(self, writer, *args, **kwds):  # noqa: D102 - Brian2's
+        super().generate_objects_source(_SourceWriter(writer, self), *args, **kwds)
 
     def network_run(self, net, duration, *args, level: int = 0, **kwds):  # noqa: D102 - Brian2's
         start = len(self.main_queue)

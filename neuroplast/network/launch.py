@@ -187,6 +187,8 @@ class Launch:
                 b2.get_device().insert_code("after_network_run", self._grad_code)
             self.net.run(duration, namespace=self._namespace)
 
+            b2.get_device().leave_unwritten(self._unread_variables())
+
             def build(folder: Path) -> None:
                 b2.get_device().build(
                     directory=str(folder), compile=self._compile_code, run=False, with_output=False

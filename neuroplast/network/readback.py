@@ -68,8 +68,24 @@ class DenseOnRead(Mapping[str, np.ndarray]):
         return len(self._vectors)
 
 
+#: Per-synapse variables of every projection that no launch reads back: the synapses' source and target
+#: ids (Python has them: the edge tables of network/edges.py) and their delay (one value of the network).
+STRUCTURAL = ("_synaptic_pre", "_synaptic_post", "N_incoming", "N_outgoing", "delay")
+#: What a chunked launch does not read back either: the weights and Adam's moments after its last step,
+#: which NumPy replicates iteration by iteration and checks against the launch's records.
+REPLICATED = ("w", "m_adam", "v_adam")
+
+
 class Readback:
     """Per-trial results of a launch."""
+
+    def _unread_variables(self) -> list:
+        """The Brian2 variables that no launch of this network reads back (:data:`STRUCTURAL`, and
+        :data:`REPLICATED` on a chunked network): the device leaves their writes out of the binary
+        (:meth:`~neuroplast.network.engine.NeuroplastDevice.leave_unwritten`)."""
+        names = STRUCTURAL + (REPLICATED if self.chunk else ())
+        synapses = [*self.synapses.values(), *self._elig.values()]
+        return [syn.variables[n] for syn in dict.fromkeys(synapses) for n in names if n in syn.variables]
 
     def _edge_rows(self, mons: dict, var: dict) -> dict[str, np.ndarray]:
         """Monitor rows (one per boundary tick) of every projection, (ticks, copies, values) in the log's

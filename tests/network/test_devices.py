@@ -185,3 +185,60 @@ def test_this_steps_clocks_are_a_vector_that_compiles(tmp_path) -> None:
         cpp,
         h.replace("clocks, curclocks", "curclocks, clocks"),
     )
+
+
+#: Two arrays' writes after the run as Brian2's objects.cpp template (2.9–2.11) generates them.
+_WRITES = """void _write_arrays()
+{
+    using namespace brian;
+
+    ofstream outfile__dynamic_array_syn_w;
+    outfile__dynamic_array_syn_w.open(results_dir + "_dynamic_array_syn_w_1", ios::binary | ios::out);
+    if(outfile__dynamic_array_syn_w.is_open())
+    {
+        if (! _dynamic_array_syn_w.empty() )
+        {
+            outfile__dynamic_array_syn_w.write(reinterpret_cast<char*>(&_dynamic_array_syn_w[0]), 8);
+            outfile__dynamic_array_syn_w.close();
+        }
+    } else
+    {
+        std::cout << "Error writing output file for _dynamic_array_syn_w." << endl;
+    }
+    ofstream outfile__dynamic_array_syn_g;
+    outfile__dynamic_array_syn_g.open(results_dir + "_dynamic_array_syn_g_2", ios::binary | ios::out);
+    if(outfile__dynamic_array_syn_g.is_open())
+    {
+        if (! _dynamic_array_syn_g.empty() )
+        {
+            outfile__dynamic_array_syn_g.write(reinterpret_cast<char*>(&_dynamic_array_syn_g[0]), 8);
+            outfile__dynamic_array_syn_g.close();
+        }
+    } else
+    {
+        std::cout << "Error writing output file for _dynamic_array_syn_g." << endl;
+    }
+}
+"""
+
+
+def test_arrays_nothing_reads_back_are_not_written() -> None:
+    """The device leaves out the writes of the arrays it was told nobody reads back, each block whole, and
+    nothing else; a name whose block it does not find (another template, or none) keeps its write."""
+    from neuroplast.network.engine import without_array_writes
+
+    out, removed = without_array_writes(_WRITES, ["_dynamic_array_syn_w", "_dynamic_array_syn_x"])
+    assert removed == {"_dynamic_array_syn_w"}
+    assert "syn_w" not in out and out.count("ofstream ") == 1
+    assert out == _WRITES.replace(
+        _WRITES[
+            _WRITES.index("    ofstream outfile__dynamic_array_syn_w;") : _WRITES.index(
+                "    ofstream outfile__dynamic_array_syn_g;"
+            )
+        ],
+        "",
+    )
+    assert without_array_writes(_WRITES, []) == (_WRITES, set())
+    # a block that ends otherwise (another Brian2's template): left as it is, the launch only writes more
+    other = _WRITES.replace("Error writing output file for _dynamic_array_syn_w.", "Cannot write syn_w.")
+    assert without_array_writes(other, ["_dynamic_array_syn_w"]) == (other, set())
