@@ -143,9 +143,9 @@ def add_record(
     for k, var in enumerate(variables):
         files[var] = f"record_{name}_{var}.f64"
         lines.append(f"{var} = {RECORD}({slot + k}, {tick}, {var})")
-        reserve = f"neuroplast_record_reserve({slot + k}, {rows}L, brian::{count}[0]);"
-        device.insert_code("before_network_run", reserve)
         path = f'(brian::results_dir + "{files[var]}").c_str()'
+        reserve = f"neuroplast_record_reserve({slot + k}, {rows}L, brian::{count}[0], {path});"
+        device.insert_code("before_network_run", reserve)
         device.insert_code("after_network_run", f"neuroplast_record_write({slot + k}, {path});")
     syn.run_regularly("\n".join(lines), name=name, **kw)
     return SynapseRecord(files, folder)
