@@ -28,8 +28,9 @@
 // A record is the file it will be: `path`.part, sized for the rows reserved and mapped (POSIX), so that the
 // values go straight into the file's pages.  The launch's results folder is in RAM where there is one
 // (network/cache.py): a record written at the end instead was a buffer zeroed when reserved (every row, also
-// those a shorter launch never fills), then a copy of it all into the file (≈ 10 % of a launch at 10⁶
-// synapses).  Elsewhere the values are held in memory and written at the end.
+// those a shorter launch never fills), then a copy of it all into the file (at 10⁶ synapses ≈ 3 % of a
+// launch of three iterations, more of a shorter one).  Elsewhere the values are held in memory and written
+// at the end.
 struct NeuroplastRecord {
     double* values = NULL;       // rows x width, row-major (after the file's two int64 of header)
     int64_t* head = NULL;        // the file's header: rows, width (mapped)
