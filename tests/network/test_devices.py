@@ -187,39 +187,27 @@ def test_this_steps_clocks_are_a_vector_that_compiles(tmp_path) -> None:
     )
 
 
-#: Two arrays' writes after the run as Brian2's objects.cpp template (2.9–2.11) generates them.
-_WRITES = """void _write_arrays()
-{
-    using namespace brian;
-
-    ofstream outfile__dynamic_array_syn_w;
-    outfile__dynamic_array_syn_w.open(results_dir + "_dynamic_array_syn_w_1", ios::binary | ios::out);
-    if(outfile__dynamic_array_syn_w.is_open())
-    {
-        if (! _dynamic_array_syn_w.empty() )
-        {
-            outfile__dynamic_array_syn_w.write(reinterpret_cast<char*>(&_dynamic_array_syn_w[0]), 8);
-            outfile__dynamic_array_syn_w.close();
-        }
-    } else
-    {
-        std::cout << "Error writing output file for _dynamic_array_syn_w." << endl;
-    }
-    ofstream outfile__dynamic_array_syn_g;
-    outfile__dynamic_array_syn_g.open(results_dir + "_dynamic_array_syn_g_2", ios::binary | ios::out);
-    if(outfile__dynamic_array_syn_g.is_open())
-    {
-        if (! _dynamic_array_syn_g.empty() )
-        {
-            outfile__dynamic_array_syn_g.write(reinterpret_cast<char*>(&_dynamic_array_syn_g[0]), 8);
-            outfile__dynamic_array_syn_g.close();
-        }
-    } else
-    {
-        std::cout << "Error writing output file for _dynamic_array_syn_g." << endl;
-    }
-}
+def _array_write(name: str) -> str:
+    """One dynamic array's write after the run, as Brian2's objects.cpp template (2.9–2.11) generates it."""
+    return f"""    ofstream outfile_{name};
+    outfile_{name}.open(results_dir + "{name}_1", ios::binary | ios::out);
+    if(outfile_{name}.is_open())
+    {{
+        if (! {name}.empty() )
+        {{
+            outfile_{name}.write(reinterpret_cast<char*>(&{name}[0]), 8);
+            outfile_{name}.close();
+        }}
+    }} else
+    {{
+        std::cout << "Error writing output file for {name}." << endl;
+    }}
 """
+
+
+#: Two arrays' writes after the run, as generated.
+_HEAD = "void _write_arrays()\n{\n    using namespace brian;\n\n"
+_WRITES = _HEAD + _array_write("_dynamic_array_syn_w") + _array_write("_dynamic_array_syn_g") + "}\n"
 
 
 def test_arrays_nothing_reads_back_are_not_written() -> None:
@@ -230,14 +218,7 @@ def test_arrays_nothing_reads_back_are_not_written() -> None:
     out, removed = without_array_writes(_WRITES, ["_dynamic_array_syn_w", "_dynamic_array_syn_x"])
     assert removed == {"_dynamic_array_syn_w"}
     assert "syn_w" not in out and out.count("ofstream ") == 1
-    assert out == _WRITES.replace(
-        _WRITES[
-            _WRITES.index("    ofstream outfile__dynamic_array_syn_w;") : _WRITES.index(
-                "    ofstream outfile__dynamic_array_syn_g;"
-            )
-        ],
-        "",
-    )
+    assert out == _HEAD + _array_write("_dynamic_array_syn_g") + "}\n"
     assert without_array_writes(_WRITES, []) == (_WRITES, set())
     # a block that ends otherwise (another Brian2's template): left as it is, the launch only writes more
     other = _WRITES.replace("Error writing output file for _dynamic_array_syn_w.", "Cannot write syn_w.")
