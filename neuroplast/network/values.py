@@ -60,15 +60,20 @@ class Values:
         :class:`EdgeWeights` of this network's connectivity taken in that order (``dense[target, source]``
         bit for bit, no dense matrix read), else :meth:`_in_b2_order` of the dense matrix."""
         if isinstance(weights, EdgeWeights) and weights.connectivity.edges[key] is self.edges[key]:
-            return weights.edges[key].take(self._from_log[key])
+            return self._log_to_b2(key, weights.edges[key])
         return self._in_b2_order(key, getattr(weights, WEIGHT_ATTRS[key]))
+
+    def _log_to_b2(self, key: str, vec: np.ndarray) -> np.ndarray:
+        """An edge vector of projection ``key`` in the log's order, in Brian2's synapse order: ``vec`` itself
+        where Brian2 keeps the log's order (a launch only writes its values to a file), else a new array."""
+        return vec if key in self._in_log_order else vec.take(self._from_log[key])
 
     def _weight_values(self, weights: Weights, p: ModelParams) -> dict:
         """Brian2 variable -> value: weights in Brian2's synapse order, per-neuron parameters, the bias."""
         values = {}
         B = self.batch  # every copy: the same values
         for key, syn in self.synapses.items():
-            w = self._weights_in_b2_order(weights, key)  # a new array of its own
+            w = self._weights_in_b2_order(weights, key)  # only written to the launch: never changed
             values[syn.w] = w if B == 1 else np.tile(w, B)
         rec, out = self.groups["recurrent"], self.groups["readout"]
         if self.model_code is None:
@@ -106,7 +111,7 @@ class Values:
                 if vec.shape != (n,):
                     raise ValueError(f"adam[{mom!r}][{key!r}] must have shape ({n},), got {vec.shape}")
                 if key != "bias":
-                    vec = vec[self._from_log[key]]
+                    vec = self._log_to_b2(key, vec)
                 name = f"{mom}b_adam" if key == "bias" else f"{mom}_adam"
                 # every copy: the same moments (one copy: the vector itself, only written to the launch)
                 values[getattr(obj, name)] = vec if self.batch == 1 else np.tile(vec, self.batch)

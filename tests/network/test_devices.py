@@ -223,3 +223,45 @@ def test_arrays_nothing_reads_back_are_not_written() -> None:
     # a block that ends otherwise (another Brian2's template): left as it is, the launch only writes more
     other = _WRITES.replace("Error writing output file for _dynamic_array_syn_w.", "Cannot write syn_w.")
     assert without_array_writes(other, ["_dynamic_array_syn_w"]) == (other, set())
+
+
+def test_launch_files_are_written_into_their_own_pages(tmp_path, monkeypatch) -> None:
+    """A launch's file takes exactly the new bytes (C order, the array's dtype), written over the file's
+    own bytes where it exists — never opened truncated, cut only where the new content is shorter (a
+    truncate frees the cached pages that the write then allocates again) — or grown to the new length."""
+    import os
+
+    import numpy as np
+
+    from neuroplast.network import engine
+
+    opened, cut = [], []
+    real_open, real_truncate = os.open, os.ftruncate
+
+    def open_(p, flags, *a):
+        opened.append(flags)
+        return real_open(p, flags, *a)
+
+    def truncate(fd, n):
+        cut.append(n)
+        return real_truncate(fd, n)
+
+    monkeypatch.setattr(engine.os, "open", open_)
+    monkeypatch.setattr(engine.os, "ftruncate", truncate)
+    path = tmp_path / "arg_w.dat"
+    rng = np.random.default_rng(3)
+    first = rng.standard_normal(1000)
+    engine.write_in_place(path, first)
+    assert path.read_bytes() == first.tobytes()
+    second = rng.standard_normal(1000)
+    engine.write_in_place(path, second)
+    assert np.array_equal(np.fromfile(path), second)
+    assert cut == [] and not any(flags & os.O_TRUNC for flags in opened) and len(opened) == 2
+    shorter = rng.standard_normal(10)
+    engine.write_in_place(path, shorter)
+    assert cut == [shorter.nbytes] and np.array_equal(np.fromfile(path), shorter)
+    table = (rng.random((7, 5)) < 0.5).astype(np.uint8)[:, ::-1]  # not contiguous: written in C order
+    engine.write_in_place(path, table)
+    assert path.read_bytes() == np.ascontiguousarray(table).tobytes()
+    engine.write_in_place(path, np.zeros(0, dtype=np.int32))
+    assert path.stat().st_size == 0
