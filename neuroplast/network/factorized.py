@@ -209,17 +209,20 @@ _TEMPLATE = r"""
       neuroplast_psi_row(t, &np_psi[0]);  // ψ_t (network/include/neuroplast_psi.h)
       for (int c = 0; c < NPC; c++) np_ef[c] = np_kappa * np_ef[c] + @err@((int)(np_T0 + t), c);
       for (int b = 0; b < NPB; b++) {  // h_t = L̃_t + R times ψ_t, copy by copy
+        // each h_j in one pass: 0, then L̃_t,j = Σ_k (c_out ẽrr_t,k) B_jk with the terms added in k's order,
+        // then + R_j, then × ψ_t,j (NPK is a constant: the k-loop unrolls, the j-loop is the vector loop)
+        double e[NPK];
+        for (int k = 0; k < NPK; k++) e[k] = np_cout * np_ef[(size_t)b * NPK + k];
         double* h = &np_G[(size_t)b * NPN];
-        for (int j = j0; j < j1; j++) h[j] = 0.0;
-        for (int k = 0; k < NPK; k++) {  // L̃_t,j = Σ_k (c_out ẽrr_t,k) B_jk, the terms added in k's order
-          const double e = np_cout * np_ef[(size_t)b * NPK + k];
-          const double* fb = &np_fb[(size_t)k * NPW + (size_t)b * NPN];
-          for (int j = j0; j < j1; j++) h[j] = h[j] + e * fb[j];
-        }
-        if (np_reg)
-          for (int j = j0; j < j1; j++) h[j] = h[j] + np_R[(size_t)b * NPN + j];
+        const double* fb = &np_fb[(size_t)b * NPN];
+        const double* R = &np_R[(size_t)b * NPN];
         const double* ps = &np_psi[(size_t)b * NPN];
-        for (int j = j0; j < j1; j++) h[j] = h[j] * ps[j];
+        for (int j = j0; j < j1; j++) {
+          double x = 0.0;
+          for (int k = 0; k < NPK; k++) x = x + e[k] * fb[(size_t)k * NPW + j];
+          if (np_reg) x = x + R[j];
+          h[j] = x * ps[j];
+        }
       }
       for (const int a : mine) {  // np_G holds h_t
         const int n = np_alif[a];
