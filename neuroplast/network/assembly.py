@@ -239,13 +239,16 @@ class Assembly:
             events={"psi_active": eq.PSI_EVENT} if self.event_driven else None,
             name="recurrent",
         )
-        if self._compiled and self.capabilities.cpp_functions:  # Brian2's clip without its branches
-            update = eq.branch_free_clip(update)
+        if self._compiled and self.capabilities.cpp_functions:  # Brian2's clip and int(x > a), branch-free
+            update = eq.branch_free(update)
             clip = b2.Function(
                 None, arg_units=[1, 1, 1], return_unit=1, arg_names=["value", "a_min", "a_max"]
             )
             clip.implementations.add_implementation("cpp", eq.CLIP_CPP, name=eq.CLIP_FUNCTION)
             self._namespace[eq.CLIP_FUNCTION] = clip
+            above = b2.Function(None, arg_units=[1, 1], return_unit=1, arg_names=["x", "a"])
+            above.implementations.add_implementation("cpp", eq.ABOVE_CPP, name=eq.ABOVE_FUNCTION)
+            self._namespace[eq.ABOVE_FUNCTION] = above
         rec.run_regularly(update, name="recurrent_update", **eq.slot("recurrent_update"))
         eq.schedule(rec.thresholder["spike"], "recurrent_threshold")
         eq.schedule(rec.resetter["spike"], "recurrent_reset")

@@ -239,10 +239,11 @@ class NeuroplastDevice:
             The results folder, relative to the project folder (one per process).
         values : mapping of RunArgument to array_like
             A single finite value goes on the command line as ``repr`` (exact for doubles), as Brian2 does;
-            an array goes to a file of the results folder, overwritten at every launch and removed with the
-            folder.  (Brian2's ``run_args`` dictionary names each array's file after an MD5 hash of its
-            content in the project's shared ``static_arrays``: ≈ 2 ms of hashing per sine iteration, and
-            every launch left its files in the shared cache for good.)
+            an array goes to a file of the results folder, written over at every launch
+            (:func:`write_in_place`) and removed with the folder.  (Brian2's ``run_args`` dictionary names
+            each array's file after an MD5 hash of its content in the project's shared ``static_arrays``:
+            ≈ 2 ms of hashing per sine iteration, and every launch left its files in the shared cache for
+            good.)
         files : mapping of str to numpy.ndarray, optional
             Raw byte files the binary reads itself (the input table), by file name in the results folder.
         duration : float, optional

@@ -75,9 +75,11 @@ __all__ = [
     "IN_TRIAL_LAZY_RESET",
     "optimizer_step",
     "CHUNK_FUNCTIONS",
+    "ABOVE_CPP",
+    "ABOVE_FUNCTION",
     "CLIP_FUNCTION",
     "CLIP_CPP",
-    "branch_free_clip",
+    "branch_free",
     "REG_SHARED",
     "CHUNK_SHARED",
     "CHUNK_READOUT_SHARED",
@@ -274,31 +276,47 @@ def model_input_trace(x: str) -> str:
 #: ``clip(1 − |u|, 0, 1)`` takes one or the other at random (a neuron near its threshold or not) — ≈ 40 %
 #: of the recurrent update's time in `perf` of the evidence binary, ≈ 30 % of which that update was.
 CLIP_FUNCTION = "neuroplast_clip"
-#: Its C++: SSE2's ``maxsd(a_min, value)`` is ``a_min > value ? a_min : value`` and ``minsd(a_max, y)`` is
-#: ``a_max < y ? a_max : y`` (a NaN operand gives the second one), so the result is Brian2's ``_clip``
-#: (value < a_min → a_min, value > a_max → a_max, else value) for every double, NaN and ±0 included.
+#: Its C++: ``a_min > value ? a_min : value`` is SSE2's ``maxsd(a_min, value)`` and ``a_max < y ? a_max : y``
+#: its ``minsd(a_max, y)`` (a NaN operand gives the second one), so the result is Brian2's ``_clip``
+#: (value < a_min → a_min, value > a_max → a_max, else value) for every double, NaN and ±0 included.  GCC
+#: and Clang compile these selects to ``maxsd``/``minsd`` on x86 (no branch), and in a loop over the
+#: neurons to their vector forms ``maxpd``/``minpd``: the recurrent update is vectorized (with
+#: :func:`branch_free`'s :data:`ABOVE_FUNCTION` and the networks' flags, ``devices.STRICT_FLAGS``).  (An
+#: earlier form called SSE2's intrinsics on one value: as fast alone, but no loop around it vectorizes.)
 CLIP_CPP = """
-#if defined(__SSE2__) || defined(_M_X64)
-#include <emmintrin.h>
 static inline double neuroplast_clip(const double value, const double a_min, const double a_max)
 {
-    return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(a_max), _mm_max_sd(_mm_set_sd(a_min), _mm_set_sd(value))));
+    const double y = a_min > value ? a_min : value;
+    return a_max < y ? a_max : y;
 }
-#else
-static inline double neuroplast_clip(const double value, const double a_min, const double a_max)
+"""
+#: Brian2's ``int(x > a)`` (a bool made an integer, then a double where a float variable takes it) as a
+#: select of two doubles: the same value for every x (0.0 for NaN), and, unlike Brian2's ``int_`` template
+#: (which no loop around it vectorizes), a compare and a mask in a vectorized loop.
+ABOVE_FUNCTION = "neuroplast_above"
+ABOVE_CPP = """
+static inline double neuroplast_above(const double x, const double a)
 {
-    const double y = value < a_min ? a_min : value;
-    return y > a_max ? a_max : y;
+    return x > a ? 1.0 : 0.0;
 }
-#endif
 """
 _CLIP_CALL = re.compile(r"(?<![\w.])clip\(")
+#: A line ``<variable> = int(<variable> > <number>)``: a comparison with a constant made an integer, assigned.
+_INT_ABOVE = re.compile(
+    r"^([ \t]*[A-Za-z_]\w*[ \t]*=[ \t]*)int\([ \t]*([A-Za-z_]\w*)[ \t]*>[ \t]*"
+    r"(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)[ \t]*\)[ \t]*$",
+    re.MULTILINE,
+)
 
 
-def branch_free_clip(code: str) -> str:
-    """``code`` (Brian2 abstract code) with every call of Brian2's ``clip`` calling :data:`CLIP_FUNCTION`
-    (the same values; for a compiled network, whose namespace holds that function)."""
-    return _CLIP_CALL.sub(f"{CLIP_FUNCTION}(", code)
+def branch_free(code: str) -> str:
+    """``code`` (Brian2 abstract code) with every call of Brian2's ``clip`` calling :data:`CLIP_FUNCTION` and
+    every statement ``<variable> = int(<variable> > <number>)`` calling :data:`ABOVE_FUNCTION` (the same
+    values; for a compiled network, whose namespace holds those functions).  Only such whole statements:
+    their 0.0 or 1.0 goes straight into the variable (exactly 0 or 1 in an integer one), never into an
+    integer expression."""
+    code = _CLIP_CALL.sub(f"{CLIP_FUNCTION}(", code)
+    return _INT_ABOVE.sub(rf"\1{ABOVE_FUNCTION}(\2, \3)", code)
 
 
 RECURRENT_THRESHOLD = "v > v_th + beta * a and refr < 0.5"
