@@ -107,7 +107,7 @@ def test_the_comparison_sees_a_clip_that_differs(tmp_path) -> None:
 def test_above_is_brian2s_int_of_a_comparison_bit_for_bit(tmp_path) -> None:
     """``neuroplast_above(x, a)`` is ``(double) int_(x > a)`` for every x (NaN, ±0, ±inf, around a); one
     that counts ties as above (``>=``) differs."""
-    triples = _triples()[:, [0, 1, 2]]
+    triples = _triples()
     triples[:, 1] = np.where(np.arange(len(triples)) % 2, 0.5, 0.0)  # the thresholds of the networks' calls
     differ, got = _run(tmp_path, eq.ABOVE_CPP, _ABOVE, triples)
     assert differ == 0
